@@ -1,0 +1,91 @@
+#!/usr/bin/env bash
+# Builds etcd, kube-apiserver, kube-controller-manager and kubectl from the Go module proxy and
+# caches them outside the repository, keyed by version. k8s.io/kubernetes cannot be `go install`ed
+# (its go.mod replaces every staging module with a local path), so each build happens in a throwaway
+# wrapper module that requires the release and points the staging modules at their v0.Y.Z tags.
+#
+# Prints the directory that holds the binaries on its last line of stdout.
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+# shellcheck source=versions.env
+source "$here/versions.env"
+
+cache_root="${OUTRIGGER_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/outrigger}"
+dest="$cache_root/kubernetes-$KUBERNETES_VERSION-etcd-$ETCD_VERSION"
+bins=(etcd kube-apiserver kube-controller-manager kubectl)
+
+have_all() {
+  for b in "${bins[@]}"; do [[ -x "$dest/$b" ]] || return 1; done
+}
+
+if have_all; then
+  echo "$dest"
+  exit 0
+fi
+
+command -v go >/dev/null || { echo "build-binaries: go is required on PATH" >&2; exit 1; }
+export GOTOOLCHAIN=local CGO_ENABLED=0 GOFLAGS=-mod=mod
+mkdir -p "$dest"
+work="$(mktemp -d)"
+trap 'rm -rf "$work"' EXIT
+started=$(date +%s)
+
+k8s_minor="${KUBERNETES_VERSION#v1.}"; k8s_minor="${k8s_minor%%.*}"
+staging_version="v0.${KUBERNETES_VERSION#v1.}"
+staging=(api apiextensions-apiserver apimachinery apiserver cli-runtime client-go cloud-provider
+  cluster-bootstrap code-generator component-base component-helpers controller-manager cri-api
+  cri-client cri-streaming csi-translation-lib dynamic-resource-allocation endpointslice externaljwt
+  kms kube-aggregator kube-controller-manager kube-proxy kube-scheduler kubectl kubelet metrics
+  mount-utils pod-security-admission sample-apiserver sample-cli-plugin sample-controller streaming)
+
+log() { echo "build-binaries: $*" >&2; }
+
+if [[ ! -x "$dest/kube-apiserver" || ! -x "$dest/kube-controller-manager" || ! -x "$dest/kubectl" ]]; then
+  log "building Kubernetes $KUBERNETES_VERSION (cold builds take many minutes)"
+  mkdir -p "$work/k8s"
+  {
+    echo "module outrigger.dev/k8sbuild"
+    echo
+    echo "go 1.26.0"
+    echo
+    echo "require k8s.io/kubernetes $KUBERNETES_VERSION"
+    echo
+    echo "replace ("
+    for m in "${staging[@]}"; do echo "	k8s.io/$m => k8s.io/$m $staging_version"; done
+    echo ")"
+  } >"$work/k8s/go.mod"
+  cat >"$work/k8s/tools.go" <<'GO'
+//go:build tools
+
+package tools
+
+import (
+	_ "k8s.io/kubernetes/cmd/kube-apiserver"
+	_ "k8s.io/kubernetes/cmd/kube-controller-manager"
+	_ "k8s.io/kubernetes/cmd/kubectl"
+)
+GO
+  ldflags="-s -w"
+  for kv in "gitVersion=$KUBERNETES_VERSION" "gitMajor=1" "gitMinor=$k8s_minor" \
+    "gitTreeState=clean" "buildDate=$(date -u +%Y-%m-%dT%H:%M:%SZ)"; do
+    ldflags+=" -X k8s.io/component-base/version.$kv -X k8s.io/client-go/pkg/version.$kv"
+  done
+  (cd "$work/k8s" && go mod tidy >&2 && go build -trimpath -ldflags "$ldflags" -o "$work/k8s/out/" \
+    k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager \
+    k8s.io/kubernetes/cmd/kubectl >&2)
+  mv "$work/k8s/out/"* "$dest/"
+fi
+
+if [[ ! -x "$dest/etcd" ]]; then
+  log "building etcd $ETCD_VERSION"
+  mkdir -p "$work/etcd"
+  printf 'module outrigger.dev/etcdbuild\n\ngo 1.26.0\n\nrequire go.etcd.io/etcd/server/v3 %s\n' "$ETCD_VERSION" >"$work/etcd/go.mod"
+  printf '//go:build tools\n\npackage tools\n\nimport _ "go.etcd.io/etcd/server/v3"\n' >"$work/etcd/tools.go"
+  (cd "$work/etcd" && go mod tidy >&2 && go build -trimpath -ldflags "-s -w" -o "$work/etcd/out/etcd" go.etcd.io/etcd/server/v3 >&2)
+  mv "$work/etcd/out/etcd" "$dest/etcd"
+fi
+
+have_all || { log "some binaries are missing from $dest"; exit 1; }
+log "built in $(( $(date +%s) - started ))s into $dest"
+echo "$dest"

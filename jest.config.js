@@ -1,0 +1,27 @@
+// Two projects: `unit` covers pure logic and runs in parallel; `e2e` runs against a real
+// kube-apiserver and etcd started by e2e/harness, one test file at a time (see e2e/scripts/test.ts).
+const esm = {
+  extensionsToTreatAsEsm: ['.ts'],
+  moduleNameMapper: { '^(\\.{1,2}/.*)\\.js$': '$1' },
+  transform: {
+    '^.+\\.ts$': ['ts-jest', { useESM: true, tsconfig: 'tsconfig.json' }],
+  },
+  testEnvironment: 'node',
+};
+
+/** @type {import('jest').Config} */
+export default {
+  reporters: [
+    'default',
+    ['<rootDir>/e2e/scripts/summary-reporter.js', { label: process.env.TEST_SUITE ?? 'jest' }],
+  ],
+  projects: [
+    { ...esm, displayName: 'unit', testMatch: ['<rootDir>/src/**/*.test.ts'] },
+    {
+      ...esm,
+      displayName: 'e2e',
+      testMatch: ['<rootDir>/e2e/**/*.e2e.test.ts'],
+      slowTestThreshold: 60,
+    },
+  ],
+};

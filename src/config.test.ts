@@ -1,0 +1,100 @@
+import { describe, expect, it } from '@jest/globals';
+import { ConfigError, envName, flags, helpText, parseConfig } from './config.ts';
+
+describe('parseConfig', () => {
+  it('applies controller-runtime style defaults', () => {
+    expect(parseConfig([])).toEqual({
+      metricsBindAddress: ':8080',
+      healthProbeBindAddress: ':8081',
+      leaderElect: false,
+      watchNamespaces: [],
+      selectorMode: { kind: 'off' },
+      logLevel: 'info',
+      help: false,
+      version: false,
+    });
+  });
+
+  it.each([
+    [['--leader-elect'], true],
+    [['--leader-elect=true'], true],
+    [['--leader-elect=false'], false],
+    [['-leader-elect'], true],
+  ])('parses boolean flag %j as %s', (argv, expected) => {
+    expect(parseConfig(argv).leaderElect).toBe(expected);
+  });
+
+  it('accepts --flag value and --flag=value forms', () => {
+    const c = parseConfig(['--kubeconfig', '/tmp/kc', '--metrics-bind-address=127.0.0.1:9090']);
+    expect(c.kubeconfig).toBe('/tmp/kc');
+    expect(c.metricsBindAddress).toBe('127.0.0.1:9090');
+  });
+
+  it.each([
+    ['off', { kind: 'off' }],
+    ['all', { kind: 'all' }],
+    ['team-a', { kind: 'namespaces', namespaces: ['team-a'] }],
+    ['team-a, team-b,', { kind: 'namespaces', namespaces: ['team-a', 'team-b'] }],
+  ])('parses --selector-mode=%s', (value, expected) => {
+    expect(parseConfig([`--selector-mode=${value}`]).selectorMode).toEqual(expected);
+  });
+
+  it('splits --watch-namespaces', () => {
+    expect(parseConfig(['--watch-namespaces=a,b']).watchNamespaces).toEqual(['a', 'b']);
+  });
+
+  it.each([':8080', '0', '127.0.0.1:0', '[::1]:8443', 'localhost:65535'])(
+    'accepts bind address %s',
+    (addr) => {
+      expect(parseConfig([`--health-probe-bind-address=${addr}`]).healthProbeBindAddress).toBe(
+        addr,
+      );
+    },
+  );
+
+  it.each([
+    [['--bogus'], 'unknown flag --bogus'],
+    [['positional'], 'unexpected argument "positional"'],
+    [['--kubeconfig'], 'flag --kubeconfig needs a value'],
+    [['--leader-elect=yes'], 'invalid value "yes" for --leader-elect'],
+    [['--selector-mode=Team_A'], 'invalid value "Team_A" for --selector-mode'],
+    [['--metrics-bind-address=8080'], 'invalid value "8080" for --metrics-bind-address'],
+    [['--metrics-bind-address=:70000'], 'invalid value ":70000" for --metrics-bind-address'],
+    [['--zap-log-level=verbose'], 'invalid value "verbose" for --zap-log-level'],
+    [['--watch-namespaces=a,B'], 'invalid value "a,B" for --watch-namespaces'],
+    [['--leader-election-namespace=-x'], 'invalid value "-x" for --leader-election-namespace'],
+  ])('rejects %j with a one-line message', (argv, message) => {
+    const parse = (): unknown => parseConfig(argv);
+    expect(parse).toThrow(ConfigError);
+    expect(parse).toThrow(message);
+    try {
+      parse();
+    } catch (err) {
+      expect((err as Error).message).not.toContain('\n');
+    }
+  });
+
+  it('reads OUTRIGGER_* environment variables, with flags taking precedence', () => {
+    const env = { OUTRIGGER_SELECTOR_MODE: 'all', OUTRIGGER_ZAP_LOG_LEVEL: 'debug' };
+    expect(parseConfig([], env).selectorMode).toEqual({ kind: 'all' });
+    expect(parseConfig(['--selector-mode=off'], env).selectorMode).toEqual({ kind: 'off' });
+    expect(parseConfig([], env).logLevel).toBe('debug');
+  });
+
+  it('names the environment variable when its value is bad', () => {
+    expect(() => parseConfig([], { OUTRIGGER_LEADER_ELECT: 'maybe' })).toThrow(
+      'invalid value "maybe" for OUTRIGGER_LEADER_ELECT (for --leader-elect)',
+    );
+  });
+});
+
+describe('help', () => {
+  it('lists every flag', () => {
+    const text = helpText();
+    for (const f of flags) expect(text).toContain(`--${f.name}`);
+  });
+
+  it('derives env names from flag names', () => {
+    expect(envName('metrics-bind-address')).toBe('OUTRIGGER_METRICS_BIND_ADDRESS');
+  });
+});

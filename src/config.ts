@@ -1,0 +1,228 @@
+import { z } from 'zod';
+
+/**
+ * Command-line flags and OUTRIGGER_* environment variables, parsed into one validated config object.
+ *
+ * Flags follow Go's `flag` package as controller-runtime operators use it: `--name=value` or
+ * `--name value`, and boolean flags accept `--name`, `--name=true` and `--name=false`. Node's
+ * util.parseArgs has no `--flag=false` for booleans, which is why the small tokenizer below exists;
+ * every value is then validated by zod.
+ */
+
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+const dns1123Label = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
+
+const namespaceName = z
+  .string()
+  .max(63)
+  .regex(dns1123Label, 'must be a DNS-1123 label (lowercase letters, digits and "-")');
+
+const namespaceList = z
+  .string()
+  .transform((s) =>
+    s
+      .split(',')
+      .map((n) => n.trim())
+      .filter((n) => n !== ''),
+  )
+  .pipe(z.array(namespaceName));
+
+/** `host:port`, `:port` (all interfaces) or `0` (disabled), as controller-runtime accepts them. */
+const bindAddress = z.string().refine(
+  (s) => {
+    if (s === '0') return true;
+    const m = /^(\[[0-9a-fA-F:.]+\]|[^:[\]]*):(\d{1,5})$/.exec(s);
+    return m !== null && Number(m[2]) <= 65535;
+  },
+  { message: 'must be "host:port", ":port" or "0" to disable' },
+);
+
+const booleanValue = z.enum(['true', 'false']).transform((v) => v === 'true');
+
+const logLevel = z.enum(['debug', 'info', 'warn', 'error']);
+
+export type SelectorMode =
+  | { readonly kind: 'off' }
+  | { readonly kind: 'all' }
+  | { readonly kind: 'namespaces'; readonly namespaces: readonly string[] };
+
+const selectorMode = z.string().transform((s, ctx): SelectorMode => {
+  const v = s.trim();
+  if (v === 'off' || v === '') return { kind: 'off' };
+  if (v === 'all') return { kind: 'all' };
+  const parsed = namespaceList.safeParse(v);
+  if (!parsed.success || parsed.data.length === 0) {
+    ctx.addIssue({
+      code: 'custom',
+      message: 'must be "off", "all" or a comma-separated list of namespace names',
+    });
+    return z.NEVER;
+  }
+  return { kind: 'namespaces', namespaces: parsed.data };
+});
+
+interface FlagSpec {
+  readonly name: string;
+  readonly boolean?: true;
+  readonly default?: string;
+  readonly help: string;
+}
+
+/** Every flag the operator takes; the help text and the env variable names come from this table. */
+export const flags: readonly FlagSpec[] = [
+  {
+    name: 'kubeconfig',
+    help: 'Path to a kubeconfig file. Default: $KUBECONFIG, ~/.kube/config, then in-cluster.',
+  },
+  {
+    name: 'metrics-bind-address',
+    default: ':8080',
+    help: 'Address the /metrics endpoint binds to; "0" disables it.',
+  },
+  {
+    name: 'health-probe-bind-address',
+    default: ':8081',
+    help: 'Address /healthz and /readyz bind to; "0" disables them.',
+  },
+  {
+    name: 'leader-elect',
+    boolean: true,
+    default: 'false',
+    help: 'Elect a leader through a coordination.k8s.io Lease so that only one replica writes.',
+  },
+  {
+    name: 'leader-election-namespace',
+    help: 'Namespace of the leader-election Lease. Default: the namespace the operator runs in.',
+  },
+  {
+    name: 'watch-namespaces',
+    default: '',
+    help: 'Comma-separated namespaces to watch for ExternalBackends. Default: all namespaces.',
+  },
+  {
+    name: 'selector-mode',
+    default: 'off',
+    help: 'Own the Endpoints of selector Services: "off", "all", or a comma-separated list of namespaces.',
+  },
+  {
+    name: 'zap-log-level',
+    default: 'info',
+    help: 'Log level: debug, info, warn or error. Logs are JSON lines on stderr.',
+  },
+  { name: 'help', boolean: true, default: 'false', help: 'Print this help and exit.' },
+  { name: 'version', boolean: true, default: 'false', help: 'Print the version and exit.' },
+];
+
+const rawSchema = z.object({
+  kubeconfig: z.string().min(1).optional(),
+  'metrics-bind-address': bindAddress,
+  'health-probe-bind-address': bindAddress,
+  'leader-elect': booleanValue,
+  'leader-election-namespace': namespaceName.optional(),
+  'watch-namespaces': namespaceList,
+  'selector-mode': selectorMode,
+  'zap-log-level': logLevel,
+  help: booleanValue,
+  version: booleanValue,
+});
+
+export interface Config {
+  readonly kubeconfig?: string;
+  readonly metricsBindAddress: string;
+  readonly healthProbeBindAddress: string;
+  readonly leaderElect: boolean;
+  readonly leaderElectionNamespace?: string;
+  /** Empty means every namespace. */
+  readonly watchNamespaces: readonly string[];
+  readonly selectorMode: SelectorMode;
+  readonly logLevel: z.infer<typeof logLevel>;
+  readonly help: boolean;
+  readonly version: boolean;
+}
+
+export function envName(flag: string): string {
+  return `OUTRIGGER_${flag.toUpperCase().replaceAll('-', '_')}`;
+}
+
+/** Splits argv into flag values; throws ConfigError for unknown flags, missing values, positionals. */
+function tokenize(argv: readonly string[]): Map<string, string> {
+  const byName = new Map(flags.map((f) => [f.name, f]));
+  const values = new Map<string, string>();
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i] ?? '';
+    if (arg === '--') {
+      if (i + 1 < argv.length) throw new ConfigError(`unexpected argument "${argv[i + 1] ?? ''}"`);
+      break;
+    }
+    const m = /^--?([^=]+)(?:=(.*))?$/s.exec(arg);
+    if (m === null) throw new ConfigError(`unexpected argument "${arg}"`);
+    const name = m[1] ?? '';
+    const spec = byName.get(name);
+    if (spec === undefined) throw new ConfigError(`unknown flag --${name}`);
+    let value = m[2];
+    if (value === undefined) {
+      if (spec.boolean) {
+        value = 'true';
+      } else {
+        const next = argv[i + 1];
+        if (next === undefined) throw new ConfigError(`flag --${name} needs a value`);
+        value = next;
+        i++;
+      }
+    }
+    values.set(name, value);
+  }
+  return values;
+}
+
+export function parseConfig(
+  argv: readonly string[],
+  env: Readonly<Record<string, string | undefined>> = {},
+): Config {
+  const fromArgs = tokenize(argv);
+  const raw: Record<string, string> = {};
+  for (const f of flags) {
+    const value = fromArgs.get(f.name) ?? env[envName(f.name)] ?? f.default;
+    if (value !== undefined) raw[f.name] = value;
+  }
+  const parsed = rawSchema.safeParse(raw);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    const flag = String(issue?.path[0] ?? '');
+    const source = fromArgs.has(flag) ? `--${flag}` : `${envName(flag)} (for --${flag})`;
+    throw new ConfigError(
+      `invalid value "${raw[flag] ?? ''}" for ${source}: ${issue?.message ?? 'invalid'}`,
+    );
+  }
+  const v = parsed.data;
+  return {
+    ...(v.kubeconfig !== undefined && { kubeconfig: v.kubeconfig }),
+    metricsBindAddress: v['metrics-bind-address'],
+    healthProbeBindAddress: v['health-probe-bind-address'],
+    leaderElect: v['leader-elect'],
+    ...(v['leader-election-namespace'] !== undefined && {
+      leaderElectionNamespace: v['leader-election-namespace'],
+    }),
+    watchNamespaces: v['watch-namespaces'],
+    selectorMode: v['selector-mode'],
+    logLevel: v['zap-log-level'],
+    help: v.help,
+    version: v.version,
+  };
+}
+
+export function helpText(): string {
+  const lines = ['Usage: outrigger [flags]', '', 'Flags:'];
+  for (const f of flags) {
+    const def = f.default !== undefined && f.default !== '' ? ` (default "${f.default}")` : '';
+    lines.push(`  --${f.name}${f.boolean ? '' : ' value'}`, `        ${f.help}${def}`);
+  }
+  lines.push(
+    '',
+    'Every flag can also be set through an environment variable, e.g. OUTRIGGER_SELECTOR_MODE.',
+  );
+  return lines.join('\n');
+}

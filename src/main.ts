@@ -1,0 +1,67 @@
+#!/usr/bin/env node
+import { ConfigError, helpText, parseConfig, type Config } from './config.ts';
+import { loadKubeConfig, serverVersion } from './kube/client.ts';
+import { createLogger } from './log.ts';
+import { shutdownSignal, sleep, untilAborted } from './signals.ts';
+import { version } from './version.ts';
+
+/** Exit status for a usage error, as Go's flag package uses. */
+const EXIT_USAGE = 2;
+
+async function run(config: Config): Promise<number> {
+  const log = createLogger(config.logLevel);
+  const stop = shutdownSignal();
+  log.info({ version, config }, 'starting outrigger');
+
+  const kc = loadKubeConfig(config.kubeconfig);
+  log.info({ server: kc.getCurrentCluster()?.server }, 'connecting to the API server');
+  // Keep trying while the API server is unreachable (it may still be starting), with capped backoff.
+  for (
+    let attempt = 0, delay = 500;
+    !stop.aborted;
+    attempt++, delay = Math.min(delay * 2, 30_000)
+  ) {
+    try {
+      const v = await serverVersion(kc);
+      log.info({ gitVersion: v.gitVersion, platform: v.platform }, 'connected to the API server');
+      break;
+    } catch (err) {
+      log.warn({ err, attempt, retryInMs: delay }, 'cannot reach the API server');
+      await sleep(delay, stop);
+    }
+  }
+
+  await untilAborted(stop);
+  log.info('received a shutdown signal; exiting');
+  return 0;
+}
+
+async function main(): Promise<number> {
+  let config: Config;
+  try {
+    config = parseConfig(process.argv.slice(2), process.env);
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`outrigger: ${err.message} (see outrigger --help)\n`);
+      return EXIT_USAGE;
+    }
+    throw err;
+  }
+  if (config.help) {
+    process.stdout.write(`${helpText()}\n`);
+    return 0;
+  }
+  if (config.version) {
+    process.stdout.write(`outrigger ${version}\n`);
+    return 0;
+  }
+  return run(config);
+}
+
+main().then(
+  (code) => process.exit(code),
+  (err: unknown) => {
+    process.stderr.write(`outrigger: ${err instanceof Error ? err.message : String(err)}\n`);
+    process.exit(1);
+  },
+);
