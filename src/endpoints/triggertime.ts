@@ -1,0 +1,53 @@
+import type { V1Pod, V1Service } from '@kubernetes/client-node';
+import { podReadyTransitionTime } from './pod.ts';
+
+interface ServiceState {
+  serviceTriggerTime: number;
+  podTriggerTimes: Map<string, number>;
+}
+
+/**
+ * Computes `endpoints.kubernetes.io/last-change-trigger-time` as upstream's TriggerTimeTracker does:
+ * the earliest of the changes seen since the previous sync (a pod's Ready transition that moved
+ * forward, or the Service's creation), the Service's creation on its first sync, and nothing (the
+ * annotation is then removed) when no such change happened, e.g. when a pod was deleted.
+ * In-memory state only, as upstream: after a restart every Service counts as new again.
+ */
+export class TriggerTimeTracker {
+  private readonly services = new Map<string, ServiceState>();
+
+  compute(serviceKey: string, service: V1Service, pods: readonly V1Pod[]): Date | undefined {
+    const previous = this.services.get(serviceKey);
+    let min: number | undefined;
+    const podTriggerTimes = new Map<string, number>();
+    for (const pod of pods) {
+      const t = podReadyTransitionTime(pod)?.getTime();
+      if (t === undefined || Number.isNaN(t)) continue;
+      const name = pod.metadata?.name ?? '';
+      podTriggerTimes.set(name, t);
+      if (t > (previous?.podTriggerTimes.get(name) ?? Number.NEGATIVE_INFINITY)) {
+        min = min === undefined ? t : Math.min(min, t);
+      }
+    }
+    const created = service.metadata?.creationTimestamp;
+    const serviceTriggerTime = created === undefined ? 0 : new Date(created).getTime();
+    if (serviceTriggerTime > (previous?.serviceTriggerTime ?? Number.NEGATIVE_INFINITY)) {
+      min = min === undefined ? serviceTriggerTime : Math.min(min, serviceTriggerTime);
+    }
+    this.services.set(serviceKey, { serviceTriggerTime, podTriggerTimes });
+    if (previous === undefined) return created === undefined ? undefined : new Date(created);
+    return min === undefined ? undefined : new Date(min);
+  }
+
+  delete(serviceKey: string): void {
+    this.services.delete(serviceKey);
+  }
+}
+
+/** RFC 3339 with nanoseconds, as Go's time.RFC3339Nano prints it (trailing zeros trimmed). */
+export function formatRFC3339Nano(d: Date): string {
+  const iso = d.toISOString(); // 2026-01-02T03:04:05.678Z
+  const [base, frac = '000Z'] = iso.split('.');
+  const digits = frac.slice(0, -1).replace(/0+$/, '');
+  return digits === '' ? `${base ?? ''}Z` : `${base ?? ''}.${digits}Z`;
+}
