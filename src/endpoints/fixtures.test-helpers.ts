@@ -72,7 +72,7 @@ export interface SvcSpec {
   selector?: Record<string, string> | null;
   ports?: V1ServicePort[];
   clusterIP?: string;
-  ipFamilies?: string[];
+  ipFamilies?: readonly string[];
   type?: string;
   publishNotReadyAddresses?: boolean;
   labels?: Record<string, string>;
@@ -93,7 +93,7 @@ export function svc(name: string, o: SvcSpec = {}): V1Service {
       ...(selector !== undefined ? { selector } : {}),
       ports: o.ports ?? [{ name: 'http', port: 80, targetPort: 8080, protocol: 'TCP' }],
       clusterIP: o.clusterIP ?? '10.96.0.10',
-      ...(o.ipFamilies ? { ipFamilies: o.ipFamilies } : {}),
+      ...(o.ipFamilies ? { ipFamilies: [...o.ipFamilies] } : {}),
       ...(o.type ? { type: o.type } : {}),
       ...(o.publishNotReadyAddresses !== undefined
         ? { publishNotReadyAddresses: o.publishNotReadyAddresses }

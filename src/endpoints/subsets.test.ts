@@ -174,7 +174,7 @@ describe('subsetsEqual', () => {
     ).toBe(true);
   });
 
-  it.each([
+  it.each<[string, V1EndpointSubset[], V1EndpointSubset[]]>([
     ['readiness', [{ addresses: [a] }], [{ notReadyAddresses: [a] }]],
     [
       'nodeName',
@@ -193,7 +193,7 @@ describe('subsetsEqual', () => {
       [{ addresses: [a], ports: [port('x', 1)] }],
     ],
     ['missing address', [{ addresses: [a, b] }], [{ addresses: [a] }]],
-  ] as const)('sees a difference in %s', (_n, x, y) => {
-    expect(subsetsEqual(x as V1EndpointSubset[], y as V1EndpointSubset[])).toBe(false);
+  ])('sees a difference in %s', (_n, x, y) => {
+    expect(subsetsEqual(x, y)).toBe(false);
   });
 });

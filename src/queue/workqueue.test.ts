@@ -1,0 +1,171 @@
+import { setTimeout as delay } from 'node:timers/promises';
+import { describe, expect, it } from '@jest/globals';
+import { ExponentialBackoff, MaxOf, TokenBucket } from './ratelimit.ts';
+import { WorkQueue } from './workqueue.ts';
+
+function deferred(): { promise: Promise<void>; resolve: () => void } {
+  let resolve = (): void => undefined;
+  const promise = new Promise<void>((r) => {
+    resolve = r;
+  });
+  return { promise, resolve };
+}
+
+describe('WorkQueue', () => {
+  it('queues a waiting key once however often it is added', async () => {
+    const q = new WorkQueue();
+    const seen: string[] = [];
+    q.add('a');
+    q.add('a');
+    q.add('b');
+    q.add('a');
+    expect(q.len()).toBe(2);
+    const running = q.run(1, async (k) => {
+      seen.push(k);
+      await Promise.resolve();
+    });
+    await delay(20);
+    q.shutDown();
+    await running;
+    expect(seen).toEqual(['a', 'b']);
+  });
+
+  it('never runs one key on two workers, and re-runs a key added while it was processed', async () => {
+    const q = new WorkQueue();
+    const gate = deferred();
+    let active = 0;
+    let maxActive = 0;
+    let runs = 0;
+    const running = q.run(4, async (k) => {
+      expect(k).toBe('a');
+      active++;
+      maxActive = Math.max(maxActive, active);
+      runs++;
+      if (runs === 1) await gate.promise;
+      active--;
+    });
+    q.add('a');
+    await delay(5);
+    q.add('a'); // while processing: remembered
+    q.add('a');
+    await delay(5);
+    expect(runs).toBe(1);
+    gate.resolve();
+    await delay(20);
+    q.shutDown();
+    await running;
+    expect(runs).toBe(2);
+    expect(maxActive).toBe(1);
+  });
+
+  it('runs different keys concurrently up to the worker count', async () => {
+    const q = new WorkQueue();
+    const gate = deferred();
+    let active = 0;
+    let maxActive = 0;
+    const running = q.run(3, async () => {
+      active++;
+      maxActive = Math.max(maxActive, active);
+      await gate.promise;
+      active--;
+    });
+    for (const k of ['a', 'b', 'c', 'd', 'e']) q.add(k);
+    await delay(10);
+    expect(maxActive).toBe(3);
+    expect(q.len()).toBe(2);
+    gate.resolve();
+    await delay(10);
+    q.shutDown();
+    await running;
+  });
+
+  it('delays addAfter, and an earlier pending delay for the same key wins', async () => {
+    const q = new WorkQueue();
+    const seen: [string, number][] = [];
+    const t0 = Date.now();
+    const running = q.run(1, (k) => {
+      seen.push([k, Date.now() - t0]);
+      return Promise.resolve();
+    });
+    q.addAfter('a', 30);
+    q.addAfter('a', 500);
+    await delay(10);
+    expect(seen).toEqual([]);
+    await delay(60);
+    expect(seen.map(([k]) => k)).toEqual(['a']);
+    expect(seen[0]?.[1]).toBeGreaterThanOrEqual(25);
+    q.shutDown();
+    await running;
+  });
+
+  it('reports a throwing handler and keeps going', async () => {
+    const errors: string[] = [];
+    const q = new WorkQueue({ onHandlerError: (k) => errors.push(k) });
+    const seen: string[] = [];
+    const running = q.run(1, (k) => {
+      seen.push(k);
+      return k === 'bad' ? Promise.reject(new Error('boom')) : Promise.resolve();
+    });
+    q.add('bad');
+    q.add('good');
+    await delay(20);
+    q.shutDown();
+    await running;
+    expect(errors).toEqual(['bad']);
+    expect(seen).toEqual(['bad', 'good']);
+  });
+
+  it('shutDown waits for keys in flight and drops the rest', async () => {
+    const q = new WorkQueue();
+    const gate = deferred();
+    let finished = 0;
+    const running = q.run(1, async () => {
+      await gate.promise;
+      finished++;
+    });
+    q.add('a');
+    q.add('b');
+    await delay(5);
+    q.shutDown();
+    let stopped = false;
+    void running.then(() => (stopped = true));
+    await delay(5);
+    expect(stopped).toBe(false);
+    gate.resolve();
+    await running;
+    expect(finished).toBe(1);
+    q.add('c');
+    expect(q.len()).toBe(0);
+  });
+});
+
+describe('rate limiters', () => {
+  it('backs off exponentially per key from 5 ms, capped at 1000 s, and forgets', () => {
+    const r = new ExponentialBackoff();
+    expect([0, 1, 2, 3].map(() => r.when('a'))).toEqual([5, 10, 20, 40]);
+    expect(r.when('b')).toBe(5);
+    expect(r.numRequeues('a')).toBe(4);
+    for (let i = 0; i < 30; i++) r.when('a');
+    expect(r.when('a')).toBe(1_000_000);
+    r.forget('a');
+    expect(r.numRequeues('a')).toBe(0);
+    expect(r.when('a')).toBe(5);
+  });
+
+  it('lets a burst through the token bucket, then spaces retries at the rate', () => {
+    let now = 0;
+    const b = new TokenBucket(10, 3, () => now);
+    expect([b.when(), b.when(), b.when()]).toEqual([0, 0, 0]);
+    expect(b.when()).toBeCloseTo(100);
+    now = 1000;
+    expect(b.when()).toBe(0);
+  });
+
+  it('takes the larger delay of its limiters', () => {
+    let now = 0;
+    const r = new MaxOf(new ExponentialBackoff(), new TokenBucket(10, 1, () => now));
+    expect(r.when('a')).toBe(5);
+    expect(r.when('b')).toBeCloseTo(100);
+    now = 0;
+  });
+});

@@ -1,0 +1,195 @@
+import PQueue from 'p-queue';
+import { defaultControllerRateLimiter, type RateLimiter } from './ratelimit.ts';
+
+/** Observations a queue reports, named after client-go's workqueue metrics. */
+export interface QueueMetrics {
+  add(): void;
+  depth(n: number): void;
+  queueLatency(seconds: number): void;
+  workDuration(seconds: number): void;
+  retry(): void;
+}
+
+const noMetrics: QueueMetrics = {
+  add: () => undefined,
+  depth: () => undefined,
+  queueLatency: () => undefined,
+  workDuration: () => undefined,
+  retry: () => undefined,
+};
+
+export interface WorkQueueOptions {
+  readonly rateLimiter?: RateLimiter;
+  readonly metrics?: QueueMetrics;
+  readonly now?: () => number;
+  /** Called when a handler throws; handlers are expected to catch their own errors. */
+  readonly onHandlerError?: (key: string, err: unknown) => void;
+}
+
+/**
+ * A keyed work queue with client-go's guarantees: a key waiting to be processed is queued once no
+ * matter how often it is added; a key is never handed to two workers at once (an add while it is
+ * being processed is remembered and runs after); delayed and rate-limited adds; per-key backoff.
+ * Bounded concurrency comes from p-queue; this class decides which key may run next.
+ */
+export class WorkQueue {
+  private readonly queue: string[] = [];
+  private head = 0;
+  private readonly dirty = new Set<string>();
+  private readonly processing = new Map<string, number>();
+  private readonly addedAt = new Map<string, number>();
+  private readonly waiting = new Map<string, { at: number; timer: NodeJS.Timeout }>();
+  private readonly rateLimiter: RateLimiter;
+  private readonly metrics: QueueMetrics;
+  private readonly now: () => number;
+  private readonly onHandlerError: (key: string, err: unknown) => void;
+  private shuttingDown = false;
+  private pool: PQueue | undefined;
+  private handler: ((key: string) => Promise<void>) | undefined;
+
+  constructor(opts: WorkQueueOptions = {}) {
+    this.rateLimiter = opts.rateLimiter ?? defaultControllerRateLimiter();
+    this.metrics = opts.metrics ?? noMetrics;
+    this.now = opts.now ?? Date.now;
+    this.onHandlerError =
+      opts.onHandlerError ??
+      ((key, err) => {
+        process.emitWarning(`work queue handler failed for ${key}: ${String(err)}`);
+      });
+  }
+
+  /** Keys waiting to be processed (not counting delayed ones or those being processed). */
+  len(): number {
+    return this.queue.length - this.head;
+  }
+
+  /** Start times (ms) of the keys being processed now, for the unfinished-work metrics. */
+  inFlightSince(): number[] {
+    return [...this.processing.values()];
+  }
+
+  add(key: string): void {
+    if (this.shuttingDown || this.dirty.has(key)) return;
+    this.metrics.add();
+    this.dirty.add(key);
+    this.addedAt.set(key, this.now());
+    if (this.processing.has(key)) return;
+    this.queue.push(key);
+    this.metrics.depth(this.len());
+    this.pump();
+  }
+
+  /** Adds `key` after `delayMs`; an earlier pending delay for the same key wins. */
+  addAfter(key: string, delayMs: number): void {
+    if (this.shuttingDown) return;
+    if (delayMs <= 0) {
+      this.add(key);
+      return;
+    }
+    const at = this.now() + delayMs;
+    const existing = this.waiting.get(key);
+    if (existing !== undefined && existing.at <= at) return;
+    if (existing !== undefined) clearTimeout(existing.timer);
+    const timer = setTimeout(() => {
+      this.waiting.delete(key);
+      this.add(key);
+    }, delayMs);
+    this.waiting.set(key, { at, timer });
+  }
+
+  addRateLimited(key: string): void {
+    this.metrics.retry();
+    this.addAfter(key, this.rateLimiter.when(key));
+  }
+
+  /** Clears the key's failure history (call after a successful reconcile). */
+  forget(key: string): void {
+    this.rateLimiter.forget(key);
+  }
+
+  numRequeues(key: string): number {
+    return this.rateLimiter.numRequeues(key);
+  }
+
+  /**
+   * Processes keys with at most `workers` running at once until shutDown(); resolves when the
+   * queue is shut down and the keys in flight have finished.
+   */
+  async run(workers: number, handler: (key: string) => Promise<void>): Promise<void> {
+    if (this.pool !== undefined) throw new Error('the queue is already running');
+    this.pool = new PQueue({ concurrency: workers });
+    // 'next' fires once a task has finished and p-queue has freed its slot.
+    this.pool.addEventListener('next', () => {
+      this.pump();
+    });
+    this.handler = handler;
+    this.pump();
+    await new Promise<void>((resolve) => {
+      this.onStopped = resolve;
+      this.checkStopped();
+    });
+  }
+
+  private onStopped: (() => void) | undefined;
+
+  /** Stops accepting keys; keys in flight finish, queued and delayed ones are dropped. */
+  shutDown(): void {
+    this.shuttingDown = true;
+    for (const { timer } of this.waiting.values()) clearTimeout(timer);
+    this.waiting.clear();
+    this.queue.length = 0;
+    this.head = 0;
+    this.dirty.clear();
+    this.metrics.depth(0);
+    this.checkStopped();
+  }
+
+  private checkStopped(): void {
+    if (this.shuttingDown && this.processing.size === 0) this.onStopped?.();
+  }
+
+  private pop(): string | undefined {
+    if (this.head >= this.queue.length) return undefined;
+    const key = this.queue[this.head++];
+    if (this.head > 1024 && this.head * 2 > this.queue.length) {
+      this.queue.splice(0, this.head);
+      this.head = 0;
+    }
+    return key;
+  }
+
+  private pump(): void {
+    const pool = this.pool;
+    const handler = this.handler;
+    if (pool === undefined || handler === undefined) return;
+    while (!this.shuttingDown && pool.pending + pool.size < pool.concurrency) {
+      const key = this.pop();
+      if (key === undefined) break;
+      const started = this.now();
+      this.metrics.queueLatency((started - (this.addedAt.get(key) ?? started)) / 1000);
+      this.metrics.depth(this.len());
+      this.addedAt.delete(key);
+      this.dirty.delete(key);
+      this.processing.set(key, started);
+      void pool.add(async () => {
+        try {
+          await handler(key);
+        } catch (err) {
+          this.onHandlerError(key, err);
+        } finally {
+          this.done(key, started);
+        }
+      });
+    }
+  }
+
+  private done(key: string, started: number): void {
+    this.metrics.workDuration((this.now() - started) / 1000);
+    this.processing.delete(key);
+    if (this.dirty.has(key)) {
+      this.queue.push(key);
+      this.metrics.depth(this.len());
+    }
+    this.checkStopped();
+  }
+}
