@@ -9,6 +9,8 @@ describe('parseConfig', () => {
       leaderElect: false,
       watchNamespaces: [],
       selectorMode: { kind: 'off' },
+      concurrentEndpointSyncs: 5,
+      endpointUpdatesBatchPeriodMs: 0,
       logLevel: 'info',
       help: false,
       version: false,
@@ -39,6 +41,18 @@ describe('parseConfig', () => {
     expect(parseConfig([`--selector-mode=${value}`]).selectorMode).toEqual(expected);
   });
 
+  it.each([
+    ['0', 0],
+    ['500ms', 500],
+    ['1s', 1000],
+    ['1.5s', 1500],
+    ['2m', 120_000],
+  ])('parses --endpoint-updates-batch-period=%s', (value, ms) => {
+    expect(
+      parseConfig([`--endpoint-updates-batch-period=${value}`]).endpointUpdatesBatchPeriodMs,
+    ).toBe(ms);
+  });
+
   it('splits --watch-namespaces', () => {
     expect(parseConfig(['--watch-namespaces=a,b']).watchNamespaces).toEqual(['a', 'b']);
   });
@@ -63,6 +77,12 @@ describe('parseConfig', () => {
     [['--zap-log-level=verbose'], 'invalid value "verbose" for --zap-log-level'],
     [['--watch-namespaces=a,B'], 'invalid value "a,B" for --watch-namespaces'],
     [['--leader-election-namespace=-x'], 'invalid value "-x" for --leader-election-namespace'],
+    [
+      ['--endpoint-updates-batch-period=5'],
+      'invalid value "5" for --endpoint-updates-batch-period',
+    ],
+    [['--concurrent-endpoint-syncs=0'], 'invalid value "0" for --concurrent-endpoint-syncs'],
+    [['--concurrent-endpoint-syncs=two'], 'invalid value "two" for --concurrent-endpoint-syncs'],
   ])('rejects %j with a one-line message', (argv, message) => {
     const parse = (): unknown => parseConfig(argv);
     expect(parse).toThrow(ConfigError);

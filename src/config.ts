@@ -40,6 +40,24 @@ const bindAddress = z.string().refine(
   { message: 'must be "host:port", ":port" or "0" to disable' },
 );
 
+/** A Go duration with one unit ("500ms", "1s", "2m", "0"), in milliseconds. */
+const duration = z.string().transform((s, ctx) => {
+  if (s === '0') return 0;
+  const m = /^(\d+(?:\.\d+)?)(ms|s|m|h)$/.exec(s);
+  if (m === null) {
+    ctx.addIssue({ code: 'custom', message: 'must be a duration such as "500ms", "1s" or "0"' });
+    return z.NEVER;
+  }
+  const unit = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[m[2] as 'ms' | 's' | 'm' | 'h'];
+  return Number(m[1]) * unit;
+});
+
+const positiveInt = z
+  .string()
+  .regex(/^\d+$/, 'must be a whole number')
+  .transform(Number)
+  .pipe(z.number().int().min(1).max(1000));
+
 const booleanValue = z.enum(['true', 'false']).transform((v) => v === 'true');
 
 const logLevel = z.enum(['debug', 'info', 'warn', 'error']);
@@ -108,6 +126,16 @@ export const flags: readonly FlagSpec[] = [
     help: 'Own the Endpoints of selector Services: "off", "all", or a comma-separated list of namespaces.',
   },
   {
+    name: 'concurrent-endpoint-syncs',
+    default: '5',
+    help: 'Endpoints syncs run at once (kube-controller-manager flag of the same name).',
+  },
+  {
+    name: 'endpoint-updates-batch-period',
+    default: '0',
+    help: 'Delay pod-triggered Endpoints syncs to batch changes, e.g. "500ms" (kube-controller-manager flag).',
+  },
+  {
     name: 'zap-log-level',
     default: 'info',
     help: 'Log level: debug, info, warn or error. Logs are JSON lines on stderr.',
@@ -124,6 +152,8 @@ const rawSchema = z.object({
   'leader-election-namespace': namespaceName.optional(),
   'watch-namespaces': namespaceList,
   'selector-mode': selectorMode,
+  'concurrent-endpoint-syncs': positiveInt,
+  'endpoint-updates-batch-period': duration,
   'zap-log-level': logLevel,
   help: booleanValue,
   version: booleanValue,
@@ -138,6 +168,9 @@ export interface Config {
   /** Empty means every namespace. */
   readonly watchNamespaces: readonly string[];
   readonly selectorMode: SelectorMode;
+  readonly concurrentEndpointSyncs: number;
+  /** Milliseconds. */
+  readonly endpointUpdatesBatchPeriodMs: number;
   readonly logLevel: z.infer<typeof logLevel>;
   readonly help: boolean;
   readonly version: boolean;
@@ -208,6 +241,8 @@ export function parseConfig(
     }),
     watchNamespaces: v['watch-namespaces'],
     selectorMode: v['selector-mode'],
+    concurrentEndpointSyncs: v['concurrent-endpoint-syncs'],
+    endpointUpdatesBatchPeriodMs: v['endpoint-updates-batch-period'],
     logLevel: v['zap-log-level'],
     help: v.help,
     version: v.version,

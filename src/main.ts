@@ -2,7 +2,8 @@
 import { ConfigError, helpText, parseConfig, type Config } from './config.ts';
 import { loadKubeConfig, serverVersion } from './kube/client.ts';
 import { createLogger } from './log.ts';
-import { shutdownSignal, sleep, untilAborted } from './signals.ts';
+import { runManager } from './manager.ts';
+import { shutdownSignal, sleep } from './signals.ts';
 import { version } from './version.ts';
 
 /** Exit status for a usage error, as Go's flag package uses. */
@@ -31,7 +32,7 @@ async function run(config: Config): Promise<number> {
     }
   }
 
-  await untilAborted(stop);
+  if (!stop.aborted) await runManager(config, kc, log, stop);
   log.info('received a shutdown signal; exiting');
   return 0;
 }

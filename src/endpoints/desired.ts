@@ -23,9 +23,10 @@ export const labelManagedBy = 'endpoints.kubernetes.io/managed-by';
 /**
  * Value of the managed-by label on the Endpoints outrigger writes. Upstream writes
  * `endpoint-controller`; a different value says truthfully which controller owns the object and lets
- * outrigger's start-up clean-up find its own orphans.
+ * outrigger's start-up clean-up find its own orphans. Label values cannot hold "/", hence the
+ * `<name>.<domain>` form upstream also uses (`endpointslice-controller.k8s.io`).
  */
-export const managedByOutrigger = 'outrigger.dev/controller';
+export const managedByOutrigger = 'controller.outrigger.dev';
 
 /** Whether outrigger's endpoints controller manages this Service at all (upstream's early returns). */
 export function isSelectorService(svc: V1Service): boolean {

@@ -1,0 +1,253 @@
+// Selector mode: outrigger's endpoints controller, behaving as kube-controller-manager's
+// endpoints-controller does (see README, "Differences from the built-in controller").
+import {
+  ApiException,
+  CoreV1Api,
+  type KubeConfig,
+  type V1Endpoints,
+  type V1Pod,
+  type V1Service,
+} from '@kubernetes/client-node';
+import {
+  isSelectorService,
+  labelManagedBy,
+  managedByOutrigger,
+  planEndpoints,
+} from '../endpoints/desired.ts';
+import { selectorMatches, servicesForPodEvent } from '../endpoints/selector.ts';
+import { TriggerTimeTracker } from '../endpoints/triggertime.ts';
+import { Controller } from '../controller/runner.ts';
+import type { EventRecorder } from '../kube/events.ts';
+import type { Informer } from '../kube/informer.ts';
+import { objectKey } from '../kube/informer.ts';
+import type { Logger } from '../log.ts';
+import type { Metrics } from '../metrics.ts';
+
+export const controllerName = 'endpoints';
+
+/** The API calls the controller makes; the real one is endpointsWriter(), tests may wrap it. */
+export interface EndpointsWriter {
+  create(ep: V1Endpoints): Promise<V1Endpoints>;
+  update(ep: V1Endpoints): Promise<V1Endpoints>;
+  /** Resolves false when there was nothing to delete. */
+  delete(namespace: string, name: string): Promise<boolean>;
+}
+
+export function endpointsWriter(kc: KubeConfig, metrics: Metrics): EndpointsWriter {
+  const core = kc.makeApiClient(CoreV1Api);
+  const count = (operation: string): void => {
+    metrics.endpointWrites.inc({ kind: 'Endpoints', operation });
+  };
+  return {
+    async create(ep) {
+      count('create');
+      return core.createNamespacedEndpoints({ namespace: ep.metadata?.namespace ?? '', body: ep });
+    },
+    async update(ep) {
+      count('update');
+      return core.replaceNamespacedEndpoints({
+        name: ep.metadata?.name ?? '',
+        namespace: ep.metadata?.namespace ?? '',
+        body: ep,
+      });
+    },
+    async delete(namespace, name) {
+      count('delete');
+      try {
+        await core.deleteNamespacedEndpoints({ name, namespace });
+        return true;
+      } catch (err) {
+        if (err instanceof ApiException && err.code === 404) return false;
+        throw err;
+      }
+    },
+  };
+}
+
+export interface EndpointsControllerOptions {
+  readonly services: Informer<V1Service>;
+  readonly pods: Informer<V1Pod>;
+  readonly endpoints: Informer<V1Endpoints>;
+  readonly writer: EndpointsWriter;
+  readonly events: EventRecorder;
+  /** Whether selector mode covers this namespace. */
+  readonly inScope: (namespace: string) => boolean;
+  readonly workers: number;
+  /** Delay for pod-triggered syncs so that a burst of pod changes becomes one write (upstream flag). */
+  readonly batchPeriodMs: number;
+  readonly log: Logger;
+  readonly metrics: Metrics;
+}
+
+export class StaleCacheError extends Error {
+  override name = 'StaleCacheError';
+}
+
+function splitKey(key: string): [string, string] {
+  const i = key.indexOf('/');
+  return [key.slice(0, i), key.slice(i + 1)];
+}
+
+function isForbiddenNamespaceTerminating(err: unknown): boolean {
+  if (!(err instanceof ApiException) || err.code !== 403) return false;
+  return String(err.body).includes('NamespaceTerminating');
+}
+
+export class EndpointsController {
+  readonly controller: Controller;
+  private readonly o: EndpointsControllerOptions;
+  private readonly triggerTimes = new TriggerTimeTracker();
+  /** Endpoints resourceVersions we have replaced, so a lagging cache is not mistaken for truth. */
+  private readonly staleVersions = new Map<string, string>();
+  /** Services whose deletion we saw: their Endpoints go, whoever wrote them (as upstream). */
+  private readonly deletedServices = new Set<string>();
+
+  constructor(o: EndpointsControllerOptions) {
+    this.o = o;
+    this.controller = new Controller({
+      name: controllerName,
+      workers: o.workers,
+      maxRetries: 15,
+      log: o.log,
+      metrics: o.metrics,
+    });
+    const q = this.controller.queue;
+    const enqueueService = (svc: V1Service): void => {
+      if (o.inScope(svc.metadata?.namespace ?? '')) q.add(objectKey(svc));
+    };
+    o.services.addHandlers({
+      add: enqueueService,
+      update: (_old, svc) => {
+        enqueueService(svc);
+      },
+      delete: (svc) => {
+        if (!o.inScope(svc.metadata?.namespace ?? '')) return;
+        this.deletedServices.add(objectKey(svc));
+        q.add(objectKey(svc));
+      },
+    });
+    const onPod = (oldPod: V1Pod | undefined, newPod: V1Pod | undefined): void => {
+      const ns = (newPod ?? oldPod)?.metadata?.namespace ?? '';
+      if (!o.inScope(ns)) return;
+      for (const name of servicesForPodEvent(o.services.list(ns), oldPod, newPod)) {
+        q.addAfter(`${ns}/${name}`, o.batchPeriodMs);
+      }
+    };
+    o.pods.addHandlers({
+      add: (p) => {
+        onPod(undefined, p);
+      },
+      update: onPod,
+      delete: (p) => {
+        onPod(p, undefined);
+      },
+    });
+    // As upstream: only deletions of Endpoints trigger a sync (to recreate them).
+    o.endpoints.addHandlers({
+      delete: (ep) => {
+        if (o.inScope(ep.metadata?.namespace ?? '')) q.add(objectKey(ep));
+      },
+    });
+  }
+
+  /** Runs until shutDown(); call once the informers have synced. */
+  run(): Promise<void> {
+    // Start-up clean-up of Endpoints we manage whose Service is gone (upstream checks every
+    // Endpoints; we only touch our own).
+    for (const ep of this.o.endpoints.list()) {
+      if (
+        ep.metadata?.labels?.[labelManagedBy] === managedByOutrigger &&
+        this.o.inScope(ep.metadata.namespace ?? '')
+      ) {
+        this.controller.queue.add(objectKey(ep));
+      }
+    }
+    return this.controller.run((key) => this.reconcile(key));
+  }
+
+  shutDown(): void {
+    this.controller.shutDown();
+  }
+
+  async reconcile(key: string): Promise<void> {
+    const [namespace, name] = splitKey(key);
+    const svc = this.o.services.get(namespace, name);
+    if (svc === undefined) {
+      await this.serviceGone(key, namespace, name);
+      return;
+    }
+    this.deletedServices.delete(key);
+    if (!isSelectorService(svc)) return;
+
+    const selector = svc.spec?.selector;
+    const pods = this.o.pods
+      .list(namespace)
+      .filter((p) => selectorMatches(selector, p.metadata?.labels));
+    // Computed on every sync, as upstream, so the tracker's state follows even no-op syncs.
+    const triggerTime = this.triggerTimes.compute(key, svc, pods);
+    const current = this.o.endpoints.get(namespace, name);
+    if (
+      current !== undefined &&
+      this.staleVersions.get(key) === current.metadata?.resourceVersion
+    ) {
+      throw new StaleCacheError(
+        `endpoints cache is out of date: resourceVersion ${current.metadata?.resourceVersion ?? ''} was already replaced`,
+      );
+    }
+
+    const plan = planEndpoints(svc, pods, current, triggerTime);
+    if (plan.action === 'none') return;
+    const ep = plan.endpoints;
+    try {
+      if (plan.action === 'create') {
+        await this.o.writer.create(ep);
+      } else {
+        const updated = await this.o.writer.update(ep);
+        const before = current?.metadata?.resourceVersion;
+        if (before !== undefined && updated.metadata?.resourceVersion !== before)
+          this.staleVersions.set(key, before);
+      }
+      this.o.log.debug(
+        { service: key, action: plan.action, truncated: plan.truncated },
+        'wrote endpoints',
+      );
+    } catch (err) {
+      if (plan.action === 'create' && isForbiddenNamespaceTerminating(err)) return;
+      const ref = {
+        kind: 'Endpoints',
+        apiVersion: 'v1',
+        namespace,
+        name,
+        ...(ep.metadata?.uid ? { uid: ep.metadata.uid } : {}),
+      };
+      if (plan.action === 'create') {
+        this.o.events.event(
+          ref,
+          'Warning',
+          'FailedToCreateEndpoint',
+          `Failed to create endpoint for service ${key}: ${String(err)}`,
+        );
+      } else {
+        this.o.events.event(
+          ref,
+          'Warning',
+          'FailedToUpdateEndpoint',
+          `Failed to update endpoint ${key}: ${String(err)}`,
+        );
+      }
+      throw err;
+    }
+  }
+
+  private async serviceGone(key: string, namespace: string, name: string): Promise<void> {
+    const ep = this.o.endpoints.get(namespace, name);
+    const ours = ep?.metadata?.labels?.[labelManagedBy] === managedByOutrigger;
+    if (this.deletedServices.has(key) || ours) {
+      await this.o.writer.delete(namespace, name);
+      this.o.log.debug({ service: key }, 'deleted endpoints of a deleted service');
+    }
+    this.deletedServices.delete(key);
+    this.triggerTimes.delete(key);
+    this.staleVersions.delete(key);
+  }
+}

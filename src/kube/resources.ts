@@ -1,0 +1,181 @@
+// What the informers cache for each resource, and how they list it. Transforms keep only the fields
+// reconcilers read (memory), and turn timestamps into Dates whether they arrive as Dates (typed
+// list results) or strings (watch JSON).
+import {
+  CoreV1Api,
+  type KubeConfig,
+  type V1Container,
+  type V1Endpoints,
+  type V1ObjectMeta,
+  type V1Pod,
+  type V1Service,
+} from '@kubernetes/client-node';
+import type { ResourceClient } from './informer.ts';
+
+type Raw = Record<string, unknown>;
+
+function rec(v: unknown): Raw {
+  return v !== null && typeof v === 'object' ? (v as Raw) : {};
+}
+
+function toDate(v: unknown): Date | undefined {
+  if (v instanceof Date) return v;
+  if (typeof v === 'string' && v !== '') return new Date(v);
+  return undefined;
+}
+
+/** Copies `keys` from `src` when present (absent keys stay absent: exactOptionalPropertyTypes). */
+function pick(src: Raw, keys: readonly string[]): Raw {
+  const out: Raw = {};
+  for (const k of keys) if (src[k] !== undefined && src[k] !== null) out[k] = src[k];
+  return out;
+}
+
+function meta(raw: unknown, extra: readonly string[] = []): V1ObjectMeta {
+  const m = rec(raw);
+  const out = pick(m, ['name', 'namespace', 'uid', 'resourceVersion', 'labels', ...extra]);
+  const created = toDate(m.creationTimestamp);
+  if (created) out.creationTimestamp = created;
+  const deleted = toDate(m.deletionTimestamp);
+  if (deleted) out.deletionTimestamp = deleted;
+  return out;
+}
+
+function containers(list: unknown, withRestartPolicy: boolean): V1Container[] | undefined {
+  if (!Array.isArray(list)) return undefined;
+  return list.map((c) => {
+    const r = rec(c);
+    return pick(
+      r,
+      withRestartPolicy ? ['name', 'ports', 'restartPolicy'] : ['name', 'ports'],
+    ) as unknown as V1Container;
+  });
+}
+
+export function transformPod(raw: unknown): V1Pod {
+  const r = rec(raw);
+  const spec = rec(r.spec);
+  const status = rec(r.status);
+  const ready = Array.isArray(status.conditions)
+    ? status.conditions.map(rec).filter((c) => c.type === 'Ready')
+    : [];
+  const initContainers = containers(spec.initContainers, true);
+  return {
+    metadata: meta(r.metadata),
+    spec: {
+      ...(pick(spec, ['nodeName', 'hostname', 'subdomain']) as object),
+      containers: containers(spec.containers, false) ?? [],
+      ...(initContainers ? { initContainers } : {}),
+    },
+    status: {
+      ...(pick(status, ['phase', 'podIP', 'podIPs']) as object),
+      conditions: ready.map((c) => {
+        const t = toDate(c.lastTransitionTime);
+        return { type: 'Ready', status: String(c.status), ...(t ? { lastTransitionTime: t } : {}) };
+      }),
+    },
+  };
+}
+
+export function transformService(raw: unknown): V1Service {
+  const r = rec(raw);
+  const spec = rec(r.spec);
+  return {
+    metadata: meta(r.metadata),
+    spec: pick(spec, [
+      'selector',
+      'type',
+      'clusterIP',
+      'ipFamilies',
+      'ports',
+      'publishNotReadyAddresses',
+    ]),
+  };
+}
+
+/** Endpoints are written back whole, so everything but managedFields is kept. */
+export function transformEndpoints(raw: unknown): V1Endpoints {
+  const r = rec(raw);
+  const m = rec(r.metadata);
+  const rest: Raw = {};
+  for (const [k, v] of Object.entries(m)) {
+    if (k !== 'managedFields' && k !== 'creationTimestamp' && k !== 'deletionTimestamp')
+      rest[k] = v;
+  }
+  const created = toDate(m.creationTimestamp);
+  const deleted = toDate(m.deletionTimestamp);
+  return {
+    metadata: {
+      ...rest,
+      ...(created ? { creationTimestamp: created } : {}),
+      ...(deleted ? { deletionTimestamp: deleted } : {}),
+    },
+    ...(Array.isArray(r.subsets)
+      ? { subsets: r.subsets as NonNullable<V1Endpoints['subsets']> }
+      : {}),
+  };
+}
+
+function page<T>(list: {
+  items: T[];
+  metadata?: { resourceVersion?: string; _continue?: string };
+}) {
+  return {
+    items: list.items,
+    resourceVersion: list.metadata?.resourceVersion ?? '',
+    // The API server sends "" on the last page.
+    continueToken: list.metadata?._continue === '' ? undefined : list.metadata?._continue,
+  };
+}
+
+function path(resource: string): (ns: string | undefined) => string {
+  return (ns) =>
+    ns === undefined ? `/api/v1/${resource}` : `/api/v1/namespaces/${ns}/${resource}`;
+}
+
+export function podClient(kc: KubeConfig): ResourceClient<unknown> {
+  const core = kc.makeApiClient(CoreV1Api);
+  return {
+    list: async (namespace, limit, _continue) =>
+      page(
+        namespace === undefined
+          ? await core.listPodForAllNamespaces({ limit, ...(_continue ? { _continue } : {}) })
+          : await core.listNamespacedPod({ namespace, limit, ...(_continue ? { _continue } : {}) }),
+      ),
+    watchPath: path('pods'),
+  };
+}
+
+export function serviceClient(kc: KubeConfig): ResourceClient<unknown> {
+  const core = kc.makeApiClient(CoreV1Api);
+  return {
+    list: async (namespace, limit, _continue) =>
+      page(
+        namespace === undefined
+          ? await core.listServiceForAllNamespaces({ limit, ...(_continue ? { _continue } : {}) })
+          : await core.listNamespacedService({
+              namespace,
+              limit,
+              ...(_continue ? { _continue } : {}),
+            }),
+      ),
+    watchPath: path('services'),
+  };
+}
+
+export function endpointsClient(kc: KubeConfig): ResourceClient<unknown> {
+  const core = kc.makeApiClient(CoreV1Api);
+  return {
+    list: async (namespace, limit, _continue) =>
+      page(
+        namespace === undefined
+          ? await core.listEndpointsForAllNamespaces({ limit, ...(_continue ? { _continue } : {}) })
+          : await core.listNamespacedEndpoints({
+              namespace,
+              limit,
+              ...(_continue ? { _continue } : {}),
+            }),
+      ),
+    watchPath: path('endpoints'),
+  };
+}

@@ -1,0 +1,154 @@
+// Prometheus metrics. Names and labels follow controller-runtime (and client-go's workqueue) so that
+// existing dashboards and alerts work; outrigger's own metrics live under outrigger_, in base units.
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { QueueMetrics } from './queue/workqueue.ts';
+
+// controller-runtime's reconcile-time buckets.
+const reconcileBuckets = [
+  0.005, 0.01, 0.025, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5, 0.6, 0.7, 0.8, 0.9, 1,
+  1.25, 1.5, 1.75, 2, 2.5, 3, 3.5, 4, 4.5, 5, 6, 7, 8, 9, 10, 15, 20, 25, 30, 40, 50, 60,
+];
+// client-go workqueue buckets: 10 ns … 10^3 s.
+const queueBuckets = Array.from({ length: 12 }, (_, i) => 1e-8 * 10 ** i);
+
+export interface Metrics {
+  readonly registry: Registry;
+  readonly reconcileTotal: Counter<'controller' | 'result'>;
+  readonly reconcileErrors: Counter<'controller'>;
+  readonly reconcileTime: Histogram<'controller'>;
+  readonly activeWorkers: Gauge<'controller'>;
+  readonly maxConcurrentReconciles: Gauge<'controller'>;
+  readonly endpointWrites: Counter<'kind' | 'operation'>;
+  queue(name: string, inFlightSince: () => number[]): QueueMetrics;
+}
+
+export function createMetrics(opts: { defaultMetrics?: boolean } = {}): Metrics {
+  const registry = new Registry();
+  if (opts.defaultMetrics ?? true) collectDefaultMetrics({ register: registry });
+  const registers = [registry];
+
+  const depth = new Gauge({
+    name: 'workqueue_depth',
+    help: 'Current depth of workqueue',
+    labelNames: ['controller', 'name'],
+    registers,
+  });
+  const adds = new Counter({
+    name: 'workqueue_adds_total',
+    help: 'Total number of adds handled by workqueue',
+    labelNames: ['controller', 'name'],
+    registers,
+  });
+  const retries = new Counter({
+    name: 'workqueue_retries_total',
+    help: 'Total number of retries handled by workqueue',
+    labelNames: ['controller', 'name'],
+    registers,
+  });
+  const latency = new Histogram({
+    name: 'workqueue_queue_duration_seconds',
+    help: 'How long in seconds an item stays in workqueue before being requested',
+    labelNames: ['controller', 'name'],
+    buckets: queueBuckets,
+    registers,
+  });
+  const work = new Histogram({
+    name: 'workqueue_work_duration_seconds',
+    help: 'How long in seconds processing an item from workqueue takes',
+    labelNames: ['controller', 'name'],
+    buckets: queueBuckets,
+    registers,
+  });
+  const inFlight = new Map<string, () => number[]>();
+  new Gauge({
+    name: 'workqueue_unfinished_work_seconds',
+    help: "How many seconds of work has been done that is in progress and hasn't been observed by work_duration",
+    labelNames: ['controller', 'name'],
+    registers,
+    collect() {
+      const now = Date.now();
+      for (const [name, since] of inFlight) {
+        this.set(
+          { controller: name, name },
+          since().reduce((s, t) => s + (now - t) / 1000, 0),
+        );
+      }
+    },
+  });
+  new Gauge({
+    name: 'workqueue_longest_running_processor_seconds',
+    help: 'How many seconds has the longest running processor for workqueue been running',
+    labelNames: ['controller', 'name'],
+    registers,
+    collect() {
+      const now = Date.now();
+      for (const [name, since] of inFlight) {
+        const oldest = Math.min(now, ...since());
+        this.set({ controller: name, name }, (now - oldest) / 1000);
+      }
+    },
+  });
+
+  return {
+    registry,
+    reconcileTotal: new Counter({
+      name: 'controller_runtime_reconcile_total',
+      help: 'Total number of reconciliations per controller',
+      labelNames: ['controller', 'result'],
+      registers,
+    }),
+    reconcileErrors: new Counter({
+      name: 'controller_runtime_reconcile_errors_total',
+      help: 'Total number of reconciliation errors per controller',
+      labelNames: ['controller'],
+      registers,
+    }),
+    reconcileTime: new Histogram({
+      name: 'controller_runtime_reconcile_time_seconds',
+      help: 'Length of time per reconciliation per controller',
+      labelNames: ['controller'],
+      buckets: reconcileBuckets,
+      registers,
+    }),
+    activeWorkers: new Gauge({
+      name: 'controller_runtime_active_workers',
+      help: 'Number of currently used workers per controller',
+      labelNames: ['controller'],
+      registers,
+    }),
+    maxConcurrentReconciles: new Gauge({
+      name: 'controller_runtime_max_concurrent_reconciles',
+      help: 'Maximum number of concurrent reconciles per controller',
+      labelNames: ['controller'],
+      registers,
+    }),
+    endpointWrites: new Counter({
+      name: 'outrigger_endpoint_writes_total',
+      help: 'Writes to Endpoints and EndpointSlices, by kind and operation (create, update, delete)',
+      labelNames: ['kind', 'operation'],
+      registers,
+    }),
+    queue(name, inFlightSince) {
+      inFlight.set(name, inFlightSince);
+      const l = { controller: name, name };
+      depth.set(l, 0);
+      return {
+        add: () => {
+          adds.inc(l);
+        },
+        depth: (n) => {
+          depth.set(l, n);
+        },
+        queueLatency: (s) => {
+          latency.observe(l, s);
+        },
+        workDuration: (s) => {
+          work.observe(l, s);
+        },
+        retry: () => {
+          retries.inc(l);
+        },
+      };
+    },
+  };
+}
