@@ -183,8 +183,9 @@ export class EndpointsController {
     const pods = this.o.pods
       .list(namespace)
       .filter((p) => selectorMatches(selector, p.metadata?.labels));
-    // Computed on every sync, as upstream, so the tracker's state follows even no-op syncs.
-    const triggerTime = this.triggerTimes.compute(key, svc, pods);
+    // Computed on every sync, as upstream, so that the tracker follows no-op syncs too; committed
+    // only once the sync has succeeded (see TriggerTimeTracker).
+    const trigger = this.triggerTimes.compute(key, svc, pods);
     const current = this.o.endpoints.get(namespace, name);
     if (
       current !== undefined &&
@@ -195,8 +196,11 @@ export class EndpointsController {
       );
     }
 
-    const plan = planEndpoints(svc, pods, current, triggerTime);
-    if (plan.action === 'none') return;
+    const plan = planEndpoints(svc, pods, current, trigger.time);
+    if (plan.action === 'none') {
+      trigger.commit();
+      return;
+    }
     const ep = plan.endpoints;
     try {
       if (plan.action === 'create') {
@@ -207,8 +211,14 @@ export class EndpointsController {
         if (before !== undefined && updated.metadata?.resourceVersion !== before)
           this.staleVersions.set(key, before);
       }
+      trigger.commit();
       this.o.log.debug(
-        { service: key, action: plan.action, truncated: plan.truncated },
+        {
+          service: key,
+          action: plan.action,
+          truncated: plan.truncated,
+          triggerTime: trigger.time?.toISOString(),
+        },
         'wrote endpoints',
       );
     } catch (err) {

@@ -2,24 +2,34 @@ import { describe, expect, it } from '@jest/globals';
 import { pod, svc } from './fixtures.test-helpers.ts';
 import { formatRFC3339Nano, TriggerTimeTracker } from './triggertime.ts';
 
+/** Computes and commits, as a successful sync does. */
+function sync(
+  t: TriggerTimeTracker,
+  ...args: Parameters<TriggerTimeTracker['compute']>
+): Date | undefined {
+  const r = t.compute(...args);
+  r.commit();
+  return r.time;
+}
+
 describe('TriggerTimeTracker', () => {
   const service = svc('web', { created: '2026-01-01T00:00:00Z' });
 
   it('reports the Service creation on the first sync', () => {
     const t = new TriggerTimeTracker();
-    expect(
-      t.compute('ns/web', service, [pod('a', { readySince: '2026-01-02T00:00:00Z' })]),
-    ).toEqual(new Date('2026-01-01T00:00:00Z'));
+    expect(sync(t, 'ns/web', service, [pod('a', { readySince: '2026-01-02T00:00:00Z' })])).toEqual(
+      new Date('2026-01-01T00:00:00Z'),
+    );
   });
 
   it('then reports the earliest Ready transition that moved since the previous sync', () => {
     const t = new TriggerTimeTracker();
-    t.compute('ns/web', service, [pod('a', { readySince: '2026-01-02T00:00:00Z' })]);
+    sync(t, 'ns/web', service, [pod('a', { readySince: '2026-01-02T00:00:00Z' })]);
     const later = [
       pod('a', { readySince: '2026-01-03T00:00:00Z' }),
       pod('b', { readySince: '2026-01-04T00:00:00Z' }),
     ];
-    expect(t.compute('ns/web', service, later)).toEqual(new Date('2026-01-03T00:00:00Z'));
+    expect(sync(t, 'ns/web', service, later)).toEqual(new Date('2026-01-03T00:00:00Z'));
   });
 
   it('reports nothing when no pod transitioned (e.g. a pod was deleted)', () => {
@@ -28,15 +38,24 @@ describe('TriggerTimeTracker', () => {
       pod('a', { readySince: '2026-01-02T00:00:00Z' }),
       pod('b', { readySince: '2026-01-02T00:00:00Z' }),
     ];
-    t.compute('ns/web', service, pods);
-    expect(t.compute('ns/web', service, pods.slice(0, 1))).toBeUndefined();
+    sync(t, 'ns/web', service, pods);
+    expect(sync(t, 'ns/web', service, pods.slice(0, 1))).toBeUndefined();
+  });
+
+  it('keeps reporting a change until a sync commits it (a failed write is retried with it)', () => {
+    const t = new TriggerTimeTracker();
+    sync(t, 'ns/web', service, [pod('a', { readySince: '2026-01-02T00:00:00Z' })]);
+    const moved = [pod('a', { readySince: '2026-01-03T00:00:00Z' })];
+    expect(t.compute('ns/web', service, moved).time).toEqual(new Date('2026-01-03T00:00:00Z'));
+    expect(sync(t, 'ns/web', service, moved)).toEqual(new Date('2026-01-03T00:00:00Z'));
+    expect(sync(t, 'ns/web', service, moved)).toBeUndefined();
   });
 
   it('forgets deleted Services', () => {
     const t = new TriggerTimeTracker();
-    t.compute('ns/web', service, []);
+    sync(t, 'ns/web', service, []);
     t.delete('ns/web');
-    expect(t.compute('ns/web', service, [])).toEqual(new Date('2026-01-01T00:00:00Z'));
+    expect(sync(t, 'ns/web', service, [])).toEqual(new Date('2026-01-01T00:00:00Z'));
   });
 });
 

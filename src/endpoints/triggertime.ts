@@ -12,11 +12,19 @@ interface ServiceState {
  * forward, or the Service's creation), the Service's creation on its first sync, and nothing (the
  * annotation is then removed) when no such change happened, e.g. when a pod was deleted.
  * In-memory state only, as upstream: after a restart every Service counts as new again.
+ *
+ * One deliberate difference: the new state is kept only when the caller commits it, after its sync
+ * has succeeded. Upstream records it even when the sync then fails (conflict, stale cache), so the
+ * retry that finally writes carries no trigger time although it publishes the change.
  */
 export class TriggerTimeTracker {
   private readonly services = new Map<string, ServiceState>();
 
-  compute(serviceKey: string, service: V1Service, pods: readonly V1Pod[]): Date | undefined {
+  compute(
+    serviceKey: string,
+    service: V1Service,
+    pods: readonly V1Pod[],
+  ): { time: Date | undefined; commit: () => void } {
     const previous = this.services.get(serviceKey);
     let min: number | undefined;
     const podTriggerTimes = new Map<string, number>();
@@ -34,9 +42,13 @@ export class TriggerTimeTracker {
     if (serviceTriggerTime > (previous?.serviceTriggerTime ?? Number.NEGATIVE_INFINITY)) {
       min = min === undefined ? serviceTriggerTime : Math.min(min, serviceTriggerTime);
     }
-    this.services.set(serviceKey, { serviceTriggerTime, podTriggerTimes });
-    if (previous === undefined) return created === undefined ? undefined : new Date(created);
-    return min === undefined ? undefined : new Date(min);
+    const commit = (): void => {
+      this.services.set(serviceKey, { serviceTriggerTime, podTriggerTimes });
+    };
+    if (previous === undefined) {
+      return { time: created === undefined ? undefined : new Date(created), commit };
+    }
+    return { time: min === undefined ? undefined : new Date(min), commit };
   }
 
   delete(serviceKey: string): void {

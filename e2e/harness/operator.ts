@@ -1,0 +1,75 @@
+// Runs the real `outrigger` command (src/main.ts under Node's type stripping) against a cluster.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { closeSync, openSync } from 'node:fs';
+import { setTimeout as delay } from 'node:timers/promises';
+import { freePort } from './ports.ts';
+import { tail } from './processes.ts';
+
+const main = new URL('../../src/main.ts', import.meta.url).pathname;
+
+export interface OperatorProcess {
+  readonly pid: number;
+  readonly metricsUrl: string;
+  readonly logPath: string;
+  /** Scrapes /metrics and returns the sum of the samples of `name` matching `labels`. */
+  metric(name: string, labels?: Record<string, string>): Promise<number>;
+  /** SIGTERM, then waits for exit; resolves with the exit code. */
+  stop(): Promise<number | null>;
+}
+
+export async function startOperator(
+  kubeconfig: string,
+  args: readonly string[],
+  logPath: string,
+): Promise<OperatorProcess> {
+  const metricsPort = await freePort();
+  const probePort = await freePort();
+  const fd = openSync(logPath, 'a');
+  const child: ChildProcess = spawn(
+    process.execPath,
+    [
+      main,
+      `--kubeconfig=${kubeconfig}`,
+      `--metrics-bind-address=127.0.0.1:${metricsPort}`,
+      `--health-probe-bind-address=127.0.0.1:${probePort}`,
+      ...args,
+    ],
+    { stdio: ['ignore', fd, fd] },
+  );
+  closeSync(fd);
+  const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
+  const metricsUrl = `http://127.0.0.1:${metricsPort}/metrics`;
+  // Ready means the caches have synced.
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    if (child.exitCode !== null) throw new Error(`outrigger exited early:\n${tail(logPath)}`);
+    try {
+      if ((await fetch(`http://127.0.0.1:${probePort}/readyz`)).ok) break;
+    } catch {
+      // Not listening yet.
+    }
+    if (Date.now() > deadline) throw new Error(`outrigger did not become ready:\n${tail(logPath)}`);
+    await delay(100);
+  }
+  return {
+    pid: child.pid ?? 0,
+    metricsUrl,
+    logPath,
+    async metric(name, labels = {}) {
+      const text = await (await fetch(metricsUrl)).text();
+      let sum = 0;
+      for (const line of text.split('\n')) {
+        const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{([^}]*)\})? (\S+)$/.exec(line);
+        if (m?.[1] !== name) continue;
+        const have = new Map<string, string>();
+        for (const x of (m[3] ?? '').matchAll(/(\w+)="([^"]*)"/g)) have.set(x[1] ?? '', x[2] ?? '');
+        if (Object.entries(labels).every(([k, v]) => have.get(k) === v)) sum += Number(m[4]);
+      }
+      return sum;
+    },
+    async stop() {
+      if (child.exitCode === null) child.kill('SIGTERM');
+      return exited;
+    },
+  };
+}
