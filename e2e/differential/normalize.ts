@@ -26,15 +26,19 @@ export type Normalized = null | {
   subsets: string[];
 };
 
-export function normalize(ep: V1Endpoints | undefined): Normalized {
+export function normalize(
+  ep: V1Endpoints | undefined,
+  ignoreTriggerTimePresence = false,
+): Normalized {
   if (ep === undefined) return null;
   const labels = { ...ep.metadata?.labels };
   const owner = labels[managedBy];
   if (owner !== undefined && controllerNames.has(owner)) labels[managedBy] = '<controller>';
-  const annotations = { ...ep.metadata?.annotations };
-  const t = annotations[triggerTime];
-  if (t !== undefined)
-    annotations[triggerTime] = rfc3339.test(t) ? '<RFC3339>' : `<malformed ${t}>`;
+  const { [triggerTime]: t, ...annotations } = { ...ep.metadata?.annotations };
+  const valid = t === undefined || rfc3339.test(t);
+  if (t !== undefined && (!valid || !ignoreTriggerTimePresence)) {
+    annotations[triggerTime] = valid ? '<RFC3339>' : `<malformed ${t}>`;
+  }
   const subsets = (ep.subsets ?? [])
     .map((s) =>
       JSON.stringify({

@@ -27,9 +27,11 @@ const stableMs = 600;
 async function snapshot(
   driver: ScenarioDriver,
   services: readonly string[],
+  ignoreTriggerTimePresence: boolean,
 ): Promise<Record<string, Normalized>> {
   const out: Record<string, Normalized> = {};
-  for (const s of services) out[s] = normalize(await driver.readEndpoints(s));
+  for (const s of services)
+    out[s] = normalize(await driver.readEndpoints(s), ignoreTriggerTimePresence);
   return out;
 }
 
@@ -50,7 +52,11 @@ export async function runScenario(
     let agreedSince: number | undefined;
     let last: { u: Record<string, Normalized>; o: Record<string, Normalized> } | undefined;
     for (;;) {
-      const [su, so] = await Promise.all([snapshot(u, services), snapshot(o, services)]);
+      const ignore = s.ignoreTriggerTimePresence !== undefined;
+      const [su, so] = await Promise.all([
+        snapshot(u, services, ignore),
+        snapshot(o, services, ignore),
+      ]);
       const same = isDeepStrictEqual(su, so);
       const unchanged =
         last !== undefined && isDeepStrictEqual(last.u, su) && isDeepStrictEqual(last.o, so);

@@ -95,6 +95,12 @@ export const scenarioSchema = z.strictObject({
   steps: z.array(z.strictObject({ desc: z.string(), ops: z.array(opSchema).min(1) })).default([]),
   /** Endpoints to compare; default: every Service named in the scenario. */
   compare: z.array(z.string()).optional(),
+  /**
+   * Set (with the reason) where upstream's own trigger-time presence is a race: after a burst its
+   * last write may be a stale-cache retry, which upstream sends without a trigger time. The format
+   * of a trigger time that is present is still checked.
+   */
+  ignoreTriggerTimePresence: z.string().min(10).optional(),
 });
 export type Scenario = z.infer<typeof scenarioSchema>;
 

@@ -43,6 +43,8 @@ export interface Cluster {
    */
   startControllerManager(controllers: readonly string[]): Promise<boolean>;
   stopControllerManager(): Promise<void>;
+  /** Stops kube-apiserver, waits `downMs`, starts it again on the same port and waits until ready. */
+  restartApiServer(downMs?: number): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -68,6 +70,8 @@ function existingCluster(): Cluster {
     kubeConfig: () => loadFrom(path),
     startControllerManager: () => Promise.resolve(false),
     stopControllerManager: () => Promise.resolve(),
+    restartApiServer: () =>
+      Promise.reject(new Error('cannot restart the API server of an existing cluster')),
     stop: () => Promise.resolve(),
   };
 }
@@ -198,7 +202,7 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<Cluster> 
     ]);
 
     const server = `https://127.0.0.1:${apiPort}`;
-    const apiserver = group.start('kube-apiserver', bins.kubeApiserver, [
+    const apiserverArgs = [
       `--etcd-servers=http://127.0.0.1:${etcdPort}`,
       '--bind-address=127.0.0.1',
       '--advertise-address=127.0.0.1',
@@ -219,7 +223,8 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<Cluster> 
       '--allow-privileged=true',
       '--profiling=false',
       '--v=1',
-    ]);
+    ];
+    let apiserver = group.start('kube-apiserver', bins.kubeApiserver, apiserverArgs);
 
     const adminTls: TlsClient = {
       ca: pki.ca.certPem,
@@ -239,12 +244,14 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<Cluster> 
       },
       30_000,
     );
-    await waitUntil(
-      'kube-apiserver is ready',
-      apiserver,
-      async () => (await probe(apiPort, '/readyz', adminTls)) === 200,
-      90_000,
-    );
+    const apiserverReady = (proc: ManagedProcess): Promise<void> =>
+      waitUntil(
+        'kube-apiserver is ready',
+        proc,
+        async () => (await probe(apiPort, '/readyz', adminTls)) === 200,
+        90_000,
+      );
+    await apiserverReady(apiserver);
     const startupMs = Date.now() - started;
 
     const kubeconfigPath = file('kubeconfig', kubeconfigFor(server, pki));
@@ -301,6 +308,12 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<Cluster> 
       kubeConfig: () => loadFrom(kubeconfigPath),
       startControllerManager,
       stopControllerManager,
+      restartApiServer: async (downMs = 2000) => {
+        await group.stop(apiserver);
+        await delay(downMs);
+        apiserver = group.start('kube-apiserver', bins.kubeApiserver, apiserverArgs);
+        await apiserverReady(apiserver);
+      },
       stop: () => group.stopAll(),
     };
   } catch (err) {
