@@ -1,10 +1,12 @@
-// The main job, `npm run demo`: a local control plane, a Service whose Endpoints the upstream
-// controller fills from pod readiness, and the outrigger command connected to it. Everything it
+// The main job, `npm run demo`: a local control plane, outrigger in selector mode, and a Service
+// whose Endpoints outrigger keeps in line with its pods' readiness. Everything it
 // starts is stopped on exit. It sends packets to loopback only.
-import { spawn, spawnSync } from 'node:child_process';
-import { createInterface } from 'node:readline';
+import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { CoreV1Api } from '@kubernetes/client-node';
 import { startCluster, type Cluster } from './harness/controlplane.ts';
+import { startOperator, type OperatorProcess } from './harness/operator.ts';
 import { waitFor } from './helpers.ts';
 
 const bold = (s: string): string => (process.stdout.isTTY ? `\x1b[1m${s}\x1b[0m` : s);
@@ -20,26 +22,58 @@ function kubectl(cluster: Cluster, args: string[]): void {
   process.stdout.write(r.stdout + r.stderr);
 }
 
+async function setReady(
+  core: CoreV1Api,
+  ns: string,
+  name: string,
+  ip: string,
+  ready: boolean,
+): Promise<void> {
+  // No kubelet runs here: readiness is written through the status subresource, as a kubelet would.
+  const pod = await core.readNamespacedPod({ name, namespace: ns });
+  await core.replaceNamespacedPodStatus({
+    name,
+    namespace: ns,
+    body: {
+      ...pod,
+      status: {
+        phase: 'Running',
+        podIP: ip,
+        podIPs: [{ ip }],
+        conditions: [
+          { type: 'Ready', status: ready ? 'True' : 'False', lastTransitionTime: new Date() },
+        ],
+      },
+    },
+  });
+}
+
 async function main(): Promise<void> {
-  step(
-    'Starting etcd, kube-apiserver and kube-controller-manager (endpoints-controller) on loopback',
-  );
-  const t0 = Date.now();
-  const cluster = await startCluster({ controllers: ['endpoints-controller'] });
+  step('Starting etcd and kube-apiserver on loopback (no built-in endpoints controller)');
+  const cluster = await startCluster();
+  let op: OperatorProcess | undefined;
   const stop = async (): Promise<void> => {
+    await op?.stop();
     await cluster.stop();
   };
   process.once('SIGINT', () => void stop().then(() => process.exit(130)));
   try {
-    process.stdout.write(
-      `API server ready in ${(cluster.startupMs / 1000).toFixed(1)} s (${((Date.now() - t0) / 1000).toFixed(1)} s with the controller manager)\n`,
-    );
+    process.stdout.write(`API server ready in ${(cluster.startupMs / 1000).toFixed(1)} s\n`);
     kubectl(cluster, ['version']);
-    kubectl(cluster, ['get', 'namespaces']);
 
-    step(
-      'A Service with a selector, two pods (one ready, one not), and the Endpoints upstream writes',
+    step('Starting outrigger in selector mode for namespace "demo"');
+    const logPath = join(cluster.dir ?? '/tmp', 'outrigger.log');
+    op = await startOperator(cluster.kubeconfigPath, ['--selector-mode=demo'], logPath);
+    process.stdout.write(`outrigger is ready (pid ${op.pid}); its JSON logs:\n`);
+    process.stdout.write(
+      readFileSync(logPath, 'utf8')
+        .trim()
+        .split('\n')
+        .map((l) => `  ${l}`)
+        .join('\n') + '\n',
     );
+
+    step('A Service with a selector and two pods, one ready and one not');
     const kc = cluster.kubeConfig();
     const core = kc.makeApiClient(CoreV1Api);
     const ns = 'demo';
@@ -48,7 +82,7 @@ async function main(): Promise<void> {
       ['web-1', '10.244.0.10', true],
       ['web-2', '10.244.0.11', false],
     ] as const) {
-      const pod = await core.createNamespacedPod({
+      await core.createNamespacedPod({
         namespace: ns,
         body: {
           metadata: { name, labels: { app: 'web' } },
@@ -64,22 +98,7 @@ async function main(): Promise<void> {
           },
         },
       });
-      // No kubelet runs here: readiness is written through the status subresource, as a kubelet would.
-      await core.replaceNamespacedPodStatus({
-        name,
-        namespace: ns,
-        body: {
-          ...pod,
-          status: {
-            phase: 'Running',
-            podIP: ip,
-            podIPs: [{ ip }],
-            conditions: [
-              { type: 'Ready', status: ready ? 'True' : 'False', lastTransitionTime: new Date() },
-            ],
-          },
-        },
-      });
+      await setReady(core, ns, name, ip, ready);
     }
     await core.createNamespacedService({
       namespace: ns,
@@ -95,32 +114,30 @@ async function main(): Promise<void> {
     kubectl(cluster, ['-n', ns, 'get', 'pods,services,endpoints', '-o', 'wide']);
     kubectl(cluster, ['-n', ns, 'get', 'endpoints', 'web', '-o', 'yaml']);
 
-    step(
-      'The outrigger command connects to the API server (the controllers come in later releases)',
-    );
-    const main = new URL('../src/main.ts', import.meta.url).pathname;
-    const op = spawn(
-      process.execPath,
-      [
-        main,
-        `--kubeconfig=${cluster.kubeconfigPath}`,
-        '--metrics-bind-address=0',
-        '--health-probe-bind-address=0',
-      ],
-      { stdio: ['ignore', 'inherit', 'pipe'] },
-    );
-    await new Promise<void>((resolve, reject) => {
-      createInterface({ input: op.stderr }).on('line', (line) => {
-        process.stdout.write(`  ${line}\n`);
-        if (line.includes('connected to the API server')) resolve();
-      });
-      op.once('exit', (code) => {
-        reject(new Error(`outrigger exited with ${String(code)}`));
-      });
+    step('web-2 becomes ready: outrigger moves it to the ready addresses');
+    await setReady(core, ns, 'web-2', '10.244.0.11', true);
+    await waitFor('web-2 ready in Endpoints/web', async () => {
+      const ep = await core.readNamespacedEndpoints({ name: 'web', namespace: ns });
+      return ep.subsets?.[0]?.addresses?.length === 2 ? ep : undefined;
     });
-    const closed = new Promise<number | null>((resolve) => op.once('close', resolve));
-    op.kill('SIGTERM');
-    process.stdout.write(`outrigger exited with status ${String(await closed)} after SIGTERM\n`);
+    kubectl(cluster, ['-n', ns, 'get', 'endpoints', 'web']);
+
+    step("outrigger's metrics");
+    const text = await (await fetch(op.metricsUrl)).text();
+    process.stdout.write(
+      text
+        .split('\n')
+        .filter((l) =>
+          /^(controller_runtime_reconcile_total|outrigger_endpoint_writes_total|workqueue_adds_total)/.test(
+            l,
+          ),
+        )
+        .map((l) => `  ${l}`)
+        .join('\n') + '\n',
+    );
+    const code = await op.stop();
+    op = undefined;
+    process.stdout.write(`outrigger exited with status ${String(code)} after SIGTERM\n`);
   } finally {
     step('Stopping the control plane');
     await stop();
