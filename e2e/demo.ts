@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { CoreV1Api } from '@kubernetes/client-node';
 import { startCluster, type Cluster } from './harness/controlplane.ts';
 import { startOperator, type OperatorProcess } from './harness/operator.ts';
-import { waitFor } from './helpers.ts';
+import { createRunningPod, waitFor, writePodStatus } from './helpers.ts';
 
 const bold = (s: string): string => (process.stdout.isTTY ? `\x1b[1m${s}\x1b[0m` : s);
 const step = (s: string): void => {
@@ -20,32 +20,6 @@ function kubectl(cluster: Cluster, args: string[]): void {
     encoding: 'utf8',
   });
   process.stdout.write(r.stdout + r.stderr);
-}
-
-async function setReady(
-  core: CoreV1Api,
-  ns: string,
-  name: string,
-  ip: string,
-  ready: boolean,
-): Promise<void> {
-  // No kubelet runs here: readiness is written through the status subresource, as a kubelet would.
-  const pod = await core.readNamespacedPod({ name, namespace: ns });
-  await core.replaceNamespacedPodStatus({
-    name,
-    namespace: ns,
-    body: {
-      ...pod,
-      status: {
-        phase: 'Running',
-        podIP: ip,
-        podIPs: [{ ip }],
-        conditions: [
-          { type: 'Ready', status: ready ? 'True' : 'False', lastTransitionTime: new Date() },
-        ],
-      },
-    },
-  });
 }
 
 async function main(): Promise<void> {
@@ -82,23 +56,7 @@ async function main(): Promise<void> {
       ['web-1', '10.244.0.10', true],
       ['web-2', '10.244.0.11', false],
     ] as const) {
-      await core.createNamespacedPod({
-        namespace: ns,
-        body: {
-          metadata: { name, labels: { app: 'web' } },
-          spec: {
-            nodeName: 'node-a',
-            containers: [
-              {
-                name: 'web',
-                image: 'registry.invalid/web:1',
-                ports: [{ name: 'http', containerPort: 8080 }],
-              },
-            ],
-          },
-        },
-      });
-      await setReady(core, ns, name, ip, ready);
+      await createRunningPod(core, ns, name, { ip, ready, ports: [{ name: 'http', port: 8080 }] });
     }
     await core.createNamespacedService({
       namespace: ns,
@@ -115,7 +73,7 @@ async function main(): Promise<void> {
     kubectl(cluster, ['-n', ns, 'get', 'endpoints', 'web', '-o', 'yaml']);
 
     step('web-2 becomes ready: outrigger moves it to the ready addresses');
-    await setReady(core, ns, 'web-2', '10.244.0.11', true);
+    await writePodStatus(core, ns, 'web-2', '10.244.0.11', true);
     await waitFor('web-2 ready in Endpoints/web', async () => {
       const ep = await core.readNamespacedEndpoints({ name: 'web', namespace: ns });
       return ep.subsets?.[0]?.addresses?.length === 2 ? ep : undefined;

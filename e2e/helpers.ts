@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { setTimeout as delay } from 'node:timers/promises';
-import { ApiException, CoreV1Api, type KubeConfig } from '@kubernetes/client-node';
+import { ApiException, CoreV1Api, type KubeConfig, type V1Pod } from '@kubernetes/client-node';
 
 /**
  * Polls `fn` until it returns a value other than undefined, or throws after `timeoutMs` with the
@@ -50,4 +50,73 @@ export async function apiError(p: Promise<unknown>): Promise<{ code: number; mes
     throw err;
   }
   throw new Error('expected the API call to fail, but it succeeded');
+}
+
+/** A Pod bound to a node, as the scheduler leaves it (there is no kubelet: nothing runs it). */
+export function boundPod(
+  name: string,
+  labels: Record<string, string>,
+  ports: readonly { name: string; port: number }[] = [],
+): V1Pod {
+  return {
+    metadata: { name, labels },
+    spec: {
+      nodeName: 'node-a',
+      containers: [
+        {
+          name: 'main',
+          image: 'registry.invalid/app:1',
+          ports: ports.map((p) => ({ name: p.name, containerPort: p.port })),
+        },
+      ],
+    },
+  };
+}
+
+/**
+ * Writes a pod's status through the status subresource as a kubelet would: Running, one IP, and the
+ * Ready condition with the current time as its transition time.
+ */
+export async function writePodStatus(
+  core: CoreV1Api,
+  namespace: string,
+  name: string,
+  ip: string,
+  ready: boolean,
+): Promise<V1Pod> {
+  const pod = await core.readNamespacedPod({ name, namespace });
+  return core.replaceNamespacedPodStatus({
+    name,
+    namespace,
+    body: {
+      ...pod,
+      status: {
+        phase: 'Running',
+        podIP: ip,
+        podIPs: [{ ip }],
+        conditions: [
+          { type: 'Ready', status: ready ? 'True' : 'False', lastTransitionTime: new Date() },
+        ],
+      },
+    },
+  });
+}
+
+/** Creates a bound pod and gives it a running status. */
+export async function createRunningPod(
+  core: CoreV1Api,
+  namespace: string,
+  name: string,
+  o: {
+    labels?: Record<string, string>;
+    ip: string;
+    ready: boolean;
+    ports?: readonly { name: string; port: number }[];
+  },
+): Promise<V1Pod> {
+  await core.createNamespacedPod({
+    namespace,
+    body: boundPod(name, o.labels ?? { app: 'web' }, o.ports),
+  });
+  return writePodStatus(core, namespace, name, o.ip, o.ready);
 }

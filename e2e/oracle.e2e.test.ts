@@ -3,7 +3,7 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { CoreV1Api, type KubeConfig, type V1Endpoints, type V1Pod } from '@kubernetes/client-node';
 import { startCluster, type Cluster } from './harness/controlplane.ts';
-import { createTestNamespace, waitFor } from './helpers.ts';
+import { createRunningPod, createTestNamespace, waitFor, writePodStatus } from './helpers.ts';
 
 let cluster: Cluster;
 let kc: KubeConfig;
@@ -19,44 +19,8 @@ afterAll(async () => {
   await cluster.stop();
 });
 
-async function createPod(ns: string, name: string, ip: string, ready: boolean): Promise<V1Pod> {
-  const pod = await core.createNamespacedPod({
-    namespace: ns,
-    body: {
-      metadata: { name, labels: { app: 'web' } },
-      spec: {
-        nodeName: 'node-a',
-        containers: [
-          {
-            name: 'web',
-            image: 'registry.invalid/web:1',
-            ports: [{ name: 'http', containerPort: 8080 }],
-          },
-        ],
-      },
-    },
-  });
-  return setReady(ns, pod, ip, ready);
-}
-
-async function setReady(ns: string, pod: V1Pod, ip: string, ready: boolean): Promise<V1Pod> {
-  const name = pod.metadata?.name ?? '';
-  const current = await core.readNamespacedPod({ name, namespace: ns });
-  return core.replaceNamespacedPodStatus({
-    name,
-    namespace: ns,
-    body: {
-      ...current,
-      status: {
-        phase: 'Running',
-        podIP: ip,
-        podIPs: [{ ip }],
-        conditions: [
-          { type: 'Ready', status: ready ? 'True' : 'False', lastTransitionTime: new Date() },
-        ],
-      },
-    },
-  });
+function createPod(ns: string, name: string, ip: string, ready: boolean): Promise<V1Pod> {
+  return createRunningPod(core, ns, name, { ip, ready, ports: [{ name: 'http', port: 8080 }] });
 }
 
 function summary(ep: V1Endpoints): unknown {
@@ -73,7 +37,7 @@ describe('the upstream endpoints controller', () => {
   it('writes Endpoints for a selector Service from pod readiness, and follows changes', async () => {
     const ns = await createTestNamespace(kc, 'oracle');
     const web1 = await createPod(ns, 'web-1', '10.244.0.5', true);
-    const web2 = await createPod(ns, 'web-2', '10.244.0.6', false);
+    await createPod(ns, 'web-2', '10.244.0.6', false);
     await core.createNamespacedService({
       namespace: ns,
       body: {
@@ -115,7 +79,7 @@ describe('the upstream endpoints controller', () => {
       first.metadata?.annotations?.['endpoints.kubernetes.io/last-change-trigger-time'],
     ).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$/);
 
-    await setReady(ns, web2, '10.244.0.6', true);
+    await writePodStatus(core, ns, 'web-2', '10.244.0.6', true);
     await waitFor('web-2 to become a ready address', async () => {
       const ep = await read();
       return ep.subsets?.[0]?.addresses?.length === 2 && !ep.subsets[0].notReadyAddresses

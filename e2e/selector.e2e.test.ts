@@ -12,7 +12,7 @@ import {
 } from '@kubernetes/client-node';
 import { startCluster, type Cluster } from './harness/controlplane.ts';
 import { startOperator, type OperatorProcess } from './harness/operator.ts';
-import { createTestNamespace, waitFor } from './helpers.ts';
+import { createRunningPod, createTestNamespace, waitFor, writePodStatus } from './helpers.ts';
 
 let cluster: Cluster;
 let kc: KubeConfig;
@@ -46,39 +46,11 @@ async function run(args: string[]): Promise<OperatorProcess> {
 }
 
 async function readyPod(ns: string, name: string, ip: string, ready = true): Promise<void> {
-  const pod = await core.createNamespacedPod({
-    namespace: ns,
-    body: {
-      metadata: { name, labels: { app: 'web' } },
-      spec: { nodeName: 'node-a', containers: [{ name: 'c', image: 'registry.invalid/app:1' }] },
-    },
-  });
-  await setReady(ns, name, ip, ready, pod.metadata?.resourceVersion);
+  await createRunningPod(core, ns, name, { ip, ready });
 }
 
-async function setReady(
-  ns: string,
-  name: string,
-  ip: string,
-  ready: boolean,
-  _rv?: string,
-): Promise<void> {
-  const pod = await core.readNamespacedPod({ name, namespace: ns });
-  await core.replaceNamespacedPodStatus({
-    name,
-    namespace: ns,
-    body: {
-      ...pod,
-      status: {
-        phase: 'Running',
-        podIP: ip,
-        podIPs: [{ ip }],
-        conditions: [
-          { type: 'Ready', status: ready ? 'True' : 'False', lastTransitionTime: new Date() },
-        ],
-      },
-    },
-  });
+async function setReady(ns: string, name: string, ip: string, ready: boolean): Promise<void> {
+  await writePodStatus(core, ns, name, ip, ready);
 }
 
 async function service(ns: string, name = 'web'): Promise<void> {

@@ -8,6 +8,7 @@ import { CoreV1Api, Watch, type KubeConfig, type V1Endpoints } from '@kubernetes
 import PQueue from 'p-queue';
 import { startCluster, type Cluster } from '../harness/controlplane.ts';
 import { startOperator, type OperatorProcess } from '../harness/operator.ts';
+import { createRunningPod, writePodStatus } from '../helpers.ts';
 import { writesTo } from './apiserver.ts';
 
 const services = Number(process.env.BENCH_SERVICES ?? 100);
@@ -92,35 +93,11 @@ async function load(kc: KubeConfig): Promise<void> {
     });
     for (let p = 0; p < podsPerService; p++) {
       tasks.push(async () => {
-        const pod = await core.createNamespacedPod({
-          namespace: ns,
-          body: {
-            metadata: { name: podName(s, p), labels: { svc: String(s) } },
-            spec: {
-              nodeName: 'node-a',
-              containers: [
-                {
-                  name: 'c',
-                  image: 'registry.invalid/app:1',
-                  ports: [{ name: 'http', containerPort: 8080 }],
-                },
-              ],
-            },
-          },
-        });
-        const ip = podIP(s, p);
-        await core.replaceNamespacedPodStatus({
-          name: podName(s, p),
-          namespace: ns,
-          body: {
-            ...pod,
-            status: {
-              phase: 'Running',
-              podIP: ip,
-              podIPs: [{ ip }],
-              conditions: [{ type: 'Ready', status: 'True', lastTransitionTime: new Date() }],
-            },
-          },
+        await createRunningPod(core, ns, podName(s, p), {
+          labels: { svc: String(s) },
+          ip: podIP(s, p),
+          ready: true,
+          ports: [{ name: 'http', port: 8080 }],
         });
       });
     }
@@ -194,22 +171,8 @@ async function flipStorm(kc: KubeConfig): Promise<number[]> {
     const pool = new PQueue({ concurrency: 10 });
     await pool.addAll(
       targets.map(({ s, p }) => async () => {
-        const name = podName(s, p);
-        const pod = await core.readNamespacedPod({ name, namespace: ns });
         sentAt.set(podIP(s, p), { t: Date.now(), ready });
-        await core.replaceNamespacedPodStatus({
-          name,
-          namespace: ns,
-          body: {
-            ...pod,
-            status: {
-              ...pod.status,
-              conditions: [
-                { type: 'Ready', status: ready ? 'True' : 'False', lastTransitionTime: new Date() },
-              ],
-            },
-          },
-        });
+        await writePodStatus(core, ns, podName(s, p), podIP(s, p), ready);
       }),
     );
     const deadline = Date.now() + 60_000;

@@ -133,49 +133,42 @@ function path(resource: string): (ns: string | undefined) => string {
     ns === undefined ? `/api/v1/${resource}` : `/api/v1/namespaces/${ns}/${resource}`;
 }
 
-export function podClient(kc: KubeConfig): ResourceClient<unknown> {
+interface Paged {
+  limit: number;
+  _continue?: string;
+}
+type Lister = (
+  core: CoreV1Api,
+  namespace: string | undefined,
+  paging: Paged,
+) => Promise<{ items: unknown[]; metadata?: { resourceVersion?: string; _continue?: string } }>;
+
+function coreClient(kc: KubeConfig, resource: string, list: Lister): ResourceClient<unknown> {
   const core = kc.makeApiClient(CoreV1Api);
   return {
     list: async (namespace, limit, _continue) =>
-      page(
-        namespace === undefined
-          ? await core.listPodForAllNamespaces({ limit, ...(_continue ? { _continue } : {}) })
-          : await core.listNamespacedPod({ namespace, limit, ...(_continue ? { _continue } : {}) }),
-      ),
-    watchPath: path('pods'),
+      page(await list(core, namespace, { limit, ...(_continue ? { _continue } : {}) })),
+    watchPath: path(resource),
   };
 }
 
-export function serviceClient(kc: KubeConfig): ResourceClient<unknown> {
-  const core = kc.makeApiClient(CoreV1Api);
-  return {
-    list: async (namespace, limit, _continue) =>
-      page(
-        namespace === undefined
-          ? await core.listServiceForAllNamespaces({ limit, ...(_continue ? { _continue } : {}) })
-          : await core.listNamespacedService({
-              namespace,
-              limit,
-              ...(_continue ? { _continue } : {}),
-            }),
-      ),
-    watchPath: path('services'),
-  };
-}
+export const podClient = (kc: KubeConfig): ResourceClient<unknown> =>
+  coreClient(kc, 'pods', (core, namespace, p) =>
+    namespace === undefined
+      ? core.listPodForAllNamespaces(p)
+      : core.listNamespacedPod({ namespace, ...p }),
+  );
 
-export function endpointsClient(kc: KubeConfig): ResourceClient<unknown> {
-  const core = kc.makeApiClient(CoreV1Api);
-  return {
-    list: async (namespace, limit, _continue) =>
-      page(
-        namespace === undefined
-          ? await core.listEndpointsForAllNamespaces({ limit, ...(_continue ? { _continue } : {}) })
-          : await core.listNamespacedEndpoints({
-              namespace,
-              limit,
-              ...(_continue ? { _continue } : {}),
-            }),
-      ),
-    watchPath: path('endpoints'),
-  };
-}
+export const serviceClient = (kc: KubeConfig): ResourceClient<unknown> =>
+  coreClient(kc, 'services', (core, namespace, p) =>
+    namespace === undefined
+      ? core.listServiceForAllNamespaces(p)
+      : core.listNamespacedService({ namespace, ...p }),
+  );
+
+export const endpointsClient = (kc: KubeConfig): ResourceClient<unknown> =>
+  coreClient(kc, 'endpoints', (core, namespace, p) =>
+    namespace === undefined
+      ? core.listEndpointsForAllNamespaces(p)
+      : core.listNamespacedEndpoints({ namespace, ...p }),
+  );
