@@ -11,6 +11,8 @@ describe('parseConfig', () => {
       selectorMode: { kind: 'off' },
       concurrentEndpointSyncs: 5,
       endpointUpdatesBatchPeriodMs: 0,
+      kubeApiQps: 20,
+      kubeApiBurst: 30,
       logLevel: 'info',
       help: false,
       version: false,

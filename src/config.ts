@@ -136,6 +136,16 @@ export const flags: readonly FlagSpec[] = [
     help: 'Delay pod-triggered Endpoints syncs to batch changes, e.g. "500ms" (kube-controller-manager flag).',
   },
   {
+    name: 'kube-api-qps',
+    default: '20',
+    help: 'Requests per second to the API server, after the burst (kube-controller-manager flag).',
+  },
+  {
+    name: 'kube-api-burst',
+    default: '30',
+    help: 'Requests allowed in a burst before --kube-api-qps applies (kube-controller-manager flag).',
+  },
+  {
     name: 'zap-log-level',
     default: 'info',
     help: 'Log level: debug, info, warn or error. Logs are JSON lines on stderr.',
@@ -154,6 +164,8 @@ const rawSchema = z.object({
   'selector-mode': selectorMode,
   'concurrent-endpoint-syncs': positiveInt,
   'endpoint-updates-batch-period': duration,
+  'kube-api-qps': positiveInt,
+  'kube-api-burst': positiveInt,
   'zap-log-level': logLevel,
   help: booleanValue,
   version: booleanValue,
@@ -171,6 +183,8 @@ export interface Config {
   readonly concurrentEndpointSyncs: number;
   /** Milliseconds. */
   readonly endpointUpdatesBatchPeriodMs: number;
+  readonly kubeApiQps: number;
+  readonly kubeApiBurst: number;
   readonly logLevel: z.infer<typeof logLevel>;
   readonly help: boolean;
   readonly version: boolean;
@@ -243,6 +257,8 @@ export function parseConfig(
     selectorMode: v['selector-mode'],
     concurrentEndpointSyncs: v['concurrent-endpoint-syncs'],
     endpointUpdatesBatchPeriodMs: v['endpoint-updates-batch-period'],
+    kubeApiQps: v['kube-api-qps'],
+    kubeApiBurst: v['kube-api-burst'],
     logLevel: v['zap-log-level'],
     help: v.help,
     version: v.version,

@@ -4,6 +4,7 @@ import type { Config } from './config.ts';
 import { EndpointsController, endpointsWriter } from './controllers/endpoints.ts';
 import { eventRecorder } from './kube/events.ts';
 import { Informer } from './kube/informer.ts';
+import { Throttle } from './kube/throttle.ts';
 import {
   endpointsClient,
   podClient,
@@ -32,6 +33,8 @@ export async function runManager(
   const healthz: Check[] = [{ name: 'ping', check: () => undefined }];
   let endpoints: EndpointsController | undefined;
 
+  // One budget for every request outrigger makes on its own initiative (writes and events).
+  const throttle = new Throttle(config.kubeApiQps, config.kubeApiBurst);
   const mode = config.selectorMode;
   if (mode.kind !== 'off') {
     const namespaces = mode.kind === 'namespaces' ? mode.namespaces : undefined;
@@ -60,8 +63,8 @@ export async function runManager(
       services,
       pods,
       endpoints: eps,
-      writer: endpointsWriter(kc, metrics),
-      events: eventRecorder(kc, log),
+      writer: endpointsWriter(kc, metrics, throttle),
+      events: eventRecorder(kc, log, throttle),
       inScope: scoped,
       workers: config.concurrentEndpointSyncs,
       batchPeriodMs: config.endpointUpdatesBatchPeriodMs,

@@ -18,6 +18,7 @@ import { selectorMatches, servicesForPodEvent } from '../endpoints/selector.ts';
 import { TriggerTimeTracker } from '../endpoints/triggertime.ts';
 import { Controller } from '../controller/runner.ts';
 import type { EventRecorder } from '../kube/events.ts';
+import type { Throttle } from '../kube/throttle.ts';
 import type { Informer } from '../kube/informer.ts';
 import { objectKey } from '../kube/informer.ts';
 import type { Logger } from '../log.ts';
@@ -33,18 +34,23 @@ export interface EndpointsWriter {
   delete(namespace: string, name: string): Promise<boolean>;
 }
 
-export function endpointsWriter(kc: KubeConfig, metrics: Metrics): EndpointsWriter {
+export function endpointsWriter(
+  kc: KubeConfig,
+  metrics: Metrics,
+  throttle: Throttle,
+): EndpointsWriter {
   const core = kc.makeApiClient(CoreV1Api);
-  const count = (operation: string): void => {
+  const count = async (operation: string): Promise<void> => {
+    await throttle.acquire();
     metrics.endpointWrites.inc({ kind: 'Endpoints', operation });
   };
   return {
     async create(ep) {
-      count('create');
+      await count('create');
       return core.createNamespacedEndpoints({ namespace: ep.metadata?.namespace ?? '', body: ep });
     },
     async update(ep) {
-      count('update');
+      await count('update');
       return core.replaceNamespacedEndpoints({
         name: ep.metadata?.name ?? '',
         namespace: ep.metadata?.namespace ?? '',
@@ -52,7 +58,7 @@ export function endpointsWriter(kc: KubeConfig, metrics: Metrics): EndpointsWrit
       });
     },
     async delete(namespace, name) {
-      count('delete');
+      await count('delete');
       try {
         await core.deleteNamespacedEndpoints({ name, namespace });
         return true;

@@ -1,6 +1,7 @@
 import { hostname } from 'node:os';
 import { CoreV1Api, type KubeConfig, type V1ObjectReference } from '@kubernetes/client-node';
 import type { Logger } from '../log.ts';
+import type { Throttle } from './throttle.ts';
 
 export interface EventRecorder {
   /** Records a core/v1 Event about `object`; never throws (event delivery is best effort). */
@@ -20,6 +21,7 @@ export interface EventRecorder {
 export function eventRecorder(
   kc: KubeConfig,
   log: Logger,
+  throttle: Throttle,
   component = 'outrigger',
   dedupeMs = 60_000,
 ): EventRecorder {
@@ -36,23 +38,26 @@ export function eventRecorder(
         for (const [k, t] of recent) if (t <= now - dedupeMs) recent.delete(k);
       const namespace = object.namespace ?? 'default';
       const ts = new Date(now);
-      core
-        .createNamespacedEvent({
-          namespace,
-          body: {
-            metadata: { generateName: `${object.name ?? 'object'}.`, namespace },
-            involvedObject: object,
-            type,
-            reason,
-            message,
-            source: { component },
-            reportingComponent: component,
-            reportingInstance: instance,
-            firstTimestamp: ts,
-            lastTimestamp: ts,
-            count: 1,
-          },
-        })
+      throttle
+        .acquire()
+        .then(() =>
+          core.createNamespacedEvent({
+            namespace,
+            body: {
+              metadata: { generateName: `${object.name ?? 'object'}.`, namespace },
+              involvedObject: object,
+              type,
+              reason,
+              message,
+              source: { component },
+              reportingComponent: component,
+              reportingInstance: instance,
+              firstTimestamp: ts,
+              lastTimestamp: ts,
+              count: 1,
+            },
+          }),
+        )
         .catch((err: unknown) => {
           log.debug({ err: String(err), reason }, 'could not record an event');
         });
