@@ -3,7 +3,7 @@ import type { KubeConfig, V1Endpoints, V1Pod, V1Service } from '@kubernetes/clie
 import type { Config } from './config.ts';
 import { EndpointsController, endpointsWriter } from './controllers/endpoints.ts';
 import { eventRecorder } from './kube/events.ts';
-import { Informer } from './kube/informer.ts';
+import { Informer, type WatchEndReason } from './kube/informer.ts';
 import { Throttle } from './kube/throttle.ts';
 import {
   endpointsClient,
@@ -39,24 +39,29 @@ export async function runManager(
   if (mode.kind !== 'off') {
     const namespaces = mode.kind === 'namespaces' ? mode.namespaces : undefined;
     const scoped = namespaces === undefined ? () => true : (ns: string) => namespaces.includes(ns);
-    const common = { kubeConfig: kc, namespaces, log };
+    const common = (name: string) => ({
+      name,
+      kubeConfig: kc,
+      namespaces,
+      log,
+      onWatchEnd: (reason: WatchEndReason) => {
+        metrics.watchRestarts.inc({ informer: name, reason });
+      },
+    });
     const services = new Informer<V1Service>({
-      name: 'services',
       client: serviceClient(kc),
       transform: transformService,
-      ...common,
+      ...common('services'),
     });
     const pods = new Informer<V1Pod>({
-      name: 'pods',
       client: podClient(kc),
       transform: transformPod,
-      ...common,
+      ...common('pods'),
     });
     const eps = new Informer<V1Endpoints>({
-      name: 'endpoints',
       client: endpointsClient(kc),
       transform: transformEndpoints,
-      ...common,
+      ...common('endpoints'),
     });
     informers.push(services as Informer<never>, pods as Informer<never>, eps as Informer<never>);
     endpoints = new EndpointsController({

@@ -19,6 +19,7 @@ export interface Metrics {
   readonly activeWorkers: Gauge<'controller'>;
   readonly maxConcurrentReconciles: Gauge<'controller'>;
   readonly endpointWrites: Counter<'kind' | 'operation'>;
+  readonly watchRestarts: Counter<'informer' | 'reason'>;
   queue(name: string, inFlightSince: () => number[]): QueueMetrics;
 }
 
@@ -126,6 +127,12 @@ export function createMetrics(opts: { defaultMetrics?: boolean } = {}): Metrics 
       name: 'outrigger_endpoint_writes_total',
       help: 'Writes to Endpoints and EndpointSlices, by kind and operation (create, update, delete)',
       labelNames: ['kind', 'operation'],
+      registers,
+    }),
+    watchRestarts: new Counter({
+      name: 'outrigger_informer_watch_restarts_total',
+      help: 'Watches that ended and were re-established, by reason (closed, stalled, expired, error)',
+      labelNames: ['informer', 'reason'],
       registers,
     }),
     queue(name, inFlightSince) {

@@ -49,7 +49,11 @@ export interface InformerOptions<T> {
   readonly log: Logger;
   readonly pageSize?: number;
   readonly stallTimeoutMs?: number;
+  /** Told why each watch ended: the server closed it, it stalled, it expired (410), or it failed. */
+  readonly onWatchEnd?: (reason: WatchEndReason) => void;
 }
+
+export type WatchEndReason = 'closed' | 'stalled' | 'expired' | 'error';
 
 export function objectKey(obj: KubernetesObject): string {
   const ns = obj.metadata?.namespace;
@@ -208,14 +212,18 @@ export class Informer<T extends KubernetesObject> {
       const finish = (err: unknown): void => {
         signal.removeEventListener('abort', onAbort);
         const status = (err as { statusCode?: number } | null)?.statusCode;
+        const stalled = (err as { name?: string } | null)?.name === 'TimeoutError';
+        const reason: WatchEndReason =
+          gone || status === 410
+            ? 'expired'
+            : stalled
+              ? 'stalled'
+              : err == null
+                ? 'closed'
+                : 'error';
+        if (!signal.aborted) this.opts.onWatchEnd?.(reason);
         if (gone || status === 410) reject(new GoneError('resource version too old'));
-        else if (
-          err === null ||
-          err === undefined ||
-          (err as { name?: string }).name === 'TimeoutError'
-        )
-          resolve(rv);
-        else if (signal.aborted) resolve(rv);
+        else if (err == null || stalled || signal.aborted) resolve(rv);
         else reject(err instanceof Error ? err : new Error(inspect(err)));
       };
       w.watch(
