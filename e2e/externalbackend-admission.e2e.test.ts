@@ -1,0 +1,234 @@
+// The generated ExternalBackend CRD on a real API server: bad objects are refused at admission with
+// a message a person understands, good ones are stored with their defaults, and `kubectl get xb`
+// shows the printer columns.
+import { spawnSync } from 'node:child_process';
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { ApiextensionsV1Api, CustomObjectsApi, type KubeConfig } from '@kubernetes/client-node';
+import { crdPath } from '../src/externalbackend/render.ts';
+import { apiVersion, group, plural, version } from '../src/externalbackend/schema.ts';
+import { startCluster, type Cluster } from './harness/controlplane.ts';
+import { apiError, createTestNamespace, waitFor } from './helpers.ts';
+
+let cluster: Cluster;
+let kc: KubeConfig;
+let objects: CustomObjectsApi;
+let ns: string;
+
+beforeAll(async () => {
+  cluster = await startCluster();
+  kc = cluster.kubeConfig();
+  const ext = kc.makeApiClient(ApiextensionsV1Api);
+  // As users install it. (client-node re-serializes CRD bodies through its typed models, which
+  // drop x-kubernetes-* keys given in their wire form.)
+  const applied = spawnSync(
+    cluster.kubectl,
+    [
+      `--kubeconfig=${cluster.kubeconfigPath}`,
+      'apply',
+      '--server-side',
+      '--force-conflicts',
+      '-f',
+      crdPath,
+    ],
+    { encoding: 'utf8' },
+  );
+  if (applied.status !== 0) throw new Error(`kubectl apply of the CRD failed: ${applied.stderr}`);
+  const name = `${plural}.${group}`;
+  await waitFor('the CRD to be established', async () => {
+    const c = await ext.readCustomResourceDefinition({ name });
+    return c.status?.conditions?.some((x) => x.type === 'Established' && x.status === 'True')
+      ? true
+      : undefined;
+  });
+  objects = kc.makeApiClient(CustomObjectsApi);
+  ns = await createTestNamespace(kc, 'xb-admission');
+  // The resource is served a moment after the CRD reports Established.
+  await waitFor('the ExternalBackend resource to be served', async () => {
+    await objects.listNamespacedCustomObject({ group, version, namespace: ns, plural });
+    return true;
+  });
+}, 180_000);
+
+afterAll(async () => {
+  await cluster.stop();
+});
+
+let seq = 0;
+function create(spec: Record<string, unknown>, name = `xb-${++seq}`): Promise<unknown> {
+  return objects.createNamespacedCustomObject({
+    group,
+    version,
+    namespace: ns,
+    plural,
+    body: { apiVersion, kind: 'ExternalBackend', metadata: { name }, spec },
+  });
+}
+
+const base = { ports: [{ name: 'client', port: 2379 }] };
+const at = (ip: string): Record<string, unknown> => ({ ...base, addresses: [{ ip }] });
+
+describe('ExternalBackend admission', () => {
+  it.each<[string, Record<string, unknown>, string]>([
+    ['an invalid IP', at('192.0.2.300'), 'must be an IPv4 or IPv6 address'],
+    ['a non-canonical IPv6', at('2001:db8:0:0::1'), 'must be written in canonical form'],
+    ['a loopback IPv4', at('127.0.0.1'), 'must not be a loopback address'],
+    ['a loopback IPv6', at('::1'), 'must not be a loopback address'],
+    ['the metadata server (link-local)', at('169.254.169.254'), 'must not be a link-local address'],
+    ['a link-local IPv6', at('fe80::1'), 'must not be a link-local address'],
+    ['a multicast IPv4', at('239.1.2.3'), 'must not be a multicast address'],
+    ['a multicast IPv6', at('ff02::1'), 'must not be a link-local address'],
+    ['a global multicast IPv6', at('ff0e::1'), 'must not be a multicast address'],
+    ['the unspecified address', at('0.0.0.0'), 'must not be the unspecified address'],
+    [
+      'a duplicate IP',
+      { ...base, addresses: [{ ip: '192.0.2.10' }, { ip: '192.0.2.10' }] },
+      'Duplicate value',
+    ],
+    [
+      'a duplicate port name',
+      {
+        ports: [
+          { name: 'a', port: 1 },
+          { name: 'a', port: 2 },
+        ],
+        addresses: [{ ip: '192.0.2.10' }],
+      },
+      'Duplicate value',
+    ],
+    [
+      'a port out of range',
+      { ports: [{ name: 'a', port: 65536 }], addresses: [{ ip: '192.0.2.10' }] },
+      'should be less than or equal to 65535',
+    ],
+    [
+      'port 0',
+      { ports: [{ name: 'a', port: 0 }], addresses: [{ ip: '192.0.2.10' }] },
+      'should be greater than or equal to 1',
+    ],
+    ['no ports', { ports: [], addresses: [{ ip: '192.0.2.10' }] }, 'should have at least 1 items'],
+    [
+      'an unknown protocol',
+      { ports: [{ name: 'a', port: 1, protocol: 'ICMP' }], addresses: [{ ip: '192.0.2.10' }] },
+      'Unsupported value: "ICMP"',
+    ],
+    [
+      'neither addresses nor podSelector',
+      { ...base },
+      'list at least one address, or select pods with podSelector',
+    ],
+    [
+      'a health check naming an unknown port',
+      { ...at('192.0.2.10'), healthCheck: { tcp: { port: 'peer' } } },
+      'healthCheck.tcp.port names a port that is not in spec.ports',
+    ],
+    [
+      'an http check naming an unknown port',
+      { ...at('192.0.2.10'), healthCheck: { http: { port: 'web' } } },
+      'healthCheck.http.port names a port that is not in spec.ports',
+    ],
+    [
+      'both tcp and http checks',
+      { ...at('192.0.2.10'), healthCheck: { tcp: { port: 2379 }, http: { port: 2379 } } },
+      'set exactly one of tcp and http',
+    ],
+    [
+      'no probe in a health check',
+      { ...at('192.0.2.10'), healthCheck: { intervalSeconds: 5 } },
+      'set exactly one of tcp and http',
+    ],
+    [
+      'a zero healthy threshold',
+      { ...at('192.0.2.10'), healthCheck: { tcp: { port: 2379 }, healthyThreshold: 0 } },
+      'should be greater than or equal to 1',
+    ],
+    [
+      'an unhealthy threshold over 10',
+      { ...at('192.0.2.10'), healthCheck: { tcp: { port: 2379 }, unhealthyThreshold: 11 } },
+      'should be less than or equal to 10',
+    ],
+    [
+      'a timeout longer than the interval',
+      {
+        ...at('192.0.2.10'),
+        healthCheck: { tcp: { port: 2379 }, intervalSeconds: 2, timeoutSeconds: 5 },
+      },
+      'timeoutSeconds must not exceed intervalSeconds',
+    ],
+    [
+      'a bad status range',
+      { ...at('192.0.2.10'), healthCheck: { http: { port: 2379, expectedStatuses: ['2xx'] } } },
+      'spec.healthCheck.http.expectedStatuses[0]',
+    ],
+    [
+      'a relative HTTP path',
+      { ...at('192.0.2.10'), healthCheck: { http: { port: 2379, path: 'health' } } },
+      'spec.healthCheck.http.path',
+    ],
+    [
+      'a bad clusterIP',
+      { ...at('192.0.2.10'), service: { clusterIP: '10.96.0.5' } },
+      'Unsupported value: "10.96.0.5"',
+    ],
+  ])('refuses %s', async (_what, spec, message) => {
+    const err = await apiError(create(spec));
+    expect(err.code).toBe(422);
+    expect(err.message).toContain(message);
+  });
+
+  it('accepts the etcd seed example and stores the defaults', async () => {
+    const stored = (await create(
+      {
+        service: { name: 'etcd-k8s' },
+        ports: [{ name: 'port', port: 2379 }],
+        addresses: [
+          { ip: '192.0.2.10', nodeName: 'etc-master1' },
+          { ip: '192.0.2.11', nodeName: 'etc-master2' },
+          { ip: '192.0.2.12', nodeName: 'etc-master3' },
+        ],
+        healthCheck: { tcp: { port: 'port' } },
+      },
+      'etcd-k8s',
+    )) as { spec: Record<string, unknown> };
+    expect(stored.spec).toMatchObject({
+      service: { name: 'etcd-k8s', create: true, clusterIP: '' },
+      ports: [{ name: 'port', port: 2379, protocol: 'TCP' }],
+      healthCheck: {
+        tcp: { port: 'port' },
+        intervalSeconds: 10,
+        timeoutSeconds: 2,
+        healthyThreshold: 2,
+        unhealthyThreshold: 3,
+        failOpen: true,
+      },
+    });
+  });
+
+  it('accepts IPv6, HTTP checks by port number, and pod selectors', async () => {
+    await expect(
+      create({
+        ports: [{ name: 'http', port: 80 }],
+        addresses: [{ ip: '2001:db8::10' }, { ip: '198.51.100.7', hostname: 'legacy-1' }],
+        podSelector: { matchLabels: { app: 'zl' } },
+        healthCheck: {
+          http: {
+            port: 80,
+            path: '/healthz',
+            scheme: 'HTTPS',
+            expectedStatuses: ['200', '300-399'],
+          },
+        },
+      }),
+    ).resolves.toBeDefined();
+  });
+
+  it('shows Ready, Addresses and Age in kubectl get xb', () => {
+    const r = spawnSync(
+      cluster.kubectl,
+      [`--kubeconfig=${cluster.kubeconfigPath}`, '-n', ns, 'get', 'xb'],
+      { encoding: 'utf8' },
+    );
+    expect(r.status).toBe(0);
+    expect(r.stdout.split('\n')[0]).toMatch(/^NAME\s+READY\s+ADDRESSES\s+AGE/);
+    expect(r.stdout).toContain('etcd-k8s');
+  });
+});

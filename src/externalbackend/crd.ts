@@ -1,0 +1,133 @@
+// Builds the ExternalBackend CustomResourceDefinition from the zod schema. Kubernetes accepts only
+// structural schemas: no $ref, no additionalProperties:false, no types inside anyOf; zod's
+// int-or-string union becomes x-kubernetes-int-or-string.
+import { z } from 'zod';
+import {
+  externalBackendSpec,
+  externalBackendStatus,
+  group,
+  kind,
+  plural,
+  version,
+} from './schema.ts';
+
+type Json = Record<string, unknown>;
+
+const kubernetesFormats = new Set([
+  'int32',
+  'int64',
+  'float',
+  'double',
+  'byte',
+  'date',
+  'date-time',
+  'password',
+  'uuid',
+  'uri',
+  'hostname',
+  'ipv4',
+  'ipv6',
+  'cidr',
+]);
+
+function isRecord(v: unknown): v is Json {
+  return v !== null && typeof v === 'object' && !Array.isArray(v);
+}
+
+/** Rewrites zod's JSON Schema into a Kubernetes structural schema, recursively. */
+export function structural(node: unknown): unknown {
+  if (Array.isArray(node)) return node.map(structural);
+  if (!isRecord(node)) return node;
+  if (node['x-kubernetes-int-or-string'] === true) {
+    // The union's branches carry types, which a structural schema forbids under anyOf.
+    const out: Json = { 'x-kubernetes-int-or-string': true };
+    for (const [k, v] of Object.entries(node)) {
+      if (k !== 'anyOf' && k !== 'oneOf' && k !== 'x-kubernetes-int-or-string')
+        out[k] = structural(v);
+    }
+    return out;
+  }
+  const out: Json = {};
+  for (const [k, v] of Object.entries(node)) {
+    if (k === '$schema' || k === 'additionalProperties') continue;
+    // zod names formats Kubernetes does not know (e.g. starts_with); the pattern already says it.
+    if (k === 'format' && typeof v === 'string' && !kubernetesFormats.has(v)) continue;
+    // z.int() adds the safe-integer bounds; they say nothing to a reader of the CRD.
+    if (
+      (k === 'minimum' && v === Number.MIN_SAFE_INTEGER) ||
+      (k === 'maximum' && v === Number.MAX_SAFE_INTEGER)
+    )
+      continue;
+    out[k] = structural(v);
+  }
+  return out;
+}
+
+function openAPI(schema: z.ZodType): Json {
+  return structural(
+    z.toJSONSchema(schema, { target: 'openapi-3.0', io: 'input', unrepresentable: 'throw' }),
+  ) as Json;
+}
+
+export function buildCrd(): Json {
+  return {
+    apiVersion: 'apiextensions.k8s.io/v1',
+    kind: 'CustomResourceDefinition',
+    metadata: {
+      name: `${plural}.${group}`,
+      annotations: {
+        'outrigger.dev/generated-by': 'npm run generate (from src/externalbackend/schema.ts)',
+      },
+    },
+    spec: {
+      group,
+      scope: 'Namespaced',
+      names: {
+        kind,
+        listKind: `${kind}List`,
+        plural,
+        singular: kind.toLowerCase(),
+        shortNames: ['xb'],
+        categories: ['outrigger'],
+      },
+      versions: [
+        {
+          name: version,
+          served: true,
+          storage: true,
+          subresources: { status: {} },
+          additionalPrinterColumns: [
+            {
+              name: 'Ready',
+              type: 'string',
+              jsonPath: '.status.conditions[?(@.type=="Ready")].status',
+            },
+            {
+              name: 'Addresses',
+              type: 'string',
+              description: 'ready/total',
+              jsonPath: '.status.addressSummary',
+            },
+            { name: 'Service', type: 'string', priority: 1, jsonPath: '.spec.service.name' },
+            { name: 'Age', type: 'date', jsonPath: '.metadata.creationTimestamp' },
+          ],
+          schema: {
+            openAPIV3Schema: {
+              type: 'object',
+              description:
+                'ExternalBackend registers addresses outside the cluster, optionally with pods, as the health-checked endpoints of a Service.',
+              required: ['spec'],
+              properties: {
+                apiVersion: { type: 'string' },
+                kind: { type: 'string' },
+                metadata: { type: 'object' },
+                spec: openAPI(externalBackendSpec),
+                status: openAPI(externalBackendStatus),
+              },
+            },
+          },
+        },
+      ],
+    },
+  };
+}
