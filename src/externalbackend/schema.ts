@@ -10,7 +10,12 @@ export const kind = 'ExternalBackend';
 export const plural = 'externalbackends';
 export const apiVersion = `${group}/${version}`;
 
-interface Rule { rule: string; message: string; fieldPath?: string; reason?: string }
+interface Rule {
+  rule: string;
+  message: string;
+  fieldPath?: string;
+  reason?: string;
+}
 const cel = (...rules: Rule[]) => ({ 'x-kubernetes-validations': rules });
 
 const dnsLabel = z

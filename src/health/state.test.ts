@@ -1,0 +1,50 @@
+import { describe, expect, it } from '@jest/globals';
+import { initialHealth, isReady, observe, type AddressHealth } from './state.ts';
+
+const t = { healthyThreshold: 2, unhealthyThreshold: 3 };
+
+function run(results: boolean[], start: AddressHealth = initialHealth(0)): AddressHealth[] {
+  const out: AddressHealth[] = [];
+  let h = start;
+  results.forEach((ok, i) => {
+    h = observe(h, ok, t, i + 1, ok ? '' : 'connection refused');
+    out.push(h);
+  });
+  return out;
+}
+
+describe('address health', () => {
+  it('is ready while unknown, and the first success makes it healthy', () => {
+    expect(isReady(initialHealth(0))).toBe(true);
+    expect(run([true]).map((h) => h.state)).toEqual(['Healthy']);
+  });
+
+  it('goes unhealthy only after unhealthyThreshold consecutive failures', () => {
+    expect(run([true, false, false, true, false, false, false]).map((h) => h.state)).toEqual([
+      'Healthy',
+      'Healthy',
+      'Healthy',
+      'Healthy',
+      'Healthy',
+      'Healthy',
+      'Unhealthy',
+    ]);
+  });
+
+  it('comes back only after healthyThreshold consecutive successes', () => {
+    const down = run([false, false, false]).at(-1) ?? initialHealth(0);
+    expect(down.state).toBe('Unhealthy');
+    expect(down.message).toBe('connection refused');
+    expect(run([true, false, true, true], down).map((h) => h.state)).toEqual([
+      'Unhealthy',
+      'Unhealthy',
+      'Unhealthy',
+      'Healthy',
+    ]);
+  });
+
+  it('records when the state changed', () => {
+    const hs = run([true, false, false, false]);
+    expect(hs.map((h) => h.since)).toEqual([1, 1, 1, 4]);
+  });
+});
