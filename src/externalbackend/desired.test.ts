@@ -1,0 +1,205 @@
+import { describe, expect, it } from '@jest/globals';
+import type { V1Service } from '@kubernetes/client-node';
+import { initialHealth, observe, type AddressHealth } from '../health/state.ts';
+import { DenyList, defaultDeniedCidrs } from '../net/denylist.ts';
+import {
+  addressViews,
+  decideService,
+  desiredEndpoints,
+  desiredSlices,
+  labelServiceName,
+  labelSkipMirror,
+  labelSliceManagedBy,
+  managerName,
+  ownership,
+} from './desired.ts';
+import { externalBackendSpec, type ExternalBackendSpecInput } from './schema.ts';
+
+const xb = { name: 'etcd-k8s', namespace: 'kube-system', uid: 'xb-uid' };
+const spec = (s: Partial<ExternalBackendSpecInput> = {}) =>
+  externalBackendSpec.parse({
+    ports: [{ name: 'port', port: 2379 }],
+    addresses: [
+      { ip: '192.0.2.10', nodeName: 'etc-master1' },
+      { ip: '192.0.2.11', nodeName: 'etc-master2' },
+      { ip: '192.0.2.12', nodeName: 'etc-master3' },
+    ],
+    ...s,
+  });
+const deny = new DenyList(defaultDeniedCidrs);
+const t = { healthyThreshold: 2, unhealthyThreshold: 3 };
+const down = (): AddressHealth =>
+  [false, false, false].reduce((h, ok) => observe(h, ok, t, 1, 'ECONNREFUSED'), initialHealth(0));
+const up = (): AddressHealth => observe(initialHealth(0), true, t, 1);
+
+describe('decideService', () => {
+  it('creates and owns a selectorless Service when none exists', () => {
+    const d = decideService(xb, spec(), undefined);
+    expect(d.action).toBe('create');
+    if (d.action !== 'create') return;
+    expect(d.service.spec?.selector).toBeUndefined();
+    expect(d.service.spec?.ports).toEqual([
+      { name: 'port', port: 2379, targetPort: 2379, protocol: 'TCP' },
+    ]);
+    expect(d.service.metadata?.ownerReferences?.[0]).toMatchObject({
+      kind: 'ExternalBackend',
+      uid: 'xb-uid',
+      controller: true,
+    });
+  });
+
+  it('asks for a headless Service when clusterIP is None', () => {
+    const d = decideService(xb, spec({ service: { clusterIP: 'None' } }), undefined);
+    expect(d.action === 'create' && d.service.spec?.clusterIP).toBe('None');
+  });
+
+  it('refuses to create when create is false, and refuses a Service with a selector', () => {
+    expect(decideService(xb, spec({ service: { create: false } }), undefined)).toMatchObject({
+      action: 'refuse',
+      reason: 'ServiceNotFound',
+    });
+    const withSelector: V1Service = {
+      metadata: { name: 'etcd-k8s' },
+      spec: { selector: { app: 'etcd' } },
+    };
+    expect(decideService(xb, spec(), withSelector)).toMatchObject({
+      action: 'refuse',
+      reason: 'ServiceHasSelector',
+    });
+  });
+
+  it('adopts an existing selectorless Service without touching it', () => {
+    const existing: V1Service = { metadata: { name: 'etcd-k8s' }, spec: { ports: [{ port: 1 }] } };
+    expect(decideService(xb, spec(), existing)).toEqual({ action: 'none', adopted: true });
+  });
+
+  it('updates the ports of a Service it owns, and leaves it alone when they match', () => {
+    const first = decideService(xb, spec(), undefined);
+    if (first.action !== 'create') throw new Error('expected create');
+    expect(decideService(xb, spec(), first.service)).toEqual({ action: 'none', adopted: false });
+    const changed = decideService(
+      xb,
+      spec({ ports: [{ name: 'port', port: 2380 }] }),
+      first.service,
+    );
+    expect(changed.action === 'update' && changed.service.spec?.ports?.[0]?.port).toBe(2380);
+  });
+});
+
+describe('addressViews', () => {
+  it('publishes every address as ready without a health check', () => {
+    const { views, failOpen } = addressViews(spec(), new Map(), deny);
+    expect(views.map((v) => [v.ip, v.ready, v.state])).toEqual([
+      ['192.0.2.10', true, 'Healthy'],
+      ['192.0.2.11', true, 'Healthy'],
+      ['192.0.2.12', true, 'Healthy'],
+    ]);
+    expect(failOpen).toBe(false);
+  });
+
+  it('marks unhealthy addresses not ready, and unknown ones ready', () => {
+    const s = spec({ healthCheck: { tcp: { port: 'port' } } });
+    const health = new Map([
+      ['192.0.2.10', up()],
+      ['192.0.2.11', down()],
+    ]);
+    const { views } = addressViews(s, health, deny);
+    expect(views.map((v) => [v.state, v.ready])).toEqual([
+      ['Healthy', true],
+      ['Unhealthy', false],
+      ['Unknown', true],
+    ]);
+    expect(views[1]?.message).toBe('ECONNREFUSED');
+  });
+
+  it('fails open when every address is unhealthy, and not when failOpen is off', () => {
+    const health = new Map(['192.0.2.10', '192.0.2.11', '192.0.2.12'].map((ip) => [ip, down()]));
+    const open = addressViews(spec({ healthCheck: { tcp: { port: 'port' } } }), health, deny);
+    expect(open.failOpen).toBe(true);
+    expect(open.views.every((v) => v.ready && v.state === 'Unhealthy')).toBe(true);
+    const closed = addressViews(
+      spec({ healthCheck: { tcp: { port: 'port' }, failOpen: false } }),
+      health,
+      deny,
+    );
+    expect(closed.failOpen).toBe(false);
+    expect(closed.views.some((v) => v.ready)).toBe(false);
+  });
+
+  it('never publishes a denied address, even failing open', () => {
+    const s = spec({
+      addresses: [{ ip: '10.96.0.1' }, { ip: '192.0.2.10' }],
+      healthCheck: { tcp: { port: 'port' } },
+    });
+    const cluster = new DenyList([...defaultDeniedCidrs, '10.96.0.0/12']);
+    const { views } = addressViews(s, new Map([['192.0.2.10', down()]]), cluster);
+    expect(views[0]).toMatchObject({
+      state: 'Denied',
+      ready: false,
+      message: 'in the deny list (10.96.0.0/12); not published',
+    });
+    expect(views[1]).toMatchObject({ state: 'Unhealthy', ready: true });
+  });
+});
+
+describe('desiredEndpoints and desiredSlices', () => {
+  const s = spec({
+    addresses: [{ ip: '192.0.2.10', nodeName: 'n1' }, { ip: '2001:db8::10' }, { ip: '192.0.2.11' }],
+  });
+  const views = addressViews(s, new Map(), deny).views.map((v) =>
+    v.ip === '192.0.2.11' ? { ...v, ready: false } : v,
+  );
+
+  it('writes skip-mirror Endpoints owned by the ExternalBackend', () => {
+    const ep = desiredEndpoints(xb, s, views);
+    expect(ep.metadata?.name).toBe('etcd-k8s');
+    expect(ep.metadata?.labels?.[labelSkipMirror]).toBe('true');
+    expect(ep.metadata?.ownerReferences?.[0]?.uid).toBe('xb-uid');
+    expect(ep.subsets).toEqual([
+      {
+        addresses: [{ ip: '192.0.2.10', nodeName: 'n1' }, { ip: '2001:db8::10' }],
+        notReadyAddresses: [{ ip: '192.0.2.11' }],
+        ports: [{ name: 'port', port: 2379, protocol: 'TCP' }],
+      },
+    ]);
+  });
+
+  it('writes one EndpointSlice per address family with ready/serving/terminating', () => {
+    const slices = desiredSlices(xb, s, views);
+    expect(slices.map((x) => [x.metadata?.name, x.addressType, x.endpoints?.length])).toEqual([
+      ['etcd-k8s-outrigger-ipv4', 'IPv4', 2],
+      ['etcd-k8s-outrigger-ipv6', 'IPv6', 1],
+    ]);
+    expect(slices[0]?.metadata?.labels).toMatchObject({
+      [labelServiceName]: 'etcd-k8s',
+      [labelSliceManagedBy]: managerName,
+    });
+    expect(slices[0]?.endpoints?.[1]).toEqual({
+      addresses: ['192.0.2.11'],
+      conditions: { ready: false, serving: false, terminating: false },
+    });
+    expect(slices[0]?.ports).toEqual([{ name: 'port', port: 2379, protocol: 'TCP' }]);
+  });
+
+  it('has no subsets and no slices when nothing can be published', () => {
+    const s2 = spec({ addresses: [{ ip: '10.96.0.1' }] });
+    const v2 = addressViews(s2, new Map(), new DenyList(['10.0.0.0/8'])).views;
+    expect(desiredEndpoints(xb, s2, v2).subsets).toEqual([]);
+    expect(desiredSlices(xb, s2, v2)).toEqual([]);
+  });
+});
+
+describe('ownership', () => {
+  it('tells ours from foreign and absent', () => {
+    expect(ownership(undefined, xb)).toBe('absent');
+    expect(
+      ownership(
+        {
+          metadata: { ownerReferences: [{ apiVersion: 'v', kind: 'k', name: 'n', uid: 'xb-uid' }] },
+        },
+        xb,
+      ),
+    ).toBe('ours');
+    expect(ownership({ metadata: { labels: { x: 'y' } } }, xb)).toBe('foreign');
+  });
+});

@@ -1,0 +1,295 @@
+// What an ExternalBackend should make exist, as pure functions: the Service decision, which
+// addresses are published, and the Endpoints and EndpointSlices to write. The reconciler gathers
+// the inputs from its caches and writes only what differs.
+import type {
+  V1EndpointAddress,
+  V1EndpointSlice,
+  V1Endpoints,
+  V1OwnerReference,
+  V1Service,
+} from '@kubernetes/client-node';
+import { parseIP } from '../endpoints/pod.ts';
+import { repackSubsets } from '../endpoints/subsets.ts';
+import { isReady, type AddressHealth } from '../health/state.ts';
+import type { DenyList } from '../net/denylist.ts';
+import { apiVersion, kind, type ExternalBackendSpec } from './schema.ts';
+
+export const labelSkipMirror = 'endpointslice.kubernetes.io/skip-mirror';
+export const labelServiceName = 'kubernetes.io/service-name';
+export const labelSliceManagedBy = 'endpointslice.kubernetes.io/managed-by';
+export const labelEndpointsManagedBy = 'endpoints.kubernetes.io/managed-by';
+export const labelAppManagedBy = 'app.kubernetes.io/managed-by';
+/** Label values cannot hold "/", so not DESIGN's `outrigger.dev/controller`; see README. */
+export const managerName = 'controller.outrigger.dev';
+
+export interface BackendRef {
+  readonly name: string;
+  readonly namespace: string;
+  readonly uid: string;
+}
+
+export function ownerReference(xb: BackendRef): V1OwnerReference {
+  return {
+    apiVersion,
+    kind,
+    name: xb.name,
+    uid: xb.uid,
+    controller: true,
+    blockOwnerDeletion: true,
+  };
+}
+
+/** Whether an object is ours (owned by this ExternalBackend), free to take, or someone else's. */
+export function ownership(
+  obj:
+    | { metadata?: { ownerReferences?: V1OwnerReference[]; labels?: Record<string, string> } }
+    | undefined,
+  xb: BackendRef,
+): 'absent' | 'ours' | 'foreign' {
+  if (obj === undefined) return 'absent';
+  if (obj.metadata?.ownerReferences?.some((o) => o.uid === xb.uid)) return 'ours';
+  return 'foreign';
+}
+
+export function serviceName(xb: BackendRef, spec: ExternalBackendSpec): string {
+  return spec.service.name ?? xb.name;
+}
+
+export function desiredService(xb: BackendRef, spec: ExternalBackendSpec): V1Service {
+  return {
+    apiVersion: 'v1',
+    kind: 'Service',
+    metadata: {
+      name: serviceName(xb, spec),
+      namespace: xb.namespace,
+      labels: { [labelAppManagedBy]: 'outrigger' },
+      ownerReferences: [ownerReference(xb)],
+    },
+    spec: {
+      ...(spec.service.clusterIP === 'None' ? { clusterIP: 'None' } : {}),
+      ports: spec.ports.map((p) => ({
+        name: p.name,
+        port: p.port,
+        targetPort: p.port,
+        protocol: p.protocol,
+        ...(p.appProtocol !== undefined ? { appProtocol: p.appProtocol } : {}),
+      })),
+    },
+  };
+}
+
+export type ServiceDecision =
+  | { readonly action: 'create'; readonly service: V1Service }
+  | { readonly action: 'update'; readonly service: V1Service }
+  | { readonly action: 'none'; readonly adopted: boolean }
+  | {
+      readonly action: 'refuse';
+      readonly reason: 'ServiceNotFound' | 'ServiceHasSelector';
+      readonly message: string;
+    };
+
+function samePorts(a: V1Service, b: V1Service): boolean {
+  const key = (s: V1Service): string =>
+    JSON.stringify(
+      (s.spec?.ports ?? [])
+        .map((p) => [
+          p.name ?? '',
+          p.port,
+          String(p.targetPort ?? p.port),
+          p.protocol ?? 'TCP',
+          p.appProtocol ?? '',
+        ])
+        .sort(),
+    );
+  return key(a) === key(b);
+}
+
+/**
+ * Creates and owns a selectorless Service when none exists (if allowed), keeps an owned one's ports
+ * in line, adopts (reads only) an existing selectorless one, and refuses one with a selector: its
+ * Endpoints belong to the endpoints controller.
+ */
+export function decideService(
+  xb: BackendRef,
+  spec: ExternalBackendSpec,
+  existing: V1Service | undefined,
+): ServiceDecision {
+  const name = serviceName(xb, spec);
+  const want = desiredService(xb, spec);
+  if (existing === undefined) {
+    if (spec.service.create) return { action: 'create', service: want };
+    return {
+      action: 'refuse',
+      reason: 'ServiceNotFound',
+      message: `Service ${name} does not exist and spec.service.create is false`,
+    };
+  }
+  if (existing.spec?.selector !== undefined) {
+    return {
+      action: 'refuse',
+      reason: 'ServiceHasSelector',
+      message: `Service ${name} has a selector; its Endpoints belong to the endpoints controller. Remove the selector or name another Service`,
+    };
+  }
+  if (ownership(existing, xb) === 'ours') {
+    if (samePorts(existing, want)) return { action: 'none', adopted: false };
+    return {
+      action: 'update',
+      service: { ...existing, spec: { ...existing.spec, ports: want.spec?.ports ?? [] } },
+    };
+  }
+  return { action: 'none', adopted: true };
+}
+
+export type AddressState = 'Healthy' | 'Unhealthy' | 'Unknown' | 'Denied';
+
+export interface AddressView {
+  readonly ip: string;
+  readonly nodeName?: string;
+  readonly hostname?: string;
+  readonly state: AddressState;
+  /** Published as ready (after fail-open). */
+  readonly ready: boolean;
+  readonly message: string;
+  readonly since?: number;
+}
+
+/**
+ * Which addresses are published and how. Denied addresses are never published. Without a health
+ * check every other address is ready; with one, unhealthy ones are not ready — unless every
+ * checked address is unhealthy and failOpen is on, when all are published as ready, because a
+ * probe-side outage must not blackhole the Service.
+ */
+export function addressViews(
+  spec: ExternalBackendSpec,
+  health: ReadonlyMap<string, AddressHealth>,
+  denyList: DenyList,
+): { views: AddressView[]; failOpen: boolean } {
+  const views: AddressView[] = spec.addresses.map((a) => {
+    const extra = {
+      ...(a.nodeName !== undefined ? { nodeName: a.nodeName } : {}),
+      ...(a.hostname !== undefined ? { hostname: a.hostname } : {}),
+    };
+    const denied = denyList.denies(a.ip);
+    if (denied !== undefined) {
+      return {
+        ip: a.ip,
+        ...extra,
+        state: 'Denied',
+        ready: false,
+        message: `in the deny list (${denied}); not published`,
+      };
+    }
+    if (spec.healthCheck === undefined)
+      return { ip: a.ip, ...extra, state: 'Healthy', ready: true, message: '' };
+    const h = health.get(a.ip);
+    const state = h?.state ?? 'Unknown';
+    return {
+      ip: a.ip,
+      ...extra,
+      state,
+      ready: h === undefined || isReady(h),
+      message: h?.message ?? '',
+      ...(h ? { since: h.since } : {}),
+    };
+  });
+  const checked = views.filter((v) => v.state !== 'Denied');
+  const failOpen =
+    spec.healthCheck?.failOpen === true &&
+    checked.length > 0 &&
+    checked.every((v) => v.state === 'Unhealthy');
+  return {
+    views: failOpen ? views.map((v) => (v.state === 'Denied' ? v : { ...v, ready: true })) : views,
+    failOpen,
+  };
+}
+
+function metadata(xb: BackendRef, name: string, labels: Record<string, string>) {
+  return { name, namespace: xb.namespace, labels, ownerReferences: [ownerReference(xb)] };
+}
+
+/** Endpoints/<service>: published addresses, skip-mirror because outrigger writes the slices. */
+export function desiredEndpoints(
+  xb: BackendRef,
+  spec: ExternalBackendSpec,
+  views: readonly AddressView[],
+): V1Endpoints {
+  const name = serviceName(xb, spec);
+  const addr = (v: AddressView): V1EndpointAddress => ({
+    ip: v.ip,
+    ...(v.nodeName !== undefined ? { nodeName: v.nodeName } : {}),
+    ...(v.hostname !== undefined ? { hostname: v.hostname } : {}),
+  });
+  const published = views.filter((v) => v.state !== 'Denied');
+  const ports = spec.ports.map((p) => ({
+    name: p.name,
+    port: p.port,
+    protocol: p.protocol,
+    ...(p.appProtocol !== undefined ? { appProtocol: p.appProtocol } : {}),
+  }));
+  const subsets =
+    published.length === 0
+      ? []
+      : repackSubsets([
+          {
+            ...(published.some((v) => v.ready)
+              ? { addresses: published.filter((v) => v.ready).map(addr) }
+              : {}),
+            ...(published.some((v) => !v.ready)
+              ? { notReadyAddresses: published.filter((v) => !v.ready).map(addr) }
+              : {}),
+            ports,
+          },
+        ]);
+  return {
+    apiVersion: 'v1',
+    kind: 'Endpoints',
+    metadata: metadata(xb, name, {
+      [labelSkipMirror]: 'true',
+      [labelAppManagedBy]: 'outrigger',
+      [labelEndpointsManagedBy]: managerName,
+    }),
+    subsets,
+  };
+}
+
+export function sliceName(service: string, family: 'IPv4' | 'IPv6'): string {
+  return `${service}-outrigger-${family.toLowerCase()}`;
+}
+
+/** One EndpointSlice per address family in use, named deterministically so updates are in place. */
+export function desiredSlices(
+  xb: BackendRef,
+  spec: ExternalBackendSpec,
+  views: readonly AddressView[],
+): V1EndpointSlice[] {
+  const name = serviceName(xb, spec);
+  const out: V1EndpointSlice[] = [];
+  for (const family of ['IPv4', 'IPv6'] as const) {
+    const members = views.filter((v) => v.state !== 'Denied' && parseIP(v.ip)?.family === family);
+    if (members.length === 0) continue;
+    out.push({
+      apiVersion: 'discovery.k8s.io/v1',
+      kind: 'EndpointSlice',
+      metadata: metadata(xb, sliceName(name, family), {
+        [labelServiceName]: name,
+        [labelSliceManagedBy]: managerName,
+        [labelAppManagedBy]: 'outrigger',
+      }),
+      addressType: family,
+      endpoints: members.map((v) => ({
+        addresses: [v.ip],
+        conditions: { ready: v.ready, serving: v.ready, terminating: false },
+        ...(v.nodeName !== undefined ? { nodeName: v.nodeName } : {}),
+        ...(v.hostname !== undefined ? { hostname: v.hostname } : {}),
+      })),
+      ports: spec.ports.map((p) => ({
+        name: p.name,
+        port: p.port,
+        protocol: p.protocol,
+        ...(p.appProtocol !== undefined ? { appProtocol: p.appProtocol } : {}),
+      })),
+    });
+  }
+  return out;
+}
