@@ -8,6 +8,7 @@ import type {
   V1OwnerReference,
   V1Service,
 } from '@kubernetes/client-node';
+import { labelManagedBy, managedByOutrigger } from '../endpoints/desired.ts';
 import { parseIP } from '../endpoints/pod.ts';
 import { repackSubsets } from '../endpoints/subsets.ts';
 import { isReady, type AddressHealth } from '../health/state.ts';
@@ -17,10 +18,9 @@ import { apiVersion, kind, type ExternalBackendSpec } from './schema.ts';
 export const labelSkipMirror = 'endpointslice.kubernetes.io/skip-mirror';
 export const labelServiceName = 'kubernetes.io/service-name';
 export const labelSliceManagedBy = 'endpointslice.kubernetes.io/managed-by';
-export const labelEndpointsManagedBy = 'endpoints.kubernetes.io/managed-by';
 export const labelAppManagedBy = 'app.kubernetes.io/managed-by';
-/** Label values cannot hold "/", so not DESIGN's `outrigger.dev/controller`; see README. */
-export const managerName = 'controller.outrigger.dev';
+/** One manager name for Endpoints and EndpointSlices alike (see endpoints/desired.ts). */
+export { labelManagedBy as labelEndpointsManagedBy, managedByOutrigger as managerName };
 
 export interface BackendRef {
   readonly name: string;
@@ -247,7 +247,7 @@ export function desiredEndpoints(
     metadata: metadata(xb, name, {
       [labelSkipMirror]: 'true',
       [labelAppManagedBy]: 'outrigger',
-      [labelEndpointsManagedBy]: managerName,
+      [labelManagedBy]: managedByOutrigger,
     }),
     subsets,
   };
@@ -273,7 +273,7 @@ export function desiredSlices(
       kind: 'EndpointSlice',
       metadata: metadata(xb, sliceName(name, family), {
         [labelServiceName]: name,
-        [labelSliceManagedBy]: managerName,
+        [labelSliceManagedBy]: managedByOutrigger,
         [labelAppManagedBy]: 'outrigger',
       }),
       addressType: family,
