@@ -2,6 +2,9 @@
 // a message a person understands, good ones are stored with their defaults, and `kubectl get xb`
 // shows the printer columns.
 import { spawnSync } from 'node:child_process';
+import { readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { ApiextensionsV1Api, CustomObjectsApi, type KubeConfig } from '@kubernetes/client-node';
 import { crdPath } from '../src/externalbackend/render.ts';
@@ -52,6 +55,11 @@ beforeAll(async () => {
 afterAll(async () => {
   await cluster.stop();
 });
+
+const examplesDir = fileURLToPath(new URL('../examples/', import.meta.url));
+const examples = readdirSync(examplesDir, { recursive: true, encoding: 'utf8' })
+  .filter((f) => f.endsWith('.yaml'))
+  .sort();
 
 let seq = 0;
 function create(spec: Record<string, unknown>, name = `xb-${++seq}`): Promise<unknown> {
@@ -219,6 +227,18 @@ describe('ExternalBackend admission', () => {
         },
       }),
     ).resolves.toBeDefined();
+  });
+
+  it.each(examples)('accepts examples/%s (server-side dry run)', (file) => {
+    const kubectl = (...args: string[]) =>
+      spawnSync(cluster.kubectl, [`--kubeconfig=${cluster.kubeconfigPath}`, ...args], {
+        encoding: 'utf8',
+      });
+    // Dry-run objects are not stored, so a namespace the file creates must exist for real.
+    kubectl('create', 'namespace', 'wetwin');
+    const r = kubectl('apply', '--server-side', '--dry-run=server', '-f', join(examplesDir, file));
+    expect(r.stderr.replace(/Warning: v1 Endpoints is deprecated[^\n]*\n/g, '')).toBe('');
+    expect(r.status).toBe(0);
   });
 
   it('shows Ready, Addresses and Age in kubectl get xb', () => {
