@@ -1,5 +1,11 @@
 // Wiring: informers → controllers → HTTP endpoints, started and stopped in order.
-import type { KubeConfig, V1Endpoints, V1Pod, V1Service } from '@kubernetes/client-node';
+import type {
+  KubeConfig,
+  KubernetesObject,
+  V1Endpoints,
+  V1Pod,
+  V1Service,
+} from '@kubernetes/client-node';
 import type { Config } from './config.ts';
 import { EndpointsController, endpointsWriter } from './controllers/endpoints.ts';
 import { eventRecorder } from './kube/events.ts';
@@ -28,7 +34,10 @@ export async function runManager(
   stop: AbortSignal,
 ): Promise<void> {
   const metrics = createMetrics();
-  const informers: Informer<never>[] = [];
+  const informers: Pick<
+    Informer<KubernetesObject>,
+    'name' | 'hasSynced' | 'run' | 'waitForSync' | 'size'
+  >[] = [];
   const readyz: Check[] = [];
   const healthz: Check[] = [{ name: 'ping', check: () => undefined }];
   let endpoints: EndpointsController | undefined;
@@ -63,7 +72,7 @@ export async function runManager(
       transform: transformEndpoints,
       ...common('endpoints'),
     });
-    informers.push(services as Informer<never>, pods as Informer<never>, eps as Informer<never>);
+    informers.push(services, pods, eps);
     endpoints = new EndpointsController({
       services,
       pods,

@@ -21,8 +21,6 @@ export class Controller {
   readonly queue: WorkQueue;
   private readonly opts: ControllerOptions;
   private active = 0;
-  /** Last time a reconcile finished or the queue was empty, for the liveness check. */
-  private lastProgress = Date.now();
 
   constructor(opts: ControllerOptions) {
     this.opts = opts;
@@ -73,7 +71,6 @@ export class Controller {
         end();
         this.active--;
         metrics.activeWorkers.set({ controller: name }, this.active);
-        this.lastProgress = Date.now();
       }
     });
   }

@@ -83,7 +83,6 @@ export class Informer<T extends KubernetesObject> {
   private readonly syncedScopes = new Set<string>();
   private readonly scopes: readonly (string | undefined)[];
   private readonly opts: InformerOptions<T>;
-  private lastEventAt = Date.now();
 
   constructor(opts: InformerOptions<T>) {
     this.opts = opts;
@@ -100,11 +99,6 @@ export class Informer<T extends KubernetesObject> {
 
   hasSynced(): boolean {
     return this.syncedScopes.size === this.scopes.length;
-  }
-
-  /** Milliseconds since the last list or watch event, for liveness reporting. */
-  idleMs(): number {
-    return Date.now() - this.lastEventAt;
   }
 
   get(namespace: string, name: string): T | undefined {
@@ -182,7 +176,6 @@ export class Informer<T extends KubernetesObject> {
       token = page.continueToken;
       rv = page.resourceVersion;
     } while (token);
-    this.lastEventAt = Date.now();
 
     for (const existing of this.list(namespace)) {
       if (this.inScope(existing, namespace) && !fresh.has(objectKey(existing)))
@@ -235,7 +228,6 @@ export class Informer<T extends KubernetesObject> {
           timeoutSeconds: 300 + Math.floor(Math.random() * 300),
         },
         (type: string, raw: unknown) => {
-          this.lastEventAt = Date.now();
           if (type === 'ERROR') {
             if ((raw as { code?: number } | null)?.code === 410) gone = true;
             return;
