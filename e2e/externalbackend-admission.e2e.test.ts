@@ -6,11 +6,11 @@ import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { ApiextensionsV1Api, CustomObjectsApi, type KubeConfig } from '@kubernetes/client-node';
-import { crdPath } from '../src/externalbackend/render.ts';
+import { CustomObjectsApi, type KubeConfig } from '@kubernetes/client-node';
 import { apiVersion, group, plural, version } from '../src/externalbackend/schema.ts';
 import { startCluster, type Cluster } from './harness/controlplane.ts';
-import { apiError, createTestNamespace, waitFor } from './helpers.ts';
+import { installCrd } from './harness/crd.ts';
+import { apiError, createTestNamespace } from './helpers.ts';
 
 let cluster: Cluster;
 let kc: KubeConfig;
@@ -20,36 +20,9 @@ let ns: string;
 beforeAll(async () => {
   cluster = await startCluster();
   kc = cluster.kubeConfig();
-  const ext = kc.makeApiClient(ApiextensionsV1Api);
-  // As users install it. (client-node re-serializes CRD bodies through its typed models, which
-  // drop x-kubernetes-* keys given in their wire form.)
-  const applied = spawnSync(
-    cluster.kubectl,
-    [
-      `--kubeconfig=${cluster.kubeconfigPath}`,
-      'apply',
-      '--server-side',
-      '--force-conflicts',
-      '-f',
-      crdPath,
-    ],
-    { encoding: 'utf8' },
-  );
-  if (applied.status !== 0) throw new Error(`kubectl apply of the CRD failed: ${applied.stderr}`);
-  const name = `${plural}.${group}`;
-  await waitFor('the CRD to be established', async () => {
-    const c = await ext.readCustomResourceDefinition({ name });
-    return c.status?.conditions?.some((x) => x.type === 'Established' && x.status === 'True')
-      ? true
-      : undefined;
-  });
+  await installCrd(cluster.kubeconfigPath);
   objects = kc.makeApiClient(CustomObjectsApi);
   ns = await createTestNamespace(kc, 'xb-admission');
-  // The resource is served a moment after the CRD reports Established.
-  await waitFor('the ExternalBackend resource to be served', async () => {
-    await objects.listNamespacedCustomObject({ group, version, namespace: ns, plural });
-    return true;
-  });
 }, 180_000);
 
 afterAll(async () => {

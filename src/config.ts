@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { isValidCIDR } from './net/denylist.ts';
 
 /**
  * Command-line flags and OUTRIGGER_* environment variables, parsed into one validated config object.
@@ -57,6 +58,20 @@ const positiveInt = z
   .regex(/^\d+$/, 'must be a whole number')
   .transform(Number)
   .pipe(z.number().int().min(1).max(1000));
+
+const cidrList = z
+  .string()
+  .transform((s) =>
+    s
+      .split(',')
+      .map((c) => c.trim())
+      .filter((c) => c !== ''),
+  )
+  .pipe(
+    z.array(
+      z.string().refine((c) => isValidCIDR(c), { message: 'must be CIDRs such as "10.0.0.0/8"' }),
+    ),
+  );
 
 const booleanValue = z.enum(['true', 'false']).transform((v) => v === 'true');
 
@@ -136,6 +151,21 @@ export const flags: readonly FlagSpec[] = [
     help: 'Delay pod-triggered Endpoints syncs to batch changes, e.g. "500ms" (kube-controller-manager flag).',
   },
   {
+    name: 'concurrent-externalbackend-syncs',
+    default: '5',
+    help: 'ExternalBackend reconciles run at once.',
+  },
+  {
+    name: 'max-concurrent-probes',
+    default: '100',
+    help: 'Health-check probes in flight at once, across every ExternalBackend.',
+  },
+  {
+    name: 'denied-cidrs',
+    default: '',
+    help: 'Comma-separated CIDRs that ExternalBackend addresses may not use, in addition to the built-in loopback, link-local, multicast and unspecified ranges (e.g. the pod and service CIDRs). Denied addresses are never published or probed.',
+  },
+  {
     name: 'kube-api-qps',
     default: '20',
     help: 'Requests per second to the API server, after the burst (kube-controller-manager flag).',
@@ -164,6 +194,9 @@ const rawSchema = z.object({
   'selector-mode': selectorMode,
   'concurrent-endpoint-syncs': positiveInt,
   'endpoint-updates-batch-period': duration,
+  'concurrent-externalbackend-syncs': positiveInt,
+  'max-concurrent-probes': positiveInt,
+  'denied-cidrs': cidrList,
   'kube-api-qps': positiveInt,
   'kube-api-burst': positiveInt,
   'zap-log-level': logLevel,
@@ -183,6 +216,10 @@ export interface Config {
   readonly concurrentEndpointSyncs: number;
   /** Milliseconds. */
   readonly endpointUpdatesBatchPeriodMs: number;
+  readonly concurrentExternalBackendSyncs: number;
+  readonly maxConcurrentProbes: number;
+  /** Added to the built-in deny list. */
+  readonly deniedCidrs: readonly string[];
   readonly kubeApiQps: number;
   readonly kubeApiBurst: number;
   readonly logLevel: z.infer<typeof logLevel>;
@@ -257,6 +294,9 @@ export function parseConfig(
     selectorMode: v['selector-mode'],
     concurrentEndpointSyncs: v['concurrent-endpoint-syncs'],
     endpointUpdatesBatchPeriodMs: v['endpoint-updates-batch-period'],
+    concurrentExternalBackendSyncs: v['concurrent-externalbackend-syncs'],
+    maxConcurrentProbes: v['max-concurrent-probes'],
+    deniedCidrs: v['denied-cidrs'],
     kubeApiQps: v['kube-api-qps'],
     kubeApiBurst: v['kube-api-burst'],
     logLevel: v['zap-log-level'],

@@ -20,6 +20,9 @@ export interface Metrics {
   readonly maxConcurrentReconciles: Gauge<'controller'>;
   readonly endpointWrites: Counter<'kind' | 'operation'>;
   readonly watchRestarts: Counter<'informer' | 'reason'>;
+  readonly probeDuration: Histogram<'kind'>;
+  readonly probeTotal: Counter<'result'>;
+  readonly backendAddresses: Gauge<'namespace' | 'name' | 'state'>;
   queue(name: string, inFlightSince: () => number[]): QueueMetrics;
 }
 
@@ -133,6 +136,25 @@ export function createMetrics(opts: { defaultMetrics?: boolean } = {}): Metrics 
       name: 'outrigger_informer_watch_restarts_total',
       help: 'Watches that ended and were re-established, by reason (closed, stalled, expired, error)',
       labelNames: ['informer', 'reason'],
+      registers,
+    }),
+    probeDuration: new Histogram({
+      name: 'outrigger_probe_duration_seconds',
+      help: 'Duration of ExternalBackend health-check probes, by kind (tcp, http)',
+      labelNames: ['kind'],
+      buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
+      registers,
+    }),
+    probeTotal: new Counter({
+      name: 'outrigger_probe_total',
+      help: 'ExternalBackend health-check probes, by result (success, failure)',
+      labelNames: ['result'],
+      registers,
+    }),
+    backendAddresses: new Gauge({
+      name: 'outrigger_backend_addresses',
+      help: 'Addresses of each ExternalBackend by state (healthy, unhealthy, unknown, denied)',
+      labelNames: ['namespace', 'name', 'state'],
       registers,
     }),
     queue(name, inFlightSince) {

@@ -2,6 +2,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, openSync } from 'node:fs';
 import { setTimeout as delay } from 'node:timers/promises';
+import { installCrd } from './crd.ts';
 import { freePort } from './ports.ts';
 import { tail } from './processes.ts';
 
@@ -22,6 +23,8 @@ export async function startOperator(
   args: readonly string[],
   logPath: string,
 ): Promise<OperatorProcess> {
+  // The operator always runs the ExternalBackend controller, which needs its CRD.
+  await installCrd(kubeconfig);
   const metricsPort = await freePort();
   const probePort = await freePort();
   const fd = openSync(logPath, 'a');

@@ -10,6 +10,43 @@ export function selectorMatches(selector: Labels | undefined, labels: Labels | u
   return true;
 }
 
+export interface LabelSelector {
+  readonly matchLabels?: Labels | undefined;
+  readonly matchExpressions?:
+    | readonly {
+        readonly key: string;
+        readonly operator: string;
+        readonly values?: readonly string[] | undefined;
+      }[]
+    | undefined;
+}
+
+/**
+ * metav1.LabelSelector semantics: every matchLabels pair and every expression must hold; an empty
+ * selector matches everything. An unknown operator matches nothing (fail closed).
+ */
+export function labelSelectorMatches(selector: LabelSelector, labels: Labels | undefined): boolean {
+  for (const [k, v] of Object.entries(selector.matchLabels ?? {}))
+    if (labels?.[k] !== v) return false;
+  for (const e of selector.matchExpressions ?? []) {
+    const has = labels !== undefined && Object.hasOwn(labels, e.key);
+    const value = labels?.[e.key];
+    const inValues = has && (e.values ?? []).includes(value ?? '');
+    const ok =
+      e.operator === 'In'
+        ? inValues
+        : e.operator === 'NotIn'
+          ? !inValues
+          : e.operator === 'Exists'
+            ? has
+            : e.operator === 'DoesNotExist'
+              ? !has
+              : false;
+    if (!ok) return false;
+  }
+  return true;
+}
+
 function sameLabels(a: Labels | undefined, b: Labels | undefined): boolean {
   const ka = Object.keys(a ?? {});
   if (ka.length !== Object.keys(b ?? {}).length) return false;

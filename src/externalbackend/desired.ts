@@ -2,15 +2,19 @@
 // addresses are published, and the Endpoints and EndpointSlices to write. The reconciler gathers
 // the inputs from its caches and writes only what differs.
 import type {
+  V1Endpoint,
   V1EndpointAddress,
   V1EndpointSlice,
+  V1EndpointSubset,
   V1Endpoints,
   V1OwnerReference,
+  V1Pod,
   V1Service,
 } from '@kubernetes/client-node';
-import { labelManagedBy, managedByOutrigger } from '../endpoints/desired.ts';
+import { desiredSubsets, labelManagedBy, managedByOutrigger } from '../endpoints/desired.ts';
 import { parseIP } from '../endpoints/pod.ts';
-import { repackSubsets } from '../endpoints/subsets.ts';
+import { labelSelectorMatches } from '../endpoints/selector.ts';
+import { countAddresses, repackSubsets, subsetsEqual } from '../endpoints/subsets.ts';
 import { isReady, type AddressHealth } from '../health/state.ts';
 import type { DenyList } from '../net/denylist.ts';
 import { apiVersion, kind, type ExternalBackendSpec } from './schema.ts';
@@ -208,11 +212,64 @@ function metadata(xb: BackendRef, name: string, labels: Record<string, string>) 
   return { name, namespace: xb.namespace, labels, ownerReferences: [ownerReference(xb)] };
 }
 
+function endpointPorts(spec: ExternalBackendSpec) {
+  return spec.ports.map((p) => ({
+    name: p.name,
+    port: p.port,
+    protocol: p.protocol,
+    ...(p.appProtocol !== undefined ? { appProtocol: p.appProtocol } : {}),
+  }));
+}
+
+/**
+ * The pods spec.podSelector selects, as the endpoints controller would publish them for a Service
+ * whose target ports are spec.ports (same pure core as selector mode: readiness, terminating and
+ * finished pods, IP family of the Service, hostname). `service` supplies the IP family and name.
+ */
+export function podSubsets(
+  spec: ExternalBackendSpec,
+  service: V1Service,
+  pods: readonly V1Pod[],
+): V1EndpointSubset[] {
+  const selector = spec.podSelector;
+  if (selector === undefined) return [];
+  const selected = pods.filter((p) => labelSelectorMatches(selector, p.metadata?.labels));
+  const svc: V1Service = {
+    ...service,
+    spec: {
+      ...service.spec,
+      ports: spec.ports.map((p) => ({
+        name: p.name,
+        port: p.port,
+        targetPort: p.port,
+        protocol: p.protocol,
+        ...(p.appProtocol !== undefined ? { appProtocol: p.appProtocol } : {}),
+      })),
+      publishNotReadyAddresses: false,
+    },
+  };
+  return desiredSubsets(svc, selected);
+}
+
+/** Ready and total endpoints that will be published: addresses not denied, plus selected pods. */
+export function publishedCounts(
+  views: readonly AddressView[],
+  pods: readonly V1EndpointSubset[],
+): { ready: number; total: number } {
+  const published = views.filter((v) => v.state !== 'Denied');
+  const pod = countAddresses(pods);
+  return {
+    ready: published.filter((v) => v.ready).length + pod.ready,
+    total: published.length + pod.ready + pod.notReady,
+  };
+}
+
 /** Endpoints/<service>: published addresses, skip-mirror because outrigger writes the slices. */
 export function desiredEndpoints(
   xb: BackendRef,
   spec: ExternalBackendSpec,
   views: readonly AddressView[],
+  pods: readonly V1EndpointSubset[] = [],
 ): V1Endpoints {
   const name = serviceName(xb, spec);
   const addr = (v: AddressView): V1EndpointAddress => ({
@@ -221,16 +278,10 @@ export function desiredEndpoints(
     ...(v.hostname !== undefined ? { hostname: v.hostname } : {}),
   });
   const published = views.filter((v) => v.state !== 'Denied');
-  const ports = spec.ports.map((p) => ({
-    name: p.name,
-    port: p.port,
-    protocol: p.protocol,
-    ...(p.appProtocol !== undefined ? { appProtocol: p.appProtocol } : {}),
-  }));
-  const subsets =
+  const external: V1EndpointSubset[] =
     published.length === 0
       ? []
-      : repackSubsets([
+      : [
           {
             ...(published.some((v) => v.ready)
               ? { addresses: published.filter((v) => v.ready).map(addr) }
@@ -238,9 +289,10 @@ export function desiredEndpoints(
             ...(published.some((v) => !v.ready)
               ? { notReadyAddresses: published.filter((v) => !v.ready).map(addr) }
               : {}),
-            ports,
+            ports: endpointPorts(spec),
           },
-        ]);
+        ];
+  const subsets = repackSubsets([...external, ...pods]);
   return {
     apiVersion: 'v1',
     kind: 'Endpoints',
@@ -257,16 +309,53 @@ export function sliceName(service: string, family: 'IPv4' | 'IPv6'): string {
   return `${service}-outrigger-${family.toLowerCase()}`;
 }
 
-/** One EndpointSlice per address family in use, named deterministically so updates are in place. */
+/** The API's limit on endpoints in one EndpointSlice. */
+export const maxEndpointsPerSlice = 1000;
+
+function sliceEndpoint(a: V1EndpointAddress, ready: boolean): V1Endpoint {
+  return {
+    addresses: [a.ip],
+    conditions: { ready, serving: ready, terminating: false },
+    ...(a.nodeName ? { nodeName: a.nodeName } : {}),
+    ...(a.hostname ? { hostname: a.hostname } : {}),
+    ...(a.targetRef ? { targetRef: a.targetRef } : {}),
+  };
+}
+
+/**
+ * One EndpointSlice per address family in use, named deterministically so updates are in place.
+ * Past the API's 1000 endpoints per slice, ready endpoints are kept first (pods can push a hybrid
+ * backend over; spec.addresses alone cannot).
+ */
 export function desiredSlices(
   xb: BackendRef,
   spec: ExternalBackendSpec,
   views: readonly AddressView[],
+  pods: readonly V1EndpointSubset[] = [],
 ): V1EndpointSlice[] {
   const name = serviceName(xb, spec);
   const out: V1EndpointSlice[] = [];
+  const all: V1Endpoint[] = views
+    .filter((v) => v.state !== 'Denied')
+    .map((v) =>
+      sliceEndpoint(
+        {
+          ip: v.ip,
+          ...(v.nodeName !== undefined ? { nodeName: v.nodeName } : {}),
+          ...(v.hostname !== undefined ? { hostname: v.hostname } : {}),
+        },
+        v.ready,
+      ),
+    );
+  for (const s of pods) {
+    for (const a of s.addresses ?? []) all.push(sliceEndpoint(a, true));
+    for (const a of s.notReadyAddresses ?? []) all.push(sliceEndpoint(a, false));
+  }
   for (const family of ['IPv4', 'IPv6'] as const) {
-    const members = views.filter((v) => v.state !== 'Denied' && parseIP(v.ip)?.family === family);
+    const members = all
+      .filter((e) => parseIP(e.addresses[0] ?? '')?.family === family)
+      .sort((a, b) => Number(b.conditions?.ready) - Number(a.conditions?.ready))
+      .slice(0, maxEndpointsPerSlice);
     if (members.length === 0) continue;
     out.push({
       apiVersion: 'discovery.k8s.io/v1',
@@ -277,19 +366,69 @@ export function desiredSlices(
         [labelAppManagedBy]: 'outrigger',
       }),
       addressType: family,
-      endpoints: members.map((v) => ({
-        addresses: [v.ip],
-        conditions: { ready: v.ready, serving: v.ready, terminating: false },
-        ...(v.nodeName !== undefined ? { nodeName: v.nodeName } : {}),
-        ...(v.hostname !== undefined ? { hostname: v.hostname } : {}),
-      })),
-      ports: spec.ports.map((p) => ({
-        name: p.name,
-        port: p.port,
-        protocol: p.protocol,
-        ...(p.appProtocol !== undefined ? { appProtocol: p.appProtocol } : {}),
-      })),
+      endpoints: members,
+      ports: endpointPorts(spec),
     });
   }
   return out;
+}
+
+function hasLabels(
+  current: Readonly<Record<string, string>> | undefined,
+  want: Readonly<Record<string, string>> | undefined,
+): boolean {
+  return Object.entries(want ?? {}).every(([k, v]) => current?.[k] === v);
+}
+
+function ownedBy(
+  current: { metadata?: { ownerReferences?: V1OwnerReference[] } },
+  want: { metadata?: { ownerReferences?: V1OwnerReference[] } },
+): boolean {
+  return (want.metadata?.ownerReferences ?? []).every((w) =>
+    current.metadata?.ownerReferences?.some((o) => o.uid === w.uid && o.controller === true),
+  );
+}
+
+/** Whether the stored Endpoints already say what outrigger wants (extra labels of others are kept). */
+export function endpointsUpToDate(current: V1Endpoints | undefined, want: V1Endpoints): boolean {
+  return (
+    current !== undefined &&
+    hasLabels(current.metadata?.labels, want.metadata?.labels) &&
+    ownedBy(current, want) &&
+    subsetsEqual(current.subsets, want.subsets)
+  );
+}
+
+function sliceFingerprint(s: V1EndpointSlice): string {
+  const endpoints = (s.endpoints ?? [])
+    .map((e) =>
+      JSON.stringify([
+        e.addresses,
+        e.conditions?.ready ?? null,
+        e.conditions?.serving ?? null,
+        e.conditions?.terminating ?? null,
+        e.nodeName ?? null,
+        e.hostname ?? null,
+        e.targetRef?.uid ?? null,
+        e.targetRef?.name ?? null,
+      ]),
+    )
+    .sort();
+  const ports = (s.ports ?? [])
+    .map((p) => JSON.stringify([p.name ?? '', p.port, p.protocol ?? 'TCP', p.appProtocol ?? null]))
+    .sort();
+  return JSON.stringify([s.addressType, endpoints, ports]);
+}
+
+/** Whether the stored EndpointSlice already says what outrigger wants, ignoring order. */
+export function sliceUpToDate(
+  current: V1EndpointSlice | undefined,
+  want: V1EndpointSlice,
+): boolean {
+  return (
+    current !== undefined &&
+    hasLabels(current.metadata?.labels, want.metadata?.labels) &&
+    ownedBy(current, want) &&
+    sliceFingerprint(current) === sliceFingerprint(want)
+  );
 }

@@ -26,7 +26,7 @@ export interface SchedulerOptions {
   readonly concurrency: number;
   /** Called after every probe, and with `changed` true when the state flipped. */
   readonly onResult: (
-    key: string,
+    target: Target,
     health: AddressHealth,
     result: ProbeResult,
     changed: boolean,
@@ -74,11 +74,14 @@ export class ProbeScheduler {
     return [...this.targets.keys()];
   }
 
-  /** Adds or redefines a target; an unchanged definition is left running as it is. */
+  /**
+   * Adds or redefines a target; an unchanged definition is left running as it is. `initialState`
+   * only matters for a new target, so it is not part of the definition.
+   */
   upsert(target: Target): void {
     const existing = this.targets.get(target.key);
-    if (existing !== undefined && JSON.stringify(existing.target) === JSON.stringify(target))
-      return;
+    const definition = (t: Target): string => JSON.stringify({ ...t, initialState: undefined });
+    if (existing !== undefined && definition(existing.target) === definition(target)) return;
     const health = existing?.health ?? initialHealth(this.now(), target.initialState ?? 'Unknown');
     if (existing !== undefined) this.stopOne(existing);
     const run: Running = { target, health, timer: undefined, stopped: false };
@@ -120,7 +123,7 @@ export class ProbeScheduler {
         if (isStopped(run)) return;
         const before = run.health.state;
         run.health = observe(run.health, result.ok, t.thresholds, this.now(), result.message);
-        this.o.onResult(t.key, run.health, result, run.health.state !== before);
+        this.o.onResult(t, run.health, result, run.health.state !== before);
         const jitter = 1 + (this.random() - 0.5) * 0.2;
         this.schedule(run, t.intervalMs * jitter);
       });

@@ -30,6 +30,8 @@ export interface ResourceClient<T> {
   ): Promise<ListPage<T>>;
   /** The watch URL path, e.g. /api/v1/pods or /api/v1/namespaces/ns/pods. */
   watchPath(namespace: string | undefined): string;
+  /** Extra watch query parameters, e.g. the labelSelector the list uses too. */
+  readonly watchQuery?: Readonly<Record<string, string>>;
 }
 
 export interface EventHandlers<T> {
@@ -222,6 +224,7 @@ export class Informer<T extends KubernetesObject> {
       w.watch(
         this.opts.client.watchPath(namespace),
         {
+          ...this.opts.client.watchQuery,
           resourceVersion: rv,
           allowWatchBookmarks: true,
           // Like client-go: a random server-side timeout spreads reconnects out.

@@ -3,8 +3,13 @@
 // list results) or strings (watch JSON).
 import {
   CoreV1Api,
+  CustomObjectsApi,
+  DiscoveryV1Api,
   type KubeConfig,
+  type KubernetesObject,
   type V1Container,
+  type V1Endpoint,
+  type V1EndpointSlice,
   type V1Endpoints,
   type V1ObjectMeta,
   type V1Pod,
@@ -81,7 +86,8 @@ export function transformService(raw: unknown): V1Service {
   const r = rec(raw);
   const spec = rec(r.spec);
   return {
-    metadata: meta(r.metadata),
+    // ownerReferences: the ExternalBackend controller tells the Services it created from adopted ones.
+    metadata: meta(r.metadata, ['ownerReferences']),
     spec: pick(spec, [
       'selector',
       'type',
@@ -93,10 +99,9 @@ export function transformService(raw: unknown): V1Service {
   };
 }
 
-/** Endpoints are written back whole, so everything but managedFields is kept. */
-export function transformEndpoints(raw: unknown): V1Endpoints {
-  const r = rec(raw);
-  const m = rec(r.metadata);
+/** All metadata but managedFields, with timestamps as Dates. */
+function fullMeta(raw: unknown): V1ObjectMeta {
+  const m = rec(raw);
   const rest: Raw = {};
   for (const [k, v] of Object.entries(m)) {
     if (k !== 'managedFields' && k !== 'creationTimestamp' && k !== 'deletionTimestamp')
@@ -105,14 +110,48 @@ export function transformEndpoints(raw: unknown): V1Endpoints {
   const created = toDate(m.creationTimestamp);
   const deleted = toDate(m.deletionTimestamp);
   return {
-    metadata: {
-      ...rest,
-      ...(created ? { creationTimestamp: created } : {}),
-      ...(deleted ? { deletionTimestamp: deleted } : {}),
-    },
+    ...rest,
+    ...(created ? { creationTimestamp: created } : {}),
+    ...(deleted ? { deletionTimestamp: deleted } : {}),
+  };
+}
+
+/** Endpoints are written back whole, so everything but managedFields is kept. */
+export function transformEndpoints(raw: unknown): V1Endpoints {
+  const r = rec(raw);
+  return {
+    metadata: fullMeta(r.metadata),
     ...(Array.isArray(r.subsets)
       ? { subsets: r.subsets as NonNullable<V1Endpoints['subsets']> }
       : {}),
+  };
+}
+
+/** EndpointSlices are compared field by field with what outrigger wants, so all is kept. */
+export function transformEndpointSlice(raw: unknown): V1EndpointSlice {
+  const r = rec(raw);
+  return {
+    metadata: fullMeta(r.metadata),
+    addressType: typeof r.addressType === 'string' ? r.addressType : '',
+    endpoints: Array.isArray(r.endpoints) ? (r.endpoints as V1Endpoint[]) : [],
+    ...(Array.isArray(r.ports) ? { ports: r.ports as NonNullable<V1EndpointSlice['ports']> } : {}),
+  };
+}
+
+/** An ExternalBackend as cached: spec and status stay raw JSON; the reconciler parses the spec. */
+export interface CachedExternalBackend extends KubernetesObject {
+  readonly spec?: unknown;
+  readonly status?: unknown;
+}
+
+export function transformExternalBackend(raw: unknown): CachedExternalBackend {
+  const r = rec(raw);
+  return {
+    apiVersion: typeof r.apiVersion === 'string' ? r.apiVersion : '',
+    kind: typeof r.kind === 'string' ? r.kind : '',
+    metadata: meta(r.metadata, ['generation']),
+    ...(r.spec !== undefined ? { spec: r.spec } : {}),
+    ...(r.status !== undefined ? { status: r.status } : {}),
   };
 }
 
@@ -151,6 +190,63 @@ function coreClient(kc: KubeConfig, resource: string, list: Lister): ResourceCli
     watchPath: path(resource),
   };
 }
+
+/** EndpointSlices, only those matching `labelSelector` (so not every slice in the cluster). */
+export const endpointSliceClient = (
+  kc: KubeConfig,
+  labelSelector: string,
+): ResourceClient<unknown> => {
+  const discovery = kc.makeApiClient(DiscoveryV1Api);
+  return {
+    watchQuery: { labelSelector },
+    list: async (namespace, limit, _continue) => {
+      const p = { limit, labelSelector, ...(_continue ? { _continue } : {}) };
+      return page(
+        namespace === undefined
+          ? await discovery.listEndpointSliceForAllNamespaces(p)
+          : await discovery.listNamespacedEndpointSlice({ namespace, ...p }),
+      );
+    },
+    watchPath: (ns) =>
+      ns === undefined
+        ? '/apis/discovery.k8s.io/v1/endpointslices'
+        : `/apis/discovery.k8s.io/v1/namespaces/${ns}/endpointslices`,
+  };
+};
+
+/** Lists and watches a custom resource, e.g. outrigger.dev/v1alpha1 externalbackends. */
+export const customObjectClient = (
+  kc: KubeConfig,
+  group: string,
+  version: string,
+  plural: string,
+): ResourceClient<unknown> => {
+  const custom = kc.makeApiClient(CustomObjectsApi);
+  return {
+    list: async (namespace, limit, _continue) => {
+      const p = { group, version, plural, limit, ...(_continue ? { _continue } : {}) };
+      const list = (
+        namespace === undefined
+          ? await custom.listClusterCustomObject(p)
+          : await custom.listNamespacedCustomObject({ namespace, ...p })
+      ) as { items?: unknown[]; metadata?: { resourceVersion?: string; continue?: string } };
+      // Custom object lists arrive as plain JSON: `continue`, not the typed models' `_continue`.
+      return page({
+        items: list.items ?? [],
+        metadata: {
+          ...(list.metadata?.resourceVersion !== undefined
+            ? { resourceVersion: list.metadata.resourceVersion }
+            : {}),
+          ...(list.metadata?.continue !== undefined ? { _continue: list.metadata.continue } : {}),
+        },
+      });
+    },
+    watchPath: (ns) =>
+      ns === undefined
+        ? `/apis/${group}/${version}/${plural}`
+        : `/apis/${group}/${version}/namespaces/${ns}/${plural}`,
+  };
+};
 
 export const podClient = (kc: KubeConfig): ResourceClient<unknown> =>
   coreClient(kc, 'pods', (core, namespace, p) =>

@@ -17,6 +17,15 @@ export const defaultDeniedCidrs: readonly string[] = [
   'ff00::/8', // multicast
 ];
 
+export function isValidCIDR(text: string): boolean {
+  try {
+    ipaddr.parseCIDR(text);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 type Range = [ipaddr.IPv4 | ipaddr.IPv6, number];
 
 export class DenyList {

@@ -1,0 +1,496 @@
+// The ExternalBackend reconciler: gathers the CR, its Service, Endpoints, EndpointSlices, selected
+// pods and probe results from caches; computes the desired objects and status with the pure
+// functions in src/externalbackend; writes only what differs.
+import type { V1EndpointSlice, V1Endpoints, V1Pod, V1Service } from '@kubernetes/client-node';
+import { Controller, errorMessage } from '../controller/runner.ts';
+import {
+  addressViews,
+  decideService,
+  desiredEndpoints,
+  desiredService,
+  desiredSlices,
+  endpointsUpToDate,
+  labelEndpointsManagedBy,
+  labelSliceManagedBy,
+  ownership,
+  podSubsets,
+  publishedCounts,
+  serviceName,
+  sliceUpToDate,
+  type AddressState,
+  type BackendRef,
+  type ServiceDecision,
+} from '../externalbackend/desired.ts';
+import {
+  apiVersion,
+  externalBackendSpec,
+  kind,
+  type ExternalBackendSpec,
+  type ExternalBackendStatus,
+} from '../externalbackend/schema.ts';
+import {
+  addressTransitions,
+  buildStatus,
+  parseStatus,
+  readyCondition,
+  statusEqual,
+  type Problem,
+} from '../externalbackend/status.ts';
+import type { ProbeSpec } from '../health/probe.ts';
+import { ProbeScheduler } from '../health/scheduler.ts';
+import type { AddressHealth } from '../health/state.ts';
+import { labelSelectorMatches } from '../endpoints/selector.ts';
+import type { BackendWriter, OwnedKind } from '../kube/backendwriter.ts';
+import { isAlreadyExists } from '../kube/backendwriter.ts';
+import type { EventRecorder } from '../kube/events.ts';
+import { objectKey, type Informer } from '../kube/informer.ts';
+import type { CachedExternalBackend } from '../kube/resources.ts';
+import type { Logger } from '../log.ts';
+import type { Metrics } from '../metrics.ts';
+import type { DenyList } from '../net/denylist.ts';
+
+export const controllerName = 'externalbackend';
+
+export interface ExternalBackendControllerOptions {
+  readonly backends: Informer<CachedExternalBackend>;
+  readonly services: Informer<V1Service>;
+  readonly endpoints: Informer<V1Endpoints>;
+  /** Only the slices outrigger manages (label-selected watch). */
+  readonly slices: Informer<V1EndpointSlice>;
+  readonly pods: Informer<V1Pod>;
+  readonly writer: BackendWriter;
+  readonly events: EventRecorder;
+  readonly denyList: DenyList;
+  readonly probeConcurrency: number;
+  readonly workers: number;
+  readonly inScope: (namespace: string) => boolean;
+  readonly log: Logger;
+  readonly metrics: Metrics;
+  readonly now?: () => Date;
+}
+
+/** An object we are about to create is already there but not in our cache yet: retry quietly. */
+export class CacheLagError extends Error {
+  override name = 'CacheLagError';
+}
+
+type Parsed = ReturnType<typeof externalBackendSpec.safeParse>;
+
+const addressStates: readonly AddressState[] = ['Healthy', 'Unhealthy', 'Unknown', 'Denied'];
+
+function splitKey(key: string): [string, string] {
+  const i = key.indexOf('/');
+  return [key.slice(0, i), key.slice(i + 1)];
+}
+
+/** "<namespace>/<name>" of the ExternalBackend a probe target ("<ns>/<name>/<ip>") belongs to. */
+function backendKeyOfTarget(target: string): string {
+  return target.slice(0, target.lastIndexOf('/'));
+}
+
+function controllerOwner(obj: {
+  metadata?: { ownerReferences?: { kind: string; name: string; controller?: boolean }[] };
+}): { kind: string; name: string } | undefined {
+  return obj.metadata?.ownerReferences?.find((o) => o.controller === true);
+}
+
+/** Who manages an object we will not touch, in words for a status message. */
+function describeManager(obj: V1Endpoints | V1EndpointSlice): string {
+  const owner = controllerOwner(obj);
+  if (owner !== undefined) return `it is owned by ${owner.kind} ${owner.name}`;
+  const labels = obj.metadata?.labels ?? {};
+  const by = labels[labelEndpointsManagedBy] ?? labels[labelSliceManagedBy];
+  if (by !== undefined) return `it is managed by ${by}`;
+  return 'it was written by hand or by another tool';
+}
+
+function probeSpec(spec: ExternalBackendSpec, ip: string): ProbeSpec | undefined {
+  const hc = spec.healthCheck;
+  const resolve = (p: number | string): number | undefined =>
+    typeof p === 'number' ? p : spec.ports.find((x) => x.name === p)?.port;
+  if (hc?.tcp !== undefined) {
+    const port = resolve(hc.tcp.port);
+    return port === undefined ? undefined : { kind: 'tcp', ip, port };
+  }
+  if (hc?.http !== undefined) {
+    const port = resolve(hc.http.port);
+    if (port === undefined) return undefined;
+    return {
+      kind: 'http',
+      ip,
+      port,
+      path: hc.http.path,
+      scheme: hc.http.scheme,
+      expectedStatuses: hc.http.expectedStatuses,
+    };
+  }
+  return undefined;
+}
+
+export class ExternalBackendController {
+  readonly controller: Controller;
+  readonly scheduler: ProbeScheduler;
+  private readonly o: ExternalBackendControllerOptions;
+  private readonly now: () => Date;
+  /** Parsed specs by cached object (cached objects are frozen and replaced on every change). */
+  private readonly parsed = new WeakMap<CachedExternalBackend, Parsed>();
+  /**
+   * The status we last wrote and the resourceVersion it replaced: while the cache still shows that
+   * version, ours is the truth (no duplicate Events or writes from a lagging cache).
+   */
+  private readonly written = new Map<string, { before: string; status: ExternalBackendStatus }>();
+
+  constructor(o: ExternalBackendControllerOptions) {
+    this.o = o;
+    this.now = o.now ?? (() => new Date());
+    this.controller = new Controller({
+      name: controllerName,
+      workers: o.workers,
+      maxRetries: 15,
+      log: o.log,
+      metrics: o.metrics,
+    });
+    const q = this.controller.queue;
+    this.scheduler = new ProbeScheduler({
+      denyList: o.denyList,
+      concurrency: o.probeConcurrency,
+      onResult: (target, _health, result, changed) => {
+        o.metrics.probeDuration.observe({ kind: target.spec.kind }, result.seconds);
+        o.metrics.probeTotal.inc({ result: result.ok ? 'success' : 'failure' });
+        if (changed) q.add(backendKeyOfTarget(target.key));
+      },
+    });
+
+    const enqueue = (obj: CachedExternalBackend): void => {
+      if (o.inScope(obj.metadata?.namespace ?? '')) q.add(objectKey(obj));
+    };
+    o.backends.addHandlers({
+      add: enqueue,
+      update: (_old, xb) => {
+        enqueue(xb);
+      },
+      delete: enqueue,
+    });
+    const byService = (namespace: string | undefined, name: string | undefined): void => {
+      if (namespace === undefined || name === undefined || !o.inScope(namespace)) return;
+      for (const xb of o.backends.list(namespace))
+        if (this.serviceNameOf(xb) === name) q.add(objectKey(xb));
+    };
+    const byOwner = (obj: V1Service | V1Endpoints | V1EndpointSlice): void => {
+      const owner = controllerOwner(obj);
+      const ns = obj.metadata?.namespace ?? '';
+      if (owner?.kind === kind && o.inScope(ns)) q.add(`${ns}/${owner.name}`);
+    };
+    /** Handlers for an object related to backends by owner and by the Service it belongs to. */
+    const related = <T extends V1Service | V1Endpoints | V1EndpointSlice>(
+      name: (obj: T) => string | undefined,
+    ) => {
+      const on = (obj: T): void => {
+        byOwner(obj);
+        byService(obj.metadata?.namespace, name(obj));
+      };
+      return {
+        add: on,
+        update: (_old: T, obj: T) => {
+          on(obj);
+        },
+        delete: on,
+      };
+    };
+    o.services.addHandlers(related((s) => s.metadata?.name));
+    o.endpoints.addHandlers(related((e) => e.metadata?.name));
+    o.slices.addHandlers(related((s) => s.metadata?.labels?.['kubernetes.io/service-name']));
+    const onPod = (pods: readonly (V1Pod | undefined)[]): void => {
+      const ns = pods.find((p) => p !== undefined)?.metadata?.namespace ?? '';
+      if (!o.inScope(ns)) return;
+      for (const xb of o.backends.list(ns)) {
+        const p = this.spec(xb);
+        const selector = p.success ? p.data.podSelector : undefined;
+        if (selector === undefined) continue;
+        if (
+          pods.some(
+            (pod) => pod !== undefined && labelSelectorMatches(selector, pod.metadata?.labels),
+          )
+        )
+          q.add(objectKey(xb));
+      }
+    };
+    o.pods.addHandlers({
+      add: (p) => {
+        onPod([p]);
+      },
+      update: (a, b) => {
+        onPod([a, b]);
+      },
+      delete: (p) => {
+        onPod([p]);
+      },
+    });
+  }
+
+  run(): Promise<void> {
+    return this.controller.run((key) => this.reconcile(key));
+  }
+
+  async shutDown(): Promise<void> {
+    this.controller.shutDown();
+    await this.scheduler.stop();
+  }
+
+  private spec(xb: CachedExternalBackend): Parsed {
+    let p = this.parsed.get(xb);
+    if (p === undefined) {
+      p = externalBackendSpec.safeParse(xb.spec);
+      this.parsed.set(xb, p);
+    }
+    return p;
+  }
+
+  private serviceNameOf(xb: CachedExternalBackend): string | undefined {
+    const p = this.spec(xb);
+    return p.success ? (p.data.service.name ?? xb.metadata?.name) : undefined;
+  }
+
+  async reconcile(key: string): Promise<void> {
+    const [namespace, name] = splitKey(key);
+    const xb = this.o.backends.get(namespace, name);
+    if (xb === undefined || xb.metadata?.deletionTimestamp !== undefined) {
+      // Garbage collection removes what we own; only our own bookkeeping is left to drop.
+      this.forget(key, namespace, name);
+      return;
+    }
+    const ref: BackendRef = { namespace, name, uid: xb.metadata?.uid ?? '' };
+    const memo = this.written.get(key);
+    const previous =
+      memo !== undefined && memo.before === xb.metadata?.resourceVersion
+        ? memo.status
+        : parseStatus(xb.status);
+    const generation = xb.metadata?.generation ?? 0;
+
+    const parsed = this.spec(xb);
+    if (!parsed.success) {
+      this.syncProbes(key, undefined, previous);
+      const issue = parsed.error.issues[0];
+      const message = `spec is invalid at ${issue?.path.join('.') ?? ''}: ${issue?.message ?? 'invalid'}`;
+      await this.finish(xb, key, previous, {
+        generation,
+        previous,
+        views: [],
+        counts: { ready: 0, total: 0 },
+        failOpen: false,
+        problem: { reason: 'InvalidSpec', message },
+        now: this.now(),
+      });
+      return;
+    }
+    const spec = parsed.data;
+    const health = this.syncProbes(key, spec, previous);
+    const { views, failOpen } = addressViews(spec, health, this.o.denyList);
+    const svcName = serviceName(ref, spec);
+    const existing = this.o.services.get(namespace, svcName);
+    const decision = decideService(ref, spec, existing);
+    const pods = podSubsets(
+      spec,
+      existing ?? desiredService(ref, spec),
+      this.o.pods.list(namespace),
+    );
+    const counts = publishedCounts(views, pods);
+
+    let problem: { reason: Problem; message: string } | undefined =
+      decision.action === 'refuse'
+        ? { reason: decision.reason, message: decision.message }
+        : this.conflict(ref, spec, svcName);
+    let failure: unknown;
+    if (problem === undefined) {
+      try {
+        await this.write(ref, spec, decision, views, pods);
+      } catch (err) {
+        if (err instanceof CacheLagError) throw err;
+        failure = err;
+        problem = { reason: 'WriteFailed', message: errorMessage(err) };
+      }
+    }
+    await this.finish(xb, key, previous, {
+      generation,
+      previous,
+      views,
+      counts,
+      failOpen,
+      problem,
+      now: this.now(),
+    });
+    if (failure !== undefined)
+      throw failure instanceof Error ? failure : new Error(errorMessage(failure));
+  }
+
+  /** Keeps the probe targets of this backend in line with its spec; returns their health by IP. */
+  private syncProbes(
+    key: string,
+    spec: ExternalBackendSpec | undefined,
+    previous: ExternalBackendStatus | undefined,
+  ): Map<string, AddressHealth> {
+    const health = new Map<string, AddressHealth>();
+    const keep = new Set<string>();
+    const hc = spec?.healthCheck;
+    if (spec !== undefined && hc !== undefined) {
+      const before = new Map((previous?.addresses ?? []).map((a) => [a.ip, a.state]));
+      for (const a of spec.addresses) {
+        const ps = probeSpec(spec, a.ip);
+        if (ps === undefined || this.o.denyList.denies(a.ip) !== undefined) continue;
+        const targetKey = `${key}/${a.ip}`;
+        keep.add(targetKey);
+        // Start from the published state, so a restart does not flap a known-bad address.
+        const prev = before.get(a.ip);
+        this.scheduler.upsert({
+          key: targetKey,
+          spec: ps,
+          intervalMs: hc.intervalSeconds * 1000,
+          timeoutMs: hc.timeoutSeconds * 1000,
+          thresholds: {
+            healthyThreshold: hc.healthyThreshold,
+            unhealthyThreshold: hc.unhealthyThreshold,
+          },
+          ...(prev === 'Healthy' || prev === 'Unhealthy' ? { initialState: prev } : {}),
+        });
+        const h = this.scheduler.health(targetKey);
+        if (h !== undefined) health.set(a.ip, h);
+      }
+    }
+    for (const k of this.scheduler.keys())
+      if (k.startsWith(`${key}/`) && !keep.has(k)) this.scheduler.remove(k);
+    return health;
+  }
+
+  /** An Endpoints or EndpointSlice by our names that this backend does not own. */
+  private conflict(
+    ref: BackendRef,
+    spec: ExternalBackendSpec,
+    svcName: string,
+  ): { reason: Problem; message: string } | undefined {
+    const ep = this.o.endpoints.get(ref.namespace, svcName);
+    if (ownership(ep, ref) === 'foreign' && ep !== undefined) {
+      return {
+        reason: 'EndpointsConflict',
+        message: `Endpoints ${svcName} already exists and ${describeManager(ep)}; outrigger will not overwrite it. Delete it to let this ExternalBackend publish the Service's endpoints`,
+      };
+    }
+    for (const slice of desiredSlices(ref, spec, [])) {
+      const cur = this.o.slices.get(ref.namespace, slice.metadata?.name ?? '');
+      if (cur !== undefined && ownership(cur, ref) === 'foreign') {
+        return {
+          reason: 'EndpointsConflict',
+          message: `EndpointSlice ${slice.metadata?.name ?? ''} already exists and ${describeManager(cur)}; outrigger will not overwrite it`,
+        };
+      }
+    }
+    return undefined;
+  }
+
+  private async write(
+    ref: BackendRef,
+    spec: ExternalBackendSpec,
+    decision: ServiceDecision,
+    views: Parameters<typeof desiredSlices>[2],
+    pods: Parameters<typeof desiredSlices>[3],
+  ): Promise<void> {
+    const w = this.o.writer;
+    const xbRef = { apiVersion, kind, namespace: ref.namespace, name: ref.name, uid: ref.uid };
+    if (decision.action === 'create') {
+      await this.create('Service', decision.service);
+      this.o.events.event(
+        xbRef,
+        'Normal',
+        'ServiceCreated',
+        `Created selectorless Service ${decision.service.metadata?.name ?? ''}`,
+      );
+    } else if (decision.action === 'update') {
+      await w.apply('Service', desiredService(ref, spec));
+    }
+
+    const ep = desiredEndpoints(ref, spec, views, pods);
+    const currentEp = this.o.endpoints.get(ref.namespace, ep.metadata?.name ?? '');
+    if (currentEp === undefined) await this.create('Endpoints', ep);
+    else if (!endpointsUpToDate(currentEp, ep)) await w.apply('Endpoints', ep);
+
+    const slices = desiredSlices(ref, spec, views, pods);
+    for (const slice of slices) {
+      const current = this.o.slices.get(ref.namespace, slice.metadata?.name ?? '');
+      if (current === undefined) await this.create('EndpointSlice', slice);
+      else if (!sliceUpToDate(current, slice)) await w.apply('EndpointSlice', slice);
+    }
+
+    // Objects this backend owns under names it no longer wants (a family that went away, a
+    // renamed Service).
+    const keep = {
+      Service: decision.action === 'none' && decision.adopted ? [] : [serviceName(ref, spec)],
+      Endpoints: [ep.metadata?.name ?? ''],
+      EndpointSlice: slices.map((s) => s.metadata?.name ?? ''),
+    };
+    const owned: [OwnedKind, readonly (V1Service | V1Endpoints | V1EndpointSlice)[]][] = [
+      ['EndpointSlice', this.o.slices.list(ref.namespace)],
+      ['Endpoints', this.o.endpoints.list(ref.namespace)],
+      ['Service', this.o.services.list(ref.namespace)],
+    ];
+    for (const [k, objs] of owned) {
+      for (const obj of objs) {
+        const n = obj.metadata?.name ?? '';
+        if (ownership(obj, ref) === 'ours' && !keep[k].includes(n))
+          await w.delete(k, ref.namespace, n, obj.metadata?.uid ?? '');
+      }
+    }
+  }
+
+  /** Creates, turning "already exists" into a quiet retry: the cache has not caught up yet. */
+  private async create(
+    k: OwnedKind,
+    obj: V1Service | V1Endpoints | V1EndpointSlice,
+  ): Promise<void> {
+    try {
+      await this.o.writer.create(k, obj);
+    } catch (err) {
+      if (isAlreadyExists(err))
+        throw new CacheLagError(
+          `${k} ${obj.metadata?.name ?? ''} exists but is not in the cache yet`,
+        );
+      throw err;
+    }
+  }
+
+  /** Writes status when it changed; Events for address and condition transitions; metrics. */
+  private async finish(
+    xb: CachedExternalBackend,
+    key: string,
+    previous: ExternalBackendStatus | undefined,
+    input: Parameters<typeof buildStatus>[0],
+  ): Promise<void> {
+    const { namespace = '', name = '', uid = '' } = xb.metadata ?? {};
+    const ref = { apiVersion, kind, namespace, name, uid };
+    for (const state of addressStates) {
+      this.o.metrics.backendAddresses.set(
+        { namespace, name, state: state.toLowerCase() },
+        input.views.filter((v) => v.state === state).length,
+      );
+    }
+    for (const t of addressTransitions(previous, input.views, input.failOpen))
+      this.o.events.event(ref, t.type, t.reason, t.message);
+    const ready = readyCondition(input);
+    const before = previous?.conditions?.find((c) => c.type === 'Ready');
+    if (before?.reason !== ready.reason) {
+      if (ready.status === 'False')
+        this.o.events.event(ref, 'Warning', ready.reason, ready.message);
+      else if (before !== undefined) this.o.events.event(ref, 'Normal', 'Ready', ready.message);
+    }
+
+    const status = buildStatus(input);
+    if (statusEqual(status, previous)) return;
+    await this.o.writer.patchStatus(namespace, name, status);
+    this.written.set(key, { before: xb.metadata?.resourceVersion ?? '', status });
+  }
+
+  private forget(key: string, namespace: string, name: string): void {
+    this.syncProbes(key, undefined, undefined);
+    this.written.delete(key);
+    for (const state of addressStates)
+      this.o.metrics.backendAddresses.remove({ namespace, name, state: state.toLowerCase() });
+  }
+}

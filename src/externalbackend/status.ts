@@ -1,0 +1,209 @@
+// The ExternalBackend's status as a pure function of what the reconciler saw, with metav1
+// Condition semantics (lastTransitionTime moves only when status changes), and the address
+// transitions that deserve an Event.
+import type { AddressState, AddressView } from './desired.ts';
+import { externalBackendStatus, type ExternalBackendStatus } from './schema.ts';
+
+type Condition = NonNullable<ExternalBackendStatus['conditions']>[number];
+type AddressStatus = NonNullable<ExternalBackendStatus['addresses']>[number];
+
+/** Why Ready is False: each way a backend can fail to serve has its own reason. */
+export type Problem =
+  'InvalidSpec' | 'ServiceNotFound' | 'ServiceHasSelector' | 'EndpointsConflict' | 'WriteFailed';
+
+export type ReadyReason = 'AddressesReady' | 'NoReadyAddresses' | 'FailingOpen' | Problem;
+
+export interface ReadyInput {
+  /** Something stopped the reconciler from publishing; takes precedence over health. */
+  readonly problem?: { readonly reason: Problem; readonly message: string } | undefined;
+  readonly views: readonly AddressView[];
+  readonly counts: { readonly ready: number; readonly total: number };
+  readonly failOpen: boolean;
+}
+
+const listed = (views: readonly AddressView[], state: AddressState, max = 3): string => {
+  const hit = views.filter((v) => v.state === state);
+  const shown = hit
+    .slice(0, max)
+    .map((v) => (v.message ? `${v.ip} (${v.message})` : v.ip))
+    .join(', ');
+  return hit.length > max ? `${shown} and ${hit.length - max} more` : shown;
+};
+
+export function readyCondition(i: ReadyInput): {
+  status: 'True' | 'False';
+  reason: ReadyReason;
+  message: string;
+} {
+  if (i.problem !== undefined)
+    return { status: 'False', reason: i.problem.reason, message: i.problem.message };
+  const { ready, total } = i.counts;
+  const unhealthy = listed(i.views, 'Unhealthy');
+  const denied = listed(i.views, 'Denied');
+  const extra = [
+    unhealthy ? `unhealthy: ${unhealthy}` : '',
+    denied ? `denied, not published: ${denied}` : '',
+  ]
+    .filter(Boolean)
+    .join('; ');
+  const suffix = extra ? `; ${extra}` : '';
+  if (i.failOpen) {
+    return {
+      status: 'False',
+      reason: 'FailingOpen',
+      message: `every address fails its health check; all ${total} are published anyway because healthCheck.failOpen is true${suffix}`,
+    };
+  }
+  if (ready === 0) {
+    return {
+      status: 'False',
+      reason: 'NoReadyAddresses',
+      message: `0/${total} endpoints ready${suffix}`,
+    };
+  }
+  return {
+    status: 'True',
+    reason: 'AddressesReady',
+    message: `${ready}/${total} endpoints ready${suffix}`,
+  };
+}
+
+/** Sets a condition; lastTransitionTime is kept while status stays the same (metav1 semantics). */
+export function setCondition(
+  conditions: readonly Condition[] | undefined,
+  next: Omit<Condition, 'lastTransitionTime'>,
+  now: Date,
+): Condition[] {
+  const prev = conditions?.find((c) => c.type === next.type);
+  const lastTransitionTime =
+    prev?.status === next.status ? prev.lastTransitionTime : now.toISOString();
+  return [
+    ...(conditions ?? []).filter((c) => c.type !== next.type),
+    { ...next, lastTransitionTime },
+  ];
+}
+
+/** The stored status, or undefined when it is missing or not in the expected shape. */
+export function parseStatus(raw: unknown): ExternalBackendStatus | undefined {
+  const parsed = externalBackendStatus.safeParse(raw ?? {});
+  return parsed.success ? parsed.data : undefined;
+}
+
+function addressMessage(v: AddressView, failOpen: boolean): string {
+  if (v.state === 'Unknown') return 'not checked yet';
+  if (v.state === 'Unhealthy')
+    return `health check failing: ${v.message}${failOpen ? ' (published: failOpen)' : ''}`;
+  return v.message;
+}
+
+export interface StatusInput extends ReadyInput {
+  readonly generation: number;
+  readonly previous: ExternalBackendStatus | undefined;
+  readonly now: Date;
+}
+
+export function buildStatus(i: StatusInput): ExternalBackendStatus {
+  const prevByIP = new Map((i.previous?.addresses ?? []).map((a) => [a.ip, a]));
+  const addresses: AddressStatus[] = i.views.map((v) => {
+    const prev = prevByIP.get(v.ip);
+    const same = prev?.state === v.state && prev.ready === v.ready;
+    const message = addressMessage(v, i.failOpen);
+    return {
+      ip: v.ip,
+      ready: v.ready,
+      state: v.state,
+      lastTransitionTime:
+        same && prev.lastTransitionTime !== undefined
+          ? prev.lastTransitionTime
+          : i.now.toISOString(),
+      ...(message ? { message } : {}),
+    };
+  });
+  const ready = readyCondition(i);
+  return {
+    observedGeneration: i.generation,
+    readyAddresses: i.counts.ready,
+    totalAddresses: i.counts.total,
+    addressSummary: `${i.counts.ready}/${i.counts.total}`,
+    addresses,
+    conditions: setCondition(
+      i.previous?.conditions,
+      { type: 'Ready', observedGeneration: i.generation, ...ready },
+      i.now,
+    ),
+  };
+}
+
+/**
+ * Whether two statuses say the same thing. Only the timestamps of entries that did not change are
+ * carried over by buildStatus, so plain comparison after canonical ordering is enough.
+ */
+export function statusEqual(
+  a: ExternalBackendStatus | undefined,
+  b: ExternalBackendStatus | undefined,
+): boolean {
+  const canon = (s: ExternalBackendStatus | undefined) =>
+    s === undefined
+      ? 'null'
+      : JSON.stringify({
+          ...s,
+          addresses: [...(s.addresses ?? [])].sort((x, y) => (x.ip < y.ip ? -1 : 1)),
+          conditions: [...(s.conditions ?? [])].sort((x, y) => (x.type < y.type ? -1 : 1)),
+        });
+  return canon(a) === canon(b);
+}
+
+export interface Transition {
+  readonly ip: string;
+  readonly from: AddressState | undefined;
+  readonly to: AddressState;
+  readonly type: 'Normal' | 'Warning';
+  readonly reason: 'AddressUnhealthy' | 'AddressHealthy' | 'AddressDenied';
+  readonly message: string;
+}
+
+/**
+ * Address state changes since the stored status that a person should hear about: an address failing
+ * or recovering, and an address refused by the deny list. First checks (Unknown → Healthy) are quiet.
+ */
+export function addressTransitions(
+  previous: ExternalBackendStatus | undefined,
+  views: readonly AddressView[],
+  failOpen: boolean,
+): Transition[] {
+  const prev = new Map((previous?.addresses ?? []).map((a) => [a.ip, a.state]));
+  const out: Transition[] = [];
+  for (const v of views) {
+    const from = prev.get(v.ip);
+    if (from === v.state) continue;
+    if (v.state === 'Unhealthy') {
+      out.push({
+        ip: v.ip,
+        from,
+        to: v.state,
+        type: 'Warning',
+        reason: 'AddressUnhealthy',
+        message: `${v.ip} failed its health check (${v.message}); ${failOpen ? 'still published because every address fails and failOpen is true' : 'removed from the ready set'}`,
+      });
+    } else if (v.state === 'Healthy' && from === 'Unhealthy') {
+      out.push({
+        ip: v.ip,
+        from,
+        to: v.state,
+        type: 'Normal',
+        reason: 'AddressHealthy',
+        message: `${v.ip} passes its health check again; back in the ready set`,
+      });
+    } else if (v.state === 'Denied') {
+      out.push({
+        ip: v.ip,
+        from,
+        to: v.state,
+        type: 'Warning',
+        reason: 'AddressDenied',
+        message: `${v.ip} is ${v.message}`,
+      });
+    }
+  }
+  return out;
+}

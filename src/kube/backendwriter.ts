@@ -1,0 +1,99 @@
+// The API calls the ExternalBackend reconciler makes. Creation is a plain create (POST), so that an
+// object someone else made a moment ago, not yet in our cache, fails with AlreadyExists instead of
+// being merged into; changes to objects we own are server-side applies, which replace only the fields
+// outrigger sets and leave everything else (other managers' labels, annotations) alone.
+import {
+  ApiException,
+  CoreV1Api,
+  CustomObjectsApi,
+  DiscoveryV1Api,
+  PatchStrategy,
+  setHeaderOptions,
+  type KubeConfig,
+  type V1EndpointSlice,
+  type V1Endpoints,
+  type V1Service,
+} from '@kubernetes/client-node';
+import { group, plural, version, type ExternalBackendStatus } from '../externalbackend/schema.ts';
+import type { Metrics } from '../metrics.ts';
+import type { Throttle } from './throttle.ts';
+
+export const fieldManager = 'outrigger';
+
+export type OwnedKind = 'Service' | 'Endpoints' | 'EndpointSlice';
+
+export interface BackendWriter {
+  create(kind: OwnedKind, obj: V1Service | V1Endpoints | V1EndpointSlice): Promise<void>;
+  /** Server-side apply, forced: only for objects the ExternalBackend owns. */
+  apply(kind: OwnedKind, obj: V1Service | V1Endpoints | V1EndpointSlice): Promise<void>;
+  /** Deletes only the object with this uid; false when it was already gone. */
+  delete(kind: OwnedKind, namespace: string, name: string, uid: string): Promise<boolean>;
+  patchStatus(namespace: string, name: string, status: ExternalBackendStatus): Promise<void>;
+}
+
+export function isNotFound(err: unknown): boolean {
+  return err instanceof ApiException && err.code === 404;
+}
+
+export function isAlreadyExists(err: unknown): boolean {
+  return err instanceof ApiException && err.code === 409;
+}
+
+export function backendWriter(kc: KubeConfig, metrics: Metrics, throttle: Throttle): BackendWriter {
+  const core = kc.makeApiClient(CoreV1Api);
+  const discovery = kc.makeApiClient(DiscoveryV1Api);
+  const custom = kc.makeApiClient(CustomObjectsApi);
+  const applyOptions = setHeaderOptions('Content-Type', PatchStrategy.ServerSideApply);
+  const mergeOptions = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
+  const count = async (kind: OwnedKind | 'ExternalBackendStatus', operation: string) => {
+    await throttle.acquire();
+    metrics.endpointWrites.inc({ kind, operation });
+  };
+  const where = (obj: { metadata?: { name?: string; namespace?: string } }) => ({
+    name: obj.metadata?.name ?? '',
+    namespace: obj.metadata?.namespace ?? '',
+  });
+  return {
+    async create(kind, obj) {
+      await count(kind, 'create');
+      const { namespace } = where(obj);
+      if (kind === 'Service')
+        await core.createNamespacedService({ namespace, body: obj, fieldManager });
+      else if (kind === 'Endpoints')
+        await core.createNamespacedEndpoints({ namespace, body: obj, fieldManager });
+      else
+        await discovery.createNamespacedEndpointSlice({
+          namespace,
+          body: obj as V1EndpointSlice,
+          fieldManager,
+        });
+    },
+    async apply(kind, obj) {
+      await count(kind, 'apply');
+      const params = { ...where(obj), body: obj, fieldManager, force: true };
+      if (kind === 'Service') await core.patchNamespacedService(params, applyOptions);
+      else if (kind === 'Endpoints') await core.patchNamespacedEndpoints(params, applyOptions);
+      else await discovery.patchNamespacedEndpointSlice(params, applyOptions);
+    },
+    async delete(kind, namespace, name, uid) {
+      await count(kind, 'delete');
+      const params = { name, namespace, body: { preconditions: { uid } } };
+      try {
+        if (kind === 'Service') await core.deleteNamespacedService(params);
+        else if (kind === 'Endpoints') await core.deleteNamespacedEndpoints(params);
+        else await discovery.deleteNamespacedEndpointSlice(params);
+        return true;
+      } catch (err) {
+        if (isNotFound(err)) return false;
+        throw err;
+      }
+    },
+    async patchStatus(namespace, name, status) {
+      await count('ExternalBackendStatus', 'patch');
+      await custom.patchNamespacedCustomObjectStatus(
+        { group, version, plural, namespace, name, body: { status }, fieldManager },
+        mergeOptions,
+      );
+    },
+  };
+}
