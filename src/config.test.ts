@@ -11,6 +11,9 @@ describe('parseConfig', () => {
       selectorMode: { kind: 'off' },
       concurrentEndpointSyncs: 5,
       endpointUpdatesBatchPeriodMs: 0,
+      concurrentExternalBackendSyncs: 5,
+      maxConcurrentProbes: 100,
+      deniedCidrs: [],
       kubeApiQps: 20,
       kubeApiBurst: 30,
       logLevel: 'info',
@@ -26,6 +29,16 @@ describe('parseConfig', () => {
     [['-leader-elect'], true],
   ])('parses boolean flag %j as %s', (argv, expected) => {
     expect(parseConfig(argv).leaderElect).toBe(expected);
+  });
+
+  it('takes extra deny-list CIDRs and refuses malformed ones', () => {
+    expect(parseConfig(['--denied-cidrs=10.0.0.0/8, fd00::/8']).deniedCidrs).toEqual([
+      '10.0.0.0/8',
+      'fd00::/8',
+    ]);
+    expect(() => parseConfig(['--denied-cidrs=10.0.0.0/33'])).toThrow(
+      'invalid value "10.0.0.0/33" for --denied-cidrs: must be CIDRs such as "10.0.0.0/8"',
+    );
   });
 
   it('accepts --flag value and --flag=value forms', () => {

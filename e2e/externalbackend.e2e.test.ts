@@ -1,0 +1,532 @@
+// ExternalBackend end to end: the real operator process, a real control plane with the garbage
+// collector, and real TCP/HTTP servers in a network namespace this test creates. Every probe goes to
+// that namespace; nothing leaves the machine.
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import {
+  ApiException,
+  CoreV1Api,
+  CustomObjectsApi,
+  DiscoveryV1Api,
+  type KubeConfig,
+  type V1EndpointSlice,
+  type V1Endpoints,
+} from '@kubernetes/client-node';
+import type { ExternalBackendStatus } from '../src/externalbackend/schema.ts';
+import { apiVersion, group, plural, version } from '../src/externalbackend/schema.ts';
+import { startCluster, type Cluster } from './harness/controlplane.ts';
+import { createBackendNetwork, netnsUnavailable, type BackendNetwork } from './harness/netns.ts';
+import { startOperator, type OperatorProcess } from './harness/operator.ts';
+import { createRunningPod, createTestNamespace, waitFor, writePodStatus } from './helpers.ts';
+
+const skipReason =
+  process.env.USE_EXISTING_CLUSTER === 'true'
+    ? 'needs its own control plane (backends live in network namespaces on this machine)'
+    : netnsUnavailable();
+const suite = skipReason === undefined ? describe : describe.skip;
+
+let cluster: Cluster;
+let kc: KubeConfig;
+let core: CoreV1Api;
+let discovery: DiscoveryV1Api;
+let objects: CustomObjectsApi;
+let net: BackendNetwork;
+let operator: OperatorProcess;
+let deniedIP: string;
+
+beforeAll(async () => {
+  if (skipReason !== undefined) {
+    console.warn(`skipping the ExternalBackend e2e tests: ${skipReason}`);
+    return;
+  }
+  cluster = await startCluster({ controllers: ['garbage-collector-controller'] });
+  kc = cluster.kubeConfig();
+  core = kc.makeApiClient(CoreV1Api);
+  discovery = kc.makeApiClient(DiscoveryV1Api);
+  objects = kc.makeApiClient(CustomObjectsApi);
+  net = createBackendNetwork(cluster.dir ?? '/tmp', 4);
+  deniedIP = net.ipv4[3] ?? '';
+  operator = await startOperator(
+    cluster.kubeconfigPath,
+    [`--denied-cidrs=${deniedIP}/32`, '--zap-log-level=debug'],
+    join(cluster.dir ?? '/tmp', 'outrigger.log'),
+  );
+}, 240_000);
+
+afterAll(async () => {
+  if (skipReason !== undefined) return;
+  // The operator goes first: no probe may outlive the namespace its addresses live in.
+  await operator.stop();
+  await net.remove();
+  await cluster.stop();
+}, 60_000);
+
+type Spec = Record<string, unknown>;
+
+async function apply(ns: string, name: string, spec: Spec): Promise<void> {
+  await objects.createNamespacedCustomObject({
+    group,
+    version,
+    namespace: ns,
+    plural,
+    body: { apiVersion, kind: 'ExternalBackend', metadata: { name }, spec },
+  });
+}
+
+async function patchSpec(ns: string, name: string, spec: Spec): Promise<void> {
+  const current = (await objects.getNamespacedCustomObject({
+    group,
+    version,
+    namespace: ns,
+    plural,
+    name,
+  })) as { metadata: Record<string, unknown> };
+  await objects.replaceNamespacedCustomObject({
+    group,
+    version,
+    namespace: ns,
+    plural,
+    name,
+    body: { apiVersion, kind: 'ExternalBackend', metadata: current.metadata, spec },
+  });
+}
+
+interface Backend {
+  metadata: { generation: number; uid: string };
+  status?: ExternalBackendStatus;
+}
+
+async function backend(ns: string, name: string): Promise<Backend> {
+  return (await objects.getNamespacedCustomObject({
+    group,
+    version,
+    namespace: ns,
+    plural,
+    name,
+  })) as Backend;
+}
+
+function ready(b: Backend) {
+  return b.status?.conditions?.find((c) => c.type === 'Ready');
+}
+
+async function orUndefined<T>(p: Promise<T>): Promise<T | undefined> {
+  try {
+    return await p;
+  } catch (err) {
+    if (err instanceof ApiException && err.code === 404) return undefined;
+    throw err;
+  }
+}
+
+const slice = (ns: string, name: string): Promise<V1EndpointSlice | undefined> =>
+  orUndefined(discovery.readNamespacedEndpointSlice({ namespace: ns, name }));
+const endpoints = (ns: string, name: string): Promise<V1Endpoints | undefined> =>
+  orUndefined(core.readNamespacedEndpoints({ namespace: ns, name }));
+
+/** IPs the slice marks ready, sorted. */
+function readyIPs(s: V1EndpointSlice | undefined): string[] {
+  return (s?.endpoints ?? [])
+    .filter((e) => e.conditions?.ready === true)
+    .flatMap((e) => e.addresses)
+    .sort();
+}
+
+function allIPs(s: V1EndpointSlice | undefined): string[] {
+  return (s?.endpoints ?? []).flatMap((e) => e.addresses).sort();
+}
+
+async function eventReasons(ns: string, name: string): Promise<string[]> {
+  const list = await core.listNamespacedEvent({
+    namespace: ns,
+    fieldSelector: `involvedObject.name=${name}`,
+  });
+  return list.items.map((e) => `${e.type ?? ''}/${e.reason ?? ''}`);
+}
+
+const fast = {
+  intervalSeconds: 1,
+  timeoutSeconds: 1,
+  healthyThreshold: 1,
+  unhealthyThreshold: 2,
+};
+
+suite('ExternalBackend with real backends', () => {
+  it('etcd-k8s: three TCP members on 2379; a dead member leaves the ready set and comes back', async () => {
+    const ns = await createTestNamespace(kc, 'xb-etcd');
+    const members = net.ipv4.slice(0, 3);
+    const servers = await Promise.all(members.map((ip) => net.serve(ip, 2379, 'tcp')));
+    await apply(ns, 'etcd-k8s', {
+      ports: [{ name: 'port', port: 2379 }],
+      addresses: members.map((ip, i) => ({ ip, nodeName: `etc-master${String(i + 1)}` })),
+      healthCheck: { tcp: { port: 'port' }, ...fast },
+    });
+
+    const b = await waitFor('Ready=True with 3/3', async () => {
+      const x = await backend(ns, 'etcd-k8s');
+      return ready(x)?.status === 'True' && x.status?.addressSummary === '3/3' ? x : undefined;
+    });
+    expect(b.status?.observedGeneration).toBe(b.metadata.generation);
+    expect(ready(b)).toMatchObject({ reason: 'AddressesReady', message: '3/3 endpoints ready' });
+    expect(b.status?.addresses?.map((a) => a.state)).toEqual(['Healthy', 'Healthy', 'Healthy']);
+
+    // The Service it created and owns: selectorless, one port.
+    const svc = await core.readNamespacedService({ namespace: ns, name: 'etcd-k8s' });
+    expect(svc.spec?.selector).toBeUndefined();
+    expect(svc.spec?.ports).toEqual([
+      expect.objectContaining({ name: 'port', port: 2379, targetPort: 2379, protocol: 'TCP' }),
+    ]);
+    expect(svc.metadata?.ownerReferences?.[0]).toMatchObject({
+      kind: 'ExternalBackend',
+      name: 'etcd-k8s',
+      uid: b.metadata.uid,
+    });
+
+    // Endpoints for old clients (not mirrored: outrigger writes the slice itself).
+    const ep = await waitFor('Endpoints with three addresses', async () => {
+      const e = await endpoints(ns, 'etcd-k8s');
+      return e?.subsets?.[0]?.addresses?.length === 3 ? e : undefined;
+    });
+    expect(ep.metadata?.labels).toMatchObject({
+      'endpointslice.kubernetes.io/skip-mirror': 'true',
+      'app.kubernetes.io/managed-by': 'outrigger',
+    });
+    expect(ep.subsets?.[0]?.addresses?.map((a) => [a.ip, a.nodeName])).toEqual(
+      members.map((ip, i) => [ip, `etc-master${String(i + 1)}`]),
+    );
+    expect(ep.subsets?.[0]?.ports).toEqual([{ name: 'port', port: 2379, protocol: 'TCP' }]);
+
+    // The EndpointSlice kube-proxy reads.
+    const s = await slice(ns, 'etcd-k8s-outrigger-ipv4');
+    expect(s?.addressType).toBe('IPv4');
+    expect(s?.metadata?.labels).toMatchObject({
+      'kubernetes.io/service-name': 'etcd-k8s',
+      'endpointslice.kubernetes.io/managed-by': 'controller.outrigger.dev',
+    });
+    expect(readyIPs(s)).toEqual([...members].sort());
+    expect(s?.endpoints?.[0]?.conditions).toEqual({
+      ready: true,
+      serving: true,
+      terminating: false,
+    });
+
+    // Kill one member; measure how long until the slice stops routing to it.
+    const dead = members[1] ?? '';
+    const killedAt = Date.now();
+    await servers[1]?.stop();
+    await waitFor(
+      `${dead} to leave the ready set`,
+      async () =>
+        readyIPs(await slice(ns, 'etcd-k8s-outrigger-ipv4')).includes(dead) ? undefined : true,
+      20_000,
+      50,
+    );
+    const removalMs = Date.now() - killedAt;
+    console.log(
+      `server death → address out of the EndpointSlice's ready set: ${String(removalMs)} ms ` +
+        `(intervalSeconds=1, unhealthyThreshold=2, timeoutSeconds=1; bound ≈ interval × threshold + jitter)`,
+    );
+    // The address stays in the slice, not ready, so clients can see it exists.
+    expect(allIPs(await slice(ns, 'etcd-k8s-outrigger-ipv4'))).toContain(dead);
+    const degraded = await waitFor('status to show the dead member', async () => {
+      const x = await backend(ns, 'etcd-k8s');
+      return x.status?.addressSummary === '2/3' ? x : undefined;
+    });
+    expect(ready(degraded)?.status).toBe('True');
+    expect(ready(degraded)?.message).toContain(`unhealthy: ${dead}`);
+    expect(degraded.status?.addresses?.find((a) => a.ip === dead)).toMatchObject({
+      ready: false,
+      state: 'Unhealthy',
+    });
+    await waitFor('an AddressUnhealthy event', async () =>
+      (await eventReasons(ns, 'etcd-k8s')).includes('Warning/AddressUnhealthy') ? true : undefined,
+    );
+    expect(
+      await operator.metric('outrigger_backend_addresses', {
+        namespace: ns,
+        name: 'etcd-k8s',
+        state: 'unhealthy',
+      }),
+    ).toBe(1);
+    expect(await operator.metric('outrigger_probe_total', { result: 'failure' })).toBeGreaterThan(
+      0,
+    );
+
+    // Bring it back.
+    const revived = await net.serve(dead, 2379, 'tcp');
+    await waitFor(`${dead} to return`, async () =>
+      readyIPs(await slice(ns, 'etcd-k8s-outrigger-ipv4')).length === 3 ? true : undefined,
+    );
+    await waitFor('an AddressHealthy event', async () =>
+      (await eventReasons(ns, 'etcd-k8s')).includes('Normal/AddressHealthy') ? true : undefined,
+    );
+    await Promise.all([revived.stop(), servers[0]?.stop(), servers[2]?.stop()]);
+  }, 90_000);
+
+  it('zl-lb: two HTTP servers on 80, judged by status code; failOpen when every one fails', async () => {
+    const ns = await createTestNamespace(kc, 'xb-zl');
+    const [a = '', b = ''] = net.ipv4;
+    const good = await net.serve(a, 80, 'http', 200);
+    const bad = await net.serve(b, 80, 'http', 503);
+    const hc = {
+      http: { port: 80, path: '/healthz', expectedStatuses: ['200-299'] },
+      ...fast,
+      failOpen: true,
+    };
+    await apply(ns, 'zl-lb', {
+      ports: [{ name: 'http', port: 80 }],
+      addresses: [{ ip: a }, { ip: b }],
+      healthCheck: hc,
+    });
+    const s1 = await waitFor('only the 200 server ready', async () => {
+      const s = await slice(ns, 'zl-lb-outrigger-ipv4');
+      return readyIPs(s).join() === a && allIPs(s).length === 2 ? s : undefined;
+    });
+    expect(s1.ports).toEqual([{ name: 'http', port: 80, protocol: 'TCP' }]);
+    const x = await waitFor('the 503 to show in status', async () => {
+      const y = await backend(ns, 'zl-lb');
+      return y.status?.addresses?.find((e) => e.ip === b)?.state === 'Unhealthy' ? y : undefined;
+    });
+    expect(x.status?.addresses?.find((e) => e.ip === b)?.message).toBe(
+      'health check failing: HTTP 503',
+    );
+
+    // Every address fails: failOpen publishes them all rather than blackholing the Service.
+    await good.stop();
+    const open = await waitFor('failOpen to publish both', async () => {
+      const y = await backend(ns, 'zl-lb');
+      return ready(y)?.reason === 'FailingOpen' ? y : undefined;
+    });
+    expect(ready(open)?.status).toBe('False');
+    expect(readyIPs(await slice(ns, 'zl-lb-outrigger-ipv4'))).toEqual([a, b].sort());
+    await waitFor('a FailingOpen event', async () =>
+      (await eventReasons(ns, 'zl-lb')).includes('Warning/FailingOpen') ? true : undefined,
+    );
+
+    // Without failOpen nothing is ready, and the condition says so.
+    await patchSpec(ns, 'zl-lb', {
+      ports: [{ name: 'http', port: 80 }],
+      addresses: [{ ip: a }, { ip: b }],
+      healthCheck: { ...hc, failOpen: false },
+    });
+    const closed = await waitFor('NoReadyAddresses', async () => {
+      const y = await backend(ns, 'zl-lb');
+      return ready(y)?.reason === 'NoReadyAddresses' && y.status?.observedGeneration === 2
+        ? y
+        : undefined;
+    });
+    expect(ready(closed)?.message).toContain('0/2 endpoints ready');
+    expect(readyIPs(await slice(ns, 'zl-lb-outrigger-ipv4'))).toEqual([]);
+    await bad.stop();
+  }, 90_000);
+
+  it('follows edits: addresses added and removed, an IPv6 slice, changed ports', async () => {
+    const ns = await createTestNamespace(kc, 'xb-edit');
+    const [a = '', b = ''] = net.ipv4;
+    const v6 = net.ipv6[0] ?? '';
+    await apply(ns, 'db', { ports: [{ name: 'pg', port: 5432 }], addresses: [{ ip: a }] });
+    await waitFor('the first slice', async () =>
+      allIPs(await slice(ns, 'db-outrigger-ipv4')).join() === a ? true : undefined,
+    );
+    await patchSpec(ns, 'db', {
+      ports: [{ name: 'pg', port: 5433 }],
+      addresses: [{ ip: b }, { ip: v6 }],
+    });
+    const s4 = await waitFor('the IPv4 slice to follow', async () => {
+      const s = await slice(ns, 'db-outrigger-ipv4');
+      return allIPs(s).join() === b && s?.ports?.[0]?.port === 5433 ? s : undefined;
+    });
+    expect(readyIPs(s4)).toEqual([b]);
+    const s6 = await waitFor('an IPv6 slice', () => slice(ns, 'db-outrigger-ipv6'));
+    expect(s6.addressType).toBe('IPv6');
+    expect(allIPs(s6)).toEqual([v6]);
+    const svc = await waitFor('the owned Service to take the new port', async () => {
+      const s = await core.readNamespacedService({ namespace: ns, name: 'db' });
+      return s.spec?.ports?.[0]?.port === 5433 ? s : undefined;
+    });
+    expect(svc.spec?.ports?.length).toBe(1);
+    const ep = await endpoints(ns, 'db');
+    expect(ep?.subsets?.[0]?.addresses?.map((x) => x.ip).sort()).toEqual([b, v6].sort());
+    expect(ep?.subsets?.[0]?.ports?.[0]?.port).toBe(5433);
+
+    // Dropping the IPv6 address deletes that family's slice.
+    await patchSpec(ns, 'db', { ports: [{ name: 'pg', port: 5433 }], addresses: [{ ip: b }] });
+    await waitFor('the IPv6 slice to go', async () =>
+      (await slice(ns, 'db-outrigger-ipv6')) === undefined ? true : undefined,
+    );
+  }, 60_000);
+
+  it('deleting the ExternalBackend removes its Service, Endpoints and slices (garbage collector)', async () => {
+    const ns = await createTestNamespace(kc, 'xb-delete');
+    await apply(ns, 'gone', {
+      ports: [{ name: 'p', port: 7000 }],
+      addresses: [{ ip: net.ipv4[0] ?? '' }],
+    });
+    await waitFor('the slice', () => slice(ns, 'gone-outrigger-ipv4'));
+    await objects.deleteNamespacedCustomObject({
+      group,
+      version,
+      namespace: ns,
+      plural,
+      name: 'gone',
+    });
+    await waitFor(
+      'Service, Endpoints and EndpointSlice to be collected',
+      async () => {
+        const left = await Promise.all([
+          orUndefined(core.readNamespacedService({ namespace: ns, name: 'gone' })),
+          endpoints(ns, 'gone'),
+          slice(ns, 'gone-outrigger-ipv4'),
+        ]);
+        return left.every((x) => x === undefined) ? true : undefined;
+      },
+      60_000,
+    );
+  }, 90_000);
+
+  it('adopts an existing selectorless Service, and will not overwrite a hand-written Endpoints', async () => {
+    const ns = await createTestNamespace(kc, 'xb-adopt');
+    const ip = net.ipv4[0] ?? '';
+    // The by-hand setup outrigger replaces.
+    await core.createNamespacedService({
+      namespace: ns,
+      body: { metadata: { name: 'legacy' }, spec: { ports: [{ name: 'http', port: 80 }] } },
+    });
+    await core.createNamespacedEndpoints({
+      namespace: ns,
+      body: {
+        metadata: { name: 'legacy' },
+        subsets: [{ addresses: [{ ip: '192.0.2.10' }], ports: [{ name: 'http', port: 80 }] }],
+      },
+    });
+    await apply(ns, 'legacy', { ports: [{ name: 'http', port: 80 }], addresses: [{ ip }] });
+    const conflict = await waitFor('EndpointsConflict', async () => {
+      const y = await backend(ns, 'legacy');
+      return ready(y)?.reason === 'EndpointsConflict' ? y : undefined;
+    });
+    expect(ready(conflict)?.message).toContain(
+      'Endpoints legacy already exists and it was written by hand or by another tool',
+    );
+    await waitFor('an EndpointsConflict event', async () =>
+      (await eventReasons(ns, 'legacy')).includes('Warning/EndpointsConflict') ? true : undefined,
+    );
+    // Untouched.
+    expect((await endpoints(ns, 'legacy'))?.subsets?.[0]?.addresses?.[0]?.ip).toBe('192.0.2.10');
+    expect(await slice(ns, 'legacy-outrigger-ipv4')).toBeUndefined();
+
+    // The user deletes the hand-written object; outrigger takes over.
+    await core.deleteNamespacedEndpoints({ namespace: ns, name: 'legacy' });
+    await waitFor('our Endpoints', async () =>
+      (await endpoints(ns, 'legacy'))?.subsets?.[0]?.addresses?.[0]?.ip === ip ? true : undefined,
+    );
+    await waitFor('Ready', async () =>
+      ready(await backend(ns, 'legacy'))?.status === 'True' ? true : undefined,
+    );
+    expect(readyIPs(await slice(ns, 'legacy-outrigger-ipv4'))).toEqual([ip]);
+    // The adopted Service is read, never owned or changed.
+    const svc = await core.readNamespacedService({ namespace: ns, name: 'legacy' });
+    expect(svc.metadata?.ownerReferences).toBeUndefined();
+  }, 60_000);
+
+  it('refuses a Service with a selector', async () => {
+    const ns = await createTestNamespace(kc, 'xb-refuse');
+    await core.createNamespacedService({
+      namespace: ns,
+      body: {
+        metadata: { name: 'web' },
+        spec: { selector: { app: 'web' }, ports: [{ name: 'http', port: 80 }] },
+      },
+    });
+    await apply(ns, 'web', {
+      ports: [{ name: 'http', port: 80 }],
+      addresses: [{ ip: net.ipv4[0] ?? '' }],
+    });
+    const y = await waitFor('ServiceHasSelector', async () => {
+      const x = await backend(ns, 'web');
+      return ready(x)?.reason === 'ServiceHasSelector' ? x : undefined;
+    });
+    expect(ready(y)?.status).toBe('False');
+    expect(ready(y)?.message).toContain('Service web has a selector');
+    await waitFor('a ServiceHasSelector event', async () =>
+      (await eventReasons(ns, 'web')).includes('Warning/ServiceHasSelector') ? true : undefined,
+    );
+    expect(await endpoints(ns, 'web')).toBeUndefined();
+    expect(await slice(ns, 'web-outrigger-ipv4')).toBeUndefined();
+  }, 60_000);
+
+  it('a hybrid of pods and addresses follows pod readiness by the upstream rules', async () => {
+    const ns = await createTestNamespace(kc, 'xb-hybrid');
+    const vm = net.ipv4[0] ?? '';
+    await createRunningPod(core, ns, 'web-1', {
+      labels: { app: 'web' },
+      ip: '10.244.0.5',
+      ready: true,
+    });
+    await createRunningPod(core, ns, 'other', {
+      labels: { app: 'db' },
+      ip: '10.244.0.9',
+      ready: true,
+    });
+    await apply(ns, 'web', {
+      ports: [{ name: 'http', port: 8080 }],
+      addresses: [{ ip: vm }],
+      podSelector: { matchLabels: { app: 'web' } },
+    });
+    const s = await waitFor('the VM and the pod', async () => {
+      const x = await slice(ns, 'web-outrigger-ipv4');
+      return readyIPs(x).length === 2 ? x : undefined;
+    });
+    expect(readyIPs(s)).toEqual(['10.244.0.5', vm].sort());
+    expect(s.endpoints?.find((e) => e.addresses[0] === '10.244.0.5')?.targetRef).toMatchObject({
+      kind: 'Pod',
+      name: 'web-1',
+    });
+    const ep = await endpoints(ns, 'web');
+    expect(ep?.subsets?.[0]?.addresses?.find((x) => x.ip === '10.244.0.5')?.targetRef?.name).toBe(
+      'web-1',
+    );
+
+    await writePodStatus(core, ns, 'web-1', '10.244.0.5', false);
+    await waitFor('the unready pod to leave the ready set', async () =>
+      readyIPs(await slice(ns, 'web-outrigger-ipv4')).join() === vm ? true : undefined,
+    );
+    const ep2 = await endpoints(ns, 'web');
+    expect(ep2?.subsets?.[0]?.notReadyAddresses?.map((x) => x.ip)).toEqual(['10.244.0.5']);
+    expect((await backend(ns, 'web')).status?.addressSummary).toBe('1/2');
+  }, 60_000);
+
+  it('never publishes or probes a deny-listed address', async () => {
+    const ns = await createTestNamespace(kc, 'xb-deny');
+    const ok = net.ipv4[0] ?? '';
+    const server = await net.serve(deniedIP, 9000, 'tcp');
+    const okServer = await net.serve(ok, 9000, 'tcp');
+    const connections = (): number =>
+      readFileSync(server.logPath, 'utf8')
+        .split('\n')
+        .filter((l) => l.startsWith('connection')).length;
+    const before = connections();
+    await apply(ns, 'mixed', {
+      ports: [{ name: 'p', port: 9000 }],
+      addresses: [{ ip: ok }, { ip: deniedIP }],
+      healthCheck: { tcp: { port: 'p' }, ...fast },
+    });
+    const y = await waitFor('the denied address in status', async () => {
+      const x = await backend(ns, 'mixed');
+      return x.status?.addresses?.find((a) => a.ip === ok)?.state === 'Healthy' ? x : undefined;
+    });
+    expect(y.status?.addresses?.find((a) => a.ip === deniedIP)).toMatchObject({
+      ready: false,
+      state: 'Denied',
+      message: `in the deny list (${deniedIP}/32); not published`,
+    });
+    expect(allIPs(await slice(ns, 'mixed-outrigger-ipv4'))).toEqual([ok]);
+    await waitFor('an AddressDenied event', async () =>
+      (await eventReasons(ns, 'mixed')).includes('Warning/AddressDenied') ? true : undefined,
+    );
+    // Several probe intervals later, the denied server has still seen no connection.
+    await new Promise((r) => setTimeout(r, 3000));
+    expect(connections()).toBe(before);
+    await Promise.all([server.stop(), okServer.stop()]);
+  }, 60_000);
+});

@@ -1,0 +1,159 @@
+// Backends that live outside the "cluster": a network namespace per test file, joined to the host
+// by a veth pair, holding addresses 10.250.<n>.10+ (and fd00:250:<n>::10+), with real servers
+// listening inside it. Endpoints refuse loopback addresses, so this is how an ExternalBackend gets
+// addresses the operator can actually probe without sending a packet anywhere but this machine.
+//
+// Network discipline: a blackhole route for 10.250.0.0/16 and fd00:250::/32 makes sure that once a
+// namespace is gone, probes to its addresses die on this host instead of following the default route.
+import { spawn, spawnSync } from 'node:child_process';
+import { connect } from 'node:net';
+import { join } from 'node:path';
+import { setTimeout as delay } from 'node:timers/promises';
+import { fileURLToPath } from 'node:url';
+import { ProcessGroup, type ManagedProcess } from './processes.ts';
+
+const serverScript = fileURLToPath(new URL('../fixtures/backend-server.ts', import.meta.url));
+
+function ip(args: readonly string[], allowFailure = false): boolean {
+  const r = spawnSync('ip', args, { encoding: 'utf8' });
+  if (r.status !== 0 && !allowFailure)
+    throw new Error(`ip ${args.join(' ')} failed: ${r.stderr.trim()}`);
+  return r.status === 0;
+}
+
+/** Why network namespaces cannot be made here, or undefined when they can. */
+export function netnsUnavailable(): string | undefined {
+  if (process.getuid?.() !== 0) return 'network namespaces need root';
+  if (spawnSync('ip', ['netns', 'list']).status !== 0) return 'the `ip` command is not available';
+  return undefined;
+}
+
+export interface Server {
+  readonly ip: string;
+  readonly port: number;
+  /** The server's stdout: one "connection from …" line per connection. */
+  readonly logPath: string;
+  stop(): Promise<void>;
+}
+
+export interface BackendNetwork {
+  readonly name: string;
+  /** IPv4 addresses inside the namespace, in order. */
+  readonly ipv4: readonly string[];
+  readonly ipv6: readonly string[];
+  /** Starts a server inside the namespace and waits until it accepts connections. */
+  serve(ip: string, port: number, kind: 'tcp' | 'http', httpStatus?: number): Promise<Server>;
+  /** Stops every server, then removes the namespace and its veth pair. */
+  remove(): Promise<void>;
+}
+
+function subnetInUse(n: number): boolean {
+  const r = spawnSync('ip', ['-4', 'route', 'show', `10.250.${String(n)}.0/24`], {
+    encoding: 'utf8',
+  });
+  return r.stdout.trim() !== '';
+}
+
+async function accepts(host: string, port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = connect({ host, port, timeout: 500 });
+    s.once('connect', () => {
+      s.destroy();
+      resolve(true);
+    });
+    s.once('error', () => {
+      resolve(false);
+    });
+    s.once('timeout', () => {
+      s.destroy();
+      resolve(false);
+    });
+  });
+}
+
+/**
+ * Creates namespace `outrigger-<pid>-<n>` with `count` IPv4 and IPv6 addresses. A watchdog removes
+ * it if this process dies without calling remove().
+ */
+export function createBackendNetwork(dir: string, count = 4): BackendNetwork {
+  const why = netnsUnavailable();
+  if (why !== undefined) throw new Error(why);
+  let n = 1 + (process.pid % 200);
+  while (subnetInUse(n)) n = (n % 250) + 1;
+  const name = `outrigger-${String(process.pid)}-${String(n)}`;
+  const host = `orh${String(n)}x${String(process.pid % 10000)}`;
+  const peer = `orn${String(n)}x${String(process.pid % 10000)}`;
+  const v4 = (i: number) => `10.250.${String(n)}.${String(i)}`;
+  const v6 = (i: number) => `fd00:250:${n.toString(16)}::${i.toString(16)}`;
+  const ipv4 = Array.from({ length: count }, (_, i) => v4(10 + i));
+  const ipv6 = Array.from({ length: count }, (_, i) => v6(10 + i));
+
+  ip(['route', 'add', 'blackhole', '10.250.0.0/16'], true);
+  ip(['-6', 'route', 'add', 'blackhole', 'fd00:250::/32'], true);
+  ip(['netns', 'add', name]);
+  // Removes the namespace (and with it the veth pair) when this process dies.
+  const watchdog = spawn(
+    'sh',
+    ['-c', 'cat >/dev/null 2>&1; ip netns del "$1" 2>/dev/null', 'outrigger-netns-reaper', name],
+    {
+      detached: true,
+      stdio: ['pipe', 'ignore', 'ignore'],
+    },
+  );
+  watchdog.unref();
+  (watchdog.stdin as unknown as { unref?: () => void } | null)?.unref?.();
+
+  ip(['link', 'add', host, 'type', 'veth', 'peer', 'name', peer]);
+  ip(['link', 'set', peer, 'netns', name]);
+  ip(['addr', 'add', `${v4(1)}/24`, 'dev', host]);
+  ip(['-6', 'addr', 'add', `${v6(1)}/64`, 'dev', host, 'nodad']);
+  ip(['link', 'set', host, 'up']);
+  const inNs = (args: readonly string[]) => ip(['netns', 'exec', name, 'ip', ...args]);
+  inNs(['link', 'set', 'lo', 'up']);
+  for (const a of ipv4) inNs(['addr', 'add', `${a}/24`, 'dev', peer]);
+  for (const a of ipv6) inNs(['-6', 'addr', 'add', `${a}/64`, 'dev', peer, 'nodad']);
+  inNs(['link', 'set', peer, 'up']);
+
+  const group = new ProcessGroup(join(dir, `netns-${String(n)}`));
+  group.reapOnExit();
+  const servers = new Set<ManagedProcess>();
+  return {
+    name,
+    ipv4,
+    ipv6,
+    async serve(addr, port, kind, httpStatus = 200) {
+      const proc = group.start(`${kind}-${addr.replaceAll(':', '_')}-${String(port)}`, 'ip', [
+        'netns',
+        'exec',
+        name,
+        process.execPath,
+        serverScript,
+        addr,
+        String(port),
+        kind,
+        String(httpStatus),
+      ]);
+      servers.add(proc);
+      const deadline = Date.now() + 15_000;
+      while (!(await accepts(addr, port))) {
+        if (proc.hasExited() || Date.now() > deadline)
+          throw new Error(`backend server ${addr}:${String(port)} did not start`);
+        await delay(50);
+      }
+      return {
+        ip: addr,
+        port,
+        logPath: proc.logPath,
+        stop: async () => {
+          servers.delete(proc);
+          await group.stop(proc);
+        },
+      };
+    },
+    async remove() {
+      await group.stopAll();
+      ip(['netns', 'del', name], true);
+      watchdog.stdin.end();
+    },
+  };
+}
