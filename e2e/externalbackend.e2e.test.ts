@@ -1,7 +1,7 @@
 // ExternalBackend end to end: the real operator process, a real control plane with the garbage
 // collector, and real TCP/HTTP servers in a network namespace this test creates. Every probe goes to
 // that namespace; nothing leaves the machine.
-import { readFileSync } from 'node:fs';
+import { copyFileSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import {
@@ -58,6 +58,8 @@ afterAll(async () => {
   if (skipReason !== undefined) return;
   // The operator goes first: no probe may outlive the namespace its addresses live in.
   await operator.stop();
+  if (process.env.OUTRIGGER_E2E_LOG_COPY)
+    copyFileSync(operator.logPath, process.env.OUTRIGGER_E2E_LOG_COPY);
   await net.remove();
   await cluster.stop();
 }, 60_000);
@@ -145,6 +147,27 @@ async function eventReasons(ns: string, name: string): Promise<string[]> {
   return list.items.map((e) => `${e.type ?? ''}/${e.reason ?? ''}`);
 }
 
+/** Waits like waitFor; a timeout also shows the backend's status and slices, to say why. */
+async function until<T>(
+  ns: string,
+  name: string,
+  what: string,
+  fn: () => Promise<T | undefined>,
+  timeoutMs?: number,
+  intervalMs?: number,
+): Promise<T> {
+  try {
+    return await waitFor(what, fn, timeoutMs, intervalMs);
+  } catch (err) {
+    const b = await orUndefined(backend(ns, name));
+    const slices = await discovery.listNamespacedEndpointSlice({ namespace: ns });
+    throw new Error(
+      `${err instanceof Error ? err.message : String(err)}\nstatus: ${JSON.stringify(b?.status)}\nslices: ${JSON.stringify(slices.items.map((x) => [x.metadata?.name, x.endpoints]))}`,
+      { cause: err },
+    );
+  }
+}
+
 const fast = {
   intervalSeconds: 1,
   timeoutSeconds: 1,
@@ -163,10 +186,12 @@ suite('ExternalBackend with real backends', () => {
       healthCheck: { tcp: { port: 'port' }, ...fast },
     });
 
-    const b = await waitFor('Ready=True with 3/3', async () => {
+    const b = await until(ns, 'etcd-k8s', 'Ready=True with 3/3 healthy', async () => {
       const x = await backend(ns, 'etcd-k8s');
-      return ready(x)?.status === 'True' && x.status?.addressSummary === '3/3' ? x : undefined;
+      const healthy = x.status?.addresses?.every((a) => a.state === 'Healthy') === true;
+      return ready(x)?.status === 'True' && healthy ? x : undefined;
     });
+    expect(b.status?.addressSummary).toBe('3/3');
     expect(b.status?.observedGeneration).toBe(b.metadata.generation);
     expect(ready(b)).toMatchObject({ reason: 'AddressesReady', message: '3/3 endpoints ready' });
     expect(b.status?.addresses?.map((a) => a.state)).toEqual(['Healthy', 'Healthy', 'Healthy']);
@@ -184,7 +209,7 @@ suite('ExternalBackend with real backends', () => {
     });
 
     // Endpoints for old clients (not mirrored: outrigger writes the slice itself).
-    const ep = await waitFor('Endpoints with three addresses', async () => {
+    const ep = await until(ns, 'etcd-k8s', 'Endpoints with three addresses', async () => {
       const e = await endpoints(ns, 'etcd-k8s');
       return e?.subsets?.[0]?.addresses?.length === 3 ? e : undefined;
     });
@@ -215,7 +240,9 @@ suite('ExternalBackend with real backends', () => {
     const dead = members[1] ?? '';
     const killedAt = Date.now();
     await servers[1]?.stop();
-    await waitFor(
+    await until(
+      ns,
+      'etcd-k8s',
       `${dead} to leave the ready set`,
       async () =>
         readyIPs(await slice(ns, 'etcd-k8s-outrigger-ipv4')).includes(dead) ? undefined : true,
@@ -229,7 +256,7 @@ suite('ExternalBackend with real backends', () => {
     );
     // The address stays in the slice, not ready, so clients can see it exists.
     expect(allIPs(await slice(ns, 'etcd-k8s-outrigger-ipv4'))).toContain(dead);
-    const degraded = await waitFor('status to show the dead member', async () => {
+    const degraded = await until(ns, 'etcd-k8s', 'status to show the dead member', async () => {
       const x = await backend(ns, 'etcd-k8s');
       return x.status?.addressSummary === '2/3' ? x : undefined;
     });
@@ -239,7 +266,7 @@ suite('ExternalBackend with real backends', () => {
       ready: false,
       state: 'Unhealthy',
     });
-    await waitFor('an AddressUnhealthy event', async () =>
+    await until(ns, 'etcd-k8s', 'an AddressUnhealthy event', async () =>
       (await eventReasons(ns, 'etcd-k8s')).includes('Warning/AddressUnhealthy') ? true : undefined,
     );
     expect(
@@ -255,10 +282,10 @@ suite('ExternalBackend with real backends', () => {
 
     // Bring it back.
     const revived = await net.serve(dead, 2379, 'tcp');
-    await waitFor(`${dead} to return`, async () =>
+    await until(ns, 'etcd-k8s', `${dead} to return`, async () =>
       readyIPs(await slice(ns, 'etcd-k8s-outrigger-ipv4')).length === 3 ? true : undefined,
     );
-    await waitFor('an AddressHealthy event', async () =>
+    await until(ns, 'etcd-k8s', 'an AddressHealthy event', async () =>
       (await eventReasons(ns, 'etcd-k8s')).includes('Normal/AddressHealthy') ? true : undefined,
     );
     await Promise.all([revived.stop(), servers[0]?.stop(), servers[2]?.stop()]);
@@ -279,12 +306,12 @@ suite('ExternalBackend with real backends', () => {
       addresses: [{ ip: a }, { ip: b }],
       healthCheck: hc,
     });
-    const s1 = await waitFor('only the 200 server ready', async () => {
+    const s1 = await until(ns, 'zl-lb', 'only the 200 server ready', async () => {
       const s = await slice(ns, 'zl-lb-outrigger-ipv4');
       return readyIPs(s).join() === a && allIPs(s).length === 2 ? s : undefined;
     });
     expect(s1.ports).toEqual([{ name: 'http', port: 80, protocol: 'TCP' }]);
-    const x = await waitFor('the 503 to show in status', async () => {
+    const x = await until(ns, 'zl-lb', 'the 503 to show in status', async () => {
       const y = await backend(ns, 'zl-lb');
       return y.status?.addresses?.find((e) => e.ip === b)?.state === 'Unhealthy' ? y : undefined;
     });
@@ -294,13 +321,13 @@ suite('ExternalBackend with real backends', () => {
 
     // Every address fails: failOpen publishes them all rather than blackholing the Service.
     await good.stop();
-    const open = await waitFor('failOpen to publish both', async () => {
+    const open = await until(ns, 'zl-lb', 'failOpen to publish both', async () => {
       const y = await backend(ns, 'zl-lb');
       return ready(y)?.reason === 'FailingOpen' ? y : undefined;
     });
     expect(ready(open)?.status).toBe('False');
     expect(readyIPs(await slice(ns, 'zl-lb-outrigger-ipv4'))).toEqual([a, b].sort());
-    await waitFor('a FailingOpen event', async () =>
+    await until(ns, 'zl-lb', 'a FailingOpen event', async () =>
       (await eventReasons(ns, 'zl-lb')).includes('Warning/FailingOpen') ? true : undefined,
     );
 
@@ -310,7 +337,7 @@ suite('ExternalBackend with real backends', () => {
       addresses: [{ ip: a }, { ip: b }],
       healthCheck: { ...hc, failOpen: false },
     });
-    const closed = await waitFor('NoReadyAddresses', async () => {
+    const closed = await until(ns, 'zl-lb', 'NoReadyAddresses', async () => {
       const y = await backend(ns, 'zl-lb');
       return ready(y)?.reason === 'NoReadyAddresses' && y.status?.observedGeneration === 2
         ? y
@@ -326,22 +353,22 @@ suite('ExternalBackend with real backends', () => {
     const [a = '', b = ''] = net.ipv4;
     const v6 = net.ipv6[0] ?? '';
     await apply(ns, 'db', { ports: [{ name: 'pg', port: 5432 }], addresses: [{ ip: a }] });
-    await waitFor('the first slice', async () =>
+    await until(ns, 'db', 'the first slice', async () =>
       allIPs(await slice(ns, 'db-outrigger-ipv4')).join() === a ? true : undefined,
     );
     await patchSpec(ns, 'db', {
       ports: [{ name: 'pg', port: 5433 }],
       addresses: [{ ip: b }, { ip: v6 }],
     });
-    const s4 = await waitFor('the IPv4 slice to follow', async () => {
+    const s4 = await until(ns, 'db', 'the IPv4 slice to follow', async () => {
       const s = await slice(ns, 'db-outrigger-ipv4');
       return allIPs(s).join() === b && s?.ports?.[0]?.port === 5433 ? s : undefined;
     });
     expect(readyIPs(s4)).toEqual([b]);
-    const s6 = await waitFor('an IPv6 slice', () => slice(ns, 'db-outrigger-ipv6'));
+    const s6 = await until(ns, 'db', 'an IPv6 slice', () => slice(ns, 'db-outrigger-ipv6'));
     expect(s6.addressType).toBe('IPv6');
     expect(allIPs(s6)).toEqual([v6]);
-    const svc = await waitFor('the owned Service to take the new port', async () => {
+    const svc = await until(ns, 'db', 'the owned Service to take the new port', async () => {
       const s = await core.readNamespacedService({ namespace: ns, name: 'db' });
       return s.spec?.ports?.[0]?.port === 5433 ? s : undefined;
     });
@@ -352,7 +379,7 @@ suite('ExternalBackend with real backends', () => {
 
     // Dropping the IPv6 address deletes that family's slice.
     await patchSpec(ns, 'db', { ports: [{ name: 'pg', port: 5433 }], addresses: [{ ip: b }] });
-    await waitFor('the IPv6 slice to go', async () =>
+    await until(ns, 'db', 'the IPv6 slice to go', async () =>
       (await slice(ns, 'db-outrigger-ipv6')) === undefined ? true : undefined,
     );
   }, 60_000);
@@ -363,7 +390,7 @@ suite('ExternalBackend with real backends', () => {
       ports: [{ name: 'p', port: 7000 }],
       addresses: [{ ip: net.ipv4[0] ?? '' }],
     });
-    await waitFor('the slice', () => slice(ns, 'gone-outrigger-ipv4'));
+    await until(ns, 'gone', 'the slice', () => slice(ns, 'gone-outrigger-ipv4'));
     await objects.deleteNamespacedCustomObject({
       group,
       version,
@@ -371,7 +398,9 @@ suite('ExternalBackend with real backends', () => {
       plural,
       name: 'gone',
     });
-    await waitFor(
+    await until(
+      ns,
+      'gone',
       'Service, Endpoints and EndpointSlice to be collected',
       async () => {
         const left = await Promise.all([
@@ -401,14 +430,14 @@ suite('ExternalBackend with real backends', () => {
       },
     });
     await apply(ns, 'legacy', { ports: [{ name: 'http', port: 80 }], addresses: [{ ip }] });
-    const conflict = await waitFor('EndpointsConflict', async () => {
+    const conflict = await until(ns, 'legacy', 'EndpointsConflict', async () => {
       const y = await backend(ns, 'legacy');
       return ready(y)?.reason === 'EndpointsConflict' ? y : undefined;
     });
     expect(ready(conflict)?.message).toContain(
       'Endpoints legacy already exists and it was written by hand or by another tool',
     );
-    await waitFor('an EndpointsConflict event', async () =>
+    await until(ns, 'legacy', 'an EndpointsConflict event', async () =>
       (await eventReasons(ns, 'legacy')).includes('Warning/EndpointsConflict') ? true : undefined,
     );
     // Untouched.
@@ -417,10 +446,10 @@ suite('ExternalBackend with real backends', () => {
 
     // The user deletes the hand-written object; outrigger takes over.
     await core.deleteNamespacedEndpoints({ namespace: ns, name: 'legacy' });
-    await waitFor('our Endpoints', async () =>
+    await until(ns, 'legacy', 'our Endpoints', async () =>
       (await endpoints(ns, 'legacy'))?.subsets?.[0]?.addresses?.[0]?.ip === ip ? true : undefined,
     );
-    await waitFor('Ready', async () =>
+    await until(ns, 'legacy', 'Ready', async () =>
       ready(await backend(ns, 'legacy'))?.status === 'True' ? true : undefined,
     );
     expect(readyIPs(await slice(ns, 'legacy-outrigger-ipv4'))).toEqual([ip]);
@@ -442,13 +471,13 @@ suite('ExternalBackend with real backends', () => {
       ports: [{ name: 'http', port: 80 }],
       addresses: [{ ip: net.ipv4[0] ?? '' }],
     });
-    const y = await waitFor('ServiceHasSelector', async () => {
+    const y = await until(ns, 'web', 'ServiceHasSelector', async () => {
       const x = await backend(ns, 'web');
       return ready(x)?.reason === 'ServiceHasSelector' ? x : undefined;
     });
     expect(ready(y)?.status).toBe('False');
     expect(ready(y)?.message).toContain('Service web has a selector');
-    await waitFor('a ServiceHasSelector event', async () =>
+    await until(ns, 'web', 'a ServiceHasSelector event', async () =>
       (await eventReasons(ns, 'web')).includes('Warning/ServiceHasSelector') ? true : undefined,
     );
     expect(await endpoints(ns, 'web')).toBeUndefined();
@@ -473,7 +502,7 @@ suite('ExternalBackend with real backends', () => {
       addresses: [{ ip: vm }],
       podSelector: { matchLabels: { app: 'web' } },
     });
-    const s = await waitFor('the VM and the pod', async () => {
+    const s = await until(ns, 'web', 'the VM and the pod', async () => {
       const x = await slice(ns, 'web-outrigger-ipv4');
       return readyIPs(x).length === 2 ? x : undefined;
     });
@@ -488,7 +517,7 @@ suite('ExternalBackend with real backends', () => {
     );
 
     await writePodStatus(core, ns, 'web-1', '10.244.0.5', false);
-    await waitFor('the unready pod to leave the ready set', async () =>
+    await until(ns, 'web', 'the unready pod to leave the ready set', async () =>
       readyIPs(await slice(ns, 'web-outrigger-ipv4')).join() === vm ? true : undefined,
     );
     const ep2 = await endpoints(ns, 'web');
@@ -511,7 +540,7 @@ suite('ExternalBackend with real backends', () => {
       addresses: [{ ip: ok }, { ip: deniedIP }],
       healthCheck: { tcp: { port: 'p' }, ...fast },
     });
-    const y = await waitFor('the denied address in status', async () => {
+    const y = await until(ns, 'mixed', 'the denied address in status', async () => {
       const x = await backend(ns, 'mixed');
       return x.status?.addresses?.find((a) => a.ip === ok)?.state === 'Healthy' ? x : undefined;
     });
@@ -521,7 +550,7 @@ suite('ExternalBackend with real backends', () => {
       message: `in the deny list (${deniedIP}/32); not published`,
     });
     expect(allIPs(await slice(ns, 'mixed-outrigger-ipv4'))).toEqual([ok]);
-    await waitFor('an AddressDenied event', async () =>
+    await until(ns, 'mixed', 'an AddressDenied event', async () =>
       (await eventReasons(ns, 'mixed')).includes('Warning/AddressDenied') ? true : undefined,
     );
     // Several probe intervals later, the denied server has still seen no connection.

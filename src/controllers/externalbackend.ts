@@ -404,7 +404,11 @@ export class ExternalBackendController {
         `Created selectorless Service ${decision.service.metadata?.name ?? ''}`,
       );
     } else if (decision.action === 'update') {
-      await w.apply('Service', desiredService(ref, spec));
+      await w.setServicePorts(
+        ref.namespace,
+        serviceName(ref, spec),
+        decision.service.spec?.ports ?? [],
+      );
     }
 
     const ep = desiredEndpoints(ref, spec, views, pods);

@@ -9,10 +9,10 @@ describe('the ExternalBackend CRD', () => {
     expect(readFileSync(crdPath, 'utf8')).toBe(renderCrd());
   });
 
-  it('is structural: no $ref, no additionalProperties, no typed anyOf branches', () => {
+  it('is structural: no $ref, no additionalProperties: false, no typed anyOf branches', () => {
     const text = JSON.stringify(buildCrd());
     expect(text).not.toContain('"$ref"');
-    expect(text).not.toContain('"additionalProperties"');
+    expect(text).not.toContain('"additionalProperties":false');
     const walk = (n: unknown): void => {
       if (Array.isArray(n)) n.forEach(walk);
       else if (n !== null && typeof n === 'object') {
@@ -23,6 +23,13 @@ describe('the ExternalBackend CRD', () => {
       }
     };
     walk(buildCrd());
+  });
+
+  it('keeps the value schema of maps, so the API server does not prune podSelector.matchLabels', () => {
+    const text = JSON.stringify(buildCrd());
+    expect(text).toContain(
+      '"matchLabels":{"type":"object","additionalProperties":{"type":"string"}}',
+    );
   });
 
   it('turns int-or-string unions into x-kubernetes-int-or-string', () => {

@@ -1,5 +1,5 @@
 // Builds the ExternalBackend CustomResourceDefinition from the zod schema. Kubernetes accepts only
-// structural schemas: no $ref, no additionalProperties:false, no types inside anyOf; zod's
+// structural schemas: no $ref, no additionalProperties:false (a schema for map values is fine), no types inside anyOf; zod's
 // int-or-string union becomes x-kubernetes-int-or-string.
 import { z } from 'zod';
 import {
@@ -49,7 +49,10 @@ export function structural(node: unknown): unknown {
   }
   const out: Json = {};
   for (const [k, v] of Object.entries(node)) {
-    if (k === '$schema' || k === 'additionalProperties') continue;
+    if (k === '$schema') continue;
+    // `false` (zod's closed objects) is forbidden; a schema (a map such as matchLabels) must stay,
+    // or the API server prunes the map's entries.
+    if (k === 'additionalProperties' && !isRecord(v)) continue;
     // zod names formats Kubernetes does not know (e.g. starts_with); the pattern already says it.
     if (k === 'format' && typeof v === 'string' && !kubernetesFormats.has(v)) continue;
     // z.int() adds the safe-integer bounds; they say nothing to a reader of the CRD.

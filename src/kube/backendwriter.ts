@@ -13,6 +13,7 @@ import {
   type V1EndpointSlice,
   type V1Endpoints,
   type V1Service,
+  type V1ServicePort,
 } from '@kubernetes/client-node';
 import { group, plural, version, type ExternalBackendStatus } from '../externalbackend/schema.ts';
 import type { Metrics } from '../metrics.ts';
@@ -24,8 +25,13 @@ export type OwnedKind = 'Service' | 'Endpoints' | 'EndpointSlice';
 
 export interface BackendWriter {
   create(kind: OwnedKind, obj: V1Service | V1Endpoints | V1EndpointSlice): Promise<void>;
-  /** Server-side apply, forced: only for objects the ExternalBackend owns. */
-  apply(kind: OwnedKind, obj: V1Service | V1Endpoints | V1EndpointSlice): Promise<void>;
+  /** Server-side apply, forced: only for the Endpoints and EndpointSlices the backend owns. */
+  apply(kind: 'Endpoints' | 'EndpointSlice', obj: V1Endpoints | V1EndpointSlice): Promise<void>;
+  /**
+   * Replaces the ports of a Service the backend owns (a merge patch: the list is replaced whole,
+   * where an apply would keep ports the create recorded under another operation).
+   */
+  setServicePorts(namespace: string, name: string, ports: V1ServicePort[]): Promise<void>;
   /** Deletes only the object with this uid; false when it was already gone. */
   delete(kind: OwnedKind, namespace: string, name: string, uid: string): Promise<boolean>;
   patchStatus(namespace: string, name: string, status: ExternalBackendStatus): Promise<void>;
@@ -71,9 +77,15 @@ export function backendWriter(kc: KubeConfig, metrics: Metrics, throttle: Thrott
     async apply(kind, obj) {
       await count(kind, 'apply');
       const params = { ...where(obj), body: obj, fieldManager, force: true };
-      if (kind === 'Service') await core.patchNamespacedService(params, applyOptions);
-      else if (kind === 'Endpoints') await core.patchNamespacedEndpoints(params, applyOptions);
+      if (kind === 'Endpoints') await core.patchNamespacedEndpoints(params, applyOptions);
       else await discovery.patchNamespacedEndpointSlice(params, applyOptions);
+    },
+    async setServicePorts(namespace, name, ports) {
+      await count('Service', 'patch');
+      await core.patchNamespacedService(
+        { namespace, name, body: { spec: { ports } }, fieldManager },
+        mergeOptions,
+      );
     },
     async delete(kind, namespace, name, uid) {
       await count(kind, 'delete');
