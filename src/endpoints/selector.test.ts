@@ -1,6 +1,6 @@
 import { describe, expect, it } from '@jest/globals';
 import { pod, svc } from './fixtures.test-helpers.ts';
-import { selectorMatches, servicesForPodEvent } from './selector.ts';
+import { labelSelectorMatches, selectorMatches, servicesForPodEvent } from './selector.ts';
 
 const services = [
   svc('web', { selector: { app: 'web' } }),
@@ -52,5 +52,44 @@ describe('servicesForPodEvent', () => {
   it('labels and readiness changing together update the Services of both label sets', () => {
     const moved = pod('a', { labels: { app: 'db' }, ready: false, rv: '2' });
     expect(names(servicesForPodEvent(services, pod('a'), moved))).toEqual(['all', 'web']);
+  });
+});
+
+describe('labelSelectorMatches (metav1.LabelSelector)', () => {
+  const labels = { app: 'web', tier: 'front' };
+  it.each<[string, Parameters<typeof labelSelectorMatches>[0], boolean]>([
+    ['empty selects everything', {}, true],
+    ['matchLabels hit', { matchLabels: { app: 'web' } }, true],
+    ['matchLabels miss', { matchLabels: { app: 'db' } }, false],
+    [
+      'In',
+      { matchExpressions: [{ key: 'tier', operator: 'In', values: ['front', 'back'] }] },
+      true,
+    ],
+    [
+      'In without the key',
+      { matchExpressions: [{ key: 'zone', operator: 'In', values: ['a'] }] },
+      false,
+    ],
+    ['NotIn', { matchExpressions: [{ key: 'tier', operator: 'NotIn', values: ['back'] }] }, true],
+    [
+      'NotIn without the key',
+      { matchExpressions: [{ key: 'zone', operator: 'NotIn', values: ['a'] }] },
+      true,
+    ],
+    ['Exists', { matchExpressions: [{ key: 'app', operator: 'Exists' }] }, true],
+    ['DoesNotExist', { matchExpressions: [{ key: 'app', operator: 'DoesNotExist' }] }, false],
+    [
+      'all must hold',
+      { matchLabels: { app: 'web' }, matchExpressions: [{ key: 'x', operator: 'Exists' }] },
+      false,
+    ],
+    [
+      'unknown operator fails closed',
+      { matchExpressions: [{ key: 'app', operator: 'Gt' }] },
+      false,
+    ],
+  ])('%s', (_name, selector, expected) => {
+    expect(labelSelectorMatches(selector, labels)).toBe(expected);
   });
 });

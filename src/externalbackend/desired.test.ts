@@ -7,12 +7,17 @@ import {
   decideService,
   desiredEndpoints,
   desiredSlices,
+  endpointsUpToDate,
   labelServiceName,
   labelSkipMirror,
   labelSliceManagedBy,
   managerName,
   ownership,
+  podSubsets,
+  publishedCounts,
+  sliceUpToDate,
 } from './desired.ts';
+import { pod, svc } from '../endpoints/fixtures.test-helpers.ts';
 import { externalBackendSpec, type ExternalBackendSpecInput } from './schema.ts';
 
 const xb = { name: 'etcd-k8s', namespace: 'kube-system', uid: 'xb-uid' };
@@ -201,5 +206,101 @@ describe('ownership', () => {
       ),
     ).toBe('ours');
     expect(ownership({ metadata: { labels: { x: 'y' } } }, xb)).toBe('foreign');
+  });
+});
+
+describe('pods selected by podSelector (hybrid backends)', () => {
+  const hybrid = spec({
+    ports: [{ name: 'http', port: 8080 }],
+    addresses: [{ ip: '192.0.2.10' }],
+    podSelector: { matchLabels: { app: 'web' } },
+  });
+  const service = svc('etcd-k8s', { selector: null, ns: 'kube-system' });
+  const pods = [
+    pod('web-1', { ns: 'kube-system', ips: ['10.0.0.1'] }),
+    pod('web-2', { ns: 'kube-system', ips: ['10.0.0.2'], ready: false }),
+    pod('web-3', { ns: 'kube-system', ips: ['10.0.0.3'], deleting: true }),
+    pod('done', { ns: 'kube-system', ips: ['10.0.0.4'], phase: 'Succeeded' }),
+    pod('db', { ns: 'kube-system', ips: ['10.0.0.5'], labels: { app: 'db' } }),
+  ];
+
+  it('follows the upstream readiness rules: ready, not ready, terminating and finished pods', () => {
+    const subsets = podSubsets(hybrid, service, pods);
+    expect(subsets).toHaveLength(1);
+    expect(subsets[0]?.addresses?.map((a) => [a.ip, a.targetRef?.name])).toEqual([
+      ['10.0.0.1', 'web-1'],
+    ]);
+    expect(subsets[0]?.notReadyAddresses?.map((a) => a.ip)).toEqual(['10.0.0.2']);
+    expect(subsets[0]?.ports).toEqual([{ name: 'http', port: 8080, protocol: 'TCP' }]);
+  });
+
+  it('selects nothing without a podSelector', () => {
+    expect(podSubsets(spec(), service, pods)).toEqual([]);
+  });
+
+  it('publishes pods next to addresses in the Endpoints and the slice, and counts both', () => {
+    const views = addressViews(hybrid, new Map(), deny).views;
+    const subsets = podSubsets(hybrid, service, pods);
+    expect(publishedCounts(views, subsets)).toEqual({ ready: 2, total: 3 });
+    const ep = desiredEndpoints(xb, hybrid, views, subsets);
+    expect(ep.subsets?.[0]?.addresses?.map((a) => a.ip)).toEqual(['10.0.0.1', '192.0.2.10']);
+    expect(ep.subsets?.[0]?.notReadyAddresses?.map((a) => a.ip)).toEqual(['10.0.0.2']);
+    const [slice] = desiredSlices(xb, hybrid, views, subsets);
+    expect(slice?.endpoints?.find((e) => e.addresses[0] === '10.0.0.1')).toEqual({
+      addresses: ['10.0.0.1'],
+      conditions: { ready: true, serving: true, terminating: false },
+      nodeName: 'node-a',
+      targetRef: { kind: 'Pod', namespace: 'kube-system', name: 'web-1', uid: 'uid-web-1' },
+    });
+  });
+
+  it('keeps ready endpoints first when a family passes the 1000-per-slice limit', () => {
+    const many = Array.from({ length: 1001 }, (_, i) =>
+      pod(`p${String(i)}`, {
+        ns: 'kube-system',
+        ips: [`10.1.${String(Math.floor(i / 250))}.${String(i % 250)}`],
+        ready: i !== 0,
+      }),
+    );
+    const [slice] = desiredSlices(xb, hybrid, [], podSubsets(hybrid, service, many));
+    expect(slice?.endpoints).toHaveLength(1000);
+    expect(slice?.endpoints?.every((e) => e.conditions?.ready === true)).toBe(true);
+  });
+});
+
+describe('endpointsUpToDate and sliceUpToDate', () => {
+  const s = spec();
+  const views = addressViews(s, new Map(), deny).views;
+  const ep = desiredEndpoints(xb, s, views);
+  const [slice] = desiredSlices(xb, s, views);
+
+  it('accept what the API server stores back, in any order, with labels others added', () => {
+    const stored = {
+      ...ep,
+      metadata: { ...ep.metadata, labels: { ...ep.metadata?.labels, team: 'a' } },
+      subsets: [
+        { ...ep.subsets?.[0], addresses: [...(ep.subsets?.[0]?.addresses ?? [])].reverse() },
+      ],
+    };
+    expect(endpointsUpToDate(stored, ep)).toBe(true);
+    if (slice === undefined) throw new Error('no slice');
+    expect(
+      sliceUpToDate({ ...slice, endpoints: [...(slice.endpoints ?? [])].reverse() }, slice),
+    ).toBe(true);
+  });
+
+  it('see a changed address, a lost label, a lost owner, or absence', () => {
+    if (slice === undefined) throw new Error('no slice');
+    expect(endpointsUpToDate(undefined, ep)).toBe(false);
+    expect(endpointsUpToDate({ ...ep, subsets: [] }, ep)).toBe(false);
+    expect(endpointsUpToDate({ ...ep, metadata: { ...ep.metadata, labels: {} } }, ep)).toBe(false);
+    expect(
+      endpointsUpToDate({ ...ep, metadata: { ...ep.metadata, ownerReferences: [] } }, ep),
+    ).toBe(false);
+    const flipped = (slice.endpoints ?? []).map((e, i) =>
+      i === 0 ? { ...e, conditions: { ready: false, serving: false, terminating: false } } : e,
+    );
+    expect(sliceUpToDate({ ...slice, endpoints: flipped }, slice)).toBe(false);
+    expect(sliceUpToDate({ ...slice, ports: [] }, slice)).toBe(false);
   });
 });

@@ -1,0 +1,243 @@
+import { describe, expect, it } from '@jest/globals';
+import type { AddressView } from './desired.ts';
+import {
+  addressTransitions,
+  buildStatus,
+  parseStatus,
+  readyCondition,
+  setCondition,
+  statusEqual,
+} from './status.ts';
+
+const view = (
+  ip: string,
+  state: AddressView['state'],
+  ready: boolean,
+  message = '',
+): AddressView => ({
+  ip,
+  state,
+  ready,
+  message,
+});
+const t0 = new Date('2026-11-22T10:00:00Z');
+const t1 = new Date('2026-11-22T10:05:00Z');
+
+describe('readyCondition', () => {
+  const healthy = [view('192.0.2.10', 'Healthy', true), view('192.0.2.11', 'Healthy', true)];
+
+  it('is True with the ready count when something is published ready', () => {
+    expect(
+      readyCondition({ views: healthy, counts: { ready: 2, total: 2 }, failOpen: false }),
+    ).toEqual({ status: 'True', reason: 'AddressesReady', message: '2/2 endpoints ready' });
+  });
+
+  it('names unhealthy and denied addresses in the message', () => {
+    const views = [
+      view('192.0.2.10', 'Healthy', true),
+      view('192.0.2.11', 'Unhealthy', false, 'ECONNREFUSED'),
+      view('10.0.0.1', 'Denied', false),
+    ];
+    expect(readyCondition({ views, counts: { ready: 1, total: 2 }, failOpen: false }).message).toBe(
+      '1/2 endpoints ready; unhealthy: 192.0.2.11 (ECONNREFUSED); denied, not published: 10.0.0.1',
+    );
+  });
+
+  it('has a reason for every way to be False; a problem outranks health', () => {
+    const down = [view('192.0.2.10', 'Unhealthy', true, 'timeout')];
+    expect(
+      readyCondition({ views: down, counts: { ready: 1, total: 1 }, failOpen: true }),
+    ).toMatchObject({
+      status: 'False',
+      reason: 'FailingOpen',
+    });
+    expect(
+      readyCondition({ views: [], counts: { ready: 0, total: 0 }, failOpen: false }),
+    ).toMatchObject({
+      status: 'False',
+      reason: 'NoReadyAddresses',
+      message: '0/0 endpoints ready',
+    });
+    for (const reason of [
+      'InvalidSpec',
+      'ServiceNotFound',
+      'ServiceHasSelector',
+      'EndpointsConflict',
+      'WriteFailed',
+    ] as const) {
+      expect(
+        readyCondition({
+          views: healthy,
+          counts: { ready: 2, total: 2 },
+          failOpen: false,
+          problem: { reason, message: 'why' },
+        }),
+      ).toEqual({ status: 'False', reason, message: 'why' });
+    }
+  });
+
+  it('shortens long lists of bad addresses', () => {
+    const views = Array.from({ length: 5 }, (_, i) =>
+      view(`192.0.2.${String(i)}`, 'Unhealthy', false),
+    );
+    expect(readyCondition({ views, counts: { ready: 0, total: 5 }, failOpen: false }).message).toBe(
+      '0/5 endpoints ready; unhealthy: 192.0.2.0, 192.0.2.1, 192.0.2.2 and 2 more',
+    );
+  });
+});
+
+describe('setCondition', () => {
+  const base = { type: 'Ready', observedGeneration: 1, reason: 'AddressesReady', message: 'm' };
+
+  it('moves lastTransitionTime only when the status changes', () => {
+    const first = setCondition(undefined, { ...base, status: 'True' }, t0);
+    expect(first[0]?.lastTransitionTime).toBe(t0.toISOString());
+    const same = setCondition(first, { ...base, status: 'True', message: 'other' }, t1);
+    expect(same[0]).toMatchObject({ lastTransitionTime: t0.toISOString(), message: 'other' });
+    const flipped = setCondition(
+      same,
+      { ...base, status: 'False', reason: 'NoReadyAddresses' },
+      t1,
+    );
+    expect(flipped[0]?.lastTransitionTime).toBe(t1.toISOString());
+    expect(flipped).toHaveLength(1);
+  });
+});
+
+describe('buildStatus', () => {
+  const input = {
+    generation: 3,
+    previous: undefined,
+    views: [view('192.0.2.10', 'Healthy', true), view('192.0.2.11', 'Unknown', true)],
+    counts: { ready: 2, total: 2 },
+    failOpen: false,
+    now: t0,
+  };
+
+  it('reports generation, counts, per-address state and the Ready condition', () => {
+    const s = buildStatus(input);
+    expect(s).toEqual({
+      observedGeneration: 3,
+      readyAddresses: 2,
+      totalAddresses: 2,
+      addressSummary: '2/2',
+      addresses: [
+        { ip: '192.0.2.10', ready: true, state: 'Healthy', lastTransitionTime: t0.toISOString() },
+        {
+          ip: '192.0.2.11',
+          ready: true,
+          state: 'Unknown',
+          lastTransitionTime: t0.toISOString(),
+          message: 'not checked yet',
+        },
+      ],
+      conditions: [
+        {
+          type: 'Ready',
+          status: 'True',
+          reason: 'AddressesReady',
+          message: '2/2 endpoints ready',
+          observedGeneration: 3,
+          lastTransitionTime: t0.toISOString(),
+        },
+      ],
+    });
+  });
+
+  it('is stable: the same inputs later give an equal status, so nothing is written', () => {
+    const first = buildStatus(input);
+    expect(statusEqual(buildStatus({ ...input, previous: first, now: t1 }), first)).toBe(true);
+  });
+
+  it('keeps an address transition time until its state changes', () => {
+    const first = buildStatus(input);
+    const later = buildStatus({
+      ...input,
+      previous: first,
+      now: t1,
+      views: [
+        view('192.0.2.10', 'Healthy', true),
+        view('192.0.2.11', 'Unhealthy', false, 'EHOSTUNREACH'),
+      ],
+      counts: { ready: 1, total: 2 },
+    });
+    expect(later.addresses?.[0]?.lastTransitionTime).toBe(t0.toISOString());
+    expect(later.addresses?.[1]).toMatchObject({
+      lastTransitionTime: t1.toISOString(),
+      message: 'health check failing: EHOSTUNREACH',
+    });
+    expect(statusEqual(later, first)).toBe(false);
+  });
+});
+
+describe('parseStatus', () => {
+  it('reads a stored status and ignores one of the wrong shape', () => {
+    expect(parseStatus({ observedGeneration: 2 })).toEqual({ observedGeneration: 2 });
+    expect(parseStatus(undefined)).toEqual({});
+    expect(parseStatus({ observedGeneration: 'two' })).toBeUndefined();
+  });
+});
+
+describe('addressTransitions', () => {
+  const prev = buildStatus({
+    generation: 1,
+    previous: undefined,
+    views: [view('192.0.2.10', 'Healthy', true), view('192.0.2.11', 'Unhealthy', false, 'x')],
+    counts: { ready: 1, total: 2 },
+    failOpen: false,
+    now: t0,
+  });
+
+  it('reports failures and recoveries, not first checks', () => {
+    expect(
+      addressTransitions(
+        prev,
+        [
+          view('192.0.2.10', 'Unhealthy', false, 'ECONNREFUSED'),
+          view('192.0.2.11', 'Healthy', true),
+        ],
+        false,
+      ).map((t) => [t.ip, t.type, t.reason, t.message]),
+    ).toEqual([
+      [
+        '192.0.2.10',
+        'Warning',
+        'AddressUnhealthy',
+        '192.0.2.10 failed its health check (ECONNREFUSED); removed from the ready set',
+      ],
+      [
+        '192.0.2.11',
+        'Normal',
+        'AddressHealthy',
+        '192.0.2.11 passes its health check again; back in the ready set',
+      ],
+    ]);
+    expect(addressTransitions(undefined, [view('192.0.2.12', 'Healthy', true)], false)).toEqual([]);
+  });
+
+  it('says when failing open keeps an unhealthy address published, and reports denials once', () => {
+    const [t] = addressTransitions(
+      undefined,
+      [view('192.0.2.10', 'Unhealthy', true, 'timeout')],
+      true,
+    );
+    expect(t?.message).toContain(
+      'still published because every address fails and failOpen is true',
+    );
+    const denied = [
+      view('10.0.0.1', 'Denied', false, 'in the deny list (10.0.0.0/8); not published'),
+    ];
+    expect(addressTransitions(undefined, denied, false).map((x) => x.reason)).toEqual([
+      'AddressDenied',
+    ]);
+    const after = buildStatus({
+      generation: 1,
+      previous: undefined,
+      views: denied,
+      counts: { ready: 0, total: 0 },
+      failOpen: false,
+      now: t0,
+    });
+    expect(addressTransitions(after, denied, false)).toEqual([]);
+  });
+});
