@@ -1,11 +1,16 @@
-// The main job, `npm run demo`: a local control plane, outrigger in selector mode, and a Service
-// whose Endpoints outrigger keeps in line with its pods' readiness. Everything it
-// starts is stopped on exit. It sends packets to loopback only.
+// The main job, `npm run demo`: a local control plane with the garbage collector, the CRD, the
+// operator, and the two seed setups (etcd-k8s, zl-lb) as ExternalBackends whose backends are real
+// servers in a network namespace made here. One backend is stopped and leaves the ready set; then a
+// short selector-mode act. Everything it starts is stopped on exit. Packets go to loopback and to
+// that namespace only; without root (no namespace) the backends use documentation addresses and are
+// not health-checked.
 import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { CoreV1Api } from '@kubernetes/client-node';
+import { CoreV1Api, DiscoveryV1Api } from '@kubernetes/client-node';
+import { dump, loadAll } from 'js-yaml';
 import { startCluster, type Cluster } from './harness/controlplane.ts';
+import { createBackendNetwork, netnsUnavailable, type BackendNetwork } from './harness/netns.ts';
 import { startOperator, type OperatorProcess } from './harness/operator.ts';
 import { createRunningPod, waitFor, writePodStatus } from './helpers.ts';
 
@@ -14,20 +19,57 @@ const step = (s: string): void => {
   process.stdout.write(`\n${bold(`==> ${s}`)}\n`);
 };
 
-function kubectl(cluster: Cluster, args: string[]): void {
+function kubectl(cluster: Cluster, args: string[], input?: string): void {
   process.stdout.write(`$ kubectl ${args.join(' ')}\n`);
   const r = spawnSync(cluster.kubectl, [`--kubeconfig=${cluster.kubeconfigPath}`, ...args], {
     encoding: 'utf8',
+    ...(input !== undefined ? { input } : {}),
   });
   process.stdout.write(r.stdout + r.stderr);
 }
 
+type Doc = Record<string, unknown> & { kind?: string; spec?: Record<string, unknown> };
+
+/**
+ * An example from examples/, with its documentation addresses swapped for the namespace's (in
+ * order) and faster checks so the demo does not wait 30 s; without a namespace, the health check is
+ * dropped so nothing is probed.
+ */
+function example(path: string, ips: readonly string[] | undefined): string {
+  const docs = loadAll(
+    readFileSync(new URL(`../examples/${path}`, import.meta.url), 'utf8'),
+  ) as Doc[];
+  for (const d of docs) {
+    if (d.kind !== 'ExternalBackend' || d.spec === undefined) continue;
+    const spec = d.spec;
+    if (ips === undefined) {
+      delete spec.healthCheck;
+      continue;
+    }
+    spec.addresses = (spec.addresses as { ip: string }[]).map((a, i) => ({
+      ...a,
+      ip: ips[i] ?? a.ip,
+    }));
+    spec.healthCheck = {
+      ...(spec.healthCheck as object),
+      intervalSeconds: 2,
+      timeoutSeconds: 1,
+      healthyThreshold: 1,
+      unhealthyThreshold: 2,
+    };
+  }
+  return docs.map((d) => dump(d)).join('---\n');
+}
+
 async function main(): Promise<void> {
-  step('Starting etcd and kube-apiserver on loopback (no built-in endpoints controller)');
-  const cluster = await startCluster();
+  step('Starting etcd, kube-apiserver and the garbage collector on loopback');
+  const cluster = await startCluster({ controllers: ['garbage-collector-controller'] });
   let op: OperatorProcess | undefined;
+  let net: BackendNetwork | undefined;
   const stop = async (): Promise<void> => {
+    // The operator first: no probe may outlive the namespace its backends live in.
     await op?.stop();
+    await net?.remove();
     await cluster.stop();
   };
   process.once('SIGINT', () => void stop().then(() => process.exit(130)));
@@ -35,7 +77,7 @@ async function main(): Promise<void> {
     process.stdout.write(`API server ready in ${(cluster.startupMs / 1000).toFixed(1)} s\n`);
     kubectl(cluster, ['version']);
 
-    step('Starting outrigger in selector mode for namespace "demo"');
+    step('Installing the ExternalBackend CRD and starting outrigger');
     const logPath = join(cluster.dir ?? '/tmp', 'outrigger.log');
     op = await startOperator(cluster.kubeconfigPath, ['--selector-mode=demo'], logPath);
     process.stdout.write(`outrigger is ready (pid ${op.pid}); its JSON logs:\n`);
@@ -46,10 +88,135 @@ async function main(): Promise<void> {
         .map((l) => `  ${l}`)
         .join('\n') + '\n',
     );
-
-    step('A Service with a selector and two pods, one ready and one not');
     const kc = cluster.kubeConfig();
     const core = kc.makeApiClient(CoreV1Api);
+    const discovery = kc.makeApiClient(DiscoveryV1Api);
+
+    const why = netnsUnavailable();
+    let ips: { etcd: string[]; web: string[] } | undefined;
+    let etcdServers: { stop(): Promise<void> }[] = [];
+    if (why === undefined) {
+      step(
+        'Backends outside the cluster: a network namespace with 3 etcd-like TCP servers and 2 web servers',
+      );
+      net = createBackendNetwork(cluster.dir ?? '/tmp', 5);
+      const v4 = net.ipv4;
+      ips = { etcd: v4.slice(0, 3), web: v4.slice(3, 5) };
+      etcdServers = await Promise.all(
+        ips.etcd.map(
+          (ip) => net?.serve(ip, 2379, 'tcp') ?? Promise.reject(new Error('no network')),
+        ),
+      );
+      for (const ip of ips.web) await net.serve(ip, 80, 'http');
+      process.stdout.write(
+        `namespace ${net.name}: etcd on ${ips.etcd.join(', ')}:2379, web on ${ips.web.join(', ')}:80\n`,
+      );
+    } else {
+      process.stdout.write(
+        `\n(no network namespace: ${why}; the backends use documentation addresses and are not health-checked)\n`,
+      );
+    }
+
+    step('Applying examples/etcd-k8s and examples/zl-lb as ExternalBackends');
+    kubectl(cluster, ['apply', '-f', '-'], example('etcd-k8s/externalbackend.yaml', ips?.etcd));
+    kubectl(cluster, ['apply', '-f', '-'], example('zl-lb/externalbackend.yaml', ips?.web));
+    const sliceReady = async (ns: string, name: string, n: number) =>
+      waitFor(
+        `${String(n)} ready endpoints in ${ns}/${name}`,
+        async () => {
+          const s = await discovery.readNamespacedEndpointSlice({ namespace: ns, name });
+          return (s.endpoints ?? []).filter((e) => e.conditions?.ready === true).length === n
+            ? s
+            : undefined;
+        },
+        30_000,
+      );
+    await sliceReady('kube-system', 'etcd-k8s-outrigger-ipv4', 3);
+    await sliceReady('wetwin', 'zl-lb-outrigger-ipv4', 2);
+    kubectl(cluster, ['get', 'xb', '-A']);
+    kubectl(cluster, ['-n', 'kube-system', 'get', 'service,endpoints', 'etcd-k8s']);
+    kubectl(cluster, [
+      '-n',
+      'kube-system',
+      'get',
+      'endpointslice',
+      'etcd-k8s-outrigger-ipv4',
+      '-o',
+      'yaml',
+    ]);
+
+    if (ips !== undefined) {
+      const dead = ips.etcd[1] ?? '';
+      step(`Stopping the etcd server on ${dead}`);
+      const t0 = Date.now();
+      await etcdServers[1]?.stop();
+      await sliceReady('kube-system', 'etcd-k8s-outrigger-ipv4', 2);
+      process.stdout.write(
+        `${dead} left the EndpointSlice's ready set ${String(Date.now() - t0)} ms later (checks every 2 s, 2 failures)\n`,
+      );
+      await waitFor('status to follow', () => {
+        const out = spawnSync(
+          cluster.kubectl,
+          [
+            `--kubeconfig=${cluster.kubeconfigPath}`,
+            '-n',
+            'kube-system',
+            'get',
+            'xb',
+            'etcd-k8s',
+            '-o',
+            'jsonpath={.status.addressSummary}',
+          ],
+          { encoding: 'utf8' },
+        );
+        return Promise.resolve(out.stdout === '2/3' ? true : undefined);
+      });
+      kubectl(cluster, ['-n', 'kube-system', 'get', 'xb', 'etcd-k8s']);
+      kubectl(cluster, [
+        '-n',
+        'kube-system',
+        'get',
+        'endpointslice',
+        'etcd-k8s-outrigger-ipv4',
+        '-o',
+        'custom-columns=ADDRESS:.endpoints[*].addresses[0],READY:.endpoints[*].conditions.ready',
+      ]);
+      kubectl(cluster, [
+        '-n',
+        'kube-system',
+        'get',
+        'xb',
+        'etcd-k8s',
+        '-o',
+        'jsonpath={range .status.conditions[*]}{.type}={.status} {.reason}: {.message}{"\\n"}{end}',
+      ]);
+      kubectl(cluster, [
+        '-n',
+        'kube-system',
+        'get',
+        'events',
+        '--field-selector',
+        'involvedObject.kind=ExternalBackend',
+        '-o',
+        'custom-columns=TYPE:.type,REASON:.reason,MESSAGE:.message',
+      ]);
+
+      step('outrigger metrics for the backends');
+      const text = await (await fetch(op.metricsUrl)).text();
+      process.stdout.write(
+        text
+          .split('\n')
+          .filter((l) =>
+            /^(outrigger_backend_addresses|outrigger_probe_total|outrigger_probe_duration_seconds_count|outrigger_endpoint_writes_total)/.test(
+              l,
+            ),
+          )
+          .map((l) => `  ${l}`)
+          .join('\n') + '\n',
+      );
+    }
+
+    step('Selector mode: a Service with a selector and two pods, one ready and one not');
     const ns = 'demo';
     await core.createNamespace({ body: { metadata: { name: ns } } });
     for (const [name, ip, ready] of [
@@ -97,9 +264,11 @@ async function main(): Promise<void> {
     op = undefined;
     process.stdout.write(`outrigger exited with status ${String(code)} after SIGTERM\n`);
   } finally {
-    step('Stopping the control plane');
+    step('Stopping outrigger, the backends and the control plane');
     await stop();
-    process.stdout.write('Done: every process stopped and the temporary directory removed.\n');
+    process.stdout.write(
+      'Done: every process stopped, the network namespace and the temporary directory removed.\n',
+    );
   }
 }
 
