@@ -7,6 +7,10 @@ describe('parseConfig', () => {
       metricsBindAddress: ':8080',
       healthProbeBindAddress: ':8081',
       leaderElect: false,
+      leaderElectionId: 'outrigger-leader',
+      leaseDurationMs: 15_000,
+      renewDeadlineMs: 10_000,
+      retryPeriodMs: 2000,
       watchNamespaces: [],
       selectorMode: { kind: 'off' },
       concurrentEndpointSyncs: 5,
@@ -29,6 +33,26 @@ describe('parseConfig', () => {
     [['-leader-elect'], true],
   ])('parses boolean flag %j as %s', (argv, expected) => {
     expect(parseConfig(argv).leaderElect).toBe(expected);
+  });
+
+  it('checks the leader-election timings against each other, as client-go does', () => {
+    expect(
+      parseConfig([
+        '--leader-elect-lease-duration=4s',
+        '--leader-elect-renew-deadline=3s',
+        '--leader-elect-retry-period=500ms',
+      ]),
+    ).toMatchObject({
+      leaseDurationMs: 4000,
+      renewDeadlineMs: 3000,
+      retryPeriodMs: 500,
+    });
+    expect(() => parseConfig(['--leader-elect-renew-deadline=15s'])).toThrow(
+      '--leader-elect-renew-deadline must be shorter than --leader-elect-lease-duration',
+    );
+    expect(() => parseConfig(['--leader-elect-retry-period=10s'])).toThrow(
+      '--leader-elect-retry-period must be shorter than --leader-elect-renew-deadline',
+    );
   });
 
   it('takes extra deny-list CIDRs and refuses malformed ones', () => {

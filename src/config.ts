@@ -53,6 +53,14 @@ const duration = z.string().transform((s, ctx) => {
   return Number(m[1]) * unit;
 });
 
+const dnsSubdomainName = z
+  .string()
+  .max(253)
+  .regex(
+    /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/,
+    'must be a DNS subdomain (lowercase letters, digits, "-" and ".")',
+  );
+
 const positiveInt = z
   .string()
   .regex(/^\d+$/, 'must be a whole number')
@@ -131,6 +139,26 @@ export const flags: readonly FlagSpec[] = [
     help: 'Namespace of the leader-election Lease. Default: the namespace the operator runs in.',
   },
   {
+    name: 'leader-election-id',
+    default: 'outrigger-leader',
+    help: 'Name of the leader-election Lease.',
+  },
+  {
+    name: 'leader-elect-lease-duration',
+    default: '15s',
+    help: 'How long a standby waits, after it last saw the Lease change, before taking it over.',
+  },
+  {
+    name: 'leader-elect-renew-deadline',
+    default: '10s',
+    help: 'How long the leader keeps trying to renew before it stops writing and exits; shorter than the lease duration.',
+  },
+  {
+    name: 'leader-elect-retry-period',
+    default: '2s',
+    help: 'How often the leader renews and standbys try to acquire.',
+  },
+  {
     name: 'watch-namespaces',
     default: '',
     help: 'Comma-separated namespaces to watch for ExternalBackends. Default: all namespaces.',
@@ -190,6 +218,10 @@ const rawSchema = z.object({
   'health-probe-bind-address': bindAddress,
   'leader-elect': booleanValue,
   'leader-election-namespace': namespaceName.optional(),
+  'leader-election-id': dnsSubdomainName,
+  'leader-elect-lease-duration': duration,
+  'leader-elect-renew-deadline': duration,
+  'leader-elect-retry-period': duration,
   'watch-namespaces': namespaceList,
   'selector-mode': selectorMode,
   'concurrent-endpoint-syncs': positiveInt,
@@ -210,6 +242,11 @@ export interface Config {
   readonly healthProbeBindAddress: string;
   readonly leaderElect: boolean;
   readonly leaderElectionNamespace?: string;
+  readonly leaderElectionId: string;
+  /** Milliseconds. */
+  readonly leaseDurationMs: number;
+  readonly renewDeadlineMs: number;
+  readonly retryPeriodMs: number;
   /** Empty means every namespace. */
   readonly watchNamespaces: readonly string[];
   readonly selectorMode: SelectorMode;
@@ -282,6 +319,15 @@ export function parseConfig(
     );
   }
   const v = parsed.data;
+  // client-go's rules: the leader must give up before its lease can expire, and retry within that.
+  if (v['leader-elect-renew-deadline'] >= v['leader-elect-lease-duration'])
+    throw new ConfigError(
+      '--leader-elect-renew-deadline must be shorter than --leader-elect-lease-duration',
+    );
+  if (v['leader-elect-retry-period'] >= v['leader-elect-renew-deadline'])
+    throw new ConfigError(
+      '--leader-elect-retry-period must be shorter than --leader-elect-renew-deadline',
+    );
   return {
     ...(v.kubeconfig !== undefined && { kubeconfig: v.kubeconfig }),
     metricsBindAddress: v['metrics-bind-address'],
@@ -290,6 +336,10 @@ export function parseConfig(
     ...(v['leader-election-namespace'] !== undefined && {
       leaderElectionNamespace: v['leader-election-namespace'],
     }),
+    leaderElectionId: v['leader-election-id'],
+    leaseDurationMs: v['leader-elect-lease-duration'],
+    renewDeadlineMs: v['leader-elect-renew-deadline'],
+    retryPeriodMs: v['leader-elect-retry-period'],
     watchNamespaces: v['watch-namespaces'],
     selectorMode: v['selector-mode'],
     concurrentEndpointSyncs: v['concurrent-endpoint-syncs'],

@@ -1,6 +1,8 @@
 // Wiring: informers → controllers → HTTP endpoints, started and stopped in order.
 import type { KubeConfig, KubernetesObject } from '@kubernetes/client-node';
-import type { Config } from './config.ts';
+import { randomUUID } from 'node:crypto';
+import { hostname } from 'node:os';
+import { ConfigError, type Config } from './config.ts';
 import type { Controller } from './controller/runner.ts';
 import { EndpointsController, endpointsWriter } from './controllers/endpoints.ts';
 import { ExternalBackendController } from './controllers/externalbackend.ts';
@@ -24,9 +26,37 @@ import {
 } from './kube/resources.ts';
 import { DenyList, defaultDeniedCidrs } from './net/denylist.ts';
 import type { Logger } from './log.ts';
-import { createMetrics } from './metrics.ts';
+import { createMetrics, type Metrics } from './metrics.ts';
+import { inClusterNamespace } from './kube/client.ts';
+import { LeaderElector } from './kube/leaderelection.ts';
 import { untilAborted } from './signals.ts';
 import { closeServer, serveMetrics, serveProbes, type Check } from './server.ts';
+
+function leaderElector(
+  config: Config,
+  kc: KubeConfig,
+  log: Logger,
+  metrics: Metrics,
+): LeaderElector {
+  const namespace = config.leaderElectionNamespace ?? inClusterNamespace();
+  if (namespace === undefined)
+    throw new ConfigError('--leader-election-namespace is required when running outside a cluster');
+  const name = config.leaderElectionId;
+  metrics.leaderStatus.set({ name }, 0);
+  return new LeaderElector({
+    kubeConfig: kc,
+    namespace,
+    name,
+    identity: `${hostname()}_${randomUUID()}`,
+    leaseDurationMs: config.leaseDurationMs,
+    renewDeadlineMs: config.renewDeadlineMs,
+    retryPeriodMs: config.retryPeriodMs,
+    log,
+    onLeading: (leading) => {
+      metrics.leaderStatus.set({ name }, leading ? 1 : 0);
+    },
+  });
+}
 
 /** A reconcile running longer than this fails liveness: the work loop is stuck. */
 const stuckAfterMs = 5 * 60_000;
@@ -162,8 +192,22 @@ export async function runManager(
   const running = informers.map((i) => i.run(informerStop.signal));
   let controllersDone: Promise<unknown> = Promise.resolve();
   const started = Date.now();
-  const synced = await Promise.all(informers.map((i) => i.waitForSync(stop)));
-  if (synced.every(Boolean)) {
+  // Every replica keeps its caches warm; only the leader runs controllers (and so writes and probes).
+  const elector = config.leaderElect ? leaderElector(config, kc, log, metrics) : undefined;
+  const [synced, elected] = await Promise.all([
+    Promise.all(informers.map((i) => i.waitForSync(stop))),
+    elector === undefined ? Promise.resolve(true) : elector.acquire(stop),
+  ]);
+  if (elector !== undefined && elected) {
+    void elector.hold(stop).then((result) => {
+      if (result !== 'lost') return;
+      // As controller-runtime: stop at once. The renew deadline is shorter than the lease, so this
+      // process stops writing before any standby may start.
+      log.error({ lease: config.leaderElectionId }, 'leader election lost; exiting');
+      process.exit(1);
+    });
+  }
+  if (synced.every(Boolean) && elected) {
     log.info(
       {
         ms: Date.now() - started,
@@ -180,6 +224,7 @@ export async function runManager(
   endpoints?.shutDown();
   await xbc.shutDown();
   await controllersDone;
+  if (elected) await elector?.release();
   informerStop.abort();
   await Promise.all(running);
   await Promise.all([closeServer(metricsServer), closeServer(probeServer)]);

@@ -23,6 +23,7 @@ export interface Metrics {
   readonly probeDuration: Histogram<'kind'>;
   readonly probeTotal: Counter<'result'>;
   readonly backendAddresses: Gauge<'namespace' | 'name' | 'state'>;
+  readonly leaderStatus: Gauge<'name'>;
   queue(name: string, inFlightSince: () => number[]): QueueMetrics;
 }
 
@@ -155,6 +156,12 @@ export function createMetrics(opts: { defaultMetrics?: boolean } = {}): Metrics 
       name: 'outrigger_backend_addresses',
       help: 'Addresses of each ExternalBackend by state (healthy, unhealthy, unknown, denied)',
       labelNames: ['namespace', 'name', 'state'],
+      registers,
+    }),
+    leaderStatus: new Gauge({
+      name: 'leader_election_master_status',
+      help: "Gauge of if the reporting system is master of the relevant lease, 0 indicates backup, 1 indicates master. 'name' is the string used to identify the lease.",
+      labelNames: ['name'],
       registers,
     }),
     queue(name, inFlightSince) {

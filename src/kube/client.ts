@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { KubeConfig, VersionApi, type VersionInfo } from '@kubernetes/client-node';
 
 /**
@@ -14,6 +15,18 @@ export function loadKubeConfig(path?: string): KubeConfig {
     );
   }
   return kc;
+}
+
+/** The namespace this pod runs in (from its service account), or undefined outside a cluster. */
+export function inClusterNamespace(
+  path = '/var/run/secrets/kubernetes.io/serviceaccount/namespace',
+): string | undefined {
+  try {
+    const ns = readFileSync(path, 'utf8').trim();
+    return ns === '' ? undefined : ns;
+  } catch {
+    return undefined;
+  }
 }
 
 export async function serverVersion(kc: KubeConfig): Promise<VersionInfo> {

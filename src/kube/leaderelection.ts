@@ -1,0 +1,239 @@
+// Leader election on a coordination.k8s.io/v1 Lease, with client-go's rules: a lease is expired
+// when its record has not changed for leaseDuration *as observed locally* (no trust in clocks across
+// machines); the leader renews every retryPeriod and gives up when it has not renewed for
+// renewDeadline, which is shorter than leaseDuration, so it stops before anyone else may start.
+// client-node has no Lease-based elector, hence this one.
+import {
+  ApiException,
+  CoordinationV1Api,
+  type KubeConfig,
+  type V1Lease,
+} from '@kubernetes/client-node';
+import type { Logger } from '../log.ts';
+import { sleep } from '../signals.ts';
+
+/** Reads the flag through a call so that narrowing does not assume it cannot change in an await. */
+function isAborted(signal: AbortSignal): boolean {
+  return signal.aborted;
+}
+
+export interface LeaseRecord {
+  readonly holderIdentity: string;
+  readonly leaseDurationSeconds: number;
+  readonly leaseTransitions: number;
+  readonly acquireTime?: Date | undefined;
+  readonly renewTime?: Date | undefined;
+}
+
+export interface Observation {
+  /** The record as last read, and when (local clock) it was first seen with this content. */
+  readonly record: LeaseRecord | undefined;
+  readonly observedAt: number;
+}
+
+export type Decision =
+  | { readonly action: 'create' | 'update'; readonly record: LeaseRecord }
+  | { readonly action: 'wait'; readonly holder: string };
+
+function sameRecord(a: LeaseRecord | undefined, b: LeaseRecord | undefined): boolean {
+  return (
+    a?.holderIdentity === b?.holderIdentity &&
+    a?.leaseTransitions === b?.leaseTransitions &&
+    a?.renewTime?.getTime() === b?.renewTime?.getTime()
+  );
+}
+
+/** Updates what we know of the lease: the observation time moves only when the record changes. */
+export function observe(
+  prev: Observation,
+  current: LeaseRecord | undefined,
+  now: number,
+): Observation {
+  return sameRecord(prev.record, current) ? prev : { record: current, observedAt: now };
+}
+
+/** What to do with the lease now (pure; `observation` must already include `current`). */
+export function decide(
+  current: LeaseRecord | undefined,
+  observation: Observation,
+  identity: string,
+  leaseDurationMs: number,
+  now: number,
+): Decision {
+  const fresh: LeaseRecord = {
+    holderIdentity: identity,
+    leaseDurationSeconds: Math.ceil(leaseDurationMs / 1000),
+    leaseTransitions: 0,
+    acquireTime: new Date(now),
+    renewTime: new Date(now),
+  };
+  if (current === undefined) return { action: 'create', record: fresh };
+  if (current.holderIdentity === identity) {
+    return { action: 'update', record: { ...current, renewTime: new Date(now) } };
+  }
+  const held =
+    current.holderIdentity !== '' &&
+    observation.observedAt + current.leaseDurationSeconds * 1000 > now;
+  if (held) return { action: 'wait', holder: current.holderIdentity };
+  return {
+    action: 'update',
+    record: { ...fresh, leaseTransitions: current.leaseTransitions + 1 },
+  };
+}
+
+export interface LeaderElectionOptions {
+  readonly kubeConfig: KubeConfig;
+  readonly namespace: string;
+  readonly name: string;
+  readonly identity: string;
+  readonly leaseDurationMs: number;
+  readonly renewDeadlineMs: number;
+  readonly retryPeriodMs: number;
+  readonly log: Logger;
+  /** Told true when this process becomes leader and false when it stops being one. */
+  readonly onLeading?: (leading: boolean) => void;
+}
+
+function toRecord(lease: V1Lease): LeaseRecord {
+  const s = lease.spec;
+  return {
+    holderIdentity: s?.holderIdentity ?? '',
+    leaseDurationSeconds: s?.leaseDurationSeconds ?? 0,
+    leaseTransitions: s?.leaseTransitions ?? 0,
+    acquireTime: s?.acquireTime,
+    renewTime: s?.renewTime,
+  };
+}
+
+export class LeaderElector {
+  private readonly o: LeaderElectionOptions;
+  private readonly api: CoordinationV1Api;
+  private observation: Observation = { record: undefined, observedAt: 0 };
+  private lease: V1Lease | undefined;
+
+  constructor(o: LeaderElectionOptions) {
+    this.o = o;
+    this.api = o.kubeConfig.makeApiClient(CoordinationV1Api);
+  }
+
+  /** One attempt to acquire or renew; true when we hold the lease afterwards. */
+  private async tryAcquireOrRenew(): Promise<boolean> {
+    const { namespace, name, identity } = this.o;
+    let current: V1Lease | undefined;
+    try {
+      current = await this.api.readNamespacedLease({ namespace, name });
+    } catch (err) {
+      if (!(err instanceof ApiException && err.code === 404)) throw err;
+    }
+    const record = current === undefined ? undefined : toRecord(current);
+    const now = Date.now();
+    this.observation = observe(this.observation, record, now);
+    const d = decide(record, this.observation, identity, this.o.leaseDurationMs, now);
+    if (d.action === 'wait') return false;
+    const spec = {
+      holderIdentity: d.record.holderIdentity,
+      leaseDurationSeconds: d.record.leaseDurationSeconds,
+      leaseTransitions: d.record.leaseTransitions,
+      ...(d.record.acquireTime ? { acquireTime: d.record.acquireTime } : {}),
+      ...(d.record.renewTime ? { renewTime: d.record.renewTime } : {}),
+    };
+    try {
+      this.lease =
+        d.action === 'create'
+          ? await this.api.createNamespacedLease({
+              namespace,
+              body: { metadata: { name, namespace }, spec },
+            })
+          : await this.api.replaceNamespacedLease({
+              namespace,
+              name,
+              // The resourceVersion makes this a compare-and-swap: a concurrent writer wins.
+              body: { ...current, metadata: { ...current?.metadata, name, namespace }, spec },
+            });
+    } catch (err) {
+      if (err instanceof ApiException && (err.code === 409 || err.code === 422)) return false;
+      throw err;
+    }
+    this.observation = { record: toRecord(this.lease), observedAt: now };
+    return true;
+  }
+
+  /** Retries every retryPeriod until this process leads; false if `signal` aborted first. */
+  async acquire(signal: AbortSignal): Promise<boolean> {
+    const { log, namespace, name, identity } = this.o;
+    log.info({ lease: `${namespace}/${name}`, identity }, 'attempting to acquire the leader lease');
+    let lastHolder = '';
+    while (!signal.aborted) {
+      try {
+        if (await this.tryAcquireOrRenew()) {
+          log.info({ lease: `${namespace}/${name}`, identity }, 'acquired the leader lease');
+          this.o.onLeading?.(true);
+          return true;
+        }
+        const holder = this.observation.record?.holderIdentity ?? '';
+        if (holder !== lastHolder) {
+          log.info({ lease: `${namespace}/${name}`, holder }, 'another replica leads; standing by');
+          lastHolder = holder;
+        }
+      } catch (err) {
+        log.warn({ err: String(err) }, 'could not read or write the leader lease');
+      }
+      await sleep(this.o.retryPeriodMs * (1 + Math.random() * 0.2), signal);
+    }
+    return false;
+  }
+
+  /**
+   * Renews every retryPeriod while leading. Resolves 'lost' when no renewal succeeded for
+   * renewDeadline (or another holder appeared), 'stopped' when `signal` aborts.
+   */
+  async hold(signal: AbortSignal): Promise<'lost' | 'stopped'> {
+    let lastRenew = Date.now();
+    while (!signal.aborted) {
+      await sleep(this.o.retryPeriodMs, signal);
+      if (isAborted(signal)) break;
+      try {
+        if (await this.tryAcquireOrRenew()) {
+          lastRenew = Date.now();
+          continue;
+        }
+        // Someone else holds it now.
+        this.o.onLeading?.(false);
+        return 'lost';
+      } catch (err) {
+        this.o.log.warn({ err: String(err) }, 'could not renew the leader lease');
+      }
+      if (Date.now() - lastRenew >= this.o.renewDeadlineMs) {
+        this.o.onLeading?.(false);
+        return 'lost';
+      }
+    }
+    return 'stopped';
+  }
+
+  /** Gives the lease up so a standby takes over at once instead of waiting for it to expire. */
+  async release(): Promise<void> {
+    const lease = this.lease;
+    if (lease === undefined) return;
+    const { namespace, name } = this.o;
+    try {
+      await this.api.replaceNamespacedLease({
+        namespace,
+        name,
+        body: {
+          ...lease,
+          spec: {
+            ...lease.spec,
+            holderIdentity: '',
+            leaseDurationSeconds: 1,
+            renewTime: new Date(),
+          },
+        },
+      });
+      this.o.log.info({ lease: `${namespace}/${name}` }, 'released the leader lease');
+    } catch (err) {
+      this.o.log.warn({ err: String(err) }, 'could not release the leader lease');
+    }
+    this.o.onLeading?.(false);
+  }
+}
