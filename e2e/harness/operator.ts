@@ -16,6 +16,10 @@ export interface OperatorProcess {
   metric(name: string, labels?: Record<string, string>): Promise<number>;
   /** SIGTERM, then waits for exit; resolves with the exit code. */
   stop(): Promise<number | null>;
+  /** SIGKILL: the process dies without any clean-up (a crashed or partitioned replica). */
+  kill(): Promise<void>;
+  /** Resolves with the exit code when the process exits on its own. */
+  readonly exited: Promise<number | null>;
 }
 
 export async function startOperator(
@@ -74,5 +78,10 @@ export async function startOperator(
       if (child.exitCode === null) child.kill('SIGTERM');
       return exited;
     },
+    async kill() {
+      if (child.exitCode === null) child.kill('SIGKILL');
+      await exited;
+    },
+    exited,
   };
 }

@@ -8,6 +8,7 @@ import {
   CoordinationV1Api,
   type KubeConfig,
   type V1Lease,
+  type V1MicroTime,
 } from '@kubernetes/client-node';
 import type { Logger } from '../log.ts';
 import { sleep } from '../signals.ts';
@@ -15,6 +16,18 @@ import { sleep } from '../signals.ts';
 /** Reads the flag through a call so that narrowing does not assume it cannot change in an await. */
 function isAborted(signal: AbortSignal): boolean {
   return signal.aborted;
+}
+
+function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => {
+      reject(new Error(`no answer within ${String(ms)} ms`));
+    }, ms);
+  });
+  return Promise.race([p, timeout]).finally(() => {
+    clearTimeout(timer);
+  });
 }
 
 export interface LeaseRecord {
@@ -94,14 +107,28 @@ export interface LeaderElectionOptions {
   readonly onLeading?: (leading: boolean) => void;
 }
 
+/**
+ * client-node types MicroTime as a Date but passes it through its serializer untouched in both
+ * directions: reads give the wire string, and a Date is written with millisecond precision, which
+ * the API server refuses ("cannot parse .745Z as .000000"). Both are handled here.
+ */
+function fromMicroTime(v: unknown): Date | undefined {
+  if (v instanceof Date) return v;
+  return typeof v === 'string' && v !== '' ? new Date(v) : undefined;
+}
+
+function toMicroTime(d: Date): V1MicroTime {
+  return d.toISOString().replace(/\.(\d{3})Z$/, '.$1000Z') as unknown as V1MicroTime;
+}
+
 function toRecord(lease: V1Lease): LeaseRecord {
   const s = lease.spec;
   return {
     holderIdentity: s?.holderIdentity ?? '',
     leaseDurationSeconds: s?.leaseDurationSeconds ?? 0,
     leaseTransitions: s?.leaseTransitions ?? 0,
-    acquireTime: s?.acquireTime,
-    renewTime: s?.renewTime,
+    acquireTime: fromMicroTime(s?.acquireTime),
+    renewTime: fromMicroTime(s?.renewTime),
   };
 }
 
@@ -134,8 +161,8 @@ export class LeaderElector {
       holderIdentity: d.record.holderIdentity,
       leaseDurationSeconds: d.record.leaseDurationSeconds,
       leaseTransitions: d.record.leaseTransitions,
-      ...(d.record.acquireTime ? { acquireTime: d.record.acquireTime } : {}),
-      ...(d.record.renewTime ? { renewTime: d.record.renewTime } : {}),
+      ...(d.record.acquireTime ? { acquireTime: toMicroTime(d.record.acquireTime) } : {}),
+      ...(d.record.renewTime ? { renewTime: toMicroTime(d.record.renewTime) } : {}),
     };
     try {
       this.lease =
@@ -193,7 +220,9 @@ export class LeaderElector {
       await sleep(this.o.retryPeriodMs, signal);
       if (isAborted(signal)) break;
       try {
-        if (await this.tryAcquireOrRenew()) {
+        // A request that hangs (a partition) must not carry us past the deadline.
+        const left = Math.max(1, this.o.renewDeadlineMs - (Date.now() - lastRenew));
+        if (await withTimeout(this.tryAcquireOrRenew(), left)) {
           lastRenew = Date.now();
           continue;
         }
@@ -226,7 +255,7 @@ export class LeaderElector {
             ...lease.spec,
             holderIdentity: '',
             leaseDurationSeconds: 1,
-            renewTime: new Date(),
+            renewTime: toMicroTime(new Date()),
           },
         },
       });

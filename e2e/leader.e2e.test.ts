@@ -1,0 +1,207 @@
+// Leader election with real replicas: two or three outrigger processes share a Lease; only the
+// leader writes; a standby takes over when the leader dies (measured), at once when it shuts down
+// cleanly, and a leader that loses its lease exits before it can contradict the new one.
+import { join } from 'node:path';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
+import {
+  CoordinationV1Api,
+  CustomObjectsApi,
+  DiscoveryV1Api,
+  type KubeConfig,
+} from '@kubernetes/client-node';
+import { apiVersion, group, plural, version } from '../src/externalbackend/schema.ts';
+import { startCluster, type Cluster } from './harness/controlplane.ts';
+import { startOperator, type OperatorProcess } from './harness/operator.ts';
+import { createTestNamespace, waitFor } from './helpers.ts';
+
+const local = process.env.USE_EXISTING_CLUSTER === 'true' ? describe.skip : describe;
+const leaseName = 'outrigger-leader';
+// Short timings so the test is quick; the ratios are the defaults' (15 s / 10 s / 2 s).
+const timing = {
+  lease: 4000,
+  renew: 3000,
+  retry: 500,
+};
+
+let cluster: Cluster;
+let kc: KubeConfig;
+let objects: CustomObjectsApi;
+let discovery: DiscoveryV1Api;
+let leases: CoordinationV1Api;
+let ns: string;
+const running: OperatorProcess[] = [];
+let seq = 0;
+
+beforeAll(async () => {
+  if (process.env.USE_EXISTING_CLUSTER === 'true') return;
+  cluster = await startCluster();
+  kc = cluster.kubeConfig();
+  objects = kc.makeApiClient(CustomObjectsApi);
+  discovery = kc.makeApiClient(DiscoveryV1Api);
+  leases = kc.makeApiClient(CoordinationV1Api);
+  ns = await createTestNamespace(kc, 'leader');
+}, 180_000);
+
+afterEach(async () => {
+  await Promise.all(running.map((p) => p.kill()));
+  running.length = 0;
+  await leases
+    .deleteNamespacedLease({ namespace: 'default', name: leaseName })
+    .catch(() => undefined);
+});
+
+afterAll(async () => {
+  if (process.env.USE_EXISTING_CLUSTER !== 'true') await cluster.stop();
+});
+
+async function replica(): Promise<OperatorProcess> {
+  const p = await startOperator(
+    cluster.kubeconfigPath,
+    [
+      '--leader-elect',
+      '--leader-election-namespace=default',
+      `--leader-elect-lease-duration=${String(timing.lease)}ms`,
+      `--leader-elect-renew-deadline=${String(timing.renew)}ms`,
+      `--leader-elect-retry-period=${String(timing.retry)}ms`,
+    ],
+    join(cluster.dir ?? '/tmp', `outrigger-${String(++seq)}.log`),
+  );
+  running.push(p);
+  return p;
+}
+
+const isLeader = async (p: OperatorProcess): Promise<boolean> =>
+  (await p.metric('leader_election_master_status', { name: leaseName })) === 1;
+
+async function leaderOf(ps: readonly OperatorProcess[]): Promise<OperatorProcess> {
+  return waitFor('exactly one leader', async () => {
+    const flags = await Promise.all(ps.map(isLeader));
+    return flags.filter(Boolean).length === 1 ? ps[flags.indexOf(true)] : undefined;
+  });
+}
+
+const writes = (p: OperatorProcess): Promise<number> => p.metric('outrigger_endpoint_writes_total');
+
+/** Creates an ExternalBackend (a documentation address, no health check: nothing is probed). */
+async function backend(name: string): Promise<void> {
+  await objects.createNamespacedCustomObject({
+    group,
+    version,
+    namespace: ns,
+    plural,
+    body: {
+      apiVersion,
+      kind: 'ExternalBackend',
+      metadata: { name },
+      spec: { ports: [{ name: 'p', port: 80 }], addresses: [{ ip: '192.0.2.10' }] },
+    },
+  });
+}
+
+const published = (name: string, timeoutMs = 30_000): Promise<unknown> =>
+  waitFor(
+    `the EndpointSlice of ${name}`,
+    () => discovery.readNamespacedEndpointSlice({ namespace: ns, name: `${name}-outrigger-ipv4` }),
+    timeoutMs,
+    50,
+  );
+
+local('leader election', () => {
+  it('only the leader writes; a standby takes over when the leader is killed', async () => {
+    const a = await replica();
+    const b = await replica();
+    const leader = await leaderOf([a, b]);
+    const standby = leader === a ? b : a;
+    await backend('first');
+    await published('first');
+    expect(await writes(leader)).toBeGreaterThan(0);
+    expect(await writes(standby)).toBe(0);
+    expect(await isLeader(standby)).toBe(false);
+
+    const killedAt = Date.now();
+    await leader.kill();
+    await waitFor(
+      'the standby to lead',
+      () => isLeader(standby).then((l) => (l ? true : undefined)),
+      30_000,
+      50,
+    );
+    const takeoverMs = Date.now() - killedAt;
+    await backend('second');
+    await published('second');
+    const servingMs = Date.now() - killedAt;
+    console.log(
+      `leader killed (SIGKILL) → standby leads after ${String(takeoverMs)} ms, its first write within ${String(servingMs)} ms ` +
+        `(lease ${String(timing.lease)} ms, renew deadline ${String(timing.renew)} ms, retry ${String(timing.retry)} ms)`,
+    );
+    // A killed leader cannot release its lease: the standby must wait for it to expire.
+    expect(takeoverMs).toBeGreaterThanOrEqual(timing.lease - timing.retry);
+    const lease = await leases.readNamespacedLease({ namespace: 'default', name: leaseName });
+    expect(lease.spec?.leaseTransitions).toBe(1);
+  }, 90_000);
+
+  it('a leader that shuts down releases the lease, so a standby takes over without waiting', async () => {
+    const a = await replica();
+    const b = await replica();
+    const leader = await leaderOf([a, b]);
+    const standby = leader === a ? b : a;
+    const stoppedAt = Date.now();
+    expect(await leader.stop()).toBe(0);
+    await waitFor(
+      'the standby to lead',
+      () => isLeader(standby).then((l) => (l ? true : undefined)),
+      30_000,
+      50,
+    );
+    const takeoverMs = Date.now() - stoppedAt;
+    console.log(`leader stopped (SIGTERM) → standby leads after ${String(takeoverMs)} ms`);
+    expect(takeoverMs).toBeLessThan(timing.lease);
+  }, 60_000);
+
+  it('a leader that cannot renew (API server unreachable) exits within the renew deadline', async () => {
+    const a = await replica();
+    await leaderOf([a]);
+    const downAt = Date.now();
+    let exitMs = -1;
+    const exited = a.exited.then((code) => {
+      exitMs = Date.now() - downAt;
+      return code;
+    });
+    // Down for longer than the lease: a standby could take over once it expires.
+    await cluster.restartApiServer(timing.lease + 2000);
+    expect(await exited).toBe(1);
+    console.log(
+      `API server unreachable → leader exited after ${String(exitMs)} ms (renew deadline ${String(timing.renew)} ms, lease ${String(timing.lease)} ms)`,
+    );
+    // It stopped before its lease could expire, so no two replicas ever wrote at once.
+    expect(exitMs).toBeLessThan(timing.lease);
+    running.length = 0;
+  }, 90_000);
+
+  it('a leader that loses its lease stops: it exits before another may start', async () => {
+    const a = await replica();
+    await leaderOf([a]);
+    // Someone else takes the lease (as a partitioned leader would find on its return). MicroTime
+    // needs six fractional digits, which client-node's Date serialization does not give.
+    const lease = await leases.readNamespacedLease({ namespace: 'default', name: leaseName });
+    await leases.replaceNamespacedLease({
+      namespace: 'default',
+      name: leaseName,
+      body: {
+        ...lease,
+        spec: {
+          ...lease.spec,
+          holderIdentity: 'intruder',
+          leaseDurationSeconds: 60,
+          renewTime: '2026-01-01T00:00:00.000000Z' as unknown as Date,
+        },
+      },
+    });
+    const takenAt = Date.now();
+    expect(await a.exited).toBe(1);
+    const exitMs = Date.now() - takenAt;
+    console.log(`lease taken by another holder → old leader exited after ${String(exitMs)} ms`);
+    expect(exitMs).toBeLessThan(timing.renew + timing.retry);
+    running.length = 0;
+  }, 60_000);
+});
