@@ -64,3 +64,15 @@ export function ensureBinaries(): Binaries {
     ...(kubectl !== undefined && { kubectl }),
   };
 }
+
+/** helm, built by e2e/scripts/build-helm.sh and cached by version (or `helm` from $HELM_BIN). */
+export function ensureHelm(): string {
+  const fromEnv = process.env.HELM_BIN;
+  if (fromEnv !== undefined && fromEnv !== '') return fromEnv;
+  const r = spawnSync('bash', [join(scripts, 'build-helm.sh')], {
+    encoding: 'utf8',
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  if (r.status !== 0) throw new Error(`building helm failed (exit ${String(r.status)})`);
+  return r.stdout.trim().split('\n').at(-1) ?? '';
+}

@@ -220,6 +220,9 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<Cluster> 
       // Without kube-controller-manager nobody creates the `default` ServiceAccount that this
       // admission plugin insists on, and tests create Pods in fresh namespaces.
       '--disable-admission-plugins=ServiceAccount',
+      // As hardened clusters run it: setting blockOwnerDeletion needs update on the owner's
+      // finalizers, so the chart's RBAC proof covers that rule too.
+      '--enable-admission-plugins=OwnerReferencesPermissionEnforcement',
       '--allow-privileged=true',
       '--profiling=false',
       '--v=1',

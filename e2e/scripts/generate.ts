@@ -1,7 +1,10 @@
-// `npm run generate`: writes the ExternalBackend CRD generated from the zod schema. A unit test
+// `npm run generate`: writes the ExternalBackend CRD generated from the zod schema, to crds/ and to
+// the chart. A unit test
 // (src/externalbackend/crd.test.ts) fails when the committed file differs from what this writes.
 import { writeFileSync } from 'node:fs';
-import { crdPath, renderCrd } from '../../src/externalbackend/render.ts';
+import { chartCrdPath, crdPath, renderCrd } from '../../src/externalbackend/render.ts';
 
-writeFileSync(crdPath, renderCrd());
-process.stdout.write(`wrote ${crdPath}\n`);
+for (const path of [crdPath, chartCrdPath]) {
+  writeFileSync(path, renderCrd());
+  process.stdout.write(`wrote ${path}\n`);
+}

@@ -1,13 +1,19 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from '@jest/globals';
 import { buildCrd, structural } from './crd.ts';
-import { crdPath, renderCrd } from './render.ts';
+import { chartCrdPath, crdPath, renderCrd } from './render.ts';
 import { externalBackendSpec } from './schema.ts';
 
 describe('the ExternalBackend CRD', () => {
-  it('is committed exactly as generated from the zod schema (run `npm run generate` after a change)', () => {
-    expect(readFileSync(crdPath, 'utf8')).toBe(renderCrd());
-  });
+  it.each([
+    ['crds/', crdPath],
+    ['the chart', chartCrdPath],
+  ])(
+    'is committed in %s exactly as generated from the zod schema (run `npm run generate` after a change)',
+    (_where, path) => {
+      expect(readFileSync(path, 'utf8')).toBe(renderCrd());
+    },
+  );
 
   it('is structural: no $ref, no additionalProperties: false, no typed anyOf branches', () => {
     const text = JSON.stringify(buildCrd());

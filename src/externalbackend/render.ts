@@ -7,6 +7,11 @@ export const crdPath = fileURLToPath(
   new URL('../../crds/outrigger.dev_externalbackends.yaml', import.meta.url),
 );
 
+/** The same file in the Helm chart (Helm installs crds/ before the templates). */
+export const chartCrdPath = fileURLToPath(
+  new URL('../../charts/outrigger/crds/outrigger.dev_externalbackends.yaml', import.meta.url),
+);
+
 /**
  * The CRD as YAML. js-yaml directly: client-node's dumpYaml re-serializes known kinds through its
  * typed models, which drops schema keys it has no field for (x-kubernetes-int-or-string, enum...).
