@@ -22,13 +22,21 @@ export interface OperatorProcess {
   readonly exited: Promise<number | null>;
 }
 
+export interface StartOptions {
+  /** Install the CRD first (needs admin credentials in `kubeconfig`); default true. */
+  readonly installCrd?: boolean;
+  /** How long to wait for /readyz; 0 returns as soon as the process is started. Default 60 s. */
+  readonly readyTimeoutMs?: number;
+}
+
 export async function startOperator(
   kubeconfig: string,
   args: readonly string[],
   logPath: string,
+  opts: StartOptions = {},
 ): Promise<OperatorProcess> {
   // The operator always runs the ExternalBackend controller, which needs its CRD.
-  await installCrd(kubeconfig);
+  if (opts.installCrd ?? true) await installCrd(kubeconfig);
   const metricsPort = await freePort();
   const probePort = await freePort();
   const fd = openSync(logPath, 'a');
@@ -47,8 +55,9 @@ export async function startOperator(
   const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
   const metricsUrl = `http://127.0.0.1:${metricsPort}/metrics`;
   // Ready means the caches have synced.
-  const deadline = Date.now() + 60_000;
-  for (;;) {
+  const readyTimeoutMs = opts.readyTimeoutMs ?? 60_000;
+  const deadline = Date.now() + readyTimeoutMs;
+  for (; readyTimeoutMs > 0;) {
     if (child.exitCode !== null) throw new Error(`outrigger exited early:\n${tail(logPath)}`);
     try {
       if ((await fetch(`http://127.0.0.1:${probePort}/readyz`)).ok) break;
