@@ -77,9 +77,13 @@ async function main(): Promise<void> {
     process.stdout.write(`API server ready in ${(cluster.startupMs / 1000).toFixed(1)} s\n`);
     kubectl(cluster, ['version']);
 
-    step('Installing the ExternalBackend CRD and starting outrigger');
+    step('Installing the ExternalBackend CRD and starting outrigger (leader election on a Lease)');
     const logPath = join(cluster.dir ?? '/tmp', 'outrigger.log');
-    op = await startOperator(cluster.kubeconfigPath, ['--selector-mode=demo'], logPath);
+    op = await startOperator(
+      cluster.kubeconfigPath,
+      ['--selector-mode=demo', '--leader-elect', '--leader-election-namespace=default'],
+      logPath,
+    );
     process.stdout.write(`outrigger is ready (pid ${op.pid}); its JSON logs:\n`);
     process.stdout.write(
       readFileSync(logPath, 'utf8')
@@ -207,7 +211,7 @@ async function main(): Promise<void> {
         text
           .split('\n')
           .filter((l) =>
-            /^(outrigger_backend_addresses|outrigger_probe_total|outrigger_probe_duration_seconds_count|outrigger_endpoint_writes_total)/.test(
+            /^(outrigger_backend_addresses|outrigger_probe_total|outrigger_probe_duration_seconds_count|outrigger_endpoint_writes_total|leader_election_master_status)/.test(
               l,
             ),
           )
