@@ -15,6 +15,7 @@ import {
   CustomObjectsApi,
   DiscoveryV1Api,
   KubeConfig,
+  NetworkingV1Api,
   RbacAuthorizationV1Api,
   type V1ClusterRole,
   type V1PolicyRule,
@@ -115,6 +116,32 @@ local('the Helm chart', () => {
       if (message === undefined) expect(r.status).toBe(0);
       else expect(r.out).toContain(message);
     }
+  });
+
+  it('renders the optional ServiceMonitor and NetworkPolicy, and the API server accepts the policy', async () => {
+    const r = helm([
+      'template',
+      release,
+      chartDir,
+      `--kube-version=${kubeVersion}`,
+      `--namespace=${releaseNs}`,
+      '--set=metrics.serviceMonitor.enabled=true',
+      '--set=networkPolicy.enabled=true',
+    ]);
+    expect(r.status).toBe(0);
+    const docs = loadAll(r.out) as { kind?: string; spec?: unknown }[];
+    const monitor = docs.find((d) => d.kind === 'ServiceMonitor');
+    expect(monitor?.spec).toMatchObject({ endpoints: [{ port: 'metrics', interval: '30s' }] });
+    const policy = docs.find((d) => d.kind === 'NetworkPolicy');
+    expect(policy).toBeDefined();
+    await kc.makeApiClient(NetworkingV1Api).createNamespacedNetworkPolicy({
+      namespace: releaseNs,
+      dryRun: 'All',
+      body: policy as never,
+    });
+    // Off by default.
+    const plain = helm(['template', release, chartDir, `--kube-version=${kubeVersion}`]);
+    expect(plain.out).not.toMatch(/kind: (ServiceMonitor|NetworkPolicy)/);
   });
 
   it('renders a Deployment that the API server admits under the restricted Pod Security Standard', async () => {
