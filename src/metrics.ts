@@ -129,7 +129,7 @@ export function createMetrics(opts: { defaultMetrics?: boolean } = {}): Metrics 
     }),
     endpointWrites: new Counter({
       name: 'outrigger_endpoint_writes_total',
-      help: 'Writes to Endpoints and EndpointSlices, by kind and operation (create, update, delete)',
+      help: 'API writes outrigger makes, by kind (Endpoints, EndpointSlice, Service, ExternalBackendStatus) and operation (create, update, apply, patch, delete)',
       labelNames: ['kind', 'operation'],
       registers,
     }),
