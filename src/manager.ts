@@ -27,7 +27,8 @@ import {
 import { DenyList, defaultDeniedCidrs } from './net/denylist.ts';
 import type { Logger } from './log.ts';
 import { createMetrics, type Metrics } from './metrics.ts';
-import { inClusterNamespace } from './kube/client.ts';
+import { inClusterNamespace, observeRequests } from './kube/client.ts';
+import { version as outriggerVersion } from './version.ts';
 import { LeaderElector } from './kube/leaderelection.ts';
 import { untilAborted } from './signals.ts';
 import { closeServer, serveMetrics, serveProbes, type Check } from './server.ts';
@@ -63,11 +64,18 @@ const stuckAfterMs = 5 * 60_000;
 
 export async function runManager(
   config: Config,
-  kc: KubeConfig,
+  kubeConfig: KubeConfig,
   log: Logger,
   stop: AbortSignal,
 ): Promise<void> {
   const metrics = createMetrics();
+  const kc = observeRequests(
+    kubeConfig,
+    (method, code) => {
+      metrics.restRequests.inc({ method, code });
+    },
+    `outrigger/${outriggerVersion} (${process.platform}/${process.arch})`,
+  );
   const informers: Pick<
     Informer<KubernetesObject>,
     'name' | 'hasSynced' | 'run' | 'waitForSync' | 'size'

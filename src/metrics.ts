@@ -24,6 +24,7 @@ export interface Metrics {
   readonly probeTotal: Counter<'result'>;
   readonly backendAddresses: Gauge<'namespace' | 'name' | 'state'>;
   readonly leaderStatus: Gauge<'name'>;
+  readonly restRequests: Counter<'code' | 'method'>;
   queue(name: string, inFlightSince: () => number[]): QueueMetrics;
 }
 
@@ -162,6 +163,12 @@ export function createMetrics(opts: { defaultMetrics?: boolean } = {}): Metrics 
       name: 'leader_election_master_status',
       help: "Gauge of if the reporting system is master of the relevant lease, 0 indicates backup, 1 indicates master. 'name' is the string used to identify the lease.",
       labelNames: ['name'],
+      registers,
+    }),
+    restRequests: new Counter({
+      name: 'rest_client_requests_total',
+      help: 'Number of HTTP requests, partitioned by status code and method.',
+      labelNames: ['code', 'method'],
       registers,
     }),
     queue(name, inFlightSince) {

@@ -1,5 +1,14 @@
 import { readFileSync } from 'node:fs';
-import { KubeConfig, VersionApi, type VersionInfo } from '@kubernetes/client-node';
+import {
+  IsomorphicFetchHttpLibrary,
+  ServerConfiguration,
+  createConfiguration,
+  setHeaderMiddleware,
+  wrapHttpLibrary,
+  KubeConfig,
+  VersionApi,
+  type VersionInfo,
+} from '@kubernetes/client-node';
 
 /**
  * Loads the client configuration: an explicit --kubeconfig path, else client-node's default chain
@@ -27,6 +36,52 @@ export function inClusterNamespace(
   } catch {
     return undefined;
   }
+}
+
+/** Told about every API request a client made: its method and status code ("<error>" if none). */
+export type RequestObserver = (method: string, code: string) => void;
+
+/**
+ * A KubeConfig whose API clients report each request, for client-go's rest_client_requests_total.
+ * client-node offers no hook for responses with their request's method, so its default HTTP library
+ * is wrapped; the rest of makeApiClient is as client-node's own. Watches use their own fetch and
+ * are not counted (their restarts are outrigger_informer_watch_restarts_total).
+ */
+export function observeRequests(
+  kc: KubeConfig,
+  observe: RequestObserver,
+  userAgent: string,
+): KubeConfig {
+  const inner = new IsomorphicFetchHttpLibrary();
+  const httpApi = wrapHttpLibrary({
+    async send(request) {
+      const method = request.getHttpMethod();
+      try {
+        const response = await inner.send(request).toPromise();
+        observe(method, String(response.httpStatusCode));
+        return response;
+      } catch (err) {
+        observe(method, '<error>');
+        throw err;
+      }
+    },
+  });
+  // Every other property and method is the original's.
+  const observed = Object.create(kc) as KubeConfig;
+  const make = (api: new (config: ReturnType<typeof createConfiguration>) => unknown): unknown => {
+    const cluster = kc.getCurrentCluster();
+    if (cluster === null) throw new Error('no active cluster');
+    return new api(
+      createConfiguration({
+        baseServer: new ServerConfiguration(cluster.server, {}),
+        authMethods: { default: kc },
+        httpApi,
+        middleware: [setHeaderMiddleware('User-Agent', userAgent)],
+      }),
+    );
+  };
+  observed.makeApiClient = make as KubeConfig['makeApiClient'];
+  return observed;
 }
 
 export async function serverVersion(kc: KubeConfig): Promise<VersionInfo> {
