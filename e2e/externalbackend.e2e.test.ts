@@ -279,6 +279,10 @@ suite('ExternalBackend with real backends', () => {
     expect(await operator.metric('outrigger_probe_total', { result: 'failure' })).toBeGreaterThan(
       0,
     );
+    // client-go's request counter: the creates above were POSTs answered 201.
+    expect(
+      await operator.metric('rest_client_requests_total', { method: 'POST', code: '201' }),
+    ).toBeGreaterThan(0);
 
     // Bring it back.
     const revived = await net.serve(dead, 2379, 'tcp');
