@@ -13,6 +13,11 @@ export function shutdownSignal(onSecond: () => never = () => process.exit(1)): A
   return controller.signal;
 }
 
+/** Reads the flag through a call so that narrowing does not assume it cannot change in an await. */
+export function isAborted(signal: AbortSignal): boolean {
+  return signal.aborted;
+}
+
 /** Resolves after `ms`, or early (without throwing) when `signal` aborts. */
 export function sleep(ms: number, signal: AbortSignal): Promise<void> {
   return new Promise((resolve) => {

@@ -20,7 +20,7 @@ import { Controller } from '../controller/runner.ts';
 import type { EventRecorder } from '../kube/events.ts';
 import type { Throttle } from '../kube/throttle.ts';
 import type { Informer } from '../kube/informer.ts';
-import { objectKey } from '../kube/informer.ts';
+import { objectKey, splitKey } from '../kube/informer.ts';
 import type { Logger } from '../log.ts';
 import type { Metrics } from '../metrics.ts';
 
@@ -87,11 +87,6 @@ export interface EndpointsControllerOptions {
 
 export class StaleCacheError extends Error {
   override name = 'StaleCacheError';
-}
-
-function splitKey(key: string): [string, string] {
-  const i = key.indexOf('/');
-  return [key.slice(0, i), key.slice(i + 1)];
 }
 
 function isForbiddenNamespaceTerminating(err: unknown): boolean {

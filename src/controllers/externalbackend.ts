@@ -43,7 +43,7 @@ import { labelSelectorMatches } from '../endpoints/selector.ts';
 import type { BackendWriter, OwnedKind } from '../kube/backendwriter.ts';
 import { isAlreadyExists } from '../kube/backendwriter.ts';
 import type { EventRecorder } from '../kube/events.ts';
-import { objectKey, type Informer } from '../kube/informer.ts';
+import { objectKey, splitKey, type Informer } from '../kube/informer.ts';
 import type { CachedExternalBackend } from '../kube/resources.ts';
 import type { Logger } from '../log.ts';
 import type { Metrics } from '../metrics.ts';
@@ -77,11 +77,6 @@ export class CacheLagError extends Error {
 type Parsed = ReturnType<typeof externalBackendSpec.safeParse>;
 
 const addressStates: readonly AddressState[] = ['Healthy', 'Unhealthy', 'Unknown', 'Denied'];
-
-function splitKey(key: string): [string, string] {
-  const i = key.indexOf('/');
-  return [key.slice(0, i), key.slice(i + 1)];
-}
 
 /** "<namespace>/<name>" of the ExternalBackend a probe target ("<ns>/<name>/<ip>") belongs to. */
 function backendKeyOfTarget(target: string): string {

@@ -1,7 +1,7 @@
 import { inspect } from 'node:util';
 import { Watch, type KubeConfig, type KubernetesObject } from '@kubernetes/client-node';
 import type { Logger } from '../log.ts';
-import { sleep } from '../signals.ts';
+import { isAborted, sleep } from '../signals.ts';
 
 /**
  * A list+watch cache written on client-node's streaming `Watch` rather than its `ListWatch`, which
@@ -62,17 +62,18 @@ export function objectKey(obj: KubernetesObject): string {
   return ns ? `${ns}/${obj.metadata?.name ?? ''}` : (obj.metadata?.name ?? '');
 }
 
+/** The inverse of objectKey for namespaced objects: [namespace, name]. */
+export function splitKey(key: string): [string, string] {
+  const i = key.indexOf('/');
+  return [key.slice(0, i), key.slice(i + 1)];
+}
+
 function deepFreeze<T>(value: T): T {
   if (value !== null && typeof value === 'object' && !Object.isFrozen(value)) {
     Object.freeze(value);
     for (const v of Object.values(value)) deepFreeze(v);
   }
   return value;
-}
-
-/** Reads the flag through a call so that control-flow narrowing does not assume it never changes. */
-function isAborted(signal: AbortSignal): boolean {
-  return signal.aborted;
 }
 
 class GoneError extends Error {

@@ -11,12 +11,7 @@ import {
   type V1MicroTime,
 } from '@kubernetes/client-node';
 import type { Logger } from '../log.ts';
-import { sleep } from '../signals.ts';
-
-/** Reads the flag through a call so that narrowing does not assume it cannot change in an await. */
-function isAborted(signal: AbortSignal): boolean {
-  return signal.aborted;
-}
+import { isAborted, sleep } from '../signals.ts';
 
 function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
