@@ -20,6 +20,9 @@ export default tseslint.config(
       // passes object literals and spreads read objects. These two rules would flag every API call.
       '@typescript-eslint/no-unsafe-class-instance-assignment': 'off',
       '@typescript-eslint/no-misused-spread': 'off',
+      // A `void`-discarded promise is still a rejection nobody handles: every fire-and-forget
+      // promise must say what happens when it fails.
+      '@typescript-eslint/no-floating-promises': ['error', { ignoreVoid: false }],
     },
   },
   {

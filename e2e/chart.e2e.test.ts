@@ -275,9 +275,14 @@ local('the Helm chart', () => {
           logPath,
           { installCrd: false, readyTimeoutMs: 0 },
         );
-        void op.exited.then(() => {
-          exited = true;
-        });
+        op.exited.then(
+          () => {
+            exited = true;
+          },
+          () => {
+            exited = true;
+          },
+        );
         const xb = (spec: Record<string, unknown>) => ({
           apiVersion,
           kind: 'ExternalBackend',

@@ -72,7 +72,12 @@ async function main(): Promise<void> {
     await net?.remove();
     await cluster.stop();
   };
-  process.once('SIGINT', () => void stop().then(() => process.exit(130)));
+  process.once('SIGINT', () => {
+    stop().then(
+      () => process.exit(130),
+      () => process.exit(130),
+    );
+  });
   try {
     process.stdout.write(`API server ready in ${(cluster.startupMs / 1000).toFixed(1)} s\n`);
     kubectl(cluster, ['version']);

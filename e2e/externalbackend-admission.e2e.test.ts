@@ -150,10 +150,65 @@ describe('ExternalBackend admission', () => {
       { ...at('192.0.2.10'), service: { clusterIP: '10.96.0.5' } },
       'Unsupported value: "10.96.0.5"',
     ],
+    // Strings that reach a socket or a header: the prober could not send them (Node throws).
+    ...(
+      [
+        ['a space', '/a b'],
+        ['a newline (header injection)', '/a\r\nHost: evil'],
+        ['a control character', '/a\u0001'],
+        ['a non-ASCII character', '/caf\u00e9'],
+        ['a broken percent-escape', '/a%zz'],
+        ['a fragment', '/a#b'],
+      ] as const
+    ).map(([what, path]): [string, Record<string, unknown>, string] => [
+      `an HTTP path with ${what}`,
+      { ...at('192.0.2.10'), healthCheck: { http: { port: 2379, path } } },
+      'no spaces, control or non-ASCII characters',
+    ]),
+    [
+      'a status range from high to low',
+      {
+        ...at('192.0.2.10'),
+        healthCheck: { http: { port: 2379, expectedStatuses: ['399-200'] } },
+      },
+      'a status range must go from low to high',
+    ],
+    [
+      'a Service name the API server would refuse (starts with a digit)',
+      { ...at('192.0.2.10'), service: { name: '1db' } },
+      'must be a Service name',
+    ],
+    [
+      'an appProtocol that is not a qualified name',
+      {
+        ports: [{ name: 'web', port: 80, appProtocol: 'http 1.1' }],
+        addresses: [{ ip: '192.0.2.10' }],
+      },
+      'must be a qualified name',
+    ],
+    [
+      'an In selector without values',
+      { ...base, podSelector: { matchExpressions: [{ key: 'app', operator: 'In' }] } },
+      'In and NotIn need values',
+    ],
   ])('refuses %s', async (_what, spec, message) => {
     const err = await apiError(create(spec));
     expect(err.code).toBe(422);
     expect(err.message).toContain(message);
+  });
+
+  it('refuses an object whose name cannot be its Service name unless spec.service.name is set', async () => {
+    const err = await apiError(create(at('192.0.2.10'), '1-db.example'));
+    expect(err.code).toBe(422);
+    expect(err.message).toContain('metadata.name is not a valid Service name');
+    await create({ ...at('192.0.2.10'), service: { name: 'db' } }, '2-db.example');
+  });
+
+  it('accepts request paths with queries and percent-escapes', async () => {
+    await create({
+      ...at('192.0.2.10'),
+      healthCheck: { http: { port: 2379, path: "/health/a%20b?verbose=1&x=y:z@w,(ok)!~'*;$" } },
+    });
   });
 
   it('accepts the etcd seed example and stores the defaults', async () => {

@@ -31,6 +31,7 @@ import { inClusterNamespace, observeRequests } from './kube/client.ts';
 import { version as outriggerVersion } from './version.ts';
 import { LeaderElector } from './kube/leaderelection.ts';
 import { untilAborted } from './signals.ts';
+import { errorReporter, installLastResort } from './errors.ts';
 import { closeServer, serveMetrics, serveProbes, type Check } from './server.ts';
 
 function leaderElector(
@@ -76,6 +77,10 @@ export async function runManager(
     },
     `outrigger/${outriggerVersion} (${process.platform}/${process.arch})`,
   );
+  const report = errorReporter(log, (source) => {
+    metrics.unhandledErrors.inc({ source });
+  });
+  const uninstallLastResort = installLastResort(report);
   const informers: Pick<
     Informer<KubernetesObject>,
     'name' | 'hasSynced' | 'run' | 'waitForSync' | 'size'
@@ -116,6 +121,7 @@ export async function runManager(
       onWatchEnd: (reason: WatchEndReason) => {
         metrics.watchRestarts.inc({ informer: name, reason });
       },
+      onError: report,
     });
     informers.push(inf);
     return inf;
@@ -163,6 +169,9 @@ export async function runManager(
     events,
     denyList: new DenyList([...defaultDeniedCidrs, ...config.deniedCidrs]),
     probeConcurrency: config.maxConcurrentProbes,
+    onProbeError: (err) => {
+      report('probe', err);
+    },
     workers: config.concurrentExternalBackendSyncs,
     inScope: inBackendScope,
     log,
@@ -207,13 +216,18 @@ export async function runManager(
     elector === undefined ? Promise.resolve(true) : elector.acquire(stop),
   ]);
   if (elector !== undefined && elected) {
-    void elector.hold(stop).then((result) => {
-      if (result !== 'lost') return;
-      // As controller-runtime: stop at once. The renew deadline is shorter than the lease, so this
-      // process stops writing before any standby may start.
-      log.error({ lease: config.leaderElectionId }, 'leader election lost; exiting');
-      process.exit(1);
-    });
+    elector.hold(stop).then(
+      (result) => {
+        if (result !== 'lost') return;
+        // As controller-runtime: stop at once. The renew deadline is shorter than the lease, so
+        // this process stops writing before any standby may start.
+        log.error({ lease: config.leaderElectionId }, 'leader election lost; exiting');
+        process.exit(1);
+      },
+      (err: unknown) => {
+        report('unhandledRejection', err);
+      },
+    );
   }
   if (synced.every(Boolean) && elected) {
     log.info(
@@ -236,4 +250,5 @@ export async function runManager(
   informerStop.abort();
   await Promise.all(running);
   await Promise.all([closeServer(metricsServer), closeServer(probeServer)]);
+  uninstallLastResort();
 }

@@ -25,6 +25,9 @@ export interface Metrics {
   readonly backendAddresses: Gauge<'namespace' | 'name' | 'state'>;
   readonly leaderStatus: Gauge<'name'>;
   readonly restRequests: Counter<'code' | 'method'>;
+  readonly unhandledErrors: Counter<'source'>;
+  readonly probeScheduleLag: Histogram;
+  readonly events: Counter<'result'>;
   queue(name: string, inFlightSince: () => number[]): QueueMetrics;
 }
 
@@ -169,6 +172,24 @@ export function createMetrics(opts: { defaultMetrics?: boolean } = {}): Metrics 
       name: 'rest_client_requests_total',
       help: 'Number of HTTP requests, partitioned by status code and method.',
       labelNames: ['code', 'method'],
+      registers,
+    }),
+    unhandledErrors: new Counter({
+      name: 'outrigger_unhandled_errors_total',
+      help: 'Errors that escaped the code meant to handle them, by where they were caught (uncaughtException, unhandledRejection, probe, informer-transform, informer-handler, event). Any increase is a bug worth a report.',
+      labelNames: ['source'],
+      registers,
+    }),
+    probeScheduleLag: new Histogram({
+      name: 'outrigger_probe_schedule_lag_seconds',
+      help: 'How late each health-check probe started after it was due (waiting for a free probe slot).',
+      buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60],
+      registers,
+    }),
+    events: new Counter({
+      name: 'outrigger_events_total',
+      help: 'Kubernetes Events outrigger tried to record, by result (sent, failed, dropped when the backlog was full, duplicate within the dedupe window).',
+      labelNames: ['result'],
       registers,
     }),
     queue(name, inFlightSince) {

@@ -1,3 +1,4 @@
+import { withConcern } from '../errors.ts';
 import type { Logger } from '../log.ts';
 import type { Metrics } from '../metrics.ts';
 import { WorkQueue } from '../queue/workqueue.ts';
@@ -47,7 +48,7 @@ export class Controller {
       metrics.activeWorkers.set({ controller: name }, this.active);
       const end = metrics.reconcileTime.startTimer({ controller: name });
       try {
-        await reconcile(key);
+        await withConcern({ controller: name, object: key }, () => reconcile(key));
         this.queue.forget(key);
         metrics.reconcileTotal.inc({ controller: name, result: 'success' });
       } catch (err) {

@@ -62,6 +62,8 @@ export interface ExternalBackendControllerOptions {
   readonly events: EventRecorder;
   readonly denyList: DenyList;
   readonly probeConcurrency: number;
+  /** An error escaped a probe (a bug): logged and counted by the caller. */
+  readonly onProbeError?: (err: unknown) => void;
   readonly workers: number;
   readonly inScope: (namespace: string) => boolean;
   readonly log: Logger;
@@ -153,6 +155,9 @@ export class ExternalBackendController {
         o.metrics.probeDuration.observe({ kind: target.spec.kind }, result.seconds);
         o.metrics.probeTotal.inc({ result: result.ok ? 'success' : 'failure' });
         if (changed) q.add(backendKeyOfTarget(target.key));
+      },
+      onError: (_target, err) => {
+        o.onProbeError?.(err);
       },
     });
 
@@ -338,6 +343,7 @@ export class ExternalBackendController {
         const prev = before.get(a.ip);
         this.scheduler.upsert({
           key: targetKey,
+          tenant: splitKey(key),
           spec: ps,
           intervalMs: hc.intervalSeconds * 1000,
           timeoutMs: hc.timeoutSeconds * 1000,

@@ -34,7 +34,7 @@ describe('the ExternalBackend CRD', () => {
   it('keeps the value schema of maps, so the API server does not prune podSelector.matchLabels', () => {
     const text = JSON.stringify(buildCrd());
     expect(text).toContain(
-      '"matchLabels":{"type":"object","additionalProperties":{"type":"string"}}',
+      '"matchLabels":{"maxProperties":64,"type":"object","additionalProperties":{"type":"string","maxLength":63}}',
     );
   });
 

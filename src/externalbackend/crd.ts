@@ -8,6 +8,7 @@ import {
   group,
   kind,
   plural,
+  serviceNamePattern,
   version,
 } from './schema.ts';
 
@@ -48,8 +49,13 @@ export function structural(node: unknown): unknown {
     return out;
   }
   const out: Json = {};
+  const rules = Array.isArray(node['x-kubernetes-validations'])
+    ? (node['x-kubernetes-validations'] as { rule?: unknown }[])
+    : [];
   for (const [k, v] of Object.entries(node)) {
     if (k === '$schema') continue;
+    // A CEL rule that repeats the pattern gives the readable message (see schema.ts `matching`).
+    if (k === 'pattern' && rules.some((r) => r.rule === `self.matches(r"${String(v)}")`)) continue;
     // `false` (zod's closed objects) is forbidden; a schema (a map such as matchLabels) must stay,
     // or the API server prunes the map's entries.
     if (k === 'additionalProperties' && !isRecord(v)) continue;
@@ -120,6 +126,14 @@ export function buildCrd(): Json {
               description:
                 'ExternalBackend registers addresses outside the cluster, optionally with pods, as the health-checked endpoints of a Service.',
               required: ['spec'],
+              // The Service defaults to the object's name, which must then be a Service name too.
+              'x-kubernetes-validations': [
+                {
+                  rule: `has(self.spec.service.name) || (size(self.metadata.name) <= 63 && self.metadata.name.matches('${serviceNamePattern.source}'))`,
+                  message:
+                    'metadata.name is not a valid Service name (at most 63 lowercase letters, digits and "-", starting with a letter): set spec.service.name',
+                },
+              ],
               properties: {
                 apiVersion: { type: 'string' },
                 kind: { type: 'string' },

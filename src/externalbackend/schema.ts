@@ -18,27 +18,57 @@ interface Rule {
 }
 const cel = (...rules: Rule[]) => ({ 'x-kubernetes-validations': rules });
 
-const dnsLabel = z
-  .string()
-  .min(1)
-  .max(63)
-  .regex(
-    /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/,
-    'must be a DNS label: lowercase letters, digits and "-"',
-  );
+/**
+ * A string that must match `pattern`, refused at admission with `message`. A bare OpenAPI pattern
+ * error shows only the regular expression, so the CRD carries a CEL rule instead (crd.ts drops the
+ * pattern that the rule repeats); zod checks the same pattern at run time.
+ */
+export function matching(base: z.ZodString, pattern: RegExp, message: string) {
+  if (pattern.source.includes('"')) throw new Error('pattern must not contain a double quote');
+  return base
+    .regex(pattern, message)
+    .meta(cel({ rule: `self.matches(r"${pattern.source}")`, message }));
+}
 
-const dnsSubdomain = z
-  .string()
-  .min(1)
-  .max(253)
-  .regex(
-    /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/,
-    'must be a DNS subdomain: lowercase letters, digits, "-" and "."',
-  );
+const dnsLabelPattern = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
+const dnsLabelMessage =
+  'must be a DNS label: lowercase letters, digits and "-", starting and ending with a letter or digit';
+const dnsLabel = matching(z.string().min(1).max(63), dnsLabelPattern, dnsLabelMessage);
+
+const dnsSubdomain = matching(
+  z.string().min(1).max(253),
+  /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/,
+  'must be a DNS subdomain: lowercase letters, digits, "-" and "."',
+);
+
+/** A Service name: a DNS-1035 label (starts with a letter), which the API server insists on. */
+export const serviceNamePattern = /^[a-z]([-a-z0-9]*[a-z0-9])?$/;
+const serviceNameField = matching(
+  z.string().min(1).max(63),
+  serviceNamePattern,
+  'must be a Service name: lowercase letters, digits and "-", starting with a letter',
+);
+
+/**
+ * What an HTTP request target may carry (RFC 3986 path and query characters, with valid
+ * percent-escapes). Node's HTTP client throws on anything else, and a header-breaking path such as
+ * "/a\r\nHost: x" must never reach a socket.
+ */
+export const requestPathPattern = /^\/([A-Za-z0-9\-._~!$&'()*+,;=:@/?]|%[0-9A-Fa-f]{2})*$/;
+
+/** A Kubernetes qualified name ("h2c", "kubernetes.io/h2c"), as Service appProtocol must be. */
+const qualifiedName = matching(
+  z.string().min(1).max(317),
+  /^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*\/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$/,
+  'must be a qualified name such as "http" or "kubernetes.io/h2c"',
+);
 
 /** A port by number or by the name of an entry in spec.ports (Kubernetes int-or-string). */
 const portRef = z
-  .union([z.int().min(1).max(65535), dnsLabel])
+  .union([
+    z.int().min(1).max(65535),
+    z.string().min(1).max(63).regex(dnsLabelPattern, dnsLabelMessage),
+  ])
   .meta({ 'x-kubernetes-int-or-string': true });
 
 /**
@@ -83,15 +113,14 @@ const servicePort = z.object({
   name: dnsLabel.max(15),
   port: z.int().min(1).max(65535),
   protocol: z.enum(['TCP', 'UDP', 'SCTP']).default('TCP'),
-  appProtocol: z.string().min(1).max(253).optional(),
+  appProtocol: qualifiedName.optional(),
 });
 
-const statusRange = z
-  .string()
-  .regex(
-    /^[1-5][0-9]{2}(-[1-5][0-9]{2})?$/,
-    'must be a status code like "200" or a range like "200-399"',
-  );
+const statusRange = matching(
+  z.string().max(7),
+  /^[1-5][0-9]{2}(-[1-5][0-9]{2})?$/,
+  'must be a status code like "200" or a range like "200-399"',
+);
 
 const healthCheck = z
   .object({
@@ -99,9 +128,23 @@ const healthCheck = z
     http: z
       .object({
         port: portRef,
-        path: z.string().startsWith('/').max(1024).default('/'),
+        path: matching(
+          z.string().max(1024),
+          requestPathPattern,
+          'must be a request path starting with "/" and made of URL characters only: no spaces, control or non-ASCII characters (percent-encode them, e.g. %20)',
+        ).default('/'),
         scheme: z.enum(['HTTP', 'HTTPS']).default('HTTP'),
-        expectedStatuses: z.array(statusRange).min(1).max(16).default(['200-399']),
+        expectedStatuses: z
+          .array(statusRange)
+          .min(1)
+          .max(16)
+          .default(['200-399'])
+          .meta(
+            cel({
+              rule: 'self.all(r, size(r) == 3 || int(r.substring(0, 3)) <= int(r.substring(4, 7)))',
+              message: 'a status range must go from low to high, e.g. "200-399"',
+            }),
+          ),
       })
       .optional(),
     intervalSeconds: z.int().min(1).max(3600).default(10),
@@ -120,15 +163,25 @@ const healthCheck = z
     ),
   );
 
-const labelSelector = z.object({
-  matchLabels: z.record(z.string(), z.string()).optional(),
+export const labelSelector = z.object({
+  matchLabels: z
+    .record(z.string().max(317), z.string().max(63))
+    .optional()
+    .meta({ maxProperties: 64 }),
   matchExpressions: z
     .array(
-      z.object({
-        key: z.string().min(1).max(317),
-        operator: z.enum(['In', 'NotIn', 'Exists', 'DoesNotExist']),
-        values: z.array(z.string().max(63)).max(64).optional(),
-      }),
+      z
+        .object({
+          key: z.string().min(1).max(317),
+          operator: z.enum(['In', 'NotIn', 'Exists', 'DoesNotExist']),
+          values: z.array(z.string().max(63)).max(64).optional(),
+        })
+        .meta(
+          cel({
+            rule: "self.operator in ['In', 'NotIn'] ? has(self.values) && size(self.values) > 0 : !has(self.values) || size(self.values) == 0",
+            message: 'In and NotIn need values; Exists and DoesNotExist take none',
+          }),
+        ),
     )
     .max(16)
     .optional(),
@@ -148,7 +201,7 @@ export const externalBackendSpec = z
   .object({
     service: z
       .object({
-        name: dnsLabel.optional(),
+        name: serviceNameField.optional(),
         create: z.boolean().default(true),
         clusterIP: z.enum(['', 'None']).default(''),
       })

@@ -102,6 +102,43 @@ describe('probe', () => {
   });
 });
 
+describe('probe never rejects, whatever the spec holds', () => {
+  // Each of these makes Node's socket or HTTP client throw synchronously; a throw that escaped
+  // used to take the whole process down (a path with a space was enough).
+  it.each([
+    ['a path with a space', { path: '/a b' }],
+    ['a path with a control character', { path: '/a\u0000b' }],
+    ['a path with a newline (header injection)', { path: '/a\r\nHost: evil' }],
+    ['a path above U+00FF', { path: '/\u2603' }],
+    ['port 0', { port: 0 }],
+    ['port 70000', { port: 70000 }],
+    ['a non-IP host', { ip: 'not an ip' }],
+  ])('%s is a failed probe with a message', async (_name, patch) => {
+    const spec = { ...get('/ok'), ...patch };
+    const r = await probe(spec, 500, open);
+    expect(r.ok).toBe(false);
+    expect(r.message).not.toBe('');
+  });
+
+  it('a TCP probe to a bad port fails the same way', async () => {
+    const r = await probe({ kind: 'tcp', ip: '127.0.0.1', port: -1 }, 500, open);
+    expect(r).toMatchObject({ ok: false });
+    expect(r.message).toMatch(/^cannot send the probe: /);
+  });
+
+  it('a deny list that throws is a failed probe too', async () => {
+    const broken = {
+      denies: (): string | undefined => {
+        throw new Error('broken');
+      },
+    };
+    expect(await probe(get('/ok'), 500, broken)).toMatchObject({
+      ok: false,
+      message: 'cannot send the probe: broken',
+    });
+  });
+});
+
 describe('statusExpected', () => {
   it.each([
     [200, ['200'], true],

@@ -111,18 +111,29 @@ function http(
   });
 }
 
-/** Runs one probe. Never throws; never sends a packet to a deny-listed address. */
+/**
+ * Runs one probe. Never rejects, whatever the spec holds: Node's socket and HTTP clients throw
+ * synchronously on input they cannot send (a path with a space, a bad port), and a throw here would
+ * escape into the scheduler. Any such error is a failed probe with its message. Never sends a packet
+ * to a deny-listed address.
+ */
 export async function probe(
   spec: ProbeSpec,
   timeoutMs: number,
-  denyList: DenyList,
+  denyList: Pick<DenyList, 'denies'>,
 ): Promise<ProbeResult> {
-  const denied = denyList.denies(spec.ip);
-  if (denied !== undefined)
-    return { ok: false, seconds: 0, message: `address is in the deny list (${denied})` };
   const start = performance.now();
-  const err =
-    spec.kind === 'tcp' ? await tcp(spec.ip, spec.port, timeoutMs) : await http(spec, timeoutMs);
+  let err: string | undefined;
+  try {
+    const denied = denyList.denies(spec.ip);
+    if (denied !== undefined)
+      return { ok: false, seconds: 0, message: `address is in the deny list (${denied})` };
+    err =
+      spec.kind === 'tcp' ? await tcp(spec.ip, spec.port, timeoutMs) : await http(spec, timeoutMs);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException | null)?.code;
+    err = `cannot send the probe: ${code ?? (e instanceof Error ? e.message : String(e))}`;
+  }
   const seconds = (performance.now() - start) / 1000;
   return err === undefined
     ? { ok: true, seconds, message: '' }

@@ -43,6 +43,7 @@ describe('ProbeScheduler', () => {
     });
     const target = {
       key: 'ns/xb/127.0.0.1',
+      tenant: ['ns', 'xb'] as const,
       spec: { kind: 'tcp', ip: '127.0.0.1', port } as const,
       intervalMs: 50,
       timeoutMs: 40,
@@ -66,6 +67,7 @@ describe('ProbeScheduler', () => {
     });
     const target = {
       key: 'k',
+      tenant: ['ns', 'xb'] as const,
       spec: { kind: 'tcp', ip: '127.0.0.1', port } as const,
       intervalMs: 30,
       timeoutMs: 20,
@@ -101,6 +103,7 @@ describe('ProbeScheduler', () => {
     for (let i = 0; i < 10; i++) {
       scheduler.upsert({
         key: `k${i}`,
+        tenant: ['ns', 'xb'] as const,
         spec: {
           kind: 'http',
           ip: '127.0.0.1',

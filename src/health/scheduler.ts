@@ -1,5 +1,6 @@
-import PQueue from 'p-queue';
+import { withConcern } from '../errors.ts';
 import type { DenyList } from '../net/denylist.ts';
+import { FairPool, type Tenant } from './fairpool.ts';
 import { probe, type ProbeResult, type ProbeSpec } from './probe.ts';
 import {
   initialHealth,
@@ -12,6 +13,8 @@ import {
 export interface Target {
   /** Stable identity, e.g. "<namespace>/<name>/<ip>". */
   readonly key: string;
+  /** Whose probe this is, for fair scheduling: [namespace, backend name]. */
+  readonly tenant: Tenant;
   readonly spec: ProbeSpec;
   readonly intervalMs: number;
   readonly timeoutMs: number;
@@ -21,9 +24,11 @@ export interface Target {
 }
 
 export interface SchedulerOptions {
-  readonly denyList: DenyList;
+  readonly denyList: Pick<DenyList, 'denies'>;
   /** Probes in flight at once across every target. */
   readonly concurrency: number;
+  /** Probes one namespace may have in flight at once; default half of `concurrency`. */
+  readonly perNamespace?: number;
   /** Called after every probe, and with `changed` true when the state flipped. */
   readonly onResult: (
     target: Target,
@@ -31,8 +36,17 @@ export interface SchedulerOptions {
     result: ProbeResult,
     changed: boolean,
   ) => void;
+  /** How late a probe started after it was due, in seconds (time spent waiting for a slot). */
+  readonly onLag?: (seconds: number) => void;
+  /**
+   * Told about an error that escaped a probe or `onResult` (a bug: probe() never rejects). The
+   * target keeps its schedule either way.
+   */
+  readonly onError?: (target: Target, err: unknown) => void;
   readonly now?: () => number;
   readonly random?: () => number;
+  /** Runs one probe; the real prober by default (tests substitute a scripted one). */
+  readonly probe?: typeof probe;
 }
 
 /** Read through a call so that narrowing does not assume the flag cannot change during an await. */
@@ -49,21 +63,28 @@ interface Running {
 
 /**
  * Probes each target every `intervalMs` with ±10 % jitter (the first probe at a random point of the
- * first interval, so that many targets do not fire together), at most `concurrency` at a time.
- * Targets are replaced wholesale when their definition changes; their health carries over.
+ * first interval, so that many targets do not fire together), through a pool that is fair across
+ * namespaces and backends (see fairpool.ts). The next probe is scheduled when one finishes, so a
+ * target never has two probes in flight. Targets are replaced wholesale when their definition
+ * changes; their health carries over.
  */
 export class ProbeScheduler {
   private readonly targets = new Map<string, Running>();
-  private readonly pool: PQueue;
+  private readonly pool: FairPool;
   private readonly o: SchedulerOptions;
   private readonly now: () => number;
   private readonly random: () => number;
+  private readonly probe: typeof probe;
 
   constructor(o: SchedulerOptions) {
     this.o = o;
-    this.pool = new PQueue({ concurrency: o.concurrency });
+    this.pool = new FairPool({
+      concurrency: o.concurrency,
+      ...(o.perNamespace !== undefined ? { perTenant: o.perNamespace } : {}),
+    });
     this.now = o.now ?? Date.now;
     this.random = o.random ?? Math.random;
+    this.probe = o.probe ?? probe;
   }
 
   health(key: string): AddressHealth | undefined {
@@ -72,6 +93,10 @@ export class ProbeScheduler {
 
   keys(): string[] {
     return [...this.targets.keys()];
+  }
+
+  get size(): number {
+    return this.targets.size;
   }
 
   /**
@@ -115,18 +140,31 @@ export class ProbeScheduler {
 
   private schedule(run: Running, delayMs: number): void {
     run.timer = setTimeout(() => {
-      void this.pool.add(async () => {
-        if (run.stopped) return;
-        const t = run.target;
-        const result = await probe(t.spec, t.timeoutMs, this.o.denyList);
-        // Removed or redefined while the probe ran: its result belongs to nobody.
-        if (isStopped(run)) return;
-        const before = run.health.state;
-        run.health = observe(run.health, result.ok, t.thresholds, this.now(), result.message);
-        this.o.onResult(t, run.health, result, run.health.state !== before);
-        const jitter = 1 + (this.random() - 0.5) * 0.2;
-        this.schedule(run, t.intervalMs * jitter);
+      withConcern({ probe: run.target.key }, () => {
+        this.dispatch(run, this.now());
       });
     }, delayMs);
+  }
+
+  private dispatch(run: Running, due: number): void {
+    const t = run.target;
+    this.pool
+      .run(t.tenant, async () => {
+        if (run.stopped) return;
+        this.o.onLag?.(Math.max(0, this.now() - due) / 1000);
+        try {
+          const result = await this.probe(t.spec, t.timeoutMs, this.o.denyList);
+          // Removed or redefined while the probe ran: its result belongs to nobody.
+          if (isStopped(run)) return;
+          const before = run.health.state;
+          run.health = observe(run.health, result.ok, t.thresholds, this.now(), result.message);
+          this.o.onResult(t, run.health, result, run.health.state !== before);
+        } finally {
+          if (!isStopped(run)) this.schedule(run, t.intervalMs * (1 + (this.random() - 0.5) * 0.2));
+        }
+      })
+      .catch((err: unknown) => {
+        this.o.onError?.(t, err);
+      });
   }
 }

@@ -1,5 +1,6 @@
 import { inspect } from 'node:util';
 import { Watch, type KubeConfig, type KubernetesObject } from '@kubernetes/client-node';
+import { withConcern, type ErrorSource } from '../errors.ts';
 import type { Logger } from '../log.ts';
 import { isAborted, sleep } from '../signals.ts';
 
@@ -53,6 +54,11 @@ export interface InformerOptions<T> {
   readonly stallTimeoutMs?: number;
   /** Told why each watch ended: the server closed it, it stalled, it expired (410), or it failed. */
   readonly onWatchEnd?: (reason: WatchEndReason) => void;
+  /**
+   * Told about an exception thrown by the transform or a handler. The client library swallows
+   * whatever its watch callback throws, so without this such an event would vanish unseen.
+   */
+  readonly onError?: (source: ErrorSource, err: unknown) => void;
 }
 
 export type WatchEndReason = 'closed' | 'stalled' | 'expired' | 'error';
@@ -173,8 +179,8 @@ export class Informer<T extends KubernetesObject> {
     do {
       const page = await this.opts.client.list(namespace, this.opts.pageSize ?? 500, token);
       for (const raw of page.items) {
-        const obj = deepFreeze(this.opts.transform(raw));
-        fresh.set(objectKey(obj), obj);
+        const obj = this.project(raw);
+        if (obj !== undefined) fresh.set(objectKey(obj), obj);
       }
       token = page.continueToken;
       rv = page.resourceVersion;
@@ -237,17 +243,47 @@ export class Informer<T extends KubernetesObject> {
             return;
           }
           const meta = (raw as { metadata?: { resourceVersion?: string } } | null)?.metadata;
+          if (type !== 'BOOKMARK') {
+            const obj = this.project(raw);
+            if (obj !== undefined && type === 'DELETED') this.remove(obj);
+            else if (obj !== undefined) this.upsert(obj);
+          }
           if (meta?.resourceVersion) rv = meta.resourceVersion;
-          if (type === 'BOOKMARK') return;
-          const obj = deepFreeze(this.opts.transform(raw));
-          if (type === 'DELETED') this.remove(obj);
-          else this.upsert(obj);
         },
         finish,
       ).then((controller) => {
         request = controller;
         if (signal.aborted) controller.abort();
       }, finish);
+    });
+  }
+
+  /** The cached form of a raw object, or undefined (logged and counted) when the transform throws. */
+  private project(raw: unknown): T | undefined {
+    try {
+      return deepFreeze(this.opts.transform(raw));
+    } catch (err) {
+      const meta = (raw as { metadata?: { namespace?: string; name?: string } } | null)?.metadata;
+      withConcern(
+        { informer: this.name, object: `${meta?.namespace ?? ''}/${meta?.name ?? ''}` },
+        () => {
+          this.opts.onError?.('informer-transform', err);
+        },
+      );
+      return undefined;
+    }
+  }
+
+  /** Calls every handler; one that throws is reported and does not stop the others. */
+  private notify(obj: T, call: (h: EventHandlers<T>) => void): void {
+    withConcern({ informer: this.name, object: objectKey(obj) }, () => {
+      for (const h of this.handlers) {
+        try {
+          call(h);
+        } catch (err) {
+          this.opts.onError?.('informer-handler', err);
+        }
+      }
     });
   }
 
@@ -263,12 +299,12 @@ export class Informer<T extends KubernetesObject> {
     m.set(name, obj);
     if (old !== undefined && old.metadata?.uid !== obj.metadata?.uid) {
       // Same name, new object: the old one was deleted while we were not watching.
-      for (const h of this.handlers) h.delete?.(old);
-      for (const h of this.handlers) h.add?.(obj);
+      this.notify(old, (h) => h.delete?.(old));
+      this.notify(obj, (h) => h.add?.(obj));
     } else if (old === undefined) {
-      for (const h of this.handlers) h.add?.(obj);
+      this.notify(obj, (h) => h.add?.(obj));
     } else {
-      for (const h of this.handlers) h.update?.(old, obj);
+      this.notify(obj, (h) => h.update?.(old, obj));
     }
   }
 
@@ -279,6 +315,6 @@ export class Informer<T extends KubernetesObject> {
     if (m === undefined || old === undefined) return;
     m.delete(obj.metadata?.name ?? '');
     if (m.size === 0) this.byNamespace.delete(ns);
-    for (const h of this.handlers) h.delete?.(obj);
+    this.notify(obj, (h) => h.delete?.(obj));
   }
 }

@@ -128,7 +128,10 @@ describe('WorkQueue', () => {
     await delay(5);
     q.shutDown();
     let stopped = false;
-    void running.then(() => (stopped = true));
+    running.then(
+      () => (stopped = true),
+      () => undefined,
+    );
     await delay(5);
     expect(stopped).toBe(false);
     gate.resolve();

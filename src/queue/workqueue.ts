@@ -171,15 +171,19 @@ export class WorkQueue {
       this.addedAt.delete(key);
       this.dirty.delete(key);
       this.processing.set(key, started);
-      void pool.add(async () => {
-        try {
-          await handler(key);
-        } catch (err) {
+      pool
+        .add(async () => {
+          try {
+            await handler(key);
+          } catch (err) {
+            this.onHandlerError(key, err);
+          } finally {
+            this.done(key, started);
+          }
+        })
+        .catch((err: unknown) => {
           this.onHandlerError(key, err);
-        } finally {
-          this.done(key, started);
-        }
-      });
+        });
     }
   }
 
