@@ -551,7 +551,7 @@ suite('ExternalBackend with real backends', () => {
     expect(y.status?.addresses?.find((a) => a.ip === deniedIP)).toMatchObject({
       ready: false,
       state: 'Denied',
-      message: `in the deny list (${deniedIP}/32); not published`,
+      message: `denied: in ${deniedIP}/32 (--denied-cidrs); not published`,
     });
     expect(allIPs(await slice(ns, 'mixed-outrigger-ipv4'))).toEqual([ok]);
     await until(ns, 'mixed', 'an AddressDenied event', async () =>

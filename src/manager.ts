@@ -15,6 +15,10 @@ import { Throttle } from './kube/throttle.ts';
 import {
   customObjectClient,
   endpointSliceClient,
+  nodeClient,
+  transformNode,
+  transformServiceCIDR,
+  transformSliceAddresses,
   endpointsClient,
   podClient,
   serviceClient,
@@ -24,7 +28,8 @@ import {
   transformPod,
   transformService,
 } from './kube/resources.ts';
-import { DenyList, defaultDeniedCidrs } from './net/denylist.ts';
+import { builtinDeniedRanges } from './net/denylist.ts';
+import { ClusterRanges } from './kube/clusterranges.ts';
 import type { Logger } from './log.ts';
 import { createMetrics, type Metrics } from './metrics.ts';
 import { inClusterNamespace, observeRequests } from './kube/client.ts';
@@ -89,9 +94,14 @@ export async function runManager(
   const healthz: Check[] = [{ name: 'ping', check: () => undefined }];
   let endpoints: EndpointsController | undefined;
 
-  // One budget for every request outrigger makes on its own initiative (writes and events).
+  // One budget for the writes outrigger makes on its own initiative; Events have their own bounded
+  // path, so a flood of them never delays a write.
   const throttle = new Throttle(config.kubeApiQps, config.kubeApiBurst);
-  const events = eventRecorder(kc, log, throttle);
+  const events = eventRecorder(kc, log, {
+    onResult: (result) => {
+      metrics.events.inc({ result });
+    },
+  });
   const mode = config.selectorMode;
   const selectorNamespaces = mode.kind === 'namespaces' ? mode.namespaces : undefined;
   const backendNamespaces = config.watchNamespaces.length > 0 ? config.watchNamespaces : undefined;
@@ -105,11 +115,15 @@ export async function runManager(
       : selectorNamespaces === undefined || backendNamespaces === undefined
         ? undefined
         : [...new Set([...selectorNamespaces, ...backendNamespaces])];
+  // Informers whose sync gates readiness; the cluster-range ones may never sync (no RBAC) and are
+  // waited for separately, with a bound.
+  const rangeInformers: Pick<Informer<KubernetesObject>, 'run'>[] = [];
   const informer = <T extends KubernetesObject>(
     name: string,
     namespaces: readonly string[] | undefined,
     client: ResourceClient<unknown>,
     transform: (raw: unknown) => T,
+    gatesReadiness = true,
   ): Informer<T> => {
     const inf = new Informer<T>({
       name,
@@ -123,7 +137,7 @@ export async function runManager(
       },
       onError: report,
     });
-    informers.push(inf);
+    (gatesReadiness ? informers : rangeInformers).push(inf);
     return inf;
   };
   const services = informer('services', sharedNamespaces, serviceClient(kc), transformService);
@@ -141,6 +155,43 @@ export async function runManager(
     endpointSliceClient(kc, `${labelSliceManagedBy}=${managerName}`),
     transformEndpointSlice,
   );
+
+  const ranges = new ClusterRanges({
+    fixed: [
+      ...builtinDeniedRanges,
+      ...config.deniedCidrs.map((cidr) => ({
+        cidr,
+        source: '--denied-cidrs',
+        kind: 'flag' as const,
+      })),
+    ],
+    serviceCIDRs: informer(
+      'servicecidrs',
+      undefined,
+      customObjectClient(kc, 'networking.k8s.io', 'v1', 'servicecidrs'),
+      transformServiceCIDR,
+      false,
+    ),
+    nodes: informer('nodes', undefined, nodeClient(kc), transformNode, false),
+    apiServer: informer(
+      'apiserver-endpointslices',
+      ['default'],
+      endpointSliceClient(kc, 'kubernetes.io/service-name=kubernetes'),
+      transformSliceAddresses,
+      false,
+    ),
+    log,
+    onRanges: (counts, up) => {
+      for (const [source, n] of Object.entries(counts)) metrics.deniedRanges.set({ source }, n);
+      for (const [source, ok] of Object.entries(up))
+        metrics.rangeDiscoveryUp.set({ source }, ok ? 1 : 0);
+    },
+  });
+  let rangesReady = false;
+  readyz.push({
+    name: 'cluster-ranges',
+    check: () => (rangesReady ? undefined : 'cluster address ranges not discovered yet'),
+  });
 
   const controllers: { name: string; controller: Controller; run(): Promise<void> }[] = [];
   if (mode.kind !== 'off') {
@@ -167,7 +218,7 @@ export async function runManager(
     pods,
     writer: backendWriter(kc, metrics, throttle),
     events,
-    denyList: new DenyList([...defaultDeniedCidrs, ...config.deniedCidrs]),
+    denyList: ranges,
     probeConcurrency: config.maxConcurrentProbes,
     onProbeError: (err) => {
       report('probe', err);
@@ -178,6 +229,9 @@ export async function runManager(
     metrics,
   });
   controllers.push({ name: 'externalbackend', controller: xbc.controller, run: () => xbc.run() });
+  ranges.onChange(() => {
+    xbc.enqueueAll();
+  });
   for (const c of controllers) {
     healthz.push({
       name: `${c.name}-controller`,
@@ -206,13 +260,18 @@ export async function runManager(
   );
 
   const informerStop = new AbortController();
-  const running = informers.map((i) => i.run(informerStop.signal));
+  const running = [...informers, ...rangeInformers].map((i) => i.run(informerStop.signal));
+  const rangesRunning = ranges.run(informerStop.signal);
   let controllersDone: Promise<unknown> = Promise.resolve();
   const started = Date.now();
   // Every replica keeps its caches warm; only the leader runs controllers (and so writes and probes).
   const elector = config.leaderElect ? leaderElector(config, kc, log, metrics) : undefined;
   const [synced, elected] = await Promise.all([
-    Promise.all(informers.map((i) => i.waitForSync(stop))),
+    Promise.all([
+      ...informers.map((i) => i.waitForSync(stop)),
+      // Nothing is published before the deny list is complete (or its fallback is in place).
+      ranges.waitReady(stop, 30_000).then(() => (rangesReady = true)),
+    ]),
     elector === undefined ? Promise.resolve(true) : elector.acquire(stop),
   ]);
   if (elector !== undefined && elected) {
@@ -248,7 +307,7 @@ export async function runManager(
   await controllersDone;
   if (elected) await elector?.release();
   informerStop.abort();
-  await Promise.all(running);
+  await Promise.all([...running, rangesRunning]);
   await Promise.all([closeServer(metricsServer), closeServer(probeServer)]);
   uninstallLastResort();
 }

@@ -28,6 +28,8 @@ export interface Metrics {
   readonly unhandledErrors: Counter<'source'>;
   readonly probeScheduleLag: Histogram;
   readonly events: Counter<'result'>;
+  readonly deniedRanges: Gauge<'source'>;
+  readonly rangeDiscoveryUp: Gauge<'source'>;
   queue(name: string, inFlightSince: () => number[]): QueueMetrics;
 }
 
@@ -190,6 +192,18 @@ export function createMetrics(opts: { defaultMetrics?: boolean } = {}): Metrics 
       name: 'outrigger_events_total',
       help: 'Kubernetes Events outrigger tried to record, by result (sent, failed, dropped when the backlog was full, duplicate within the dedupe window).',
       labelNames: ['result'],
+      registers,
+    }),
+    deniedRanges: new Gauge({
+      name: 'outrigger_denied_ranges',
+      help: 'Address ranges ExternalBackends may not use, by kind of source (builtin, flag, servicecidr, pod-cidr, node-address, apiserver, fallback).',
+      labelNames: ['source'],
+      registers,
+    }),
+    rangeDiscoveryUp: new Gauge({
+      name: 'outrigger_cluster_range_discovery_up',
+      help: 'Whether outrigger can watch a source of the cluster’s address ranges (servicecidrs, nodes, apiserver); 0 means every private range is denied in its place.',
+      labelNames: ['source'],
       registers,
     }),
     queue(name, inFlightSince) {

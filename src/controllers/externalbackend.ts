@@ -34,6 +34,7 @@ import {
   parseStatus,
   readyCondition,
   statusEqual,
+  transitionEvents,
   type Problem,
 } from '../externalbackend/status.ts';
 import type { ProbeSpec } from '../health/probe.ts';
@@ -60,7 +61,8 @@ export interface ExternalBackendControllerOptions {
   readonly pods: Informer<V1Pod>;
   readonly writer: BackendWriter;
   readonly events: EventRecorder;
-  readonly denyList: DenyList;
+  /** The current deny list; it changes as cluster ranges come and go (call enqueueAll then). */
+  readonly denyList: Pick<DenyList, 'denies'>;
   readonly probeConcurrency: number;
   /** An error escaped a probe (a bug): logged and counted by the caller. */
   readonly onProbeError?: (err: unknown) => void;
@@ -156,6 +158,9 @@ export class ExternalBackendController {
         o.metrics.probeTotal.inc({ result: result.ok ? 'success' : 'failure' });
         if (changed) q.add(backendKeyOfTarget(target.key));
       },
+      onLag: (seconds) => {
+        o.metrics.probeScheduleLag.observe(seconds);
+      },
       onError: (_target, err) => {
         o.onProbeError?.(err);
       },
@@ -230,6 +235,12 @@ export class ExternalBackendController {
 
   run(): Promise<void> {
     return this.controller.run((key) => this.reconcile(key));
+  }
+
+  /** Queues every backend in scope: something they all depend on (the deny list) changed. */
+  enqueueAll(): void {
+    for (const xb of this.o.backends.list())
+      if (this.o.inScope(xb.metadata?.namespace ?? '')) this.controller.queue.add(objectKey(xb));
   }
 
   async shutDown(): Promise<void> {
@@ -476,8 +487,8 @@ export class ExternalBackendController {
         input.views.filter((v) => v.state === state).length,
       );
     }
-    for (const t of addressTransitions(previous, input.views, input.failOpen))
-      this.o.events.event(ref, t.type, t.reason, t.message);
+    for (const e of transitionEvents(addressTransitions(previous, input.views, input.failOpen)))
+      this.o.events.event(ref, e.type, e.reason, e.message);
     const ready = readyCondition(input);
     const before = previous?.conditions?.find((c) => c.type === 'Ready');
     if (before?.reason !== ready.reason) {

@@ -141,7 +141,7 @@ describe('addressViews', () => {
     expect(views[0]).toMatchObject({
       state: 'Denied',
       ready: false,
-      message: 'in the deny list (10.96.0.0/12); not published',
+      message: 'denied: in 10.96.0.0/12 (--denied-cidrs); not published',
     });
     expect(views[1]).toMatchObject({ state: 'Unhealthy', ready: true });
   });

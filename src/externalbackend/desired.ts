@@ -167,7 +167,7 @@ export interface AddressView {
 export function addressViews(
   spec: ExternalBackendSpec,
   health: ReadonlyMap<string, AddressHealth>,
-  denyList: DenyList,
+  denyList: Pick<DenyList, 'denies'>,
 ): { views: AddressView[]; failOpen: boolean } {
   const views: AddressView[] = spec.addresses.map((a) => {
     const extra = {
@@ -181,7 +181,7 @@ export function addressViews(
         ...extra,
         state: 'Denied',
         ready: false,
-        message: `in the deny list (${denied}); not published`,
+        message: `denied: ${denied}; not published`,
       };
     }
     if (spec.healthCheck === undefined)

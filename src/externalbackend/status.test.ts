@@ -7,6 +7,8 @@ import {
   readyCondition,
   setCondition,
   statusEqual,
+  transitionEvents,
+  type Transition,
 } from './status.ts';
 
 const view = (
@@ -225,7 +227,7 @@ describe('addressTransitions', () => {
       'still published because every address fails and failOpen is true',
     );
     const denied = [
-      view('10.0.0.1', 'Denied', false, 'in the deny list (10.0.0.0/8); not published'),
+      view('10.0.0.1', 'Denied', false, 'denied: in 10.0.0.0/8 (--denied-cidrs); not published'),
     ];
     expect(addressTransitions(undefined, denied, false).map((x) => x.reason)).toEqual([
       'AddressDenied',
@@ -239,5 +241,47 @@ describe('addressTransitions', () => {
       now: t0,
     });
     expect(addressTransitions(after, denied, false)).toEqual([]);
+  });
+});
+
+describe('transitionEvents', () => {
+  const t = (ip: string, reason: Transition['reason'], detail = ''): Transition => ({
+    ip,
+    from: 'Healthy',
+    to:
+      reason === 'AddressHealthy' ? 'Healthy' : reason === 'AddressDenied' ? 'Denied' : 'Unhealthy',
+    type: reason === 'AddressHealthy' ? 'Normal' : 'Warning',
+    reason,
+    message: `${ip} single`,
+    detail,
+    outcome: 'removed from the ready set',
+  });
+
+  it('keeps a lone transition as it is', () => {
+    expect(transitionEvents([t('192.0.2.1', 'AddressUnhealthy', 'ECONNREFUSED')])).toEqual([
+      { type: 'Warning', reason: 'AddressUnhealthy', message: '192.0.2.1 single' },
+    ]);
+  });
+
+  it('makes one Event per reason that names the addresses, up to ten', () => {
+    const many = Array.from({ length: 25 }, (_, i) =>
+      t(`192.0.2.${String(i + 1)}`, 'AddressDenied', 'in 192.0.2.0/24 (policy)'),
+    );
+    const events = transitionEvents([
+      ...many,
+      t('198.51.100.1', 'AddressUnhealthy', 'ECONNREFUSED'),
+      t('198.51.100.2', 'AddressUnhealthy', 'no connection within 1000 ms'),
+    ]);
+    expect(events).toHaveLength(2);
+    expect(events[0]?.reason).toBe('AddressDenied');
+    expect(events[0]?.message).toMatch(
+      /^25 addresses are denied and not published: 192\.0\.2\.1 \(in 192\.0\.2\.0\/24 \(policy\)\), .* and 15 more$/,
+    );
+    expect(events[1]).toEqual({
+      type: 'Warning',
+      reason: 'AddressUnhealthy',
+      message:
+        '2 addresses failed their health check; removed from the ready set: 198.51.100.1 (ECONNREFUSED), 198.51.100.2 (no connection within 1000 ms)',
+    });
   });
 });

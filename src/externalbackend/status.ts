@@ -160,6 +160,10 @@ export interface Transition {
   readonly type: 'Normal' | 'Warning';
   readonly reason: 'AddressUnhealthy' | 'AddressHealthy' | 'AddressDenied';
   readonly message: string;
+  /** The address's own part of the message (the probe error, why it is denied). */
+  readonly detail: string;
+  /** What happens to the address, for aggregated messages. */
+  readonly outcome: string;
 }
 
 /**
@@ -177,13 +181,18 @@ export function addressTransitions(
     const from = prev.get(v.ip);
     if (from === v.state) continue;
     if (v.state === 'Unhealthy') {
+      const outcome = failOpen
+        ? 'still published because every address fails and failOpen is true'
+        : 'removed from the ready set';
       out.push({
         ip: v.ip,
         from,
         to: v.state,
         type: 'Warning',
         reason: 'AddressUnhealthy',
-        message: `${v.ip} failed its health check (${v.message}); ${failOpen ? 'still published because every address fails and failOpen is true' : 'removed from the ready set'}`,
+        message: `${v.ip} failed its health check (${v.message}); ${outcome}`,
+        detail: v.message,
+        outcome,
       });
     } else if (v.state === 'Healthy' && from === 'Unhealthy') {
       out.push({
@@ -193,6 +202,8 @@ export function addressTransitions(
         type: 'Normal',
         reason: 'AddressHealthy',
         message: `${v.ip} passes its health check again; back in the ready set`,
+        detail: '',
+        outcome: 'back in the ready set',
       });
     } else if (v.state === 'Denied') {
       out.push({
@@ -202,8 +213,51 @@ export function addressTransitions(
         type: 'Warning',
         reason: 'AddressDenied',
         message: `${v.ip} is ${v.message}`,
+        detail: v.message.replace(/^denied: /, '').replace(/; not published$/, ''),
+        outcome: 'not published',
       });
     }
+  }
+  return out;
+}
+
+/** At most this many addresses are named in one aggregated Event. */
+export const maxNamedInEvent = 10;
+
+/**
+ * The Events for one reconcile's transitions: one per reason. Many addresses of one backend
+ * changing at once (a subnet going dark, a policy revoked) make one Event that names them, not one
+ * Event each.
+ */
+export function transitionEvents(
+  transitions: readonly Transition[],
+): { type: 'Normal' | 'Warning'; reason: Transition['reason']; message: string }[] {
+  const byReason = new Map<Transition['reason'], Transition[]>();
+  for (const t of transitions) byReason.set(t.reason, [...(byReason.get(t.reason) ?? []), t]);
+  const out: { type: 'Normal' | 'Warning'; reason: Transition['reason']; message: string }[] = [];
+  for (const [reason, ts] of byReason) {
+    const first = ts[0];
+    if (first === undefined) continue;
+    if (ts.length === 1) {
+      out.push({ type: first.type, reason, message: first.message });
+      continue;
+    }
+    const named = ts
+      .slice(0, maxNamedInEvent)
+      .map((t) => (t.detail ? `${t.ip} (${t.detail})` : t.ip))
+      .join(', ');
+    const more =
+      ts.length > maxNamedInEvent ? ` and ${String(ts.length - maxNamedInEvent)} more` : '';
+    const what = {
+      AddressUnhealthy: `failed their health check; ${first.outcome}`,
+      AddressHealthy: 'pass their health check again; back in the ready set',
+      AddressDenied: 'are denied and not published',
+    }[reason];
+    out.push({
+      type: first.type,
+      reason,
+      message: `${String(ts.length)} addresses ${what}: ${named}${more}`,
+    });
   }
   return out;
 }

@@ -97,7 +97,10 @@ describe('probe', () => {
   it('refuses deny-listed addresses without connecting', async () => {
     seen.length = 0;
     const r = await probe(get('/ok'), 1000, new DenyList(defaultDeniedCidrs));
-    expect(r).toMatchObject({ ok: false, message: 'address is in the deny list (127.0.0.0/8)' });
+    expect(r).toMatchObject({
+      ok: false,
+      message: 'address is denied: in 127.0.0.0/8 (--denied-cidrs)',
+    });
     expect(seen).toEqual([]);
   });
 });

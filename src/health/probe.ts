@@ -127,7 +127,7 @@ export async function probe(
   try {
     const denied = denyList.denies(spec.ip);
     if (denied !== undefined)
-      return { ok: false, seconds: 0, message: `address is in the deny list (${denied})` };
+      return { ok: false, seconds: 0, message: `address is denied: ${denied}` };
     err =
       spec.kind === 'tcp' ? await tcp(spec.ip, spec.port, timeoutMs) : await http(spec, timeoutMs);
   } catch (e) {

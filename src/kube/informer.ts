@@ -61,6 +61,12 @@ export interface InformerOptions<T> {
   readonly onError?: (source: ErrorSource, err: unknown) => void;
 }
 
+export interface ListFailure {
+  /** The HTTP status, when the API server answered (403 Forbidden, 404 Not Found, ...). */
+  readonly code?: number;
+  readonly message: string;
+}
+
 export type WatchEndReason = 'closed' | 'stalled' | 'expired' | 'error';
 
 export function objectKey(obj: KubernetesObject): string {
@@ -90,6 +96,7 @@ export class Informer<T extends KubernetesObject> {
   private readonly byNamespace = new Map<string, Map<string, T>>();
   private readonly handlers: EventHandlers<T>[] = [];
   private readonly syncedScopes = new Set<string>();
+  private lastFailure: ListFailure | undefined;
   private readonly scopes: readonly (string | undefined)[];
   private readonly opts: InformerOptions<T>;
 
@@ -104,6 +111,11 @@ export class Informer<T extends KubernetesObject> {
 
   addHandlers(h: EventHandlers<T>): void {
     this.handlers.push(h);
+  }
+
+  /** Why the last list or watch failed, until a list succeeds again. */
+  failure(): ListFailure | undefined {
+    return this.lastFailure;
   }
 
   hasSynced(): boolean {
@@ -145,6 +157,7 @@ export class Informer<T extends KubernetesObject> {
       try {
         let rv = await this.relist(namespace);
         this.syncedScopes.add(scope);
+        this.lastFailure = undefined;
         backoffMs = 800;
         for (;;) {
           if (isAborted(signal)) return;
@@ -156,6 +169,12 @@ export class Informer<T extends KubernetesObject> {
           this.opts.log.debug({ informer: this.name, namespace }, 'watch expired; relisting');
           continue;
         }
+        const code = (err as { code?: unknown; statusCode?: unknown } | null) ?? {};
+        const status = typeof code.code === 'number' ? code.code : code.statusCode;
+        this.lastFailure = {
+          ...(typeof status === 'number' ? { code: status } : {}),
+          message: err instanceof Error ? err.message : String(err),
+        };
         const wait = backoffMs * (0.5 + Math.random());
         this.opts.log.warn(
           { informer: this.name, namespace, err: String(err), retryInMs: Math.round(wait) },

@@ -268,3 +268,64 @@ export const endpointsClient = (kc: KubeConfig): ResourceClient<unknown> =>
       ? core.listEndpointsForAllNamespaces(p)
       : core.listNamespacedEndpoints({ namespace, ...p }),
   );
+
+/** What a Node says about the cluster's address space: its pod ranges and its own addresses. */
+export interface CachedNode extends KubernetesObject {
+  readonly podCIDRs: readonly string[];
+  readonly addresses: readonly string[];
+}
+
+export function transformNode(raw: unknown): CachedNode {
+  const r = rec(raw);
+  const spec = rec(r.spec);
+  const status = rec(r.status);
+  const strings = (v: unknown): string[] =>
+    Array.isArray(v) ? v.filter((x): x is string => typeof x === 'string') : [];
+  const podCIDRs = strings(spec.podCIDRs);
+  if (podCIDRs.length === 0 && typeof spec.podCIDR === 'string') podCIDRs.push(spec.podCIDR);
+  return {
+    metadata: meta(r.metadata),
+    podCIDRs,
+    addresses: Array.isArray(status.addresses)
+      ? status.addresses.map(rec).flatMap((a) => (typeof a.address === 'string' ? [a.address] : []))
+      : [],
+  };
+}
+
+/** A networking.k8s.io/v1 ServiceCIDR: the ranges ClusterIPs are allocated from. */
+export interface CachedServiceCIDR extends KubernetesObject {
+  readonly cidrs: readonly string[];
+}
+
+export function transformServiceCIDR(raw: unknown): CachedServiceCIDR {
+  const r = rec(raw);
+  const cidrs = rec(r.spec).cidrs;
+  return {
+    metadata: meta(r.metadata),
+    cidrs: Array.isArray(cidrs) ? cidrs.filter((c): c is string => typeof c === 'string') : [],
+  };
+}
+
+/** The addresses of an EndpointSlice, nothing else (the API server's own slices). */
+export interface CachedSliceAddresses extends KubernetesObject {
+  readonly addresses: readonly string[];
+}
+
+export function transformSliceAddresses(raw: unknown): CachedSliceAddresses {
+  const r = rec(raw);
+  return {
+    metadata: meta(r.metadata),
+    addresses: Array.isArray(r.endpoints)
+      ? r.endpoints
+          .map(rec)
+          .flatMap((e) =>
+            Array.isArray(e.addresses)
+              ? e.addresses.filter((a): a is string => typeof a === 'string')
+              : [],
+          )
+      : [],
+  };
+}
+
+export const nodeClient = (kc: KubeConfig): ResourceClient<unknown> =>
+  coreClient(kc, 'nodes', (core, _namespace, p) => core.listNode(p));

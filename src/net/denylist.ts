@@ -1,20 +1,67 @@
+import { isIP } from 'node:net';
 import ipaddr from 'ipaddr.js';
 
 /**
  * Addresses a namespace user must not be able to publish or make outrigger probe: Endpoints can
- * steer traffic (CVE-2021-25740), and the health checker is a network client users aim. The chart
- * adds the cluster's pod and service CIDRs.
+ * steer traffic (CVE-2021-25740), and the health checker is a network client users aim. This is
+ * the part that needs no configuration; the cluster's own ranges are discovered by watching (see
+ * kube/clusterranges.ts) and administrators add more with --denied-cidrs.
  */
-export const defaultDeniedCidrs: readonly string[] = [
-  '0.0.0.0/8', // "this network", incl. the unspecified address
-  '127.0.0.0/8', // loopback
-  '169.254.0.0/16', // link-local, incl. the cloud metadata service 169.254.169.254
-  '224.0.0.0/4', // multicast
-  '255.255.255.255/32', // broadcast
-  '::/128', // unspecified
-  '::1/128', // loopback
-  'fe80::/10', // link-local
-  'ff00::/8', // multicast
+
+/** A denied range and why, in words for status messages ("ServiceCIDR kubernetes"). */
+export interface DeniedRange {
+  readonly cidr: string;
+  readonly source: string;
+  /** A bounded name of the kind of source, for metrics. */
+  readonly kind: RangeKind;
+}
+
+export type RangeKind =
+  'builtin' | 'flag' | 'servicecidr' | 'pod-cidr' | 'node-address' | 'apiserver' | 'fallback';
+
+const builtin = (source: string, ...cidrs: string[]): DeniedRange[] =>
+  cidrs.map((cidr) => ({ cidr, source, kind: 'builtin' }));
+
+export const builtinDeniedRanges: readonly DeniedRange[] = [
+  ...builtin('"this network" and unspecified', '0.0.0.0/8', '::/128'),
+  ...builtin('loopback', '127.0.0.0/8', '::1/128'),
+  ...builtin(
+    'link-local, incl. the 169.254.169.254 metadata service',
+    '169.254.0.0/16',
+    'fe80::/10',
+  ),
+  ...builtin('multicast', '224.0.0.0/4', 'ff00::/8'),
+  ...builtin('reserved and broadcast', '240.0.0.0/4'),
+  // Instance-metadata and platform services outside the link-local ranges, as the clouds document
+  // them: AWS's IPv6 metadata, DNS, NTP and pod-identity endpoints (fd00:ec2::254, ::253, ::123,
+  // ::23), Azure's WireServer, Alibaba Cloud's metadata service, Oracle Cloud's IPv6 metadata
+  // service and its Classic metadata address, and the IPv6 metadata addresses reported for Google
+  // Cloud, Scaleway, Akamai and Alibaba Cloud.
+  ...builtin('cloud metadata (AWS)', 'fd00:ec2::/32'),
+  ...builtin('cloud platform service (Azure WireServer)', '168.63.129.16/32'),
+  ...builtin('cloud metadata (Alibaba Cloud)', '100.100.100.200/32', 'fd00:100::100:200/128'),
+  ...builtin('cloud metadata (Oracle Cloud)', 'fd00:c1::a9fe:a9fe/128', '192.0.0.192/32'),
+  ...builtin('cloud metadata (Google Cloud)', 'fd20:ce::254/128'),
+  ...builtin('cloud metadata (Scaleway)', 'fd00:42::42/128'),
+  ...builtin('cloud metadata (Akamai)', 'fd00:a9fe:a9fe::1/128'),
+  // NAT64 with an operator-chosen prefix length: where the IPv4 address sits cannot be known.
+  ...builtin('local-use NAT64 (RFC 8215)', '64:ff9b:1::/48'),
+];
+
+/** The CIDRs of the built-in list, for --help and the README. */
+export const defaultDeniedCidrs: readonly string[] = builtinDeniedRanges.map((r) => r.cidr);
+
+/**
+ * Denied when cluster ranges cannot be discovered (no RBAC to list Nodes or ServiceCIDRs, or an API
+ * server without them): every private range, so that the unknown pod, service and node addresses
+ * are covered, at the cost of refusing private external backends until discovery works.
+ */
+export const fallbackDeniedCidrs: readonly string[] = [
+  '10.0.0.0/8',
+  '172.16.0.0/12',
+  '192.168.0.0/16',
+  '100.64.0.0/10',
+  'fc00::/7',
 ];
 
 export function isValidCIDR(text: string): boolean {
@@ -26,29 +73,88 @@ export function isValidCIDR(text: string): boolean {
   }
 }
 
-type Range = [ipaddr.IPv4 | ipaddr.IPv6, number];
+type Addr = ipaddr.IPv4 | ipaddr.IPv6;
+type Range = [Addr, number];
+
+const v4 = (bytes: readonly number[]): ipaddr.IPv4 =>
+  new ipaddr.IPv4([bytes[0] ?? 0, bytes[1] ?? 0, bytes[2] ?? 0, bytes[3] ?? 0]);
+
+function inRange(addr: ipaddr.IPv6, cidr: string): boolean {
+  const r = ipaddr.parseCIDR(cidr);
+  return r[0].kind() === 'ipv6' && addr.match(r);
+}
+
+/**
+ * IPv4 addresses an IPv6 address carries, which a translator or tunnel may deliver traffic to:
+ * IPv4-mapped (::ffff:a.b.c.d), IPv4-translated (::ffff:0:a.b.c.d), IPv4-compatible (::a.b.c.d),
+ * NAT64 well-known prefix (64:ff9b::/96, RFC 6052), 6to4 (2002:AABB:CCDD::/48, RFC 3056), and
+ * Teredo (2001::/32: the server in bits 32–63, the client XOR-ed in the last 32 bits, RFC 4380).
+ */
+export function embeddedIPv4(addr: ipaddr.IPv6): { ip: ipaddr.IPv4; via: string }[] {
+  const b = addr.toByteArray();
+  const last = v4(b.slice(12, 16));
+  if (addr.isIPv4MappedAddress()) return [{ ip: last, via: 'IPv4-mapped' }];
+  if (inRange(addr, '::ffff:0:0:0/96')) return [{ ip: last, via: 'IPv4-translated' }];
+  if (inRange(addr, '64:ff9b::/96')) return [{ ip: last, via: 'NAT64' }];
+  if (inRange(addr, '2002::/16')) return [{ ip: v4(b.slice(2, 6)), via: '6to4' }];
+  if (inRange(addr, '2001::/32')) {
+    const client = v4(b.slice(12, 16).map((x) => x ^ 0xff));
+    return [
+      { ip: client, via: 'Teredo client' },
+      { ip: v4(b.slice(4, 8)), via: 'Teredo server' },
+    ];
+  }
+  // ::a.b.c.d, but not :: or ::1, which are denied as themselves.
+  if (inRange(addr, '::/96') && !inRange(addr, '::/127'))
+    return [{ ip: last, via: 'IPv4-compatible' }];
+  return [];
+}
 
 export class DenyList {
-  private readonly ranges: readonly { text: string; range: Range }[];
+  private readonly ranges: readonly {
+    text: string;
+    source: string;
+    kind: RangeKind;
+    range: Range;
+  }[];
 
-  /** Throws with the offending entry when a CIDR is malformed. */
-  constructor(cidrs: readonly string[]) {
-    this.ranges = cidrs.map((text) => {
+  /** Throws with the offending entry when a CIDR is malformed. Plain strings are "--denied-cidrs". */
+  constructor(entries: readonly (string | DeniedRange)[]) {
+    this.ranges = entries.map((e) => {
+      const { cidr, source, kind } =
+        typeof e === 'string' ? { cidr: e, source: '--denied-cidrs', kind: 'flag' as const } : e;
       try {
-        return { text, range: ipaddr.parseCIDR(text) };
+        return { text: cidr, source, kind, range: ipaddr.parseCIDR(cidr) };
       } catch {
-        throw new Error(`invalid CIDR "${text}"`);
+        throw new Error(`invalid CIDR "${cidr}"`);
       }
     });
   }
 
-  /** The deny-list entry that covers `ip`, or undefined when it is allowed (or not an IP). */
+  get size(): number {
+    return this.ranges.length;
+  }
+
+  private match(addr: Addr): { text: string; source: string } | undefined {
+    return this.ranges.find((r) => addr.kind() === r.range[0].kind() && addr.match(r.range));
+  }
+
+  /**
+   * Why `ip` is denied ("in 10.96.0.0/16 (ServiceCIDR kubernetes)"), or undefined when it is
+   * allowed. Anything that is not a literal IP address is denied: outrigger never resolves names.
+   */
   denies(ip: string): string | undefined {
-    if (!ipaddr.isValid(ip)) return undefined;
-    // IPv4-mapped IPv6 (::ffff:127.0.0.1) is matched as the IPv4 address it is.
-    const addr = ipaddr.process(ip);
-    for (const { text, range } of this.ranges) {
-      if (addr.kind() === range[0].kind() && addr.match(range)) return text;
+    // Node's check is strict; ipaddr.js also accepts legacy forms such as "2130706433" (127.0.0.1).
+    if (isIP(ip) === 0) return 'not an IP address (names are never resolved)';
+    const addr = ipaddr.parse(ip);
+    const direct = this.match(addr);
+    if (direct !== undefined) return `in ${direct.text} (${direct.source})`;
+    if (addr.kind() === 'ipv6') {
+      for (const { ip: inner, via } of embeddedIPv4(addr as ipaddr.IPv6)) {
+        const hit = this.match(inner);
+        if (hit !== undefined)
+          return `carries ${inner.toString()} (${via}), in ${hit.text} (${hit.source})`;
+      }
     }
     return undefined;
   }

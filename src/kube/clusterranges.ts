@@ -1,0 +1,233 @@
+// The cluster's own address space, discovered and kept current by watching, so that no namespace
+// user can publish a ClusterIP, a pod IP, a node address or the API server as an ExternalBackend
+// address without anyone configuring anything: every ServiceCIDR, every Node's podCIDRs and
+// addresses, and the `kubernetes` Service's endpoints. When a source cannot be watched (no RBAC, an
+// API server without ServiceCIDRs), the private ranges are denied in its place, and that is said in
+// the log, a metric and the message of every address it denies.
+import { isIP } from 'node:net';
+import ipaddr from 'ipaddr.js';
+import type { Logger } from '../log.ts';
+import { isAborted, sleep } from '../signals.ts';
+import { DenyList, fallbackDeniedCidrs, type DeniedRange } from '../net/denylist.ts';
+import type { Informer, ListFailure } from './informer.ts';
+import type { CachedNode, CachedServiceCIDR, CachedSliceAddresses } from './resources.ts';
+
+export type RangeSource = 'servicecidrs' | 'nodes' | 'apiserver';
+
+export interface ClusterRangeInputs {
+  readonly serviceCIDRs: readonly CachedServiceCIDR[];
+  readonly nodes: readonly CachedNode[];
+  /** EndpointSlices of default/kubernetes. */
+  readonly apiServer: readonly CachedSliceAddresses[];
+  /** Sources that cannot be watched, with why. */
+  readonly unavailable: ReadonlyMap<RangeSource, string>;
+}
+
+function host(ip: string): string | undefined {
+  if (isIP(ip) === 0) return undefined;
+  const addr = ipaddr.process(ip);
+  return `${addr.toString()}/${addr.kind() === 'ipv4' ? '32' : '128'}`;
+}
+
+function cidr(text: string): string | undefined {
+  try {
+    const [addr, bits] = ipaddr.parseCIDR(text);
+    return `${addr.toString()}/${String(bits)}`;
+  } catch {
+    return undefined;
+  }
+}
+
+const describeSource: Record<RangeSource, string> = {
+  servicecidrs: 'ServiceCIDRs',
+  nodes: 'Nodes',
+  apiserver: 'the kubernetes Service endpoints',
+};
+
+/** The denied ranges the cluster's objects imply (pure). */
+export function clusterRanges(i: ClusterRangeInputs): DeniedRange[] {
+  const out: DeniedRange[] = [];
+  for (const s of i.serviceCIDRs) {
+    for (const c of s.cidrs) {
+      const r = cidr(c);
+      if (r !== undefined)
+        out.push({ cidr: r, source: `ServiceCIDR ${s.metadata?.name ?? ''}`, kind: 'servicecidr' });
+    }
+  }
+  for (const n of i.nodes) {
+    const name = n.metadata?.name ?? '';
+    for (const c of n.podCIDRs) {
+      const r = cidr(c);
+      if (r !== undefined)
+        out.push({ cidr: r, source: `pod CIDR of Node ${name}`, kind: 'pod-cidr' });
+    }
+    for (const a of n.addresses) {
+      const r = host(a);
+      if (r !== undefined)
+        out.push({ cidr: r, source: `address of Node ${name}`, kind: 'node-address' });
+    }
+  }
+  for (const s of i.apiServer) {
+    for (const a of s.addresses) {
+      const r = host(a);
+      if (r !== undefined)
+        out.push({ cidr: r, source: 'the API server (kubernetes Service)', kind: 'apiserver' });
+    }
+  }
+  const why = [...i.unavailable].map(([src, reason]) => `${describeSource[src]}: ${reason}`);
+  if (why.length > 0) {
+    const source = `private range, denied because cluster ranges are unknown (${why.join('; ')})`;
+    for (const c of fallbackDeniedCidrs) out.push({ cidr: c, source, kind: 'fallback' });
+  }
+  return out;
+}
+
+/** Whether a list failure means "this will not work until someone changes RBAC or the cluster". */
+export function isPermanent(f: ListFailure | undefined): boolean {
+  return f?.code === 401 || f?.code === 403 || f?.code === 404;
+}
+
+export interface ClusterRangesOptions {
+  /** Built-in and --denied-cidrs ranges, always denied. */
+  readonly fixed: readonly DeniedRange[];
+  readonly serviceCIDRs: Informer<CachedServiceCIDR>;
+  readonly nodes: Informer<CachedNode>;
+  readonly apiServer: Informer<CachedSliceAddresses>;
+  readonly log: Logger;
+  /** Ranges by source (after each change) and which sources are being discovered (1) or not (0). */
+  readonly onRanges?: (
+    counts: Readonly<Record<string, number>>,
+    up: Readonly<Record<RangeSource, boolean>>,
+  ) => void;
+}
+
+/**
+ * The current deny list, rebuilt when a watched object changes what is denied. Listeners are told
+ * after every change of the denied set (not of the objects: Node status updates that change no
+ * address are quiet).
+ */
+export class ClusterRanges {
+  private readonly o: ClusterRangesOptions;
+  private list: DenyList;
+  private signature = '';
+  private readonly listeners: (() => void)[] = [];
+  private readonly gaveUp = new Map<RangeSource, string>();
+
+  constructor(o: ClusterRangesOptions) {
+    this.o = o;
+    this.list = new DenyList(o.fixed);
+    const changed = (): void => {
+      this.rebuild();
+    };
+    for (const inf of [o.serviceCIDRs, o.nodes, o.apiServer] as const)
+      (inf as Informer<CachedNode | CachedServiceCIDR | CachedSliceAddresses>).addHandlers({
+        add: changed,
+        update: changed,
+        delete: changed,
+      });
+  }
+
+  /** Why `ip` is denied, or undefined when it is allowed (see DenyList.denies). */
+  denies(ip: string): string | undefined {
+    return this.list.denies(ip);
+  }
+
+  current(): DenyList {
+    return this.list;
+  }
+
+  onChange(fn: () => void): void {
+    this.listeners.push(fn);
+  }
+
+  private sources(): [
+    RangeSource,
+    Informer<CachedNode | CachedServiceCIDR | CachedSliceAddresses>,
+  ][] {
+    return [
+      ['servicecidrs', this.o.serviceCIDRs],
+      ['nodes', this.o.nodes],
+      ['apiserver', this.o.apiServer],
+    ];
+  }
+
+  /** Sources that have not synced and cannot (or were given up on), with why. */
+  private unavailable(): Map<RangeSource, string> {
+    const out = new Map<RangeSource, string>();
+    for (const [name, inf] of this.sources()) {
+      if (inf.hasSynced()) continue;
+      const f = inf.failure();
+      if (isPermanent(f)) out.set(name, f?.message ?? 'cannot be listed');
+      else if (this.gaveUp.has(name)) out.set(name, this.gaveUp.get(name) ?? 'not synced');
+    }
+    return out;
+  }
+
+  /** Recomputes the list; tells listeners when what is denied changed. */
+  rebuild(): void {
+    const unavailable = this.unavailable();
+    const discovered = clusterRanges({
+      serviceCIDRs: this.o.serviceCIDRs.list(),
+      nodes: this.o.nodes.list(),
+      apiServer: this.o.apiServer.list(),
+      unavailable,
+    });
+    const signature = JSON.stringify(discovered);
+    if (signature === this.signature) return;
+    const wasUnavailable = this.signature.includes('"kind":"fallback"');
+    this.signature = signature;
+    this.list = new DenyList([...this.o.fixed, ...discovered]);
+    if (unavailable.size > 0 && !wasUnavailable)
+      this.o.log.error(
+        { unavailable: Object.fromEntries(unavailable) },
+        'cannot discover the cluster’s address ranges; denying every private range (RFC 1918, RFC 6598, ULA) in their place',
+      );
+    else if (unavailable.size === 0 && wasUnavailable)
+      this.o.log.info(
+        'cluster address ranges discovered again; private ranges no longer denied wholesale',
+      );
+    const counts: Record<string, number> = {};
+    for (const d of discovered) {
+      const key = d.source.startsWith('private range')
+        ? 'fallback'
+        : (d.source.split(' ')[0] ?? '');
+      counts[key] = (counts[key] ?? 0) + 1;
+    }
+    this.o.onRanges?.(counts, {
+      servicecidrs: !unavailable.has('servicecidrs'),
+      nodes: !unavailable.has('nodes'),
+      apiserver: !unavailable.has('apiserver'),
+    });
+    for (const fn of this.listeners) fn();
+  }
+
+  /**
+   * Re-judges the sources every few seconds until `signal` aborts: a source whose RBAC is granted
+   * later syncs with no objects and so fires no handler, and one that starts failing fires none.
+   */
+  async run(signal: AbortSignal, everyMs = 5000): Promise<void> {
+    while (!signal.aborted) {
+      await sleep(everyMs, signal);
+      if (!isAborted(signal)) this.rebuild();
+    }
+  }
+
+  /**
+   * Waits until every source has synced or cannot be (401/403/404), at most `timeoutMs`; sources
+   * still pending then are given up on (their fallback applies until they sync). Resolves early
+   * when `signal` aborts.
+   */
+  async waitReady(signal: AbortSignal, timeoutMs: number): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    const settled = (): boolean =>
+      this.sources().every(([, inf]) => inf.hasSynced() || isPermanent(inf.failure()));
+    while (!settled() && !signal.aborted && Date.now() < deadline) await sleep(50, signal);
+    for (const [name, inf] of this.sources())
+      if (!inf.hasSynced() && !isPermanent(inf.failure()))
+        this.gaveUp.set(
+          name,
+          `not synced within ${String(Math.round(timeoutMs / 1000))} s: ${inf.failure()?.message ?? 'no answer'}`,
+        );
+    this.rebuild();
+  }
+}
