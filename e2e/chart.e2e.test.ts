@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import {
+  AdmissionregistrationV1Api,
   AppsV1Api,
   AuthorizationV1Api,
   CoordinationV1Api,
@@ -16,6 +17,8 @@ import {
   DiscoveryV1Api,
   KubeConfig,
   NetworkingV1Api,
+  PatchStrategy,
+  setHeaderOptions,
   RbacAuthorizationV1Api,
   type V1ClusterRole,
   type V1PolicyRule,
@@ -42,6 +45,15 @@ let core: CoreV1Api;
 let rbac: RbacAuthorizationV1Api;
 let saKubeconfig: string;
 
+const scenarioLabel = 'outrigger-e2e/rbac-scenario';
+const scenarioRules = [
+  {
+    name: 'rbac-scenario',
+    namespaceSelector: { matchExpressions: [{ key: scenarioLabel, operator: 'Exists' }] },
+    cidrs: ['192.0.2.0/24', '10.0.0.0/8', '172.16.0.0/12'],
+  },
+];
+
 function helm(args: readonly string[]): { status: number | null; out: string } {
   const r = spawnSync(helmBin, args, { encoding: 'utf8' });
   return { status: r.status, out: r.stdout + r.stderr };
@@ -63,6 +75,9 @@ beforeAll(async () => {
     '--create-namespace',
     // Every rule on: the proof below covers selector mode's `update` on Endpoints too.
     '--set=selectorMode=all',
+    // The scenario's namespaces may register documentation and private addresses (the private
+    // ones to prove they are still denied as cluster ranges), chosen by a namespace label.
+    `--set-json=addressPolicy.rules=${JSON.stringify(scenarioRules)}`,
   ]);
   if (installed.status !== 0) throw new Error(`helm install failed:\n${installed.out}`);
   saKubeconfig = await serviceAccountKubeconfig(release);
@@ -105,6 +120,7 @@ local('the Helm chart', () => {
       ['selectorMode=All', "at '/selectorMode': 'All' does not match pattern"],
       ['deniedCIDRs={10.0.0.0}', "at '/deniedCIDRs/0': '10.0.0.0' does not match pattern"],
       ['leaderElection.leaseDuration=15', 'got number, want string'],
+      ['addressPolicy.rules[0].name=Bad Name', "at '/addressPolicy/rules/0'"],
     ] as const) {
       const r = helm([
         'template',
@@ -181,7 +197,7 @@ local('the Helm chart', () => {
     ).rejects.toThrow(/violates PodSecurity .*restricted:latest/);
   });
 
-  it('installs with helm into the control plane: CRD, Deployment with 2 replicas, aggregated roles', async () => {
+  it('installs with helm into the control plane: CRDs, policy, Deployment with 2 replicas, roles to grant', async () => {
     const apps = kc.makeApiClient(AppsV1Api);
     const d = await apps.readNamespacedDeployment({ name: release, namespace: releaseNs });
     expect(d.spec?.replicas).toBe(2);
@@ -193,32 +209,52 @@ local('the Helm chart', () => {
     await waitFor('ExternalBackends to be served', () =>
       kc.makeApiClient(CustomObjectsApi).listClusterCustomObject({ group, version, plural }),
     );
-    // A namespace editor may manage ExternalBackends, a viewer may read them.
+    // The policy object from values, and the admission policy that enforces it.
+    const policy = (await kc.makeApiClient(CustomObjectsApi).getClusterCustomObject({
+      group,
+      version,
+      plural: 'externalbackendpolicies',
+      name: 'cluster',
+    })) as { spec?: { rules?: unknown[] } };
+    expect(policy.spec?.rules).toEqual(scenarioRules);
+    const vap = kc
+      .makeApiClient(AdmissionregistrationV1Api)
+      .readValidatingAdmissionPolicy({ name: `${release}-addresses` });
+    await expect(vap).resolves.toBeDefined();
+    // By default a namespace editor may NOT write ExternalBackends (they publish Endpoints, which
+    // steer traffic); a viewer may read them; a RoleBinding to the chart's role grants one team.
     const authz = kc.makeApiClient(AuthorizationV1Api);
-    const can = async (role: string, verb: string): Promise<boolean> => {
-      const ns = await createTestNamespace(kc, `agg-${role}`);
+    const can = async (user: string, ns: string, verb: string): Promise<boolean> => {
+      const r = await authz.createSubjectAccessReview({
+        body: {
+          spec: { user, resourceAttributes: { namespace: ns, verb, group, resource: plural } },
+        },
+      });
+      return r.status?.allowed === true;
+    };
+    const bind = async (ns: string, user: string, role: string): Promise<void> => {
       await rbac.createNamespacedRoleBinding({
         namespace: ns,
         body: {
-          metadata: { name: 'alice' },
+          metadata: { name: `${user}-${role}` },
           roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: role },
-          subjects: [{ apiGroup: 'rbac.authorization.k8s.io', kind: 'User', name: 'alice' }],
+          subjects: [{ apiGroup: 'rbac.authorization.k8s.io', kind: 'User', name: user }],
         },
       });
-      return waitFor(`${role} to be aggregated`, async () => {
-        const r = await authz.createSubjectAccessReview({
-          body: {
-            spec: {
-              user: 'alice',
-              resourceAttributes: { namespace: ns, verb, group, resource: plural },
-            },
-          },
-        });
-        return r.status?.allowed === true ? true : undefined;
-      });
     };
-    expect(await can('edit', 'create')).toBe(true);
-    expect(await can('view', 'list')).toBe(true);
+    const ns = await createTestNamespace(kc, 'roles');
+    await bind(ns, 'alice', 'edit');
+    await bind(ns, 'vic', 'view');
+    await waitFor('view to be aggregated', async () =>
+      (await can('vic', ns, 'list')) ? true : undefined,
+    );
+    // Aggregation is asynchronous: give it time to (not) happen before asserting the negative.
+    await new Promise((r) => setTimeout(r, 2000));
+    expect(await can('alice', ns, 'create')).toBe(false);
+    expect(await can('vic', ns, 'create')).toBe(false);
+    await bind(ns, 'alice', `${release}-externalbackends-edit`);
+    await waitFor('the grant', async () => ((await can('alice', ns, 'create')) ? true : undefined));
+    expect(await can('alice', ns, 'create')).toBe(true);
   }, 60_000);
 
   describe('RBAC', () => {
@@ -240,6 +276,10 @@ local('the Helm chart', () => {
         .deleteNamespacedLease({ namespace: releaseNs, name: leaseName })
         .catch(() => undefined);
       const ns = await createTestNamespace(kc, `rbac${String(n)}`);
+      await core.patchNamespace(
+        { name: ns, body: { metadata: { labels: { [scenarioLabel]: 'yes' } } } },
+        setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
+      );
       let op: OperatorProcess | undefined;
       let exited = false;
       const hasExited = (): boolean => exited;
@@ -380,6 +420,51 @@ local('the Helm chart', () => {
           const ep = await core.readNamespacedEndpoints({ namespace: ns, name: 'web' });
           return ep.subsets?.[0]?.addresses?.length === 1 ? true : undefined;
         });
+        // The cluster's own ranges are denied, discovered as this ServiceAccount: a ClusterIP (the
+        // ServiceCIDR), a Node created now (its address and pod CIDR, seen through the watch).
+        const node = `rbac-node-${String(n)}`;
+        await core.createNode({
+          body: { metadata: { name: node }, spec: { podCIDRs: [`10.244.${String(n)}.0/24`] } },
+        });
+        await core.replaceNodeStatus({
+          name: node,
+          body: {
+            metadata: { name: node },
+            status: { addresses: [{ type: 'InternalIP', address: `172.20.0.${String(n)}` }] },
+          },
+        });
+        const steer = {
+          ports: [{ name: 'http', port: 80 }],
+          addresses: [
+            { ip: '10.96.0.50' },
+            { ip: `172.20.0.${String(n)}` },
+            { ip: `10.244.${String(n)}.9` },
+          ],
+        };
+        await objects().createNamespacedCustomObject({
+          group,
+          version,
+          namespace: ns,
+          plural,
+          body: { ...xb(steer), metadata: { name: 'steer' } },
+        });
+        await step('ClusterIP, node and pod addresses denied as cluster ranges', async () => {
+          const o = (await objects().getNamespacedCustomObject({
+            group,
+            version,
+            namespace: ns,
+            plural,
+            name: 'steer',
+          })) as { status?: { addresses?: { state?: string; message?: string }[] } };
+          const m = (o.status?.addresses ?? []).map((a) => `${a.state ?? ''} ${a.message ?? ''}`);
+          return m.length === 3 &&
+            m[0]?.includes('ServiceCIDR kubernetes') &&
+            m[1]?.includes(`address of Node ${node}`) &&
+            m[2]?.includes(`pod CIDR of Node ${node}`)
+            ? true
+            : undefined;
+        });
+        await core.deleteNode({ name: node });
         // The lease was renewed at least twice.
         await step('lease renewals', async () => {
           const l = await kc

@@ -11,6 +11,14 @@ import {
 } from '@kubernetes/client-node';
 import { apiVersion, group, plural, version } from '../src/externalbackend/schema.ts';
 import { startCluster, type Cluster } from './harness/controlplane.ts';
+import {
+  isLeaseRequest,
+  isList,
+  isWrite,
+  startApiProxy,
+  type ApiProxy,
+} from './harness/apiproxy.ts';
+import { installCrd } from './harness/crd.ts';
 import { startOperator, type OperatorProcess } from './harness/operator.ts';
 import { createTestNamespace, waitFor } from './helpers.ts';
 
@@ -40,6 +48,7 @@ beforeAll(async () => {
   discovery = kc.makeApiClient(DiscoveryV1Api);
   leases = kc.makeApiClient(CoordinationV1Api);
   ns = await createTestNamespace(kc, 'leader');
+  await installCrd(cluster.kubeconfigPath);
 }, 180_000);
 
 afterEach(async () => {
@@ -54,9 +63,11 @@ afterAll(async () => {
   if (process.env.USE_EXISTING_CLUSTER !== 'true') await cluster.stop();
 });
 
-async function replica(): Promise<OperatorProcess> {
+async function replica(
+  o: { kubeconfig?: string; readyTimeoutMs?: number } = {},
+): Promise<OperatorProcess> {
   const p = await startOperator(
-    cluster.kubeconfigPath,
+    o.kubeconfig ?? cluster.kubeconfigPath,
     [
       '--leader-elect',
       '--leader-election-namespace=default',
@@ -65,10 +76,28 @@ async function replica(): Promise<OperatorProcess> {
       `--leader-elect-retry-period=${String(timing.retry)}ms`,
     ],
     join(cluster.dir ?? '/tmp', `outrigger-${String(++seq)}.log`),
+    // The CRD is installed once in beforeAll, with the cluster's own kubeconfig.
+    {
+      installCrd: false,
+      ...(o.readyTimeoutMs !== undefined ? { readyTimeoutMs: o.readyTimeoutMs } : {}),
+    },
   );
   running.push(p);
   return p;
 }
+
+const holder = async (): Promise<string | undefined> => {
+  try {
+    const l = await leases.readNamespacedLease({ namespace: 'default', name: leaseName });
+    return l.spec?.holderIdentity ?? undefined;
+  } catch {
+    return undefined;
+  }
+};
+
+/** Every write request the proxy forwarded for the replica behind it, but for the Lease. */
+const proxiedWrites = (proxy: ApiProxy) =>
+  proxy.requests.filter((r) => isWrite()(r) && !isLeaseRequest()(r));
 
 const isLeader = async (p: OperatorProcess): Promise<boolean> =>
   (await p.metric('leader_election_master_status', { name: leaseName })) === 1;
@@ -177,6 +206,82 @@ local('leader election', () => {
     expect(exitMs).toBeLessThan(timing.lease);
     running.length = 0;
   }, 90_000);
+
+  it('renews its lease while its first sync is slower than the lease: no standby takes over', async () => {
+    const proxy = await startApiProxy(cluster);
+    try {
+      // Every list the first replica makes takes three lease durations.
+      const slowMs = 3 * timing.lease;
+      proxy.fault(isList(), { kind: 'delay', ms: slowMs });
+      const a = await replica({ kubeconfig: proxy.kubeconfigPath, readyTimeoutMs: 0 });
+      const first = await waitFor('the first replica to take the lease', holder, 30_000, 50);
+      const b = await replica();
+      const holders = new Set<string>();
+      let bLed = false;
+      const until = Date.now() + slowMs + timing.lease;
+      while (Date.now() < until) {
+        holders.add((await holder()) ?? '');
+        bLed ||= await isLeader(b);
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      console.log(
+        `first sync slowed by ${String(slowMs)} ms (lease ${String(timing.lease)} ms): holders seen ${JSON.stringify([...holders])}`,
+      );
+      expect([...holders]).toEqual([first]);
+      expect(bLed).toBe(false);
+      expect(await writes(b)).toBe(0);
+      // Once synced, the first replica is the one that serves.
+      await backend('slow-sync');
+      await published('slow-sync', 60_000);
+      expect(await isLeader(a)).toBe(true);
+      expect(proxiedWrites(proxy).length).toBeGreaterThan(0);
+    } finally {
+      await proxy.close();
+    }
+  }, 120_000);
+
+  it('a leader that cannot renew stops writing before a standby takes over', async () => {
+    const proxy = await startApiProxy(cluster);
+    try {
+      const a = await replica({ kubeconfig: proxy.kubeconfigPath });
+      await leaderOf([a]);
+      const b = await replica();
+      // Keep the leader busy writing: a new backend every 100 ms.
+      let n = 0;
+      let churning = true;
+      const churn = (async () => {
+        while (churning) {
+          await backend(`churn-${String(++n)}`);
+          await new Promise((r) => setTimeout(r, 100));
+        }
+      })();
+      await published('churn-3');
+      expect(proxiedWrites(proxy).length).toBeGreaterThan(0);
+      // The leader's Lease requests now hang: it cannot renew, everything else still works.
+      const cutAt = Date.now();
+      proxy.fault(isLeaseRequest(), { kind: 'hang' });
+      await waitFor(
+        'the standby to lead',
+        () => isLeader(b).then((l) => l || undefined),
+        30_000,
+        50,
+      );
+      churning = false;
+      await churn;
+      const lease = await leases.readNamespacedLease({ namespace: 'default', name: leaseName });
+      const takenAt = new Date(String(lease.spec?.acquireTime)).getTime();
+      const lastWrite = Math.max(...proxiedWrites(proxy).map((r) => r.at));
+      console.log(
+        `leader cut off from its Lease: last write ${String(lastWrite - cutAt)} ms after the cut, standby took over ${String(takenAt - cutAt)} ms after it (renew deadline ${String(timing.renew)} ms, lease ${String(timing.lease)} ms)`,
+      );
+      expect(lastWrite).toBeLessThan(takenAt);
+      expect(lastWrite - cutAt).toBeLessThanOrEqual(timing.renew + 100);
+      expect(await a.exited).toBe(1);
+      running.splice(running.indexOf(a), 1);
+    } finally {
+      await proxy.close();
+    }
+  }, 120_000);
 
   it('a leader that loses its lease stops: it exits before another may start', async () => {
     const a = await replica();

@@ -17,6 +17,7 @@ describe('parseConfig', () => {
       endpointUpdatesBatchPeriodMs: 0,
       concurrentExternalBackendSyncs: 5,
       maxConcurrentProbes: 100,
+      maxProbeTargetsPerNamespace: 1000,
       deniedCidrs: [],
       kubeApiQps: 20,
       kubeApiBurst: 30,

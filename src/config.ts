@@ -189,9 +189,14 @@ export const flags: readonly FlagSpec[] = [
     help: 'Health-check probes in flight at once, across every ExternalBackend.',
   },
   {
+    name: 'max-probe-targets-per-namespace',
+    default: '1000',
+    help: 'Health-check targets (checked addresses) one namespace may have; further addresses are published not ready and their ExternalBackend says so.',
+  },
+  {
     name: 'denied-cidrs',
     default: '',
-    help: 'Comma-separated CIDRs that ExternalBackend addresses may not use, in addition to the built-in loopback, link-local, multicast and unspecified ranges (e.g. the pod and service CIDRs). Denied addresses are never published or probed.',
+    help: "Comma-separated CIDRs that ExternalBackend addresses may not use, in addition to the built-in list (loopback, link-local, multicast, cloud metadata) and the cluster ranges discovered by watching (ServiceCIDRs, Node podCIDRs and addresses, the API server), e.g. CNI pod pools outside the Nodes' podCIDRs. Denied addresses are never published or probed.",
   },
   {
     name: 'kube-api-qps',
@@ -228,6 +233,11 @@ const rawSchema = z.object({
   'endpoint-updates-batch-period': duration,
   'concurrent-externalbackend-syncs': positiveInt,
   'max-concurrent-probes': positiveInt,
+  'max-probe-targets-per-namespace': z
+    .string()
+    .regex(/^\d+$/, 'must be a whole number')
+    .transform(Number)
+    .pipe(z.number().int().min(1).max(100_000)),
   'denied-cidrs': cidrList,
   'kube-api-qps': positiveInt,
   'kube-api-burst': positiveInt,
@@ -255,6 +265,7 @@ export interface Config {
   readonly endpointUpdatesBatchPeriodMs: number;
   readonly concurrentExternalBackendSyncs: number;
   readonly maxConcurrentProbes: number;
+  readonly maxProbeTargetsPerNamespace: number;
   /** Added to the built-in deny list. */
   readonly deniedCidrs: readonly string[];
   readonly kubeApiQps: number;
@@ -346,6 +357,7 @@ export function parseConfig(
     endpointUpdatesBatchPeriodMs: v['endpoint-updates-batch-period'],
     concurrentExternalBackendSyncs: v['concurrent-externalbackend-syncs'],
     maxConcurrentProbes: v['max-concurrent-probes'],
+    maxProbeTargetsPerNamespace: v['max-probe-targets-per-namespace'],
     deniedCidrs: v['denied-cidrs'],
     kubeApiQps: v['kube-api-qps'],
     kubeApiBurst: v['kube-api-burst'],

@@ -15,8 +15,11 @@ import { Throttle } from './kube/throttle.ts';
 import {
   customObjectClient,
   endpointSliceClient,
+  namespaceClient,
   nodeClient,
+  transformNamespace,
   transformNode,
+  transformPolicy,
   transformServiceCIDR,
   transformSliceAddresses,
   endpointsClient,
@@ -29,13 +32,14 @@ import {
   transformService,
 } from './kube/resources.ts';
 import { builtinDeniedRanges } from './net/denylist.ts';
-import { ClusterRanges } from './kube/clusterranges.ts';
+import { ClusterRanges, isPermanent } from './kube/clusterranges.ts';
+import { policyPlural } from './policy/schema.ts';
 import type { Logger } from './log.ts';
 import { createMetrics, type Metrics } from './metrics.ts';
 import { inClusterNamespace, observeRequests } from './kube/client.ts';
 import { version as outriggerVersion } from './version.ts';
 import { LeaderElector } from './kube/leaderelection.ts';
-import { untilAborted } from './signals.ts';
+import { sleep, untilAborted } from './signals.ts';
 import { errorReporter, installLastResort } from './errors.ts';
 import { closeServer, serveMetrics, serveProbes, type Check } from './server.ts';
 
@@ -96,8 +100,13 @@ export async function runManager(
 
   // One budget for the writes outrigger makes on its own initiative; Events have their own bounded
   // path, so a flood of them never delays a write.
-  const throttle = new Throttle(config.kubeApiQps, config.kubeApiBurst);
+  // Every replica keeps its caches warm; only the leader runs controllers (and so writes and
+  // probes), and every write and Event first asks whether the lease is still held.
+  const elector = config.leaderElect ? leaderElector(config, kc, log, metrics) : undefined;
+  const mayWrite = (): boolean => elector?.isLeading() ?? true;
+  const throttle = new Throttle(config.kubeApiQps, config.kubeApiBurst, mayWrite);
   const events = eventRecorder(kc, log, {
+    mayWrite,
     onResult: (result) => {
       metrics.events.inc({ result });
     },
@@ -187,6 +196,22 @@ export async function runManager(
         metrics.rangeDiscoveryUp.set({ source }, ok ? 1 : 0);
     },
   });
+  // The address policy and the namespace labels its rules select on; like the ranges, they may be
+  // unreadable (no CRD, no RBAC), and then nothing is allowed, which status says.
+  const policies = informer(
+    'externalbackendpolicies',
+    undefined,
+    customObjectClient(kc, group, version, policyPlural),
+    transformPolicy,
+    false,
+  );
+  const namespaceInformer = informer(
+    'namespaces',
+    undefined,
+    namespaceClient(kc),
+    transformNamespace,
+    false,
+  );
   let rangesReady = false;
   readyz.push({
     name: 'cluster-ranges',
@@ -216,6 +241,9 @@ export async function runManager(
     endpoints: eps,
     slices,
     pods,
+    policies,
+    namespaces: namespaceInformer,
+    maxProbeTargetsPerNamespace: config.maxProbeTargetsPerNamespace,
     writer: backendWriter(kc, metrics, throttle),
     events,
     denyList: ranges,
@@ -264,31 +292,43 @@ export async function runManager(
   const rangesRunning = ranges.run(informerStop.signal);
   let controllersDone: Promise<unknown> = Promise.resolve();
   const started = Date.now();
-  // Every replica keeps its caches warm; only the leader runs controllers (and so writes and probes).
-  const elector = config.leaderElect ? leaderElector(config, kc, log, metrics) : undefined;
+  const onHold = (result: 'lost' | 'stopped'): void => {
+    if (result !== 'lost') return;
+    // As controller-runtime: exit at once. Writes stopped already (mayWrite turned false no later
+    // than the renew deadline, which is shorter than the lease), so no standby that takes over
+    // can see a write from this process.
+    log.error({ lease: config.leaderElectionId }, 'leader election lost; exiting');
+    process.exit(1);
+  };
+  const acquired = (): Promise<boolean> =>
+    elector === undefined
+      ? Promise.resolve(true)
+      : elector.acquire(stop).then((ok) => {
+          // Renew from the moment the lease is held, also while caches are still syncing.
+          if (ok)
+            elector.hold(stop).then(onHold, (err: unknown) => {
+              report('unhandledRejection', err);
+            });
+          return ok;
+        });
   const [synced, elected] = await Promise.all([
     Promise.all([
       ...informers.map((i) => i.waitForSync(stop)),
-      // Nothing is published before the deny list is complete (or its fallback is in place).
-      ranges.waitReady(stop, 30_000).then(() => (rangesReady = true)),
+      // Nothing is published before the deny list and the policy are known (or known missing).
+      Promise.all([
+        ranges.waitReady(stop, 30_000),
+        ...[policies, namespaceInformer].map(async (inf) => {
+          const deadline = Date.now() + 30_000;
+          while (!inf.hasSynced() && !isPermanent(inf.failure()) && Date.now() < deadline)
+            await sleep(50, stop);
+        }),
+      ]).then(() => (rangesReady = true)),
     ]),
-    elector === undefined ? Promise.resolve(true) : elector.acquire(stop),
+    acquired(),
   ]);
-  if (elector !== undefined && elected) {
-    elector.hold(stop).then(
-      (result) => {
-        if (result !== 'lost') return;
-        // As controller-runtime: stop at once. The renew deadline is shorter than the lease, so
-        // this process stops writing before any standby may start.
-        log.error({ lease: config.leaderElectionId }, 'leader election lost; exiting');
-        process.exit(1);
-      },
-      (err: unknown) => {
-        report('unhandledRejection', err);
-      },
-    );
-  }
-  if (synced.every(Boolean) && elected) {
+  // Controllers start only while the lease is held (a renewal may be failing right now).
+  while (elected && !mayWrite() && !stop.aborted) await sleep(50, stop);
+  if (synced.every(Boolean) && elected && !stop.aborted) {
     log.info(
       {
         ms: Date.now() - started,

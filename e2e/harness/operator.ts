@@ -23,8 +23,10 @@ export interface OperatorProcess {
 }
 
 export interface StartOptions {
-  /** Install the CRD first (needs admin credentials in `kubeconfig`); default true. */
+  /** Install the CRDs first (needs admin credentials in `kubeconfig`); default true. */
   readonly installCrd?: boolean;
+  /** With installCrd: also an ExternalBackendPolicy that allows every address; default true. */
+  readonly allowAllAddresses?: boolean;
   /** How long to wait for /readyz; 0 returns as soon as the process is started. Default 60 s. */
   readonly readyTimeoutMs?: number;
 }
@@ -36,7 +38,8 @@ export async function startOperator(
   opts: StartOptions = {},
 ): Promise<OperatorProcess> {
   // The operator always runs the ExternalBackend controller, which needs its CRD.
-  if (opts.installCrd ?? true) await installCrd(kubeconfig);
+  if (opts.installCrd ?? true)
+    await installCrd(kubeconfig, { allowAllAddresses: opts.allowAllAddresses ?? true });
   const metricsPort = await freePort();
   const probePort = await freePort();
   const fd = openSync(logPath, 'a');

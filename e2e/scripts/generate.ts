@@ -2,9 +2,9 @@
 // the chart. A unit test
 // (src/externalbackend/crd.test.ts) fails when the committed file differs from what this writes.
 import { writeFileSync } from 'node:fs';
-import { chartCrdPath, crdPath, renderCrd } from '../../src/externalbackend/render.ts';
+import { generatedFiles } from '../../src/externalbackend/render.ts';
 
-for (const path of [crdPath, chartCrdPath]) {
-  writeFileSync(path, renderCrd());
+for (const { path, content } of generatedFiles()) {
+  writeFileSync(path, content);
   process.stdout.write(`wrote ${path}\n`);
 }

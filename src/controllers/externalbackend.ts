@@ -6,6 +6,7 @@ import { Controller, errorMessage } from '../controller/runner.ts';
 import {
   addressViews,
   decideService,
+  denyListJudge,
   desiredEndpoints,
   desiredService,
   desiredSlices,
@@ -19,6 +20,7 @@ import {
   sliceUpToDate,
   type AddressState,
   type BackendRef,
+  type Judge,
   type ServiceDecision,
 } from '../externalbackend/desired.ts';
 import {
@@ -45,7 +47,9 @@ import type { BackendWriter, OwnedKind } from '../kube/backendwriter.ts';
 import { isAlreadyExists } from '../kube/backendwriter.ts';
 import type { EventRecorder } from '../kube/events.ts';
 import { objectKey, splitKey, type Informer } from '../kube/informer.ts';
-import type { CachedExternalBackend } from '../kube/resources.ts';
+import type { CachedExternalBackend, CachedNamespace, CachedPolicy } from '../kube/resources.ts';
+import { backendPorts, loadPolicy, policyDenies, type LoadedPolicy } from '../policy/evaluate.ts';
+import { policyKind, policyName } from '../policy/schema.ts';
 import type { Logger } from '../log.ts';
 import type { Metrics } from '../metrics.ts';
 import type { DenyList } from '../net/denylist.ts';
@@ -59,6 +63,11 @@ export interface ExternalBackendControllerOptions {
   /** Only the slices outrigger manages (label-selected watch). */
   readonly slices: Informer<V1EndpointSlice>;
   readonly pods: Informer<V1Pod>;
+  /** ExternalBackendPolicies (there is at most one, "cluster") and Namespaces, for the policy. */
+  readonly policies: Informer<CachedPolicy>;
+  readonly namespaces: Informer<CachedNamespace>;
+  /** Most health-check targets one namespace may have. */
+  readonly maxProbeTargetsPerNamespace: number;
   readonly writer: BackendWriter;
   readonly events: EventRecorder;
   /** The current deny list; it changes as cluster ranges come and go (call enqueueAll then). */
@@ -220,6 +229,30 @@ export class ExternalBackendController {
           q.add(objectKey(xb));
       }
     };
+    // Every backend depends on the policy; a namespace's backends on its labels.
+    o.policies.addHandlers({
+      add: () => {
+        this.enqueueAll();
+      },
+      update: () => {
+        this.enqueueAll();
+      },
+      delete: () => {
+        this.enqueueAll();
+      },
+    });
+    const byNamespace = (n: CachedNamespace): void => {
+      const ns = n.metadata.name ?? '';
+      if (o.inScope(ns)) for (const xb of o.backends.list(ns)) q.add(objectKey(xb));
+    };
+    o.namespaces.addHandlers({
+      add: byNamespace,
+      update: (before, after) => {
+        if (JSON.stringify(before.metadata.labels) !== JSON.stringify(after.metadata.labels))
+          byNamespace(after);
+      },
+      delete: byNamespace,
+    });
     o.pods.addHandlers({
       add: (p) => {
         onPod([p]);
@@ -280,7 +313,7 @@ export class ExternalBackendController {
 
     const parsed = this.spec(xb);
     if (!parsed.success) {
-      this.syncProbes(key, undefined, previous);
+      this.syncProbes(key, undefined, previous, () => undefined);
       const issue = parsed.error.issues[0];
       const message = `spec is invalid at ${issue?.path.join('.') ?? ''}: ${issue?.message ?? 'invalid'}`;
       await this.finish(xb, key, previous, {
@@ -295,8 +328,19 @@ export class ExternalBackendController {
       return;
     }
     const spec = parsed.data;
-    const health = this.syncProbes(key, spec, previous);
-    const { views, failOpen } = addressViews(spec, health, this.o.denyList);
+    const judge = this.judge(namespace, spec);
+    const { health, unchecked } = this.syncProbes(key, spec, previous, judge);
+    const { views, failOpen } = addressViews(spec, health, judge, {
+      ips: unchecked,
+      message: `not checked: namespace ${namespace} has reached its limit of ${String(this.o.maxProbeTargetsPerNamespace)} health-check targets; published not ready`,
+    });
+    if (unchecked.size > 0)
+      this.o.events.event(
+        { apiVersion, kind, namespace, name, uid: ref.uid },
+        'Warning',
+        'ProbeLimitReached',
+        `${String(unchecked.size)} addresses are not checked and are published not ready: namespace ${namespace} has reached its limit of ${String(this.o.maxProbeTargetsPerNamespace)} health-check targets`,
+      );
     const svcName = serviceName(ref, spec);
     const existing = this.o.services.get(namespace, svcName);
     const decision = decideService(ref, spec, existing);
@@ -334,20 +378,57 @@ export class ExternalBackendController {
       throw failure instanceof Error ? failure : new Error(errorMessage(failure));
   }
 
-  /** Keeps the probe targets of this backend in line with its spec; returns their health by IP. */
+  /** The address policy as cached; unreadable counts as invalid, so nothing is allowed. */
+  private policy(): LoadedPolicy {
+    if (!this.o.policies.hasSynced()) {
+      const why = this.o.policies.failure()?.message ?? 'not read yet';
+      return { state: 'invalid', message: `${policyKind}s cannot be read: ${why}` };
+    }
+    return loadPolicy(this.o.policies.get('', policyName));
+  }
+
+  /** Why an address of this backend may not be published: the deny list first, then the policy. */
+  private judge(namespace: string, spec: ExternalBackendSpec): Judge {
+    const denied = denyListJudge(this.o.denyList);
+    const policy = this.policy();
+    const subject = {
+      namespace,
+      namespaceLabels: this.o.namespaces.get('', namespace)?.metadata.labels,
+      ports: backendPorts(spec),
+    };
+    return (ip) => denied(ip) ?? policyDenies(policy, subject, ip);
+  }
+
+  /**
+   * Keeps the probe targets of this backend in line with its spec; returns their health by IP and
+   * the addresses left unchecked because the namespace is at its probe-target limit (targets
+   * already running keep their place: first come, first served).
+   */
   private syncProbes(
     key: string,
     spec: ExternalBackendSpec | undefined,
     previous: ExternalBackendStatus | undefined,
-  ): Map<string, AddressHealth> {
+    judge: Judge,
+  ): { health: Map<string, AddressHealth>; unchecked: Set<string> } {
     const health = new Map<string, AddressHealth>();
+    const unchecked = new Set<string>();
     const keep = new Set<string>();
     const hc = spec?.healthCheck;
     if (spec !== undefined && hc !== undefined) {
+      const [namespace] = splitKey(key);
+      const others = this.scheduler
+        .keys()
+        .filter((k) => k.startsWith(`${namespace}/`) && !k.startsWith(`${key}/`)).length;
+      let room = Math.max(0, this.o.maxProbeTargetsPerNamespace - others);
       const before = new Map((previous?.addresses ?? []).map((a) => [a.ip, a.state]));
       for (const a of spec.addresses) {
         const ps = probeSpec(spec, a.ip);
-        if (ps === undefined || this.o.denyList.denies(a.ip) !== undefined) continue;
+        if (ps === undefined || judge(a.ip) !== undefined) continue;
+        if (room === 0) {
+          unchecked.add(a.ip);
+          continue;
+        }
+        room--;
         const targetKey = `${key}/${a.ip}`;
         keep.add(targetKey);
         // Start from the published state, so a restart does not flap a known-bad address.
@@ -370,7 +451,7 @@ export class ExternalBackendController {
     }
     for (const k of this.scheduler.keys())
       if (k.startsWith(`${key}/`) && !keep.has(k)) this.scheduler.remove(k);
-    return health;
+    return { health, unchecked };
   }
 
   /** An Endpoints or EndpointSlice by our names that this backend does not own. */
@@ -504,7 +585,7 @@ export class ExternalBackendController {
   }
 
   private forget(key: string, namespace: string, name: string): void {
-    this.syncProbes(key, undefined, undefined);
+    this.syncProbes(key, undefined, undefined, () => undefined);
     this.written.delete(key);
     for (const state of addressStates)
       this.o.metrics.backendAddresses.remove({ namespace, name, state: state.toLowerCase() });

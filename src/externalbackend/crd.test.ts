@@ -1,17 +1,14 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from '@jest/globals';
 import { buildCrd, structural } from './crd.ts';
-import { chartCrdPath, crdPath, renderCrd } from './render.ts';
+import { generatedFiles } from './render.ts';
 import { externalBackendSpec } from './schema.ts';
 
 describe('the ExternalBackend CRD', () => {
-  it.each([
-    ['crds/', crdPath],
-    ['the chart', chartCrdPath],
-  ])(
-    'is committed in %s exactly as generated from the zod schema (run `npm run generate` after a change)',
-    (_where, path) => {
-      expect(readFileSync(path, 'utf8')).toBe(renderCrd());
+  it.each(generatedFiles().map((f) => [f.path.replace(/^.*?(crds|charts)\//, '$1/'), f.content]))(
+    '%s is committed exactly as generated (run `npm run generate` after a change)',
+    (path, content) => {
+      expect(readFileSync(new URL(`../../${path}`, import.meta.url), 'utf8')).toBe(content);
     },
   );
 

@@ -11,6 +11,7 @@ import {
   serviceNamePattern,
   version,
 } from './schema.ts';
+import { policyKind, policyName, policyPlural, policySpec } from '../policy/schema.ts';
 
 type Json = Record<string, unknown>;
 
@@ -78,25 +79,37 @@ function openAPI(schema: z.ZodType): Json {
   ) as Json;
 }
 
-export function buildCrd(): Json {
+interface CrdOptions {
+  readonly kind: string;
+  readonly plural: string;
+  readonly shortNames: readonly string[];
+  readonly scope: 'Namespaced' | 'Cluster';
+  readonly description: string;
+  readonly columns: readonly Json[];
+  readonly spec: z.ZodType;
+  readonly status?: z.ZodType;
+  readonly rootRules?: readonly Json[];
+}
+
+function crd(o: CrdOptions): Json {
   return {
     apiVersion: 'apiextensions.k8s.io/v1',
     kind: 'CustomResourceDefinition',
     metadata: {
-      name: `${plural}.${group}`,
+      name: `${o.plural}.${group}`,
       annotations: {
-        'outrigger.dev/generated-by': 'npm run generate (from src/externalbackend/schema.ts)',
+        'outrigger.dev/generated-by': 'npm run generate (from the zod schemas in src/)',
       },
     },
     spec: {
       group,
-      scope: 'Namespaced',
+      scope: o.scope,
       names: {
-        kind,
-        listKind: `${kind}List`,
-        plural,
-        singular: kind.toLowerCase(),
-        shortNames: ['xb'],
+        kind: o.kind,
+        listKind: `${o.kind}List`,
+        plural: o.plural,
+        singular: o.kind.toLowerCase(),
+        shortNames: o.shortNames,
         categories: ['outrigger'],
       },
       versions: [
@@ -104,42 +117,20 @@ export function buildCrd(): Json {
           name: version,
           served: true,
           storage: true,
-          subresources: { status: {} },
-          additionalPrinterColumns: [
-            {
-              name: 'Ready',
-              type: 'string',
-              jsonPath: '.status.conditions[?(@.type=="Ready")].status',
-            },
-            {
-              name: 'Addresses',
-              type: 'string',
-              description: 'ready/total',
-              jsonPath: '.status.addressSummary',
-            },
-            { name: 'Service', type: 'string', priority: 1, jsonPath: '.spec.service.name' },
-            { name: 'Age', type: 'date', jsonPath: '.metadata.creationTimestamp' },
-          ],
+          ...(o.status ? { subresources: { status: {} } } : {}),
+          additionalPrinterColumns: o.columns,
           schema: {
             openAPIV3Schema: {
               type: 'object',
-              description:
-                'ExternalBackend registers addresses outside the cluster, optionally with pods, as the health-checked endpoints of a Service.',
+              description: o.description,
               required: ['spec'],
-              // The Service defaults to the object's name, which must then be a Service name too.
-              'x-kubernetes-validations': [
-                {
-                  rule: `has(self.spec.service.name) || (size(self.metadata.name) <= 63 && self.metadata.name.matches('${serviceNamePattern.source}'))`,
-                  message:
-                    'metadata.name is not a valid Service name (at most 63 lowercase letters, digits and "-", starting with a letter): set spec.service.name',
-                },
-              ],
+              ...(o.rootRules ? { 'x-kubernetes-validations': o.rootRules } : {}),
               properties: {
                 apiVersion: { type: 'string' },
                 kind: { type: 'string' },
                 metadata: { type: 'object' },
-                spec: openAPI(externalBackendSpec),
-                status: openAPI(externalBackendStatus),
+                spec: openAPI(o.spec),
+                ...(o.status ? { status: openAPI(o.status) } : {}),
               },
             },
           },
@@ -147,4 +138,57 @@ export function buildCrd(): Json {
       ],
     },
   };
+}
+
+export function buildCrd(): Json {
+  return crd({
+    kind,
+    plural,
+    shortNames: ['xb'],
+    scope: 'Namespaced',
+    description:
+      'ExternalBackend registers addresses outside the cluster, optionally with pods, as the health-checked endpoints of a Service.',
+    columns: [
+      { name: 'Ready', type: 'string', jsonPath: '.status.conditions[?(@.type=="Ready")].status' },
+      {
+        name: 'Addresses',
+        type: 'string',
+        description: 'ready/total',
+        jsonPath: '.status.addressSummary',
+      },
+      { name: 'Service', type: 'string', priority: 1, jsonPath: '.spec.service.name' },
+      { name: 'Age', type: 'date', jsonPath: '.metadata.creationTimestamp' },
+    ],
+    // The Service defaults to the object's name, which must then be a Service name too.
+    rootRules: [
+      {
+        rule: `has(self.spec.service.name) || (size(self.metadata.name) <= 63 && self.metadata.name.matches('${serviceNamePattern.source}'))`,
+        message:
+          'metadata.name is not a valid Service name (at most 63 lowercase letters, digits and "-", starting with a letter): set spec.service.name',
+      },
+    ],
+    spec: externalBackendSpec,
+    status: externalBackendStatus,
+  });
+}
+
+export function buildPolicyCrd(): Json {
+  return crd({
+    kind: policyKind,
+    plural: policyPlural,
+    shortNames: ['xbp'],
+    scope: 'Cluster',
+    description: `ExternalBackendPolicy says which namespaces may register which address ranges and ports as ExternalBackend addresses. There is one, named "${policyName}"; an address is allowed when any of its rules allows it.`,
+    columns: [
+      { name: 'Rules', type: 'integer', jsonPath: '.spec.rules.length()' },
+      { name: 'Age', type: 'date', jsonPath: '.metadata.creationTimestamp' },
+    ],
+    rootRules: [
+      {
+        rule: `self.metadata.name == '${policyName}'`,
+        message: `there is one ExternalBackendPolicy and it is named "${policyName}": add a rule to it instead`,
+      },
+    ],
+    spec: policySpec,
+  });
 }

@@ -4,6 +4,7 @@ import { initialHealth, observe, type AddressHealth } from '../health/state.ts';
 import { DenyList, defaultDeniedCidrs } from '../net/denylist.ts';
 import {
   addressViews,
+  denyListJudge,
   decideService,
   desiredEndpoints,
   desiredSlices,
@@ -31,7 +32,7 @@ const spec = (s: Partial<ExternalBackendSpecInput> = {}) =>
     ],
     ...s,
   });
-const deny = new DenyList(defaultDeniedCidrs);
+const deny = denyListJudge(new DenyList(defaultDeniedCidrs));
 const t = { healthyThreshold: 2, unhealthyThreshold: 3 };
 const down = (): AddressHealth =>
   [false, false, false].reduce((h, ok) => observe(h, ok, t, 1, 'ECONNREFUSED'), initialHealth(0));
@@ -136,7 +137,7 @@ describe('addressViews', () => {
       addresses: [{ ip: '10.96.0.1' }, { ip: '192.0.2.10' }],
       healthCheck: { tcp: { port: 'port' } },
     });
-    const cluster = new DenyList([...defaultDeniedCidrs, '10.96.0.0/12']);
+    const cluster = denyListJudge(new DenyList([...defaultDeniedCidrs, '10.96.0.0/12']));
     const { views } = addressViews(s, new Map([['192.0.2.10', down()]]), cluster);
     expect(views[0]).toMatchObject({
       state: 'Denied',
@@ -188,7 +189,7 @@ describe('desiredEndpoints and desiredSlices', () => {
 
   it('has no subsets and no slices when nothing can be published', () => {
     const s2 = spec({ addresses: [{ ip: '10.96.0.1' }] });
-    const v2 = addressViews(s2, new Map(), new DenyList(['10.0.0.0/8'])).views;
+    const v2 = addressViews(s2, new Map(), denyListJudge(new DenyList(['10.0.0.0/8']))).views;
     expect(desiredEndpoints(xb, s2, v2).subsets).toEqual([]);
     expect(desiredSlices(xb, s2, v2)).toEqual([]);
   });

@@ -159,33 +159,46 @@ export interface AddressView {
 }
 
 /**
+ * Why an address may not be published (the deny list, the address policy), or undefined when it
+ * may. Never called with anything but a spec address.
+ */
+export type Judge = (ip: string) => string | undefined;
+
+/**
  * Which addresses are published and how. Denied addresses are never published. Without a health
  * check every other address is ready; with one, unhealthy ones are not ready — unless every
  * checked address is unhealthy and failOpen is on, when all are published as ready, because a
- * probe-side outage must not blackhole the Service.
+ * probe-side outage must not blackhole the Service. Addresses in `unchecked` (over the namespace's
+ * probe-target limit) are published not ready, with `uncheckedMessage`.
  */
 export function addressViews(
   spec: ExternalBackendSpec,
   health: ReadonlyMap<string, AddressHealth>,
-  denyList: Pick<DenyList, 'denies'>,
+  judge: Judge,
+  unchecked: { readonly ips: ReadonlySet<string>; readonly message: string } = {
+    ips: new Set(),
+    message: '',
+  },
 ): { views: AddressView[]; failOpen: boolean } {
   const views: AddressView[] = spec.addresses.map((a) => {
     const extra = {
       ...(a.nodeName !== undefined ? { nodeName: a.nodeName } : {}),
       ...(a.hostname !== undefined ? { hostname: a.hostname } : {}),
     };
-    const denied = denyList.denies(a.ip);
+    const denied = judge(a.ip);
     if (denied !== undefined) {
       return {
         ip: a.ip,
         ...extra,
         state: 'Denied',
         ready: false,
-        message: `denied: ${denied}; not published`,
+        message: `${denied}; not published`,
       };
     }
     if (spec.healthCheck === undefined)
       return { ip: a.ip, ...extra, state: 'Healthy', ready: true, message: '' };
+    if (unchecked.ips.has(a.ip))
+      return { ip: a.ip, ...extra, state: 'Unknown', ready: false, message: unchecked.message };
     const h = health.get(a.ip);
     const state = h?.state ?? 'Unknown';
     return {
@@ -197,14 +210,26 @@ export function addressViews(
       ...(h ? { since: h.since } : {}),
     };
   });
-  const checked = views.filter((v) => v.state !== 'Denied');
+  const checked = views.filter((v) => v.state !== 'Denied' && !unchecked.ips.has(v.ip));
   const failOpen =
     spec.healthCheck?.failOpen === true &&
     checked.length > 0 &&
     checked.every((v) => v.state === 'Unhealthy');
   return {
-    views: failOpen ? views.map((v) => (v.state === 'Denied' ? v : { ...v, ready: true })) : views,
+    views: failOpen
+      ? views.map((v) =>
+          v.state === 'Denied' || unchecked.ips.has(v.ip) ? v : { ...v, ready: true },
+        )
+      : views,
     failOpen,
+  };
+}
+
+/** A Judge from the deny list alone ("denied: <why>"). */
+export function denyListJudge(denyList: Pick<DenyList, 'denies'>): Judge {
+  return (ip) => {
+    const why = denyList.denies(ip);
+    return why === undefined ? undefined : `denied: ${why}`;
   };
 }
 

@@ -31,6 +31,8 @@ export interface EventRecorderOptions {
   readonly perObjectBurst?: number;
   readonly perObjectRefillMs?: number;
   readonly onResult?: (result: EventResult) => void;
+  /** Asked before each send (leader election): a replica that lost its lease records nothing. */
+  readonly mayWrite?: () => boolean;
   readonly now?: () => number;
 }
 
@@ -121,6 +123,10 @@ export function boundedEventRecorder(
       for (let e = queue.shift(); e !== undefined; e = queue.shift()) {
         const wait = bucket.when();
         if (wait > 0) await new Promise((r) => setTimeout(r, wait).unref());
+        if (o.mayWrite?.() === false) {
+          count('dropped');
+          continue;
+        }
         try {
           await send(e);
           count('sent');

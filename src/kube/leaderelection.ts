@@ -132,15 +132,31 @@ export class LeaderElector {
   private readonly api: CoordinationV1Api;
   private observation: Observation = { record: undefined, observedAt: 0 };
   private lease: V1Lease | undefined;
+  /** When the request of the last successful acquire or renewal was sent (local clock). */
+  private renewedAt = 0;
+  private leading = false;
 
   constructor(o: LeaderElectionOptions) {
     this.o = o;
     this.api = o.kubeConfig.makeApiClient(CoordinationV1Api);
   }
 
-  /** One attempt to acquire or renew; true when we hold the lease afterwards. */
-  private async tryAcquireOrRenew(): Promise<boolean> {
+  /**
+   * Whether this process may write now: it holds the lease and renewed it less than renewDeadline
+   * ago. Time-based, so a renew loop starved by a busy event loop cannot leave a stale "yes": a
+   * standby may take over only leaseDuration after it last saw a renewal, which is later.
+   */
+  isLeading(): boolean {
+    return this.leading && Date.now() - this.renewedAt < this.o.renewDeadlineMs;
+  }
+
+  /**
+   * One attempt to acquire or renew: 'held' when we hold the lease afterwards, 'other' when
+   * someone else does, 'conflict' when a concurrent write won the compare-and-swap (retry).
+   */
+  private async tryAcquireOrRenew(): Promise<'held' | 'other' | 'conflict'> {
     const { namespace, name, identity } = this.o;
+    const sentAt = Date.now();
     let current: V1Lease | undefined;
     try {
       current = await this.api.readNamespacedLease({ namespace, name });
@@ -151,7 +167,7 @@ export class LeaderElector {
     const now = Date.now();
     this.observation = observe(this.observation, record, now);
     const d = decide(record, this.observation, identity, this.o.leaseDurationMs, now);
-    if (d.action === 'wait') return false;
+    if (d.action === 'wait') return 'other';
     const spec = {
       holderIdentity: d.record.holderIdentity,
       leaseDurationSeconds: d.record.leaseDurationSeconds,
@@ -173,11 +189,12 @@ export class LeaderElector {
               body: { ...current, metadata: { ...current?.metadata, name, namespace }, spec },
             });
     } catch (err) {
-      if (err instanceof ApiException && (err.code === 409 || err.code === 422)) return false;
+      if (err instanceof ApiException && (err.code === 409 || err.code === 422)) return 'conflict';
       throw err;
     }
     this.observation = { record: toRecord(this.lease), observedAt: now };
-    return true;
+    this.renewedAt = sentAt;
+    return 'held';
   }
 
   /** Retries every retryPeriod until this process leads; false if `signal` aborted first. */
@@ -187,8 +204,9 @@ export class LeaderElector {
     let lastHolder = '';
     while (!signal.aborted) {
       try {
-        if (await this.tryAcquireOrRenew()) {
+        if ((await this.tryAcquireOrRenew()) === 'held') {
           log.info({ lease: `${namespace}/${name}`, identity }, 'acquired the leader lease');
+          this.leading = true;
           this.o.onLeading?.(true);
           return true;
         }
@@ -206,31 +224,36 @@ export class LeaderElector {
   }
 
   /**
-   * Renews every retryPeriod while leading. Resolves 'lost' when no renewal succeeded for
-   * renewDeadline (or another holder appeared), 'stopped' when `signal` aborts.
+   * Renews every retryPeriod while leading; call it as soon as acquire() returns true, so the lease
+   * is renewed while caches sync. Resolves 'lost' when no renewal succeeded for renewDeadline or
+   * another holder appeared, 'stopped' when `signal` aborts. A conflict (someone wrote the Lease
+   * between our read and write) is retried until the deadline, as client-go does.
    */
   async hold(signal: AbortSignal): Promise<'lost' | 'stopped'> {
-    let lastRenew = Date.now();
+    const lost = (why: string): 'lost' => {
+      this.leading = false;
+      this.o.log.error({ lease: `${this.o.namespace}/${this.o.name}` }, why);
+      this.o.onLeading?.(false);
+      return 'lost';
+    };
     while (!signal.aborted) {
       await sleep(this.o.retryPeriodMs, signal);
       if (isAborted(signal)) break;
       try {
         // A request that hangs (a partition) must not carry us past the deadline.
-        const left = Math.max(1, this.o.renewDeadlineMs - (Date.now() - lastRenew));
-        if (await withTimeout(this.tryAcquireOrRenew(), left)) {
-          lastRenew = Date.now();
-          continue;
-        }
-        // Someone else holds it now.
-        this.o.onLeading?.(false);
-        return 'lost';
+        const left = Math.max(1, this.o.renewDeadlineMs - (Date.now() - this.renewedAt));
+        const r = await withTimeout(this.tryAcquireOrRenew(), left);
+        if (r === 'held') continue;
+        if (r === 'other')
+          return lost(
+            `another replica holds the lease now (${this.observation.record?.holderIdentity ?? ''})`,
+          );
+        this.o.log.warn('the leader lease changed while renewing; retrying');
       } catch (err) {
         this.o.log.warn({ err: String(err) }, 'could not renew the leader lease');
       }
-      if (Date.now() - lastRenew >= this.o.renewDeadlineMs) {
-        this.o.onLeading?.(false);
-        return 'lost';
-      }
+      if (Date.now() - this.renewedAt >= this.o.renewDeadlineMs)
+        return lost('could not renew the leader lease within the renew deadline');
     }
     return 'stopped';
   }
@@ -238,7 +261,9 @@ export class LeaderElector {
   /** Gives the lease up so a standby takes over at once instead of waiting for it to expire. */
   async release(): Promise<void> {
     const lease = this.lease;
-    if (lease === undefined) return;
+    // Never give away a lease that is no longer ours (after a loss, another replica holds it).
+    if (lease === undefined || !this.isLeading()) return;
+    this.leading = false;
     const { namespace, name } = this.o;
     try {
       await this.api.replaceNamespacedLease({
@@ -258,6 +283,7 @@ export class LeaderElector {
     } catch (err) {
       this.o.log.warn({ err: String(err) }, 'could not release the leader lease');
     }
+    this.leading = false;
     this.o.onLeading?.(false);
   }
 }

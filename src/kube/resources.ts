@@ -329,3 +329,25 @@ export function transformSliceAddresses(raw: unknown): CachedSliceAddresses {
 
 export const nodeClient = (kc: KubeConfig): ResourceClient<unknown> =>
   coreClient(kc, 'nodes', (core, _namespace, p) => core.listNode(p));
+
+/** A Namespace as the address policy sees it: its name and labels. */
+export interface CachedNamespace extends KubernetesObject {
+  readonly metadata: V1ObjectMeta;
+}
+
+export function transformNamespace(raw: unknown): CachedNamespace {
+  return { metadata: meta(rec(raw).metadata) };
+}
+
+export const namespaceClient = (kc: KubeConfig): ResourceClient<unknown> =>
+  coreClient(kc, 'namespaces', (core, _namespace, p) => core.listNamespace(p));
+
+/** An ExternalBackendPolicy as cached: the spec stays raw JSON; the reconciler parses it. */
+export interface CachedPolicy extends KubernetesObject {
+  readonly spec?: unknown;
+}
+
+export function transformPolicy(raw: unknown): CachedPolicy {
+  const r = rec(raw);
+  return { metadata: meta(r.metadata), ...(r.spec !== undefined ? { spec: r.spec } : {}) };
+}

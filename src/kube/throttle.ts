@@ -7,16 +7,27 @@ import { TokenBucket } from '../queue/ratelimit.ts';
  */
 export class Throttle {
   private readonly bucket: TokenBucket;
+  private readonly mayWrite: () => boolean;
 
-  constructor(qps: number, burst: number) {
+  /**
+   * `mayWrite` is asked right before each request is released (leader election: whether the lease
+   * is still held), so that no write leaves a replica that has lost its lease.
+   */
+  constructor(qps: number, burst: number, mayWrite: () => boolean = () => true) {
     this.bucket = new TokenBucket(qps, burst);
+    this.mayWrite = mayWrite;
   }
 
-  /** Resolves when a request may be sent (reserving its token at once). */
+  /** Resolves when a request may be sent (reserving its token at once); throws NotLeaderError. */
   async acquire(): Promise<void> {
     const wait = this.bucket.when();
     if (wait > 0) {
       await new Promise((resolve) => setTimeout(resolve, wait));
     }
+    if (!this.mayWrite()) throw new NotLeaderError('not the leader: this replica may not write');
   }
+}
+
+export class NotLeaderError extends Error {
+  override name = 'NotLeaderError';
 }

@@ -1,0 +1,83 @@
+// The ValidatingAdmissionPolicy that enforces the address policy at admission, so that
+// `kubectl apply` of an address no rule allows fails at once, naming the policy and the address.
+// Its CEL says what evaluate.ts says (a rule that selects the namespace, contains the IP and allows
+// every port of the backend); the chart's template is generated from here (npm run generate).
+import { group, plural } from '../externalbackend/schema.ts';
+import { policyKind, policyName } from './schema.ts';
+
+const selects = [
+  '(!has(r.namespaceSelector.matchLabels) || r.namespaceSelector.matchLabels.all(k, k in variables.labels && variables.labels[k] == r.namespaceSelector.matchLabels[k]))',
+  "(!has(r.namespaceSelector.matchExpressions) || r.namespaceSelector.matchExpressions.all(e, e.operator == 'In' ? (e.key in variables.labels && e.values.exists(v, v == variables.labels[e.key])) : e.operator == 'NotIn' ? !(e.key in variables.labels && e.values.exists(v, v == variables.labels[e.key])) : e.operator == 'Exists' ? e.key in variables.labels : !(e.key in variables.labels)))",
+].join(' && ');
+
+const portsAllowed =
+  '(!has(r.ports) || variables.ports.all(p, r.ports.exists(x, p >= x.port && p <= (has(x.endPort) ? x.endPort : x.port))))';
+
+const probePort = (kind: 'tcp' | 'http'): string =>
+  `(has(object.spec.healthCheck) && has(object.spec.healthCheck.${kind}) && type(object.spec.healthCheck.${kind}.port) == int ? [object.spec.healthCheck.${kind}.port] : [])`;
+
+export function admissionPolicy(name: string): {
+  policy: Record<string, unknown>;
+  binding: Record<string, unknown>;
+} {
+  return {
+    policy: {
+      apiVersion: 'admissionregistration.k8s.io/v1',
+      kind: 'ValidatingAdmissionPolicy',
+      metadata: { name },
+      spec: {
+        failurePolicy: 'Fail',
+        paramKind: { apiVersion: `${group}/v1alpha1`, kind: policyKind },
+        matchConstraints: {
+          resourceRules: [
+            {
+              apiGroups: [group],
+              apiVersions: ['*'],
+              operations: ['CREATE', 'UPDATE'],
+              resources: [plural],
+            },
+          ],
+        },
+        variables: [
+          {
+            name: 'labels',
+            expression:
+              'has(namespaceObject.metadata.labels) ? namespaceObject.metadata.labels : {}',
+          },
+          {
+            name: 'ports',
+            expression: `object.spec.ports.map(p, p.port) + ${probePort('tcp')} + ${probePort('http')}`,
+          },
+          {
+            name: 'rules',
+            expression: `has(params.spec.rules) ? params.spec.rules.filter(r, ${selects} && ${portsAllowed}) : []`,
+          },
+          {
+            name: 'denied',
+            expression:
+              '(has(object.spec.addresses) ? object.spec.addresses : []).filter(a, !variables.rules.exists(r, r.cidrs.exists(c, cidr(c).containsIP(a.ip)))).map(a, a.ip)',
+          },
+        ],
+        validations: [
+          {
+            expression: 'size(variables.denied) == 0',
+            reason: 'Forbidden',
+            message: `an address is not allowed by ${policyKind} ${policyName}`,
+            messageExpression: `'${policyKind} ' + params.metadata.name + ' has no rule that lets namespace ' + namespaceObject.metadata.name + ' register ' + variables.denied[0] + (size(variables.denied) > 1 ? ' (and ' + string(size(variables.denied) - 1) + ' more addresses)' : '') + ' on ports ' + variables.ports.map(p, string(p)).join(', ') + '; the platform team grants addresses in ${policyKind} ${policyName}'`,
+          },
+        ],
+      },
+    },
+    binding: {
+      apiVersion: 'admissionregistration.k8s.io/v1',
+      kind: 'ValidatingAdmissionPolicyBinding',
+      metadata: { name },
+      spec: {
+        policyName: name,
+        validationActions: ['Deny'],
+        // No policy object means no rule: every address is refused, as the reconciler refuses it.
+        paramRef: { name: policyName, parameterNotFoundAction: 'Deny' },
+      },
+    },
+  };
+}

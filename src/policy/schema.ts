@@ -1,0 +1,70 @@
+// The ExternalBackendPolicy API (outrigger.dev/v1alpha1, cluster-scoped): the platform team's
+// grant of address ranges and ports to namespaces, the Gateway API ReferenceGrant idea applied to
+// addresses. There is exactly one, named `cluster`, holding named rules that add up (an address is
+// allowed when any rule allows it): a ValidatingAdmissionPolicy evaluates each of several params
+// on its own and ANDs the results, so grants spread over several objects could not be enforced at
+// admission as they are in the reconciler.
+import { z } from 'zod';
+import { labelSelector, matching } from '../externalbackend/schema.ts';
+
+export const policyKind = 'ExternalBackendPolicy';
+export const policyPlural = 'externalbackendpolicies';
+/** The one policy object the reconciler and the admission policy read. */
+export const policyName = 'cluster';
+
+const cel = (rule: string, message: string) => ({
+  'x-kubernetes-validations': [{ rule, message }],
+});
+
+const portRange = z
+  .object({
+    port: z.int().min(1).max(65535),
+    /** Inclusive end of a range starting at `port`. */
+    endPort: z.int().min(1).max(65535).optional(),
+  })
+  .meta(cel('!has(self.endPort) || self.endPort >= self.port', 'endPort must not be below port'));
+
+const rule = z.object({
+  name: matching(
+    z.string().min(1).max(63),
+    /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/,
+    'must be a DNS label: lowercase letters, digits and "-"',
+  ),
+  /** Namespaces this rule grants to; {} selects every namespace. */
+  namespaceSelector: labelSelector,
+  /** Address ranges the selected namespaces may register. */
+  cidrs: z
+    .array(
+      z
+        .string()
+        .max(43)
+        .meta({
+          'x-kubernetes-validations': [
+            {
+              rule: 'isCIDR(self)',
+              message: 'must be a CIDR such as 192.0.2.0/24 or 2001:db8::/64',
+            },
+            {
+              rule: '!isCIDR(self) || cidr(self) == cidr(self).masked()',
+              message:
+                'must have no bits set past the prefix length (e.g. 192.0.2.0/24, not 192.0.2.7/24)',
+            },
+          ],
+        }),
+    )
+    .min(1)
+    .max(32),
+  /** Ports the selected namespaces may publish and probe there; absent allows every port. */
+  ports: z.array(portRange).min(1).max(32).optional(),
+});
+
+export const policySpec = z.object({
+  rules: z
+    .array(rule)
+    .max(64)
+    .default([])
+    .meta({ 'x-kubernetes-list-type': 'map', 'x-kubernetes-list-map-keys': ['name'] }),
+});
+
+export type PolicySpec = z.output<typeof policySpec>;
+export type PolicyRule = PolicySpec['rules'][number];
