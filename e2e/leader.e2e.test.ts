@@ -248,9 +248,9 @@ local('leader election', () => {
       const b = await replica();
       // Keep the leader busy writing: a new backend every 100 ms.
       let n = 0;
-      let churning = true;
+      const churning = { on: true };
       const churn = (async () => {
-        while (churning) {
+        while (churning.on) {
           await backend(`churn-${String(++n)}`);
           await new Promise((r) => setTimeout(r, 100));
         }
@@ -266,7 +266,7 @@ local('leader election', () => {
         30_000,
         50,
       );
-      churning = false;
+      churning.on = false;
       await churn;
       const lease = await leases.readNamespacedLease({ namespace: 'default', name: leaseName });
       const takenAt = new Date(String(lease.spec?.acquireTime)).getTime();

@@ -43,7 +43,7 @@ export async function installCrd(
     try {
       kubectl(kubeconfigPath, ['apply', '--server-side', '--force-conflicts', '-f', file]);
     } catch (err) {
-      throw new Error(`kubectl apply of the CRD failed: ${String(err)}`);
+      throw new Error(`kubectl apply of the CRD failed: ${String(err)}`, { cause: err });
     }
   }
   const kc = new KubeConfig();
