@@ -3,7 +3,7 @@
 // proof — the operator runs as the chart's ServiceAccount (a TokenRequest token) through a scenario
 // that uses every permission, and removing any single verb of any rule makes that scenario fail.
 import { spawnSync } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
@@ -29,7 +29,13 @@ import { apiVersion, group, plural, version } from '../src/externalbackend/schem
 import { ensureHelm } from './harness/binaries.ts';
 import { startCluster, type Cluster } from './harness/controlplane.ts';
 import { startOperator, type OperatorProcess } from './harness/operator.ts';
-import { createRunningPod, createTestNamespace, waitFor, writePodStatus } from './helpers.ts';
+import {
+  createRunningPod,
+  createTestNamespace,
+  serviceAccountKubeconfig,
+  waitFor,
+  writePodStatus,
+} from './helpers.ts';
 
 const chartDir = fileURLToPath(new URL('../charts/outrigger', import.meta.url));
 const local = process.env.USE_EXISTING_CLUSTER === 'true' ? describe.skip : describe;
@@ -80,33 +86,12 @@ beforeAll(async () => {
     `--set-json=addressPolicy.rules=${JSON.stringify(scenarioRules)}`,
   ]);
   if (installed.status !== 0) throw new Error(`helm install failed:\n${installed.out}`);
-  saKubeconfig = await serviceAccountKubeconfig(release);
+  saKubeconfig = await serviceAccountKubeconfig(kc, releaseNs, release, cluster.dir ?? '/tmp');
 }, 240_000);
 
 afterAll(async () => {
   if (process.env.USE_EXISTING_CLUSTER !== 'true') await cluster.stop();
 });
-
-/** A kubeconfig that authenticates as a ServiceAccount, with a token from the TokenRequest API. */
-async function serviceAccountKubeconfig(name: string): Promise<string> {
-  const token = await core.createNamespacedServiceAccountToken({
-    name,
-    namespace: releaseNs,
-    body: { spec: { audiences: [], expirationSeconds: 3600 } },
-  });
-  const cl = kc.getCurrentCluster();
-  if (cl === null) throw new Error('no cluster in the admin kubeconfig');
-  const sa = new KubeConfig();
-  sa.loadFromOptions({
-    clusters: [cl],
-    users: [{ name, token: token.status?.token ?? '' }],
-    contexts: [{ name, cluster: cl.name, user: name }],
-    currentContext: name,
-  });
-  const path = join(cluster.dir ?? '/tmp', `${name}.kubeconfig`);
-  writeFileSync(path, sa.exportConfig(), { mode: 0o600 });
-  return path;
-}
 
 local('the Helm chart', () => {
   it('lints clean, and its values schema rejects unknown and mistyped values', () => {

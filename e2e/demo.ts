@@ -13,6 +13,7 @@ import { startCluster, type Cluster } from './harness/controlplane.ts';
 import { createBackendNetwork, netnsUnavailable, type BackendNetwork } from './harness/netns.ts';
 import { startOperator, type OperatorProcess } from './harness/operator.ts';
 import { createRunningPod, waitFor, writePodStatus } from './helpers.ts';
+import { admissionPolicy } from '../src/policy/admission.ts';
 
 const bold = (s: string): string => (process.stdout.isTTY ? `\x1b[1m${s}\x1b[0m` : s);
 const step = (s: string): void => {
@@ -88,6 +89,8 @@ async function main(): Promise<void> {
       cluster.kubeconfigPath,
       ['--selector-mode=demo', '--leader-elect', '--leader-election-namespace=default'],
       logPath,
+      // The demo grants addresses itself, below, as a platform team would.
+      { allowAllAddresses: false },
     );
     process.stdout.write(`outrigger is ready (pid ${op.pid}); its JSON logs:\n`);
     process.stdout.write(
@@ -125,6 +128,38 @@ async function main(): Promise<void> {
         `\n(no network namespace: ${why}; the backends use documentation addresses and are not health-checked)\n`,
       );
     }
+
+    step(
+      'The platform team grants addresses: kube-system its etcd hosts on 2379, wetwin its web servers on 80',
+    );
+    const grant = (ns: string, addrs: readonly string[] | undefined, fallback: string) =>
+      addrs === undefined ? [fallback] : addrs.map((ip) => `${ip}/32`);
+    const policy = {
+      apiVersion: 'outrigger.dev/v1alpha1',
+      kind: 'ExternalBackendPolicy',
+      metadata: { name: 'cluster' },
+      spec: {
+        rules: [
+          {
+            name: 'etcd',
+            namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'kube-system' } },
+            cidrs: grant('kube-system', ips?.etcd, '192.0.2.0/24'),
+            ports: [{ port: 2379 }],
+          },
+          {
+            name: 'legacy-web',
+            // A careless grant (a whole /8) to show that the deny list still holds behind it.
+            namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'wetwin' } },
+            cidrs: ['10.0.0.0/8', '198.51.100.0/24'],
+            ports: [{ port: 80 }],
+          },
+        ],
+      },
+    };
+    process.stdout.write(dump(policy));
+    kubectl(cluster, ['apply', '--server-side', '-f', '-'], JSON.stringify(policy));
+    const { policy: vap, binding } = admissionPolicy('outrigger-addresses');
+    kubectl(cluster, ['apply', '-f', '-'], [vap, binding].map((d) => dump(d)).join('---\n'));
 
     step('Applying examples/etcd-k8s and examples/zl-lb as ExternalBackends');
     kubectl(cluster, ['apply', '-f', '-'], example('etcd-k8s/externalbackend.yaml', ips?.etcd));
@@ -224,6 +259,60 @@ async function main(): Promise<void> {
           .join('\n') + '\n',
       );
     }
+
+    step('A namespace user tries to steer traffic through an ExternalBackend');
+    process.stdout.write(
+      'An address outside what the platform team granted wetwin: refused at admission.\n',
+    );
+    kubectl(
+      cluster,
+      ['apply', '-f', '-'],
+      dump({
+        apiVersion: 'outrigger.dev/v1alpha1',
+        kind: 'ExternalBackend',
+        metadata: { name: 'sneaky', namespace: 'wetwin' },
+        spec: { ports: [{ name: 'http', port: 80 }], addresses: [{ ip: '203.0.113.9' }] },
+      }),
+    );
+    process.stdout.write(
+      "The API server's ClusterIP, inside wetwin's careless 10.0.0.0/8 grant: admitted, never published.\n",
+    );
+    kubectl(
+      cluster,
+      ['apply', '-f', '-'],
+      dump({
+        apiVersion: 'outrigger.dev/v1alpha1',
+        kind: 'ExternalBackend',
+        metadata: { name: 'steer', namespace: 'wetwin' },
+        spec: { ports: [{ name: 'http', port: 80 }], addresses: [{ ip: '10.96.0.1' }] },
+      }),
+    );
+    await waitFor('the steer backend to be judged', () => {
+      const out = spawnSync(
+        cluster.kubectl,
+        [
+          `--kubeconfig=${cluster.kubeconfigPath}`,
+          '-n',
+          'wetwin',
+          'get',
+          'xb',
+          'steer',
+          '-o',
+          'jsonpath={.status.addresses[0].state}',
+        ],
+        { encoding: 'utf8' },
+      );
+      return Promise.resolve(out.stdout === 'Denied' ? true : undefined);
+    });
+    kubectl(cluster, [
+      '-n',
+      'wetwin',
+      'get',
+      'xb',
+      'steer',
+      '-o',
+      'jsonpath={.status.addresses[0]}{"\\n"}',
+    ]);
 
     step('Selector mode: a Service with a selector and two pods, one ready and one not');
     const ns = 'demo';

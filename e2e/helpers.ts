@@ -1,6 +1,8 @@
 import { randomBytes } from 'node:crypto';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
-import { ApiException, CoreV1Api, type KubeConfig, type V1Pod } from '@kubernetes/client-node';
+import { ApiException, CoreV1Api, KubeConfig, type V1Pod } from '@kubernetes/client-node';
 
 /**
  * Polls `fn` until it returns a value other than undefined, or throws after `timeoutMs` with the
@@ -119,4 +121,34 @@ export async function createRunningPod(
     body: boundPod(name, o.labels ?? { app: 'web' }, o.ports),
   });
   return writePodStatus(core, namespace, name, o.ip, o.ready);
+}
+
+/**
+ * A kubeconfig file that authenticates as ServiceAccount `namespace/name` with a token from the
+ * TokenRequest API: a real identity that RBAC judges, not the admin.
+ */
+export async function serviceAccountKubeconfig(
+  kc: KubeConfig,
+  namespace: string,
+  name: string,
+  dir: string,
+): Promise<string> {
+  const core = kc.makeApiClient(CoreV1Api);
+  const token = await core.createNamespacedServiceAccountToken({
+    name,
+    namespace,
+    body: { spec: { audiences: [], expirationSeconds: 3600 } },
+  });
+  const cl = kc.getCurrentCluster();
+  if (cl === null) throw new Error('no cluster in the admin kubeconfig');
+  const sa = new KubeConfig();
+  sa.loadFromOptions({
+    clusters: [cl],
+    users: [{ name, token: token.status?.token ?? '' }],
+    contexts: [{ name, cluster: cl.name, user: name }],
+    currentContext: name,
+  });
+  const path = join(dir, `${namespace}-${name}.kubeconfig`);
+  writeFileSync(path, sa.exportConfig(), { mode: 0o600 });
+  return path;
 }

@@ -43,7 +43,14 @@ export interface BackendNetwork {
   readonly ipv4: readonly string[];
   readonly ipv6: readonly string[];
   /** Starts a server inside the namespace and waits until it accepts connections. */
-  serve(ip: string, port: number, kind: 'tcp' | 'http', httpStatus?: number): Promise<Server>;
+  serve(
+    ip: string,
+    port: number,
+    kind: 'tcp' | 'http' | 'silent',
+    httpStatus?: number,
+  ): Promise<Server>;
+  /** One server on `port` of every address of the namespace (ip "::"), checked on the first. */
+  serveAll(port: number, kind: 'tcp' | 'http' | 'silent'): Promise<Server>;
   /** Stops every server, then removes the namespace and its veth pair. */
   remove(): Promise<void>;
 }
@@ -122,6 +129,9 @@ export function createBackendNetwork(dir: string, count = 4): BackendNetwork {
     name,
     ipv4,
     ipv6,
+    async serveAll(port, kind) {
+      return this.serve('::', port, kind);
+    },
     async serve(addr, port, kind, httpStatus = 200) {
       const proc = group.start(`${kind}-${addr.replaceAll(':', '_')}-${String(port)}`, 'ip', [
         'netns',
@@ -136,7 +146,8 @@ export function createBackendNetwork(dir: string, count = 4): BackendNetwork {
       ]);
       servers.add(proc);
       const deadline = Date.now() + 15_000;
-      while (!(await accepts(addr, port))) {
+      const probeAt = addr === '::' ? (ipv4[0] ?? '') : addr;
+      while (!(await accepts(probeAt, port))) {
         if (proc.hasExited() || Date.now() > deadline)
           throw new Error(`backend server ${addr}:${String(port)} did not start`);
         await delay(50);

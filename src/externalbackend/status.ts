@@ -90,7 +90,7 @@ export function parseStatus(raw: unknown): ExternalBackendStatus | undefined {
 }
 
 function addressMessage(v: AddressView, failOpen: boolean): string {
-  if (v.state === 'Unknown') return 'not checked yet';
+  if (v.state === 'Unknown') return v.message === '' ? 'not checked yet' : v.message;
   if (v.state === 'Unhealthy')
     return `health check failing: ${v.message}${failOpen ? ' (published: failOpen)' : ''}`;
   return v.message;

@@ -1,0 +1,990 @@
+// Hostile input against the running operator, sent as namespace editors send it: every object is
+// written by a ServiceAccount bound to `edit` and to the chart's ExternalBackend role (a real RBAC
+// identity, not the admin), with the chart's admission policy and RBAC rendered by `helm template`.
+// Each case records whether admission refused it (and the message) or the reconciler handled it
+// (address state, Ready condition, Events). Throughout, the operator must stay up and a canary
+// backend in another namespace must stay reconciled and probed on time; the noisy-neighbour case
+// prints the canary's detection time with and without a neighbour holding 150 hung addresses.
+//
+// Network discipline: every checked address lives in this test's network namespace (10.250.n.x) or
+// in the host's blackhole route for 10.250.0.0/16; documentation, cloud and cluster addresses are
+// only ever denied, never probed.
+import { spawnSync } from 'node:child_process';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import {
+  ApiException,
+  CoreV1Api,
+  CustomObjectsApi,
+  DiscoveryV1Api,
+  KubeConfig,
+  PatchStrategy,
+  RbacAuthorizationV1Api,
+  setHeaderOptions,
+} from '@kubernetes/client-node';
+import type { ExternalBackendStatus } from '../src/externalbackend/schema.ts';
+import { apiVersion, group, plural, version } from '../src/externalbackend/schema.ts';
+import { policyKind, policyName, policyPlural } from '../src/policy/schema.ts';
+import { ensureHelm } from './harness/binaries.ts';
+import { startCluster, type Cluster } from './harness/controlplane.ts';
+import { installCrd, kubectl } from './harness/crd.ts';
+import {
+  createBackendNetwork,
+  netnsUnavailable,
+  type BackendNetwork,
+  type Server,
+} from './harness/netns.ts';
+import { startOperator, type OperatorProcess } from './harness/operator.ts';
+import { createRunningPod, serviceAccountKubeconfig, waitFor } from './helpers.ts';
+
+const skipReason =
+  process.env.USE_EXISTING_CLUSTER === 'true'
+    ? 'needs its own control plane (backends live in network namespaces on this machine)'
+    : netnsUnavailable();
+const suite = skipReason === undefined ? describe : describe.skip;
+const chartDir = fileURLToPath(new URL('../charts/outrigger', import.meta.url));
+
+let cluster: Cluster;
+let kc: KubeConfig;
+let admin: CustomObjectsApi;
+let core: CoreV1Api;
+let net: BackendNetwork;
+let operator: OperatorProcess;
+let operatorExited = false;
+let canaryServer: Server;
+let clusterIP = '';
+/** An address in the network namespace that the canary's server listens on. */
+let canaryIP = '';
+const editors = new Map<string, { objects: CustomObjectsApi; core: CoreV1Api; kc: KubeConfig }>();
+
+const tenants = {
+  'tenant-a': { tenant: 'a' }, // a careless grant: every address, every port
+  'tenant-b': { tenant: 'b' }, // a tight grant
+  'tenant-c': {}, // no grant at all
+  canary: { tenant: 'canary' },
+  noisy: { tenant: 'noisy' },
+} as const;
+type Tenant = keyof typeof tenants;
+
+const selectTenant = (t: string) => ({ matchLabels: { tenant: t } });
+const policyRules = () => [
+  { name: 'team-a', namespaceSelector: selectTenant('a'), cidrs: ['0.0.0.0/0', '::/0'] },
+  {
+    name: 'team-b',
+    namespaceSelector: selectTenant('b'),
+    cidrs: ['192.0.2.0/24', '198.51.100.0/24'],
+    ports: [{ port: 5432 }, { port: 9000, endPort: 9100 }],
+  },
+  { name: 'canary', namespaceSelector: selectTenant('canary'), cidrs: ['10.250.0.0/16'] },
+  { name: 'noisy', namespaceSelector: selectTenant('noisy'), cidrs: ['10.250.0.0/16'] },
+];
+
+function setPolicy(rules: unknown[]): void {
+  kubectl(
+    cluster.kubeconfigPath,
+    ['apply', '--server-side', '--force-conflicts', '-f', '-'],
+    JSON.stringify({
+      apiVersion: `${group}/${version}`,
+      kind: policyKind,
+      metadata: { name: policyName },
+      spec: { rules },
+    }),
+  );
+}
+
+const fast = { intervalSeconds: 1, timeoutSeconds: 1, healthyThreshold: 1, unhealthyThreshold: 1 };
+
+beforeAll(async () => {
+  if (skipReason !== undefined) {
+    console.warn(`skipping the hostile-input suite: ${skipReason}`);
+    return;
+  }
+  cluster = await startCluster({ controllers: ['garbage-collector-controller'] });
+  kc = cluster.kubeConfig();
+  admin = kc.makeApiClient(CustomObjectsApi);
+  core = kc.makeApiClient(CoreV1Api);
+  net = createBackendNetwork(cluster.dir ?? '/tmp', 160);
+  canaryIP = net.ipv4[0] ?? '';
+  await installCrd(cluster.kubeconfigPath, { allowAllAddresses: false });
+  // The chart's admission policy and roles, exactly as Helm renders them.
+  const rendered = spawnSync(
+    ensureHelm(),
+    [
+      'template',
+      'outrigger',
+      chartDir,
+      '--kube-version=1.36.3',
+      '--show-only=templates/admission-policy.yaml',
+      '--show-only=templates/rbac.yaml',
+    ],
+    { encoding: 'utf8' },
+  );
+  if (rendered.status !== 0) throw new Error(`helm template failed: ${rendered.stderr}`);
+  kubectl(cluster.kubeconfigPath, ['apply', '-f', '-'], rendered.stdout);
+  setPolicy(policyRules());
+
+  const rbac = kc.makeApiClient(RbacAuthorizationV1Api);
+  for (const [ns, labels] of Object.entries(tenants)) {
+    await core.createNamespace({ body: { metadata: { name: ns, labels } } });
+    await core.createNamespacedServiceAccount({
+      namespace: ns,
+      body: { metadata: { name: 'editor' } },
+    });
+    for (const role of ['edit', 'outrigger-externalbackends-edit'])
+      await rbac.createNamespacedRoleBinding({
+        namespace: ns,
+        body: {
+          metadata: { name: `editor-${role}` },
+          roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: role },
+          subjects: [{ kind: 'ServiceAccount', name: 'editor', namespace: ns }],
+        },
+      });
+    const path = await serviceAccountKubeconfig(kc, ns, 'editor', cluster.dir ?? '/tmp');
+    const ekc = new KubeConfig();
+    ekc.loadFromFile(path);
+    editors.set(ns, {
+      kc: ekc,
+      objects: ekc.makeApiClient(CustomObjectsApi),
+      core: ekc.makeApiClient(CoreV1Api),
+    });
+  }
+
+  // What tenant B owns inside the cluster: a Service (ClusterIP), a Node with a pod CIDR and an
+  // address, a pod on it; and the API server's endpoints.
+  const svc = await core.createNamespacedService({
+    namespace: 'tenant-b',
+    body: { metadata: { name: 'db' }, spec: { selector: { app: 'db' }, ports: [{ port: 5432 }] } },
+  });
+  clusterIP = svc.spec?.clusterIP ?? '';
+  await core.createNode({
+    body: { metadata: { name: 'node-b' }, spec: { podCIDRs: ['10.244.2.0/24'] } },
+  });
+  await core.replaceNodeStatus({
+    name: 'node-b',
+    body: {
+      metadata: { name: 'node-b' },
+      status: { addresses: [{ type: 'InternalIP', address: '172.20.0.2' }] },
+    },
+  });
+  await createRunningPod(core, 'tenant-b', 'db-0', {
+    labels: { app: 'db' },
+    ip: '10.244.2.5',
+    ready: true,
+  });
+  await kc.makeApiClient(DiscoveryV1Api).createNamespacedEndpointSlice({
+    namespace: 'default',
+    body: {
+      metadata: { name: 'kubernetes', labels: { 'kubernetes.io/service-name': 'kubernetes' } },
+      addressType: 'IPv4',
+      endpoints: [{ addresses: ['172.20.0.100'] }],
+      ports: [{ name: 'https', port: 6443, protocol: 'TCP' }],
+    },
+  });
+
+  // The admission policy is live once the API server's informers have it.
+  await waitFor(
+    'the admission policy to refuse an ungranted namespace',
+    async () => {
+      try {
+        await create('tenant-c', `probe-${String(Date.now())}`, {
+          ports: [{ name: 'p', port: 80 }],
+          addresses: [{ ip: '192.0.2.10' }],
+        });
+        return undefined;
+      } catch (err) {
+        return String(err).includes(policyKind) ? true : undefined;
+      }
+    },
+    30_000,
+    200,
+  );
+
+  operator = await startOperator(
+    cluster.kubeconfigPath,
+    ['--max-probe-targets-per-namespace=160', '--zap-log-level=debug'],
+    join(cluster.dir ?? '/tmp', 'outrigger-hostile.log'),
+    { installCrd: false },
+  );
+  operator.exited.then(
+    () => (operatorExited = true),
+    () => (operatorExited = true),
+  );
+  canaryServer = await net.serve(canaryIP, 9000, 'tcp');
+  await create('canary', 'canary', {
+    ports: [{ name: 'p', port: 9000 }],
+    addresses: [{ ip: canaryIP }],
+    healthCheck: { tcp: { port: 'p' }, ...fast },
+  });
+  await statusOf('canary', 'canary', (s) =>
+    s.addresses?.[0]?.state === 'Healthy' ? true : undefined,
+  );
+}, 300_000);
+
+afterAll(async () => {
+  if (skipReason !== undefined) return;
+  // The operator goes first: no probe may outlive the namespace its addresses live in.
+  await operator.stop();
+  await net.remove();
+  await cluster.stop();
+}, 60_000);
+
+// --- helpers --------------------------------------------------------------------------------
+
+type Spec = Record<string, unknown>;
+
+/** Creates an ExternalBackend as the namespace's editor. */
+async function create(ns: string, name: string, spec: Spec): Promise<void> {
+  const ed = editors.get(ns);
+  if (ed === undefined) throw new Error(`no editor in ${ns}`);
+  await ed.objects.createNamespacedCustomObject({
+    group,
+    version,
+    namespace: ns,
+    plural,
+    body: { apiVersion, kind: 'ExternalBackend', metadata: { name }, spec },
+  });
+}
+
+function apiMessage(err: unknown): { code: number; message: string } | undefined {
+  if (!(err instanceof ApiException)) return undefined;
+  const body: unknown = typeof err.body === 'string' ? JSON.parse(err.body) : err.body;
+  const m = (body as { message?: unknown } | null)?.message;
+  return { code: err.code, message: typeof m === 'string' ? m : String(err.body) };
+}
+
+async function statusOf<T>(
+  ns: string,
+  name: string,
+  ok: (s: ExternalBackendStatus) => T | undefined,
+  timeoutMs = 20_000,
+): Promise<T> {
+  let last: ExternalBackendStatus | undefined;
+  try {
+    return await waitFor(
+      `${ns}/${name} status`,
+      async () => {
+        const o = (await admin.getNamespacedCustomObject({
+          group,
+          version,
+          namespace: ns,
+          plural,
+          name,
+        })) as {
+          status?: ExternalBackendStatus;
+        };
+        last = o.status;
+        return o.status === undefined ? undefined : ok(o.status);
+      },
+      timeoutMs,
+      100,
+    );
+  } catch (err) {
+    throw new Error(`${String(err)}\nlast status: ${JSON.stringify(last ?? null).slice(0, 1500)}`, {
+      cause: err,
+    });
+  }
+}
+
+async function eventsOf(ns: string, name: string): Promise<{ reason: string; message: string }[]> {
+  const list = await core.listNamespacedEvent({
+    namespace: ns,
+    fieldSelector: `involvedObject.name=${name}`,
+  });
+  return list.items.map((e) => ({ reason: e.reason ?? '', message: e.message ?? '' }));
+}
+
+const sliceIPs = async (ns: string, name: string): Promise<string[]> => {
+  try {
+    const s = await kc
+      .makeApiClient(DiscoveryV1Api)
+      .readNamespacedEndpointSlice({ namespace: ns, name: `${name}-outrigger-ipv4` });
+    return (s.endpoints ?? []).flatMap((e) => e.addresses);
+  } catch {
+    return [];
+  }
+};
+
+interface Result {
+  readonly name: string;
+  readonly where: 'admission' | 'runtime' | 'rbac';
+  readonly detail: string;
+}
+const results: Result[] = [];
+let seq = 0;
+
+/** The canary is still reconciled and probed: its server dies and comes back, within bounds. */
+async function canaryDetectionMs(): Promise<number> {
+  await canaryServer.stop();
+  const t0 = Date.now();
+  await statusOf(
+    'canary',
+    'canary',
+    (s) => (s.addresses?.[0]?.state === 'Unhealthy' ? true : undefined),
+    60_000,
+  );
+  const ms = Date.now() - t0;
+  canaryServer = await net.serve(canaryIP, 9000, 'tcp');
+  await statusOf(
+    'canary',
+    'canary',
+    (s) => (s.addresses?.[0]?.state === 'Healthy' ? true : undefined),
+    60_000,
+  );
+  return ms;
+}
+
+// --- the cases --------------------------------------------------------------------------------
+
+const port = (p = 80) => ({ ports: [{ name: 'p', port: p }] });
+const at = (ip: string, p = 80): Spec => ({ ...port(p), addresses: [{ ip }] });
+const httpCheck = (path: string): Spec => ({
+  ...at('192.0.2.10'),
+  healthCheck: { http: { port: 'p', path } },
+});
+
+/** Refused by the CRD's schema and CEL rules, whatever the policy says (tenant-a may use anything). */
+const schemaCases: [string, Spec, string][] = [
+  ['an HTTP path with a space', httpCheck('/a b'), 'no spaces, control or non-ASCII characters'],
+  [
+    'an HTTP path with CRLF (header injection)',
+    httpCheck('/a\r\nHost: evil'),
+    'no spaces, control',
+  ],
+  ['an HTTP path with a NUL byte', httpCheck('/a\u0000'), 'no spaces, control'],
+  ['an HTTP path with non-ASCII', httpCheck('/\u2603'), 'no spaces, control'],
+  ['an HTTP path of 1025 characters', httpCheck(`/${'a'.repeat(1024)}`), 'Too long'],
+  [
+    'a host name instead of an IP',
+    at('metadata.google.internal'),
+    'must be an IPv4 or IPv6 address',
+  ],
+  ['a URL instead of an IP', at('http://10.0.0.1/'), 'must be an IPv4 or IPv6 address'],
+  ['a decimal-encoded loopback (2130706433)', at('2130706433'), 'must be an IPv4 or IPv6 address'],
+  ['the loopback address', at('127.0.0.1'), 'must not be a loopback address'],
+  ['the IPv6 loopback', at('::1'), 'must not be a loopback address'],
+  ['the metadata service', at('169.254.169.254'), 'must not be a link-local address'],
+  ['an IPv6 link-local address', at('fe80::1'), 'must not be a link-local address'],
+  ['a multicast address', at('239.1.1.1'), 'must not be a multicast address'],
+  ['the unspecified address', at('0.0.0.0'), 'must not be the unspecified address'],
+  ['a non-canonical IPv6', at('2001:DB8::1'), 'canonical form'],
+  [
+    '1001 addresses',
+    {
+      ...port(),
+      addresses: Array.from({ length: 1001 }, (_, i) => ({
+        ip: `192.0.${String(2 + (i >> 8))}.${String(i & 255)}`,
+      })),
+    },
+    'Too many',
+  ],
+  [
+    'the same IP twice',
+    { ...port(), addresses: [{ ip: '192.0.2.1' }, { ip: '192.0.2.1' }] },
+    'Duplicate value',
+  ],
+  ['port 0', at('192.0.2.1', 0), 'should be greater than or equal to 1'],
+  [
+    'a zero interval',
+    { ...at('192.0.2.1'), healthCheck: { tcp: { port: 'p' }, intervalSeconds: 0 } },
+    'intervalSeconds',
+  ],
+  [
+    'a 61 s timeout',
+    {
+      ...at('192.0.2.1'),
+      healthCheck: { tcp: { port: 'p' }, intervalSeconds: 120, timeoutSeconds: 61 },
+    },
+    'timeoutSeconds',
+  ],
+  [
+    'both a TCP and an HTTP check',
+    { ...at('192.0.2.1'), healthCheck: { tcp: { port: 'p' }, http: { port: 'p' } } },
+    'set exactly one of tcp and http',
+  ],
+  [
+    'a Service name with capitals',
+    { ...at('192.0.2.1'), service: { name: 'DB' } },
+    'must be a Service name',
+  ],
+  [
+    'a node name of 254 characters',
+    { ...port(), addresses: [{ ip: '192.0.2.1', nodeName: 'n'.repeat(254) }] },
+    'Too long',
+  ],
+  [
+    'a hostname with an underscore',
+    { ...port(), addresses: [{ ip: '192.0.2.1', hostname: 'a_b' }] },
+    'must be a DNS label',
+  ],
+  [
+    'a pod selector with 65 labels',
+    {
+      ...port(),
+      podSelector: {
+        matchLabels: Object.fromEntries(
+          Array.from({ length: 65 }, (_, i) => [`k${String(i)}`, 'v']),
+        ),
+      },
+    },
+    'at most 64',
+  ],
+  [
+    'an appProtocol with a space',
+    { ports: [{ name: 'p', port: 80, appProtocol: 'h2 c' }], addresses: [{ ip: '192.0.2.1' }] },
+    'must be a qualified name',
+  ],
+  [
+    'an expected status of 600',
+    { ...at('192.0.2.1'), healthCheck: { http: { port: 'p', expectedStatuses: ['600'] } } },
+    'must be a status code',
+  ],
+  [
+    '17 expected statuses',
+    {
+      ...at('192.0.2.1'),
+      healthCheck: {
+        http: { port: 'p', expectedStatuses: Array.from({ length: 17 }, () => '200') },
+      },
+    },
+    'Too many',
+  ],
+];
+
+/** Admitted (tenant-a's careless grant allows any address), then denied by the deny list. */
+const denyCases = (): [string, string, string][] => [
+  ['a ClusterIP of another namespace', clusterIP, 'ServiceCIDR kubernetes'],
+  ['a pod IP of another namespace', '10.244.2.5', 'pod CIDR of Node node-b'],
+  ["a node's kubelet address", '172.20.0.2', 'address of Node node-b'],
+  ['the API server', '172.20.0.100', 'the API server (kubernetes Service)'],
+  ['AWS IPv6 metadata', 'fd00:ec2::254', 'cloud metadata (AWS)'],
+  ['Alibaba Cloud metadata', '100.100.100.200', 'cloud metadata (Alibaba Cloud)'],
+  ['the Azure WireServer', '168.63.129.16', 'Azure WireServer'],
+  ['the metadata service through NAT64', '64:ff9b::a9fe:a9fe', 'carries 169.254.169.254 (NAT64)'],
+  [
+    'a ClusterIP through 6to4',
+    `2002:${hex(clusterIP)}::1`,
+    '(6to4), in 10.96.0.0/16 (ServiceCIDR kubernetes)',
+  ],
+  ['a ClusterIP as IPv4-mapped IPv6', `::ffff:${clusterIP}`, '(IPv4-mapped), in 10.96.0.0/16'],
+  [
+    'the metadata service through Teredo',
+    '2001:0:c000:201::5601:5601',
+    'carries 169.254.169.254 (Teredo client)',
+  ],
+  ['a reserved (class E) address', '240.0.0.1', 'reserved and broadcast'],
+  ['a local-use NAT64 address', '64:ff9b:1::a00:1', 'local-use NAT64'],
+  ['a ClusterIP as IPv4-compatible IPv6', `::${hex(clusterIP)}`, '(IPv4-compatible)'],
+];
+
+/** "10.96.1.2" → "a60:102": the IPv4 address as two hex groups. */
+function hex(ip: string): string {
+  const [a = 0, b = 0, c = 0, d = 0] = ip.split('.').map(Number);
+  return `${((a << 8) | b).toString(16)}:${((c << 8) | d).toString(16)}`;
+}
+
+suite('hostile input from namespace editors', () => {
+  it.each(schemaCases)('refuses at admission: %s', async (name, spec, message) => {
+    const err = await create('tenant-a', `s${String(++seq)}`, spec).then(
+      () => undefined,
+      (e: unknown) => apiMessage(e),
+    );
+    expect(err?.code).toBe(422);
+    expect(err?.message).toContain(message);
+    results.push({ name, where: 'admission', detail: err?.message.slice(0, 160) ?? '' });
+  });
+
+  it.each([
+    [
+      'tenant-b',
+      'an address outside its grant',
+      at('203.0.113.5', 5432),
+      'has no rule that lets namespace tenant-b register 203.0.113.5',
+    ],
+    ['tenant-b', 'a port outside its grant (ssh)', at('192.0.2.10', 22), 'on ports 22'],
+    [
+      'tenant-b',
+      'a health-check port outside its grant',
+      { ...at('192.0.2.10', 5432), healthCheck: { tcp: { port: 6443 } } },
+      'on ports 5432, 6443',
+    ],
+    [
+      'tenant-c',
+      'any address from a namespace without a grant',
+      at('192.0.2.10'),
+      'has no rule that lets namespace tenant-c',
+    ],
+    [
+      'tenant-b',
+      'many addresses, one outside the grant',
+      {
+        ...port(5432),
+        addresses: [
+          { ip: '192.0.2.1' },
+          { ip: '192.0.2.2' },
+          { ip: '10.0.0.1' },
+          { ip: '10.0.0.2' },
+        ],
+      },
+      'register 10.0.0.1 (and 1 more addresses)',
+    ],
+  ] as [Tenant, string, Spec, string][])(
+    'the address policy refuses at admission (%s): %s',
+    async (ns, name, spec, message) => {
+      const err = await create(ns, `p${String(++seq)}`, spec).then(
+        () => undefined,
+        (e: unknown) => apiMessage(e),
+      );
+      expect(err?.message).toContain(`ValidatingAdmissionPolicy 'outrigger-addresses'`);
+      expect(err?.message).toContain(message);
+      results.push({
+        name: `${name} (${ns})`,
+        where: 'admission',
+        detail: err?.message.slice(0, 200) ?? '',
+      });
+    },
+  );
+
+  it('RBAC refuses an editor what would let them around the policy', async () => {
+    const ed = editors.get('tenant-b');
+    if (ed === undefined) throw new Error('no editor');
+    const attempts: [string, () => Promise<unknown>][] = [
+      [
+        'write the address policy',
+        () =>
+          ed.objects.patchClusterCustomObject(
+            {
+              group,
+              version,
+              plural: policyPlural,
+              name: policyName,
+              body: { spec: { rules: [] } },
+            },
+            setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
+          ),
+      ],
+      [
+        'label its own namespace into another grant',
+        () =>
+          ed.core.patchNamespace(
+            { name: 'tenant-b', body: { metadata: { labels: { tenant: 'a' } } } },
+            setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
+          ),
+      ],
+      [
+        'write Endpoints directly (CVE-2021-25740)',
+        () =>
+          ed.core.createNamespacedEndpoints({
+            namespace: 'tenant-b',
+            body: {
+              metadata: { name: 'direct' },
+              subsets: [{ addresses: [{ ip: '10.244.2.5' }], ports: [{ port: 80 }] }],
+            },
+          }),
+      ],
+      [
+        'write an EndpointSlice directly',
+        () =>
+          ed.kc.makeApiClient(DiscoveryV1Api).createNamespacedEndpointSlice({
+            namespace: 'tenant-b',
+            body: {
+              metadata: { name: 'direct' },
+              addressType: 'IPv4',
+              endpoints: [{ addresses: ['10.244.2.5'] }],
+            },
+          }),
+      ],
+      [
+        "fake an address's health in status",
+        () =>
+          ed.objects.patchNamespacedCustomObjectStatus(
+            {
+              group,
+              version,
+              namespace: 'tenant-b',
+              plural,
+              name: 'nothing',
+              body: { status: { readyAddresses: 99 } },
+            },
+            setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
+          ),
+      ],
+    ];
+    for (const [name, attempt] of attempts) {
+      const err = await attempt().then(
+        () => undefined,
+        (e: unknown) => apiMessage(e),
+      );
+      expect({ name, code: err?.code }).toEqual({ name, code: 403 });
+      results.push({ name, where: 'rbac', detail: err?.message.slice(0, 160) ?? '' });
+    }
+  });
+
+  it('denies at runtime, with a status message and an Event, every cluster and cloud address behind a grant that allows everything', async () => {
+    const cases = denyCases();
+    // One backend per case, all at once, plus one good address that must stay published. Where
+    // the API server's own IP library already refuses a form, that is recorded as such.
+    const admitted = new Set<number>();
+    for (const [i, [name, ip]] of cases.entries()) {
+      const err = await create('tenant-a', `d${String(i)}`, {
+        ...port(),
+        addresses: [{ ip }, { ip: '192.0.2.77' }],
+      }).then(
+        () => undefined,
+        (e: unknown) => apiMessage(e),
+      );
+      if (err === undefined) admitted.add(i);
+      else {
+        expect(err.code).toBe(422);
+        results.push({ name, where: 'admission', detail: err.message.slice(0, 160) });
+      }
+    }
+    expect(admitted.size).toBeGreaterThanOrEqual(cases.length - 2);
+    for (const [i, [name, ip, why]] of cases.entries()) {
+      if (!admitted.has(i)) continue;
+      const addr = await statusOf('tenant-a', `d${String(i)}`, (s) => {
+        const a = s.addresses?.find((x) => x.ip === ip);
+        return a?.state === 'Denied' ? a : undefined;
+      });
+      expect(addr.message).toContain(why);
+      expect(addr.ready).toBe(false);
+      // The editor who wrote it reads the same message: the refusal is visible to them.
+      const seen = (await editors.get('tenant-a')?.objects.getNamespacedCustomObject({
+        group,
+        version,
+        namespace: 'tenant-a',
+        plural,
+        name: `d${String(i)}`,
+      })) as { status?: ExternalBackendStatus } | undefined;
+      expect(seen?.status?.addresses?.find((x) => x.ip === ip)?.message).toBe(addr.message);
+      expect(await sliceIPs('tenant-a', `d${String(i)}`)).toEqual(['192.0.2.77']);
+      const events = await waitFor('the AddressDenied Event', async () => {
+        const e = await eventsOf('tenant-a', `d${String(i)}`);
+        return e.some((x) => x.reason === 'AddressDenied') ? e : undefined;
+      });
+      results.push({
+        name,
+        where: 'runtime',
+        detail: `Denied: ${addr.message ?? ''}; Events ${[...new Set(events.map((e) => e.reason))].join(',')}`,
+      });
+    }
+  }, 120_000);
+
+  it('handles the rest at runtime: selector Services, foreign Endpoints, missing Services, pods of other namespaces, churn', async () => {
+    await core.createNamespacedService({
+      namespace: 'tenant-a',
+      body: {
+        metadata: { name: 'web' },
+        spec: { selector: { app: 'web' }, ports: [{ port: 80 }] },
+      },
+    });
+    await core.createNamespacedService({
+      namespace: 'tenant-a',
+      body: { metadata: { name: 'legacy' }, spec: { ports: [{ port: 80 }] } },
+    });
+    await core.createNamespacedEndpoints({
+      namespace: 'tenant-a',
+      body: {
+        metadata: { name: 'legacy' },
+        subsets: [{ addresses: [{ ip: '192.0.2.200' }], ports: [{ port: 80 }] }],
+      },
+    });
+    const cases: [string, string, Spec, string][] = [
+      [
+        'take over a selector Service',
+        'r-web',
+        { ...at('192.0.2.1'), service: { name: 'web' } },
+        'ServiceHasSelector',
+      ],
+      [
+        'overwrite a hand-written Endpoints',
+        'r-legacy',
+        { ...at('192.0.2.1'), service: { name: 'legacy' } },
+        'EndpointsConflict',
+      ],
+      [
+        'point at a Service that does not exist',
+        'r-none',
+        { ...at('192.0.2.1'), service: { name: 'ghost', create: false } },
+        'ServiceNotFound',
+      ],
+      [
+        'select pods that live in another namespace',
+        'r-pods',
+        { ...port(5432), podSelector: { matchLabels: { app: 'db' } } },
+        'NoReadyAddresses',
+      ],
+    ];
+    for (const [name, obj, spec, reason] of cases) {
+      await create('tenant-a', obj, spec);
+      const ready = await statusOf('tenant-a', obj, (s) => {
+        const c = s.conditions?.find((x) => x.type === 'Ready');
+        return c?.reason === reason ? c : undefined;
+      });
+      results.push({
+        name,
+        where: 'runtime',
+        detail: `Ready=${ready.status} ${ready.reason}: ${ready.message.slice(0, 120)}`,
+      });
+    }
+    // Nothing of tenant B's was touched.
+    const ep = await core.readNamespacedEndpoints({ namespace: 'tenant-a', name: 'legacy' });
+    expect(ep.subsets?.[0]?.addresses?.map((a) => a.ip)).toEqual(['192.0.2.200']);
+    expect(await sliceIPs('tenant-a', 'r-pods')).toEqual([]);
+
+    // Thirty edits in a row, as fast as the API server takes them.
+    await create('tenant-a', 'r-churn', at('192.0.2.1'));
+    const ed = editors.get('tenant-a');
+    for (let i = 0; i < 30; i++)
+      await ed?.objects.patchNamespacedCustomObject(
+        {
+          group,
+          version,
+          namespace: 'tenant-a',
+          plural,
+          name: 'r-churn',
+          body: [
+            { op: 'replace', path: '/spec/addresses/0/ip', value: `192.0.2.${String(i + 1)}` },
+          ],
+        },
+        setHeaderOptions('Content-Type', PatchStrategy.JsonPatch),
+      );
+    await statusOf('tenant-a', 'r-churn', (s) =>
+      s.addresses?.[0]?.ip === '192.0.2.30' ? true : undefined,
+    );
+    expect(await sliceIPs('tenant-a', 'r-churn')).toEqual(['192.0.2.30']);
+    results.push({
+      name: '30 edits in a row',
+      where: 'runtime',
+      detail: 'the last one published, nothing else left behind',
+    });
+  }, 120_000);
+
+  it('a range that appears later (a new Node) withdraws an address already published inside it', async () => {
+    await create('tenant-a', 'late', at('10.244.9.7'));
+    await waitFor('published', async () =>
+      (await sliceIPs('tenant-a', 'late')).includes('10.244.9.7') ? true : undefined,
+    );
+    const t0 = Date.now();
+    await core.createNode({
+      body: { metadata: { name: 'node-late' }, spec: { podCIDRs: ['10.244.9.0/24'] } },
+    });
+    await waitFor(
+      'withdrawn',
+      async () => ((await sliceIPs('tenant-a', 'late')).length === 0 ? true : undefined),
+      30_000,
+      50,
+    );
+    const ms = Date.now() - t0;
+    const a = await statusOf('tenant-a', 'late', (s) =>
+      s.addresses?.[0]?.state === 'Denied' ? s.addresses[0] : undefined,
+    );
+    console.log(
+      `a Node whose pod CIDR covers a published address: withdrawn from the slice in ${String(ms)} ms`,
+    );
+    expect(a.message).toContain('pod CIDR of Node node-late');
+    results.push({
+      name: 'a new Node covering a published address',
+      where: 'runtime',
+      detail: `withdrawn in ${String(ms)} ms: ${a.message ?? ''}`,
+    });
+  }, 60_000);
+
+  it('revoking a grant withdraws the addresses it allowed; deleting the policy withdraws everything', async () => {
+    await create('tenant-b', 'rev', {
+      ...port(5432),
+      addresses: [{ ip: '198.51.100.7' }, { ip: '192.0.2.7' }],
+    });
+    await waitFor('published', async () =>
+      (await sliceIPs('tenant-b', 'rev')).length === 2 ? true : undefined,
+    );
+    const t0 = Date.now();
+    setPolicy(
+      policyRules().map((r) => (r.name === 'team-b' ? { ...r, cidrs: ['192.0.2.0/24'] } : r)),
+    );
+    await waitFor(
+      'withdrawn',
+      async () => ((await sliceIPs('tenant-b', 'rev')).join() === '192.0.2.7' ? true : undefined),
+      30_000,
+      50,
+    );
+    const revokeMs = Date.now() - t0;
+    const a = await statusOf('tenant-b', 'rev', (s) =>
+      s.addresses?.find((x) => x.ip === '198.51.100.7' && x.state === 'Denied'),
+    );
+    expect(a.message).toContain(
+      'not allowed by ExternalBackendPolicy "cluster": no rule for namespace tenant-b covers 198.51.100.7',
+    );
+
+    const t1 = Date.now();
+    await admin.deleteClusterCustomObject({
+      group,
+      version,
+      plural: policyPlural,
+      name: policyName,
+    });
+    await waitFor(
+      'all withdrawn',
+      async () => ((await sliceIPs('tenant-b', 'rev')).length === 0 ? true : undefined),
+      30_000,
+      50,
+    );
+    const deleteMs = Date.now() - t1;
+    const gone = await statusOf('tenant-b', 'rev', (s) =>
+      s.addresses?.find((x) => x.ip === '192.0.2.7' && x.state === 'Denied'),
+    );
+    expect(gone.message).toContain('there is no ExternalBackendPolicy "cluster"');
+    const events = await eventsOf('tenant-b', 'rev');
+    expect(events.filter((e) => e.reason === 'AddressDenied').length).toBeGreaterThanOrEqual(2);
+    console.log(
+      `policy revocation: address withdrawn in ${String(revokeMs)} ms; policy deleted: everything withdrawn in ${String(deleteMs)} ms`,
+    );
+    results.push({
+      name: 'a grant narrowed by the platform team',
+      where: 'runtime',
+      detail: `withdrawn in ${String(revokeMs)} ms: ${a.message ?? ''}`,
+    });
+    results.push({
+      name: 'the policy deleted',
+      where: 'runtime',
+      detail: `withdrawn in ${String(deleteMs)} ms: ${gone.message ?? ''}`,
+    });
+    setPolicy(policyRules());
+    await waitFor(
+      'republished',
+      async () => ((await sliceIPs('tenant-b', 'rev')).length === 2 ? true : undefined),
+      30_000,
+    );
+  }, 90_000);
+
+  it('a thousand denied addresses make one Event, and other tenants are served meanwhile', async () => {
+    const addresses = Array.from({ length: 1000 }, (_, i) => ({
+      ip: `10.96.${String(100 + (i >> 8))}.${String(i & 255)}`,
+    }));
+    await create('tenant-a', 'flood', { ...port(), addresses });
+    await statusOf(
+      'tenant-a',
+      'flood',
+      (s) => (s.addresses?.filter((a) => a.state === 'Denied').length === 1000 ? true : undefined),
+      60_000,
+    );
+    // Meanwhile another tenant's backend is published promptly.
+    const t0 = Date.now();
+    await create('tenant-b', 'meanwhile', at('192.0.2.99', 5432));
+    await waitFor(
+      'the other tenant published',
+      async () => ((await sliceIPs('tenant-b', 'meanwhile')).length === 1 ? true : undefined),
+      30_000,
+      50,
+    );
+    const otherMs = Date.now() - t0;
+    await new Promise((r) => setTimeout(r, 1500));
+    const denied = (await eventsOf('tenant-a', 'flood')).filter(
+      (e) => e.reason === 'AddressDenied',
+    );
+    expect(denied).toHaveLength(1);
+    expect(denied[0]?.message).toMatch(
+      /^1000 addresses are denied and not published: 10\.96\.100\.0 \(in 10\.96\.0\.0\/16/,
+    );
+    results.push({
+      name: '1000 denied addresses in one backend',
+      where: 'runtime',
+      detail: `1 Event ("${denied[0]?.message.slice(0, 70) ?? ''}…"); another tenant published in ${String(otherMs)} ms`,
+    });
+  }, 90_000);
+
+  it('one namespace over its probe-target limit is told so; its extra addresses are published not ready', async () => {
+    // 170 checked addresses on-link in the test's network namespace; nothing listens on 9999.
+    const n = net.ipv4[0]?.split('.')[2] ?? '0';
+    const addresses = Array.from({ length: 170 }, (_, i) => ({
+      ip: `10.250.${n}.${String(i + 10)}`,
+    }));
+    await create('tenant-a', 'many', {
+      ...port(9999),
+      addresses,
+      healthCheck: { tcp: { port: 'p' }, intervalSeconds: 30, timeoutSeconds: 5 },
+    });
+    const unchecked = await statusOf('tenant-a', 'many', (s) => {
+      const u = s.addresses?.filter((a) =>
+        a.message?.startsWith('not checked: namespace tenant-a has reached its limit of 160'),
+      );
+      return u?.length === 10 ? u : undefined;
+    });
+    expect(unchecked.every((a) => !a.ready && a.state === 'Unknown')).toBe(true);
+    const events = await waitFor('the ProbeLimitReached Event', async () => {
+      const e = await eventsOf('tenant-a', 'many');
+      return e.find((x) => x.reason === 'ProbeLimitReached');
+    });
+    results.push({
+      name: '170 checked addresses in a namespace limited to 160',
+      where: 'runtime',
+      detail: `10 not checked, published not ready; Event: ${events.message.slice(0, 100)}`,
+    });
+    await admin.deleteNamespacedCustomObject({
+      group,
+      version,
+      namespace: 'tenant-a',
+      plural,
+      name: 'many',
+    });
+  }, 90_000);
+
+  it('a noisy neighbour with 150 hung addresses cannot delay another tenant’s checks', async () => {
+    const alone = await canaryDetectionMs();
+    const silent = await net.serveAll(9100, 'silent');
+    const addresses = net.ipv4.slice(10, 160).map((ip) => ({ ip }));
+    await create('noisy', 'hung', {
+      ports: [{ name: 'p', port: 9100 }],
+      addresses,
+      healthCheck: { http: { port: 'p' }, intervalSeconds: 60, timeoutSeconds: 60 },
+    });
+    // Wait until the neighbour's probes hold their share of the pool (half of 100).
+    await waitFor(
+      'the neighbour to hold its probe slots',
+      async () => ((await busy()) >= 50 ? true : undefined),
+      90_000,
+      200,
+    );
+    const withNoisy = await canaryDetectionMs();
+    const bound = (fast.intervalSeconds * fast.unhealthyThreshold + fast.timeoutSeconds + 1) * 1000;
+    console.log(
+      `noisy neighbour: canary (1 s checks, unhealthyThreshold 1) detected a dead server in ${String(alone)} ms alone, ${String(withNoisy)} ms beside 150 hung addresses with 60 s timeouts; bound ${String(bound)} ms (interval × threshold + timeout + 1 s)`,
+    );
+    expect(withNoisy).toBeLessThanOrEqual(bound + 1000);
+    results.push({
+      name: 'a neighbour with 150 hung addresses (60 s timeouts)',
+      where: 'runtime',
+      detail: `canary detection ${String(alone)} ms alone, ${String(withNoisy)} ms beside it (bound ${String(bound)} ms)`,
+    });
+    await admin.deleteNamespacedCustomObject({
+      group,
+      version,
+      namespace: 'noisy',
+      plural,
+      name: 'hung',
+    });
+    await silent.stop();
+  }, 180_000);
+
+  it('the operator is still up, and the canary is still served', async () => {
+    expect(operatorExited).toBe(false);
+    expect(await operator.metric('outrigger_unhandled_errors_total')).toBe(0);
+    const ms = await canaryDetectionMs();
+    expect(ms).toBeLessThan(10_000);
+    const admission = results.filter((r) => r.where !== 'runtime').length;
+    const runtime = results.filter((r) => r.where === 'runtime').length;
+    console.log(
+      `hostile cases: ${String(results.length)} (${String(admission)} refused at admission or by RBAC, ${String(runtime)} handled at runtime)\n${results
+        .map((r) => `  [${r.where}] ${r.name}: ${r.detail}`)
+        .join('\n')}`,
+    );
+    expect(results.length).toBeGreaterThanOrEqual(40);
+  }, 60_000);
+});
+
+/** Probes in flight now, from the scheduler's lag histogram count minus results (approximation). */
+async function busy(): Promise<number> {
+  const started = await operator.metric('outrigger_probe_schedule_lag_seconds_count');
+  const finished = await operator.metric('outrigger_probe_total');
+  return started - finished;
+}
