@@ -63,7 +63,7 @@ export function admissionPolicy(name: string): {
             expression: 'size(variables.denied) == 0',
             reason: 'Forbidden',
             message: `an address is not allowed by ${policyKind} ${policyName}`,
-            messageExpression: `'${policyKind} ' + params.metadata.name + ' has no rule that lets namespace ' + namespaceObject.metadata.name + ' register ' + variables.denied[0] + (size(variables.denied) > 1 ? ' (and ' + string(size(variables.denied) - 1) + ' more addresses)' : '') + ' on ports ' + variables.ports.map(p, string(p)).join(', ') + '; the platform team grants addresses in ${policyKind} ${policyName}'`,
+            messageExpression: `'${policyKind} ' + params.metadata.name + ' has no rule that lets namespace ' + namespaceObject.metadata.name + ' register ' + variables.denied[0] + (size(variables.denied) > 1 ? ' (and ' + string(size(variables.denied) - 1) + ' more addresses)' : '') + ' on ports ' + variables.ports.map(p, string(p)).join(', ') + ' (ask the platform team for a rule)'`,
           },
         ],
       },
