@@ -440,6 +440,37 @@ const schemaCases: [string, Spec, string][] = [
     'must be a status code',
   ],
   [
+    'a port name of 16 characters',
+    { ports: [{ name: 'p'.repeat(16), port: 80 }], addresses: [{ ip: '192.0.2.1' }] },
+    'Too long',
+  ],
+  [
+    'a Service name of 64 characters',
+    { ...at('192.0.2.1'), service: { name: 's'.repeat(64) } },
+    'Too long',
+  ],
+  [
+    'a selector key of 318 characters',
+    {
+      ...port(),
+      podSelector: { matchExpressions: [{ key: 'k'.repeat(318), operator: 'Exists' }] },
+    },
+    'Too long',
+  ],
+  [
+    'a selector value of 64 characters',
+    { ...port(), podSelector: { matchLabels: { app: 'v'.repeat(64) } } },
+    'Too long',
+  ],
+  [
+    'an appProtocol of 318 characters',
+    {
+      ports: [{ name: 'p', port: 80, appProtocol: 'a'.repeat(318) }],
+      addresses: [{ ip: '192.0.2.1' }],
+    },
+    'Too long',
+  ],
+  [
     '17 expected statuses',
     {
       ...at('192.0.2.1'),
@@ -727,6 +758,24 @@ suite('hostile input from namespace editors', () => {
         detail: `Ready=${ready.status} ${ready.reason}: ${ready.message.slice(0, 120)}`,
       });
     }
+    // Every string at its longest allowed length is admitted and served.
+    await create('tenant-a', 'r-limits', {
+      ports: [
+        { name: 'p'.repeat(15), port: 80, appProtocol: `${'a'.repeat(253)}/${'b'.repeat(63)}` },
+      ],
+      addresses: [{ ip: '192.0.2.1', nodeName: 'n'.repeat(253), hostname: 'h'.repeat(63) }],
+      service: { name: `s${'x'.repeat(62)}` },
+      podSelector: { matchLabels: { [`${'d'.repeat(253)}/${'k'.repeat(63)}`]: 'v'.repeat(63) } },
+    });
+    const limits = await statusOf('tenant-a', 'r-limits', (s) =>
+      s.conditions?.find((c) => c.type === 'Ready'),
+    );
+    expect(limits.reason).toBe('AddressesReady');
+    results.push({
+      name: 'every string at its longest allowed length',
+      where: 'runtime',
+      detail: `Ready=${limits.status} ${limits.reason}`,
+    });
     // Nothing of tenant B's was touched.
     const ep = await core.readNamespacedEndpoints({ namespace: 'tenant-a', name: 'legacy' });
     expect(ep.subsets?.[0]?.addresses?.map((a) => a.ip)).toEqual(['192.0.2.200']);
