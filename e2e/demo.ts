@@ -261,32 +261,21 @@ async function main(): Promise<void> {
     }
 
     step('A namespace user tries to steer traffic through an ExternalBackend');
+    const web = (name: string, ip: string): string =>
+      dump({
+        apiVersion: 'outrigger.dev/v1alpha1',
+        kind: 'ExternalBackend',
+        metadata: { name, namespace: 'wetwin' },
+        spec: { ports: [{ name: 'http', port: 80 }], addresses: [{ ip }] },
+      });
     process.stdout.write(
       'An address outside what the platform team granted wetwin: refused at admission.\n',
     );
-    kubectl(
-      cluster,
-      ['apply', '-f', '-'],
-      dump({
-        apiVersion: 'outrigger.dev/v1alpha1',
-        kind: 'ExternalBackend',
-        metadata: { name: 'sneaky', namespace: 'wetwin' },
-        spec: { ports: [{ name: 'http', port: 80 }], addresses: [{ ip: '203.0.113.9' }] },
-      }),
-    );
+    kubectl(cluster, ['apply', '-f', '-'], web('sneaky', '203.0.113.9'));
     process.stdout.write(
       "The API server's ClusterIP, inside wetwin's careless 10.0.0.0/8 grant: admitted, never published.\n",
     );
-    kubectl(
-      cluster,
-      ['apply', '-f', '-'],
-      dump({
-        apiVersion: 'outrigger.dev/v1alpha1',
-        kind: 'ExternalBackend',
-        metadata: { name: 'steer', namespace: 'wetwin' },
-        spec: { ports: [{ name: 'http', port: 80 }], addresses: [{ ip: '10.96.0.1' }] },
-      }),
-    );
+    kubectl(cluster, ['apply', '-f', '-'], web('steer', '10.96.0.1'));
     await waitFor('the steer backend to be judged', () => {
       const out = spawnSync(
         cluster.kubectl,
