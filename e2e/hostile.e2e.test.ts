@@ -865,6 +865,35 @@ suite('hostile input from namespace editors', () => {
       'not allowed by ExternalBackendPolicy "cluster": no rule for namespace tenant-b covers 198.51.100.7',
     );
 
+    // While narrowed: an unrelated edit is admitted (only what an update adds is judged), a new
+    // address outside the grant is not.
+    const ed = editors.get('tenant-b');
+    const patch = (ops: unknown[]) =>
+      ed?.objects.patchNamespacedCustomObject(
+        { group, version, namespace: 'tenant-b', plural, name: 'rev', body: ops },
+        setHeaderOptions('Content-Type', PatchStrategy.JsonPatch),
+      );
+    await patch([{ op: 'add', path: '/spec/addresses/1/nodeName', value: 'db-host-2' }]);
+    results.push({
+      name: 'an unrelated edit of a backend a narrowed grant no longer fully allows',
+      where: 'runtime',
+      detail:
+        'admitted (only what an update adds is judged); the disallowed address stays withdrawn',
+    });
+    const added = await (
+      patch([{ op: 'add', path: '/spec/addresses/-', value: { ip: '198.51.100.8' } }]) ??
+      Promise.resolve()
+    ).then(
+      () => undefined,
+      (e: unknown) => apiMessage(e),
+    );
+    expect(added?.message).toContain('register 198.51.100.8');
+    results.push({
+      name: 'an update adding an address outside the narrowed grant',
+      where: 'admission',
+      detail: added?.message.slice(0, 160) ?? '',
+    });
+
     const t1 = Date.now();
     await admin.deleteClusterCustomObject({
       group,
@@ -898,10 +927,47 @@ suite('hostile input from namespace editors', () => {
       where: 'runtime',
       detail: `withdrawn in ${String(deleteMs)} ms: ${gone.message ?? ''}`,
     });
+    // With no policy at all: admission lets objects in (the reconciler publishes nothing), and a
+    // foreground deletion completes (the garbage collector's finalizer update is not refused).
+    await create('tenant-b', 'orphaned', at('192.0.2.8', 5432));
+    const orphaned = await statusOf('tenant-b', 'orphaned', (s) =>
+      s.addresses?.[0]?.state === 'Denied' ? s.addresses[0] : undefined,
+    );
+    results.push({
+      name: 'a backend created while no policy exists',
+      where: 'runtime',
+      detail: `admitted, Denied: ${orphaned.message ?? ''}`,
+    });
+    await ed?.objects.deleteNamespacedCustomObject({
+      group,
+      version,
+      namespace: 'tenant-b',
+      plural,
+      name: 'rev',
+      propagationPolicy: 'Foreground',
+    });
+    await waitFor(
+      'the foreground deletion to complete',
+      async () => {
+        try {
+          await admin.getNamespacedCustomObject({
+            group,
+            version,
+            namespace: 'tenant-b',
+            plural,
+            name: 'rev',
+          });
+          return undefined;
+        } catch (err) {
+          return err instanceof ApiException && err.code === 404 ? true : undefined;
+        }
+      },
+      30_000,
+    );
     setPolicy(policyRules());
     await waitFor(
       'republished',
-      async () => ((await sliceIPs('tenant-b', 'rev')).length === 2 ? true : undefined),
+      async () => ((await sliceIPs('tenant-b', 'orphaned')).length === 1 ? true : undefined),
       30_000,
     );
   }, 90_000);

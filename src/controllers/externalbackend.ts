@@ -48,7 +48,7 @@ import { isAlreadyExists } from '../kube/backendwriter.ts';
 import type { EventRecorder } from '../kube/events.ts';
 import { objectKey, splitKey, type Informer } from '../kube/informer.ts';
 import type { CachedExternalBackend, CachedNamespace, CachedPolicy } from '../kube/resources.ts';
-import { backendPorts, loadPolicy, policyDenies, type LoadedPolicy } from '../policy/evaluate.ts';
+import { backendPorts, loadPolicy, policyJudge, type LoadedPolicy } from '../policy/evaluate.ts';
 import { policyKind, policyName } from '../policy/schema.ts';
 import type { Logger } from '../log.ts';
 import type { Metrics } from '../metrics.ts';
@@ -147,6 +147,8 @@ export class ExternalBackendController {
    * version, ours is the truth (no duplicate Events or writes from a lagging cache).
    */
   private readonly written = new Map<string, { before: string; status: ExternalBackendStatus }>();
+  /** Backends with addresses left unchecked by the namespace's probe-target limit. */
+  private readonly limited = new Set<string>();
 
   constructor(o: ExternalBackendControllerOptions) {
     this.o = o;
@@ -387,16 +389,26 @@ export class ExternalBackendController {
     return loadPolicy(this.o.policies.get('', policyName));
   }
 
-  /** Why an address of this backend may not be published: the deny list first, then the policy. */
+  /**
+   * Why an address of this backend may not be published: the deny list first, then the policy.
+   * Each address is judged once per reconcile (the judge is asked again by syncProbes and
+   * addressViews).
+   */
   private judge(namespace: string, spec: ExternalBackendSpec): Judge {
     const denied = denyListJudge(this.o.denyList);
-    const policy = this.policy();
-    const subject = {
+    const ns = this.o.namespaces.hasSynced() ? this.o.namespaces.get('', namespace) : undefined;
+    const allowed = policyJudge(this.policy(), {
       namespace,
-      namespaceLabels: this.o.namespaces.get('', namespace)?.metadata.labels,
+      namespaceLabels: ns?.metadata.labels ?? (ns === undefined ? undefined : {}),
       ports: backendPorts(spec),
+    });
+    const memo = new Map<string, string | undefined>();
+    return (ip) => {
+      if (memo.has(ip)) return memo.get(ip);
+      const why = denied(ip) ?? allowed(ip);
+      memo.set(ip, why);
+      return why;
     };
-    return (ip) => denied(ip) ?? policyDenies(policy, subject, ip);
   }
 
   /**
@@ -449,8 +461,20 @@ export class ExternalBackendController {
         if (h !== undefined) health.set(a.ip, h);
       }
     }
+    let freed = 0;
     for (const k of this.scheduler.keys())
-      if (k.startsWith(`${key}/`) && !keep.has(k)) this.scheduler.remove(k);
+      if (k.startsWith(`${key}/`) && !keep.has(k)) {
+        this.scheduler.remove(k);
+        freed++;
+      }
+    if (unchecked.size > 0) this.limited.add(key);
+    else this.limited.delete(key);
+    // Room freed under the limit: neighbours waiting for it may now check their addresses.
+    if (freed > 0) {
+      const [namespace] = splitKey(key);
+      for (const other of this.limited)
+        if (other !== key && splitKey(other)[0] === namespace) this.controller.queue.add(other);
+    }
     return { health, unchecked };
   }
 

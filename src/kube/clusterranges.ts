@@ -87,6 +87,19 @@ export function isPermanent(f: ListFailure | undefined): boolean {
   return f?.code === 401 || f?.code === 403 || f?.code === 404;
 }
 
+/** How long handler-triggered rebuilds wait, so a burst of events makes one. */
+const coalesceMs = 100;
+
+/** A short cause that stays the same from one failed attempt to the next (no request ids, dates). */
+function cause(f: ListFailure | undefined): string {
+  const phrase: Record<number, string> = {
+    401: '401 Unauthorized',
+    403: '403 Forbidden: no RBAC to list and watch',
+    404: '404 Not Found: not served by this API server',
+  };
+  return f?.code === undefined ? 'not listed' : (phrase[f.code] ?? `HTTP ${String(f.code)}`);
+}
+
 export interface ClusterRangesOptions {
   /** Built-in and --denied-cidrs ranges, always denied. */
   readonly fixed: readonly DeniedRange[];
@@ -113,18 +126,34 @@ export class ClusterRanges {
   private readonly listeners: (() => void)[] = [];
   private readonly gaveUp = new Map<RangeSource, string>();
 
+  private pending: NodeJS.Timeout | undefined;
+
   constructor(o: ClusterRangesOptions) {
     this.o = o;
     this.list = new DenyList(o.fixed);
+    // Handlers only schedule one rebuild for a burst of events: a relist of thousands of Nodes
+    // fires one event each, and rebuilding per event would cost the square of the cluster's size.
     const changed = (): void => {
-      this.rebuild();
+      this.pending ??= setTimeout(() => {
+        this.pending = undefined;
+        this.rebuild();
+      }, coalesceMs).unref();
     };
-    for (const inf of [o.serviceCIDRs, o.nodes, o.apiServer] as const)
-      (inf as Informer<CachedNode | CachedServiceCIDR | CachedSliceAddresses>).addHandlers({
+    for (const inf of [o.serviceCIDRs, o.apiServer] as const)
+      (inf as Informer<CachedServiceCIDR | CachedSliceAddresses>).addHandlers({
         add: changed,
         update: changed,
         delete: changed,
       });
+    // Node status changes often (conditions, images); only its ranges matter here.
+    o.nodes.addHandlers({
+      add: changed,
+      update: (a, b) => {
+        if (a.podCIDRs.join() !== b.podCIDRs.join() || a.addresses.join() !== b.addresses.join())
+          changed();
+      },
+      delete: changed,
+    });
   }
 
   /** Why `ip` is denied, or undefined when it is allowed (see DenyList.denies). */
@@ -157,7 +186,7 @@ export class ClusterRanges {
     for (const [name, inf] of this.sources()) {
       if (inf.hasSynced()) continue;
       const f = inf.failure();
-      if (isPermanent(f)) out.set(name, f?.message ?? 'cannot be listed');
+      if (isPermanent(f)) out.set(name, cause(f));
       else if (this.gaveUp.has(name)) out.set(name, this.gaveUp.get(name) ?? 'not synced');
     }
     return out;
@@ -226,7 +255,7 @@ export class ClusterRanges {
       if (!inf.hasSynced() && !isPermanent(inf.failure()))
         this.gaveUp.set(
           name,
-          `not synced within ${String(Math.round(timeoutMs / 1000))} s: ${inf.failure()?.message ?? 'no answer'}`,
+          `not synced within ${String(Math.round(timeoutMs / 1000))} s (${cause(inf.failure())})`,
         );
     this.rebuild();
   }

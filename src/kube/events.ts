@@ -36,6 +36,9 @@ export interface EventRecorderOptions {
   readonly now?: () => number;
 }
 
+/** Objects (and messages) remembered for the spam filter and dedupe; memory stays bounded. */
+const maxTracked = 10_000;
+
 /** Event messages are cut here (events.k8s.io/v1 notes allow 1 kB). */
 export const maxMessageLength = 1024;
 
@@ -109,9 +112,18 @@ export function boundedEventRecorder(
     const s = perObject.get(key) ?? { tokens: perObjectBurst, last: t };
     s.tokens = Math.min(perObjectBurst, s.tokens + (t - s.last) / perObjectRefillMs);
     s.last = t;
+    // Re-inserted, so the map's order is least recently used first.
+    perObject.delete(key);
     perObject.set(key, s);
-    if (perObject.size > 10_000)
-      for (const [k, v] of perObject) if (v.tokens >= perObjectBurst) perObject.delete(k);
+    // Forget objects whose bucket has refilled (as good as new); past the cap, the oldest go first.
+    if (perObject.size > maxTracked) {
+      for (const [k, v] of perObject)
+        if (v.tokens + (t - v.last) / perObjectRefillMs >= perObjectBurst) perObject.delete(k);
+      for (const k of perObject.keys()) {
+        if (perObject.size <= maxTracked) break;
+        perObject.delete(k);
+      }
+    }
     if (s.tokens < 1) return false;
     s.tokens -= 1;
     return true;

@@ -60,13 +60,18 @@ export function observe(
   return sameRecord(prev.record, current) ? prev : { record: current, observedAt: now };
 }
 
-/** What to do with the lease now (pure; `observation` must already include `current`). */
+/**
+ * What to do with the lease now (pure; `observation` must already include `current`). `now` is
+ * wall-clock time for the record; `elapsedNow` is the clock observations were taken on (monotonic
+ * in production, so a wall-clock step cannot make a held lease look expired).
+ */
 export function decide(
   current: LeaseRecord | undefined,
   observation: Observation,
   identity: string,
   leaseDurationMs: number,
   now: number,
+  elapsedNow: number = now,
 ): Decision {
   const fresh: LeaseRecord = {
     holderIdentity: identity,
@@ -81,7 +86,7 @@ export function decide(
   }
   const held =
     current.holderIdentity !== '' &&
-    observation.observedAt + current.leaseDurationSeconds * 1000 > now;
+    observation.observedAt + current.leaseDurationSeconds * 1000 > elapsedNow;
   if (held) return { action: 'wait', holder: current.holderIdentity };
   return {
     action: 'update',
@@ -132,7 +137,10 @@ export class LeaderElector {
   private readonly api: CoordinationV1Api;
   private observation: Observation = { record: undefined, observedAt: 0 };
   private lease: V1Lease | undefined;
-  /** When the request of the last successful acquire or renewal was sent (local clock). */
+  /**
+   * When the request of the last successful acquire or renewal was sent, on the monotonic clock
+   * (a wall-clock step must not stretch how long this replica believes it leads).
+   */
   private renewedAt = 0;
   private leading = false;
 
@@ -147,7 +155,7 @@ export class LeaderElector {
    * standby may take over only leaseDuration after it last saw a renewal, which is later.
    */
   isLeading(): boolean {
-    return this.leading && Date.now() - this.renewedAt < this.o.renewDeadlineMs;
+    return this.leading && performance.now() - this.renewedAt < this.o.renewDeadlineMs;
   }
 
   /**
@@ -156,7 +164,7 @@ export class LeaderElector {
    */
   private async tryAcquireOrRenew(): Promise<'held' | 'other' | 'conflict'> {
     const { namespace, name, identity } = this.o;
-    const sentAt = Date.now();
+    const sentAt = performance.now();
     let current: V1Lease | undefined;
     try {
       current = await this.api.readNamespacedLease({ namespace, name });
@@ -165,8 +173,9 @@ export class LeaderElector {
     }
     const record = current === undefined ? undefined : toRecord(current);
     const now = Date.now();
-    this.observation = observe(this.observation, record, now);
-    const d = decide(record, this.observation, identity, this.o.leaseDurationMs, now);
+    const mono = performance.now();
+    this.observation = observe(this.observation, record, mono);
+    const d = decide(record, this.observation, identity, this.o.leaseDurationMs, now, mono);
     if (d.action === 'wait') return 'other';
     const spec = {
       holderIdentity: d.record.holderIdentity,
@@ -192,7 +201,7 @@ export class LeaderElector {
       if (err instanceof ApiException && (err.code === 409 || err.code === 422)) return 'conflict';
       throw err;
     }
-    this.observation = { record: toRecord(this.lease), observedAt: now };
+    this.observation = { record: toRecord(this.lease), observedAt: mono };
     this.renewedAt = sentAt;
     return 'held';
   }
@@ -241,7 +250,7 @@ export class LeaderElector {
       if (isAborted(signal)) break;
       try {
         // A request that hangs (a partition) must not carry us past the deadline.
-        const left = Math.max(1, this.o.renewDeadlineMs - (Date.now() - this.renewedAt));
+        const left = Math.max(1, this.o.renewDeadlineMs - (performance.now() - this.renewedAt));
         const r = await withTimeout(this.tryAcquireOrRenew(), left);
         if (r === 'held') continue;
         if (r === 'other')
@@ -252,7 +261,7 @@ export class LeaderElector {
       } catch (err) {
         this.o.log.warn({ err: String(err) }, 'could not renew the leader lease');
       }
-      if (Date.now() - this.renewedAt >= this.o.renewDeadlineMs)
+      if (performance.now() - this.renewedAt >= this.o.renewDeadlineMs)
         return lost('could not renew the leader lease within the renew deadline');
     }
     return 'stopped';

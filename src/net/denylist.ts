@@ -1,5 +1,6 @@
 import { isIP } from 'node:net';
 import ipaddr from 'ipaddr.js';
+import { CidrIndex, type Addr } from './cidrindex.ts';
 
 /**
  * Addresses a namespace user must not be able to publish or make outrigger probe: Endpoints can
@@ -73,9 +74,6 @@ export function isValidCIDR(text: string): boolean {
   }
 }
 
-type Addr = ipaddr.IPv4 | ipaddr.IPv6;
-type Range = [Addr, number];
-
 const v4 = (bytes: readonly number[]): ipaddr.IPv4 =>
   new ipaddr.IPv4([bytes[0] ?? 0, bytes[1] ?? 0, bytes[2] ?? 0, bytes[3] ?? 0]);
 
@@ -87,8 +85,9 @@ function inRange(addr: ipaddr.IPv6, cidr: string): boolean {
 /**
  * IPv4 addresses an IPv6 address carries, which a translator or tunnel may deliver traffic to:
  * IPv4-mapped (::ffff:a.b.c.d), IPv4-translated (::ffff:0:a.b.c.d), IPv4-compatible (::a.b.c.d),
- * NAT64 well-known prefix (64:ff9b::/96, RFC 6052), 6to4 (2002:AABB:CCDD::/48, RFC 3056), and
- * Teredo (2001::/32: the server in bits 32–63, the client XOR-ed in the last 32 bits, RFC 4380).
+ * NAT64 well-known prefix (64:ff9b::/96, RFC 6052), 6to4 (2002:AABB:CCDD::/48, RFC 3056),
+ * Teredo (2001::/32: the server in bits 32–63, the client XOR-ed in the last 32 bits, RFC 4380),
+ * and ISATAP interface identifiers (::0:5efe:a.b.c.d, ::200:5efe:a.b.c.d, RFC 5214).
  */
 export function embeddedIPv4(addr: ipaddr.IPv6): { ip: ipaddr.IPv4; via: string }[] {
   const b = addr.toByteArray();
@@ -107,55 +106,62 @@ export function embeddedIPv4(addr: ipaddr.IPv6): { ip: ipaddr.IPv4; via: string 
   // ::a.b.c.d, but not :: or ::1, which are denied as themselves.
   if (inRange(addr, '::/96') && !inRange(addr, '::/127'))
     return [{ ip: last, via: 'IPv4-compatible' }];
+  // ISATAP (RFC 5214): an interface identifier 0000:5efe or 0200:5efe, then the IPv4 address.
+  if (b[8] !== undefined && (b[8] & 0xfd) === 0 && b[9] === 0 && b[10] === 0x5e && b[11] === 0xfe)
+    return [{ ip: last, via: 'ISATAP' }];
   return [];
 }
 
 export class DenyList {
-  private readonly ranges: readonly {
-    text: string;
-    source: string;
-    kind: RangeKind;
-    range: Range;
-  }[];
+  private readonly index = new CidrIndex<{ text: string; source: string }>();
 
   /** Throws with the offending entry when a CIDR is malformed. Plain strings are "--denied-cidrs". */
   constructor(entries: readonly (string | DeniedRange)[]) {
-    this.ranges = entries.map((e) => {
-      const { cidr, source, kind } =
-        typeof e === 'string' ? { cidr: e, source: '--denied-cidrs', kind: 'flag' as const } : e;
+    for (const e of entries) {
+      const { cidr, source } = typeof e === 'string' ? { cidr: e, source: '--denied-cidrs' } : e;
       try {
-        return { text: cidr, source, kind, range: ipaddr.parseCIDR(cidr) };
+        this.index.add(cidr, { text: cidr, source });
       } catch {
         throw new Error(`invalid CIDR "${cidr}"`);
       }
-    });
+    }
   }
 
   get size(): number {
-    return this.ranges.length;
-  }
-
-  private match(addr: Addr): { text: string; source: string } | undefined {
-    return this.ranges.find((r) => addr.kind() === r.range[0].kind() && addr.match(r.range));
+    return this.index.size;
   }
 
   /**
    * Why `ip` is denied ("in 10.96.0.0/16 (ServiceCIDR kubernetes)"), or undefined when it is
-   * allowed. Anything that is not a literal IP address is denied: outrigger never resolves names.
+   * allowed. Anything that is not a literal IP address is denied (outrigger never resolves names),
+   * and so is an IPv6 address with a zone ("fe80::1%eth0"): a zone names an interface of this
+   * host. Never throws.
    */
   denies(ip: string): string | undefined {
-    // Node's check is strict; ipaddr.js also accepts legacy forms such as "2130706433" (127.0.0.1).
-    if (isIP(ip) === 0) return 'not an IP address (names are never resolved)';
-    const addr = ipaddr.parse(ip);
-    const direct = this.match(addr);
+    const addr = parseIP(ip);
+    if (addr === undefined) return 'not an IP address (names are never resolved)';
+    const direct = this.index.lookup(addr);
     if (direct !== undefined) return `in ${direct.text} (${direct.source})`;
     if (addr.kind() === 'ipv6') {
       for (const { ip: inner, via } of embeddedIPv4(addr as ipaddr.IPv6)) {
-        const hit = this.match(inner);
+        const hit = this.index.lookup(inner);
         if (hit !== undefined)
           return `carries ${inner.toString()} (${via}), in ${hit.text} (${hit.source})`;
       }
     }
+    return undefined;
+  }
+}
+
+/**
+ * A literal IPv4 or IPv6 address without a zone, or undefined. Node's check is strict (ipaddr.js
+ * alone accepts legacy forms such as "2130706433" for 127.0.0.1) but allows zones, refused here.
+ */
+export function parseIP(ip: string): Addr | undefined {
+  if (isIP(ip) === 0 || ip.includes('%')) return undefined;
+  try {
+    return ipaddr.parse(ip);
+  } catch {
     return undefined;
   }
 }

@@ -13,8 +13,12 @@ const selects = [
 const portsAllowed =
   '(!has(r.ports) || variables.ports.all(p, r.ports.exists(x, p >= x.port && p <= (has(x.endPort) ? x.endPort : x.port))))';
 
-const probePort = (kind: 'tcp' | 'http'): string =>
-  `(has(object.spec.healthCheck) && has(object.spec.healthCheck.${kind}) && type(object.spec.healthCheck.${kind}.port) == int ? [object.spec.healthCheck.${kind}.port] : [])`;
+/** Every port an object publishes or probes (a probe port given by number). */
+const portsOf = (o: 'object' | 'oldObject'): string => {
+  const probe = (kind: 'tcp' | 'http'): string =>
+    `(has(${o}.spec.healthCheck) && has(${o}.spec.healthCheck.${kind}) && type(${o}.spec.healthCheck.${kind}.port) == int ? [${o}.spec.healthCheck.${kind}.port] : [])`;
+  return `${o}.spec.ports.map(p, p.port) + ${probe('tcp')} + ${probe('http')}`;
+};
 
 export function admissionPolicy(name: string): {
   policy: Record<string, unknown>;
@@ -28,6 +32,11 @@ export function admissionPolicy(name: string): {
       spec: {
         failurePolicy: 'Fail',
         paramKind: { apiVersion: `${group}/v1alpha1`, kind: policyKind },
+        // An object being deleted is let through: the garbage collector removes its finalizers
+        // with updates, whatever the policy says by then.
+        matchConditions: [
+          { name: 'not-being-deleted', expression: '!has(object.metadata.deletionTimestamp)' },
+        ],
         matchConstraints: {
           resourceRules: [
             {
@@ -44,9 +53,13 @@ export function admissionPolicy(name: string): {
             expression:
               'has(namespaceObject.metadata.labels) ? namespaceObject.metadata.labels : {}',
           },
+          { name: 'ports', expression: portsOf('object') },
+          // On an update, only what it adds is judged: addresses it did not have, or all of them
+          // when its ports change. What a narrowed policy no longer allows is the reconciler's to
+          // withdraw, and an unrelated edit is not refused for it.
           {
-            name: 'ports',
-            expression: `object.spec.ports.map(p, p.port) + ${probePort('tcp')} + ${probePort('http')}`,
+            name: 'portsChanged',
+            expression: `oldObject == null || variables.ports != ${portsOf('oldObject')}`,
           },
           {
             name: 'rules',
@@ -55,7 +68,7 @@ export function admissionPolicy(name: string): {
           {
             name: 'denied',
             expression:
-              '(has(object.spec.addresses) ? object.spec.addresses : []).filter(a, !variables.rules.exists(r, r.cidrs.exists(c, cidr(c).containsIP(a.ip)))).map(a, a.ip)',
+              '(has(object.spec.addresses) ? object.spec.addresses : []).filter(a, (variables.portsChanged || !(has(oldObject.spec.addresses) && oldObject.spec.addresses.exists(o, o.ip == a.ip))) && !variables.rules.exists(r, r.cidrs.exists(c, cidr(c).containsIP(a.ip)))).map(a, a.ip)',
           },
         ],
         validations: [
@@ -75,8 +88,9 @@ export function admissionPolicy(name: string): {
       spec: {
         policyName: name,
         validationActions: ['Deny'],
-        // No policy object means no rule: every address is refused, as the reconciler refuses it.
-        paramRef: { name: policyName, parameterNotFoundAction: 'Deny' },
+        // Without the policy object, admission lets objects in (Deny would also block the garbage
+        // collector's finalizer updates) and the reconciler publishes nothing: no policy, no rule.
+        paramRef: { name: policyName, parameterNotFoundAction: 'Allow' },
       },
     },
   };

@@ -98,6 +98,32 @@ describe('policyDenies', () => {
     ).toMatch(/^not allowed: ExternalBackendPolicy "cluster" is invalid/);
   });
 
+  it('allows nothing while the namespace labels are not known (NotIn and DoesNotExist fail closed)', () => {
+    const notSandbox = loadPolicy({
+      spec: {
+        rules: [
+          {
+            name: 'not-sandbox',
+            namespaceSelector: {
+              matchExpressions: [{ key: 'tier', operator: 'NotIn', values: ['sandbox'] }],
+            },
+            cidrs: ['192.0.2.0/24'],
+          },
+        ],
+      },
+    });
+    const unknown = { namespace: 'sandbox', namespaceLabels: undefined, ports: [80] };
+    expect(policyDenies(notSandbox, unknown, '192.0.2.10')).toBe(
+      'not allowed yet: the labels of namespace sandbox are not known',
+    );
+    expect(
+      policyDenies(notSandbox, { ...unknown, namespaceLabels: { tier: 'sandbox' } }, '192.0.2.10'),
+    ).toContain('no rule grants namespace sandbox');
+    expect(
+      policyDenies(notSandbox, { ...unknown, namespaceLabels: { tier: 'prod' } }, '192.0.2.10'),
+    ).toBeUndefined();
+  });
+
   it('an empty namespaceSelector selects every namespace', () => {
     const open = loadPolicy({
       spec: { rules: [{ name: 'all', namespaceSelector: {}, cidrs: ['0.0.0.0/0', '::/0'] }] },

@@ -1,16 +1,36 @@
 // Whether the address policy lets a namespace register an address, as a pure function. The
 // admission policy (admission.ts) says the same in CEL; the e2e suite checks that both agree.
-import { isIP } from 'node:net';
-import ipaddr from 'ipaddr.js';
 import { labelSelectorMatches, type Labels } from '../endpoints/selector.ts';
+import { CidrIndex } from '../net/cidrindex.ts';
+import { parseIP } from '../net/denylist.ts';
 import type { ExternalBackendSpec } from '../externalbackend/schema.ts';
 import { policyKind, policyName, policySpec, type PolicyRule, type PolicySpec } from './schema.ts';
+
+/** A rule with its CIDRs parsed once, when the policy is loaded. */
+interface LoadedRule {
+  readonly rule: PolicyRule;
+  readonly cidrs: CidrIndex<true>;
+}
 
 /** The policy as the reconciler found it: absent, unreadable (fail closed), or its rules. */
 export type LoadedPolicy =
   | { readonly state: 'absent' }
   | { readonly state: 'invalid'; readonly message: string }
-  | { readonly state: 'ok'; readonly spec: PolicySpec };
+  | { readonly state: 'ok'; readonly rules: readonly LoadedRule[] };
+
+function loadRules(spec: PolicySpec): LoadedRule[] {
+  return spec.rules.map((rule) => {
+    const cidrs = new CidrIndex<true>();
+    for (const c of rule.cidrs) {
+      try {
+        cidrs.add(c, true);
+      } catch {
+        // Admission refuses malformed CIDRs; one that slipped through covers nothing.
+      }
+    }
+    return { rule, cidrs };
+  });
+}
 
 export function loadPolicy(raw: { spec?: unknown } | undefined): LoadedPolicy {
   if (raw === undefined) return { state: 'absent' };
@@ -22,7 +42,7 @@ export function loadPolicy(raw: { spec?: unknown } | undefined): LoadedPolicy {
       message: `${issue?.path.join('.') ?? ''}: ${issue?.message ?? 'invalid'}`,
     };
   }
-  return { state: 'ok', spec: p.data };
+  return { state: 'ok', rules: loadRules(p.data) };
 }
 
 /** Every port a backend publishes or probes: its ports, and a health-check port given by number. */
@@ -31,19 +51,6 @@ export function backendPorts(spec: ExternalBackendSpec): number[] {
   const hc = spec.healthCheck;
   for (const p of [hc?.tcp?.port, hc?.http?.port]) if (typeof p === 'number') out.add(p);
   return [...out].sort((a, b) => a - b);
-}
-
-function covers(rule: PolicyRule, ip: string): boolean {
-  if (isIP(ip) === 0) return false;
-  const addr = ipaddr.parse(ip);
-  return rule.cidrs.some((c) => {
-    try {
-      const range = ipaddr.parseCIDR(c);
-      return range[0].kind() === addr.kind() && addr.match(range);
-    } catch {
-      return false;
-    }
-  });
 }
 
 function allowsPort(rule: PolicyRule, port: number): boolean {
@@ -57,34 +64,56 @@ const ref = `${policyKind} "${policyName}"`;
 
 export interface Subject {
   readonly namespace: string;
+  /** The namespace's labels; undefined when not known (yet), which allows nothing. */
   readonly namespaceLabels: Labels | undefined;
   /** Ports of the backend (backendPorts). */
   readonly ports: readonly number[];
 }
 
 /**
- * Why the policy does not let `subject` register `ip`, or undefined when a rule allows it: a rule
- * that selects the namespace, has a CIDR containing the IP, and allows every port of the backend.
+ * A judge for the addresses of one backend: why the policy does not let `subject` register an
+ * address, or undefined when a rule allows it — a rule that selects the namespace, has a CIDR
+ * containing the IP, and allows every port of the backend. What depends only on the backend
+ * (which rules select its namespace, which allow its ports) is worked out once, here.
  */
+export function policyJudge(
+  policy: LoadedPolicy,
+  subject: Subject,
+): (ip: string) => string | undefined {
+  const { namespace, namespaceLabels, ports } = subject;
+  if (policy.state === 'absent')
+    return () =>
+      `not allowed: there is no ${ref}, so no namespace may register addresses (the platform team grants them there)`;
+  if (policy.state === 'invalid') return () => `not allowed: ${ref} is invalid (${policy.message})`;
+  if (namespaceLabels === undefined)
+    return () => `not allowed yet: the labels of namespace ${namespace} are not known`;
+  const selecting = policy.rules.filter((r) =>
+    labelSelectorMatches(r.rule.namespaceSelector, namespaceLabels),
+  );
+  if (selecting.length === 0)
+    return () => `not allowed by ${ref}: no rule grants namespace ${namespace} any address`;
+  const portsOk = new Map(
+    selecting.map((r) => [r, ports.every((p) => allowsPort(r.rule, p))] as const),
+  );
+  const names = selecting.map((r) => r.rule.name).join(', ');
+  return (ip) => {
+    const addr = parseIP(ip);
+    const covering =
+      addr === undefined ? [] : selecting.filter((r) => r.cidrs.lookup(addr) !== undefined);
+    if (covering.length === 0)
+      return `not allowed by ${ref}: no rule for namespace ${namespace} covers ${ip} (rules: ${names})`;
+    if (covering.some((r) => portsOk.get(r) === true)) return undefined;
+    const first = covering[0];
+    const missing = ports.filter((p) => first !== undefined && !allowsPort(first.rule, p));
+    return `not allowed by ${ref}: rule ${first?.rule.name ?? ''} covers ${ip} but not port ${missing.join(', ')}`;
+  };
+}
+
+/** One address at a time (tests, and callers with a single address). */
 export function policyDenies(
   policy: LoadedPolicy,
   subject: Subject,
   ip: string,
 ): string | undefined {
-  if (policy.state === 'absent')
-    return `not allowed: there is no ${ref}, so no namespace may register addresses (the platform team grants them there)`;
-  if (policy.state === 'invalid') return `not allowed: ${ref} is invalid (${policy.message})`;
-  const { namespace, namespaceLabels, ports } = subject;
-  const selecting = policy.spec.rules.filter((r) =>
-    labelSelectorMatches(r.namespaceSelector, namespaceLabels),
-  );
-  if (selecting.length === 0)
-    return `not allowed by ${ref}: no rule grants namespace ${namespace} any address`;
-  const covering = selecting.filter((r) => covers(r, ip));
-  if (covering.length === 0)
-    return `not allowed by ${ref}: no rule for namespace ${namespace} covers ${ip} (rules: ${selecting.map((r) => r.name).join(', ')})`;
-  if (covering.some((r) => ports.every((p) => allowsPort(r, p)))) return undefined;
-  const first = covering[0];
-  const missing = ports.filter((p) => first !== undefined && !allowsPort(first, p));
-  return `not allowed by ${ref}: rule ${first?.name ?? ''} covers ${ip} but not port ${missing.join(', ')}`;
+  return policyJudge(policy, subject)(ip);
 }
