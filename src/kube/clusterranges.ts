@@ -8,7 +8,12 @@ import { isIP } from 'node:net';
 import ipaddr from 'ipaddr.js';
 import type { Logger } from '../log.ts';
 import { isAborted, sleep } from '../signals.ts';
-import { DenyList, fallbackDeniedCidrs, type DeniedRange } from '../net/denylist.ts';
+import {
+  DenyList,
+  fallbackDeniedCidrs,
+  type DeniedRange,
+  type RangeKind,
+} from '../net/denylist.ts';
 import type { Informer, ListFailure } from './informer.ts';
 import type { CachedNode, CachedServiceCIDR, CachedSliceAddresses } from './resources.ts';
 
@@ -215,13 +220,16 @@ export class ClusterRanges {
       this.o.log.info(
         'cluster address ranges discovered again; private ranges no longer denied wholesale',
       );
-    const counts: Record<string, number> = {};
-    for (const d of discovered) {
-      const key = d.source.startsWith('private range')
-        ? 'fallback'
-        : (d.source.split(' ')[0] ?? '');
-      counts[key] = (counts[key] ?? 0) + 1;
-    }
+    const counts: Record<RangeKind, number> = {
+      builtin: 0,
+      flag: 0,
+      servicecidr: 0,
+      'pod-cidr': 0,
+      'node-address': 0,
+      apiserver: 0,
+      fallback: 0,
+    };
+    for (const d of [...this.o.fixed, ...discovered]) counts[d.kind]++;
     this.o.onRanges?.(counts, {
       servicecidrs: !unavailable.has('servicecidrs'),
       nodes: !unavailable.has('nodes'),
