@@ -83,7 +83,7 @@ async function main(): Promise<void> {
     process.stdout.write(`API server ready in ${(cluster.startupMs / 1000).toFixed(1)} s\n`);
     kubectl(cluster, ['version']);
 
-    step('Installing the ExternalBackend CRD and starting outrigger (leader election on a Lease)');
+    step('Installing the CRDs and starting outrigger (leader election on a Lease)');
     const logPath = join(cluster.dir ?? '/tmp', 'outrigger.log');
     op = await startOperator(
       cluster.kubeconfigPath,
