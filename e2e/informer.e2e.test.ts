@@ -1,11 +1,14 @@
-// The informer against the real API server: paging, the cache and its handlers, and the stall
-// watchdog (a watch that sends nothing for longer than its stall timeout is re-established).
+// The informer against the real API server: paging, the cache and its handlers, the stall watchdog
+// (a watch that sends nothing for longer than its stall timeout is re-established), and client-go's
+// watch semantics through a fault-injecting proxy (410 relists; ERROR events, 429 and 500 back off
+// and re-watch from the last resourceVersion), and the periodic resync.
 import { setTimeout as delay } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { CoreV1Api, type KubeConfig, type V1Pod } from '@kubernetes/client-node';
+import { CoreV1Api, KubeConfig, type V1Pod } from '@kubernetes/client-node';
 import { Informer, type WatchEndReason } from '../src/kube/informer.ts';
 import { podClient, transformPod } from '../src/kube/resources.ts';
 import { createLogger } from '../src/log.ts';
+import { allOf, inNamespace, isList, isWatch, startApiProxy } from './harness/apiproxy.ts';
 import { startCluster, type Cluster } from './harness/controlplane.ts';
 import { createRunningPod, createTestNamespace, waitFor, writePodStatus } from './helpers.ts';
 
@@ -78,4 +81,89 @@ describe('Informer', () => {
       await running;
     }
   }, 60_000);
+
+  it('backs off and re-watches from the last resourceVersion on ERROR events, 429 and 500; relists on 410 only', async () => {
+    const core = kc.makeApiClient(CoreV1Api);
+    const ns = await createTestNamespace(kc, 'watchfaults');
+    await createRunningPod(core, ns, 'p-0', { ip: '10.244.4.1', ready: true });
+    const proxy = await startApiProxy(cluster);
+    const pkc = new KubeConfig();
+    pkc.loadFromFile(proxy.kubeconfigPath);
+    const ends: WatchEndReason[] = [];
+    let resynced = 0;
+    const informer = new Informer<V1Pod>({
+      name: 'pods',
+      kubeConfig: pkc,
+      client: podClient(pkc),
+      transform: transformPod,
+      namespaces: [ns],
+      log: createLogger('error'),
+      resyncPeriodMs: 1000,
+      // A quiet watch is cut and re-opened every second, so the next one meets a fault.
+      stallTimeoutMs: 1000,
+      onWatchEnd: (r) => ends.push(r),
+    });
+    informer.addHandlers({
+      update: (o, n) => {
+        if (o === n) resynced++;
+      },
+    });
+    const lists = () => proxy.requests.filter(allOf(isList('pods'), inNamespace(ns))).length;
+    const watches = () => proxy.requests.filter(allOf(isWatch('pods'), inNamespace(ns)));
+    const ready = () => informer.get(ns, 'p-0')?.status?.conditions?.[0]?.status;
+    const stop = new AbortController();
+    const running = informer.run(stop.signal);
+    try {
+      expect(await informer.waitForSync(stop.signal)).toBe(true);
+      await waitFor('a watch', () => Promise.resolve(watches().length > 0 ? true : undefined));
+      expect(lists()).toBe(1);
+      // The periodic resync hands every object to the update handlers again.
+      await waitFor('a resync', () => Promise.resolve(resynced > 0 ? true : undefined), 5000);
+
+      const cases = [
+        ['an ERROR event (500)', { kind: 'watchError', code: 500 }],
+        ['429 Too Many Requests', { kind: 'status', code: 429 }],
+        ['500 Internal Server Error', { kind: 'status', code: 500 }],
+      ] as const;
+      let flip = false;
+      for (const [what, fault] of cases) {
+        const before = watches().length;
+        const lift = proxy.fault(allOf(isWatch('pods'), inNamespace(ns)), fault);
+        await delay(1500); // the open watch stalls out; the next ones meet the fault
+        flip = !flip;
+        await writePodStatus(core, ns, 'p-0', '10.244.4.1', !flip);
+        await delay(3000);
+        const attempts = watches().length - before;
+        lift();
+        await waitFor(`the change made during ${what}`, () =>
+          Promise.resolve(ready() === (flip ? 'False' : 'True') ? true : undefined),
+        );
+        const resumed = watches().at(-1);
+        console.log(
+          `${what} on every watch for 3 s: ${String(attempts)} watch attempts (backing off), lists ${String(lists())}, resumed from resourceVersion ${resumed?.query.get('resourceVersion') ?? '?'}`,
+        );
+        // Backing off, not spinning; and no relist of everything.
+        expect(attempts).toBeLessThanOrEqual(6);
+        expect(lists()).toBe(1);
+        expect(resumed?.query.get('resourceVersion')).not.toBe('');
+      }
+
+      // 410 Gone: the version is gone, so the informer lists again (once).
+      const lift = proxy.fault(allOf(isWatch('pods'), inNamespace(ns)), {
+        kind: 'watchError',
+        code: 410,
+      });
+      await waitFor('a relist after 410', () => Promise.resolve(lists() >= 2 ? true : undefined));
+      lift();
+      expect(ends).toContain('expired');
+      await writePodStatus(core, ns, 'p-0', '10.244.4.1', true);
+      await waitFor('the informer to follow again', () =>
+        Promise.resolve(ready() === 'True' ? true : undefined),
+      );
+    } finally {
+      stop.abort();
+      await running;
+      await proxy.close();
+    }
+  }, 90_000);
 });

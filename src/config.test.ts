@@ -18,6 +18,7 @@ describe('parseConfig', () => {
       concurrentExternalBackendSyncs: 5,
       maxConcurrentProbes: 100,
       maxProbeTargetsPerNamespace: 1000,
+      syncPeriodMs: 36_000_000,
       deniedCidrs: [],
       kubeApiQps: 20,
       kubeApiBurst: 30,

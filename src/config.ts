@@ -189,6 +189,11 @@ export const flags: readonly FlagSpec[] = [
     help: 'Health-check probes in flight at once, across every ExternalBackend.',
   },
   {
+    name: 'sync-period',
+    default: '10h',
+    help: 'How often every ExternalBackend and Service is reconciled even when nothing changed, to repair anything a lost event left behind (controller-runtime\'s SyncPeriod); "0" never.',
+  },
+  {
     name: 'max-probe-targets-per-namespace',
     default: '1000',
     help: 'Health-check targets (checked addresses) one namespace may have; further addresses are published not ready and their ExternalBackend says so.',
@@ -233,6 +238,7 @@ const rawSchema = z.object({
   'endpoint-updates-batch-period': duration,
   'concurrent-externalbackend-syncs': positiveInt,
   'max-concurrent-probes': positiveInt,
+  'sync-period': duration,
   'max-probe-targets-per-namespace': z
     .string()
     .regex(/^\d+$/, 'must be a whole number')
@@ -266,6 +272,8 @@ export interface Config {
   readonly concurrentExternalBackendSyncs: number;
   readonly maxConcurrentProbes: number;
   readonly maxProbeTargetsPerNamespace: number;
+  /** Milliseconds; 0 never. */
+  readonly syncPeriodMs: number;
   /** Added to the built-in deny list. */
   readonly deniedCidrs: readonly string[];
   readonly kubeApiQps: number;
@@ -358,6 +366,7 @@ export function parseConfig(
     concurrentExternalBackendSyncs: v['concurrent-externalbackend-syncs'],
     maxConcurrentProbes: v['max-concurrent-probes'],
     maxProbeTargetsPerNamespace: v['max-probe-targets-per-namespace'],
+    syncPeriodMs: v['sync-period'],
     deniedCidrs: v['denied-cidrs'],
     kubeApiQps: v['kube-api-qps'],
     kubeApiBurst: v['kube-api-burst'],

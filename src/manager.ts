@@ -133,6 +133,7 @@ export async function runManager(
     client: ResourceClient<unknown>,
     transform: (raw: unknown) => T,
     gatesReadiness = true,
+    resyncPeriodMs = 0,
   ): Informer<T> => {
     const inf = new Informer<T>({
       name,
@@ -141,6 +142,7 @@ export async function runManager(
       log,
       client,
       transform,
+      resyncPeriodMs,
       onWatchEnd: (reason: WatchEndReason) => {
         metrics.watchRestarts.inc({ informer: name, reason });
       },
@@ -149,7 +151,16 @@ export async function runManager(
     (gatesReadiness ? informers : rangeInformers).push(inf);
     return inf;
   };
-  const services = informer('services', sharedNamespaces, serviceClient(kc), transformService);
+  // The periodic resync goes through the objects every reconcile starts from: ExternalBackends and
+  // Services (their handlers enqueue every key).
+  const services = informer(
+    'services',
+    sharedNamespaces,
+    serviceClient(kc),
+    transformService,
+    true,
+    config.syncPeriodMs,
+  );
   const pods = informer('pods', sharedNamespaces, podClient(kc), transformPod);
   const eps = informer('endpoints', sharedNamespaces, endpointsClient(kc), transformEndpoints);
   const backends = informer(
@@ -157,6 +168,8 @@ export async function runManager(
     backendNamespaces,
     customObjectClient(kc, group, version, plural),
     transformExternalBackend,
+    true,
+    config.syncPeriodMs,
   );
   const slices = informer(
     'endpointslices',

@@ -59,6 +59,11 @@ export interface InformerOptions<T> {
    * whatever its watch callback throws, so without this such an event would vanish unseen.
    */
   readonly onError?: (source: ErrorSource, err: unknown) => void;
+  /**
+   * Every this long (with ±10 % jitter), hand every cached object to the update handlers again
+   * (old and new the same), so that a change lost anyway is repaired by a reconcile. 0: never.
+   */
+  readonly resyncPeriodMs?: number;
 }
 
 export interface ListFailure {
@@ -90,6 +95,16 @@ function deepFreeze<T>(value: T): T {
 
 class GoneError extends Error {
   override name = 'GoneError';
+}
+
+/** An ERROR event in a watch stream (other than 410, which is GoneError). */
+export class WatchError extends Error {
+  override name = 'WatchError';
+  readonly code: number | undefined;
+  constructor(code: number | undefined, message: string) {
+    super(`watch error ${code === undefined ? '' : String(code)}: ${message}`);
+    this.code = code;
+  }
 }
 
 export class Informer<T extends KubernetesObject> {
@@ -142,7 +157,17 @@ export class Informer<T extends KubernetesObject> {
 
   /** Runs until `signal` aborts. */
   async run(signal: AbortSignal): Promise<void> {
-    await Promise.all(this.scopes.map((ns) => this.runScope(ns, signal)));
+    await Promise.all([...this.scopes.map((ns) => this.runScope(ns, signal)), this.resync(signal)]);
+  }
+
+  private async resync(signal: AbortSignal): Promise<void> {
+    const period = this.opts.resyncPeriodMs ?? 0;
+    if (period <= 0) return;
+    while (!signal.aborted) {
+      await sleep(period * (0.9 + Math.random() * 0.2), signal);
+      if (isAborted(signal)) return;
+      for (const obj of this.list()) this.notify(obj, (h) => h.update?.(obj, obj));
+    }
   }
 
   async waitForSync(signal: AbortSignal): Promise<boolean> {
@@ -150,23 +175,46 @@ export class Informer<T extends KubernetesObject> {
     return this.hasSynced();
   }
 
+  /**
+   * List once, then watch from the last resourceVersion for as long as that works, as client-go's
+   * reflector does: 410 Gone (the version was compacted away) relists at once; any other failure
+   * (an ERROR event, 429, 5xx, a refused connection) backs off and re-watches from the same
+   * resourceVersion, so a flaky API server costs a reconnect, not a relist of every object. A watch
+   * that ends by itself right away with nothing in it also backs off, so that a server closing
+   * every watch at once cannot put this loop in a tight spin.
+   */
   private async runScope(namespace: string | undefined, signal: AbortSignal): Promise<void> {
     const scope = namespace ?? '*';
     let backoffMs = 800;
+    let rv: string | undefined;
     while (!signal.aborted) {
       try {
-        let rv = await this.relist(namespace);
-        this.syncedScopes.add(scope);
-        this.lastFailure = undefined;
-        backoffMs = 800;
-        for (;;) {
-          if (isAborted(signal)) return;
-          rv = await this.watch(namespace, rv, signal);
+        if (rv === undefined) {
+          rv = await this.relist(namespace);
+          this.syncedScopes.add(scope);
+          this.lastFailure = undefined;
         }
+        const started = Date.now();
+        const { resourceVersion, events } = await this.watch(namespace, rv, signal).catch(
+          (err: unknown) => {
+            // A watch that stayed up for a while was healthy: its failure starts a fresh backoff.
+            if (Date.now() - started >= 1000) backoffMs = 800;
+            throw err;
+          },
+        );
+        const quick = events === 0 && Date.now() - started < 1000 && resourceVersion === rv;
+        rv = resourceVersion;
+        if (!quick) {
+          backoffMs = 800;
+          this.lastFailure = undefined;
+          continue;
+        }
+        throw new Error('the watch ended at once with no events');
       } catch (err) {
         if (isAborted(signal)) return;
         if (err instanceof GoneError) {
           this.opts.log.debug({ informer: this.name, namespace }, 'watch expired; relisting');
+          rv = undefined;
           continue;
         }
         const code = (err as { code?: unknown; statusCode?: unknown } | null) ?? {};
@@ -177,7 +225,13 @@ export class Informer<T extends KubernetesObject> {
         };
         const wait = backoffMs * (0.5 + Math.random());
         this.opts.log.warn(
-          { informer: this.name, namespace, err: String(err), retryInMs: Math.round(wait) },
+          {
+            informer: this.name,
+            namespace,
+            err: String(err),
+            retryInMs: Math.round(wait),
+            next: rv === undefined ? 'list' : `watch from ${rv}`,
+          },
           'list/watch failed; retrying',
         );
         await sleep(wait, signal);
@@ -213,20 +267,25 @@ export class Informer<T extends KubernetesObject> {
     return rv;
   }
 
-  /** One watch request; resolves with the last resourceVersion when the server closes it. */
+  /**
+   * One watch request; resolves with the last resourceVersion (and how many events came) when the
+   * server closes it or it stalls, rejects with GoneError on 410 and with a WatchError for an ERROR
+   * event of any other code.
+   */
   private watch(
     namespace: string | undefined,
     resourceVersion: string,
     signal: AbortSignal,
-  ): Promise<string> {
+  ): Promise<{ resourceVersion: string; events: number }> {
     const w = new Watch(this.opts.kubeConfig);
     // Watch's inactivity timer (reset on every byte) is our stall watchdog; the field is declared
     // private in the typings but is the library's only knob for it.
     (w as unknown as { requestTimeoutMs: number }).requestTimeoutMs =
       this.opts.stallTimeoutMs ?? 90_000;
     let rv = resourceVersion;
-    let gone = false;
-    return new Promise<string>((resolve, reject) => {
+    let events = 0;
+    let errorEvent: { code: number | undefined; message: string } | undefined;
+    return new Promise((resolve, reject) => {
       let request: AbortController | undefined;
       const onAbort = (): void => request?.abort();
       signal.addEventListener('abort', onAbort, { once: true });
@@ -234,17 +293,22 @@ export class Informer<T extends KubernetesObject> {
         signal.removeEventListener('abort', onAbort);
         const status = (err as { statusCode?: number } | null)?.statusCode;
         const stalled = (err as { name?: string } | null)?.name === 'TimeoutError';
-        const reason: WatchEndReason =
-          gone || status === 410
-            ? 'expired'
+        const gone = errorEvent?.code === 410 || status === 410;
+        const reason: WatchEndReason = gone
+          ? 'expired'
+          : errorEvent !== undefined
+            ? 'error'
             : stalled
               ? 'stalled'
               : err == null
                 ? 'closed'
                 : 'error';
         if (!signal.aborted) this.opts.onWatchEnd?.(reason);
-        if (gone || status === 410) reject(new GoneError('resource version too old'));
-        else if (err == null || stalled || signal.aborted) resolve(rv);
+        if (gone) reject(new GoneError('resource version too old'));
+        else if (signal.aborted) resolve({ resourceVersion: rv, events });
+        else if (errorEvent !== undefined)
+          reject(new WatchError(errorEvent.code, errorEvent.message));
+        else if (err == null || stalled) resolve({ resourceVersion: rv, events });
         else reject(err instanceof Error ? err : new Error(inspect(err)));
       };
       w.watch(
@@ -258,15 +322,22 @@ export class Informer<T extends KubernetesObject> {
         },
         (type: string, raw: unknown) => {
           if (type === 'ERROR') {
-            if ((raw as { code?: number } | null)?.code === 410) gone = true;
+            // A metav1.Status; the server closes the stream after it.
+            const st = raw as { code?: unknown; message?: unknown } | null;
+            errorEvent = {
+              code: typeof st?.code === 'number' ? st.code : undefined,
+              message: typeof st?.message === 'string' ? st.message : 'watch error',
+            };
             return;
           }
+          events++;
           const meta = (raw as { metadata?: { resourceVersion?: string } } | null)?.metadata;
           if (type !== 'BOOKMARK') {
             const obj = this.project(raw);
             if (obj !== undefined && type === 'DELETED') this.remove(obj);
             else if (obj !== undefined) this.upsert(obj);
           }
+          // Only after the event was applied: a version is never skipped unseen.
           if (meta?.resourceVersion) rv = meta.resourceVersion;
         },
         finish,
