@@ -7,6 +7,8 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import {
   ApiException,
   CoreV1Api,
+  PatchStrategy,
+  setHeaderOptions,
   CustomObjectsApi,
   DiscoveryV1Api,
   type KubeConfig,
@@ -562,4 +564,70 @@ suite('ExternalBackend with real backends', () => {
     expect(connections()).toBe(before);
     await Promise.all([server.stop(), okServer.stop()]);
   }, 60_000);
+
+  it('restores its own slice when its labels are changed by hand, and leaves a foreign slice under its name alone', async () => {
+    const ns = await createTestNamespace(kc, 'xb-slices');
+    const ip = net.ipv4[0] ?? '';
+    await apply(ns, 'mine', { ports: [{ name: 'p', port: 9000 }], addresses: [{ ip }] });
+    await until(ns, 'mine', 'published', async () =>
+      readyIPs(await slice(ns, 'mine-outrigger-ipv4')).length === 1 ? true : undefined,
+    );
+    // Someone relabels outrigger's slice: it drops out of outrigger's (label-selected) cache.
+    await discovery.patchNamespacedEndpointSlice(
+      {
+        namespace: ns,
+        name: 'mine-outrigger-ipv4',
+        body: {
+          metadata: { labels: { 'endpointslice.kubernetes.io/managed-by': 'someone-else' } },
+        },
+      },
+      setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
+    );
+    await until(ns, 'mine', 'the label restored', async () =>
+      (await slice(ns, 'mine-outrigger-ipv4'))?.metadata?.labels?.[
+        'endpointslice.kubernetes.io/managed-by'
+      ] === 'controller.outrigger.dev'
+        ? true
+        : undefined,
+    );
+    await until(ns, 'mine', 'an EndpointSliceRestored event', async () =>
+      (await eventReasons(ns, 'mine')).includes('Warning/EndpointSliceRestored') ? true : undefined,
+    );
+    expect(ready(await backend(ns, 'mine'))?.status).toBe('True');
+
+    // A slice someone else made under the name outrigger would use: reported, never touched.
+    await discovery.createNamespacedEndpointSlice({
+      namespace: ns,
+      body: {
+        metadata: {
+          name: 'theirs-outrigger-ipv4',
+          labels: { 'kubernetes.io/service-name': 'theirs' },
+        },
+        addressType: 'IPv4',
+        endpoints: [{ addresses: ['192.0.2.44'] }],
+        ports: [{ name: 'p', port: 9000, protocol: 'TCP' }],
+      },
+    });
+    await apply(ns, 'theirs', { ports: [{ name: 'p', port: 9000 }], addresses: [{ ip }] });
+    const b = await until(ns, 'theirs', 'EndpointsConflict', async () => {
+      const x = await backend(ns, 'theirs');
+      return ready(x)?.reason === 'EndpointsConflict' ? x : undefined;
+    });
+    expect(ready(b)?.message).toContain(
+      'EndpointSlice theirs-outrigger-ipv4 already exists and it was written by hand or by another tool',
+    );
+    const foreign = await slice(ns, 'theirs-outrigger-ipv4');
+    expect(allIPs(foreign)).toEqual(['192.0.2.44']);
+    expect(foreign?.metadata?.ownerReferences).toBeUndefined();
+    // Removed by its owner: outrigger notices on its next look and publishes.
+    await discovery.deleteNamespacedEndpointSlice({ namespace: ns, name: 'theirs-outrigger-ipv4' });
+    await until(
+      ns,
+      'theirs',
+      'published once the foreign slice is gone',
+      async () =>
+        readyIPs(await slice(ns, 'theirs-outrigger-ipv4')).join() === ip ? true : undefined,
+      30_000,
+    );
+  }, 90_000);
 });

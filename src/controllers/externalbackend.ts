@@ -13,6 +13,7 @@ import {
   endpointsUpToDate,
   labelEndpointsManagedBy,
   labelSliceManagedBy,
+  managerName,
   ownership,
   podSubsets,
   publishedCounts,
@@ -86,6 +87,17 @@ export interface ExternalBackendControllerOptions {
 export class CacheLagError extends Error {
   override name = 'CacheLagError';
 }
+
+/** An object we are about to create is already there and belongs to someone else. */
+export class ForeignObjectError extends Error {
+  override name = 'ForeignObjectError';
+}
+
+/**
+ * How often a backend blocked by a foreign EndpointSlice looks again: such slices are outside the
+ * label-selected slice cache, so their removal brings no event.
+ */
+const foreignRecheckMs = 10_000;
 
 type Parsed = ReturnType<typeof externalBackendSpec.safeParse>;
 
@@ -363,8 +375,13 @@ export class ExternalBackendController {
         await this.write(ref, spec, decision, views, pods);
       } catch (err) {
         if (err instanceof CacheLagError) throw err;
-        failure = err;
-        problem = { reason: 'WriteFailed', message: errorMessage(err) };
+        if (err instanceof ForeignObjectError) {
+          problem = { reason: 'EndpointsConflict', message: err.message };
+          this.controller.queue.addAfter(key, foreignRecheckMs);
+        } else {
+          failure = err;
+          problem = { reason: 'WriteFailed', message: errorMessage(err) };
+        }
       }
     }
     await this.finish(xb, key, previous, {
@@ -536,7 +553,7 @@ export class ExternalBackendController {
     const slices = desiredSlices(ref, spec, views, pods);
     for (const slice of slices) {
       const current = this.o.slices.get(ref.namespace, slice.metadata?.name ?? '');
-      if (current === undefined) await this.create('EndpointSlice', slice);
+      if (current === undefined) await this.createSlice(ref, slice);
       else if (!sliceUpToDate(current, slice)) await w.apply('EndpointSlice', slice);
     }
 
@@ -559,6 +576,38 @@ export class ExternalBackendController {
           await w.delete(k, ref.namespace, n, obj.metadata?.uid ?? '');
       }
     }
+  }
+
+  /**
+   * Creates a slice. One already there under that name is outside the slice cache (which holds
+   * only slices with outrigger's label): if this backend owns it, someone changed its labels by
+   * hand and they are put back (it would feed kube-proxy stale endpoints otherwise); if someone
+   * else does, it is left alone and reported; if it has our labels, the cache lags.
+   */
+  private async createSlice(ref: BackendRef, slice: V1EndpointSlice): Promise<void> {
+    const name = slice.metadata?.name ?? '';
+    try {
+      await this.o.writer.create('EndpointSlice', slice);
+      return;
+    } catch (err) {
+      if (!isAlreadyExists(err)) throw err;
+    }
+    const existing = await this.o.writer.findSlice(ref.namespace, name);
+    if (existing === undefined)
+      throw new CacheLagError(`EndpointSlice ${name} was deleted while being created`);
+    if (ownership(existing, ref) !== 'ours')
+      throw new ForeignObjectError(
+        `EndpointSlice ${name} already exists and ${describeManager(existing)}; outrigger will not overwrite it. Delete it to let this ExternalBackend publish the Service's endpoints`,
+      );
+    if (existing.metadata?.labels?.[labelSliceManagedBy] === managerName)
+      throw new CacheLagError(`EndpointSlice ${name} exists but is not in the cache yet`);
+    await this.o.writer.apply('EndpointSlice', slice);
+    this.o.events.event(
+      { apiVersion, kind, namespace: ref.namespace, name: ref.name, uid: ref.uid },
+      'Warning',
+      'EndpointSliceRestored',
+      `EndpointSlice ${name} had lost outrigger's labels (changed by hand?); they are restored, so that it is kept up to date again`,
+    );
   }
 
   /** Creates, turning "already exists" into a quiet retry: the cache has not caught up yet. */

@@ -35,6 +35,12 @@ export interface BackendWriter {
   /** Deletes only the object with this uid; false when it was already gone. */
   delete(kind: OwnedKind, namespace: string, name: string, uid: string): Promise<boolean>;
   patchStatus(namespace: string, name: string, status: ExternalBackendStatus): Promise<void>;
+  /**
+   * The EndpointSlice of that name as the API server has it, whoever manages it: the reconciler's
+   * slice cache holds only slices with outrigger's label, so a create that finds one already there
+   * asks what it is. A list by name, which the operator's RBAC has (it has no `get`).
+   */
+  findSlice(namespace: string, name: string): Promise<V1EndpointSlice | undefined>;
 }
 
 export function isNotFound(err: unknown): boolean {
@@ -99,6 +105,13 @@ export function backendWriter(kc: KubeConfig, metrics: Metrics, throttle: Thrott
         if (isNotFound(err)) return false;
         throw err;
       }
+    },
+    async findSlice(namespace, name) {
+      const list = await discovery.listNamespacedEndpointSlice({
+        namespace,
+        fieldSelector: `metadata.name=${name}`,
+      });
+      return list.items[0];
     },
     async patchStatus(namespace, name, status) {
       await count('ExternalBackendStatus', 'patch');
