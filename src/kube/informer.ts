@@ -10,7 +10,10 @@ import { isAborted, sleep } from '../signals.ts';
  * name only and gives update handlers no old object. This one:
  * - transforms every object before caching it (drop what no reconciler reads) and freezes it;
  * - lists in pages, watches with bookmarks and a server-side timeout, relists after 410 Gone;
- * - restarts after any other error with jittered exponential backoff (0.8 s … 30 s);
+ * - after any other failure (an ERROR event, 429, 5xx, a refused connection) backs off (jittered,
+ *   0.8 s … 30 s) and re-watches from the last resourceVersion, as client-go does;
+ * - catches what its transform and handlers throw (reported, never lost silently), and can
+ *   re-deliver every object periodically (resync);
  * - treats a watch with no bytes for `stallTimeoutMs` as stalled and reconnects (bookmarks arrive
  *   about once a minute, so a healthy quiet watch is never cut);
  * - calls handlers with (old, new) after the cache is updated. Handlers must only enqueue keys.
