@@ -4,19 +4,14 @@
 // missing RBAC rule would. No health checks: nothing is probed.
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import {
-  CoreV1Api,
-  CustomObjectsApi,
-  DiscoveryV1Api,
-  type KubeConfig,
-} from '@kubernetes/client-node';
+import { CoreV1Api, CustomObjectsApi, type KubeConfig } from '@kubernetes/client-node';
 import type { ExternalBackendStatus } from '../src/externalbackend/schema.ts';
 import { apiVersion, group, plural, version } from '../src/externalbackend/schema.ts';
 import { anyOf, isList, isWatch, startApiProxy, type ApiProxy } from './harness/apiproxy.ts';
 import { startCluster, type Cluster } from './harness/controlplane.ts';
 import { installCrd } from './harness/crd.ts';
 import { startOperator, type OperatorProcess } from './harness/operator.ts';
-import { createTestNamespace, waitFor } from './helpers.ts';
+import { createTestNamespace, outriggerSliceIPs, waitFor } from './helpers.ts';
 
 const local = process.env.USE_EXISTING_CLUSTER === 'true' ? describe.skip : describe;
 
@@ -69,16 +64,7 @@ async function status(ns: string, name: string): Promise<ExternalBackendStatus |
   return o.status;
 }
 
-const sliceIPs = async (ns: string, name: string): Promise<string[]> => {
-  try {
-    const s = await kc
-      .makeApiClient(DiscoveryV1Api)
-      .readNamespacedEndpointSlice({ namespace: ns, name: `${name}-outrigger-ipv4` });
-    return (s.endpoints ?? []).flatMap((e) => e.addresses);
-  } catch {
-    return [];
-  }
-};
+const sliceIPs = (ns: string, name: string): Promise<string[]> => outriggerSliceIPs(kc, ns, name);
 
 local('cluster ranges that cannot be discovered', () => {
   it('denies every private range, says why, and publishes again once Nodes can be watched', async () => {

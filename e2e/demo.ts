@@ -29,6 +29,24 @@ function kubectl(cluster: Cluster, args: string[], input?: string): void {
   process.stdout.write(r.stdout + r.stderr);
 }
 
+/** A field of an ExternalBackend, read quietly with kubectl's jsonpath. */
+function field(cluster: Cluster, ns: string, name: string, jsonpath: string): string {
+  return spawnSync(
+    cluster.kubectl,
+    [
+      `--kubeconfig=${cluster.kubeconfigPath}`,
+      '-n',
+      ns,
+      'get',
+      'xb',
+      name,
+      '-o',
+      `jsonpath=${jsonpath}`,
+    ],
+    { encoding: 'utf8' },
+  ).stdout;
+}
+
 type Doc = Record<string, unknown> & { kind?: string; spec?: Record<string, unknown> };
 
 /**
@@ -198,23 +216,13 @@ async function main(): Promise<void> {
       process.stdout.write(
         `${dead} left the EndpointSlice's ready set ${String(Date.now() - t0)} ms later (checks every 2 s, 2 failures)\n`,
       );
-      await waitFor('status to follow', () => {
-        const out = spawnSync(
-          cluster.kubectl,
-          [
-            `--kubeconfig=${cluster.kubeconfigPath}`,
-            '-n',
-            'kube-system',
-            'get',
-            'xb',
-            'etcd-k8s',
-            '-o',
-            'jsonpath={.status.addressSummary}',
-          ],
-          { encoding: 'utf8' },
-        );
-        return Promise.resolve(out.stdout === '2/3' ? true : undefined);
-      });
+      await waitFor('status to follow', () =>
+        Promise.resolve(
+          field(cluster, 'kube-system', 'etcd-k8s', '{.status.addressSummary}') === '2/3'
+            ? true
+            : undefined,
+        ),
+      );
       kubectl(cluster, ['-n', 'kube-system', 'get', 'xb', 'etcd-k8s']);
       kubectl(cluster, [
         '-n',
@@ -276,23 +284,13 @@ async function main(): Promise<void> {
       "The API server's ClusterIP, inside wetwin's careless 10.0.0.0/8 grant: admitted, never published.\n",
     );
     kubectl(cluster, ['apply', '-f', '-'], web('steer', '10.96.0.1'));
-    await waitFor('the steer backend to be judged', () => {
-      const out = spawnSync(
-        cluster.kubectl,
-        [
-          `--kubeconfig=${cluster.kubeconfigPath}`,
-          '-n',
-          'wetwin',
-          'get',
-          'xb',
-          'steer',
-          '-o',
-          'jsonpath={.status.addresses[0].state}',
-        ],
-        { encoding: 'utf8' },
-      );
-      return Promise.resolve(out.stdout === 'Denied' ? true : undefined);
-    });
+    await waitFor('the steer backend to be judged', () =>
+      Promise.resolve(
+        field(cluster, 'wetwin', 'steer', '{.status.addresses[0].state}') === 'Denied'
+          ? true
+          : undefined,
+      ),
+    );
     kubectl(cluster, [
       '-n',
       'wetwin',

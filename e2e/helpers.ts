@@ -2,7 +2,13 @@ import { randomBytes } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
-import { ApiException, CoreV1Api, KubeConfig, type V1Pod } from '@kubernetes/client-node';
+import {
+  ApiException,
+  CoreV1Api,
+  DiscoveryV1Api,
+  KubeConfig,
+  type V1Pod,
+} from '@kubernetes/client-node';
 
 /**
  * Polls `fn` until it returns a value other than undefined, or throws after `timeoutMs` with the
@@ -151,4 +157,20 @@ export async function serviceAccountKubeconfig(
   const path = join(dir, `${namespace}-${name}.kubeconfig`);
   writeFileSync(path, sa.exportConfig(), { mode: 0o600 });
   return path;
+}
+
+/** The addresses in the IPv4 EndpointSlice outrigger writes for a Service, or [] when it has none. */
+export async function outriggerSliceIPs(
+  kc: KubeConfig,
+  namespace: string,
+  service: string,
+): Promise<string[]> {
+  try {
+    const s = await kc
+      .makeApiClient(DiscoveryV1Api)
+      .readNamespacedEndpointSlice({ namespace, name: `${service}-outrigger-ipv4` });
+    return (s.endpoints ?? []).flatMap((e) => e.addresses);
+  } catch {
+    return [];
+  }
 }

@@ -36,7 +36,12 @@ import {
   type Server,
 } from './harness/netns.ts';
 import { startOperator, type OperatorProcess } from './harness/operator.ts';
-import { createRunningPod, serviceAccountKubeconfig, waitFor } from './helpers.ts';
+import {
+  createRunningPod,
+  outriggerSliceIPs,
+  serviceAccountKubeconfig,
+  waitFor,
+} from './helpers.ts';
 
 const skipReason =
   process.env.USE_EXISTING_CLUSTER === 'true'
@@ -294,16 +299,7 @@ async function eventsOf(ns: string, name: string): Promise<{ reason: string; mes
   return list.items.map((e) => ({ reason: e.reason ?? '', message: e.message ?? '' }));
 }
 
-const sliceIPs = async (ns: string, name: string): Promise<string[]> => {
-  try {
-    const s = await kc
-      .makeApiClient(DiscoveryV1Api)
-      .readNamespacedEndpointSlice({ namespace: ns, name: `${name}-outrigger-ipv4` });
-    return (s.endpoints ?? []).flatMap((e) => e.addresses);
-  } catch {
-    return [];
-  }
-};
+const sliceIPs = (ns: string, name: string): Promise<string[]> => outriggerSliceIPs(kc, ns, name);
 
 interface Result {
   readonly name: string;
