@@ -31,12 +31,7 @@ export function currentConcern(): Concern | undefined {
 
 /** Where an error came from; a bounded label value. */
 export type ErrorSource =
-  | 'uncaughtException'
-  | 'unhandledRejection'
-  | 'probe'
-  | 'informer-transform'
-  | 'informer-handler'
-  | 'event';
+  'uncaughtException' | 'unhandledRejection' | 'probe' | 'informer-transform' | 'informer-handler';
 
 export type ErrorReporter = (source: ErrorSource, err: unknown) => void;
 

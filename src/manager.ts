@@ -32,7 +32,7 @@ import {
   transformService,
 } from './kube/resources.ts';
 import { builtinDeniedRanges } from './net/denylist.ts';
-import { ClusterRanges, isPermanent } from './kube/clusterranges.ts';
+import { ClusterRanges } from './kube/clusterranges.ts';
 import { policyPlural } from './policy/schema.ts';
 import type { Logger } from './log.ts';
 import { createMetrics, type Metrics } from './metrics.ts';
@@ -330,11 +330,7 @@ export async function runManager(
       // Nothing is published before the deny list and the policy are known (or known missing).
       Promise.all([
         ranges.waitReady(stop, 30_000),
-        ...[policies, namespaceInformer].map(async (inf) => {
-          const deadline = Date.now() + 30_000;
-          while (!inf.hasSynced() && !isPermanent(inf.failure()) && Date.now() < deadline)
-            await sleep(50, stop);
-        }),
+        ...[policies, namespaceInformer].map((inf) => inf.waitSettled(stop, 30_000)),
       ]).then(() => (rangesReady = true)),
     ]),
     acquired(),

@@ -178,7 +178,7 @@ export function createMetrics(opts: { defaultMetrics?: boolean } = {}): Metrics 
     }),
     unhandledErrors: new Counter({
       name: 'outrigger_unhandled_errors_total',
-      help: 'Errors that escaped the code meant to handle them, by where they were caught (uncaughtException, unhandledRejection, probe, informer-transform, informer-handler, event). Any increase is a bug worth a report.',
+      help: 'Errors that escaped the code meant to handle them, by where they were caught (uncaughtException, unhandledRejection, probe, informer-transform, informer-handler). Any increase is a bug worth a report.',
       labelNames: ['source'],
       registers,
     }),

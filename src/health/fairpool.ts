@@ -64,13 +64,14 @@ class Ring<V> {
   }
 }
 
-/** A namespace or a backend: its queued tasks (backends only) and how many of its tasks run. */
+/** A backend: its queued tasks and how many of them run. */
 interface Entry {
   running: number;
   readonly tasks: Task[];
 }
 
-interface Namespace extends Entry {
+interface Namespace {
+  running: number;
   readonly backends: Ring<Entry>;
 }
 
@@ -101,11 +102,7 @@ export class FairPool {
   run<T>(tenant: Tenant, task: () => Promise<T>): Promise<T> {
     return new Promise<T>((resolve, reject) => {
       const [ns, backend] = tenant;
-      const n = this.namespaces.getOrAdd(ns, () => ({
-        running: 0,
-        tasks: [],
-        backends: new Ring(),
-      }));
+      const n = this.namespaces.getOrAdd(ns, () => ({ running: 0, backends: new Ring() }));
       const b = n.backends.getOrAdd(backend, () => ({ running: 0, tasks: [] }));
       b.tasks.push({
         run: async () => {

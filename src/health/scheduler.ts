@@ -27,8 +27,6 @@ export interface SchedulerOptions {
   readonly denyList: Pick<DenyList, 'denies'>;
   /** Probes in flight at once across every target. */
   readonly concurrency: number;
-  /** Probes one namespace may have in flight at once; default half of `concurrency`. */
-  readonly perNamespace?: number;
   /** Called after every probe, and with `changed` true when the state flipped. */
   readonly onResult: (
     target: Target,
@@ -78,10 +76,7 @@ export class ProbeScheduler {
 
   constructor(o: SchedulerOptions) {
     this.o = o;
-    this.pool = new FairPool({
-      concurrency: o.concurrency,
-      ...(o.perNamespace !== undefined ? { perTenant: o.perNamespace } : {}),
-    });
+    this.pool = new FairPool({ concurrency: o.concurrency });
     this.now = o.now ?? Date.now;
     this.random = o.random ?? Math.random;
     this.probe = o.probe ?? probe;
@@ -93,10 +88,6 @@ export class ProbeScheduler {
 
   keys(): string[] {
     return [...this.targets.keys()];
-  }
-
-  get size(): number {
-    return this.targets.size;
   }
 
   /**

@@ -14,7 +14,7 @@ import {
   type DeniedRange,
   type RangeKind,
 } from '../net/denylist.ts';
-import type { Informer, ListFailure } from './informer.ts';
+import { isPermanent, type Informer, type ListFailure } from './informer.ts';
 import type { CachedNode, CachedServiceCIDR, CachedSliceAddresses } from './resources.ts';
 
 export type RangeSource = 'servicecidrs' | 'nodes' | 'apiserver';
@@ -85,11 +85,6 @@ export function clusterRanges(i: ClusterRangeInputs): DeniedRange[] {
     for (const c of fallbackDeniedCidrs) out.push({ cidr: c, source, kind: 'fallback' });
   }
   return out;
-}
-
-/** Whether a list failure means "this will not work until someone changes RBAC or the cluster". */
-export function isPermanent(f: ListFailure | undefined): boolean {
-  return f?.code === 401 || f?.code === 403 || f?.code === 404;
 }
 
 /** How long handler-triggered rebuilds wait, so a burst of events makes one. */
@@ -164,10 +159,6 @@ export class ClusterRanges {
   /** Why `ip` is denied, or undefined when it is allowed (see DenyList.denies). */
   denies(ip: string): string | undefined {
     return this.list.denies(ip);
-  }
-
-  current(): DenyList {
-    return this.list;
   }
 
   onChange(fn: () => void): void {
@@ -255,10 +246,7 @@ export class ClusterRanges {
    * when `signal` aborts.
    */
   async waitReady(signal: AbortSignal, timeoutMs: number): Promise<void> {
-    const deadline = Date.now() + timeoutMs;
-    const settled = (): boolean =>
-      this.sources().every(([, inf]) => inf.hasSynced() || isPermanent(inf.failure()));
-    while (!settled() && !signal.aborted && Date.now() < deadline) await sleep(50, signal);
+    await Promise.all(this.sources().map(([, inf]) => inf.waitSettled(signal, timeoutMs)));
     for (const [name, inf] of this.sources())
       if (!inf.hasSynced() && !isPermanent(inf.failure()))
         this.gaveUp.set(

@@ -75,6 +75,11 @@ export interface ListFailure {
   readonly message: string;
 }
 
+/** Whether a list failure means "this will not work until someone changes RBAC or the cluster". */
+export function isPermanent(f: ListFailure | undefined): boolean {
+  return f?.code === 401 || f?.code === 403 || f?.code === 404;
+}
+
 export type WatchEndReason = 'closed' | 'stalled' | 'expired' | 'error';
 
 export function objectKey(obj: KubernetesObject): string {
@@ -171,6 +176,17 @@ export class Informer<T extends KubernetesObject> {
       if (isAborted(signal)) return;
       for (const obj of this.list()) this.notify(obj, (h) => h.update?.(obj, obj));
     }
+  }
+
+  /**
+   * Waits until the cache has synced or the API server has refused it for good (see isPermanent),
+   * at most `timeoutMs`; resolves whether it synced.
+   */
+  async waitSettled(signal: AbortSignal, timeoutMs: number): Promise<boolean> {
+    const deadline = Date.now() + timeoutMs;
+    while (!this.hasSynced() && !isPermanent(this.lastFailure) && Date.now() < deadline)
+      await sleep(50, signal);
+    return this.hasSynced();
   }
 
   async waitForSync(signal: AbortSignal): Promise<boolean> {

@@ -127,10 +127,6 @@ export class DenyList {
     }
   }
 
-  get size(): number {
-    return this.index.size;
-  }
-
   /**
    * Why `ip` is denied ("in 10.96.0.0/16 (ServiceCIDR kubernetes)"), or undefined when it is
    * allowed. Anything that is not a literal IP address is denied (outrigger never resolves names),
