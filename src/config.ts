@@ -194,6 +194,11 @@ export const flags: readonly FlagSpec[] = [
     help: 'How often every ExternalBackend and Service is reconciled even when nothing changed, to repair anything a lost event left behind (controller-runtime\'s SyncPeriod); "0" never.',
   },
   {
+    name: 'watch-stall-timeout',
+    default: '90s',
+    help: 'A watch that receives nothing, not even a bookmark, for this long is treated as stalled and re-established from its last resourceVersion (a proxy or load balancer can hold a dead stream open).',
+  },
+  {
     name: 'max-probe-targets-per-namespace',
     default: '1000',
     help: 'Health-check targets (checked addresses) one namespace may have; further addresses are published not ready and their ExternalBackend says so.',
@@ -239,6 +244,7 @@ const rawSchema = z.object({
   'concurrent-externalbackend-syncs': positiveInt,
   'max-concurrent-probes': positiveInt,
   'sync-period': duration,
+  'watch-stall-timeout': duration.refine((ms) => ms >= 1000, 'must be at least 1s'),
   'max-probe-targets-per-namespace': z
     .string()
     .regex(/^\d+$/, 'must be a whole number')
@@ -274,6 +280,8 @@ export interface Config {
   readonly maxProbeTargetsPerNamespace: number;
   /** Milliseconds; 0 never. */
   readonly syncPeriodMs: number;
+  /** Milliseconds. */
+  readonly watchStallTimeoutMs: number;
   /** Added to the built-in deny list. */
   readonly deniedCidrs: readonly string[];
   readonly kubeApiQps: number;
@@ -367,6 +375,7 @@ export function parseConfig(
     maxConcurrentProbes: v['max-concurrent-probes'],
     maxProbeTargetsPerNamespace: v['max-probe-targets-per-namespace'],
     syncPeriodMs: v['sync-period'],
+    watchStallTimeoutMs: v['watch-stall-timeout'],
     deniedCidrs: v['denied-cidrs'],
     kubeApiQps: v['kube-api-qps'],
     kubeApiBurst: v['kube-api-burst'],

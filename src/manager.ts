@@ -143,6 +143,7 @@ export async function runManager(
       client,
       transform,
       resyncPeriodMs,
+      stallTimeoutMs: config.watchStallTimeoutMs,
       onWatchEnd: (reason: WatchEndReason) => {
         metrics.watchRestarts.inc({ informer: name, reason });
       },

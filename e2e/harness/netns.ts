@@ -5,7 +5,9 @@
 //
 // Network discipline: a blackhole route for 10.250.0.0/16 and fd00:250::/32 makes sure that once a
 // namespace is gone, probes to its addresses die on this host instead of following the default route.
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcessByStdio } from 'node:child_process';
+import type { Readable, Writable } from 'node:stream';
+import { createInterface } from 'node:readline';
 import { connect } from 'node:net';
 import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
@@ -13,6 +15,7 @@ import { fileURLToPath } from 'node:url';
 import { ProcessGroup, type ManagedProcess } from './processes.ts';
 
 const serverScript = fileURLToPath(new URL('../fixtures/backend-server.ts', import.meta.url));
+const farmScript = fileURLToPath(new URL('../fixtures/backend-farm.ts', import.meta.url));
 
 function ip(args: readonly string[], allowFailure = false): boolean {
   const r = spawnSync('ip', args, { encoding: 'utf8' });
@@ -37,6 +40,15 @@ export interface Server {
   stop(): Promise<void>;
 }
 
+/** TCP backends in one process inside the namespace, switched on and off one by one. */
+export interface Farm {
+  /** Starts listening on ip:port; resolves once it accepts connections. */
+  up(ip: string, port: number): Promise<void>;
+  /** Stops listening and drops open connections: probes are refused from now on. */
+  down(ip: string, port: number): Promise<void>;
+  stop(): Promise<void>;
+}
+
 export interface BackendNetwork {
   readonly name: string;
   /** IPv4 addresses inside the namespace, in order. */
@@ -51,6 +63,8 @@ export interface BackendNetwork {
   ): Promise<Server>;
   /** One server on `port` of every address of the namespace (ip "::"), checked on the first. */
   serveAll(port: number, kind: 'tcp' | 'http' | 'silent'): Promise<Server>;
+  /** Starts a backend farm (e2e/fixtures/backend-farm.ts) in the namespace. */
+  farm(): Farm;
   /** Stops every server, then removes the namespace and its veth pair. */
   remove(): Promise<void>;
 }
@@ -125,6 +139,10 @@ export function createBackendNetwork(dir: string, count = 4): BackendNetwork {
   const group = new ProcessGroup(join(dir, `netns-${String(n)}`));
   group.reapOnExit();
   const servers = new Set<ManagedProcess>();
+  const farmsRunning = new Set<{
+    child: ChildProcessByStdio<Writable, Readable, null>;
+    exited: Promise<void>;
+  }>();
   return {
     name,
     ipv4,
@@ -162,7 +180,50 @@ export function createBackendNetwork(dir: string, count = 4): BackendNetwork {
         },
       };
     },
+    farm() {
+      // Its stdin is a pipe only this process holds: the farm exits when this process dies.
+      const child = spawn('ip', ['netns', 'exec', name, process.execPath, farmScript], {
+        stdio: ['pipe', 'pipe', 'inherit'],
+      });
+      const waiting = new Map<string, { resolve: () => void; reject: (e: Error) => void }>();
+      const exited = new Promise<void>((resolve) =>
+        child.once('exit', () => {
+          resolve();
+        }),
+      );
+      createInterface({ input: child.stdout }).on('line', (line) => {
+        const m = /^(ok|error) (\w+ \S+ \d+)(?:: (.*))?$/.exec(line);
+        const w = m ? waiting.get(m[2] ?? '') : undefined;
+        if (m === null || w === undefined) return;
+        waiting.delete(m[2] ?? '');
+        if (m[1] === 'ok') w.resolve();
+        else w.reject(new Error(`backend farm: ${line}`));
+      });
+      const send = (cmd: string): Promise<void> =>
+        new Promise((resolve, reject) => {
+          if (waiting.has(cmd)) {
+            reject(new Error(`backend farm: "${cmd}" is already in flight`));
+            return;
+          }
+          waiting.set(cmd, { resolve, reject });
+          child.stdin.write(`${cmd}\n`);
+        });
+      const farms = { child, exited };
+      farmsRunning.add(farms);
+      return {
+        up: (addr, port) => send(`up ${addr} ${String(port)}`),
+        down: (addr, port) => send(`down ${addr} ${String(port)}`),
+        stop: async () => {
+          farmsRunning.delete(farms);
+          child.stdin.end();
+          await exited;
+        },
+      };
+    },
     async remove() {
+      for (const f of farmsRunning) f.child.stdin.end();
+      await Promise.all([...farmsRunning].map((f) => f.exited));
+      farmsRunning.clear();
       await group.stopAll();
       ip(['netns', 'del', name], true);
       watchdog.stdin.end();
