@@ -45,7 +45,7 @@ import { ProbeScheduler } from '../health/scheduler.ts';
 import type { AddressHealth } from '../health/state.ts';
 import { labelSelectorMatches } from '../endpoints/selector.ts';
 import type { BackendWriter, OwnedKind } from '../kube/backendwriter.ts';
-import { isAlreadyExists } from '../kube/backendwriter.ts';
+import { isAlreadyExists, isConflict } from '../kube/backendwriter.ts';
 import type { EventRecorder } from '../kube/events.ts';
 import { objectKey, splitKey, type Informer } from '../kube/informer.ts';
 import type { CachedExternalBackend, CachedNamespace, CachedPolicy } from '../kube/resources.ts';
@@ -545,16 +545,20 @@ export class ExternalBackendController {
       );
     }
 
+    // Read again after the Service write: the conflict check before it saw an older cache, and
+    // an object that appeared meanwhile may be someone else's.
     const ep = desiredEndpoints(ref, spec, views, pods);
     const currentEp = this.o.endpoints.get(ref.namespace, ep.metadata?.name ?? '');
     if (currentEp === undefined) await this.create('Endpoints', ep);
-    else if (!endpointsUpToDate(currentEp, ep)) await w.apply('Endpoints', ep);
+    else if (!endpointsUpToDate(currentEp, ep))
+      await this.applyOwned(ref, 'Endpoints', ep, currentEp);
 
     const slices = desiredSlices(ref, spec, views, pods);
     for (const slice of slices) {
       const current = this.o.slices.get(ref.namespace, slice.metadata?.name ?? '');
       if (current === undefined) await this.createSlice(ref, slice);
-      else if (!sliceUpToDate(current, slice)) await w.apply('EndpointSlice', slice);
+      else if (!sliceUpToDate(current, slice))
+        await this.applyOwned(ref, 'EndpointSlice', slice, current);
     }
 
     // Objects this backend owns under names it no longer wants (a family that went away, a
@@ -575,6 +579,38 @@ export class ExternalBackendController {
         if (ownership(obj, ref) === 'ours' && !keep[k].includes(n))
           await w.delete(k, ref.namespace, n, obj.metadata?.uid ?? '');
       }
+    }
+  }
+
+  /**
+   * Server-side apply (forced) of an object this backend owns, as the cache saw it. Forcing takes
+   * every field, so it must never reach an object someone else owns: the apply carries the cached
+   * resourceVersion as a precondition, and an object replaced since (by anyone) makes it fail with
+   * 409 and retry from a fresh cache instead of taking the object over.
+   */
+  private async applyOwned<T extends V1Endpoints | V1EndpointSlice>(
+    ref: BackendRef,
+    k: 'Endpoints' | 'EndpointSlice',
+    want: T,
+    current: T,
+  ): Promise<void> {
+    if (ownership(current, ref) !== 'ours')
+      throw new ForeignObjectError(
+        `${k} ${want.metadata?.name ?? ''} already exists and ${describeManager(current)}; outrigger will not overwrite it. Delete it to let this ExternalBackend publish the Service's endpoints`,
+      );
+    const resourceVersion = current.metadata?.resourceVersion;
+    try {
+      await this.o.writer.apply(k, {
+        ...want,
+        metadata: {
+          ...want.metadata,
+          ...(resourceVersion !== undefined ? { resourceVersion } : {}),
+        },
+      });
+    } catch (err) {
+      if (isConflict(err))
+        throw new CacheLagError(`${k} ${want.metadata?.name ?? ''} changed since it was cached`);
+      throw err;
     }
   }
 
@@ -601,7 +637,7 @@ export class ExternalBackendController {
       );
     if (existing.metadata?.labels?.[labelSliceManagedBy] === managerName)
       throw new CacheLagError(`EndpointSlice ${name} exists but is not in the cache yet`);
-    await this.o.writer.apply('EndpointSlice', slice);
+    await this.applyOwned(ref, 'EndpointSlice', slice, existing);
     this.o.events.event(
       { apiVersion, kind, namespace: ref.namespace, name: ref.name, uid: ref.uid },
       'Warning',

@@ -51,6 +51,9 @@ export function isAlreadyExists(err: unknown): boolean {
   return err instanceof ApiException && err.code === 409;
 }
 
+/** A precondition (resourceVersion) failed: same status code as AlreadyExists, for writes. */
+export const isConflict = isAlreadyExists;
+
 export function backendWriter(kc: KubeConfig, metrics: Metrics, throttle: Throttle): BackendWriter {
   const core = kc.makeApiClient(CoreV1Api);
   const discovery = kc.makeApiClient(DiscoveryV1Api);
