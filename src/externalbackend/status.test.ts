@@ -151,6 +151,26 @@ describe('buildStatus', () => {
     expect(statusEqual(buildStatus({ ...input, previous: first, now: t1 }), first)).toBe(true);
   });
 
+  it('equals the same status read back from the API server, whose keys come in another order', () => {
+    const first = buildStatus(input);
+    // The API server returns an object's keys sorted; parseStatus then orders them by the schema.
+    const sortKeys = (v: unknown): unknown =>
+      Array.isArray(v)
+        ? v.map(sortKeys)
+        : v !== null && typeof v === 'object'
+          ? Object.fromEntries(
+              Object.entries(v)
+                .sort(([x], [y]) => x.localeCompare(y))
+                .map(([k, x]) => [k, sortKeys(x)]),
+            )
+          : v;
+    const readBack = parseStatus(JSON.parse(JSON.stringify(sortKeys(first))));
+    expect(JSON.stringify(readBack)).not.toBe(JSON.stringify(first));
+    expect(statusEqual(buildStatus({ ...input, previous: readBack, now: t1 }), readBack)).toBe(
+      true,
+    );
+  });
+
   it('keeps an address transition time until its state changes', () => {
     const first = buildStatus(input);
     const later = buildStatus({

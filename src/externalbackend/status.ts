@@ -134,9 +134,21 @@ export function buildStatus(i: StatusInput): ExternalBackendStatus {
   };
 }
 
+/** JSON with every object's keys sorted: equal values, equal strings, whatever order built them. */
+function canonicalJson(value: unknown): string {
+  return JSON.stringify(value, (_key, v: unknown) =>
+    v !== null && typeof v === 'object' && !Array.isArray(v)
+      ? Object.fromEntries(Object.entries(v).sort(([x], [y]) => (x < y ? -1 : x > y ? 1 : 0)))
+      : v,
+  );
+}
+
 /**
  * Whether two statuses say the same thing. Only the timestamps of entries that did not change are
- * carried over by buildStatus, so plain comparison after canonical ordering is enough.
+ * carried over by buildStatus, so comparing canonical forms is enough: lists in key order, and
+ * object keys sorted, because a status read back from the API server has its keys in another
+ * order than one buildStatus made (comparing them as built rewrote every status once after each
+ * change and after every restart).
  */
 export function statusEqual(
   a: ExternalBackendStatus | undefined,
@@ -145,7 +157,7 @@ export function statusEqual(
   const canon = (s: ExternalBackendStatus | undefined) =>
     s === undefined
       ? 'null'
-      : JSON.stringify({
+      : canonicalJson({
           ...s,
           addresses: [...(s.addresses ?? [])].sort((x, y) => (x.ip < y.ip ? -1 : 1)),
           conditions: [...(s.conditions ?? [])].sort((x, y) => (x.type < y.type ? -1 : 1)),
