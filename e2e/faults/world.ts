@@ -151,6 +151,8 @@ export class World {
     rv: string;
   }[] = [];
   private readonly random: () => number;
+  /** The prober cannot reach any backend (its network is cut): every probe fails. */
+  proberCut = false;
 
   readonly opts: WorldOptions;
   private readonly farm: Farm;
@@ -485,7 +487,9 @@ export class World {
         const truth = this.backends.find((b) => b.ns === ns && b.name === name);
         if (truth === undefined) continue;
         const ips = (xb.spec?.addresses ?? []).map((a) => a.ip);
-        const healthy = ips.filter((ip) => this.up.has(`${ip} ${String(truth.port)}`));
+        const healthy = this.proberCut
+          ? []
+          : ips.filter((ip) => this.up.has(`${ip} ${String(truth.port)}`));
         const failOpen = ips.length > 0 && healthy.length === 0;
         const ready = (ip: string) => failOpen || healthy.includes(ip);
         const port = `tcp:${String(truth.port)}/TCP`;

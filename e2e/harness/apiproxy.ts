@@ -44,6 +44,14 @@ export interface ProxiedRequest {
   /** The kind of fault the request got, if any (set on the recorded copy, not on the one that
    * rule predicates see). */
   readonly fault?: Fault['kind'];
+  /** Date.now() when the exchange ended (response finished or cut); undefined while in flight.
+   * Set on the recorded copy. */
+  endedAt?: number;
+  /** The status code the client was sent; 0 when its connection was cut before any. */
+  status?: number;
+  /** Date.now() when the proxy began sending it to the API server; undefined if it never did
+   * (answered by a fault, or held until its client gave up). */
+  forwardedAt?: number;
 }
 
 export type Fault =
@@ -374,6 +382,7 @@ interface Exchange {
   readonly res: ServerResponse;
   readonly stop: AbortController;
   upstream?: ClientRequest;
+  forwardedAt?: number;
 }
 
 function abortedPromise(signal: AbortSignal): Promise<void> {
@@ -462,6 +471,7 @@ export async function startApiProxy(
       return;
     }
     ex.upstream = up;
+    ex.forwardedAt = Date.now();
     up.on('error', fail);
     up.on('response', (upRes) => {
       res.writeHead(
@@ -545,8 +555,12 @@ export async function startApiProxy(
       const parsed = parseRequest(req.method ?? 'GET', req.url ?? '/');
       const base: ProxiedRequest = { id: nextId++, at: Date.now(), ...parsed };
       const ex: Exchange = { req, res, stop: new AbortController() };
+      let recorded: ProxiedRequest = base;
       exchanges.add(ex);
       res.on('close', () => {
+        recorded.endedAt = Date.now();
+        if (ex.forwardedAt !== undefined) recorded.forwardedAt = ex.forwardedAt;
+        recorded.status = res.headersSent ? res.statusCode : 0;
         exchanges.delete(ex);
         ex.stop.abort();
         // Only when the client left early: a finished upstream request's socket is back in the
@@ -559,11 +573,13 @@ export async function startApiProxy(
         rule = rules.findLast((x) => x.match(base));
       } catch (err) {
         record(base);
+        recorded = base;
         const message = `apiproxy: a fault rule's predicate threw: ${String(err)}`;
         answer(ex, 500, JSON.stringify(status(500, undefined, message)), {});
         return;
       }
-      record(rule === undefined ? base : { ...base, fault: rule.fault.kind });
+      recorded = rule === undefined ? base : { ...base, fault: rule.fault.kind };
+      record(recorded);
       handle(ex, base, rule).catch((err: unknown) => {
         if (!res.headersSent && !res.destroyed) {
           answer(ex, 500, JSON.stringify(status(500, undefined, `apiproxy: ${String(err)}`)), {});

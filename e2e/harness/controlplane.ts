@@ -43,8 +43,17 @@ export interface Cluster {
    */
   startControllerManager(controllers: readonly string[]): Promise<boolean>;
   stopControllerManager(): Promise<void>;
-  /** Stops kube-apiserver, waits `downMs`, starts it again on the same port and waits until ready. */
-  restartApiServer(downMs?: number): Promise<void>;
+  /**
+   * Stops kube-apiserver (SIGTERM, or SIGKILL: a crash with no graceful shutdown), waits `downMs`,
+   * starts it again on the same port and waits until ready.
+   */
+  restartApiServer(downMs?: number, signal?: 'SIGTERM' | 'SIGKILL'): Promise<void>;
+  /**
+   * Compacts etcd's history up to its current revision, as the API server's periodic compaction
+   * does: from then on, a watch or list from an older resourceVersion gets 410 Gone (once the API
+   * server's watch cache no longer holds it). Resolves with the compacted revision.
+   */
+  compactEtcd(): Promise<number>;
   stop(): Promise<void>;
 }
 
@@ -72,6 +81,7 @@ function existingCluster(): Cluster {
     stopControllerManager: () => Promise.resolve(),
     restartApiServer: () =>
       Promise.reject(new Error('cannot restart the API server of an existing cluster')),
+    compactEtcd: () => Promise.reject(new Error('cannot compact the etcd of an existing cluster')),
     stop: () => Promise.resolve(),
   };
 }
@@ -311,11 +321,30 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<Cluster> 
       kubeConfig: () => loadFrom(kubeconfigPath),
       startControllerManager,
       stopControllerManager,
-      restartApiServer: async (downMs = 2000) => {
-        await group.stop(apiserver);
+      restartApiServer: async (downMs = 2000, signal = 'SIGTERM') => {
+        if (signal === 'SIGKILL') await group.kill(apiserver);
+        else await group.stop(apiserver);
         await delay(downMs);
         apiserver = group.start('kube-apiserver', bins.kubeApiserver, apiserverArgs);
         await apiserverReady(apiserver);
+      },
+      compactEtcd: async () => {
+        // etcd's JSON gateway for its v3 API (keys are base64).
+        const call = async (path: string, body: unknown): Promise<unknown> => {
+          const res = await fetch(`http://127.0.0.1:${String(etcdPort)}${path}`, {
+            method: 'POST',
+            body: JSON.stringify(body),
+          });
+          if (!res.ok) throw new Error(`etcd ${path}: ${String(res.status)} ${await res.text()}`);
+          return res.json();
+        };
+        const range = (await call('/v3/kv/range', {
+          key: Buffer.from('/').toString('base64'),
+          count_only: true,
+        })) as { header?: { revision?: string } };
+        const revision = Number(range.header?.revision ?? 0);
+        await call('/v3/kv/compaction', { revision: String(revision), physical: true });
+        return revision;
       },
       stop: () => group.stopAll(),
     };

@@ -63,6 +63,11 @@ export interface BackendNetwork {
   ): Promise<Server>;
   /** One server on `port` of every address of the namespace (ip "::"), checked on the first. */
   serveAll(port: number, kind: 'tcp' | 'http' | 'silent'): Promise<Server>;
+  /**
+   * Takes the host's end of the veth pair down (true) or up again: the host can no longer reach any
+   * address of the namespace (its connected route goes; the blackhole route answers instead).
+   */
+  cut(down: boolean): void;
   /** Starts a backend farm (e2e/fixtures/backend-farm.ts) in the namespace. */
   farm(): Farm;
   /** Stops every server, then removes the namespace and its veth pair. */
@@ -179,6 +184,14 @@ export function createBackendNetwork(dir: string, count = 4): BackendNetwork {
           await group.stop(proc);
         },
       };
+    },
+    cut(down) {
+      ip(['link', 'set', host, down ? 'down' : 'up']);
+      if (!down) {
+        // Link-down removed the connected routes and the IPv6 address's route; put them back.
+        ip(['addr', 'replace', `${v4(1)}/24`, 'dev', host]);
+        ip(['-6', 'addr', 'replace', `${v6(1)}/64`, 'dev', host, 'nodad']);
+      }
     },
     farm() {
       // Its stdin is a pipe only this process holds: the farm exits when this process dies.

@@ -118,6 +118,14 @@ export class ProcessGroup {
     if (i >= 0) this.procs.splice(i, 1);
   }
 
+  /** SIGKILL to the process's whole group, at once: a crash, not a shutdown. */
+  async kill(proc: ManagedProcess): Promise<void> {
+    signalGroup(proc.pid, 'SIGKILL');
+    while (isAlive(-proc.pid)) await delay(20);
+    const i = this.procs.indexOf(proc);
+    if (i >= 0) this.procs.splice(i, 1);
+  }
+
   /** Stops everything in reverse start order and removes `dir` unless `keepDir`. */
   async stopAll(opts: { keepDir?: boolean } = {}): Promise<void> {
     for (const p of [...this.procs].reverse()) await this.stop(p);

@@ -4,9 +4,9 @@
 // every five seconds (heap, RSS, event-loop delay, CPU), then checks that every object is still
 // exactly what it should be. Prints a per-minute table, the heap slope after warm-up and the
 // largest event-loop stall; exits 1 when the heap keeps growing or the objects are wrong.
-// With --out=DIR it writes soak.json, soak.md and soak.svg (and soak.png when rsvg-convert is here).
-import { spawnSync } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
+// With --out=DIR it writes the results page (see report.ts); --from=FILE re-renders it from soak.json.
+import { readFileSync } from 'node:fs';
+import { availableParallelism, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
@@ -15,7 +15,7 @@ import { createBackendNetwork, netnsUnavailable } from '../harness/netns.ts';
 import { startOperator } from '../harness/operator.ts';
 import { World } from '../faults/world.ts';
 import { perMinute, verdict, type Minute, type Sample } from './analysis.ts';
-import { svgChart } from './plot.ts';
+import { writeReport, type SoakResult } from './report.ts';
 
 const { values } = parseArgs({
   options: {
@@ -28,6 +28,7 @@ const { values } = parseArgs({
     backends: { type: 'string', default: '10' },
     addresses: { type: 'string', default: '4' },
     rate: { type: 'string', default: '10' },
+    from: { type: 'string' },
   },
 });
 const num = (name: keyof typeof values, v: string | undefined): number => {
@@ -49,6 +50,13 @@ function metricValue(text: string, name: string): number {
 }
 
 async function main(): Promise<void> {
+  if (values.from !== undefined) {
+    // Re-render the results page and chart from a saved run.
+    const saved = JSON.parse(readFileSync(values.from, 'utf8')) as SoakResult;
+    const files = writeReport(values.out ?? '.', saved);
+    say(`wrote ${files.join(', ')}`);
+    return;
+  }
   const why = netnsUnavailable();
   if (why !== undefined) throw new Error(`the soak run needs network namespaces: ${why}`);
   say(`soak: ${String(minutes)} min (warm-up ${String(warmup)} min), churn ${String(rate)}/s`);
@@ -131,7 +139,31 @@ async function main(): Promise<void> {
     say(
       `end state: ${end.lost.length === 0 ? `every object as expected ${String(end.ms)} ms after churn stopped` : `${String(end.lost.length)} objects wrong`}; unhandled errors ${String(unhandled)}`,
     );
-    if (values.out !== undefined) write(values.out, mins, v, stats, end, setUp.ms);
+    if (values.out !== undefined) {
+      const files = writeReport(values.out, {
+        minutes,
+        warmup,
+        rate,
+        scale: {
+          namespaces: world.namespaces.length,
+          'selector Services': world.namespaces.length * num('services', values.services),
+          pods:
+            world.namespaces.length * num('services', values.services) * num('pods', values.pods),
+          ExternalBackends: world.backendCount,
+          'addresses per backend': num('addresses', values.addresses),
+        },
+        verdict: v,
+        churn: stats,
+        endConvergedMs: end.ms,
+        lost: end.lost,
+        unhandledErrors: unhandled,
+        setUpMs: setUp.ms,
+        machine: `${String(availableParallelism())} cores, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}`,
+        date: new Date().toISOString().slice(0, 10),
+        perMinute: mins,
+      });
+      say(`wrote ${files.map((f) => join(values.out ?? '', f)).join(', ')}`);
+    }
     const failures = [
       v.growing ? 'the heap keeps growing after warm-up' : '',
       end.lost.length > 0 ? `objects wrong at the end:\n${end.lost.join('\n')}` : '',
@@ -157,62 +189,6 @@ function row(m: Minute): string {
     m.lagMaxMs.toFixed(0).padStart(24),
     m.cpuPercent.toFixed(1).padStart(6),
   ].join(' ');
-}
-
-function write(
-  out: string,
-  mins: readonly Minute[],
-  v: ReturnType<typeof verdict>,
-  stats: Awaited<ReturnType<ReturnType<World['churn']>['stop']>>,
-  end: { ms: number; lost: string[] },
-  setUpMs: number,
-): void {
-  mkdirSync(out, { recursive: true });
-  const xMax = Math.max(1, mins.length);
-  const svg = svgChart(
-    [
-      {
-        title: 'outrigger memory under churn',
-        yLabel: 'MiB',
-        marker: { x: warmup, label: 'end of warm-up' },
-        series: [
-          { name: 'RSS', color: '#d62728', points: mins.map((m) => [m.minute + 1, m.rssMiB]) },
-          {
-            name: 'heap (max)',
-            color: '#ff7f0e',
-            points: mins.map((m) => [m.minute + 1, m.heapMaxMiB]),
-            dashed: true,
-          },
-          {
-            name: 'heap (floor)',
-            color: '#1f77b4',
-            points: mins.map((m) => [m.minute + 1, m.heapFloorMiB]),
-          },
-        ],
-      },
-      {
-        title: 'largest event-loop delay per minute',
-        yLabel: 'ms',
-        series: [
-          {
-            name: 'max delay',
-            color: '#2ca02c',
-            points: mins.map((m) => [m.minute + 1, m.lagMaxMs]),
-          },
-        ],
-      },
-    ],
-    xMax,
-    'minutes',
-  );
-  writeFileSync(join(out, 'soak.svg'), svg);
-  // A PNG beside the SVG for viewers that show no SVG; rsvg-convert (librsvg2-bin) when present.
-  const png = spawnSync('rsvg-convert', ['-o', join(out, 'soak.png'), join(out, 'soak.svg')]);
-  writeFileSync(
-    join(out, 'soak.json'),
-    `${JSON.stringify({ minutes, warmup, rate, verdict: v, churn: stats, endConvergedMs: end.ms, lost: end.lost, setUpMs, perMinute: mins }, null, 2)}\n`,
-  );
-  say(`wrote ${join(out, 'soak.json')}, soak.svg${png.status === 0 ? ', soak.png' : ''}`);
 }
 
 main().catch((err: unknown) => {

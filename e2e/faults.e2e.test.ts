@@ -1,0 +1,564 @@
+// The fault matrix: each fault injected into a real control plane while the world churns (pods
+// flip readiness and are replaced, backend servers die and return, ExternalBackends are edited),
+// then churn stops and every Endpoints, EndpointSlice and ExternalBackend status must equal what
+// the world computes from scratch, with every object outrigger does not own untouched. outrigger
+// runs as supervised replicas (restarted when they exit, as by the kubelet), each behind its own
+// recording proxy, with leader election on. A table of every fault is printed at the end.
+//
+// `npm test` runs the short version; `npm run test:faults` the full one (FAULTS=full: more
+// repetitions, longer faults).
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { setTimeout as delay } from 'node:timers/promises';
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import {
+  CoordinationV1Api,
+  CoreV1Api,
+  CustomObjectsApi,
+  DiscoveryV1Api,
+  type KubeConfig,
+} from '@kubernetes/client-node';
+import { group, plural, version } from '../src/externalbackend/schema.ts';
+import { startCluster, type Cluster } from './harness/controlplane.ts';
+import { isWatch, isList, anyOf, startApiProxy, type ApiProxy } from './harness/apiproxy.ts';
+import { installCrd } from './harness/crd.ts';
+import {
+  createBackendNetwork,
+  netnsUnavailable,
+  type BackendNetwork,
+  type Farm,
+} from './harness/netns.ts';
+import { Replica, overlaps, type Write } from './faults/replica.ts';
+import { World } from './faults/world.ts';
+import { waitFor } from './helpers.ts';
+
+const full = process.env.FAULTS === 'full';
+const skip = process.env.USE_EXISTING_CLUSTER === 'true' || netnsUnavailable() !== undefined;
+const local = skip ? describe.skip : describe;
+const times = (short: number, long: number): number => (full ? long : short);
+const churnRate = 5;
+const lease = { duration: 4000, renew: 3000, retry: 500 };
+
+let cluster: Cluster;
+let kc: KubeConfig;
+let net: BackendNetwork;
+let farm: Farm;
+let world: World;
+let dir: string;
+const replicas: Replica[] = [];
+const proxies: ApiProxy[] = [];
+
+interface Row {
+  readonly fault: string;
+  readonly runs: number;
+  readonly convergeMs: number;
+  readonly writes: number;
+  readonly restarts: number;
+  readonly lost: number;
+  readonly foreign: number;
+  readonly note: string;
+}
+const rows: Row[] = [];
+
+function replicaArgs(): string[] {
+  return [
+    '--selector-mode=all',
+    '--leader-elect',
+    '--leader-election-namespace=default',
+    `--leader-elect-lease-duration=${String(lease.duration)}ms`,
+    `--leader-elect-renew-deadline=${String(lease.renew)}ms`,
+    `--leader-elect-retry-period=${String(lease.retry)}ms`,
+    '--watch-stall-timeout=5s',
+  ];
+}
+
+async function addReplica(name: string): Promise<Replica> {
+  const proxy = await startApiProxy(cluster);
+  proxies.push(proxy);
+  const r = new Replica(name, proxy, replicaArgs(), dir);
+  await r.start();
+  replicas.push(r);
+  return r;
+}
+
+/** The replica whose identity holds the Lease now. */
+async function leader(): Promise<Replica> {
+  const leases = kc.makeApiClient(CoordinationV1Api);
+  return waitFor('a leader', async () => {
+    const l = await leases.readNamespacedLease({ namespace: 'default', name: 'outrigger-leader' });
+    const holder = l.spec?.holderIdentity ?? '';
+    const expired =
+      Date.now() - new Date(l.spec?.renewTime ?? 0).getTime() >
+      (l.spec?.leaseDurationSeconds ?? 0) * 1000;
+    if (expired || holder === '') return undefined;
+    // Identities are "<hostname>_<random>"; a replica's current process logs its own.
+    for (const r of replicas) {
+      // Its own identity, not one it saw holding the lease while standing by.
+      const log = readFileSync(r.logPath(), 'utf8');
+      if (log.includes(`"identity":"${holder}"`)) return r;
+    }
+    return undefined;
+  });
+}
+
+function mark(): Map<Replica, number> {
+  return new Map(replicas.map((r) => [r, r.proxy.requests.length]));
+}
+
+function writesSince(m: Map<Replica, number>): Write[] {
+  return replicas.flatMap((r) => r.writes(m.get(r) ?? 0));
+}
+
+/** Waits until no replica has written anything for `ms` (every status settled, no probe pending). */
+async function quiet(ms: number): Promise<void> {
+  await waitFor(
+    `${String(ms)} ms without a write`,
+    () => {
+      const ends = replicas.flatMap((r) => r.writes().map((w) => Math.min(w.to, Date.now())));
+      return Promise.resolve(Date.now() - Math.max(0, ...ends) >= ms ? true : undefined);
+    },
+    60_000,
+    250,
+  );
+}
+
+function random(minMs: number, maxMs: number): number {
+  return minMs + Math.floor(Math.random() * (maxMs - minMs));
+}
+
+/**
+ * Runs `fault` while the world churns, then stops the churn, waits for convergence, and records a
+ * row of the table; fails the test when anything is lost or a foreign object was touched.
+ */
+async function underChurn(
+  name: string,
+  fault: () => Promise<string | undefined>,
+  o: { runs?: number; checkOverlap?: boolean; churn?: boolean } = {},
+): Promise<void> {
+  const before = await world.converge(60_000);
+  expect(before.lost).toEqual([]);
+  const m = mark();
+  const restartsBefore = replicas.reduce((a, r) => a + r.restarts, 0);
+  const churn = o.churn === false ? undefined : world.churn(churnRate);
+  let note: string | undefined;
+  try {
+    note = await fault();
+  } finally {
+    await churn?.stop();
+  }
+  const end = await world.converge(90_000);
+  const foreign = await world.foreignTouched();
+  const writes = writesSince(m);
+  const problems = o.checkOverlap === true ? overlaps(writes) : [];
+  rows.push({
+    fault: name,
+    runs: o.runs ?? 1,
+    convergeMs: end.ms,
+    writes: writes.length,
+    restarts: replicas.reduce((a, r) => a + r.restarts, 0) - restartsBefore,
+    lost: end.lost.length,
+    foreign: foreign.length,
+    note: [note, ...problems].filter(Boolean).join('; '),
+  });
+  expect(end.lost).toEqual([]);
+  expect(foreign).toEqual([]);
+  expect(problems).toEqual([]);
+}
+
+beforeAll(async () => {
+  if (skip) return;
+  // The garbage collector removes what an ExternalBackend owned once it is deleted.
+  cluster = await startCluster({ controllers: ['garbage-collector-controller'] });
+  kc = cluster.kubeConfig();
+  dir = cluster.dir ?? '/tmp';
+  await installCrd(cluster.kubeconfigPath);
+  net = createBackendNetwork(dir, 4);
+  farm = net.farm();
+  world = await World.create(kc, farm, {
+    prefix: 'faults',
+    namespaces: 2,
+    servicesPerNamespace: 3,
+    podsPerService: 6,
+    backendsPerNamespace: 3,
+    addressesPerBackend: 4,
+    ipv4: net.ipv4,
+    ipv6: net.ipv6,
+    seed: Number(process.env.FAULTS_SEED ?? 11),
+  });
+  await addReplica('a');
+}, 300_000);
+
+afterAll(async () => {
+  if (skip) return;
+  await Promise.all(replicas.map((r) => r.stop()));
+  await Promise.all(proxies.map((p) => p.close()));
+  await farm.stop();
+  await net.remove();
+  await cluster.stop();
+  const header = `| fault | runs | converge (ms) | writes | restarts | lost | foreign touched | note |\n|---|--:|--:|--:|--:|--:|--:|---|`;
+  const table = [
+    header,
+    ...rows.map(
+      (r) =>
+        `| ${r.fault} | ${String(r.runs)} | ${String(r.convergeMs)} | ${String(r.writes)} | ${String(r.restarts)} | ${String(r.lost)} | ${String(r.foreign)} | ${r.note} |`,
+    ),
+  ].join('\n');
+  writeFileSync(join(process.cwd(), 'e2e', 'faults', 'last-run.md'), `${table}\n`);
+  process.stdout.write(`\nfault matrix (${full ? 'full' : 'short'}):\n${table}\n`);
+}, 120_000);
+
+local('faults under churn', () => {
+  it('a synced cluster: starting again writes nothing', async () => {
+    await underChurn(
+      'restart on a synced cluster',
+      async () => {
+        const r = replicas[0];
+        if (r === undefined) throw new Error('no replica');
+        // Synced means settled: first probes done, statuses final.
+        await quiet(3000);
+        const objects = kc.makeApiClient(CustomObjectsApi);
+        const statuses = async (): Promise<unknown[]> => {
+          const out: unknown[] = [];
+          for (const namespace of world.namespaces) {
+            const list = (await objects.listNamespacedCustomObject({
+              group,
+              version,
+              namespace,
+              plural,
+            })) as { items: { metadata?: { name?: string }; status?: unknown }[] };
+            for (const xb of list.items) out.push({ name: xb.metadata?.name, status: xb.status });
+          }
+          return out;
+        };
+        const before = await statuses();
+        await r.stop();
+        const from = r.proxy.requests.length;
+        await r.start();
+        await leader();
+        // Long enough for a full resync of every informer and the first round of probes.
+        await delay(5000);
+        const w = r.writes(from);
+        expect(await statuses()).toEqual(before);
+        expect(w).toEqual([]);
+        return `${String(w.length)} writes after a restart`;
+      },
+      { churn: false },
+    );
+  }, 120_000);
+
+  it('kube-apiserver SIGKILLed and restarted, three times in a row', async () => {
+    await underChurn(
+      'kube-apiserver SIGKILL ×3',
+      async () => {
+        for (let i = 0; i < 3; i++) {
+          await delay(random(500, 4000));
+          await cluster.restartApiServer(random(0, 2000), 'SIGKILL');
+        }
+        return undefined;
+      },
+      { runs: 3 },
+    );
+  }, 300_000);
+
+  it('etcd compacted while watches are stale: every watch gets 410 Gone and relists', async () => {
+    const r = replicas[0];
+    if (r === undefined) throw new Error('no replica');
+    const listsBefore = r.proxy.requests.filter(isList()).length;
+    await underChurn('etcd compaction → 410 Gone', async () => {
+      // Watches go silent, so outrigger's resourceVersions fall behind while the world churns.
+      const heal = r.proxy.fault(isWatch(), { kind: 'silentWatch' });
+      await delay(4000);
+      const revision = await cluster.compactEtcd();
+      // A fresh API server has an empty watch cache: older resourceVersions go to etcd, which has
+      // compacted them away.
+      await cluster.restartApiServer(0, 'SIGKILL');
+      heal();
+      return `compacted at revision ${String(revision)}`;
+    });
+    const relists = r.proxy.requests.filter(isList()).length - listsBefore;
+    expect(relists).toBeGreaterThan(0);
+  }, 300_000);
+
+  it('watches held open and silent by a proxy', async () => {
+    const r = replicas[0];
+    if (r === undefined) throw new Error('no replica');
+    await underChurn('silent watches', async () => {
+      const heal = r.proxy.fault(isWatch(), { kind: 'silentWatch' });
+      await delay(times(8000, 20_000));
+      heal();
+      return '--watch-stall-timeout=5s';
+    });
+  }, 300_000);
+
+  it('watches answered with ERROR events, then 429s, then 500s', async () => {
+    const r = replicas[0];
+    if (r === undefined) throw new Error('no replica');
+    await underChurn('watch ERROR events, 429, 500', async () => {
+      const phase = times(3000, 8000);
+      let heal = r.proxy.fault(isWatch(), {
+        kind: 'watchError',
+        code: 500,
+        reason: 'InternalError',
+      });
+      await delay(phase);
+      heal();
+      heal = r.proxy.fault(anyOf(isWatch(), isList()), { kind: 'status', code: 429 });
+      await delay(phase);
+      heal();
+      heal = r.proxy.fault(anyOf(isWatch(), isList()), { kind: 'status', code: 500 });
+      await delay(phase);
+      heal();
+      return undefined;
+    });
+  }, 300_000);
+
+  it('a second writer keeps changing objects outrigger owns', async () => {
+    const ns = world.namespaces[0] ?? '';
+    const core = kc.makeApiClient(CoreV1Api);
+    const discovery = kc.makeApiClient(DiscoveryV1Api);
+    let overwrites = 0;
+    await underChurn('second writer on owned objects', async () => {
+      const until = Date.now() + times(6000, 15_000);
+      while (Date.now() < until) {
+        try {
+          const ep = await core.readNamespacedEndpoints({ namespace: ns, name: 'xb-0' });
+          await core.replaceNamespacedEndpoints({
+            namespace: ns,
+            name: 'xb-0',
+            body: { ...ep, subsets: [{ addresses: [{ ip: '192.0.2.99' }], ports: [{ port: 1 }] }] },
+          });
+          const s = await discovery.readNamespacedEndpointSlice({
+            namespace: ns,
+            name: 'xb-0-outrigger-ipv4',
+          });
+          await discovery.replaceNamespacedEndpointSlice({
+            namespace: ns,
+            name: 'xb-0-outrigger-ipv4',
+            body: { ...s, endpoints: [{ addresses: ['192.0.2.98'], conditions: { ready: true } }] },
+          });
+          overwrites += 2;
+        } catch {
+          // A conflict with outrigger's own write: try again.
+        }
+        await delay(300);
+      }
+      return `${String(overwrites)} overwrites by the other writer`;
+    });
+  }, 300_000);
+
+  it('a foreign EndpointSlice for the same Service appears, and outrigger leaves it alone', async () => {
+    const ns = world.namespaces[1] ?? '';
+    const discovery = kc.makeApiClient(DiscoveryV1Api);
+    await underChurn('foreign slice, same service-name', async () => {
+      const s = await discovery.createNamespacedEndpointSlice({
+        namespace: ns,
+        body: {
+          metadata: {
+            name: 'xb-1-mesh',
+            labels: {
+              'kubernetes.io/service-name': 'xb-1',
+              'endpointslice.kubernetes.io/managed-by': 'mesh.example.com',
+            },
+          },
+          addressType: 'IPv4',
+          endpoints: [{ addresses: ['192.0.2.77'], conditions: { ready: true } }],
+        },
+      });
+      world.addForeign('EndpointSlice', ns, 'xb-1-mesh', s.metadata?.resourceVersion ?? '');
+      await delay(3000);
+      return undefined;
+    });
+  }, 300_000);
+
+  it("outrigger's own slice relabelled by hand is restored", async () => {
+    const ns = world.namespaces[0] ?? '';
+    const discovery = kc.makeApiClient(DiscoveryV1Api);
+    await underChurn('own slice relabelled', async () => {
+      const s = await discovery.readNamespacedEndpointSlice({
+        namespace: ns,
+        name: 'xb-1-outrigger-ipv6',
+      });
+      await discovery.replaceNamespacedEndpointSlice({
+        namespace: ns,
+        name: 'xb-1-outrigger-ipv6',
+        body: {
+          ...s,
+          metadata: { ...s.metadata, labels: { 'kubernetes.io/service-name': 'xb-1' } },
+        },
+      });
+      await delay(3000);
+      return undefined;
+    });
+  }, 300_000);
+
+  it('a hand-written Endpoints created just before outrigger creates its own', async () => {
+    const ns = world.namespaces[0] ?? '';
+    const core = kc.makeApiClient(CoreV1Api);
+    const objects = kc.makeApiClient(CustomObjectsApi);
+    const where = { group, version, namespace: ns, plural };
+    const conflictReported = (name: string) =>
+      waitFor(`ExternalBackend ${name} to report EndpointsConflict`, async () => {
+        const xb = (await objects.getNamespacedCustomObject({ ...where, name })) as {
+          status?: { conditions?: { type: string; reason: string }[] };
+        };
+        return xb.status?.conditions?.some((c) => c.reason === 'EndpointsConflict')
+          ? true
+          : undefined;
+      });
+    const outcomes: string[] = [];
+    await underChurn(
+      'hand-written Endpoints races the create',
+      async () => {
+        for (let i = 0; i < times(2, 5); i++) {
+          const name = `race-${String(i)}`;
+          await objects.createNamespacedCustomObject({
+            ...where,
+            body: {
+              apiVersion: `${group}/${version}`,
+              kind: 'ExternalBackend',
+              metadata: { name },
+              spec: { ports: [{ name: 'tcp', port: 80 }], addresses: [{ ip: net.ipv4[0] ?? '' }] },
+            },
+          });
+          try {
+            const ep = await core
+              .createNamespacedEndpoints({
+                namespace: ns,
+                body: {
+                  metadata: { name },
+                  subsets: [{ addresses: [{ ip: '192.0.2.66' }], ports: [{ port: 80 }] }],
+                },
+              })
+              .catch((err: unknown) => {
+                if (String(err).includes('409')) return undefined;
+                throw err;
+              });
+            if (ep === undefined) {
+              outcomes.push('outrigger first');
+              continue;
+            }
+            // outrigger must leave it alone and say so. (Once the backend is deleted, its Service
+            // goes and, as upstream does, the endpoints controller deletes that Service's
+            // Endpoints: it is checked while the backend lives.)
+            await conflictReported(name);
+            await delay(2000);
+            const after = await core.readNamespacedEndpoints({ namespace: ns, name });
+            expect(after.metadata?.resourceVersion).toBe(ep.metadata?.resourceVersion);
+            outcomes.push('hand-written first: EndpointsConflict');
+          } finally {
+            // The garbage collector takes what the backend owned; the hand-written one stays.
+            await objects.deleteNamespacedCustomObject({ ...where, name });
+          }
+        }
+        return outcomes.join(', ');
+      },
+      { runs: times(2, 5) },
+    );
+  }, 300_000);
+
+  it('outrigger SIGKILLed mid-reconcile, again and again', async () => {
+    const r = replicas[0];
+    if (r === undefined) throw new Error('no replica');
+    const n = times(4, 10);
+    await underChurn(
+      `outrigger SIGKILL mid-write ×${String(n)}`,
+      async () => {
+        for (let i = 0; i < n; i++) {
+          // Killed just as a write leaves it: mid-reconcile, with the write's fate unknown.
+          await leader();
+          await r.proxy.waitForRequest(
+            (q) => q.verb !== 'get' && q.resource !== 'leases' && q.verb !== 'list' && !q.watch,
+            {
+              from: r.proxy.requests.length,
+              timeoutMs: 30_000,
+            },
+          );
+          await r.kill();
+        }
+        return undefined;
+      },
+      { runs: n, checkOverlap: true },
+    );
+  }, 600_000);
+
+  describe('two replicas', () => {
+    beforeAll(async () => {
+      if (replicas.length < 2) await addReplica('b');
+    }, 120_000);
+
+    it('the leader SIGKILLed', async () => {
+      await underChurn(
+        'two replicas: leader SIGKILL',
+        async () => {
+          const l = await leader();
+          await delay(2000);
+          await l.kill();
+          const next = await leader();
+          return `${l.name} → ${next.name}`;
+        },
+        { checkOverlap: true },
+      );
+    }, 300_000);
+
+    it('the leader SIGSTOPped past its lease, then resumed: it never writes again', async () => {
+      let resumedAt = 0;
+      let stopped: Replica | undefined;
+      let fromIndex = 0;
+      await underChurn(
+        'two replicas: leader SIGSTOP past the lease',
+        async () => {
+          stopped = await leader();
+          fromIndex = stopped.proxy.requests.length;
+          stopped.signal('SIGSTOP');
+          await delay(lease.duration + 2000);
+          const next = await leader();
+          expect(next).not.toBe(stopped);
+          stopped.signal('SIGCONT');
+          resumedAt = Date.now();
+          await delay(3000);
+          return `${stopped.name} stopped for ${String(lease.duration + 2000)} ms; ${next.name} took over`;
+        },
+        { checkOverlap: true },
+      );
+      const after = (stopped?.writes(fromIndex) ?? []).filter((w) => w.from >= resumedAt);
+      expect(after).toEqual([]);
+    }, 300_000);
+
+    it('the leader cut off from the API server', async () => {
+      await underChurn(
+        'two replicas: leader cut off',
+        async () => {
+          const l = await leader();
+          const heal = l.proxy.fault(() => true, { kind: 'hang' });
+          const next = await waitFor(
+            'another replica to lead',
+            async () => {
+              const x = await leader();
+              return x === l ? undefined : x;
+            },
+            30_000,
+          );
+          await delay(2000);
+          heal();
+          return `${l.name} → ${next.name}`;
+        },
+        { checkOverlap: true },
+      );
+    }, 300_000);
+  });
+
+  it("the prober's own network is cut: fail-open keeps every address, and status says why", async () => {
+    await underChurn('prober network cut', async () => {
+      net.cut(true);
+      world.proberCut = true;
+      try {
+        const c = await world.converge(60_000);
+        expect(c.lost).toEqual([]);
+        return `fail-open in ${String(c.ms)} ms`;
+      } finally {
+        net.cut(false);
+        world.proberCut = false;
+      }
+    });
+  }, 300_000);
+});
