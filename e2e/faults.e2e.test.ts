@@ -190,11 +190,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   if (skip) return;
-  await Promise.all(replicas.map((r) => r.stop()));
-  await Promise.all(proxies.map((p) => p.close()));
-  await farm.stop();
-  await net.remove();
-  await cluster.stop();
+  // The table first: it is the run's result, and must be printed even if a clean-up step hangs.
   const header = `| fault | runs | converge (ms) | writes | restarts | lost | foreign touched | note |\n|---|--:|--:|--:|--:|--:|--:|---|`;
   const table = [
     header,
@@ -205,6 +201,12 @@ afterAll(async () => {
   ].join('\n');
   writeFileSync(join(process.cwd(), 'e2e', 'faults', 'last-run.md'), `${table}\n`);
   process.stdout.write(`\nfault matrix (${full ? 'full' : 'short'}):\n${table}\n`);
+  // Every step runs whatever the others do (the process reapers are the last resort).
+  await Promise.allSettled(replicas.map((r) => r.stop()));
+  await Promise.allSettled(proxies.map((p) => p.close()));
+  await Promise.allSettled([farm.stop()]);
+  await Promise.allSettled([net.remove()]);
+  await cluster.stop();
 }, 120_000);
 
 local('faults under churn', () => {
@@ -485,7 +487,9 @@ local('faults under churn', () => {
             await objects.deleteNamespacedCustomObject({ ...where, name });
           }
         }
-        return outcomes.join(', ');
+        const counts = new Map<string, number>();
+        for (const o of outcomes) counts.set(o, (counts.get(o) ?? 0) + 1);
+        return [...counts].map(([o, n]) => `${String(n)}× ${o}`).join(', ');
       },
       { runs: times(2, 5) },
     );
