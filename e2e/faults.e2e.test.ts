@@ -285,7 +285,8 @@ local('faults under churn', () => {
       await underChurn('etcd compaction → 410 Gone', async () => {
         // Watches go silent, so outrigger's resourceVersions fall behind while the world churns.
         const heal = c.proxy.fault(isWatch(), { kind: 'silentWatch' });
-        await delay(4000);
+        c.proxy.resetConnections();
+        await delay(6000);
         const revision = await cluster.compactEtcd();
         // A fresh API server has an empty watch cache: older resourceVersions go to etcd, which
         // has compacted them away.
@@ -316,11 +317,71 @@ local('faults under churn', () => {
     const r = replicas[0];
     if (r === undefined) throw new Error('no replica');
     await underChurn('silent watches', async () => {
+      // Open watches are cut; outrigger notices no error on them (a cut stream stays silent, as
+      // a dead load balancer would leave it) until its stall timeout, and re-watches into silence.
       const heal = r.proxy.fault(isWatch(), { kind: 'silentWatch' });
-      await delay(times(8000, 20_000));
+      r.proxy.resetConnections();
+      await delay(times(12_000, 25_000));
       heal();
       return '--watch-stall-timeout=5s';
     });
+  }, 300_000);
+
+  it('changes are published while the Endpoints and slice watches are silent', async () => {
+    const r = replicas[0];
+    if (r === undefined) throw new Error('no replica');
+    const ns = world.namespaces[1] ?? '';
+    const objects = kc.makeApiClient(CustomObjectsApi);
+    const discovery = kc.makeApiClient(DiscoveryV1Api);
+    await underChurn(
+      'Endpoints and slice caches lag: 3 changes',
+      async () => {
+        // outrigger's own writes no longer reach its caches, so each apply after the first
+        // finds a cached resourceVersion that is already out of date.
+        const heal = r.proxy.fault(anyOf(isWatch('endpoints'), isWatch('endpointslices')), {
+          kind: 'silentWatch',
+        });
+        r.proxy.resetConnections();
+        try {
+          // Past the stall timeout: every Endpoints and slice watch is now a silent one.
+          await delay(6000);
+          const xb = (await objects.getNamespacedCustomObject({
+            group,
+            version,
+            namespace: ns,
+            plural,
+            name: 'xb-2',
+          })) as { spec: { addresses: { ip: string }[] } };
+          // Every server up, so that one going down is a change and not a fail-open.
+          await world.allServers(true);
+          const ip = xb.spec.addresses[0]?.ip;
+          if (ip === undefined || xb.spec.addresses.length < 2)
+            throw new Error('xb-2 needs two addresses');
+          const slice = `xb-2-outrigger-${ip.includes(':') ? 'ipv6' : 'ipv4'}`;
+          const port = world.portOf(ns, 'xb-2');
+          const started = Date.now();
+          for (const up of [false, true, false]) {
+            await world.setServer(ip, port, up);
+            await waitFor(
+              `${ip} published ${up ? 'ready' : 'not ready'} while the watches are silent`,
+              async () => {
+                const s = await discovery.readNamespacedEndpointSlice({
+                  namespace: ns,
+                  name: slice,
+                });
+                const e = (s.endpoints ?? []).find((x) => x.addresses.includes(ip));
+                return e?.conditions?.ready === up ? true : undefined;
+              },
+              20_000,
+            );
+          }
+          return `3 changes published in ${String(Date.now() - started)} ms, watches silent throughout`;
+        } finally {
+          heal();
+        }
+      },
+      { churn: false },
+    );
   }, 300_000);
 
   it('watches answered with ERROR events, then 429s, then 500s', async () => {

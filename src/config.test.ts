@@ -125,6 +125,9 @@ describe('parseConfig', () => {
     ],
     [['--concurrent-endpoint-syncs=0'], 'invalid value "0" for --concurrent-endpoint-syncs'],
     [['--concurrent-endpoint-syncs=two'], 'invalid value "two" for --concurrent-endpoint-syncs'],
+    [['--watch-stall-timeout=0'], 'must be between 1s and 24h'],
+    // Past Node's timer limit a timeout fires at once: every watch would abort as stalled.
+    [['--watch-stall-timeout=600h'], 'must be between 1s and 24h'],
   ])('rejects %j with a one-line message', (argv, message) => {
     const parse = (): unknown => parseConfig(argv);
     expect(parse).toThrow(ConfigError);

@@ -244,7 +244,11 @@ const rawSchema = z.object({
   'concurrent-externalbackend-syncs': positiveInt,
   'max-concurrent-probes': positiveInt,
   'sync-period': duration,
-  'watch-stall-timeout': duration.refine((ms) => ms >= 1000, 'must be at least 1s'),
+  // Node timers take at most 2^31-1 ms; a longer one would fire at once and abort every watch.
+  'watch-stall-timeout': duration.refine(
+    (ms) => ms >= 1000 && ms <= 86_400_000,
+    'must be between 1s and 24h',
+  ),
   'max-probe-targets-per-namespace': z
     .string()
     .regex(/^\d+$/, 'must be a whole number')

@@ -181,6 +181,13 @@ export class World {
     return this.backends.length;
   }
 
+  /** The port a backend's servers listen on. */
+  portOf(ns: string, name: string): number {
+    const b = this.backends.find((x) => x.ns === ns && x.name === name);
+    if (b === undefined) throw new Error(`no backend ${ns}/${name}`);
+    return b.port;
+  }
+
   private async setUp(): Promise<void> {
     const { opts } = this;
     const pool = opts.ipv4

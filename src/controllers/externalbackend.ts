@@ -99,6 +99,12 @@ export class ForeignObjectError extends Error {
  */
 const foreignRecheckMs = 10_000;
 
+/** An apply outrigger made: the resourceVersion the cache showed then, and what was written. */
+interface AppliedMemo {
+  readonly before: string;
+  readonly wrote: V1Endpoints | V1EndpointSlice;
+}
+
 type Parsed = ReturnType<typeof externalBackendSpec.safeParse>;
 
 const addressStates: readonly AddressState[] = ['Healthy', 'Unhealthy', 'Unknown', 'Denied'];
@@ -159,6 +165,11 @@ export class ExternalBackendController {
    * version, ours is the truth (no duplicate Events or writes from a lagging cache).
    */
   private readonly written = new Map<string, { before: string; status: ExternalBackendStatus }>();
+  /**
+   * Per backend key, per object it owns ("<kind>/<name>"): outrigger's last apply of it, while
+   * the cache may not have seen it yet (see known()).
+   */
+  private readonly applied = new Map<string, Map<string, AppliedMemo>>();
   /** Backends with addresses left unchecked by the namespace's probe-target limit. */
   private readonly limited = new Set<string>();
 
@@ -548,17 +559,25 @@ export class ExternalBackendController {
     // Read again after the Service write: the conflict check before it saw an older cache, and
     // an object that appeared meanwhile may be someone else's.
     const ep = desiredEndpoints(ref, spec, views, pods);
-    const currentEp = this.o.endpoints.get(ref.namespace, ep.metadata?.name ?? '');
+    const cachedEp = this.o.endpoints.get(ref.namespace, ep.metadata?.name ?? '');
+    const currentEp = this.known(ref, 'Endpoints', cachedEp);
     if (currentEp === undefined) await this.create('Endpoints', ep);
     else if (!endpointsUpToDate(currentEp, ep))
-      await this.applyOwned(ref, 'Endpoints', ep, currentEp);
+      await this.applyOwned(ref, 'Endpoints', ep, currentEp, cachedEp?.metadata?.resourceVersion);
 
     const slices = desiredSlices(ref, spec, views, pods);
     for (const slice of slices) {
-      const current = this.o.slices.get(ref.namespace, slice.metadata?.name ?? '');
+      const cached = this.o.slices.get(ref.namespace, slice.metadata?.name ?? '');
+      const current = this.known(ref, 'EndpointSlice', cached);
       if (current === undefined) await this.createSlice(ref, slice);
       else if (!sliceUpToDate(current, slice))
-        await this.applyOwned(ref, 'EndpointSlice', slice, current);
+        await this.applyOwned(
+          ref,
+          'EndpointSlice',
+          slice,
+          current,
+          cached?.metadata?.resourceVersion,
+        );
     }
 
     // Objects this backend owns under names it no longer wants (a family that went away, a
@@ -583,33 +602,70 @@ export class ExternalBackendController {
   }
 
   /**
-   * Server-side apply (forced) of an object this backend owns, as the cache saw it. Forcing takes
-   * every field, so it must never reach an object someone else owns: the apply carries the cached
-   * resourceVersion as a precondition, and an object replaced since (by anyone) makes it fail with
-   * 409 and retry from a fresh cache instead of taking the object over.
+   * The object as it is on the server, as far as outrigger knows: the cached one, or, while the
+   * cache still shows the version outrigger's own last apply replaced, what that apply wrote. A
+   * lagging watch must neither hide outrigger's writes (so that a change back looks like no
+   * change) nor make every next apply fail its precondition.
+   */
+  private known<T extends V1Endpoints | V1EndpointSlice>(
+    ref: BackendRef,
+    k: 'Endpoints' | 'EndpointSlice',
+    cached: T | undefined,
+  ): T | undefined {
+    if (cached === undefined) return undefined;
+    const memos = this.applied.get(`${ref.namespace}/${ref.name}`);
+    const memoKey = `${k}/${cached.metadata?.name ?? ''}`;
+    const memo = memos?.get(memoKey);
+    if (memo === undefined) return cached;
+    if (memo.before !== cached.metadata?.resourceVersion) {
+      // The cache has moved on: it knows better than the memo now.
+      memos?.delete(memoKey);
+      return cached;
+    }
+    return memo.wrote as T;
+  }
+
+  /**
+   * Server-side apply (forced) of an object this backend owns. Forcing takes every field, so it
+   * must never reach an object someone else owns: the apply carries the resourceVersion of
+   * `current` (see known()) as a precondition, and an object replaced since (by anyone) makes it
+   * fail with 409 and retry from a fresh cache instead of taking the object over. `cachedVersion`
+   * is what the cache shows, remembered to tell when the cache has caught up.
    */
   private async applyOwned<T extends V1Endpoints | V1EndpointSlice>(
     ref: BackendRef,
     k: 'Endpoints' | 'EndpointSlice',
     want: T,
     current: T,
+    cachedVersion: string | undefined,
   ): Promise<void> {
+    const name = want.metadata?.name ?? '';
     if (ownership(current, ref) !== 'ours')
       throw new ForeignObjectError(
-        `${k} ${want.metadata?.name ?? ''} already exists and ${describeManager(current)}; outrigger will not overwrite it. Delete it to let this ExternalBackend publish the Service's endpoints`,
+        `${k} ${name} already exists and ${describeManager(current)}; outrigger will not overwrite it. Delete it to let this ExternalBackend publish the Service's endpoints`,
       );
+    const backend = `${ref.namespace}/${ref.name}`;
+    const memos = this.applied.get(backend) ?? new Map<string, AppliedMemo>();
+    this.applied.set(backend, memos);
+    const memoKey = `${k}/${name}`;
+    memos.delete(memoKey);
     const resourceVersion = current.metadata?.resourceVersion;
     try {
-      await this.o.writer.apply(k, {
+      const after = await this.o.writer.apply(k, {
         ...want,
         metadata: {
           ...want.metadata,
           ...(resourceVersion !== undefined ? { resourceVersion } : {}),
         },
       });
+      if (after !== undefined && cachedVersion !== undefined)
+        memos.set(memoKey, {
+          before: cachedVersion,
+          wrote: { ...want, metadata: { ...want.metadata, resourceVersion: after } },
+        });
     } catch (err) {
       if (isConflict(err))
-        throw new CacheLagError(`${k} ${want.metadata?.name ?? ''} changed since it was cached`);
+        throw new CacheLagError(`${k} ${name} was changed by someone else since it was read`);
       throw err;
     }
   }
@@ -637,7 +693,7 @@ export class ExternalBackendController {
       );
     if (existing.metadata?.labels?.[labelSliceManagedBy] === managerName)
       throw new CacheLagError(`EndpointSlice ${name} exists but is not in the cache yet`);
-    await this.applyOwned(ref, 'EndpointSlice', slice, existing);
+    await this.applyOwned(ref, 'EndpointSlice', slice, existing, undefined);
     this.o.events.event(
       { apiVersion, kind, namespace: ref.namespace, name: ref.name, uid: ref.uid },
       'Warning',
@@ -696,6 +752,7 @@ export class ExternalBackendController {
   private forget(key: string, namespace: string, name: string): void {
     this.syncProbes(key, undefined, undefined, () => undefined);
     this.written.delete(key);
+    this.applied.delete(key);
     for (const state of addressStates)
       this.o.metrics.backendAddresses.remove({ namespace, name, state: state.toLowerCase() });
   }

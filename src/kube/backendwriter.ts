@@ -25,8 +25,14 @@ export type OwnedKind = 'Service' | 'Endpoints' | 'EndpointSlice';
 
 export interface BackendWriter {
   create(kind: OwnedKind, obj: V1Service | V1Endpoints | V1EndpointSlice): Promise<void>;
-  /** Server-side apply, forced: only for the Endpoints and EndpointSlices the backend owns. */
-  apply(kind: 'Endpoints' | 'EndpointSlice', obj: V1Endpoints | V1EndpointSlice): Promise<void>;
+  /**
+   * Server-side apply, forced: only for the Endpoints and EndpointSlices the backend owns. Resolves
+   * with the resourceVersion the object has afterwards.
+   */
+  apply(
+    kind: 'Endpoints' | 'EndpointSlice',
+    obj: V1Endpoints | V1EndpointSlice,
+  ): Promise<string | undefined>;
   /**
    * Replaces the ports of a Service the backend owns (a merge patch: the list is replaced whole,
    * where an apply would keep ports the create recorded under another operation).
@@ -86,8 +92,11 @@ export function backendWriter(kc: KubeConfig, metrics: Metrics, throttle: Thrott
     async apply(kind, obj) {
       await count(kind, 'apply');
       const params = { ...where(obj), body: obj, fieldManager, force: true };
-      if (kind === 'Endpoints') await core.patchNamespacedEndpoints(params, applyOptions);
-      else await discovery.patchNamespacedEndpointSlice(params, applyOptions);
+      const out =
+        kind === 'Endpoints'
+          ? await core.patchNamespacedEndpoints(params, applyOptions)
+          : await discovery.patchNamespacedEndpointSlice(params, applyOptions);
+      return out.metadata?.resourceVersion;
     },
     async setServicePorts(namespace, name, ports) {
       await count('Service', 'patch');
