@@ -51,7 +51,11 @@ beforeAll(async () => {
   deniedIP = net.ipv4[3] ?? '';
   operator = await startOperator(
     cluster.kubeconfigPath,
-    [`--denied-cidrs=${deniedIP}/32`, '--zap-log-level=debug'],
+    [
+      `--denied-cidrs=${deniedIP}/32`,
+      '--zap-log-level=debug',
+      '--max-probe-targets-per-namespace=2000',
+    ],
     join(cluster.dir ?? '/tmp', 'outrigger.log'),
   );
 }, 240_000);
@@ -353,6 +357,89 @@ suite('ExternalBackend with real backends', () => {
     expect(readyIPs(await slice(ns, 'zl-lb-outrigger-ipv4'))).toEqual([]);
     await bad.stop();
   }, 90_000);
+
+  it('a backend of 1200 addresses: slices of at most 100, Endpoints cut at 1000, and a dead address rewrites one slice', async () => {
+    const ns = await createTestNamespace(kc, 'xb-big');
+    const ips = net.routed(1200);
+    const farm = net.farm();
+    try {
+      await Promise.all(ips.map((ip) => farm.up(ip, 7000)));
+      await apply(ns, 'big', {
+        ports: [{ name: 'p', port: 7000 }],
+        addresses: ips.map((ip) => ({ ip })),
+        healthCheck: {
+          tcp: { port: 'p' },
+          intervalSeconds: 3,
+          timeoutSeconds: 2,
+          healthyThreshold: 1,
+          unhealthyThreshold: 1,
+        },
+      });
+      const owned = async (): Promise<V1EndpointSlice[]> =>
+        (
+          await discovery.listNamespacedEndpointSlice({
+            namespace: ns,
+            labelSelector: 'kubernetes.io/service-name=big',
+          })
+        ).items;
+      const all = await until(
+        ns,
+        'big',
+        'every address ready in slices',
+        async () => {
+          const list = await owned();
+          const ready = list.flatMap((x) => readyIPs(x));
+          return ready.length === 1200 ? list : undefined;
+        },
+        120_000,
+        500,
+      );
+      expect(all).toHaveLength(12);
+      expect(all.every((x) => (x.endpoints?.length ?? 0) === 100)).toBe(true);
+      expect(all.map((x) => x.metadata?.name).sort()).toEqual(
+        [
+          'big-outrigger-ipv6',
+          ...Array.from({ length: 11 }, (_, i) => `big-outrigger-ipv6-${String(i + 1)}`),
+        ].sort(),
+      );
+      const ep = await endpoints(ns, 'big');
+      expect(ep?.metadata?.annotations?.['endpoints.kubernetes.io/over-capacity']).toBe(
+        'truncated',
+      );
+      expect(ep?.subsets?.flatMap((x) => x.addresses ?? [])).toHaveLength(1000);
+
+      // One address dies: only the slice holding it is written.
+      const dead = ips[555] ?? '';
+      const before = new Map(all.map((x) => [x.metadata?.name, x.metadata?.resourceVersion]));
+      await farm.down(dead, 7000);
+      const after = await until(
+        ns,
+        'big',
+        'the dead address to leave the ready set',
+        async () => {
+          const list = await owned();
+          return list.some((x) => allIPs(x).includes(dead) && !readyIPs(x).includes(dead))
+            ? list
+            : undefined;
+        },
+        30_000,
+        200,
+      );
+      const changed = after.filter(
+        (x) => before.get(x.metadata?.name) !== x.metadata?.resourceVersion,
+      );
+      expect(changed.map((x) => x.metadata?.name)).toHaveLength(1);
+      expect(allIPs(changed[0])).toContain(dead);
+      expect(changed[0]?.endpoints?.length).toBe(100);
+      const b = await until(ns, 'big', 'status to count 1199 ready', async () => {
+        const x = await backend(ns, 'big');
+        return x.status?.readyAddresses === 1199 ? x : undefined;
+      });
+      expect(b.status?.totalAddresses).toBe(1200);
+    } finally {
+      await farm.stop();
+    }
+  }, 240_000);
 
   it('follows edits: addresses added and removed, an IPv6 slice, changed ports', async () => {
     const ns = await createTestNamespace(kc, 'xb-edit');

@@ -18,6 +18,7 @@ describe('parseConfig', () => {
       concurrentExternalBackendSyncs: 5,
       maxConcurrentProbes: 100,
       maxProbeTargetsPerNamespace: 1000,
+      maxEndpointsPerSlice: 100,
       syncPeriodMs: 36_000_000,
       watchStallTimeoutMs: 90_000,
       deniedCidrs: [],

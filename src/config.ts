@@ -199,6 +199,11 @@ export const flags: readonly FlagSpec[] = [
     help: 'A watch that receives nothing, not even a bookmark, for this long is treated as stalled and re-established from its last resourceVersion (a proxy or load balancer can hold a dead stream open).',
   },
   {
+    name: 'max-endpoints-per-slice',
+    default: '100',
+    help: 'Most endpoints in one EndpointSlice that outrigger writes (kube-controller-manager flag of the same name; 1 to 1000). A Service has as many slices as it needs; one endpoint changing state rewrites one slice.',
+  },
+  {
     name: 'max-probe-targets-per-namespace',
     default: '1000',
     help: 'Health-check targets (checked addresses) one namespace may have; further addresses are published not ready and their ExternalBackend says so.',
@@ -249,6 +254,11 @@ const rawSchema = z.object({
     (ms) => ms >= 1000 && ms <= 86_400_000,
     'must be between 1s and 24h',
   ),
+  'max-endpoints-per-slice': z
+    .string()
+    .regex(/^\d+$/, 'must be a whole number')
+    .transform(Number)
+    .pipe(z.number().int().min(1).max(1000)),
   'max-probe-targets-per-namespace': z
     .string()
     .regex(/^\d+$/, 'must be a whole number')
@@ -282,6 +292,7 @@ export interface Config {
   readonly concurrentExternalBackendSyncs: number;
   readonly maxConcurrentProbes: number;
   readonly maxProbeTargetsPerNamespace: number;
+  readonly maxEndpointsPerSlice: number;
   /** Milliseconds; 0 never. */
   readonly syncPeriodMs: number;
   /** Milliseconds. */
@@ -378,6 +389,7 @@ export function parseConfig(
     concurrentExternalBackendSyncs: v['concurrent-externalbackend-syncs'],
     maxConcurrentProbes: v['max-concurrent-probes'],
     maxProbeTargetsPerNamespace: v['max-probe-targets-per-namespace'],
+    maxEndpointsPerSlice: v['max-endpoints-per-slice'],
     syncPeriodMs: v['sync-period'],
     watchStallTimeoutMs: v['watch-stall-timeout'],
     deniedCidrs: v['denied-cidrs'],

@@ -258,6 +258,7 @@ export async function runManager(
     policies,
     namespaces: namespaceInformer,
     maxProbeTargetsPerNamespace: config.maxProbeTargetsPerNamespace,
+    maxEndpointsPerSlice: config.maxEndpointsPerSlice,
     writer: backendWriter(kc, metrics, throttle),
     events,
     denyList: ranges,

@@ -70,6 +70,12 @@ export interface BackendNetwork {
   cut(down: boolean): void;
   /** Starts a backend farm (e2e/fixtures/backend-farm.ts) in the namespace. */
   farm(): Farm;
+  /**
+   * `count` more IPv6 addresses that the namespace answers on without configuring each one: a
+   * /64 routed to it and delivered locally there ("AnyIP"), so thousands cost two routes. Servers
+   * and farm listeners may bind to any of them.
+   */
+  routed(count: number): string[];
   /** Stops every server, then removes the namespace and its veth pair. */
   remove(): Promise<void>;
 }
@@ -141,6 +147,8 @@ export function createBackendNetwork(dir: string, count = 4): BackendNetwork {
   for (const a of ipv6) inNs(['-6', 'addr', 'add', `${a}/64`, 'dev', peer, 'nodad']);
   inNs(['link', 'set', peer, 'up']);
 
+  let routedUp = false;
+  const routedPrefix = `fd00:250:${n.toString(16)}:1::`;
   const group = new ProcessGroup(join(dir, `netns-${String(n)}`));
   group.reapOnExit();
   const servers = new Set<ManagedProcess>();
@@ -191,7 +199,19 @@ export function createBackendNetwork(dir: string, count = 4): BackendNetwork {
         // Link-down removed the connected routes and the IPv6 address's route; put them back.
         ip(['addr', 'replace', `${v4(1)}/24`, 'dev', host]);
         ip(['-6', 'addr', 'replace', `${v6(1)}/64`, 'dev', host, 'nodad']);
+        if (routedUp)
+          ip(['-6', 'route', 'replace', `${routedPrefix}/64`, 'via', v6(10), 'dev', host]);
       }
+    },
+    routed(count) {
+      const prefix = routedPrefix;
+      if (!routedUp) {
+        inNs(['-6', 'route', 'add', 'local', `${prefix}/64`, 'dev', 'lo']);
+        ip(['netns', 'exec', name, 'sysctl', '-qw', 'net.ipv6.ip_nonlocal_bind=1']);
+        ip(['-6', 'route', 'add', `${prefix}/64`, 'via', v6(10), 'dev', host]);
+        routedUp = true;
+      }
+      return Array.from({ length: count }, (_, i) => `${prefix}${(i + 1).toString(16)}`);
     },
     farm() {
       // Its stdin is a pipe only this process holds: the farm exits when this process dies.

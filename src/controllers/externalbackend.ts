@@ -1,29 +1,24 @@
 // The ExternalBackend reconciler: gathers the CR, its Service, Endpoints, EndpointSlices, selected
-// pods and probe results from caches; computes the desired objects and status with the pure
-// functions in src/externalbackend; writes only what differs.
+// pods and probe health from caches; plans every change with the pure planBackend; applies the
+// plan in one place; writes status from the outcome.
 import type { V1EndpointSlice, V1Endpoints, V1Pod, V1Service } from '@kubernetes/client-node';
 import { Controller, errorMessage } from '../controller/runner.ts';
 import {
-  addressViews,
-  decideService,
   denyListJudge,
-  desiredEndpoints,
-  desiredService,
-  desiredSlices,
-  endpointsUpToDate,
-  labelEndpointsManagedBy,
   labelSliceManagedBy,
   managerName,
   ownership,
-  podSubsets,
-  publishedCounts,
   serviceName,
-  sliceUpToDate,
-  type AddressState,
   type BackendRef,
   type Judge,
-  type ServiceDecision,
 } from '../externalbackend/desired.ts';
+import {
+  foreignMessage,
+  planBackend,
+  type BackendPlan,
+  type BackendWorld,
+  type OwnedKind,
+} from '../externalbackend/plan.ts';
 import {
   apiVersion,
   externalBackendSpec,
@@ -31,20 +26,11 @@ import {
   type ExternalBackendSpec,
   type ExternalBackendStatus,
 } from '../externalbackend/schema.ts';
-import {
-  addressTransitions,
-  buildStatus,
-  parseStatus,
-  readyCondition,
-  statusEqual,
-  transitionEvents,
-  type Problem,
-} from '../externalbackend/status.ts';
-import type { ProbeSpec } from '../health/probe.ts';
-import { ProbeScheduler } from '../health/scheduler.ts';
+import { parseStatus, planStatus, type Problem } from '../externalbackend/status.ts';
+import { ProbeScheduler, type Target } from '../health/scheduler.ts';
 import type { AddressHealth } from '../health/state.ts';
 import { labelSelectorMatches } from '../endpoints/selector.ts';
-import type { BackendWriter, OwnedKind } from '../kube/backendwriter.ts';
+import type { BackendWriter } from '../kube/backendwriter.ts';
 import { isAlreadyExists, isConflict } from '../kube/backendwriter.ts';
 import type { EventRecorder } from '../kube/events.ts';
 import { objectKey, splitKey, type Informer } from '../kube/informer.ts';
@@ -69,6 +55,8 @@ export interface ExternalBackendControllerOptions {
   readonly namespaces: Informer<CachedNamespace>;
   /** Most health-check targets one namespace may have. */
   readonly maxProbeTargetsPerNamespace: number;
+  /** Most endpoints in one EndpointSlice (--max-endpoints-per-slice). */
+  readonly maxEndpointsPerSlice: number;
   readonly writer: BackendWriter;
   readonly events: EventRecorder;
   /** The current deny list; it changes as cluster ranges come and go (call enqueueAll then). */
@@ -107,7 +95,7 @@ interface AppliedMemo {
 
 type Parsed = ReturnType<typeof externalBackendSpec.safeParse>;
 
-const addressStates: readonly AddressState[] = ['Healthy', 'Unhealthy', 'Unknown', 'Denied'];
+const addressStates = ['Healthy', 'Unhealthy', 'Unknown', 'Denied'] as const;
 
 /** "<namespace>/<name>" of the ExternalBackend a probe target ("<ns>/<name>/<ip>") belongs to. */
 function backendKeyOfTarget(target: string): string {
@@ -118,39 +106,6 @@ function controllerOwner(obj: {
   metadata?: { ownerReferences?: { kind: string; name: string; controller?: boolean }[] };
 }): { kind: string; name: string } | undefined {
   return obj.metadata?.ownerReferences?.find((o) => o.controller === true);
-}
-
-/** Who manages an object we will not touch, in words for a status message. */
-function describeManager(obj: V1Endpoints | V1EndpointSlice): string {
-  const owner = controllerOwner(obj);
-  if (owner !== undefined) return `it is owned by ${owner.kind} ${owner.name}`;
-  const labels = obj.metadata?.labels ?? {};
-  const by = labels[labelEndpointsManagedBy] ?? labels[labelSliceManagedBy];
-  if (by !== undefined) return `it is managed by ${by}`;
-  return 'it was written by hand or by another tool';
-}
-
-function probeSpec(spec: ExternalBackendSpec, ip: string): ProbeSpec | undefined {
-  const hc = spec.healthCheck;
-  const resolve = (p: number | string): number | undefined =>
-    typeof p === 'number' ? p : spec.ports.find((x) => x.name === p)?.port;
-  if (hc?.tcp !== undefined) {
-    const port = resolve(hc.tcp.port);
-    return port === undefined ? undefined : { kind: 'tcp', ip, port };
-  }
-  if (hc?.http !== undefined) {
-    const port = resolve(hc.http.port);
-    if (port === undefined) return undefined;
-    return {
-      kind: 'http',
-      ip,
-      port,
-      path: hc.http.path,
-      scheme: hc.http.scheme,
-      expectedStatuses: hc.http.expectedStatuses,
-    };
-  }
-  return undefined;
 }
 
 export class ExternalBackendController {
@@ -172,6 +127,9 @@ export class ExternalBackendController {
   private readonly applied = new Map<string, Map<string, AppliedMemo>>();
   /** Backends with addresses left unchecked by the namespace's probe-target limit. */
   private readonly limited = new Set<string>();
+  /** Each backend's probe targets, and how many each namespace has (its limit's count). */
+  private readonly targets = new Map<string, Set<string>>();
+  private readonly targetsPerNamespace = new Map<string, number>();
 
   constructor(o: ExternalBackendControllerOptions) {
     this.o = o;
@@ -335,77 +293,76 @@ export class ExternalBackendController {
         ? memo.status
         : parseStatus(xb.status);
     const generation = xb.metadata?.generation ?? 0;
+    const now = this.now();
 
     const parsed = this.spec(xb);
     if (!parsed.success) {
-      this.syncProbes(key, undefined, previous, () => undefined);
+      this.applyProbes(key, []);
       const issue = parsed.error.issues[0];
       const message = `spec is invalid at ${issue?.path.join('.') ?? ''}: ${issue?.message ?? 'invalid'}`;
-      await this.finish(xb, key, previous, {
+      await this.finish(xb, key, {
         generation,
         previous,
         views: [],
         counts: { ready: 0, total: 0 },
         failOpen: false,
         problem: { reason: 'InvalidSpec', message },
-        now: this.now(),
+        now,
       });
       return;
     }
-    const spec = parsed.data;
-    const judge = this.judge(namespace, spec);
-    const { health, unchecked } = this.syncProbes(key, spec, previous, judge);
-    const { views, failOpen } = addressViews(spec, health, judge, {
-      ips: unchecked,
-      message: `not checked: namespace ${namespace} has reached its limit of ${String(this.o.maxProbeTargetsPerNamespace)} health-check targets; published not ready`,
-    });
-    if (unchecked.size > 0)
-      this.o.events.event(
-        { apiVersion, kind, namespace, name, uid: ref.uid },
-        'Warning',
-        'ProbeLimitReached',
-        `${String(unchecked.size)} addresses are not checked and are published not ready: namespace ${namespace} has reached its limit of ${String(this.o.maxProbeTargetsPerNamespace)} health-check targets`,
-      );
-    const svcName = serviceName(ref, spec);
-    const existing = this.o.services.get(namespace, svcName);
-    const decision = decideService(ref, spec, existing);
-    const pods = podSubsets(
-      spec,
-      existing ?? desiredService(ref, spec),
-      this.o.pods.list(namespace),
-    );
-    const counts = publishedCounts(views, pods);
-
-    let problem: { reason: Problem; message: string } | undefined =
-      decision.action === 'refuse'
-        ? { reason: decision.reason, message: decision.message }
-        : this.conflict(ref, spec, svcName);
-    let failure: unknown;
-    if (problem === undefined) {
-      try {
-        await this.write(ref, spec, decision, views, pods);
-      } catch (err) {
-        if (err instanceof CacheLagError) throw err;
-        if (err instanceof ForeignObjectError) {
-          problem = { reason: 'EndpointsConflict', message: err.message };
-          this.controller.queue.addAfter(key, foreignRecheckMs);
-        } else {
-          failure = err;
-          problem = { reason: 'WriteFailed', message: errorMessage(err) };
-        }
-      }
-    }
-    await this.finish(xb, key, previous, {
+    const plan = planBackend(this.gather(key, ref, parsed.data, previous, now));
+    const outcome = await this.apply(key, ref, plan);
+    await this.finish(xb, key, {
       generation,
       previous,
-      views,
-      counts,
-      failOpen,
-      problem,
-      now: this.now(),
+      views: plan.views,
+      counts: plan.counts,
+      failOpen: plan.failOpen,
+      problem: outcome.problem,
+      now,
     });
-    if (failure !== undefined)
-      throw failure instanceof Error ? failure : new Error(errorMessage(failure));
+    if (outcome.failure !== undefined)
+      throw outcome.failure instanceof Error
+        ? outcome.failure
+        : new Error(errorMessage(outcome.failure));
+  }
+
+  /** Reads everything one reconcile depends on from the caches and the scheduler; no side effects. */
+  private gather(
+    key: string,
+    ref: BackendRef,
+    spec: ExternalBackendSpec,
+    previous: ExternalBackendStatus | undefined,
+    now: Date,
+  ): BackendWorld {
+    const { namespace } = ref;
+    const svcName = serviceName(ref, spec);
+    const mine = this.targets.get(key) ?? new Set<string>();
+    const health = new Map<string, AddressHealth>();
+    for (const k of mine) {
+      const h = this.scheduler.health(k);
+      if (h !== undefined) health.set(k, h);
+    }
+    const neighbours = (this.targetsPerNamespace.get(namespace) ?? 0) - mine.size;
+    const cachedEp = this.o.endpoints.get(namespace, svcName);
+    return {
+      ref,
+      spec,
+      previous,
+      judge: this.judge(namespace, spec),
+      health,
+      probeRoom: Math.max(0, this.o.maxProbeTargetsPerNamespace - neighbours),
+      probeLimit: this.o.maxProbeTargetsPerNamespace,
+      service: this.o.services.get(namespace, svcName),
+      endpoints: this.known(ref, 'Endpoints', cachedEp),
+      slices: this.o.slices.list(namespace).map((s) => this.known(ref, 'EndpointSlice', s) ?? s),
+      ownedServices: this.o.services.list(namespace).filter((s) => ownership(s, ref) === 'ours'),
+      ownedEndpoints: this.o.endpoints.list(namespace).filter((e) => ownership(e, ref) === 'ours'),
+      pods: spec.podSelector === undefined ? [] : this.o.pods.list(namespace),
+      maxEndpointsPerSlice: this.o.maxEndpointsPerSlice,
+      now: now.getTime(),
+    };
   }
 
   /** The address policy as cached; unreadable counts as invalid, so nothing is allowed. */
@@ -419,8 +376,7 @@ export class ExternalBackendController {
 
   /**
    * Why an address of this backend may not be published: the deny list first, then the policy.
-   * Each address is judged once per reconcile (the judge is asked again by syncProbes and
-   * addressViews).
+   * Each address is judged once per reconcile (the planner asks again for probes and views).
    */
   private judge(namespace: string, spec: ExternalBackendSpec): Judge {
     const denied = denyListJudge(this.o.denyList);
@@ -440,164 +396,91 @@ export class ExternalBackendController {
   }
 
   /**
-   * Keeps the probe targets of this backend in line with its spec; returns their health by IP and
-   * the addresses left unchecked because the namespace is at its probe-target limit (targets
-   * already running keep their place: first come, first served).
+   * Makes the scheduler run exactly these targets for the backend. Room freed under the
+   * namespace's limit lets neighbours that were waiting for it check their addresses.
    */
-  private syncProbes(
-    key: string,
-    spec: ExternalBackendSpec | undefined,
-    previous: ExternalBackendStatus | undefined,
-    judge: Judge,
-  ): { health: Map<string, AddressHealth>; unchecked: Set<string> } {
-    const health = new Map<string, AddressHealth>();
-    const unchecked = new Set<string>();
-    const keep = new Set<string>();
-    const hc = spec?.healthCheck;
-    if (spec !== undefined && hc !== undefined) {
-      const [namespace] = splitKey(key);
-      const others = this.scheduler
-        .keys()
-        .filter((k) => k.startsWith(`${namespace}/`) && !k.startsWith(`${key}/`)).length;
-      let room = Math.max(0, this.o.maxProbeTargetsPerNamespace - others);
-      const before = new Map((previous?.addresses ?? []).map((a) => [a.ip, a.state]));
-      for (const a of spec.addresses) {
-        const ps = probeSpec(spec, a.ip);
-        if (ps === undefined || judge(a.ip) !== undefined) continue;
-        if (room === 0) {
-          unchecked.add(a.ip);
-          continue;
-        }
-        room--;
-        const targetKey = `${key}/${a.ip}`;
-        keep.add(targetKey);
-        // Start from the published state, so a restart does not flap a known-bad address.
-        const prev = before.get(a.ip);
-        this.scheduler.upsert({
-          key: targetKey,
-          tenant: splitKey(key),
-          spec: ps,
-          intervalMs: hc.intervalSeconds * 1000,
-          timeoutMs: hc.timeoutSeconds * 1000,
-          thresholds: {
-            healthyThreshold: hc.healthyThreshold,
-            unhealthyThreshold: hc.unhealthyThreshold,
-          },
-          ...(prev === 'Healthy' || prev === 'Unhealthy' ? { initialState: prev } : {}),
-        });
-        const h = this.scheduler.health(targetKey);
-        if (h !== undefined) health.set(a.ip, h);
-      }
-    }
+  private applyProbes(key: string, probes: readonly Target[]): void {
+    const [namespace] = splitKey(key);
+    const before = this.targets.get(key) ?? new Set<string>();
+    const after = new Set(probes.map((t) => t.key));
+    for (const t of probes) this.scheduler.upsert(t);
     let freed = 0;
-    for (const k of this.scheduler.keys())
-      if (k.startsWith(`${key}/`) && !keep.has(k)) {
+    for (const k of before)
+      if (!after.has(k)) {
         this.scheduler.remove(k);
         freed++;
       }
-    if (unchecked.size > 0) this.limited.add(key);
-    else this.limited.delete(key);
-    // Room freed under the limit: neighbours waiting for it may now check their addresses.
-    if (freed > 0) {
-      const [namespace] = splitKey(key);
+    if (after.size > 0) this.targets.set(key, after);
+    else this.targets.delete(key);
+    const count = (this.targetsPerNamespace.get(namespace) ?? 0) - before.size + after.size;
+    if (count > 0) this.targetsPerNamespace.set(namespace, count);
+    else this.targetsPerNamespace.delete(namespace);
+    if (freed > 0)
       for (const other of this.limited)
         if (other !== key && splitKey(other)[0] === namespace) this.controller.queue.add(other);
-    }
-    return { health, unchecked };
   }
 
-  /** An Endpoints or EndpointSlice by our names that this backend does not own. */
-  private conflict(
+  /**
+   * Performs a plan: probe targets first (they feed the next reconcile's views), then the writes
+   * in order Service, Endpoints, slices, deletes. Returns what stopped it from publishing.
+   */
+  private async apply(
+    key: string,
     ref: BackendRef,
-    spec: ExternalBackendSpec,
-    svcName: string,
-  ): { reason: Problem; message: string } | undefined {
-    const ep = this.o.endpoints.get(ref.namespace, svcName);
-    if (ownership(ep, ref) === 'foreign' && ep !== undefined) {
-      return {
-        reason: 'EndpointsConflict',
-        message: `Endpoints ${svcName} already exists and ${describeManager(ep)}; outrigger will not overwrite it. Delete it to let this ExternalBackend publish the Service's endpoints`,
-      };
-    }
-    for (const slice of desiredSlices(ref, spec, [])) {
-      const cur = this.o.slices.get(ref.namespace, slice.metadata?.name ?? '');
-      if (cur !== undefined && ownership(cur, ref) === 'foreign') {
-        return {
-          reason: 'EndpointsConflict',
-          message: `EndpointSlice ${slice.metadata?.name ?? ''} already exists and ${describeManager(cur)}; outrigger will not overwrite it`,
-        };
-      }
-    }
-    return undefined;
-  }
-
-  private async write(
-    ref: BackendRef,
-    spec: ExternalBackendSpec,
-    decision: ServiceDecision,
-    views: Parameters<typeof desiredSlices>[2],
-    pods: Parameters<typeof desiredSlices>[3],
-  ): Promise<void> {
-    const w = this.o.writer;
-    const xbRef = { apiVersion, kind, namespace: ref.namespace, name: ref.name, uid: ref.uid };
-    if (decision.action === 'create') {
-      await this.create('Service', decision.service);
+    plan: BackendPlan,
+  ): Promise<{ problem?: { reason: Problem; message: string }; failure?: unknown }> {
+    this.applyProbes(key, plan.probes);
+    if (plan.unchecked.size > 0) {
+      this.limited.add(key);
       this.o.events.event(
-        xbRef,
+        this.eventRef(ref),
+        'Warning',
+        'ProbeLimitReached',
+        `${String(plan.unchecked.size)} addresses are not checked and are published not ready: namespace ${ref.namespace} has reached its limit of ${String(this.o.maxProbeTargetsPerNamespace)} health-check targets`,
+      );
+    } else this.limited.delete(key);
+    if (plan.refused !== undefined) return { problem: plan.refused };
+    try {
+      await this.write(ref, plan);
+      return {};
+    } catch (err) {
+      if (err instanceof CacheLagError) throw err;
+      if (err instanceof ForeignObjectError) {
+        this.controller.queue.addAfter(key, foreignRecheckMs);
+        return { problem: { reason: 'EndpointsConflict', message: err.message } };
+      }
+      return { problem: { reason: 'WriteFailed', message: errorMessage(err) }, failure: err };
+    }
+  }
+
+  private eventRef(ref: BackendRef) {
+    return { apiVersion, kind, namespace: ref.namespace, name: ref.name, uid: ref.uid };
+  }
+
+  private async write(ref: BackendRef, plan: BackendPlan): Promise<void> {
+    const w = this.o.writer;
+    if (plan.service?.op === 'create') {
+      await this.create('Service', plan.service.service);
+      this.o.events.event(
+        this.eventRef(ref),
         'Normal',
         'ServiceCreated',
-        `Created selectorless Service ${decision.service.metadata?.name ?? ''}`,
+        `Created selectorless Service ${plan.service.service.metadata?.name ?? ''}`,
       );
-    } else if (decision.action === 'update') {
-      await w.setServicePorts(
-        ref.namespace,
-        serviceName(ref, spec),
-        decision.service.spec?.ports ?? [],
-      );
+    } else if (plan.service?.op === 'ports') {
+      await w.setServicePorts(ref.namespace, plan.service.name, plan.service.ports);
     }
-
-    // Read again after the Service write: the conflict check before it saw an older cache, and
-    // an object that appeared meanwhile may be someone else's.
-    const ep = desiredEndpoints(ref, spec, views, pods);
-    const cachedEp = this.o.endpoints.get(ref.namespace, ep.metadata?.name ?? '');
-    const currentEp = this.known(ref, 'Endpoints', cachedEp);
-    if (currentEp === undefined) await this.create('Endpoints', ep);
-    else if (!endpointsUpToDate(currentEp, ep))
-      await this.applyOwned(ref, 'Endpoints', ep, currentEp, cachedEp?.metadata?.resourceVersion);
-
-    const slices = desiredSlices(ref, spec, views, pods);
-    for (const slice of slices) {
-      const cached = this.o.slices.get(ref.namespace, slice.metadata?.name ?? '');
-      const current = this.known(ref, 'EndpointSlice', cached);
-      if (current === undefined) await this.createSlice(ref, slice);
-      else if (!sliceUpToDate(current, slice))
-        await this.applyOwned(
-          ref,
-          'EndpointSlice',
-          slice,
-          current,
-          cached?.metadata?.resourceVersion,
-        );
-    }
-
-    // Objects this backend owns under names it no longer wants (a family that went away, a
-    // renamed Service).
-    const keep = {
-      Service: decision.action === 'none' && decision.adopted ? [] : [serviceName(ref, spec)],
-      Endpoints: [ep.metadata?.name ?? ''],
-      EndpointSlice: slices.map((s) => s.metadata?.name ?? ''),
-    };
-    const owned: [OwnedKind, readonly (V1Service | V1Endpoints | V1EndpointSlice)[]][] = [
-      ['EndpointSlice', this.o.slices.list(ref.namespace)],
-      ['Endpoints', this.o.endpoints.list(ref.namespace)],
-      ['Service', this.o.services.list(ref.namespace)],
-    ];
-    for (const [k, objs] of owned) {
-      for (const obj of objs) {
-        const n = obj.metadata?.name ?? '';
-        if (ownership(obj, ref) === 'ours' && !keep[k].includes(n))
-          await w.delete(k, ref.namespace, n, obj.metadata?.uid ?? '');
-      }
+    if (plan.endpoints?.op === 'create') await this.create('Endpoints', plan.endpoints.want);
+    else if (plan.endpoints?.op === 'apply')
+      await this.applyOwned(ref, 'Endpoints', plan.endpoints.want, plan.endpoints.current);
+    // Updates before creates: an endpoint moving between slices is never published twice for
+    // long, and a create that fails leaves the updates done.
+    for (const u of plan.sliceUpdates)
+      await this.applyOwned(ref, 'EndpointSlice', u.want, u.current);
+    for (const slice of plan.sliceCreates) await this.createSlice(ref, slice);
+    for (const d of plan.deletes) {
+      await w.delete(d.kind, ref.namespace, d.name, d.uid);
+      this.applied.get(`${ref.namespace}/${ref.name}`)?.delete(`${d.kind}/${d.name}`);
     }
   }
 
@@ -629,25 +512,24 @@ export class ExternalBackendController {
    * Server-side apply (forced) of an object this backend owns. Forcing takes every field, so it
    * must never reach an object someone else owns: the apply carries the resourceVersion of
    * `current` (see known()) as a precondition, and an object replaced since (by anyone) makes it
-   * fail with 409 and retry from a fresh cache instead of taking the object over. `cachedVersion`
-   * is what the cache shows, remembered to tell when the cache has caught up.
+   * fail with 409 and retry from a fresh cache instead of taking the object over.
    */
   private async applyOwned<T extends V1Endpoints | V1EndpointSlice>(
     ref: BackendRef,
     k: 'Endpoints' | 'EndpointSlice',
     want: T,
     current: T,
-    cachedVersion: string | undefined,
   ): Promise<void> {
     const name = want.metadata?.name ?? '';
     if (ownership(current, ref) !== 'ours')
-      throw new ForeignObjectError(
-        `${k} ${name} already exists and ${describeManager(current)}; outrigger will not overwrite it. Delete it to let this ExternalBackend publish the Service's endpoints`,
-      );
+      throw new ForeignObjectError(foreignMessage(k, name, current));
     const backend = `${ref.namespace}/${ref.name}`;
     const memos = this.applied.get(backend) ?? new Map<string, AppliedMemo>();
     this.applied.set(backend, memos);
     const memoKey = `${k}/${name}`;
+    // What the cache shows (to tell when it has caught up): the version the memo replaced, if
+    // `current` is the memo's.
+    const cachedVersion = memos.get(memoKey)?.before ?? current.metadata?.resourceVersion;
     memos.delete(memoKey);
     const resourceVersion = current.metadata?.resourceVersion;
     try {
@@ -688,14 +570,12 @@ export class ExternalBackendController {
     if (existing === undefined)
       throw new CacheLagError(`EndpointSlice ${name} was deleted while being created`);
     if (ownership(existing, ref) !== 'ours')
-      throw new ForeignObjectError(
-        `EndpointSlice ${name} already exists and ${describeManager(existing)}; outrigger will not overwrite it. Delete it to let this ExternalBackend publish the Service's endpoints`,
-      );
+      throw new ForeignObjectError(foreignMessage('EndpointSlice', name, existing));
     if (existing.metadata?.labels?.[labelSliceManagedBy] === managerName)
       throw new CacheLagError(`EndpointSlice ${name} exists but is not in the cache yet`);
-    await this.applyOwned(ref, 'EndpointSlice', slice, existing, undefined);
+    await this.applyOwned(ref, 'EndpointSlice', slice, existing);
     this.o.events.event(
-      { apiVersion, kind, namespace: ref.namespace, name: ref.name, uid: ref.uid },
+      this.eventRef(ref),
       'Warning',
       'EndpointSliceRestored',
       `EndpointSlice ${name} had lost outrigger's labels (changed by hand?); they are restored, so that it is kept up to date again`,
@@ -722,8 +602,7 @@ export class ExternalBackendController {
   private async finish(
     xb: CachedExternalBackend,
     key: string,
-    previous: ExternalBackendStatus | undefined,
-    input: Parameters<typeof buildStatus>[0],
+    input: Parameters<typeof planStatus>[0],
   ): Promise<void> {
     const { namespace = '', name = '', uid = '' } = xb.metadata ?? {};
     const ref = { apiVersion, kind, namespace, name, uid };
@@ -733,24 +612,16 @@ export class ExternalBackendController {
         input.views.filter((v) => v.state === state).length,
       );
     }
-    for (const e of transitionEvents(addressTransitions(previous, input.views, input.failOpen)))
-      this.o.events.event(ref, e.type, e.reason, e.message);
-    const ready = readyCondition(input);
-    const before = previous?.conditions?.find((c) => c.type === 'Ready');
-    if (before?.reason !== ready.reason) {
-      if (ready.status === 'False')
-        this.o.events.event(ref, 'Warning', ready.reason, ready.message);
-      else if (before !== undefined) this.o.events.event(ref, 'Normal', 'Ready', ready.message);
-    }
-
-    const status = buildStatus(input);
-    if (statusEqual(status, previous)) return;
+    const { events, status } = planStatus(input);
+    for (const e of events) this.o.events.event(ref, e.type, e.reason, e.message);
+    if (status === undefined) return;
     await this.o.writer.patchStatus(namespace, name, status);
     this.written.set(key, { before: xb.metadata?.resourceVersion ?? '', status });
   }
 
   private forget(key: string, namespace: string, name: string): void {
-    this.syncProbes(key, undefined, undefined, () => undefined);
+    this.applyProbes(key, []);
+    this.limited.delete(key);
     this.written.delete(key);
     this.applied.delete(key);
     for (const state of addressStates)

@@ -1,5 +1,5 @@
 import { describe, expect, it } from '@jest/globals';
-import type { V1Service } from '@kubernetes/client-node';
+import type { V1EndpointSlice, V1Service } from '@kubernetes/client-node';
 import { initialHealth, observe, type AddressHealth } from '../health/state.ts';
 import { DenyList, defaultDeniedCidrs } from '../net/denylist.ts';
 import {
@@ -16,7 +16,8 @@ import {
   ownership,
   podSubsets,
   publishedCounts,
-  sliceUpToDate,
+  planBackendSlices,
+  sliceEndpoints,
 } from './desired.ts';
 import { pod, svc } from '../endpoints/fixtures.test-helpers.ts';
 import { externalBackendSpec, type ExternalBackendSpecInput } from './schema.ts';
@@ -255,7 +256,7 @@ describe('pods selected by podSelector (hybrid backends)', () => {
     });
   });
 
-  it('keeps ready endpoints first when a family passes the 1000-per-slice limit', () => {
+  it('spreads past 100 endpoints over slices, and truncates the Endpoints at 1000, ready first', () => {
     const many = Array.from({ length: 1001 }, (_, i) =>
       pod(`p${String(i)}`, {
         ns: 'kube-system',
@@ -263,17 +264,28 @@ describe('pods selected by podSelector (hybrid backends)', () => {
         ready: i !== 0,
       }),
     );
-    const [slice] = desiredSlices(xb, hybrid, [], podSubsets(hybrid, service, many));
-    expect(slice?.endpoints).toHaveLength(1000);
-    expect(slice?.endpoints?.every((e) => e.conditions?.ready === true)).toBe(true);
+    const subsets = podSubsets(hybrid, service, many);
+    const slices = desiredSlices(xb, hybrid, [], subsets);
+    expect(slices).toHaveLength(11);
+    expect(slices.every((x) => (x.endpoints?.length ?? 0) <= 100)).toBe(true);
+    expect(slices.flatMap((x) => x.endpoints ?? [])).toHaveLength(1001);
+    expect(desiredSlices(xb, hybrid, [], subsets, 1000)).toHaveLength(2);
+    const ep = desiredEndpoints(xb, hybrid, [], subsets);
+    expect(ep.metadata?.annotations).toEqual({
+      'endpoints.kubernetes.io/over-capacity': 'truncated',
+    });
+    expect(ep.subsets?.flatMap((x) => x.addresses ?? [])).toHaveLength(1000);
+    expect(ep.subsets?.flatMap((x) => x.notReadyAddresses ?? [])).toHaveLength(0);
   });
 });
 
-describe('endpointsUpToDate and sliceUpToDate', () => {
+describe('endpointsUpToDate and the slice plan against stored slices', () => {
   const s = spec();
   const views = addressViews(s, new Map(), deny).views;
   const ep = desiredEndpoints(xb, s, views);
   const [slice] = desiredSlices(xb, s, views);
+  const planAgainst = (stored: V1EndpointSlice) =>
+    planBackendSlices(xb, s, [stored], sliceEndpoints(views), 100);
 
   it('accept what the API server stores back, in any order, with labels others added', () => {
     const stored = {
@@ -286,8 +298,12 @@ describe('endpointsUpToDate and sliceUpToDate', () => {
     expect(endpointsUpToDate(stored, ep)).toBe(true);
     if (slice === undefined) throw new Error('no slice');
     expect(
-      sliceUpToDate({ ...slice, endpoints: [...(slice.endpoints ?? [])].reverse() }, slice),
-    ).toBe(true);
+      planAgainst({
+        ...slice,
+        metadata: { ...slice.metadata, labels: { ...slice.metadata?.labels, team: 'a' } },
+        endpoints: [...(slice.endpoints ?? [])].reverse(),
+      }),
+    ).toEqual({ creates: [], updates: [], deletes: [] });
   });
 
   it('see a changed address, a lost label, a lost owner, or absence', () => {
@@ -301,7 +317,10 @@ describe('endpointsUpToDate and sliceUpToDate', () => {
     const flipped = (slice.endpoints ?? []).map((e, i) =>
       i === 0 ? { ...e, conditions: { ready: false, serving: false, terminating: false } } : e,
     );
-    expect(sliceUpToDate({ ...slice, endpoints: flipped }, slice)).toBe(false);
-    expect(sliceUpToDate({ ...slice, ports: [] }, slice)).toBe(false);
+    expect(planAgainst({ ...slice, endpoints: flipped }).updates).toHaveLength(1);
+    expect(planAgainst({ ...slice, ports: [] }).updates).toHaveLength(1);
+    expect(
+      planAgainst({ ...slice, metadata: { ...slice.metadata, labels: {} } }).updates,
+    ).toHaveLength(1);
   });
 });

@@ -11,13 +11,31 @@ import type {
   V1Pod,
   V1Service,
 } from '@kubernetes/client-node';
-import { desiredSubsets, labelManagedBy, managedByOutrigger } from '../endpoints/desired.ts';
+import {
+  annotationOverCapacity,
+  desiredSubsets,
+  labelManagedBy,
+  managedByOutrigger,
+} from '../endpoints/desired.ts';
 import { parseIP } from '../endpoints/pod.ts';
 import { labelSelectorMatches } from '../endpoints/selector.ts';
-import { countAddresses, repackSubsets, subsetsEqual } from '../endpoints/subsets.ts';
+import {
+  countAddresses,
+  repackSubsets,
+  subsetsEqual,
+  truncateSubsets,
+} from '../endpoints/subsets.ts';
 import { isReady, type AddressHealth } from '../health/state.ts';
 import type { DenyList } from '../net/denylist.ts';
 import { apiVersion, kind, type ExternalBackendSpec } from './schema.ts';
+import {
+  planSlices,
+  portsFingerprint,
+  sliceBaseName,
+  type AddressType,
+  type OwnedSlice,
+  type SlicePlan,
+} from './slices.ts';
 
 export const labelSkipMirror = 'endpointslice.kubernetes.io/skip-mirror';
 export const labelServiceName = 'kubernetes.io/service-name';
@@ -317,25 +335,35 @@ export function desiredEndpoints(
             ports: endpointPorts(spec),
           },
         ];
-  const subsets = repackSubsets([...external, ...pods]);
+  // As the endpoints controller: at most 1000 addresses, ready ones first, and say so. The
+  // slices carry every endpoint.
+  const { subsets, truncated } = truncateSubsets(repackSubsets([...external, ...pods]));
   return {
     apiVersion: 'v1',
     kind: 'Endpoints',
-    metadata: metadata(xb, name, {
-      [labelSkipMirror]: 'true',
-      [labelAppManagedBy]: 'outrigger',
-      [labelManagedBy]: managedByOutrigger,
-    }),
+    metadata: {
+      ...metadata(xb, name, {
+        [labelSkipMirror]: 'true',
+        [labelAppManagedBy]: 'outrigger',
+        [labelManagedBy]: managedByOutrigger,
+      }),
+      ...(truncated ? { annotations: { [annotationOverCapacity]: 'truncated' } } : {}),
+    },
     subsets,
   };
 }
 
-export function sliceName(service: string, family: 'IPv4' | 'IPv6'): string {
-  return `${service}-outrigger-${family.toLowerCase()}`;
+/** The name of a backend's first slice of a family; further ones add "-<n>" (see slices.ts). */
+export function sliceName(service: string, family: AddressType): string {
+  return sliceBaseName(sliceBase(service), family);
 }
 
-/** The API's limit on endpoints in one EndpointSlice. */
-export const maxEndpointsPerSlice = 1000;
+function sliceBase(service: string): string {
+  return `${service}-outrigger`;
+}
+
+/** kube-controller-manager's default for --max-endpoints-per-slice. */
+export const defaultMaxEndpointsPerSlice = 100;
 
 function sliceEndpoint(a: V1EndpointAddress, ready: boolean): V1Endpoint {
   return {
@@ -347,19 +375,11 @@ function sliceEndpoint(a: V1EndpointAddress, ready: boolean): V1Endpoint {
   };
 }
 
-/**
- * One EndpointSlice per address family in use, named deterministically so updates are in place.
- * Past the API's 1000 endpoints per slice, ready endpoints are kept first (pods can push a hybrid
- * backend over; spec.addresses alone cannot).
- */
-export function desiredSlices(
-  xb: BackendRef,
-  spec: ExternalBackendSpec,
+/** Every endpoint to publish in slices, by address family: published addresses, then pods. */
+export function sliceEndpoints(
   views: readonly AddressView[],
   pods: readonly V1EndpointSubset[] = [],
-): V1EndpointSlice[] {
-  const name = serviceName(xb, spec);
-  const out: V1EndpointSlice[] = [];
+): Map<AddressType, V1Endpoint[]> {
   const all: V1Endpoint[] = views
     .filter((v) => v.state !== 'Denied')
     .map((v) =>
@@ -376,26 +396,84 @@ export function desiredSlices(
     for (const a of s.addresses ?? []) all.push(sliceEndpoint(a, true));
     for (const a of s.notReadyAddresses ?? []) all.push(sliceEndpoint(a, false));
   }
-  for (const family of ['IPv4', 'IPv6'] as const) {
-    const members = all
-      .filter((e) => parseIP(e.addresses[0] ?? '')?.family === family)
-      .sort((a, b) => Number(b.conditions?.ready) - Number(a.conditions?.ready))
-      .slice(0, maxEndpointsPerSlice);
-    if (members.length === 0) continue;
-    out.push({
-      apiVersion: 'discovery.k8s.io/v1',
-      kind: 'EndpointSlice',
-      metadata: metadata(xb, sliceName(name, family), {
-        [labelServiceName]: name,
-        [labelSliceManagedBy]: managedByOutrigger,
-        [labelAppManagedBy]: 'outrigger',
-      }),
-      addressType: family,
-      endpoints: members,
-      ports: endpointPorts(spec),
-    });
+  const out = new Map<AddressType, V1Endpoint[]>([
+    ['IPv4', []],
+    ['IPv6', []],
+  ]);
+  for (const e of all) {
+    const family = parseIP(e.addresses[0] ?? '')?.family;
+    if (family !== undefined) out.get(family)?.push(e);
   }
   return out;
+}
+
+/** A slice of this backend around a name and its endpoints: labels, owner, ports. */
+export function sliceTemplate(
+  xb: BackendRef,
+  spec: ExternalBackendSpec,
+): (name: string, addressType: AddressType, endpoints: V1Endpoint[]) => V1EndpointSlice {
+  const service = serviceName(xb, spec);
+  const ports = endpointPorts(spec);
+  return (name, addressType, endpoints) => ({
+    apiVersion: 'discovery.k8s.io/v1',
+    kind: 'EndpointSlice',
+    metadata: metadata(xb, name, {
+      [labelServiceName]: service,
+      [labelSliceManagedBy]: managedByOutrigger,
+      [labelAppManagedBy]: 'outrigger',
+    }),
+    addressType,
+    endpoints,
+    ports,
+  });
+}
+
+/** What the planner needs to know of a slice this backend owns. */
+export function ownedSlice(
+  current: V1EndpointSlice,
+  xb: BackendRef,
+  spec: ExternalBackendSpec,
+): OwnedSlice {
+  const want = sliceTemplate(xb, spec)(current.metadata?.name ?? '', 'IPv4', []);
+  return {
+    name: current.metadata?.name ?? '',
+    addressType: current.addressType,
+    endpoints: current.endpoints ?? [],
+    metaUpToDate:
+      hasLabels(current.metadata?.labels, want.metadata?.labels) &&
+      ownedBy(current, want) &&
+      portsFingerprint(current.ports) === portsFingerprint(want.ports),
+  };
+}
+
+/** The slices and writes that publish these endpoints, given the slices the backend owns. */
+export function planBackendSlices(
+  xb: BackendRef,
+  spec: ExternalBackendSpec,
+  owned: readonly V1EndpointSlice[],
+  endpoints: ReadonlyMap<AddressType, readonly V1Endpoint[]>,
+  maxEndpointsPerSlice: number,
+): SlicePlan {
+  return planSlices({
+    existing: owned.map((s) => ownedSlice(s, xb, spec)),
+    desired: endpoints,
+    baseName: sliceBase(serviceName(xb, spec)),
+    maxEndpointsPerSlice,
+    template: sliceTemplate(xb, spec),
+  });
+}
+
+/** The slices a backend would create from nothing (tests and the oracle's view of the result). */
+export function desiredSlices(
+  xb: BackendRef,
+  spec: ExternalBackendSpec,
+  views: readonly AddressView[],
+  pods: readonly V1EndpointSubset[] = [],
+  maxEndpointsPerSlice = defaultMaxEndpointsPerSlice,
+): V1EndpointSlice[] {
+  return [
+    ...planBackendSlices(xb, spec, [], sliceEndpoints(views, pods), maxEndpointsPerSlice).creates,
+  ];
 }
 
 function hasLabels(
@@ -420,40 +498,8 @@ export function endpointsUpToDate(current: V1Endpoints | undefined, want: V1Endp
     current !== undefined &&
     hasLabels(current.metadata?.labels, want.metadata?.labels) &&
     ownedBy(current, want) &&
-    subsetsEqual(current.subsets, want.subsets)
-  );
-}
-
-function sliceFingerprint(s: V1EndpointSlice): string {
-  const endpoints = (s.endpoints ?? [])
-    .map((e) =>
-      JSON.stringify([
-        e.addresses,
-        e.conditions?.ready ?? null,
-        e.conditions?.serving ?? null,
-        e.conditions?.terminating ?? null,
-        e.nodeName ?? null,
-        e.hostname ?? null,
-        e.targetRef?.uid ?? null,
-        e.targetRef?.name ?? null,
-      ]),
-    )
-    .sort();
-  const ports = (s.ports ?? [])
-    .map((p) => JSON.stringify([p.name ?? '', p.port, p.protocol ?? 'TCP', p.appProtocol ?? null]))
-    .sort();
-  return JSON.stringify([s.addressType, endpoints, ports]);
-}
-
-/** Whether the stored EndpointSlice already says what outrigger wants, ignoring order. */
-export function sliceUpToDate(
-  current: V1EndpointSlice | undefined,
-  want: V1EndpointSlice,
-): boolean {
-  return (
-    current !== undefined &&
-    hasLabels(current.metadata?.labels, want.metadata?.labels) &&
-    ownedBy(current, want) &&
-    sliceFingerprint(current) === sliceFingerprint(want)
+    subsetsEqual(current.subsets, want.subsets) &&
+    current.metadata?.annotations?.[annotationOverCapacity] ===
+      want.metadata?.annotations?.[annotationOverCapacity]
   );
 }

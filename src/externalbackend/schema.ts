@@ -213,7 +213,7 @@ export const externalBackendSpec = z
       .meta({ 'x-kubernetes-list-type': 'map', 'x-kubernetes-list-map-keys': ['name'] }),
     addresses: z
       .array(address)
-      .max(1000)
+      .max(5000)
       .default([])
       .meta({ 'x-kubernetes-list-type': 'map', 'x-kubernetes-list-map-keys': ['ip'] }),
     podSelector: labelSelector.optional(),

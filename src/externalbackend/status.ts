@@ -273,3 +273,32 @@ export function transitionEvents(
   }
   return out;
 }
+
+export interface StatusEvent {
+  readonly type: 'Normal' | 'Warning';
+  readonly reason: string;
+  readonly message: string;
+}
+
+/**
+ * What one reconcile's outcome means for status: the Events to record (address transitions, the
+ * Ready reason changing) and the status to write, undefined when it is unchanged.
+ */
+export function planStatus(input: StatusInput): {
+  events: StatusEvent[];
+  status: ExternalBackendStatus | undefined;
+} {
+  const events: StatusEvent[] = [
+    ...transitionEvents(addressTransitions(input.previous, input.views, input.failOpen)),
+  ];
+  const ready = readyCondition(input);
+  const before = input.previous?.conditions?.find((c) => c.type === 'Ready');
+  if (before?.reason !== ready.reason) {
+    if (ready.status === 'False')
+      events.push({ type: 'Warning', reason: ready.reason, message: ready.message });
+    else if (before !== undefined)
+      events.push({ type: 'Normal', reason: 'Ready', message: ready.message });
+  }
+  const status = buildStatus(input);
+  return { events, status: statusEqual(status, input.previous) ? undefined : status };
+}

@@ -1,0 +1,298 @@
+// One reconcile of an ExternalBackend as a pure function: what the reconciler gathered from its
+// caches and the probe scheduler (a BackendWorld) in, every change to make (a BackendPlan) out:
+// probe targets, the Service, the Endpoints, the EndpointSlices, leftovers to delete. The
+// controller applies it in one place and builds the status from the outcome (status.ts).
+import type {
+  V1EndpointSlice,
+  V1Endpoints,
+  V1Pod,
+  V1Service,
+  V1ServicePort,
+} from '@kubernetes/client-node';
+import type { ProbeSpec } from '../health/probe.ts';
+import type { Target } from '../health/scheduler.ts';
+import { initialHealth, type AddressHealth } from '../health/state.ts';
+import {
+  addressViews,
+  decideService,
+  desiredEndpoints,
+  desiredService,
+  endpointsUpToDate,
+  labelEndpointsManagedBy,
+  labelSliceManagedBy,
+  ownership,
+  planBackendSlices,
+  podSubsets,
+  publishedCounts,
+  serviceName,
+  sliceEndpoints,
+  type AddressView,
+  type BackendRef,
+  type Judge,
+} from './desired.ts';
+import type { ExternalBackendSpec, ExternalBackendStatus } from './schema.ts';
+import type { Problem } from './status.ts';
+
+export type OwnedKind = 'Service' | 'Endpoints' | 'EndpointSlice';
+
+export interface BackendWorld {
+  readonly ref: BackendRef;
+  readonly spec: ExternalBackendSpec;
+  readonly previous: ExternalBackendStatus | undefined;
+  /** Why an address may not be published (deny list, address policy). */
+  readonly judge: Judge;
+  /** Health of this backend's running probe targets, by target key. */
+  readonly health: ReadonlyMap<string, AddressHealth>;
+  /** How many probe targets this backend may have: the namespace's limit less its neighbours'. */
+  readonly probeRoom: number;
+  readonly probeLimit: number;
+  /** The Service by the backend's Service name, as cached. */
+  readonly service: V1Service | undefined;
+  /** The Endpoints by the Service's name, as outrigger knows it (cache or its own last write). */
+  readonly endpoints: V1Endpoints | undefined;
+  /** Cached slices of the namespace with outrigger's label, as outrigger knows them. */
+  readonly slices: readonly V1EndpointSlice[];
+  /** Services and Endpoints of the namespace that this backend owns. */
+  readonly ownedServices: readonly V1Service[];
+  readonly ownedEndpoints: readonly V1Endpoints[];
+  /** Pods of the namespace (only read when the spec has a podSelector). */
+  readonly pods: readonly V1Pod[];
+  readonly maxEndpointsPerSlice: number;
+  readonly now: number;
+}
+
+export interface ObjectRef {
+  readonly kind: OwnedKind;
+  readonly name: string;
+  readonly uid: string;
+}
+
+export interface BackendPlan {
+  /** Every probe target the backend should have; the scheduler drops its others. */
+  readonly probes: readonly Target[];
+  readonly unchecked: ReadonlySet<string>;
+  readonly views: readonly AddressView[];
+  readonly failOpen: boolean;
+  readonly counts: { readonly ready: number; readonly total: number };
+  /** Why nothing is written (a missing or selector Service, a foreign object in the way). */
+  readonly refused?: { readonly reason: Problem; readonly message: string };
+  readonly service?:
+    | { readonly op: 'create'; readonly service: V1Service }
+    | { readonly op: 'ports'; readonly name: string; readonly ports: V1ServicePort[] };
+  readonly endpoints?:
+    | { readonly op: 'create'; readonly want: V1Endpoints }
+    | { readonly op: 'apply'; readonly want: V1Endpoints; readonly current: V1Endpoints };
+  readonly sliceCreates: readonly V1EndpointSlice[];
+  readonly sliceUpdates: readonly {
+    readonly want: V1EndpointSlice;
+    readonly current: V1EndpointSlice;
+  }[];
+  /** Slices, then Endpoints and Services this backend owns and no longer wants. */
+  readonly deletes: readonly ObjectRef[];
+  /** The Service was created by someone else and is only read. */
+  readonly adopted: boolean;
+}
+
+function controllerOwner(obj: {
+  metadata?: { ownerReferences?: { kind: string; name: string; controller?: boolean }[] };
+}): { kind: string; name: string } | undefined {
+  return obj.metadata?.ownerReferences?.find((o) => o.controller === true);
+}
+
+/** Who manages an object we will not touch, in words for a status message. */
+export function describeManager(obj: V1Endpoints | V1EndpointSlice): string {
+  const owner = controllerOwner(obj);
+  if (owner !== undefined) return `it is owned by ${owner.kind} ${owner.name}`;
+  const labels = obj.metadata?.labels ?? {};
+  const by = labels[labelEndpointsManagedBy] ?? labels[labelSliceManagedBy];
+  if (by !== undefined) return `it is managed by ${by}`;
+  return 'it was written by hand or by another tool';
+}
+
+export function foreignMessage(
+  k: OwnedKind,
+  name: string,
+  obj: V1Endpoints | V1EndpointSlice,
+): string {
+  return `${k} ${name} already exists and ${describeManager(obj)}; outrigger will not overwrite it. Delete it to let this ExternalBackend publish the Service's endpoints`;
+}
+
+function probeSpec(spec: ExternalBackendSpec, ip: string): ProbeSpec | undefined {
+  const hc = spec.healthCheck;
+  const resolve = (p: number | string): number | undefined =>
+    typeof p === 'number' ? p : spec.ports.find((x) => x.name === p)?.port;
+  if (hc?.tcp !== undefined) {
+    const port = resolve(hc.tcp.port);
+    return port === undefined ? undefined : { kind: 'tcp', ip, port };
+  }
+  if (hc?.http !== undefined) {
+    const port = resolve(hc.http.port);
+    if (port === undefined) return undefined;
+    return {
+      kind: 'http',
+      ip,
+      port,
+      path: hc.http.path,
+      scheme: hc.http.scheme,
+      expectedStatuses: hc.http.expectedStatuses,
+    };
+  }
+  return undefined;
+}
+
+/** The probe target key of one address of a backend ("<namespace>/<name>/<ip>"). */
+export function targetKey(ref: BackendRef, ip: string): string {
+  return `${ref.namespace}/${ref.name}/${ip}`;
+}
+
+/**
+ * The probe targets of a backend, in spec order up to its room under the namespace's limit
+ * (targets that already run come first, so a neighbour cannot take their place), with each
+ * address's health: the running target's, or where a new one starts (the published state, so
+ * that a restart does not flap a known-bad address).
+ */
+export function planProbes(w: BackendWorld): {
+  probes: Target[];
+  health: Map<string, AddressHealth>;
+  unchecked: Set<string>;
+} {
+  const probes: Target[] = [];
+  const health = new Map<string, AddressHealth>();
+  const unchecked = new Set<string>();
+  const hc = w.spec.healthCheck;
+  if (hc === undefined) return { probes, health, unchecked };
+  const before = new Map((w.previous?.addresses ?? []).map((a) => [a.ip, a.state]));
+  const candidates = w.spec.addresses
+    .map((a) => ({ ip: a.ip, spec: probeSpec(w.spec, a.ip), key: targetKey(w.ref, a.ip) }))
+    .filter((c) => c.spec !== undefined && w.judge(c.ip) === undefined);
+  const running = candidates.filter((c) => w.health.has(c.key));
+  const waiting = candidates.filter((c) => !w.health.has(c.key));
+  let room = w.probeRoom;
+  for (const c of [...running, ...waiting]) {
+    if (c.spec === undefined) continue;
+    if (room === 0) {
+      unchecked.add(c.ip);
+      continue;
+    }
+    room--;
+    const prev = before.get(c.ip);
+    const initialState = prev === 'Healthy' || prev === 'Unhealthy' ? prev : undefined;
+    probes.push({
+      key: c.key,
+      tenant: [w.ref.namespace, w.ref.name],
+      spec: c.spec,
+      intervalMs: hc.intervalSeconds * 1000,
+      timeoutMs: hc.timeoutSeconds * 1000,
+      thresholds: {
+        healthyThreshold: hc.healthyThreshold,
+        unhealthyThreshold: hc.unhealthyThreshold,
+      },
+      ...(initialState !== undefined ? { initialState } : {}),
+    });
+    health.set(c.ip, w.health.get(c.key) ?? initialHealth(w.now, initialState));
+  }
+  return { probes, health, unchecked };
+}
+
+export function planBackend(w: BackendWorld): BackendPlan {
+  const { ref, spec } = w;
+  const { probes, health, unchecked } = planProbes(w);
+  const { views, failOpen } = addressViews(spec, health, w.judge, {
+    ips: unchecked,
+    message: `not checked: namespace ${ref.namespace} has reached its limit of ${String(w.probeLimit)} health-check targets; published not ready`,
+  });
+  const svcName = serviceName(ref, spec);
+  const decision = decideService(ref, spec, w.service);
+  const pods = podSubsets(spec, w.service ?? desiredService(ref, spec), w.pods);
+  const counts = publishedCounts(views, pods);
+  const base = {
+    probes,
+    unchecked,
+    views,
+    failOpen,
+    counts,
+    sliceCreates: [],
+    sliceUpdates: [],
+    deletes: [],
+    adopted: decision.action === 'none' && decision.adopted,
+  };
+  if (decision.action === 'refuse')
+    return { ...base, refused: { reason: decision.reason, message: decision.message } };
+  if (ownership(w.endpoints, ref) === 'foreign' && w.endpoints !== undefined)
+    return {
+      ...base,
+      refused: {
+        reason: 'EndpointsConflict',
+        message: foreignMessage('Endpoints', svcName, w.endpoints),
+      },
+    };
+
+  const ep = desiredEndpoints(ref, spec, views, pods);
+  const endpoints =
+    w.endpoints === undefined
+      ? { op: 'create' as const, want: ep }
+      : endpointsUpToDate(w.endpoints, ep)
+        ? undefined
+        : { op: 'apply' as const, want: ep, current: w.endpoints };
+
+  const mine = w.slices.filter((s) => ownership(s, ref) === 'ours');
+  const slicePlan = planBackendSlices(
+    ref,
+    spec,
+    mine,
+    sliceEndpoints(views, pods),
+    w.maxEndpointsPerSlice,
+  );
+  const byName = new Map(w.slices.map((s) => [s.metadata?.name ?? '', s]));
+  // A slice under a name the plan creates that carries outrigger's label but not this backend's
+  // owner (copied labels, another backend's Service of the same name): not ours to take.
+  for (const s of slicePlan.creates) {
+    const name = s.metadata?.name ?? '';
+    const there = byName.get(name);
+    if (there !== undefined)
+      return {
+        ...base,
+        refused: {
+          reason: 'EndpointsConflict',
+          message: foreignMessage('EndpointSlice', name, there),
+        },
+      };
+  }
+  const sliceUpdates = slicePlan.updates.map((want) => {
+    const current = byName.get(want.metadata?.name ?? '');
+    if (current === undefined) throw new Error('planned an update of a slice that is not there');
+    return { want, current };
+  });
+  const uid = (o: { metadata?: { uid?: string } } | undefined): string => o?.metadata?.uid ?? '';
+  const deletes: ObjectRef[] = [
+    ...slicePlan.deletes.map((name) => ({
+      kind: 'EndpointSlice' as const,
+      name,
+      uid: uid(byName.get(name)),
+    })),
+    ...w.ownedEndpoints
+      .filter((e) => e.metadata?.name !== svcName)
+      .map((e) => ({ kind: 'Endpoints' as const, name: e.metadata?.name ?? '', uid: uid(e) })),
+    ...w.ownedServices
+      .filter((s) => base.adopted || s.metadata?.name !== svcName)
+      .map((s) => ({ kind: 'Service' as const, name: s.metadata?.name ?? '', uid: uid(s) })),
+  ];
+  return {
+    ...base,
+    ...(decision.action === 'create'
+      ? { service: { op: 'create' as const, service: decision.service } }
+      : decision.action === 'update'
+        ? {
+            service: {
+              op: 'ports' as const,
+              name: svcName,
+              ports: decision.service.spec?.ports ?? [],
+            },
+          }
+        : {}),
+    ...(endpoints !== undefined ? { endpoints } : {}),
+    sliceCreates: slicePlan.creates,
+    sliceUpdates,
+    deletes,
+  };
+}
