@@ -615,7 +615,10 @@ suite('ExternalBackend with real backends', () => {
     );
     const ep2 = await endpoints(ns, 'web');
     expect(ep2?.subsets?.[0]?.notReadyAddresses?.map((x) => x.ip)).toEqual(['10.244.0.5']);
-    expect((await backend(ns, 'web')).status?.addressSummary).toBe('1/2');
+    // Status follows within --status-batch-period (it had just been written for the last change).
+    await until(ns, 'web', 'status to say 1/2', async () =>
+      (await backend(ns, 'web')).status?.addressSummary === '1/2' ? true : undefined,
+    );
   }, 60_000);
 
   it('never publishes or probes a deny-listed address', async () => {

@@ -365,10 +365,10 @@ const schemaCases: [string, Spec, string][] = [
   ['the unspecified address', at('0.0.0.0'), 'must not be the unspecified address'],
   ['a non-canonical IPv6', at('2001:DB8::1'), 'canonical form'],
   [
-    '1001 addresses',
+    '5001 addresses',
     {
       ...port(),
-      addresses: Array.from({ length: 1001 }, (_, i) => ({
+      addresses: Array.from({ length: 5001 }, (_, i) => ({
         ip: `192.0.${String(2 + (i >> 8))}.${String(i & 255)}`,
       })),
     },
@@ -1003,6 +1003,51 @@ suite('hostile input from namespace editors', () => {
       detail: `1 Event ("${denied[0]?.message.slice(0, 70) ?? ''}…"); another tenant published in ${String(otherMs)} ms`,
     });
   }, 90_000);
+
+  it('a backend of 5000 addresses is admitted, edited and published in slices of 100', async () => {
+    const addresses = Array.from({ length: 5000 }, (_, i) => ({
+      ip: `2001:db8:5000::${(i + 1).toString(16)}`,
+    }));
+    const t0 = Date.now();
+    await create('tenant-a', 'big', { ...port(), addresses });
+    const ed = editors.get('tenant-a');
+    // An update judges only what it adds, against 5000 old addresses: within CEL's cost limit.
+    await ed?.objects.patchNamespacedCustomObject(
+      {
+        group,
+        version,
+        namespace: 'tenant-a',
+        plural,
+        name: 'big',
+        body: [{ op: 'replace', path: '/spec/addresses/0', value: { ip: '2001:db8:5000::ffff' } }],
+      },
+      setHeaderOptions('Content-Type', PatchStrategy.JsonPatch),
+    );
+    const slices = await waitFor(
+      'every address published',
+      async () => {
+        const list = await kc.makeApiClient(DiscoveryV1Api).listNamespacedEndpointSlice({
+          namespace: 'tenant-a',
+          labelSelector: 'kubernetes.io/service-name=big',
+        });
+        const ips = new Set(
+          list.items.flatMap((s) => s.endpoints?.flatMap((e) => e.addresses) ?? []),
+        );
+        return ips.size === 5000 && ips.has('2001:db8:5000::ffff') && !ips.has('2001:db8:5000::1')
+          ? list.items
+          : undefined;
+      },
+      120_000,
+      500,
+    );
+    expect(slices).toHaveLength(50);
+    expect(slices.every((s) => (s.endpoints?.length ?? 0) <= 100)).toBe(true);
+    results.push({
+      name: 'a backend of 5000 addresses, then an edit of one',
+      where: 'runtime',
+      detail: `admitted twice; published in ${String(slices.length)} slices of ≤ 100 in ${String(Date.now() - t0)} ms`,
+    });
+  }, 150_000);
 
   it('one namespace over its probe-target limit is told so; its extra addresses are published not ready', async () => {
     // 170 checked addresses on-link in the test's network namespace; nothing listens on 9999.

@@ -4,7 +4,8 @@
 // and re-watch from the last resourceVersion), and the periodic resync.
 import { setTimeout as delay } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { CoreV1Api, KubeConfig, type V1Pod } from '@kubernetes/client-node';
+import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
+import type { CachedPod } from '../src/kube/cached.ts';
 import { Informer, type WatchEndReason } from '../src/kube/informer.ts';
 import { podClient, transformPod } from '../src/kube/resources.ts';
 import { createLogger } from '../src/log.ts';
@@ -33,7 +34,7 @@ describe('Informer', () => {
 
     const ends: WatchEndReason[] = [];
     const events: string[] = [];
-    const informer = new Informer<V1Pod>({
+    const informer = new Informer<CachedPod>({
       name: 'pods',
       kubeConfig: kc,
       client: podClient(kc),
@@ -47,7 +48,7 @@ describe('Informer', () => {
     informer.addHandlers({
       add: (p) => events.push(`add ${p.metadata?.name ?? ''}`),
       update: (o, n) => {
-        const ready = (p: V1Pod): string => p.status?.conditions?.[0]?.status ?? '?';
+        const ready = (p: CachedPod): string => p.status?.conditions?.[0]?.status ?? '?';
         events.push(`update ${n.metadata?.name ?? ''} ${ready(o)}->${ready(n)}`);
       },
       delete: (p) => events.push(`delete ${p.metadata?.name ?? ''}`),
@@ -91,7 +92,7 @@ describe('Informer', () => {
     pkc.loadFromFile(proxy.kubeconfigPath);
     const ends: WatchEndReason[] = [];
     let resynced = 0;
-    const informer = new Informer<V1Pod>({
+    const informer = new Informer<CachedPod>({
       name: 'pods',
       kubeConfig: pkc,
       client: podClient(pkc),

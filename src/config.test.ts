@@ -19,6 +19,7 @@ describe('parseConfig', () => {
       maxConcurrentProbes: 100,
       maxProbeTargetsPerNamespace: 1000,
       maxEndpointsPerSlice: 100,
+      statusBatchMs: 5000,
       syncPeriodMs: 36_000_000,
       watchStallTimeoutMs: 90_000,
       deniedCidrs: [],

@@ -199,6 +199,11 @@ export const flags: readonly FlagSpec[] = [
     help: 'A watch that receives nothing, not even a bookmark, for this long is treated as stalled and re-established from its last resourceVersion (a proxy or load balancer can hold a dead stream open).',
   },
   {
+    name: 'status-batch-period',
+    default: '5s',
+    help: 'After an ExternalBackend status write, further ones for the same backend wait this long, so that a burst of address transitions makes one write and one Event per reason; the first is written at once, and Endpoints and EndpointSlices are never held back. "0" writes every change.',
+  },
+  {
     name: 'max-endpoints-per-slice',
     default: '100',
     help: 'Most endpoints in one EndpointSlice that outrigger writes (kube-controller-manager flag of the same name; 1 to 1000). A Service has as many slices as it needs; one endpoint changing state rewrites one slice.',
@@ -254,6 +259,7 @@ const rawSchema = z.object({
     (ms) => ms >= 1000 && ms <= 86_400_000,
     'must be between 1s and 24h',
   ),
+  'status-batch-period': duration.refine((ms) => ms <= 3_600_000, 'must be at most 1h'),
   'max-endpoints-per-slice': z
     .string()
     .regex(/^\d+$/, 'must be a whole number')
@@ -293,6 +299,8 @@ export interface Config {
   readonly maxConcurrentProbes: number;
   readonly maxProbeTargetsPerNamespace: number;
   readonly maxEndpointsPerSlice: number;
+  /** Milliseconds. */
+  readonly statusBatchMs: number;
   /** Milliseconds; 0 never. */
   readonly syncPeriodMs: number;
   /** Milliseconds. */
@@ -390,6 +398,7 @@ export function parseConfig(
     maxConcurrentProbes: v['max-concurrent-probes'],
     maxProbeTargetsPerNamespace: v['max-probe-targets-per-namespace'],
     maxEndpointsPerSlice: v['max-endpoints-per-slice'],
+    statusBatchMs: v['status-batch-period'],
     syncPeriodMs: v['sync-period'],
     watchStallTimeoutMs: v['watch-stall-timeout'],
     deniedCidrs: v['denied-cidrs'],

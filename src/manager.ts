@@ -1,5 +1,6 @@
 // Wiring: informers → controllers → HTTP endpoints, started and stopped in order.
-import type { KubeConfig, KubernetesObject } from '@kubernetes/client-node';
+import type { KubeConfig } from '@kubernetes/client-node';
+import type { CachedObject } from './kube/cached.ts';
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import { ConfigError, type Config } from './config.ts';
@@ -11,6 +12,7 @@ import { group, plural, version } from './externalbackend/schema.ts';
 import { backendWriter } from './kube/backendwriter.ts';
 import { eventRecorder } from './kube/events.ts';
 import { Informer, type ResourceClient, type WatchEndReason } from './kube/informer.ts';
+import { followBackendNamespaces } from './kube/scopes.ts';
 import { Throttle } from './kube/throttle.ts';
 import {
   customObjectClient,
@@ -91,7 +93,7 @@ export async function runManager(
   });
   const uninstallLastResort = installLastResort(report);
   const informers: Pick<
-    Informer<KubernetesObject>,
+    Informer<CachedObject>,
     'name' | 'hasSynced' | 'run' | 'waitForSync' | 'size'
   >[] = [];
   const readyz: Check[] = [];
@@ -117,17 +119,15 @@ export async function runManager(
   const inSelectorScope = (ns: string): boolean =>
     mode.kind === 'all' || (selectorNamespaces?.includes(ns) ?? false);
   const inBackendScope = (ns: string): boolean => backendNamespaces?.includes(ns) ?? true;
-  // Services, Endpoints and Pods are shared by both controllers, watched over the union of scopes.
-  const sharedNamespaces =
-    mode.kind === 'off'
-      ? backendNamespaces
-      : selectorNamespaces === undefined || backendNamespaces === undefined
-        ? undefined
-        : [...new Set([...selectorNamespaces, ...backendNamespaces])];
+  // Services, Endpoints and Pods are shared by both controllers. Selector mode over every
+  // namespace watches them cluster-wide; otherwise they start with the selector scope and follow
+  // the namespaces that have ExternalBackends (see kube/scopes.ts).
+  const followed = mode.kind === 'all' ? undefined : (selectorNamespaces ?? []);
+  const sharedNamespaces = followed;
   // Informers whose sync gates readiness; the cluster-range ones may never sync (no RBAC) and are
   // waited for separately, with a bound.
-  const rangeInformers: Pick<Informer<KubernetesObject>, 'run'>[] = [];
-  const informer = <T extends KubernetesObject>(
+  const rangeInformers: Pick<Informer<CachedObject>, 'run'>[] = [];
+  const informer = <T extends CachedObject>(
     name: string,
     namespaces: readonly string[] | undefined,
     client: ResourceClient<unknown>,
@@ -178,6 +178,14 @@ export async function runManager(
     endpointSliceClient(kc, `${labelSliceManagedBy}=${managerName}`),
     transformEndpointSlice,
   );
+
+  followBackendNamespaces({
+    backends,
+    withBackends: [services, eps],
+    withPodSelectors: [pods],
+    selectorNamespaces: followed,
+    inBackendScope,
+  });
 
   const ranges = new ClusterRanges({
     fixed: [
@@ -259,6 +267,7 @@ export async function runManager(
     namespaces: namespaceInformer,
     maxProbeTargetsPerNamespace: config.maxProbeTargetsPerNamespace,
     maxEndpointsPerSlice: config.maxEndpointsPerSlice,
+    statusBatchMs: config.statusBatchMs,
     writer: backendWriter(kc, metrics, throttle),
     events,
     denyList: ranges,

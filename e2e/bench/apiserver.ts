@@ -36,6 +36,11 @@ function get(kc: KubeConfig, path: string): Promise<string> {
   });
 }
 
+/** The API server's /metrics text. */
+export function apiServerMetrics(kc: KubeConfig): Promise<string> {
+  return get(kc, '/metrics');
+}
+
 /** Mutating requests the API server has served for a resource (create, update, patch, delete). */
 export async function writesTo(kc: KubeConfig, resource: string): Promise<number> {
   const text = await get(kc, '/metrics');

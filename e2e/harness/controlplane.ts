@@ -41,7 +41,11 @@ export interface Cluster {
    * Starts kube-controller-manager with only the given controllers (replacing a running one).
    * Returns false without doing anything on an existing cluster, which runs its own controllers.
    */
-  startControllerManager(controllers: readonly string[]): Promise<boolean>;
+  /** Starts (or restarts) kube-controller-manager with these controllers and extra flags. */
+  startControllerManager(
+    controllers: readonly string[],
+    extraArgs?: readonly string[],
+  ): Promise<boolean>;
   stopControllerManager(): Promise<void>;
   /**
    * Stops kube-apiserver (SIGTERM, or SIGKILL: a crash with no graceful shutdown), waits `downMs`,
@@ -274,7 +278,10 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<Cluster> 
       kcm = undefined;
     };
 
-    const startControllerManager = async (controllers: readonly string[]): Promise<boolean> => {
+    const startControllerManager = async (
+      controllers: readonly string[],
+      extraArgs: readonly string[] = [],
+    ): Promise<boolean> => {
       if (bins.kubeControllerManager === undefined) {
         throw new Error(`no kube-controller-manager in ${bins.dir}`);
       }
@@ -295,6 +302,7 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<Cluster> 
         '--use-service-account-credentials=false',
         `--service-cluster-ip-range=${serviceClusterIpRange}`,
         '--v=1',
+        ...extraArgs,
       ]);
       kcm = proc;
       await waitUntil(

@@ -5,9 +5,8 @@ import {
   CoreV1Api,
   type KubeConfig,
   type V1Endpoints,
-  type V1Pod,
-  type V1Service,
 } from '@kubernetes/client-node';
+import type { CachedPod, CachedService } from '../kube/cached.ts';
 import {
   isSelectorService,
   labelManagedBy,
@@ -71,8 +70,8 @@ export function endpointsWriter(
 }
 
 export interface EndpointsControllerOptions {
-  readonly services: Informer<V1Service>;
-  readonly pods: Informer<V1Pod>;
+  readonly services: Informer<CachedService>;
+  readonly pods: Informer<CachedPod>;
   readonly endpoints: Informer<V1Endpoints>;
   readonly writer: EndpointsWriter;
   readonly events: EventRecorder;
@@ -113,7 +112,7 @@ export class EndpointsController {
       metrics: o.metrics,
     });
     const q = this.controller.queue;
-    const enqueueService = (svc: V1Service): void => {
+    const enqueueService = (svc: CachedService): void => {
       if (o.inScope(svc.metadata?.namespace ?? '')) q.add(objectKey(svc));
     };
     o.services.addHandlers({
@@ -127,7 +126,7 @@ export class EndpointsController {
         q.add(objectKey(svc));
       },
     });
-    const onPod = (oldPod: V1Pod | undefined, newPod: V1Pod | undefined): void => {
+    const onPod = (oldPod: CachedPod | undefined, newPod: CachedPod | undefined): void => {
       const ns = (newPod ?? oldPod)?.metadata?.namespace ?? '';
       if (!o.inScope(ns)) return;
       for (const name of servicesForPodEvent(o.services.list(ns), oldPod, newPod)) {

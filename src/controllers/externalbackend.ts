@@ -1,7 +1,8 @@
 // The ExternalBackend reconciler: gathers the CR, its Service, Endpoints, EndpointSlices, selected
 // pods and probe health from caches; plans every change with the pure planBackend; applies the
 // plan in one place; writes status from the outcome.
-import type { V1EndpointSlice, V1Endpoints, V1Pod, V1Service } from '@kubernetes/client-node';
+import type { V1EndpointSlice, V1Endpoints, V1Service } from '@kubernetes/client-node';
+import type { CachedPod, CachedService } from '../kube/cached.ts';
 import { Controller, errorMessage } from '../controller/runner.ts';
 import {
   denyListJudge,
@@ -45,11 +46,11 @@ export const controllerName = 'externalbackend';
 
 export interface ExternalBackendControllerOptions {
   readonly backends: Informer<CachedExternalBackend>;
-  readonly services: Informer<V1Service>;
+  readonly services: Informer<CachedService>;
   readonly endpoints: Informer<V1Endpoints>;
   /** Only the slices outrigger manages (label-selected watch). */
   readonly slices: Informer<V1EndpointSlice>;
-  readonly pods: Informer<V1Pod>;
+  readonly pods: Informer<CachedPod>;
   /** ExternalBackendPolicies (there is at most one, "cluster") and Namespaces, for the policy. */
   readonly policies: Informer<CachedPolicy>;
   readonly namespaces: Informer<CachedNamespace>;
@@ -57,6 +58,12 @@ export interface ExternalBackendControllerOptions {
   readonly maxProbeTargetsPerNamespace: number;
   /** Most endpoints in one EndpointSlice (--max-endpoints-per-slice). */
   readonly maxEndpointsPerSlice: number;
+  /**
+   * After a status write, further ones for the same backend wait this long, so that the address
+   * transitions of a burst (a subnet going dark) make one write and one Event per reason. Endpoints
+   * and slices are never held back; a spec change (new generation) is written at once.
+   */
+  readonly statusBatchMs: number;
   readonly writer: BackendWriter;
   readonly events: EventRecorder;
   /** The current deny list; it changes as cluster ranges come and go (call enqueueAll then). */
@@ -87,6 +94,9 @@ export class ForeignObjectError extends Error {
  */
 const foreignRecheckMs = 10_000;
 
+/** How soon a backend whose namespace's caches are still filling looks again. */
+const cacheWaitMs = 100;
+
 /** An apply outrigger made: the resourceVersion the cache showed then, and what was written. */
 interface AppliedMemo {
   readonly before: string;
@@ -103,7 +113,9 @@ function backendKeyOfTarget(target: string): string {
 }
 
 function controllerOwner(obj: {
-  metadata?: { ownerReferences?: { kind: string; name: string; controller?: boolean }[] };
+  metadata?: {
+    ownerReferences?: readonly { kind: string; name: string; controller?: boolean }[];
+  };
 }): { kind: string; name: string } | undefined {
   return obj.metadata?.ownerReferences?.find((o) => o.controller === true);
 }
@@ -127,6 +139,8 @@ export class ExternalBackendController {
   private readonly applied = new Map<string, Map<string, AppliedMemo>>();
   /** Backends with addresses left unchecked by the namespace's probe-target limit. */
   private readonly limited = new Set<string>();
+  /** When each backend's status was last written (ms). */
+  private readonly statusWrittenAt = new Map<string, number>();
   /** Each backend's probe targets, and how many each namespace has (its limit's count). */
   private readonly targets = new Map<string, Set<string>>();
   private readonly targetsPerNamespace = new Map<string, number>();
@@ -173,13 +187,13 @@ export class ExternalBackendController {
       for (const xb of o.backends.list(namespace))
         if (this.serviceNameOf(xb) === name) q.add(objectKey(xb));
     };
-    const byOwner = (obj: V1Service | V1Endpoints | V1EndpointSlice): void => {
+    const byOwner = (obj: CachedService | V1Endpoints | V1EndpointSlice): void => {
       const owner = controllerOwner(obj);
       const ns = obj.metadata?.namespace ?? '';
       if (owner?.kind === kind && o.inScope(ns)) q.add(`${ns}/${owner.name}`);
     };
     /** Handlers for an object related to backends by owner and by the Service it belongs to. */
-    const related = <T extends V1Service | V1Endpoints | V1EndpointSlice>(
+    const related = <T extends CachedService | V1Endpoints | V1EndpointSlice>(
       name: (obj: T) => string | undefined,
     ) => {
       const on = (obj: T): void => {
@@ -197,7 +211,7 @@ export class ExternalBackendController {
     o.services.addHandlers(related((s) => s.metadata?.name));
     o.endpoints.addHandlers(related((e) => e.metadata?.name));
     o.slices.addHandlers(related((s) => s.metadata?.labels?.['kubernetes.io/service-name']));
-    const onPod = (pods: readonly (V1Pod | undefined)[]): void => {
+    const onPod = (pods: readonly (CachedPod | undefined)[]): void => {
       const ns = pods.find((p) => p !== undefined)?.metadata?.namespace ?? '';
       if (!o.inScope(ns)) return;
       for (const xb of o.backends.list(ns)) {
@@ -311,6 +325,12 @@ export class ExternalBackendController {
       });
       return;
     }
+    if (!this.cachesCover(namespace, parsed.data)) {
+      // The namespace has only just started being watched (its first backend): publishing now
+      // would publish without the pods or the Service, so wait for its caches.
+      this.controller.queue.addAfter(key, cacheWaitMs);
+      return;
+    }
     const plan = planBackend(this.gather(key, ref, parsed.data, previous, now));
     const outcome = await this.apply(key, ref, plan);
     await this.finish(xb, key, {
@@ -326,6 +346,14 @@ export class ExternalBackendController {
       throw outcome.failure instanceof Error
         ? outcome.failure
         : new Error(errorMessage(outcome.failure));
+  }
+
+  private cachesCover(namespace: string, spec: ExternalBackendSpec): boolean {
+    return (
+      this.o.services.hasSyncedNamespace(namespace) &&
+      this.o.endpoints.hasSyncedNamespace(namespace) &&
+      (spec.podSelector === undefined || this.o.pods.hasSyncedNamespace(namespace))
+    );
   }
 
   /** Reads everything one reconcile depends on from the caches and the scheduler; no side effects. */
@@ -613,9 +641,17 @@ export class ExternalBackendController {
       );
     }
     const { events, status } = planStatus(input);
-    for (const e of events) this.o.events.event(ref, e.type, e.reason, e.message);
     if (status === undefined) return;
+    const now = this.now().getTime();
+    const wait = (this.statusWrittenAt.get(key) ?? -Infinity) + this.o.statusBatchMs - now;
+    if (wait > 0 && status.observedGeneration === input.previous?.observedGeneration) {
+      // Its Events wait too: the write that comes computes them again, for the whole burst.
+      this.controller.queue.addAfter(key, wait);
+      return;
+    }
+    for (const e of events) this.o.events.event(ref, e.type, e.reason, e.message);
     await this.o.writer.patchStatus(namespace, name, status);
+    this.statusWrittenAt.set(key, now);
     this.written.set(key, { before: xb.metadata?.resourceVersion ?? '', status });
   }
 
@@ -623,6 +659,7 @@ export class ExternalBackendController {
     this.applyProbes(key, []);
     this.limited.delete(key);
     this.written.delete(key);
+    this.statusWrittenAt.delete(key);
     this.applied.delete(key);
     for (const state of addressStates)
       this.o.metrics.backendAddresses.remove({ namespace, name, state: state.toLowerCase() });

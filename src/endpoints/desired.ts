@@ -1,5 +1,6 @@
 // (Service, pods, current Endpoints) → what to write, as upstream's syncService decides it.
-import type { V1EndpointSubset, V1Endpoints, V1Pod, V1Service } from '@kubernetes/client-node';
+import type { V1EndpointSubset, V1Endpoints } from '@kubernetes/client-node';
+import type { CachedPod, CachedService } from '../kube/cached.ts';
 import {
   endpointPort,
   findPort,
@@ -29,17 +30,17 @@ export const labelManagedBy = 'endpoints.kubernetes.io/managed-by';
 export const managedByOutrigger = 'controller.outrigger.dev';
 
 /** Whether outrigger's endpoints controller manages this Service at all (upstream's early returns). */
-export function isSelectorService(svc: V1Service): boolean {
+export function isSelectorService(svc: CachedService): boolean {
   return svc.spec?.type !== 'ExternalName' && svc.spec?.selector !== undefined;
 }
 
-export function isHeadless(svc: V1Service): boolean {
+export function isHeadless(svc: CachedService): boolean {
   const ip = svc.spec?.clusterIP;
   return ip === undefined || ip === '' || ip === 'None';
 }
 
 /** The subsets upstream would compute, in canonical form, before the capacity rule. */
-export function desiredSubsets(svc: V1Service, pods: readonly V1Pod[]): V1EndpointSubset[] {
+export function desiredSubsets(svc: CachedService, pods: readonly CachedPod[]): V1EndpointSubset[] {
   const publishNotReady = svc.spec?.publishNotReadyAddresses === true;
   const ports = svc.spec?.ports ?? [];
   const raw: V1EndpointSubset[] = [];
@@ -104,8 +105,8 @@ export type EndpointsPlan =
  * labels or the capacity annotation are wrong — never for the trigger-time annotation alone.
  */
 export function planEndpoints(
-  svc: V1Service,
-  pods: readonly V1Pod[],
+  svc: CachedService,
+  pods: readonly CachedPod[],
   current: V1Endpoints | undefined,
   triggerTime: Date | undefined,
 ): EndpointsPlan {

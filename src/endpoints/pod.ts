@@ -1,12 +1,7 @@
 // Per-pod rules of the upstream endpoints controller (kube-controller-manager v1.36:
 // pkg/controller/endpoint and k8s.io/endpointslice/util), re-implemented as pure functions.
-import type {
-  V1EndpointAddress,
-  CoreV1EndpointPort,
-  V1Pod,
-  V1Service,
-  V1ServicePort,
-} from '@kubernetes/client-node';
+import type { V1EndpointAddress, CoreV1EndpointPort, V1ServicePort } from '@kubernetes/client-node';
+import type { CachedPod, CachedService } from '../kube/cached.ts';
 import ipaddr from 'ipaddr.js';
 
 export type IPFamily = 'IPv4' | 'IPv6';
@@ -18,17 +13,17 @@ export function parseIP(ip: string): { family: IPFamily; text: string } | undefi
   return { family: addr.kind() === 'ipv6' ? 'IPv6' : 'IPv4', text: addr.toString() };
 }
 
-export function isPodReady(pod: V1Pod): boolean {
+export function isPodReady(pod: CachedPod): boolean {
   return pod.status?.conditions?.find((c) => c.type === 'Ready')?.status === 'True';
 }
 
 /** The Ready condition's last transition, the trigger time upstream reports for a pod. */
-export function podReadyTransitionTime(pod: V1Pod): Date | undefined {
+export function podReadyTransitionTime(pod: CachedPod): Date | undefined {
   const t = pod.status?.conditions?.find((c) => c.type === 'Ready')?.lastTransitionTime;
   return t === undefined ? undefined : new Date(t);
 }
 
-function isPodTerminal(pod: V1Pod): boolean {
+function isPodTerminal(pod: CachedPod): boolean {
   const phase = pod.status?.phase;
   return phase === 'Failed' || phase === 'Succeeded';
 }
@@ -37,14 +32,14 @@ function isPodTerminal(pod: V1Pod): boolean {
  * Whether a pod appears in a Service's Endpoints at all (ready or not): not terminal, has an IP,
  * and is not being deleted unless the Service publishes not-ready addresses.
  */
-export function shouldPodBeInEndpoints(pod: V1Pod, includeTerminating: boolean): boolean {
+export function shouldPodBeInEndpoints(pod: CachedPod, includeTerminating: boolean): boolean {
   if (isPodTerminal(pod)) return false;
   if (!pod.status?.podIP && !pod.status?.podIPs?.length) return false;
   if (!includeTerminating && pod.metadata?.deletionTimestamp != null) return false;
   return true;
 }
 
-export function shouldSetHostname(pod: V1Pod, svc: V1Service): boolean {
+export function shouldSetHostname(pod: CachedPod, svc: CachedService): boolean {
   return (
     !!pod.spec?.hostname &&
     pod.spec.subdomain === svc.metadata?.name &&
@@ -57,7 +52,7 @@ export function shouldSetHostname(pod: V1Pod, svc: V1Service): boolean {
  * and protocol in the containers, then in restartable (sidecar) init containers; no match means the
  * pod is skipped for this port only.
  */
-export function findPort(pod: V1Pod, svcPort: V1ServicePort): number | undefined {
+export function findPort(pod: CachedPod, svcPort: V1ServicePort): number | undefined {
   const target = svcPort.targetPort;
   if (typeof target === 'number') return target;
   if (target === undefined) return svcPort.port;
@@ -81,7 +76,7 @@ export function findPort(pod: V1Pod, svcPort: V1ServicePort): number | undefined
  * The IP family a Service's endpoints use: its first ipFamilies entry, else its ClusterIP's family,
  * else (headless without families) the pod's primary IP family.
  */
-export function serviceIPFamily(svc: V1Service, pod: V1Pod): IPFamily {
+export function serviceIPFamily(svc: CachedService, pod: CachedPod): IPFamily {
   const families = svc.spec?.ipFamilies;
   if (families !== undefined && families.length > 0)
     return families[0] === 'IPv6' ? 'IPv6' : 'IPv4';
@@ -92,7 +87,10 @@ export function serviceIPFamily(svc: V1Service, pod: V1Pod): IPFamily {
 }
 
 /** The pod's address for this Service, or undefined when the pod has no IP of the Service's family. */
-export function podAddressForService(svc: V1Service, pod: V1Pod): V1EndpointAddress | undefined {
+export function podAddressForService(
+  svc: CachedService,
+  pod: CachedPod,
+): V1EndpointAddress | undefined {
   const family = serviceIPFamily(svc, pod);
   let ip: string | undefined;
   for (const podIP of pod.status?.podIPs ?? []) {

@@ -1,4 +1,4 @@
-import type { V1Pod, V1Service } from '@kubernetes/client-node';
+import type { CachedPod, CachedService } from '../kube/cached.ts';
 import { isPodReady } from './pod.ts';
 
 export type Labels = Readonly<Record<string, string>>;
@@ -53,7 +53,7 @@ function sameLabels(a: Labels | undefined, b: Labels | undefined): boolean {
   return ka.every((k) => a?.[k] === b?.[k]);
 }
 
-function samePodIPs(a: V1Pod, b: V1Pod): boolean {
+function samePodIPs(a: CachedPod, b: CachedPod): boolean {
   const ia = a.status?.podIPs ?? [];
   const ib = b.status?.podIPs ?? [];
   return ia.length === ib.length && ia.every((ip, i) => ip.ip === ib[i]?.ip);
@@ -67,9 +67,9 @@ function samePodIPs(a: V1Pod, b: V1Pod): boolean {
  * Returns service names in the pod's namespace.
  */
 export function servicesForPodEvent(
-  services: readonly V1Service[],
-  oldPod: V1Pod | undefined,
-  newPod: V1Pod | undefined,
+  services: readonly CachedService[],
+  oldPod: CachedPod | undefined,
+  newPod: CachedPod | undefined,
 ): Set<string> {
   const matching = (labels: Labels | undefined): Set<string> => {
     const out = new Set<string>();

@@ -1,4 +1,4 @@
-import type { V1Pod, V1Service } from '@kubernetes/client-node';
+import type { CachedPod, CachedService } from '../kube/cached.ts';
 import { podReadyTransitionTime } from './pod.ts';
 
 interface ServiceState {
@@ -22,8 +22,8 @@ export class TriggerTimeTracker {
 
   compute(
     serviceKey: string,
-    service: V1Service,
-    pods: readonly V1Pod[],
+    service: CachedService,
+    pods: readonly CachedPod[],
   ): { time: Date | undefined; commit: () => void } {
     const previous = this.services.get(serviceKey);
     let min: number | undefined;

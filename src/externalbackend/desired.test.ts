@@ -89,7 +89,7 @@ describe('decideService', () => {
       spec({ ports: [{ name: 'port', port: 2380 }] }),
       first.service,
     );
-    expect(changed.action === 'update' && changed.service.spec?.ports?.[0]?.port).toBe(2380);
+    expect(changed.action === 'update' && changed.ports[0]?.port).toBe(2380);
   });
 });
 

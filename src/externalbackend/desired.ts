@@ -8,9 +8,10 @@ import type {
   V1EndpointSubset,
   V1Endpoints,
   V1OwnerReference,
-  V1Pod,
   V1Service,
+  V1ServicePort,
 } from '@kubernetes/client-node';
+import type { CachedPod, CachedService } from '../kube/cached.ts';
 import {
   annotationOverCapacity,
   desiredSubsets,
@@ -64,7 +65,12 @@ export function ownerReference(xb: BackendRef): V1OwnerReference {
 /** Whether an object is ours (owned by this ExternalBackend), free to take, or someone else's. */
 export function ownership(
   obj:
-    | { metadata?: { ownerReferences?: V1OwnerReference[]; labels?: Record<string, string> } }
+    | {
+        metadata?: {
+          ownerReferences?: readonly V1OwnerReference[];
+          labels?: Readonly<Record<string, string>>;
+        };
+      }
     | undefined,
   xb: BackendRef,
 ): 'absent' | 'ours' | 'foreign' {
@@ -102,7 +108,7 @@ export function desiredService(xb: BackendRef, spec: ExternalBackendSpec): V1Ser
 
 export type ServiceDecision =
   | { readonly action: 'create'; readonly service: V1Service }
-  | { readonly action: 'update'; readonly service: V1Service }
+  | { readonly action: 'update'; readonly ports: V1ServicePort[] }
   | { readonly action: 'none'; readonly adopted: boolean }
   | {
       readonly action: 'refuse';
@@ -110,8 +116,8 @@ export type ServiceDecision =
       readonly message: string;
     };
 
-function samePorts(a: V1Service, b: V1Service): boolean {
-  const key = (s: V1Service): string =>
+function samePorts(a: CachedService, b: CachedService): boolean {
+  const key = (s: CachedService): string =>
     JSON.stringify(
       (s.spec?.ports ?? [])
         .map((p) => [
@@ -134,7 +140,7 @@ function samePorts(a: V1Service, b: V1Service): boolean {
 export function decideService(
   xb: BackendRef,
   spec: ExternalBackendSpec,
-  existing: V1Service | undefined,
+  existing: CachedService | undefined,
 ): ServiceDecision {
   const name = serviceName(xb, spec);
   const want = desiredService(xb, spec);
@@ -155,10 +161,7 @@ export function decideService(
   }
   if (ownership(existing, xb) === 'ours') {
     if (samePorts(existing, want)) return { action: 'none', adopted: false };
-    return {
-      action: 'update',
-      service: { ...existing, spec: { ...existing.spec, ports: want.spec?.ports ?? [] } },
-    };
+    return { action: 'update', ports: want.spec?.ports ?? [] };
   }
   return { action: 'none', adopted: true };
 }
@@ -271,13 +274,13 @@ function endpointPorts(spec: ExternalBackendSpec) {
  */
 export function podSubsets(
   spec: ExternalBackendSpec,
-  service: V1Service,
-  pods: readonly V1Pod[],
+  service: CachedService,
+  pods: readonly CachedPod[],
 ): V1EndpointSubset[] {
   const selector = spec.podSelector;
   if (selector === undefined) return [];
   const selected = pods.filter((p) => labelSelectorMatches(selector, p.metadata?.labels));
-  const svc: V1Service = {
+  const svc: CachedService = {
     ...service,
     spec: {
       ...service.spec,
@@ -484,8 +487,8 @@ function hasLabels(
 }
 
 function ownedBy(
-  current: { metadata?: { ownerReferences?: V1OwnerReference[] } },
-  want: { metadata?: { ownerReferences?: V1OwnerReference[] } },
+  current: { metadata?: { ownerReferences?: readonly V1OwnerReference[] } },
+  want: { metadata?: { ownerReferences?: readonly V1OwnerReference[] } },
 ): boolean {
   return (want.metadata?.ownerReferences ?? []).every((w) =>
     current.metadata?.ownerReferences?.some((o) => o.uid === w.uid && o.controller === true),

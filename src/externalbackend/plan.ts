@@ -5,10 +5,10 @@
 import type {
   V1EndpointSlice,
   V1Endpoints,
-  V1Pod,
   V1Service,
   V1ServicePort,
 } from '@kubernetes/client-node';
+import type { CachedPod, CachedService } from '../kube/cached.ts';
 import type { ProbeSpec } from '../health/probe.ts';
 import type { Target } from '../health/scheduler.ts';
 import { initialHealth, type AddressHealth } from '../health/state.ts';
@@ -47,16 +47,16 @@ export interface BackendWorld {
   readonly probeRoom: number;
   readonly probeLimit: number;
   /** The Service by the backend's Service name, as cached. */
-  readonly service: V1Service | undefined;
+  readonly service: CachedService | undefined;
   /** The Endpoints by the Service's name, as outrigger knows it (cache or its own last write). */
   readonly endpoints: V1Endpoints | undefined;
   /** Cached slices of the namespace with outrigger's label, as outrigger knows them. */
   readonly slices: readonly V1EndpointSlice[];
   /** Services and Endpoints of the namespace that this backend owns. */
-  readonly ownedServices: readonly V1Service[];
+  readonly ownedServices: readonly CachedService[];
   readonly ownedEndpoints: readonly V1Endpoints[];
   /** Pods of the namespace (only read when the spec has a podSelector). */
-  readonly pods: readonly V1Pod[];
+  readonly pods: readonly CachedPod[];
   readonly maxEndpointsPerSlice: number;
   readonly now: number;
 }
@@ -286,7 +286,7 @@ export function planBackend(w: BackendWorld): BackendPlan {
             service: {
               op: 'ports' as const,
               name: svcName,
-              ports: decision.service.spec?.ports ?? [],
+              ports: decision.ports,
             },
           }
         : {}),

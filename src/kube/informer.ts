@@ -1,8 +1,9 @@
 import { inspect } from 'node:util';
-import { Watch, type KubeConfig, type KubernetesObject } from '@kubernetes/client-node';
+import { Watch, type KubeConfig } from '@kubernetes/client-node';
+import type { CachedObject } from './cached.ts';
 import { withConcern, type ErrorSource } from '../errors.ts';
 import type { Logger } from '../log.ts';
-import { isAborted, sleep } from '../signals.ts';
+import { isAborted, sleep, untilAborted } from '../signals.ts';
 
 /**
  * A list+watch cache written on client-node's streaming `Watch` rather than its `ListWatch`, which
@@ -50,7 +51,10 @@ export interface InformerOptions<T> {
   readonly client: ResourceClient<unknown>;
   /** Project a raw API object (typed list item or watch JSON) to what the cache keeps. */
   readonly transform: (raw: unknown) => T;
-  /** Namespaces to watch, each with its own list+watch; undefined watches the whole cluster. */
+  /**
+   * Namespaces to watch, each with its own list+watch; undefined watches the whole cluster. Can be
+   * changed while running with setNamespaces().
+   */
   readonly namespaces?: readonly string[] | undefined;
   readonly log: Logger;
   readonly pageSize?: number;
@@ -82,9 +86,9 @@ export function isPermanent(f: ListFailure | undefined): boolean {
 
 export type WatchEndReason = 'closed' | 'stalled' | 'expired' | 'error';
 
-export function objectKey(obj: KubernetesObject): string {
-  const ns = obj.metadata?.namespace;
-  return ns ? `${ns}/${obj.metadata?.name ?? ''}` : (obj.metadata?.name ?? '');
+export function objectKey(obj: CachedObject): string {
+  const { namespace, name = '' } = obj.metadata ?? {};
+  return namespace ? `${namespace}/${name}` : name;
 }
 
 /** The inverse of objectKey for namespaced objects: [namespace, name]. */
@@ -115,17 +119,63 @@ export class WatchError extends Error {
   }
 }
 
-export class Informer<T extends KubernetesObject> {
+/** A scope's key: a namespace, or "*" for the whole cluster. */
+const cluster = '*';
+
+export class Informer<T extends CachedObject> {
   private readonly byNamespace = new Map<string, Map<string, T>>();
   private readonly handlers: EventHandlers<T>[] = [];
   private readonly syncedScopes = new Set<string>();
   private lastFailure: ListFailure | undefined;
-  private readonly scopes: readonly (string | undefined)[];
+  /** The scopes wanted, and the list+watch loop of each one running. */
+  private wanted: ReadonlySet<string>;
+  private readonly running = new Map<string, { stop: AbortController; done: Promise<void> }>();
+  private runSignal: AbortSignal | undefined;
   private readonly opts: InformerOptions<T>;
 
   constructor(opts: InformerOptions<T>) {
     this.opts = opts;
-    this.scopes = opts.namespaces ?? [undefined];
+    this.wanted = new Set(opts.namespaces ?? [cluster]);
+  }
+
+  /**
+   * Changes the namespaces watched (undefined: the whole cluster). New ones are listed and
+   * watched; the cached objects of dropped ones are forgotten without calling handlers: whoever
+   * drops a namespace no longer cares about it.
+   */
+  setNamespaces(namespaces: readonly string[] | undefined): void {
+    const next = new Set(namespaces ?? [cluster]);
+    if (next.size === this.wanted.size && [...next].every((n) => this.wanted.has(n))) return;
+    this.wanted = next;
+    if (this.runSignal !== undefined) this.startScopes(this.runSignal);
+  }
+
+  /** Whether the objects of this namespace are in the cache (it is watched and listed). */
+  hasSyncedNamespace(namespace: string): boolean {
+    return this.syncedScopes.has(cluster) || this.syncedScopes.has(namespace);
+  }
+
+  private startScopes(signal: AbortSignal): void {
+    for (const [scope, r] of this.running) {
+      if (this.wanted.has(scope)) continue;
+      r.stop.abort();
+      this.running.delete(scope);
+      this.syncedScopes.delete(scope);
+      if (scope === cluster) this.byNamespace.clear();
+      else this.byNamespace.delete(scope);
+    }
+    for (const scope of this.wanted) {
+      if (this.running.has(scope)) continue;
+      const stop = new AbortController();
+      const onAbort = (): void => {
+        stop.abort();
+      };
+      signal.addEventListener('abort', onAbort, { once: true });
+      const done = this.runScope(scope === cluster ? undefined : scope, stop.signal).finally(() => {
+        signal.removeEventListener('abort', onAbort);
+      });
+      this.running.set(scope, { stop, done });
+    }
   }
 
   get name(): string {
@@ -142,7 +192,8 @@ export class Informer<T extends KubernetesObject> {
   }
 
   hasSynced(): boolean {
-    return this.syncedScopes.size === this.scopes.length;
+    for (const scope of this.wanted) if (!this.syncedScopes.has(scope)) return false;
+    return true;
   }
 
   get(namespace: string, name: string): T | undefined {
@@ -165,7 +216,12 @@ export class Informer<T extends KubernetesObject> {
 
   /** Runs until `signal` aborts. */
   async run(signal: AbortSignal): Promise<void> {
-    await Promise.all([...this.scopes.map((ns) => this.runScope(ns, signal)), this.resync(signal)]);
+    this.runSignal = signal;
+    this.startScopes(signal);
+    await this.resync(signal);
+    await untilAborted(signal);
+    // Scopes started or stopped meanwhile included.
+    await Promise.all([...this.running.values()].map((r) => r.done));
   }
 
   private async resync(signal: AbortSignal): Promise<void> {
@@ -203,13 +259,14 @@ export class Informer<T extends KubernetesObject> {
    * every watch at once cannot put this loop in a tight spin.
    */
   private async runScope(namespace: string | undefined, signal: AbortSignal): Promise<void> {
-    const scope = namespace ?? '*';
+    const scope = namespace ?? cluster;
     let backoffMs = 800;
     let rv: string | undefined;
     while (!signal.aborted) {
       try {
         if (rv === undefined) {
-          rv = await this.relist(namespace);
+          rv = await this.relist(namespace, signal);
+          if (isAborted(signal)) return;
           this.syncedScopes.add(scope);
           this.lastFailure = undefined;
         }
@@ -263,26 +320,33 @@ export class Informer<T extends KubernetesObject> {
     return namespace === undefined || obj.metadata?.namespace === namespace;
   }
 
-  /** Lists everything in scope and replaces the cached scope, firing add/update/delete. */
-  private async relist(namespace: string | undefined): Promise<string> {
-    const fresh = new Map<string, T>();
+  /**
+   * Lists everything in scope and replaces the cached scope, firing add/update/delete. Each page
+   * goes into the cache as it arrives, so a relist holds one page and the names seen, never a
+   * second copy of the whole scope.
+   */
+  private async relist(namespace: string | undefined, signal: AbortSignal): Promise<string> {
+    const seen = new Set<string>();
     let token: string | undefined;
     let rv: string;
     do {
       const page = await this.opts.client.list(namespace, this.opts.pageSize ?? 500, token);
+      // A scope dropped meanwhile: its objects must not come back into the cache.
+      if (isAborted(signal)) throw new Error('informer scope stopped');
       for (const raw of page.items) {
         const obj = this.project(raw);
-        if (obj !== undefined) fresh.set(objectKey(obj), obj);
+        if (obj === undefined) continue;
+        seen.add(objectKey(obj));
+        this.upsert(obj);
       }
       token = page.continueToken;
       rv = page.resourceVersion;
     } while (token);
 
     for (const existing of this.list(namespace)) {
-      if (this.inScope(existing, namespace) && !fresh.has(objectKey(existing)))
+      if (this.inScope(existing, namespace) && !seen.has(objectKey(existing)))
         this.remove(existing);
     }
-    for (const obj of fresh.values()) this.upsert(obj);
     return rv;
   }
 
@@ -349,6 +413,7 @@ export class Informer<T extends KubernetesObject> {
             };
             return;
           }
+          if (signal.aborted) return;
           events++;
           const meta = (raw as { metadata?: { resourceVersion?: string } } | null)?.metadata;
           if (type !== 'BOOKMARK') {

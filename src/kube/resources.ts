@@ -7,14 +7,12 @@ import {
   DiscoveryV1Api,
   type KubeConfig,
   type KubernetesObject,
-  type V1Container,
   type V1Endpoint,
   type V1EndpointSlice,
   type V1Endpoints,
   type V1ObjectMeta,
-  type V1Pod,
-  type V1Service,
 } from '@kubernetes/client-node';
+import type { CachedContainer, CachedPod, CachedService } from './cached.ts';
 import type { ResourceClient } from './informer.ts';
 
 type Raw = Record<string, unknown>;
@@ -46,18 +44,18 @@ function meta(raw: unknown, extra: readonly string[] = []): V1ObjectMeta {
   return out;
 }
 
-function containers(list: unknown, withRestartPolicy: boolean): V1Container[] | undefined {
+function containers(list: unknown, withRestartPolicy: boolean): CachedContainer[] | undefined {
   if (!Array.isArray(list)) return undefined;
   return list.map((c) => {
     const r = rec(c);
     return pick(
       r,
       withRestartPolicy ? ['name', 'ports', 'restartPolicy'] : ['name', 'ports'],
-    ) as unknown as V1Container;
+    ) as unknown as CachedContainer;
   });
 }
 
-export function transformPod(raw: unknown): V1Pod {
+export function transformPod(raw: unknown): CachedPod {
   const r = rec(raw);
   const spec = rec(r.spec);
   const status = rec(r.status);
@@ -82,7 +80,7 @@ export function transformPod(raw: unknown): V1Pod {
   };
 }
 
-export function transformService(raw: unknown): V1Service {
+export function transformService(raw: unknown): CachedService {
   const r = rec(raw);
   const spec = rec(r.spec);
   return {

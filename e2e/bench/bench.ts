@@ -1,0 +1,450 @@
+// `npm run bench -- --pods=N --services=M`: outrigger's endpoints controller against
+// kube-controller-manager's on the same workload, each on a fresh local control plane, one after
+// the other so that they never share the two cores; then outrigger's health checks at scale.
+// Prints figures with ratios and writes them as JSON (--out) for the results page. Asserts
+// nothing: goals are printed next to the figures, not enforced.
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { cpus, release, totalmem } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { setTimeout as delay } from 'node:timers/promises';
+import { CoreV1Api, CustomObjectsApi, type KubeConfig } from '@kubernetes/client-node';
+import PQueue from 'p-queue';
+import { startCluster, type Cluster } from '../harness/controlplane.ts';
+import { installCrd } from '../harness/crd.ts';
+import { startOperator, type OperatorProcess } from '../harness/operator.ts';
+import {
+  EndpointsTracker,
+  diffVerbs,
+  percentile,
+  requestsByVerb,
+  sampleProcess,
+} from './observe.ts';
+import { probeScale, type ProbeFigures } from './probes.ts';
+import { renderResults } from './results.ts';
+import { load, podIP, podName, setPodReady, workload, type Workload } from './workload.ts';
+
+const { values: args } = parseArgs({
+  options: {
+    pods: { type: 'string', default: '10000' },
+    services: { type: 'string', default: '1000' },
+    churn: { type: 'string', default: '20,50,100' },
+    'churn-seconds': { type: 'string', default: '30' },
+    backends: { type: 'string', default: '1000' },
+    'addresses-per-backend': { type: 'string', default: '10' },
+    'probe-seconds': { type: 'string', default: '60' },
+    out: { type: 'string' },
+    skip: { type: 'string', default: '' },
+  },
+});
+const podsWanted = Number(args.pods);
+const servicesWanted = Number(args.services);
+const churnRates = args.churn.split(',').filter(Boolean).map(Number);
+const churnSeconds = Number(args['churn-seconds']);
+const skip = new Set(args.skip.split(',').filter(Boolean));
+
+const unlimited = ['--kube-api-qps=100000', '--kube-api-burst=100000'];
+/** Both controllers run 5 workers by default; the raw-write floor uses as many. */
+const workers = 5;
+
+export interface Latency {
+  readonly rate: number;
+  readonly samples: number;
+  readonly p50: number;
+  readonly p99: number;
+  readonly max: number;
+  readonly triggerP50: number;
+  readonly triggerP99: number;
+  readonly cpuPer1000: number;
+}
+
+export interface ControllerFigures {
+  readonly name: string;
+  readonly convergeMs: number;
+  readonly convergeWrites: Record<string, number>;
+  readonly idleWrites: number;
+  readonly convergeUnlimitedMs: number;
+  readonly churn: readonly Latency[];
+  readonly churnUnlimited: Latency | undefined;
+  readonly churnWrites: Record<string, number>;
+  readonly peakRssMiB: number;
+  readonly steadyRssMiB: number;
+  readonly heapMiB: number | undefined;
+  readonly eventLoopP99Ms: number | undefined;
+}
+
+export interface BenchResult {
+  readonly date: string;
+  readonly machine: string;
+  readonly pods: number;
+  readonly services: number;
+  readonly loadMs: number;
+  readonly rawFloorMs: number | undefined;
+  readonly upstream: ControllerFigures | undefined;
+  readonly outrigger: ControllerFigures | undefined;
+  /** outrigger with default flags (ExternalBackends only): RSS at 0 pods and at `pods`. */
+  readonly defaultModeRssMiB: { readonly zero: number; readonly loaded: number } | undefined;
+  readonly probes: ProbeFigures | undefined;
+}
+
+interface Running {
+  readonly pid: number;
+  stop(): Promise<void>;
+  metric?(name: string): Promise<number>;
+}
+
+interface UnderTest {
+  readonly name: string;
+  start(cluster: Cluster, extra: readonly string[]): Promise<Running>;
+}
+
+const upstream: UnderTest = {
+  name: 'kube-controller-manager',
+  async start(cluster, extra) {
+    await cluster.startControllerManager(['endpoints-controller'], extra);
+    const pid = cluster.pids().at(-1) ?? 0;
+    return { pid, stop: () => cluster.stopControllerManager() };
+  },
+};
+
+const outrigger: UnderTest = {
+  name: 'outrigger',
+  async start(cluster, extra) {
+    const op: OperatorProcess = await startOperator(
+      cluster.kubeconfigPath,
+      ['--selector-mode=all', ...extra],
+      join(cluster.dir ?? '/tmp', 'outrigger.log'),
+      { readyTimeoutMs: 600_000 },
+    );
+    return {
+      pid: op.pid,
+      stop: async () => {
+        await op.stop();
+      },
+      metric: (name) => op.metric(name),
+    };
+  },
+};
+
+function log(msg: string): void {
+  process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${msg}\n`);
+}
+
+async function until(what: string, fn: () => boolean, timeoutMs: number): Promise<number> {
+  const t0 = Date.now();
+  while (!fn()) {
+    if (Date.now() - t0 > timeoutMs)
+      throw new Error(`timed out after ${String(timeoutMs)} ms: ${what}`);
+    await delay(20);
+  }
+  return Date.now() - t0;
+}
+
+const sum = (m: Map<string, number>): number => [...m.values()].reduce((a, b) => a + b, 0);
+
+/**
+ * `rate` readiness flips per second for `seconds`, spread over the workload's Services (every
+ * Service equally likely, so small and large ones both show); each pod flipped goes not ready and
+ * comes back in the next round. Resolves with the latencies and CPU per 1000 flips.
+ */
+async function churn(
+  kc: KubeConfig,
+  w: Workload,
+  tracker: EndpointsTracker,
+  pid: number,
+  rate: number,
+  seconds: number,
+): Promise<Latency> {
+  const core = kc.makeApiClient(CoreV1Api);
+  tracker.resetLatencies();
+  const pool = new PQueue({ concurrency: 32 });
+  const down: { s: number; k: number }[] = [];
+  let n = 0;
+  let seed = 12345;
+  const random = (): number => {
+    seed = (seed * 1103515245 + 12345) % 2147483648;
+    return seed / 2147483648;
+  };
+  let failures = 0;
+  const flip = (s: number, k: number, ready: boolean): void => {
+    const svc = w.services[s];
+    if (svc === undefined) return;
+    const at = new Date();
+    tracker.flip(`${svc.namespace}/${svc.name}`, svc.firstPod + k, ready);
+    pool
+      .add(() =>
+        setPodReady(core, svc.namespace, podName(svc, k), podIP(svc.firstPod + k), ready, at),
+      )
+      .catch(() => {
+        failures++;
+      });
+    n++;
+  };
+  const cpu0 = sampleProcess(pid).cpuSeconds;
+  const started = Date.now();
+  for (let tick = 0; Date.now() - started < seconds * 1000; tick++) {
+    // Every 100 ms a tenth of the rate: half bring back pods downed earlier, half take new ones.
+    const batch = Math.max(1, Math.round(rate / 10));
+    for (let i = 0; i < batch; i++) {
+      const back =
+        down.length > 0 && (i % 2 === 1 || down.length > batch * 5) ? down.shift() : undefined;
+      if (back !== undefined) flip(back.s, back.k, true);
+      else {
+        const s = Math.floor(random() * w.services.length);
+        const k = Math.floor(random() * (w.services[s]?.size ?? 1));
+        if (down.some((d) => d.s === s && d.k === k)) continue;
+        down.push({ s, k });
+        flip(s, k, false);
+      }
+    }
+    const next = started + (tick + 1) * 100;
+    await delay(Math.max(0, next - Date.now()));
+  }
+  for (const d of down.splice(0)) flip(d.s, d.k, true);
+  await pool.onIdle();
+  await until('Endpoints to settle after the churn', () => tracker.converged, 300_000);
+  const cpu = sampleProcess(pid).cpuSeconds - cpu0;
+  if (failures > 0) log(`${String(failures)} status writes failed during the churn`);
+  const a = [...tracker.fromSend].sort((x, y) => x - y);
+  const t = [...tracker.fromTrigger].sort((x, y) => x - y);
+  return {
+    rate,
+    samples: a.length,
+    p50: percentile(a, 50),
+    p99: percentile(a, 99),
+    max: a.at(-1) ?? NaN,
+    triggerP50: percentile(t, 50),
+    triggerP99: percentile(t, 99),
+    cpuPer1000: (cpu / Math.max(1, n)) * 1000,
+  };
+}
+
+async function deleteAllEndpoints(kc: KubeConfig, w: Workload): Promise<void> {
+  const core = kc.makeApiClient(CoreV1Api);
+  for (const ns of w.namespaces) await core.deleteCollectionNamespacedEndpoints({ namespace: ns });
+}
+
+/** A minimal client writing the same Endpoints objects, with as many workers and no limiter. */
+async function rawFloor(kc: KubeConfig, w: Workload, tracker: EndpointsTracker): Promise<number> {
+  const core = kc.makeApiClient(CoreV1Api);
+  tracker.forgetSeen();
+  const pool = new PQueue({ concurrency: workers });
+  const t0 = Date.now();
+  for (const s of w.services) {
+    pool
+      .add(() =>
+        core.createNamespacedEndpoints({
+          namespace: s.namespace,
+          body: {
+            metadata: { name: s.name },
+            subsets: [
+              {
+                addresses: Array.from({ length: s.size }, (_, k) => ({
+                  ip: podIP(s.firstPod + k),
+                  nodeName: `node-${String(k % 100)}`,
+                  targetRef: { kind: 'Pod', namespace: s.namespace, name: podName(s, k) },
+                })),
+                ports: [{ name: 'http', port: 8080, protocol: 'TCP' }],
+              },
+            ],
+          },
+        }),
+      )
+      .catch((err: unknown) => {
+        log(`raw write failed: ${String(err)}`);
+      });
+  }
+  await pool.onIdle();
+  await until('the raw writes to show', () => tracker.converged, 300_000);
+  return Date.now() - t0;
+}
+
+/** RSS of outrigger with default flags and one ExternalBackend of 3 addresses, once synced. */
+async function defaultModeRss(cluster: Cluster): Promise<number> {
+  const op = await startOperator(
+    cluster.kubeconfigPath,
+    [],
+    join(cluster.dir ?? '/tmp', 'outrigger-default.log'),
+    { readyTimeoutMs: 600_000 },
+  );
+  try {
+    await delay(10_000);
+    return sampleProcess(op.pid).rssMiB;
+  } finally {
+    await op.stop();
+  }
+}
+
+async function createBackend(kc: KubeConfig): Promise<void> {
+  const core = kc.makeApiClient(CoreV1Api);
+  await core.createNamespace({ body: { metadata: { name: 'external' } } });
+  await kc.makeApiClient(CustomObjectsApi).createNamespacedCustomObject({
+    group: 'outrigger.dev',
+    version: 'v1alpha1',
+    namespace: 'external',
+    plural: 'externalbackends',
+    body: {
+      apiVersion: 'outrigger.dev/v1alpha1',
+      kind: 'ExternalBackend',
+      metadata: { name: 'etcd' },
+      // Documentation addresses and no health check: nothing is ever sent to them.
+      spec: {
+        ports: [{ name: 'client', port: 2379 }],
+        addresses: [{ ip: '192.0.2.10' }, { ip: '192.0.2.11' }, { ip: '192.0.2.12' }],
+      },
+    },
+  });
+}
+
+async function measure(
+  c: UnderTest,
+  w: Workload,
+): Promise<{
+  figures: ControllerFigures;
+  loadMs: number;
+  rawFloorMs?: number;
+  defaultMode?: { zero: number; loaded: number };
+}> {
+  log(`[${c.name}] fresh control plane`);
+  const cluster = await startCluster();
+  const kc = cluster.kubeConfig();
+  try {
+    let defaultMode: { zero: number; loaded: number } | undefined;
+    let zero = NaN;
+    if (c === outrigger) {
+      await installCrd(cluster.kubeconfigPath, { allowAllAddresses: true });
+      await createBackend(kc);
+      zero = await defaultModeRss(cluster);
+      log(`[outrigger] default flags, 0 pods: RSS ${zero.toFixed(1)} MiB`);
+    }
+    log(`[${c.name}] loading ${String(w.pods)} pods in ${String(w.services.length)} Services`);
+    const loadMs = await load(kc, w);
+    log(`[${c.name}] loaded in ${String(loadMs)} ms`);
+    if (c === outrigger) {
+      const loaded = await defaultModeRss(cluster);
+      defaultMode = { zero, loaded };
+      log(`[outrigger] default flags, ${String(w.pods)} pods: RSS ${loaded.toFixed(1)} MiB`);
+    }
+    const tracker = new EndpointsTracker(w);
+    await tracker.start(kc);
+    const v0 = await requestsByVerb(kc, 'endpoints');
+    const t0 = Date.now();
+    let ctl = await c.start(cluster, []);
+    await until('cold convergence', () => tracker.converged, 1_800_000);
+    const convergeMs = Date.now() - t0;
+    log(`[${c.name}] converged in ${String(convergeMs)} ms`);
+    await delay(3000);
+    const v1 = await requestsByVerb(kc, 'endpoints');
+    await delay(5000);
+    const v2 = await requestsByVerb(kc, 'endpoints');
+    const latencies: Latency[] = [];
+    for (const rate of skip.has('churn') ? [] : churnRates) {
+      log(`[${c.name}] churn: ${String(rate)} flips/s for ${String(churnSeconds)} s`);
+      latencies.push(await churn(kc, w, tracker, ctl.pid, rate, churnSeconds));
+      const l = latencies.at(-1);
+      log(
+        `[${c.name}]   p50 ${String(l?.p50)} ms, p99 ${String(l?.p99)} ms, max ${String(l?.max)} ms`,
+      );
+    }
+    const v3 = await requestsByVerb(kc, 'endpoints');
+    const steady = sampleProcess(ctl.pid);
+    const heap = ctl.metric
+      ? (await ctl.metric('nodejs_heap_size_used_bytes')) / 1048576
+      : undefined;
+    const eld = ctl.metric
+      ? (await ctl.metric('nodejs_eventloop_lag_p99_seconds')) * 1000
+      : undefined;
+    let peak = steady.peakRssMiB;
+    await ctl.stop();
+
+    log(`[${c.name}] limiter off: Endpoints deleted, cold start`);
+    await deleteAllEndpoints(kc, w);
+    tracker.forgetSeen();
+    const t1 = Date.now();
+    ctl = await c.start(cluster, unlimited);
+    await until('cold convergence, limiter off', () => tracker.converged, 1_800_000);
+    const convergeUnlimitedMs = Date.now() - t1;
+    log(`[${c.name}] converged (limiter off) in ${String(convergeUnlimitedMs)} ms`);
+    let churnUnlimited: Latency | undefined;
+    if (!skip.has('churn')) {
+      churnUnlimited = await churn(kc, w, tracker, ctl.pid, 50, churnSeconds);
+      log(
+        `[${c.name}]   limiter off, 50 flips/s: p50 ${String(churnUnlimited.p50)} ms, p99 ${String(churnUnlimited.p99)} ms`,
+      );
+    }
+    peak = Math.max(peak, sampleProcess(ctl.pid).peakRssMiB);
+    await ctl.stop();
+    let rawFloorMs: number | undefined;
+    if (c === upstream) {
+      await deleteAllEndpoints(kc, w);
+      rawFloorMs = await rawFloor(kc, w, tracker);
+      log(`raw-write floor: ${String(rawFloorMs)} ms`);
+    }
+    tracker.stop();
+    return {
+      loadMs,
+      ...(rawFloorMs !== undefined ? { rawFloorMs } : {}),
+      ...(defaultMode !== undefined ? { defaultMode } : {}),
+      figures: {
+        name: c.name,
+        convergeMs,
+        convergeWrites: Object.fromEntries(diffVerbs(v0, v1)),
+        idleWrites:
+          sum(diffVerbs(v1, v2)) -
+          (diffVerbs(v1, v2).get('LIST') ?? 0) -
+          (diffVerbs(v1, v2).get('WATCH') ?? 0) -
+          (diffVerbs(v1, v2).get('GET') ?? 0),
+        convergeUnlimitedMs,
+        churn: latencies,
+        churnUnlimited,
+        churnWrites: Object.fromEntries(diffVerbs(v2, v3)),
+        peakRssMiB: peak,
+        steadyRssMiB: steady.rssMiB,
+        heapMiB: heap,
+        eventLoopP99Ms: eld,
+      },
+    };
+  } finally {
+    await cluster.stop();
+  }
+}
+
+const w = workload(podsWanted, servicesWanted);
+const sizes = w.services.map((s) => s.size);
+log(
+  `workload: ${String(w.pods)} pods, ${String(w.services.length)} Services in ${String(w.namespaces.length)} namespaces; largest ${String(Math.max(...sizes))}, median ${String(sizes.slice().sort((a, b) => a - b)[Math.floor(sizes.length / 2)])}`,
+);
+const u = skip.has('upstream') ? undefined : await measure(upstream, w);
+const o = skip.has('outrigger') ? undefined : await measure(outrigger, w);
+const probes = skip.has('probes')
+  ? undefined
+  : await probeScale({
+      backends: Number(args.backends),
+      addressesPerBackend: Number(args['addresses-per-backend']),
+      seconds: Number(args['probe-seconds']),
+      log,
+    });
+const result: BenchResult = {
+  date: new Date().toISOString(),
+  machine: machine(),
+  pods: w.pods,
+  services: w.services.length,
+  loadMs: o?.loadMs ?? u?.loadMs ?? NaN,
+  rawFloorMs: u?.rawFloorMs,
+  upstream: u?.figures,
+  outrigger: o?.figures,
+  defaultModeRssMiB: o?.defaultMode,
+  probes,
+};
+process.stdout.write(`${renderResults(result)}\n`);
+if (args.out !== undefined) {
+  mkdirSync(args.out, { recursive: true });
+  const file = join(args.out, `bench-${String(w.pods)}.json`);
+  writeFileSync(file, `${JSON.stringify(result, null, 2)}\n`);
+  log(`wrote ${file}`);
+}
+
+function machine(): string {
+  const cpu = cpus();
+  return `${String(cpu.length)} × ${cpu[0]?.model.trim() ?? 'CPU'}, ${String(Math.round(totalmem() / 2 ** 30))} GiB, Linux ${release()}, Node ${process.version}`;
+}

@@ -1,0 +1,210 @@
+// Health checks at scale: `backends` ExternalBackends of `addressesPerBackend` addresses each,
+// probed every 10 s by outrigger (default flags) against one real TCP listener inside a network
+// namespace this run creates (its addresses are an AnyIP range routed there). Measures the CPU
+// outrigger uses, how late probes start (schedule lag), and status writes per minute when all is
+// well and when every backend's servers die at once and come back.
+import { join } from 'node:path';
+import { setTimeout as delay } from 'node:timers/promises';
+import { CoreV1Api, CustomObjectsApi } from '@kubernetes/client-node';
+import PQueue from 'p-queue';
+import { startCluster } from '../harness/controlplane.ts';
+import { installCrd } from '../harness/crd.ts';
+import { createBackendNetwork, netnsUnavailable } from '../harness/netns.ts';
+import { startOperator, type OperatorProcess } from '../harness/operator.ts';
+import { apiServerMetrics } from './apiserver.ts';
+import { sampleProcess } from './observe.ts';
+
+export interface ProbeFigures {
+  readonly backends: number;
+  readonly addresses: number;
+  readonly intervalSeconds: number;
+  readonly readyMs: number;
+  readonly windowSeconds: number;
+  readonly probesPerSecond: number;
+  readonly cpuCores: number;
+  /** Upper bounds of the histogram buckets the 50th and 99th percentile fall in. */
+  readonly lagP50Seconds: number;
+  readonly lagP99Seconds: number;
+  readonly statusWritesPerMinuteSteady: number;
+  /** Every server dies, then comes back: status writes per address transition. */
+  readonly outageTransitions: number;
+  readonly outageStatusWrites: number;
+  readonly outageSliceWrites: number;
+  readonly rssMiB: number;
+}
+
+const perNamespace = 100;
+const intervalSeconds = 10;
+
+async function histogram(op: OperatorProcess, name: string): Promise<Map<number, number>> {
+  const text = await (await fetch(op.metricsUrl)).text();
+  const out = new Map<number, number>();
+  for (const line of text.split('\n')) {
+    const m = new RegExp(`^${name}_bucket\\{le="([^"]+)"\\} (\\S+)$`).exec(line);
+    if (m !== null) out.set(m[1] === '+Inf' ? Infinity : Number(m[1]), Number(m[2]));
+  }
+  return out;
+}
+
+function quantile(before: Map<number, number>, after: Map<number, number>, q: number): number {
+  const bounds = [...after.keys()].sort((a, b) => a - b);
+  const total = (after.get(Infinity) ?? 0) - (before.get(Infinity) ?? 0);
+  for (const le of bounds) if ((after.get(le) ?? 0) - (before.get(le) ?? 0) >= q * total) return le;
+  return Infinity;
+}
+
+async function statusPatches(
+  kc: Parameters<typeof apiServerMetrics>[0],
+  resource: string,
+  subresource: string,
+): Promise<number> {
+  const text = await apiServerMetrics(kc);
+  let n = 0;
+  for (const line of text.split('\n'))
+    if (
+      line.startsWith('apiserver_request_total{') &&
+      line.includes(`resource="${resource}"`) &&
+      line.includes(`subresource="${subresource}"`) &&
+      /verb="(PATCH|UPDATE|CREATE|APPLY|DELETE)"/.test(line)
+    )
+      n += Number(line.slice(line.lastIndexOf(' ') + 1));
+  return n;
+}
+
+export async function probeScale(o: {
+  backends: number;
+  addressesPerBackend: number;
+  seconds: number;
+  log: (msg: string) => void;
+}): Promise<ProbeFigures | undefined> {
+  const why = netnsUnavailable();
+  if (why !== undefined) {
+    o.log(`probes at scale skipped: ${why}`);
+    return undefined;
+  }
+  const total = o.backends * o.addressesPerBackend;
+  o.log(`probes: ${String(o.backends)} backends × ${String(o.addressesPerBackend)} addresses`);
+  const cluster = await startCluster();
+  const net = createBackendNetwork(cluster.dir ?? '/tmp', 1);
+  let op: OperatorProcess | undefined;
+  try {
+    const kc = cluster.kubeConfig();
+    const ips = net.routed(total);
+    let server = await net.serveAll(7000, 'tcp');
+    await installCrd(cluster.kubeconfigPath, { allowAllAddresses: true });
+    const core = kc.makeApiClient(CoreV1Api);
+    const objects = kc.makeApiClient(CustomObjectsApi);
+    const namespaces = Array.from(
+      { length: Math.ceil(o.backends / perNamespace) },
+      (_, i) => `probes-${String(i)}`,
+    );
+    for (const ns of namespaces) await core.createNamespace({ body: { metadata: { name: ns } } });
+    op = await startOperator(
+      cluster.kubeconfigPath,
+      [],
+      join(cluster.dir ?? '/tmp', 'outrigger-probes.log'),
+    );
+    const t0 = Date.now();
+    const pool = new PQueue({ concurrency: 16 });
+    for (let b = 0; b < o.backends; b++) {
+      const namespace = namespaces[Math.floor(b / perNamespace)] ?? '';
+      const addresses = ips.slice(b * o.addressesPerBackend, (b + 1) * o.addressesPerBackend);
+      pool
+        .add(() =>
+          objects.createNamespacedCustomObject({
+            group: 'outrigger.dev',
+            version: 'v1alpha1',
+            namespace,
+            plural: 'externalbackends',
+            body: {
+              apiVersion: 'outrigger.dev/v1alpha1',
+              kind: 'ExternalBackend',
+              metadata: { name: `b-${String(b)}` },
+              spec: {
+                ports: [{ name: 'p', port: 7000 }],
+                addresses: addresses.map((ip) => ({ ip })),
+                healthCheck: { tcp: { port: 'p' }, intervalSeconds, timeoutSeconds: 2 },
+              },
+            },
+          }),
+        )
+        .catch((err: unknown) => {
+          o.log(`create failed: ${String(err)}`);
+        });
+    }
+    await pool.onIdle();
+    const readyCount = async (): Promise<number> => {
+      let n = 0;
+      for (const namespace of namespaces) {
+        const list = (await objects.listNamespacedCustomObject({
+          group: 'outrigger.dev',
+          version: 'v1alpha1',
+          namespace,
+          plural: 'externalbackends',
+        })) as {
+          items: { status?: { readyAddresses?: number; addresses?: { state?: string }[] } }[];
+        };
+        for (const x of list.items)
+          n += (x.status?.addresses ?? []).filter((a) => a.state === 'Healthy').length;
+      }
+      return n;
+    };
+    const waitHealthy = async (want: (n: number) => boolean, what: string): Promise<void> => {
+      const deadline = Date.now() + 600_000;
+      for (;;) {
+        const n = await readyCount();
+        if (want(n)) return;
+        if (Date.now() > deadline) throw new Error(`${what}: ${String(n)} healthy`);
+        await delay(2000);
+      }
+    };
+    await waitHealthy((n) => n === total, 'every address healthy');
+    const readyMs = Date.now() - t0;
+    o.log(`probes: all ${String(total)} addresses healthy after ${String(readyMs)} ms`);
+
+    const lag0 = await histogram(op, 'outrigger_probe_schedule_lag_seconds');
+    const probes0 = await op.metric('outrigger_probe_total');
+    const cpu0 = sampleProcess(op.pid).cpuSeconds;
+    const status0 = await statusPatches(kc, 'externalbackends', 'status');
+    const w0 = Date.now();
+    await delay(o.seconds * 1000);
+    const windowSeconds = (Date.now() - w0) / 1000;
+    const lag1 = await histogram(op, 'outrigger_probe_schedule_lag_seconds');
+    const probes1 = await op.metric('outrigger_probe_total');
+    const cpu1 = sampleProcess(op.pid).cpuSeconds;
+    const status1 = await statusPatches(kc, 'externalbackends', 'status');
+
+    o.log('probes: every server dies');
+    const slices0 = await statusPatches(kc, 'endpointslices', '');
+    await server.stop();
+    await waitHealthy((n) => n === 0, 'every address unhealthy');
+    o.log('probes: every server is back');
+    server = await net.serveAll(7000, 'tcp');
+    await waitHealthy((n) => n === total, 'every address healthy again');
+    await delay(5000);
+    const status2 = await statusPatches(kc, 'externalbackends', 'status');
+    const slices1 = await statusPatches(kc, 'endpointslices', '');
+    const rssMiB = sampleProcess(op.pid).rssMiB;
+    await server.stop();
+    return {
+      backends: o.backends,
+      addresses: total,
+      intervalSeconds,
+      readyMs,
+      windowSeconds,
+      probesPerSecond: (probes1 - probes0) / windowSeconds,
+      cpuCores: (cpu1 - cpu0) / windowSeconds,
+      lagP50Seconds: quantile(lag0, lag1, 0.5),
+      lagP99Seconds: quantile(lag0, lag1, 0.99),
+      statusWritesPerMinuteSteady: ((status1 - status0) / windowSeconds) * 60,
+      outageTransitions: total * 2,
+      outageStatusWrites: status2 - status1,
+      outageSliceWrites: slices1 - slices0,
+      rssMiB,
+    };
+  } finally {
+    await op?.stop();
+    await net.remove();
+    await cluster.stop();
+  }
+}
