@@ -26,6 +26,59 @@ afterAll(async () => {
 });
 
 describe('Informer', () => {
+  it('changes the namespaces it watches while running, and forgets the ones it drops', async () => {
+    const core = kc.makeApiClient(CoreV1Api);
+    const a = await createTestNamespace(kc, 'scope-a');
+    const b = await createTestNamespace(kc, 'scope-b');
+    await createRunningPod(core, a, 'in-a', { ip: '10.244.4.1', ready: true });
+    await createRunningPod(core, b, 'in-b', { ip: '10.244.4.2', ready: true });
+    const informer = new Informer<CachedPod>({
+      name: 'pods',
+      kubeConfig: kc,
+      client: podClient(kc),
+      transform: transformPod,
+      namespaces: [a],
+      log: createLogger('error'),
+    });
+    const stop = new AbortController();
+    const running = informer.run(stop.signal);
+    try {
+      expect(await informer.waitForSync(stop.signal)).toBe(true);
+      expect(informer.list().map((p) => p.metadata?.name)).toEqual(['in-a']);
+      expect(informer.hasSyncedNamespace(b)).toBe(false);
+
+      informer.setNamespaces([a, b]);
+      expect(informer.hasSynced()).toBe(false);
+      expect(await informer.waitForSync(stop.signal)).toBe(true);
+      expect(informer.hasSyncedNamespace(b)).toBe(true);
+      expect(informer.get(b, 'in-b')).toBeDefined();
+
+      informer.setNamespaces([b]);
+      expect(informer.get(a, 'in-a')).toBeUndefined();
+      expect(informer.hasSyncedNamespace(a)).toBe(false);
+      // A change in the dropped namespace never comes back into the cache.
+      await createRunningPod(core, a, 'late', { ip: '10.244.4.3', ready: true });
+      await createRunningPod(core, b, 'later', { ip: '10.244.4.4', ready: true });
+      await waitFor('the watched namespace to follow', () =>
+        Promise.resolve(informer.get(b, 'later') !== undefined ? true : undefined),
+      );
+      expect(informer.list(a)).toEqual([]);
+
+      // Back again: listed afresh.
+      informer.setNamespaces([a, b]);
+      expect(await informer.waitForSync(stop.signal)).toBe(true);
+      expect(
+        informer
+          .list(a)
+          .map((p) => p.metadata?.name)
+          .sort(),
+      ).toEqual(['in-a', 'late']);
+    } finally {
+      stop.abort();
+      await running;
+    }
+  }, 60_000);
+
   it('lists in pages, follows changes, hands handlers old and new objects, and survives stalls', async () => {
     const core = kc.makeApiClient(CoreV1Api);
     const ns = await createTestNamespace(kc, 'informer');

@@ -67,6 +67,14 @@ const positiveInt = z
   .transform(Number)
   .pipe(z.number().int().min(1).max(1000));
 
+function wholeNumber(max: number) {
+  return z
+    .string()
+    .regex(/^\d+$/, 'must be a whole number')
+    .transform(Number)
+    .pipe(z.number().int().min(1).max(max));
+}
+
 const cidrList = z
   .string()
   .transform((s) =>
@@ -271,8 +279,9 @@ const rawSchema = z.object({
     .transform(Number)
     .pipe(z.number().int().min(1).max(100_000)),
   'denied-cidrs': cidrList,
-  'kube-api-qps': positiveInt,
-  'kube-api-burst': positiveInt,
+  // Up to a rate no API server serves: a very large value turns pacing off, as in client-go.
+  'kube-api-qps': wholeNumber(1_000_000),
+  'kube-api-burst': wholeNumber(1_000_000),
   'zap-log-level': logLevel,
   help: booleanValue,
   version: booleanValue,

@@ -158,7 +158,10 @@ async function churn(
   const core = kc.makeApiClient(CoreV1Api);
   tracker.resetLatencies();
   const pool = new PQueue({ concurrency: 32 });
-  const down: { s: number; k: number }[] = [];
+  const down: { s: number; k: number; at: number }[] = [];
+  const isDown = new Set<string>();
+  // One pod's writes go in order: a pod brought back must not overtake its own going down.
+  const lastWrite = new Map<string, Promise<unknown>>();
   let n = 0;
   let seed = 12345;
   const random = (): number => {
@@ -171,38 +174,51 @@ async function churn(
     if (svc === undefined) return;
     const at = new Date();
     tracker.flip(`${svc.namespace}/${svc.name}`, svc.firstPod + k, ready);
-    pool
-      .add(() =>
-        setPodReady(core, svc.namespace, podName(svc, k), podIP(svc.firstPod + k), ready, at),
+    const key = `${String(s)}/${String(k)}`;
+    if (ready) isDown.delete(key);
+    else isDown.add(key);
+    const write = (lastWrite.get(key) ?? Promise.resolve())
+      .then(() =>
+        pool.add(() =>
+          setPodReady(core, svc.namespace, podName(svc, k), podIP(svc.firstPod + k), ready, at),
+        ),
       )
       .catch(() => {
         failures++;
       });
+    lastWrite.set(key, write);
     n++;
   };
   const cpu0 = sampleProcess(pid).cpuSeconds;
   const started = Date.now();
   for (let tick = 0; Date.now() - started < seconds * 1000; tick++) {
-    // Every 100 ms a tenth of the rate: half bring back pods downed earlier, half take new ones.
+    // Every 100 ms a tenth of the rate: half bring back a pod downed over a second ago, half take
+    // a pod down (every Service equally likely, so small and large ones both show).
     const batch = Math.max(1, Math.round(rate / 10));
     for (let i = 0; i < batch; i++) {
-      const back =
-        down.length > 0 && (i % 2 === 1 || down.length > batch * 5) ? down.shift() : undefined;
-      if (back !== undefined) flip(back.s, back.k, true);
-      else {
-        const s = Math.floor(random() * w.services.length);
-        const k = Math.floor(random() * (w.services[s]?.size ?? 1));
-        if (down.some((d) => d.s === s && d.k === k)) continue;
-        down.push({ s, k });
-        flip(s, k, false);
+      const oldest = down[0];
+      if (oldest !== undefined && i % 2 === 1 && Date.now() - oldest.at > 1000) {
+        down.shift();
+        flip(oldest.s, oldest.k, true);
+        continue;
       }
+      const s = Math.floor(random() * w.services.length);
+      const k = Math.floor(random() * (w.services[s]?.size ?? 1));
+      if (isDown.has(`${String(s)}/${String(k)}`)) continue;
+      down.push({ s, k, at: Date.now() });
+      flip(s, k, false);
     }
     const next = started + (tick + 1) * 100;
     await delay(Math.max(0, next - Date.now()));
   }
   for (const d of down.splice(0)) flip(d.s, d.k, true);
+  await Promise.all(lastWrite.values());
   await pool.onIdle();
-  await until('Endpoints to settle after the churn', () => tracker.converged, 300_000);
+  await until('Endpoints to settle after the churn', () => tracker.converged, 300_000).catch(
+    (err: unknown) => {
+      throw new Error(`${String(err)}; ${tracker.mismatches()}`, { cause: err });
+    },
+  );
   const cpu = sampleProcess(pid).cpuSeconds - cpu0;
   if (failures > 0) log(`${String(failures)} status writes failed during the churn`);
   const a = [...tracker.fromSend].sort((x, y) => x - y);
@@ -352,7 +368,7 @@ async function measure(
       ? (await ctl.metric('nodejs_heap_size_used_bytes')) / 1048576
       : undefined;
     const eld = ctl.metric
-      ? (await ctl.metric('nodejs_eventloop_lag_p99_seconds')) * 1000
+      ? (await ctl.metric('nodejs_eventloop_lag_max_seconds')) * 1000
       : undefined;
     let peak = steady.peakRssMiB;
     await ctl.stop();

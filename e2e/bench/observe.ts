@@ -70,6 +70,8 @@ interface Pending {
 export class EndpointsTracker {
   private readonly want = new Map<string, { ready: number; total: number }>();
   private readonly good = new Set<string>();
+  /** The ready and not-ready counts last seen per Service. */
+  private readonly last = new Map<string, { ready: number; notReady: number }>();
   private readonly pending = new Map<string, Map<string, Pending>>();
   readonly fromSend: number[] = [];
   readonly fromTrigger: number[] = [];
@@ -85,26 +87,45 @@ export class EndpointsTracker {
     return this.good.size === this.want.size;
   }
 
-  get convergedCount(): number {
-    return this.good.size;
+  /** Services whose Endpoints are not as expected yet, with what is expected (for errors). */
+  mismatches(max = 5): string {
+    const out: string[] = [];
+    for (const [k, v] of this.want) {
+      if (this.good.has(k)) continue;
+      out.push(
+        `${k} (want ${String(v.ready)} ready of ${String(v.total)}; saw ${JSON.stringify(this.last.get(k) ?? 'nothing')})`,
+      );
+      if (out.length >= max) break;
+    }
+    return out.join(', ');
   }
 
-  /** Resets what every Service should hold (after a flip storm ends, all pods ready again). */
-  expectAllReady(): void {
-    for (const [k, v] of this.want) this.want.set(k, { ready: v.total, total: v.total });
-    this.good.clear();
+  get convergedCount(): number {
+    return this.good.size;
   }
 
   /** Forgets what was seen: the next events decide convergence (e.g. after Endpoints are deleted). */
   forgetSeen(): void {
     this.good.clear();
+    this.last.clear();
+  }
+
+  /** Whether the Service's last seen Endpoints are what it should have now. */
+  private judge(key: string): void {
+    const want = this.want.get(key);
+    const seen = this.last.get(key);
+    const ok =
+      want !== undefined && seen?.ready === want.ready && seen.ready + seen.notReady === want.total;
+    if (ok) this.good.add(key);
+    else this.good.delete(key);
   }
 
   /** A pod of `service` flipped to `ready` now. */
   flip(service: string, pod: number, ready: boolean): void {
     const w = this.want.get(service);
     if (w !== undefined) this.want.set(service, { ...w, ready: w.ready + (ready ? 1 : -1) });
-    this.good.delete(service);
+    // A flip undone before the controller published it may never bring another event.
+    this.judge(service);
     let m = this.pending.get(service);
     if (m === undefined) {
       m = new Map();
@@ -148,8 +169,8 @@ export class EndpointsTracker {
       ready += s.addresses?.length ?? 0;
       notReady += s.notReadyAddresses?.length ?? 0;
     }
-    if (ready === want.ready && ready + notReady === want.total) this.good.add(key);
-    else this.good.delete(key);
+    this.last.set(key, { ready, notReady });
+    this.judge(key);
     const pending = this.pending.get(key);
     if (pending === undefined || pending.size === 0) return;
     const readyIPs = new Set(

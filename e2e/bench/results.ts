@@ -109,7 +109,14 @@ export function tableRows(r: BenchResult): string[][] {
   row('peak RSS', u?.peakRssMiB, o?.peakRssMiB, 'MiB', '≤ 1.2×', 1);
   row('steady RSS after the churn', u?.steadyRssMiB, o?.steadyRssMiB, 'MiB', '', 1);
   row('JS heap used after the churn', undefined, o?.heapMiB, 'MiB', '', 1);
-  row('event-loop delay p99 after the churn', undefined, o?.eventLoopP99Ms, 'ms', '', 1);
+  row(
+    'event-loop delay, max over the last scrape interval',
+    undefined,
+    o?.eventLoopP99Ms,
+    'ms',
+    '',
+    1,
+  );
   if (r.defaultModeRssMiB !== undefined) {
     const d = r.defaultModeRssMiB;
     rows.push([
