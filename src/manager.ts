@@ -293,10 +293,16 @@ export async function runManager(
           : undefined,
     });
   }
+  // Ready once each cache has synced the first time: a namespace that starts being watched later
+  // (its first ExternalBackend) holds back only its own backends, not the replica's readiness.
+  const everSynced = new Set<string>();
   for (const inf of informers) {
     readyz.push({
       name: `informer-${inf.name}`,
-      check: () => (inf.hasSynced() ? undefined : 'cache not synced'),
+      check: () => {
+        if (inf.hasSynced()) everSynced.add(inf.name);
+        return everSynced.has(inf.name) ? undefined : 'cache not synced';
+      },
     });
   }
 

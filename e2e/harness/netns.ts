@@ -12,6 +12,7 @@ import { connect } from 'node:net';
 import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
+import ipaddr from 'ipaddr.js';
 import { ProcessGroup, type ManagedProcess } from './processes.ts';
 
 const serverScript = fileURLToPath(new URL('../fixtures/backend-server.ts', import.meta.url));
@@ -211,7 +212,12 @@ export function createBackendNetwork(dir: string, count = 4): BackendNetwork {
         ip(['-6', 'route', 'add', `${prefix}/64`, 'via', v6(10), 'dev', host]);
         routedUp = true;
       }
-      return Array.from({ length: count }, (_, i) => `${prefix}${(i + 1).toString(16)}`);
+      // Canonical (RFC 5952) text, as the CRD demands: fd00:250:1:1::1, ::1:0 past 65535.
+      return Array.from({ length: count }, (_, i) =>
+        ipaddr.IPv6.parse(
+          `${prefix}${((i + 1) >>> 16).toString(16)}:${((i + 1) & 0xffff).toString(16)}`,
+        ).toRFC5952String(),
+      );
     },
     farm() {
       // Its stdin is a pipe only this process holds: the farm exits when this process dies.

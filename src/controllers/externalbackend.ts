@@ -30,6 +30,7 @@ import {
 import { parseStatus, planStatus, type Problem } from '../externalbackend/status.ts';
 import { ProbeScheduler, type Target } from '../health/scheduler.ts';
 import type { AddressHealth } from '../health/state.ts';
+import { annotationOverCapacity } from '../endpoints/desired.ts';
 import { labelSelectorMatches } from '../endpoints/selector.ts';
 import type { BackendWriter } from '../kube/backendwriter.ts';
 import { isAlreadyExists, isConflict } from '../kube/backendwriter.ts';
@@ -501,11 +502,13 @@ export class ExternalBackendController {
     if (plan.endpoints?.op === 'create') await this.create('Endpoints', plan.endpoints.want);
     else if (plan.endpoints?.op === 'apply')
       await this.applyOwned(ref, 'Endpoints', plan.endpoints.want, plan.endpoints.current);
-    // Updates before creates: an endpoint moving between slices is never published twice for
-    // long, and a create that fails leaves the updates done.
+    // Creates before updates: endpoints moving out of a slice that shrinks (a lowered
+    // --max-endpoints-per-slice, a slice of 1000 from an older version) are published in their
+    // new slice before they leave the old one. For a moment they are in both, which consumers
+    // tolerate; never in neither.
+    for (const slice of plan.sliceCreates) await this.createSlice(ref, slice);
     for (const u of plan.sliceUpdates)
       await this.applyOwned(ref, 'EndpointSlice', u.want, u.current);
-    for (const slice of plan.sliceCreates) await this.createSlice(ref, slice);
     for (const d of plan.deletes) {
       await w.delete(d.kind, ref.namespace, d.name, d.uid);
       this.applied.get(`${ref.namespace}/${ref.name}`)?.delete(`${d.kind}/${d.name}`);
@@ -561,13 +564,26 @@ export class ExternalBackendController {
     memos.delete(memoKey);
     const resourceVersion = current.metadata?.resourceVersion;
     try {
-      const after = await this.o.writer.apply(k, {
+      let after = await this.o.writer.apply(k, {
         ...want,
         metadata: {
           ...want.metadata,
           ...(resourceVersion !== undefined ? { resourceVersion } : {}),
         },
       });
+      // An annotation set by the create (a plain POST) is not the apply's to remove by leaving
+      // it out: the over-capacity mark is taken off explicitly when the backend shrinks.
+      if (
+        k === 'Endpoints' &&
+        current.metadata?.annotations?.[annotationOverCapacity] !== undefined &&
+        want.metadata?.annotations?.[annotationOverCapacity] === undefined
+      )
+        after = await this.o.writer.removeAnnotation(
+          'Endpoints',
+          ref.namespace,
+          name,
+          annotationOverCapacity,
+        );
       if (after !== undefined && cachedVersion !== undefined)
         memos.set(memoKey, {
           before: cachedVersion,

@@ -38,6 +38,16 @@ export interface BackendWriter {
    * where an apply would keep ports the create recorded under another operation).
    */
   setServicePorts(namespace: string, name: string, ports: V1ServicePort[]): Promise<void>;
+  /**
+   * Removes one annotation of an Endpoints outrigger owns (a JSON merge patch); resolves with the
+   * resourceVersion afterwards.
+   */
+  removeAnnotation(
+    kind: 'Endpoints',
+    namespace: string,
+    name: string,
+    key: string,
+  ): Promise<string | undefined>;
   /** Deletes only the object with this uid; false when it was already gone. */
   delete(kind: OwnedKind, namespace: string, name: string, uid: string): Promise<boolean>;
   patchStatus(namespace: string, name: string, status: ExternalBackendStatus): Promise<void>;
@@ -104,6 +114,14 @@ export function backendWriter(kc: KubeConfig, metrics: Metrics, throttle: Thrott
         { namespace, name, body: { spec: { ports } }, fieldManager },
         mergeOptions,
       );
+    },
+    async removeAnnotation(kind, namespace, name, key) {
+      await count(kind, 'patch');
+      const out = await core.patchNamespacedEndpoints(
+        { namespace, name, body: { metadata: { annotations: { [key]: null } } }, fieldManager },
+        mergeOptions,
+      );
+      return out.metadata?.resourceVersion;
     },
     async delete(kind, namespace, name, uid) {
       await count(kind, 'delete');

@@ -156,6 +156,8 @@ export class Informer<T extends CachedObject> {
   }
 
   private startScopes(signal: AbortSignal): void {
+    // After shutdown nothing new may start: its abort listener would never fire.
+    if (signal.aborted) return;
     for (const [scope, r] of this.running) {
       if (this.wanted.has(scope)) continue;
       r.stop.abort();

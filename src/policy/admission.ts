@@ -36,6 +36,11 @@ export function admissionPolicy(name: string): {
         // with updates, whatever the policy says by then.
         matchConditions: [
           { name: 'not-being-deleted', expression: '!has(object.metadata.deletionTimestamp)' },
+          // Labels, annotations and finalizers are no business of the address policy.
+          {
+            name: 'spec-changed',
+            expression: 'oldObject == null || object.spec != oldObject.spec',
+          },
         ],
         matchConstraints: {
           resourceRules: [
@@ -71,8 +76,9 @@ export function admissionPolicy(name: string): {
             // of the old addresses costs their number; a 5000-address backend that its grant
             // covers never pays 5000 × 5000 (over CEL's per-call cost limit: admission would
             // fail closed).
+            // Addresses and ports unchanged (a health-check edit): nothing new to judge.
             expression:
-              '(has(object.spec.addresses) ? object.spec.addresses : []).filter(a, !variables.rules.exists(r, r.cidrs.exists(c, cidr(c).containsIP(a.ip))) && (variables.portsChanged || !(has(oldObject.spec.addresses) && oldObject.spec.addresses.exists(o, o.ip == a.ip)))).map(a, a.ip)',
+              '(!variables.portsChanged && (has(object.spec.addresses) ? object.spec.addresses : []) == (has(oldObject.spec.addresses) ? oldObject.spec.addresses : [])) ? [] : (has(object.spec.addresses) ? object.spec.addresses : []).filter(a, !variables.rules.exists(r, r.cidrs.exists(c, cidr(c).containsIP(a.ip))) && (variables.portsChanged || !(has(oldObject.spec.addresses) && oldObject.spec.addresses.exists(o, o.ip == a.ip)))).map(a, a.ip)',
           },
         ],
         validations: [
