@@ -364,11 +364,12 @@ async function measure(
     }
     const v3 = await requestsByVerb(kc, 'endpoints');
     const steady = sampleProcess(ctl.pid);
-    const heap = ctl.metric
-      ? (await ctl.metric('nodejs_heap_size_used_bytes')) / 1048576
-      : undefined;
+    // The event-loop histogram is reset by every scrape: read it first.
     const eld = ctl.metric
       ? (await ctl.metric('nodejs_eventloop_lag_max_seconds')) * 1000
+      : undefined;
+    const heap = ctl.metric
+      ? (await ctl.metric('nodejs_heap_size_used_bytes')) / 1048576
       : undefined;
     let peak = steady.peakRssMiB;
     await ctl.stop();

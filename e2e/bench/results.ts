@@ -109,14 +109,16 @@ export function tableRows(r: BenchResult): string[][] {
   row('peak RSS', u?.peakRssMiB, o?.peakRssMiB, 'MiB', '≤ 1.2×', 1);
   row('steady RSS after the churn', u?.steadyRssMiB, o?.steadyRssMiB, 'MiB', '', 1);
   row('JS heap used after the churn', undefined, o?.heapMiB, 'MiB', '', 1);
-  row(
-    'event-loop delay, max over the last scrape interval',
-    undefined,
-    o?.eventLoopP99Ms,
-    'ms',
-    '',
-    1,
-  );
+  // Runs before the scrape order was fixed read the histogram just after its reset: 0.
+  if ((o?.eventLoopP99Ms ?? 0) > 0)
+    row(
+      'event-loop delay, max over the last scrape interval',
+      undefined,
+      o?.eventLoopP99Ms,
+      'ms',
+      '',
+      1,
+    );
   if (r.defaultModeRssMiB !== undefined) {
     const d = r.defaultModeRssMiB;
     rows.push([
