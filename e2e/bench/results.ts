@@ -198,17 +198,17 @@ export function rssChart(runs: readonly BenchResult[]): string {
     });
   const series: Series[] = [
     {
-      name: 'kube-controller-manager',
+      name: 'upstream',
       color: '#1f77b4',
       points: pts((r) => r.upstream?.peakRssMiB),
     },
     {
-      name: 'outrigger, selector mode',
+      name: 'outrigger selector',
       color: '#d62728',
       points: pts((r) => r.outrigger?.peakRssMiB),
     },
     {
-      name: 'outrigger, default flags',
+      name: 'outrigger default',
       color: '#2ca02c',
       dashed: true,
       points: [
