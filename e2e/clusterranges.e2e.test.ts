@@ -121,6 +121,11 @@ local('cluster ranges that cannot be discovered', () => {
       1,
     );
     expect(await operator.metric('outrigger_denied_ranges', { source: 'fallback' })).toBe(0);
-    expect((await status(ns, 'legacy'))?.addresses?.every((a) => a.state === 'Healthy')).toBe(true);
+    // Status follows within --status-batch-period of its last write.
+    await waitFor('status to say every address is healthy', async () =>
+      (await status(ns, 'legacy'))?.addresses?.every((a) => a.state === 'Healthy') === true
+        ? true
+        : undefined,
+    );
   }, 150_000);
 });
