@@ -216,8 +216,9 @@ local('faults under churn', () => {
       async () => {
         const r = replicas[0];
         if (r === undefined) throw new Error('no replica');
-        // Synced means settled: first probes done, statuses final.
-        await quiet(3000);
+        // Synced means settled: first probes done, statuses final (a status write held back by
+        // --status-batch-period comes at most 5 s after the one before it).
+        await quiet(6000);
         const objects = kc.makeApiClient(CustomObjectsApi);
         const statuses = async (): Promise<unknown[]> => {
           const out: unknown[] = [];
