@@ -76,3 +76,15 @@ export function ensureHelm(): string {
   if (r.status !== 0) throw new Error(`building helm failed (exit ${String(r.status)})`);
   return r.stdout.trim().split('\n').at(-1) ?? '';
 }
+
+export type DataPlaneBinary = 'kube-proxy' | 'coredns' | 'etcdctl' | 'traefik';
+
+/** A data-plane binary, built by e2e/scripts/build-data-plane.sh and cached by version. */
+export function ensureDataPlaneBinary(name: DataPlaneBinary): string {
+  const r = spawnSync('bash', [join(scripts, 'build-data-plane.sh'), name], {
+    encoding: 'utf8',
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  if (r.status !== 0) throw new Error(`building ${name} failed (exit ${String(r.status)})`);
+  return r.stdout.trim().split('\n').at(-1) ?? '';
+}

@@ -71,6 +71,16 @@ export interface BackendNetwork {
   cut(down: boolean): void;
   /** Starts a backend farm (e2e/fixtures/backend-farm.ts) in the namespace. */
   farm(): Farm;
+  /** Starts any program inside the namespace (an etcd member, say), its output in a log file. */
+  run(name: string, bin: string, args: readonly string[]): ManagedProcess;
+  /**
+   * Counts new TCP connections (SYNs) that arrive in the namespace for ip:port from `fromCidr`,
+   * with an nftables counter: whether anyone still sends connections to a dead server. read()
+   * returns the count so far.
+   */
+  countConnections(ip: string, port: number, fromCidr: string): { read(): number };
+  /** Stops a program started with run(): SIGTERM, or SIGKILL for a crash. */
+  stopProcess(proc: ManagedProcess, signal?: 'SIGTERM' | 'SIGKILL'): Promise<void>;
   /**
    * `count` more IPv6 addresses that the namespace answers on without configuring each one: a
    * /64 routed to it and delivered locally there ("AnyIP"), so thousands cost two routes. Servers
@@ -147,6 +157,9 @@ export function createBackendNetwork(dir: string, count = 4): BackendNetwork {
   for (const a of ipv4) inNs(['addr', 'add', `${a}/24`, 'dev', peer]);
   for (const a of ipv6) inNs(['-6', 'addr', 'add', `${a}/64`, 'dev', peer, 'nodad']);
   inNs(['link', 'set', peer, 'up']);
+  // Replies to the node namespaces of e2e/harness/dataplane.ts, which reach backends through the
+  // host (their only other neighbour is the host itself).
+  inNs(['route', 'add', '10.249.0.0/16', 'via', v4(1)]);
 
   let routedUp = false;
   const routedPrefix = `fd00:250:${n.toString(16)}:1::`;
@@ -218,6 +231,57 @@ export function createBackendNetwork(dir: string, count = 4): BackendNetwork {
           `${prefix}${((i + 1) >>> 16).toString(16)}:${((i + 1) & 0xffff).toString(16)}`,
         ).toRFC5952String(),
       );
+    },
+    run(procName, bin, args) {
+      return group.start(procName, 'ip', ['netns', 'exec', name, bin, ...args]);
+    },
+    countConnections(addr, port, fromCidr) {
+      const nft = (...args: string[]) => {
+        const r = spawnSync('ip', ['netns', 'exec', name, 'nft', ...args], { encoding: 'utf8' });
+        if (r.status !== 0) throw new Error(`nft ${args.join(' ')}: ${r.stderr.trim()}`);
+        return r.stdout;
+      };
+      const counter = `c_${addr.replaceAll(/[.:]/g, '_')}_${String(port)}`;
+      nft('add', 'table', 'inet', 'outrigger_test');
+      nft('add', 'counter', 'inet', 'outrigger_test', counter);
+      nft(
+        'add chain inet outrigger_test input { type filter hook input priority -10; policy accept; }',
+      );
+      nft(
+        'add',
+        'rule',
+        'inet',
+        'outrigger_test',
+        'input',
+        'ip',
+        'saddr',
+        fromCidr,
+        'ip',
+        'daddr',
+        addr,
+        'tcp',
+        'dport',
+        String(port),
+        'tcp',
+        'flags',
+        '&',
+        '(syn|ack)',
+        '==',
+        'syn',
+        'counter',
+        'name',
+        counter,
+      );
+      return {
+        read() {
+          const out = nft('list', 'counter', 'inet', 'outrigger_test', counter);
+          return Number(/packets (\d+)/.exec(out)?.[1] ?? 'NaN');
+        },
+      };
+    },
+    async stopProcess(proc, signal = 'SIGTERM') {
+      if (signal === 'SIGKILL') await group.kill(proc);
+      else await group.stop(proc);
     },
     farm() {
       // Its stdin is a pipe only this process holds: the farm exits when this process dies.

@@ -10,6 +10,8 @@ set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 # shellcheck source=versions.env
 source "$here/versions.env"
+# shellcheck source=k8s-wrapper.sh
+source "$here/k8s-wrapper.sh"
 
 cache_root="${OUTRIGGER_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/outrigger}"
 dest="$cache_root/kubernetes-$KUBERNETES_VERSION-etcd-$ETCD_VERSION"
@@ -31,30 +33,11 @@ work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 started=$(date +%s)
 
-k8s_minor="${KUBERNETES_VERSION#v1.}"; k8s_minor="${k8s_minor%%.*}"
-staging_version="v0.${KUBERNETES_VERSION#v1.}"
-staging=(api apiextensions-apiserver apimachinery apiserver cli-runtime client-go cloud-provider
-  cluster-bootstrap code-generator component-base component-helpers controller-manager cri-api
-  cri-client cri-streaming csi-translation-lib dynamic-resource-allocation endpointslice externaljwt
-  kms kube-aggregator kube-controller-manager kube-proxy kube-scheduler kubectl kubelet metrics
-  mount-utils pod-security-admission sample-apiserver sample-cli-plugin sample-controller streaming)
-
 log() { echo "build-binaries: $*" >&2; }
 
 if [[ ! -x "$dest/kube-apiserver" || ! -x "$dest/kube-controller-manager" || ! -x "$dest/kubectl" ]]; then
   log "building Kubernetes $KUBERNETES_VERSION (cold builds take many minutes)"
-  mkdir -p "$work/k8s"
-  {
-    echo "module outrigger.dev/k8sbuild"
-    echo
-    echo "go 1.26.0"
-    echo
-    echo "require k8s.io/kubernetes $KUBERNETES_VERSION"
-    echo
-    echo "replace ("
-    for m in "${staging[@]}"; do echo "	k8s.io/$m => k8s.io/$m $staging_version"; done
-    echo ")"
-  } >"$work/k8s/go.mod"
+  k8s_wrapper_module "$work/k8s"
   cat >"$work/k8s/tools.go" <<'GO'
 //go:build tools
 
@@ -66,12 +49,7 @@ import (
 	_ "k8s.io/kubernetes/cmd/kubectl"
 )
 GO
-  ldflags="-s -w"
-  for kv in "gitVersion=$KUBERNETES_VERSION" "gitMajor=1" "gitMinor=$k8s_minor" \
-    "gitTreeState=clean" "buildDate=$(date -u +%Y-%m-%dT%H:%M:%SZ)"; do
-    ldflags+=" -X k8s.io/component-base/version.$kv -X k8s.io/client-go/pkg/version.$kv"
-  done
-  (cd "$work/k8s" && go mod tidy >&2 && go build -trimpath -ldflags "$ldflags" -o "$work/k8s/out/" \
+  (cd "$work/k8s" && go mod tidy >&2 && go build -trimpath -ldflags "$k8s_ldflags" -o "$work/k8s/out/" \
     k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager \
     k8s.io/kubernetes/cmd/kubectl >&2)
   mv "$work/k8s/out/"* "$dest/"

@@ -1,0 +1,97 @@
+#!/usr/bin/env bash
+# Builds one binary of the data plane the data-path tests run (a node's kube-proxy, CoreDNS, an
+# Ingress controller, etcd's client) from the Go module proxy and caches it outside the repository,
+# keyed by version. Prints the path of the binary on its last line of stdout.
+#
+#   build-data-plane.sh kube-proxy|coredns|etcdctl|traefik
+#
+# - kube-proxy: one more target of the Kubernetes wrapper module (see k8s-wrapper.sh).
+# - coredns: a plain `go install` (its go.mod has no replaces).
+# - etcdctl: a wrapper module, since etcdctl's go.mod replaces its siblings with local paths.
+# - traefik: a wrapper module repeating the three `replace` lines and the `exclude` of Traefik's own
+#   go.mod (forks of go-http-auth, mux and minheap; a tencentcloud SDK version the proxy refuses).
+#   Built without its web UI files, which the tests do not need.
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+# shellcheck source=versions.env
+source "$here/versions.env"
+# shellcheck source=k8s-wrapper.sh
+source "$here/k8s-wrapper.sh"
+
+what="${1:?usage: build-data-plane.sh kube-proxy|coredns|etcdctl|traefik}"
+case "$what" in
+  kube-proxy) version="$KUBERNETES_VERSION" ;;
+  coredns) version="$COREDNS_VERSION" ;;
+  etcdctl) version="$ETCD_VERSION" ;;
+  traefik) version="$TRAEFIK_VERSION" ;;
+  *) echo "build-data-plane: unknown binary $what" >&2; exit 2 ;;
+esac
+
+cache_root="${OUTRIGGER_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/outrigger}"
+dest="$cache_root/$what-$version"
+if [[ -x "$dest/$what" ]]; then
+  echo "$dest/$what"
+  exit 0
+fi
+command -v go >/dev/null || { echo "build-data-plane: go is required on PATH" >&2; exit 1; }
+export GOTOOLCHAIN=local CGO_ENABLED=0 GOFLAGS=-mod=mod
+log() { echo "build-data-plane: $*" >&2; }
+work="$(mktemp -d)"
+trap 'rm -rf "$work"' EXIT
+started=$(date +%s)
+log "building $what $version (cold builds take minutes)"
+
+tools() { # DIR IMPORT...: a tools.go that keeps the imports in go.mod through `go mod tidy`
+  local dir="$1"; shift
+  { echo '//go:build tools'; echo; echo 'package tools'; echo; for i in "$@"; do echo "import _ \"$i\""; done; } >"$dir/tools.go"
+}
+
+case "$what" in
+  kube-proxy)
+    k8s_wrapper_module "$work/m"
+    tools "$work/m" k8s.io/kubernetes/cmd/kube-proxy
+    (cd "$work/m" && go mod tidy >&2 &&
+      go build -trimpath -ldflags "$k8s_ldflags" -o "$work/out/kube-proxy" k8s.io/kubernetes/cmd/kube-proxy >&2)
+    ;;
+  coredns)
+    GOBIN="$work/out" go install -trimpath \
+      -ldflags "-s -w -X github.com/coredns/coredns/coremain.GitCommit=$COREDNS_VERSION" \
+      "github.com/coredns/coredns@$COREDNS_VERSION" >&2
+    ;;
+  etcdctl)
+    mkdir -p "$work/m"
+    printf 'module outrigger.dev/etcdctlbuild\n\ngo 1.26.0\n\nrequire go.etcd.io/etcd/etcdctl/v3 %s\n' "$ETCD_VERSION" >"$work/m/go.mod"
+    tools "$work/m" go.etcd.io/etcd/etcdctl/v3
+    (cd "$work/m" && go mod tidy >&2 &&
+      go build -trimpath -ldflags "-s -w" -o "$work/out/etcdctl" go.etcd.io/etcd/etcdctl/v3 >&2)
+    ;;
+  traefik)
+    mkdir -p "$work/m"
+    cat >"$work/m/go.mod" <<GOMOD
+module outrigger.dev/traefikbuild
+
+go 1.26.0
+
+require github.com/traefik/traefik/v3 $TRAEFIK_VERSION
+
+replace (
+	github.com/abbot/go-http-auth => github.com/containous/go-http-auth v0.4.1-0.20200324110947-a37a7636d23e
+	github.com/gorilla/mux => github.com/containous/mux v0.0.0-20250523120546-41b6ec3aed59
+	github.com/mailgun/minheap => github.com/containous/minheap v0.0.0-20190809180810-6e71eb837595
+)
+
+exclude github.com/tencentcloud/tencentcloud-sdk-go v3.0.83+incompatible
+GOMOD
+    tools "$work/m" github.com/traefik/traefik/v3/cmd/traefik
+    (cd "$work/m" && go mod tidy >&2 &&
+      go build -trimpath \
+        -ldflags "-s -w -X github.com/traefik/traefik/v3/pkg/version.Version=$TRAEFIK_VERSION" \
+        -o "$work/out/traefik" github.com/traefik/traefik/v3/cmd/traefik >&2)
+    ;;
+esac
+
+mkdir -p "$dest"
+mv "$work/out/$what" "$dest/$what"
+log "built $what in $(( $(date +%s) - started ))s into $dest"
+echo "$dest/$what"
