@@ -77,7 +77,8 @@ export function ensureHelm(): string {
   return r.stdout.trim().split('\n').at(-1) ?? '';
 }
 
-export type DataPlaneBinary = 'kube-proxy' | 'coredns' | 'etcdctl' | 'traefik';
+/** A binary, or for seccomp-default the JSON file of containerd's RuntimeDefault profile. */
+export type DataPlaneBinary = 'kube-proxy' | 'coredns' | 'etcdctl' | 'traefik' | 'seccomp-default';
 
 /** A data-plane binary, built by e2e/scripts/build-data-plane.sh and cached by version. */
 export function ensureDataPlaneBinary(name: DataPlaneBinary): string {

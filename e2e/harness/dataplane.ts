@@ -15,7 +15,7 @@ import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
-import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
+import { CoreV1Api, DiscoveryV1Api, KubeConfig } from '@kubernetes/client-node';
 import type { Cluster } from './controlplane.ts';
 import { ensureDataPlaneBinary } from './binaries.ts';
 import { ProcessGroup, tail, type ManagedProcess } from './processes.ts';
@@ -57,6 +57,10 @@ export interface Node {
   readonly nodeName: string;
   /** The node's address (inside the namespace). */
   readonly ip: string;
+  /** The host's end of the node's veth pair, where the API server forwarder listens. */
+  readonly hostIp: string;
+  /** The forwarder's port (the API server's own port on loopback). */
+  readonly apiPort: number;
   /** The DNS server programs in the namespace use (CoreDNS), when started. */
   readonly dnsServer: string | undefined;
   /** A kubeconfig that works from inside the namespace (through the forwarder). */
@@ -202,6 +206,8 @@ export async function startNode(cluster: Cluster, opts: NodeOptions): Promise<No
     // leave) and the backends. No default route: nothing else is reachable from the node.
     inNs(['route', 'add', '10.96.0.0/16', 'via', hostIp]);
     inNs(['route', 'add', backendRange, 'via', hostIp]);
+    // Other nodes' forwarders (the `kubernetes` Service may point at any of them).
+    inNs(['route', 'add', nodeRange, 'via', hostIp]);
     // The host routes between the node and the backends' namespaces.
     writeFileSync('/proc/sys/net/ipv4/ip_forward', '1');
 
@@ -298,6 +304,8 @@ export async function startNode(cluster: Cluster, opts: NodeOptions): Promise<No
       netns,
       nodeName,
       ip: nodeIp,
+      hostIp,
+      apiPort: Number(api.port),
       dnsServer,
       kubeconfig,
       exec: (bin, args, timeoutMs = 30_000) =>
@@ -376,6 +384,26 @@ export async function startNode(cluster: Cluster, opts: NodeOptions): Promise<No
     await stopAll();
     throw err;
   }
+}
+
+/**
+ * Points the `kubernetes` Service (10.96.0.1:443, which in-cluster clients dial) at a node's API
+ * forwarder, as the API server's endpoint reconciler would at its own address: kube-proxy then
+ * sends in-cluster API traffic from every node to the API server.
+ */
+export async function publishApiServer(cluster: Cluster, via: Node): Promise<void> {
+  await cluster
+    .kubeConfig()
+    .makeApiClient(DiscoveryV1Api)
+    .createNamespacedEndpointSlice({
+      namespace: 'default',
+      body: {
+        metadata: { name: 'kubernetes', labels: { 'kubernetes.io/service-name': 'kubernetes' } },
+        addressType: 'IPv4',
+        endpoints: [{ addresses: [via.hostIp], conditions: { ready: true } }],
+        ports: [{ name: 'https', port: via.apiPort, protocol: 'TCP' }],
+      },
+    });
 }
 
 /** Removes the node namespaces a persistent data plane recorded in `dir` (npm run cluster:down). */

@@ -85,6 +85,9 @@ export async function generatePki(validDays = 7): Promise<Pki> {
   const server = await leaf('CN=kube-apiserver', x509.ExtendedKeyUsage.serverAuth, [
     { type: 'ip', value: '127.0.0.1' },
     { type: 'ip', value: '::1' },
+    // The `kubernetes` Service's ClusterIP (the first of the Service range), which in-cluster
+    // clients dial: a container on a node namespace of e2e/harness/dataplane.ts does.
+    { type: 'ip', value: '10.96.0.1' },
     { type: 'dns', value: 'localhost' },
     { type: 'dns', value: 'kubernetes' },
     { type: 'dns', value: 'kubernetes.default' },

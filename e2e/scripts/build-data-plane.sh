@@ -3,7 +3,7 @@
 # Ingress controller, etcd's client) from the Go module proxy and caches it outside the repository,
 # keyed by version. Prints the path of the binary on its last line of stdout.
 #
-#   build-data-plane.sh kube-proxy|coredns|etcdctl|traefik
+#   build-data-plane.sh kube-proxy|coredns|etcdctl|traefik|seccomp-default
 #
 # - kube-proxy: one more target of the Kubernetes wrapper module (see k8s-wrapper.sh).
 # - coredns: a plain `go install` (its go.mod has no replaces).
@@ -11,6 +11,10 @@
 # - traefik: a wrapper module repeating the three `replace` lines and the `exclude` of Traefik's own
 #   go.mod (forks of go-http-auth, mux and minheap; a tencentcloud SDK version the proxy refuses).
 #   Built without its web UI files, which the tests do not need.
+# - seccomp-default: not a server but a file, seccomp-default.json: the seccomp profile containerd
+#   applies for `seccompProfile: RuntimeDefault`, printed by containerd's own contrib/seccomp
+#   package for a container with every capability dropped (as the chart runs outrigger), in the
+#   OCI runtime spec form runc reads.
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -19,19 +23,22 @@ source "$here/versions.env"
 # shellcheck source=k8s-wrapper.sh
 source "$here/k8s-wrapper.sh"
 
-what="${1:?usage: build-data-plane.sh kube-proxy|coredns|etcdctl|traefik}"
+what="${1:?usage: build-data-plane.sh kube-proxy|coredns|etcdctl|traefik|seccomp-default}"
 case "$what" in
   kube-proxy) version="$KUBERNETES_VERSION" ;;
   coredns) version="$COREDNS_VERSION" ;;
   etcdctl) version="$ETCD_VERSION" ;;
   traefik) version="$TRAEFIK_VERSION" ;;
+  seccomp-default) version="containerd-$CONTAINERD_VERSION" ;;
   *) echo "build-data-plane: unknown binary $what" >&2; exit 2 ;;
 esac
 
 cache_root="${OUTRIGGER_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/outrigger}"
 dest="$cache_root/$what-$version"
-if [[ -x "$dest/$what" ]]; then
-  echo "$dest/$what"
+file="$what"
+[[ "$what" == seccomp-default ]] && file=seccomp-default.json
+if [[ -e "$dest/$file" ]]; then
+  echo "$dest/$file"
   exit 0
 fi
 command -v go >/dev/null || { echo "build-data-plane: go is required on PATH" >&2; exit 1; }
@@ -89,9 +96,35 @@ GOMOD
         -ldflags "-s -w -X github.com/traefik/traefik/v3/pkg/version.Version=$TRAEFIK_VERSION" \
         -o "$work/out/traefik" github.com/traefik/traefik/v3/cmd/traefik >&2)
     ;;
+  seccomp-default)
+    mkdir -p "$work/m" "$work/out"
+    printf 'module outrigger.dev/seccompdefault\n\ngo 1.26.0\n\nrequire github.com/containerd/containerd/v2 %s\n' "$CONTAINERD_VERSION" >"$work/m/go.mod"
+    cat >"$work/m/main.go" <<'GO'
+// Prints containerd's RuntimeDefault seccomp profile for a container without capabilities.
+package main
+
+import (
+	"encoding/json"
+	"os"
+
+	"github.com/containerd/containerd/v2/contrib/seccomp"
+	"github.com/opencontainers/runtime-spec/specs-go"
+)
+
+func main() {
+	spec := &specs.Spec{Process: &specs.Process{Capabilities: &specs.LinuxCapabilities{}}}
+	enc := json.NewEncoder(os.Stdout)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(seccomp.DefaultProfile(spec)); err != nil {
+		os.Exit(1)
+	}
+}
+GO
+    (cd "$work/m" && go mod tidy >&2 && go run . >"$work/out/seccomp-default.json")
+    ;;
 esac
 
 mkdir -p "$dest"
-mv "$work/out/$what" "$dest/$what"
+mv "$work/out/$file" "$dest/$file"
 log "built $what in $(( $(date +%s) - started ))s into $dest"
-echo "$dest/$what"
+echo "$dest/$file"

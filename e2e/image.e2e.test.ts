@@ -1,0 +1,262 @@
+// The container image, started as the chart starts it. The image is built without a daemon
+// (npm run image: an OCI image layout), unpacked from that layout with every digest checked, and
+// its container run with runc exactly as the chart's Deployment (installed with helm, read back
+// from the API server) describes it: uid 1000, read-only root file system, no capabilities,
+// RuntimeDefault seccomp, the memory limit, /tmp as a size-limited emptyDir, the chart's
+// ServiceAccount token and CA where a kubelet mounts them and the in-cluster environment. Two
+// such containers, one per node namespace, elect a leader and reconcile; in-cluster API traffic
+// goes through the `kubernetes` Service's ClusterIP, rewritten by each node's kube-proxy.
+import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import {
+  AppsV1Api,
+  CoordinationV1Api,
+  CoreV1Api,
+  CustomObjectsApi,
+  DiscoveryV1Api,
+  type KubeConfig,
+  type V1PodSpec,
+} from '@kubernetes/client-node';
+import { apiVersion, group, plural, version } from '../src/externalbackend/schema.ts';
+import { buildImage, unpackImage, type BuiltImage, type UnpackedImage } from './image/build.ts';
+import { renderDockerfile } from './image/dockerfile.ts';
+import { ensureDataPlaneBinary, ensureHelm } from './harness/binaries.ts';
+import { startCluster, type Cluster } from './harness/controlplane.ts';
+import {
+  dataPlaneUnavailable,
+  publishApiServer,
+  startNode,
+  type Node,
+} from './harness/dataplane.ts';
+import { createBackendNetwork, type BackendNetwork } from './harness/netns.ts';
+import { runcUnavailable, runPod, type Container } from './harness/runc.ts';
+import { waitFor } from './helpers.ts';
+
+const skipReason = dataPlaneUnavailable() ?? runcUnavailable();
+const suite = skipReason === undefined ? describe : describe.skip;
+const chartDir = fileURLToPath(new URL('../charts/outrigger', import.meta.url));
+const releaseNs = 'outrigger-system';
+
+let cluster: Cluster;
+let kc: KubeConfig;
+let nodes: Node[] = [];
+let net: BackendNetwork;
+let image: BuiltImage;
+let unpacked: UnpackedImage;
+let podSpec: V1PodSpec;
+const containers: Container[] = [];
+const started = new Map<string, number>();
+
+beforeAll(async () => {
+  if (skipReason !== undefined) {
+    console.warn(`skipping the image tests: ${skipReason}`);
+    return;
+  }
+  cluster = await startCluster();
+  kc = cluster.kubeConfig();
+  const dir = cluster.dir ?? '/tmp';
+  image = buildImage({ out: join(dir, 'image') });
+  unpacked = unpackImage(image.layout, join(dir, 'unpacked'));
+  nodes = [
+    await startNode(cluster, { dir: join(dir, 'node-a'), nodeName: 'node-a', coreDns: false }),
+    await startNode(cluster, { dir: join(dir, 'node-b'), nodeName: 'node-b', coreDns: false }),
+  ];
+  const [first] = nodes;
+  if (first === undefined) throw new Error('no node');
+  await publishApiServer(cluster, first);
+  net = createBackendNetwork(dir, 2);
+  await net.serve(net.ipv4[0] ?? '', 7000, 'tcp');
+
+  const [repository, tag] = image.reference.split(':');
+  const helm = spawnSync(
+    ensureHelm(),
+    [
+      'install',
+      'outrigger',
+      chartDir,
+      `--kubeconfig=${cluster.kubeconfigPath}`,
+      `--namespace=${releaseNs}`,
+      '--create-namespace',
+      `--set=image.repository=${repository ?? ''}`,
+      `--set=image.tag=${tag ?? ''}`,
+      `--set-json=addressPolicy.rules=${JSON.stringify([{ name: 'tests', namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'images' } }, cidrs: ['10.250.0.0/16'] }])}`,
+    ],
+    { encoding: 'utf8' },
+  );
+  if (helm.status !== 0) throw new Error(`helm install failed:\n${helm.stdout}${helm.stderr}`);
+}, 900_000);
+
+afterAll(async () => {
+  if (skipReason !== undefined) return;
+  for (const c of containers) c.remove();
+  await net.remove();
+  for (const n of nodes) await n.stop();
+  await cluster.stop();
+}, 60_000);
+
+async function readyz(n: Node): Promise<boolean> {
+  try {
+    return (await fetch(`http://${n.ip}:8081/readyz`, { signal: AbortSignal.timeout(1000) })).ok;
+  } catch {
+    return false;
+  }
+}
+
+suite('the image, run as the chart runs it', () => {
+  it('the Dockerfile is rendered from the same list the daemonless build follows', () => {
+    const committed = readFileSync(
+      fileURLToPath(new URL('../Dockerfile', import.meta.url)),
+      'utf8',
+    );
+    expect(committed).toBe(renderDockerfile());
+  });
+
+  it('is built reproducibly from the list: Node, the app and three Debian libraries, nothing else', () => {
+    const mib = (n: number) => `${(n / 1048576).toFixed(1)} MiB`;
+    console.log(
+      `image ${image.reference}: ${mib(image.layer.size)} compressed, ${mib(image.unpackedBytes)} unpacked, built in ${(image.buildMs / 1000).toFixed(1)} s (${image.manifest.digest})`,
+    );
+    expect(unpacked.config.User).toBe('1000:1000');
+    expect(unpacked.config.Entrypoint).toEqual(['/usr/local/bin/node', '/app/dist/main.js']);
+    const top = spawnSync('ls', [unpacked.rootfs], { encoding: 'utf8' })
+      .stdout.split('\n')
+      .filter(Boolean);
+    expect(top.sort()).toEqual(['app', 'etc', 'lib', 'lib64', 'tmp', 'usr'].sort());
+    // No shell to exec into, no package manager.
+    for (const p of ['bin/sh', 'usr/bin/apt-get', 'usr/bin/dpkg'])
+      expect(spawnSync('test', ['-e', join(unpacked.rootfs, p)]).status).not.toBe(0);
+  });
+
+  it('two containers start from the chart Deployment, become ready in-cluster, elect one leader and reconcile', async () => {
+    const deployment = await kc
+      .makeApiClient(AppsV1Api)
+      .readNamespacedDeployment({ name: 'outrigger', namespace: releaseNs });
+    expect(deployment.spec?.replicas).toBe(2);
+    const spec = deployment.spec?.template.spec;
+    if (spec === undefined) throw new Error('the Deployment has no pod template');
+    podSpec = spec;
+    expect(spec.containers[0]?.image).toBe(image.reference);
+    const sa = spec.serviceAccountName ?? 'default';
+    const core = kc.makeApiClient(CoreV1Api);
+    const token = await core.createNamespacedServiceAccountToken({
+      name: sa,
+      namespace: releaseNs,
+      body: { spec: { audiences: [], expirationSeconds: 3600 } },
+    });
+    const caCrt = readFileSync(join(cluster.dir ?? '', 'ca.crt'), 'utf8');
+    const seccompProfile = ensureDataPlaneBinary('seccomp-default');
+
+    nodes.forEach((n, i) => {
+      const podName = `outrigger-6f7d8b9c5d-${['x1abc', 'y2def'][i] ?? ''}`;
+      started.set(podName, Date.now());
+      containers.push(
+        runPod({
+          dir: join(cluster.dir ?? '', `pod-${String(i)}`),
+          id: `outrigger-e2e-${String(process.pid)}-${String(i)}`,
+          podName,
+          podNamespace: releaseNs,
+          podSpec,
+          image: unpacked,
+          netns: n.netns,
+          serviceAccount: { token: token.status?.token ?? '', caCrt, namespace: releaseNs },
+          seccompProfile,
+          kubernetesService: { host: '10.96.0.1', port: 443 },
+        }),
+      );
+    });
+    const readyAfter: number[] = [];
+    for (const [i, n] of nodes.entries()) {
+      await waitFor(
+        `the container on ${n.nodeName} to be ready`,
+        async () => {
+          if (containers[i]?.status() !== 'running')
+            throw new Error(
+              `container ${containers[i]?.status() ?? ''}: ${readFileSync(containers[i]?.logPath ?? '', 'utf8').slice(-2000)}`,
+            );
+          return (await readyz(n)) || undefined;
+        },
+        60_000,
+        50,
+      );
+      readyAfter.push(Date.now() - ([...started.values()][i] ?? 0));
+    }
+    console.log(
+      `container start → /readyz: ${readyAfter.map((ms) => `${String(ms)} ms`).join(', ')}`,
+    );
+
+    // It runs as the chart says: uid 1000, no capabilities, seccomp filtering, no new privileges.
+    const status = readFileSync(`/proc/${String(containers[0]?.pid() ?? 0)}/status`, 'utf8');
+    expect(status).toMatch(/^Uid:\s+1000\s+1000\s+1000\s+1000$/m);
+    expect(status).toMatch(/^CapEff:\s+0+$/m);
+    expect(status).toMatch(/^CapBnd:\s+0+$/m);
+    expect(status).toMatch(/^Seccomp:\s+2$/m);
+    expect(status).toMatch(/^NoNewPrivs:\s+1$/m);
+
+    // One leader among the two.
+    const lease = await waitFor('a leader', async () => {
+      const l = await kc
+        .makeApiClient(CoordinationV1Api)
+        .readNamespacedLease({ name: 'outrigger-leader', namespace: releaseNs });
+      return l.spec?.holderIdentity ?? undefined;
+    });
+    const leaderIndex = [...started.keys()].findIndex((p) => lease.startsWith(`${p}_`));
+    expect(leaderIndex).toBeGreaterThanOrEqual(0);
+
+    // A reconcile, by whichever leads: the slice for a health-checked ExternalBackend.
+    await core.createNamespace({ body: { metadata: { name: 'images' } } });
+    const objects = kc.makeApiClient(CustomObjectsApi);
+    await objects.createNamespacedCustomObject({
+      group,
+      version,
+      plural,
+      namespace: 'images',
+      body: {
+        apiVersion,
+        kind: 'ExternalBackend',
+        metadata: { name: 'legacy' },
+        spec: {
+          ports: [{ name: 'p', port: 7000 }],
+          addresses: net.ipv4.map((ip) => ({ ip })),
+          healthCheck: {
+            tcp: { port: 'p' },
+            intervalSeconds: 1,
+            timeoutSeconds: 1,
+            healthyThreshold: 1,
+            unhealthyThreshold: 1,
+          },
+        },
+      },
+    });
+    const discovery = kc.makeApiClient(DiscoveryV1Api);
+    const readyIPs = async () => {
+      const s = await discovery.readNamespacedEndpointSlice({
+        namespace: 'images',
+        name: 'legacy-outrigger-ipv4',
+      });
+      return (s.endpoints ?? [])
+        .filter((e) => e.conditions?.ready === true)
+        .flatMap((e) => e.addresses);
+    };
+    await waitFor('the leader to publish the healthy address only', async () =>
+      (await readyIPs()).join() === net.ipv4[0] ? true : undefined,
+    );
+
+    // The leader dies; the other container takes the lease and serves the next change.
+    const leader = containers[leaderIndex];
+    leader?.kill('SIGKILL');
+    const killedAt = Date.now();
+    await net.serve(net.ipv4[1] ?? '', 7000, 'tcp');
+    await waitFor(
+      'the standby to take over and publish the second address',
+      async () => ((await readyIPs()).length === 2 ? true : undefined),
+      60_000,
+      200,
+    );
+    console.log(
+      `leader container killed: the standby published a change ${String(Date.now() - killedAt)} ms later (lease 15 s)`,
+    );
+  }, 240_000);
+});
