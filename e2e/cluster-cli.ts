@@ -1,9 +1,17 @@
-// `npm run cluster:up [-- --controllers=a,b]` starts a local control plane that keeps running after
-// the command returns; `npm run cluster:down` stops it and removes its directory; `status` tells.
+// `npm run cluster:up [-- --controllers=a,b] [--data-plane]` starts a local control plane that keeps
+// running after the command returns; with --data-plane also a node (a network namespace with
+// kube-proxy and CoreDNS, see e2e/harness/dataplane.ts) whose programs reach Services by name.
+// `npm run cluster:down` stops everything and removes its directory; `status` tells.
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startCluster } from './harness/controlplane.ts';
+import {
+  dataPlaneUnavailable,
+  publishApiServer,
+  removeRecordedNodes,
+  startNode,
+} from './harness/dataplane.ts';
 import { isAlive, stopRecorded } from './harness/processes.ts';
 
 const dir = process.env.OUTRIGGER_CLUSTER_DIR ?? join(tmpdir(), 'outrigger-local-cluster');
@@ -18,12 +26,18 @@ function recordedPids(): number[] {
 
 async function up(args: string[]): Promise<number> {
   const controllersArg = args.find((a) => a.startsWith('--controllers='));
-  const unknown = args.filter((a) => a !== controllersArg);
+  const dataPlane = args.includes('--data-plane');
+  const unknown = args.filter((a) => a !== controllersArg && a !== '--data-plane');
   if (unknown.length > 0) {
     process.stderr.write(
-      `cluster:up: unknown argument ${unknown[0] ?? ''} (only --controllers=a,b)\n`,
+      `cluster:up: unknown argument ${unknown[0] ?? ''} (only --controllers=a,b and --data-plane)\n`,
     );
     return 2;
+  }
+  const why = dataPlane ? dataPlaneUnavailable() : undefined;
+  if (why !== undefined) {
+    process.stderr.write(`cluster:up: no data plane here: ${why}\n`);
+    return 1;
   }
   if (recordedPids().some((p) => isAlive(p))) {
     process.stderr.write(
@@ -31,7 +45,10 @@ async function up(args: string[]): Promise<number> {
     );
     return 1;
   }
-  if (existsSync(dir)) await stopRecorded(dir);
+  if (existsSync(dir)) {
+    removeRecordedNodes(dir);
+    await stopRecorded(dir);
+  }
   mkdirSync(dir, { recursive: true });
   const controllers = controllersArg?.slice('--controllers='.length).split(',').filter(Boolean);
   process.stderr.write('cluster:up: starting etcd and kube-apiserver on loopback...\n');
@@ -40,10 +57,22 @@ async function up(args: string[]): Promise<number> {
     persistent: true,
     ...(controllers && { controllers }),
   });
+  const node = dataPlane
+    ? await startNode(cluster, { dir, persistent: true }).then(async (n) => {
+        await publishApiServer(cluster, n);
+        return n;
+      })
+    : undefined;
   process.stdout.write(
     [
       `Control plane ready in ${(cluster.startupMs / 1000).toFixed(1)} s` +
         (controllers ? ` (kube-controller-manager: ${controllers.join(',')})` : ''),
+      ...(node
+        ? [
+            `  node:       ${node.nodeName} = network namespace ${node.netns} (${node.ip}), kube-proxy (nftables) and CoreDNS`,
+            `              run a program on it: ip netns exec ${node.netns} curl http://<service>.<namespace>.svc.cluster.local`,
+          ]
+        : []),
       `  kubeconfig: ${cluster.kubeconfigPath}`,
       `  kubectl:    ${cluster.kubectl}`,
       `  logs:       ${join(dir, 'logs')}`,
@@ -65,7 +94,9 @@ async function down(): Promise<number> {
     process.stdout.write('cluster:down: no local cluster is running\n');
     return 0;
   }
+  const nodes = removeRecordedNodes(dir);
   const n = await stopRecorded(dir);
+  if (nodes > 0) process.stdout.write(`cluster:down: removed ${String(nodes)} node namespace(s)\n`);
   process.stdout.write(`cluster:down: stopped ${n} process(es) and removed ${dir}\n`);
   return 0;
 }
@@ -92,7 +123,9 @@ const run = async (): Promise<number> => {
     case 'status':
       return status();
     default:
-      process.stderr.write('usage: cluster-cli.ts up [--controllers=a,b] | down | status\n');
+      process.stderr.write(
+        'usage: cluster-cli.ts up [--controllers=a,b] [--data-plane] | down | status\n',
+      );
       return 2;
   }
 };
