@@ -5,8 +5,6 @@
 // runs twice side by side: as the articles write it by hand (a selectorless Service and a
 // hand-written Endpoints, mirrored into slices by kube-controller-manager as in any cluster), and
 // as an ExternalBackend. One server of each dies; a bounded request loop measures what users see.
-import { writeFileSync } from 'node:fs';
-import { request } from 'node:http';
 import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
@@ -21,6 +19,14 @@ import { startCluster, type Cluster } from './harness/controlplane.ts';
 import { dataPlaneUnavailable, startNode, type Node } from './harness/dataplane.ts';
 import { createBackendNetwork, type BackendNetwork, type Server } from './harness/netns.ts';
 import { startOperator, type OperatorProcess } from './harness/operator.ts';
+import {
+  failures,
+  get as getThrough,
+  requestLoop,
+  seedIngress,
+  startIngressController,
+  type Reply,
+} from './harness/ingress.ts';
 import { waitFor } from './helpers.ts';
 
 const skipReason = dataPlaneUnavailable();
@@ -52,97 +58,18 @@ async function kill(ip: string): Promise<void> {
   servers.delete(ip);
 }
 
-interface Reply {
-  readonly at: number;
-  readonly status: number;
-  /** The backend that answered and the path it saw ("10.250.1.10 /zl/index.html"), or "". */
-  readonly body: string;
-}
-
-/** One request to the Ingress controller, on a new connection, with a 2 s limit. */
-function get(host: string, path: string): Promise<Reply> {
-  const url = new URL(traefikUrl);
-  return new Promise((resolve) => {
-    const req = request(
-      { host: url.hostname, port: 80, path, headers: { Host: host }, agent: false, timeout: 2000 },
-      (res) => {
-        let body = '';
-        res.setEncoding('utf8');
-        res.on('data', (d: string) => (body += d));
-        res.on('end', () => {
-          resolve({ at: Date.now(), status: res.statusCode ?? 0, body: body.trim() });
-        });
-      },
-    );
-    req.on('timeout', () => req.destroy(new Error('timeout')));
-    req.on('error', () => {
-      resolve({ at: Date.now(), status: 0, body: '' });
-    });
-    req.end();
-  });
-}
-
-/** Requests every `periodMs` until `untilMs` (epoch) or `max` requests: bounded in count and time. */
-async function loop(host: string, untilMs: number, max = 2000): Promise<Reply[]> {
-  const replies: Reply[] = [];
-  for (let i = 0; i < max && Date.now() < untilMs; i++) {
-    const started = Date.now();
-    replies.push(await get(host, '/lb/zl/index.html'));
-    await delay(Math.max(0, periodMs - (Date.now() - started)));
-  }
-  return replies;
-}
-
-interface Share {
-  readonly total: number;
-  readonly failed: number;
-  readonly share: number;
-  /** ms from `from` to the last failed request (0 when none failed). */
-  readonly lastFailureMs: number;
-}
-
-function share(replies: readonly Reply[], from: number): Share {
-  const after = replies.filter((r) => r.at >= from);
-  const failed = after.filter((r) => r.status !== 200);
-  return {
-    total: after.length,
-    failed: failed.length,
-    share: after.length === 0 ? 0 : failed.length / after.length,
-    lastFailureMs: Math.max(0, ...failed.map((r) => r.at - from)),
-  };
-}
-
 const pct = (x: number): string => `${(x * 100).toFixed(1)} %`;
 
 async function ingress(namespace: string, host: string): Promise<void> {
-  await kc.makeApiClient(NetworkingV1Api).createNamespacedIngress({
-    namespace,
-    body: {
-      metadata: {
-        name: 'zl-lb',
-        // The seed's nginx.ingress.kubernetes.io/rewrite-target: /$1 on path /lb/(zl/.*).
-        annotations: { 'traefik.ingress.kubernetes.io/router.middlewares': 'zl-rewrite@file' },
-      },
-      spec: {
-        ingressClassName: 'traefik',
-        rules: [
-          {
-            host,
-            http: {
-              paths: [
-                {
-                  path: '/lb/zl',
-                  pathType: 'Prefix',
-                  backend: { service: { name: 'zl-lb', port: { number: 80 } } },
-                },
-              ],
-            },
-          },
-        ],
-      },
-    },
-  });
+  await kc
+    .makeApiClient(NetworkingV1Api)
+    .createNamespacedIngress({ namespace, body: seedIngress(namespace, host) });
 }
+
+const get = (host: string, path: string): Promise<Reply> => getThrough(traefikUrl, host, path);
+const loop = (host: string, untilMs: number): Promise<Reply[]> =>
+  requestLoop(traefikUrl, host, untilMs, periodMs);
+const share = failures;
 
 beforeAll(async () => {
   if (skipReason !== undefined) {
@@ -154,26 +81,7 @@ beforeAll(async () => {
   kc = cluster.kubeConfig();
   const dir = cluster.dir ?? '/tmp';
   node = await startNode(cluster, { dir: join(dir, 'node'), coreDns: false });
-  const dynamic = join(dir, 'traefik-dynamic.yaml');
-  writeFileSync(
-    dynamic,
-    [
-      'http:',
-      '  middlewares:',
-      '    zl-rewrite:',
-      '      replacePathRegex:',
-      '        regex: "^/lb/(zl/.*)"',
-      '        replacement: "/$1"',
-      '',
-    ].join('\n'),
-  );
-  await kc.makeApiClient(NetworkingV1Api).createIngressClass({
-    body: {
-      metadata: { name: 'traefik' },
-      spec: { controller: 'traefik.io/ingress-controller' },
-    },
-  });
-  traefikUrl = (await node.startTraefik({ args: [`--providers.file.filename=${dynamic}`] })).url;
+  traefikUrl = await startIngressController(cluster, node, dir);
   net = createBackendNetwork(dir, 6);
   for (const ip of net.ipv4) await serve(ip);
   operator = await startOperator(cluster.kubeconfigPath, [], join(dir, 'outrigger.log'));
