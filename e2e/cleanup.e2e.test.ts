@@ -4,7 +4,10 @@ import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { describe, expect, it } from '@jest/globals';
+import { spawnSync } from 'node:child_process';
+import { CoreV1Api } from '@kubernetes/client-node';
 import { startCluster } from './harness/controlplane.ts';
+import { dataPlaneUnavailable, startNode } from './harness/dataplane.ts';
 import { portIsFree } from './harness/ports.ts';
 import { isAlive } from './harness/processes.ts';
 import { waitFor } from './helpers.ts';
@@ -34,6 +37,33 @@ local('control plane clean-up', () => {
     await cluster.stop();
     expect(await leftovers(f)).toEqual([]);
   }, 180_000);
+
+  (dataPlaneUnavailable() === undefined ? it : it.skip)(
+    "a node's stop() ends kube-proxy, CoreDNS and the forwarder, removes its namespace, resolv.conf and Node, and leaves the host's own nftables alone",
+    async () => {
+      const cluster = await startCluster();
+      const hostRules = () => spawnSync('nft', ['list', 'ruleset'], { encoding: 'utf8' }).stdout;
+      const before = hostRules();
+      try {
+        const node = await startNode(cluster, { dir: `${cluster.dir ?? '/tmp'}/node` });
+        const f: Footprint = { dir: undefined, pids: node.pids(), ports: [] };
+        expect(f.pids).toHaveLength(3);
+        expect(existsSync(`/etc/netns/${node.netns}/resolv.conf`)).toBe(true);
+        // kube-proxy's rules live in the node's namespace, not on the host.
+        expect(hostRules()).toBe(before);
+        await node.stop();
+        expect(await leftovers(f)).toEqual([]);
+        expect(existsSync(`/var/run/netns/${node.netns}`)).toBe(false);
+        expect(existsSync(`/etc/netns/${node.netns}`)).toBe(false);
+        const nodes = await cluster.kubeConfig().makeApiClient(CoreV1Api).listNode();
+        expect(nodes.items.map((n) => n.metadata?.name)).toEqual([]);
+        expect(hostRules()).toBe(before);
+      } finally {
+        await cluster.stop();
+      }
+    },
+    180_000,
+  );
 
   it('a watchdog cleans up when the process that started the control plane is SIGKILLed', async () => {
     const holder = spawn(

@@ -74,6 +74,8 @@ export interface Node {
   programmedEndpoints(namespace: string, service: string, portName?: string): string[];
   /** Starts Traefik (Kubernetes Ingress provider) on the node's address; resolves with its URL. */
   startTraefik(opts?: TraefikOptions): Promise<{ url: string; process: ManagedProcess }>;
+  /** The processes this node started (forwarder, kube-proxy, CoreDNS, Traefik). */
+  pids(): number[];
   /** Stops every process, deletes the Node object and removes the namespace. */
   stop(): Promise<void>;
 }
@@ -214,7 +216,10 @@ export async function startNode(cluster: Cluster, opts: NodeOptions): Promise<No
     // The API server listens on the host's loopback; the node reaches it through a forwarder on its
     // gateway address, verifying the serving certificate by its DNS name.
     const api = apiServer(cluster.kubeConfig());
-    group.start('api-forward', process.execPath, [forwardScript, hostIp, api.port, api.port]);
+    const started: ManagedProcess[] = [];
+    started.push(
+      group.start('api-forward', process.execPath, [forwardScript, hostIp, api.port, api.port]),
+    );
     const admin = cluster.kubeConfig();
     const cl = admin.getCurrentCluster();
     const user = admin.getCurrentUser();
@@ -244,11 +249,14 @@ export async function startNode(cluster: Cluster, opts: NodeOptions): Promise<No
       },
     });
 
-    const inNode = (name: string, bin: string, args: readonly string[], env = {}) =>
-      group.start(name, 'ip', ['netns', 'exec', netns, bin, ...args], {
+    const inNode = (name: string, bin: string, args: readonly string[], env = {}) => {
+      const p = group.start(name, 'ip', ['netns', 'exec', netns, bin, ...args], {
         PATH: `/usr/sbin:/usr/bin:/sbin:/bin:${process.env.PATH ?? ''}`,
         ...env,
       });
+      started.push(p);
+      return p;
+    };
 
     const kubeProxy = inNode(`kube-proxy-${nodeName}`, kubeProxyBin, [
       `--kubeconfig=${kubeconfig}`,
@@ -378,6 +386,7 @@ export async function startNode(cluster: Cluster, opts: NodeOptions): Promise<No
         );
         return { url: `http://${nodeIp}`, process: proc };
       },
+      pids: () => started.map((p) => p.pid),
       stop: stopAll,
     };
   } catch (err) {
