@@ -18,6 +18,7 @@ import { fileURLToPath } from 'node:url';
 import { CoreV1Api, DiscoveryV1Api, KubeConfig } from '@kubernetes/client-node';
 import type { Cluster } from './controlplane.ts';
 import { ensureDataPlaneBinary } from './binaries.ts';
+import { ip, subnetInUse } from './netns.ts';
 import { ProcessGroup, tail, type ManagedProcess } from './processes.ts';
 
 const forwardScript = fileURLToPath(new URL('../fixtures/tcp-forward.ts', import.meta.url));
@@ -80,20 +81,6 @@ export interface Node {
   stop(): Promise<void>;
 }
 
-function ip(args: readonly string[], allowFailure = false): boolean {
-  const r = spawnSync('ip', args, { encoding: 'utf8' });
-  if (r.status !== 0 && !allowFailure)
-    throw new Error(`ip ${args.join(' ')} failed: ${r.stderr.trim()}`);
-  return r.status === 0;
-}
-
-function subnetInUse(n: number): boolean {
-  const r = spawnSync('ip', ['-4', 'route', 'show', `10.249.${String(n)}.0/24`], {
-    encoding: 'utf8',
-  });
-  return r.stdout.trim() !== '';
-}
-
 /** Why a node namespace cannot be made here, or undefined when it can. */
 export function dataPlaneUnavailable(): string | undefined {
   if (process.env.OUTRIGGER_NO_NETNS === 'true') return 'OUTRIGGER_NO_NETNS=true';
@@ -148,7 +135,7 @@ export async function startNode(cluster: Cluster, opts: NodeOptions): Promise<No
   const coreDnsBin = (opts.coreDns ?? true) ? ensureDataPlaneBinary('coredns') : undefined;
 
   let n = 1 + (process.pid % 200);
-  while (subnetInUse(n)) n = (n % 250) + 1;
+  while (subnetInUse(n, '10.249')) n = (n % 250) + 1;
   const netns = `outrigger-node-${String(process.pid)}-${String(n)}`;
   const hostVeth = `ornode${String(n)}h`;
   const nodeVeth = `ornode${String(n)}n`;

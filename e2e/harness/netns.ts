@@ -18,7 +18,8 @@ import { ProcessGroup, type ManagedProcess } from './processes.ts';
 const serverScript = fileURLToPath(new URL('../fixtures/backend-server.ts', import.meta.url));
 const farmScript = fileURLToPath(new URL('../fixtures/backend-farm.ts', import.meta.url));
 
-function ip(args: readonly string[], allowFailure = false): boolean {
+/** Runs `ip ARGS` (iproute2); throws with its message on failure unless `allowFailure`. */
+export function ip(args: readonly string[], allowFailure = false): boolean {
   const r = spawnSync('ip', args, { encoding: 'utf8' });
   if (r.status !== 0 && !allowFailure)
     throw new Error(`ip ${args.join(' ')} failed: ${r.stderr.trim()}`);
@@ -91,8 +92,9 @@ export interface BackendNetwork {
   remove(): Promise<void>;
 }
 
-function subnetInUse(n: number): boolean {
-  const r = spawnSync('ip', ['-4', 'route', 'show', `10.250.${String(n)}.0/24`], {
+/** Whether the host already routes `<prefix>.<n>.0/24` (another run's namespace uses it). */
+export function subnetInUse(n: number, prefix = '10.250'): boolean {
+  const r = spawnSync('ip', ['-4', 'route', 'show', `${prefix}.${String(n)}.0/24`], {
     encoding: 'utf8',
   });
   return r.stdout.trim() !== '';
