@@ -5,6 +5,7 @@
 // runs twice side by side: as the articles write it by hand (a selectorless Service and a
 // hand-written Endpoints, mirrored into slices by kube-controller-manager as in any cluster), and
 // as an ExternalBackend. One server of each dies; a bounded request loop measures what users see.
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
@@ -192,6 +193,22 @@ suite('the Ingress seed: static servers behind Traefik', () => {
           `  with outrigger:                   ${String(o.failed)}/${String(o.total)} failed (${pct(o.share)}); the last failure ${String(o.lastFailureMs)} ms after the death (bound ${String(detectionMs + propagationMs)} ms)`,
         ].join('\n'),
       );
+      const out = process.env.OUTRIGGER_DATAPATH_OUT;
+      if (out !== undefined && out !== '') {
+        // Raw figures for the results page (npm run datapath:page renders docs/data-path.md's chart).
+        const rel = (rs: readonly Reply[]) => rs.map((r) => [r.at - diedAt, r.status] as const);
+        mkdirSync(out, { recursive: true });
+        writeFileSync(
+          join(out, 'datapath-ingress.json'),
+          JSON.stringify({
+            windowMs,
+            periodMs,
+            boundMs: detectionMs + propagationMs,
+            byHand: rel(hand),
+            outrigger: rel(ours),
+          }),
+        );
+      }
       // Before the death both setups answered every request.
       expect(share(hand, start).failed - h.failed).toBe(0);
       expect(share(ours, start).failed - o.failed).toBe(0);
