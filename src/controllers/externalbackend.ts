@@ -336,6 +336,7 @@ export class ExternalBackendController {
     const outcome = await this.apply(key, ref, plan);
     await this.finish(xb, key, {
       generation,
+      service: serviceName(ref, parsed.data),
       previous,
       views: plan.views,
       counts: plan.counts,

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from '@jest/globals';
-import { buildCrd, structural } from './crd.ts';
+import { buildCrd, buildPolicyCrd, structural } from './crd.ts';
 import { generatedFiles } from './render.ts';
 import { externalBackendSpec } from './schema.ts';
 
@@ -31,7 +31,7 @@ describe('the ExternalBackend CRD', () => {
   it('keeps the value schema of maps, so the API server does not prune podSelector.matchLabels', () => {
     const text = JSON.stringify(buildCrd());
     expect(text).toContain(
-      '"matchLabels":{"maxProperties":64,"type":"object","additionalProperties":{"type":"string","maxLength":63}}',
+      '"matchLabels":{"maxProperties":64,"type":"object","additionalProperties":{"type":"string","maxLength":63},',
     );
   });
 
@@ -93,5 +93,45 @@ describe('the spec schema at run time', () => {
     ],
   ])('rejects %s', (_n, spec) => {
     expect(externalBackendSpec.safeParse(spec).success).toBe(false);
+  });
+});
+
+describe('kubectl explain', () => {
+  /** Paths of schema nodes under spec and status (and their items) that carry no description. */
+  function undescribed(node: unknown, path: string, out: string[]): string[] {
+    const n = node as {
+      description?: string;
+      properties?: Record<string, unknown>;
+      items?: unknown;
+      additionalProperties?: unknown;
+    };
+    if (typeof n.description !== 'string' || n.description.trim() === '') out.push(path);
+    for (const [k, v] of Object.entries(n.properties ?? {})) undescribed(v, `${path}.${k}`, out);
+    // An array's items and a map's values are explained by the field that holds them; their own
+    // fields still need descriptions.
+    for (const inner of [n.items, n.additionalProperties]) {
+      const props = (inner as { properties?: Record<string, unknown> } | undefined)?.properties;
+      for (const [k, v] of Object.entries(props ?? {})) undescribed(v, `${path}[].${k}`, out);
+    }
+    return out;
+  }
+
+  it.each([
+    ['ExternalBackend', buildCrd()],
+    ['ExternalBackendPolicy', buildPolicyCrd()],
+  ])('every field of %s has a description', (_kind, crd) => {
+    const schema = (
+      crd as {
+        spec: {
+          versions: { schema: { openAPIV3Schema: { properties: Record<string, unknown> } } }[];
+        };
+      }
+    ).spec.versions[0]?.schema.openAPIV3Schema;
+    const missing: string[] = [];
+    for (const top of ['spec', 'status']) {
+      const node = schema?.properties[top];
+      if (node !== undefined) undescribed(node, top, missing);
+    }
+    expect(missing).toEqual([]);
   });
 });

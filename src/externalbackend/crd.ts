@@ -156,7 +156,15 @@ export function buildCrd(): Json {
         description: 'ready/total',
         jsonPath: '.status.addressSummary',
       },
-      { name: 'Service', type: 'string', priority: 1, jsonPath: '.spec.service.name' },
+      // From status: spec.service.name is optional (it defaults to the object's name).
+      { name: 'Service', type: 'string', jsonPath: '.status.service' },
+      {
+        name: 'Reason',
+        type: 'string',
+        priority: 1,
+        description: 'why Ready is what it is',
+        jsonPath: '.status.conditions[?(@.type=="Ready")].reason',
+      },
       { name: 'Age', type: 'date', jsonPath: '.metadata.creationTimestamp' },
     ],
     // The Service defaults to the object's name, which must then be a Service name too.

@@ -80,6 +80,9 @@ const address = z.object({
   ip: z
     .string()
     .max(45)
+    .describe(
+      "The IPv4 or IPv6 address of a server outside the cluster, in canonical form. Loopback, link-local, multicast, unspecified addresses and the cluster's own ranges are refused or never published.",
+    )
     .meta(
       cel(
         { rule: 'isIP(self)', message: 'must be an IPv4 or IPv6 address' },
@@ -105,15 +108,33 @@ const address = z.object({
         },
       ),
     ),
-  nodeName: dnsSubdomain.optional(),
-  hostname: dnsLabel.optional(),
+  nodeName: dnsSubdomain
+    .describe(
+      'Copied to the endpoint\'s nodeName (e.g. the VM\'s name, "etc-master1"); informational, kube-proxy does not route by it.',
+    )
+    .optional(),
+  hostname: dnsLabel
+    .describe("Copied to the endpoint's hostname (DNS label), for headless Services.")
+    .optional(),
 });
 
 const servicePort = z.object({
-  name: dnsLabel.max(15),
-  port: z.int().min(1).max(65535),
-  protocol: z.enum(['TCP', 'UDP', 'SCTP']).default('TCP'),
-  appProtocol: qualifiedName.optional(),
+  name: dnsLabel
+    .max(15)
+    .describe("The port's name (unique in spec.ports), as in the Service and the EndpointSlices."),
+  port: z
+    .int()
+    .min(1)
+    .max(65535)
+    .describe(
+      'The port the servers listen on; also the Service port (and its targetPort) when outrigger creates the Service.',
+    ),
+  protocol: z.enum(['TCP', 'UDP', 'SCTP']).describe('TCP (default), UDP or SCTP.').default('TCP'),
+  appProtocol: qualifiedName
+    .describe(
+      'The application protocol (e.g. "http", "kubernetes.io/h2c"), copied to the Service and slices.',
+    )
+    .optional(),
 });
 
 const statusRange = matching(
@@ -124,20 +145,37 @@ const statusRange = matching(
 
 const healthCheck = z
   .object({
-    tcp: z.object({ port: portRef }).optional(),
+    tcp: z
+      .object({
+        port: portRef.describe(
+          'The port to connect to: a number, or the name of an entry in spec.ports.',
+        ),
+      })
+      .describe('Checks that a TCP connection to the address opens within timeoutSeconds.')
+      .optional(),
     http: z
       .object({
-        port: portRef,
+        port: portRef.describe(
+          'The port to send the request to: a number, or the name of an entry in spec.ports.',
+        ),
         path: matching(
           z.string().max(1024),
           requestPathPattern,
           'must be a request path starting with "/" and made of URL characters only: no spaces, control or non-ASCII characters (percent-encode them, e.g. %20)',
-        ).default('/'),
-        scheme: z.enum(['HTTP', 'HTTPS']).default('HTTP'),
+        )
+          .describe('The request path, default "/". Redirects are never followed.')
+          .default('/'),
+        scheme: z
+          .enum(['HTTP', 'HTTPS'])
+          .describe("HTTP (default) or HTTPS; HTTPS does not verify the server's certificate.")
+          .default('HTTP'),
         expectedStatuses: z
           .array(statusRange)
           .min(1)
           .max(16)
+          .describe(
+            'Status codes ("200") or ranges ("200-399", the default) that count as healthy.',
+          )
           .default(['200-399'])
           .meta(
             cel({
@@ -146,13 +184,44 @@ const healthCheck = z
             }),
           ),
       })
+      .describe('Sends an HTTP GET and checks the response status.')
       .optional(),
-    intervalSeconds: z.int().min(1).max(3600).default(10),
-    timeoutSeconds: z.int().min(1).max(60).default(2),
-    healthyThreshold: z.int().min(1).max(10).default(2),
-    unhealthyThreshold: z.int().min(1).max(10).default(3),
-    failOpen: z.boolean().default(true),
+    intervalSeconds: z
+      .int()
+      .min(1)
+      .max(3600)
+      .describe('Seconds between checks of one address (default 10; checks are jittered).')
+      .default(10),
+    timeoutSeconds: z
+      .int()
+      .min(1)
+      .max(60)
+      .describe('Seconds a check may take before it fails (default 2; at most intervalSeconds).')
+      .default(2),
+    healthyThreshold: z
+      .int()
+      .min(1)
+      .max(10)
+      .describe('Successes in a row that make an unhealthy address ready again (default 2).')
+      .default(2),
+    unhealthyThreshold: z
+      .int()
+      .min(1)
+      .max(10)
+      .describe(
+        'Failures in a row that take a ready address out (default 3): a dead server leaves within intervalSeconds × unhealthyThreshold.',
+      )
+      .default(3),
+    failOpen: z
+      .boolean()
+      .describe(
+        'When every address fails, publish them all as ready (default true): a failure of the checks themselves must not empty the Service.',
+      )
+      .default(true),
   })
+  .describe(
+    'Active health checks of every address (set exactly one of tcp and http). Without it every address is ready.',
+  )
   .meta(
     cel(
       { rule: 'has(self.tcp) != has(self.http)', message: 'set exactly one of tcp and http' },
@@ -166,15 +235,22 @@ const healthCheck = z
 export const labelSelector = z.object({
   matchLabels: z
     .record(z.string().max(317), z.string().max(63))
+    .describe('Labels that must all be present with these values.')
     .optional()
     .meta({ maxProperties: 64 }),
   matchExpressions: z
     .array(
       z
         .object({
-          key: z.string().min(1).max(317),
-          operator: z.enum(['In', 'NotIn', 'Exists', 'DoesNotExist']),
-          values: z.array(z.string().max(63)).max(64).optional(),
+          key: z.string().min(1).max(317).describe('The label key.'),
+          operator: z
+            .enum(['In', 'NotIn', 'Exists', 'DoesNotExist'])
+            .describe('In, NotIn, Exists or DoesNotExist.'),
+          values: z
+            .array(z.string().max(63))
+            .max(64)
+            .describe('The values for In and NotIn; empty for Exists and DoesNotExist.')
+            .optional(),
         })
         .meta(
           cel({
@@ -184,6 +260,7 @@ export const labelSelector = z.object({
         ),
     )
     .max(16)
+    .describe('Label requirements that must all hold.')
     .optional(),
 });
 
@@ -201,24 +278,50 @@ export const externalBackendSpec = z
   .object({
     service: z
       .object({
-        name: serviceNameField.optional(),
-        create: z.boolean().default(true),
-        clusterIP: z.enum(['', 'None']).default(''),
+        name: serviceNameField
+          .describe("The Service whose endpoints these are; default: the ExternalBackend's name.")
+          .optional(),
+        create: z
+          .boolean()
+          .describe(
+            'Create (and own) a selectorless Service when none exists (default true). An existing selectorless Service is adopted, never owned; one with a selector is refused.',
+          )
+          .default(true),
+        clusterIP: z
+          .enum(['', 'None'])
+          .describe(
+            'For a created Service: "" allocates a ClusterIP (default), "None" makes it headless.',
+          )
+          .default(''),
       })
+      .describe('The Service outrigger writes the Endpoints and EndpointSlices of.')
       .default({ create: true, clusterIP: '' }),
     ports: z
       .array(servicePort)
       .min(1)
       .max(100)
+      .describe(
+        'The ports every address serves (unique names), published in the Endpoints and slices.',
+      )
       .meta({ 'x-kubernetes-list-type': 'map', 'x-kubernetes-list-map-keys': ['name'] }),
     addresses: z
       .array(address)
       .max(5000)
+      .describe(
+        'The servers outside the cluster (at most 5000, unique IPs). An address is published only when the deny list and the ExternalBackendPolicy allow it.',
+      )
       .default([])
       .meta({ 'x-kubernetes-list-type': 'map', 'x-kubernetes-list-map-keys': ['ip'] }),
-    podSelector: labelSelector.optional(),
+    podSelector: labelSelector
+      .describe(
+        "Also publish this namespace's pods that match, by the endpoints controller's readiness rules (for a migration from VMs to pods). {} selects every pod.",
+      )
+      .optional(),
     healthCheck: healthCheck.optional(),
   })
+  .describe(
+    'Addresses outside the cluster to publish as the endpoints of a selectorless Service, with health checks.',
+  )
   .meta(
     cel(
       {
@@ -230,38 +333,73 @@ export const externalBackendSpec = z
     ),
   );
 
+/** metav1.Condition, validated as the upstream type is. */
 const condition = z.object({
-  type: z.string().max(316),
-  status: z.enum(['True', 'False', 'Unknown']),
-  observedGeneration: z.int().min(0).optional(),
-  lastTransitionTime: z.string(),
-  reason: z.string().max(1024),
-  message: z.string().max(32768),
+  type: z
+    .string()
+    .max(316)
+    .regex(
+      /^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*\/)?(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])$/,
+    )
+    .describe("The condition's type: Ready."),
+  status: z.enum(['True', 'False', 'Unknown']).describe('True, False or Unknown.'),
+  observedGeneration: z
+    .int()
+    .min(0)
+    .describe('The metadata.generation the condition was set for.')
+    .optional(),
+  lastTransitionTime: z
+    .string()
+    .meta({ format: 'date-time' })
+    .describe('When status last changed.'),
+  reason: z
+    .string()
+    .min(1)
+    .max(1024)
+    .regex(/^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$/)
+    .describe(
+      'Why, in CamelCase: Ready, NoReadyAddresses, FailingOpen, EndpointsConflict, WriteFailed, ...',
+    ),
+  message: z.string().max(32768).describe('The reason in words, for people.'),
 });
 
-export const externalBackendStatus = z.object({
-  observedGeneration: z.int().optional(),
-  readyAddresses: z.int().optional(),
-  totalAddresses: z.int().optional(),
-  /** "ready/total", for the Addresses printer column. */
-  addressSummary: z.string().optional(),
-  addresses: z
-    .array(
-      z.object({
-        ip: z.string(),
-        ready: z.boolean(),
-        /** Healthy, Unhealthy, Unknown (not probed yet), Denied (blocked by the deny list). */
-        state: z.enum(['Healthy', 'Unhealthy', 'Unknown', 'Denied']).optional(),
-        lastTransitionTime: z.string().optional(),
-        message: z.string().optional(),
-      }),
-    )
-    .optional(),
-  conditions: z
-    .array(condition)
-    .optional()
-    .meta({ 'x-kubernetes-list-type': 'map', 'x-kubernetes-list-map-keys': ['type'] }),
-});
+export const externalBackendStatus = z
+  .object({
+    observedGeneration: z
+      .int()
+      .describe('The metadata.generation this status describes.')
+      .optional(),
+    service: z
+      .string()
+      .describe("The Service these are the endpoints of (spec.service.name, or the object's name).")
+      .optional(),
+    readyAddresses: z.int().describe('Addresses published as ready.').optional(),
+    totalAddresses: z.int().describe('Addresses listed, pods included.').optional(),
+    /** "ready/total", for the Addresses printer column. */
+    addressSummary: z.string().describe('"ready/total", for the Addresses column.').optional(),
+    addresses: z
+      .array(
+        z.object({
+          ip: z.string().describe('The address.'),
+          ready: z.boolean().describe('Whether it is published as ready.'),
+          /** Healthy, Unhealthy, Unknown (not probed yet), Denied (blocked by the deny list). */
+          state: z
+            .enum(['Healthy', 'Unhealthy', 'Unknown', 'Denied'])
+            .describe('Healthy, Unhealthy, Unknown (not checked yet) or Denied (never published).')
+            .optional(),
+          lastTransitionTime: z.string().describe('When state last changed.').optional(),
+          message: z.string().describe("The last check's result, or why it is denied.").optional(),
+        }),
+      )
+      .describe('Each listed address and what the checks and the policy say of it.')
+      .optional(),
+    conditions: z
+      .array(condition)
+      .describe('The Ready condition (metav1.Condition).')
+      .optional()
+      .meta({ 'x-kubernetes-list-type': 'map', 'x-kubernetes-list-map-keys': ['type'] }),
+  })
+  .describe('What outrigger observed and published, and why.');
 
 export type ExternalBackendSpec = z.output<typeof externalBackendSpec>;
 export type ExternalBackendSpecInput = z.input<typeof externalBackendSpec>;

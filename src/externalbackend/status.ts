@@ -98,6 +98,8 @@ function addressMessage(v: AddressView, failOpen: boolean): string {
 
 export interface StatusInput extends ReadyInput {
   readonly generation: number;
+  /** The Service these are the endpoints of (spec.service.name or the object's name). */
+  readonly service?: string | undefined;
   readonly previous: ExternalBackendStatus | undefined;
   readonly now: Date;
 }
@@ -122,6 +124,7 @@ export function buildStatus(i: StatusInput): ExternalBackendStatus {
   const ready = readyCondition(i);
   return {
     observedGeneration: i.generation,
+    ...(i.service !== undefined ? { service: i.service } : {}),
     readyAddresses: i.counts.ready,
     totalAddresses: i.counts.total,
     addressSummary: `${i.counts.ready}/${i.counts.total}`,

@@ -18,9 +18,14 @@ const cel = (rule: string, message: string) => ({
 
 const portRange = z
   .object({
-    port: z.int().min(1).max(65535),
+    port: z.int().min(1).max(65535).describe('A port, or the first of a range.'),
     /** Inclusive end of a range starting at `port`. */
-    endPort: z.int().min(1).max(65535).optional(),
+    endPort: z
+      .int()
+      .min(1)
+      .max(65535)
+      .describe('The last port of the range starting at port (inclusive).')
+      .optional(),
   })
   .meta(cel('!has(self.endPort) || self.endPort >= self.port', 'endPort must not be below port'));
 
@@ -29,9 +34,11 @@ const rule = z.object({
     z.string().min(1).max(63),
     /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/,
     'must be a DNS label: lowercase letters, digits and "-"',
-  ),
+  ).describe("The rule's name, unique in rules (shown in messages that cite it)."),
   /** Namespaces this rule grants to; {} selects every namespace. */
-  namespaceSelector: labelSelector,
+  namespaceSelector: labelSelector.describe(
+    'The namespaces this rule grants to, by their labels; {} selects every namespace. kubernetes.io/metadata.name names one.',
+  ),
   /** Address ranges the selected namespaces may register. */
   cidrs: z
     .array(
@@ -53,18 +60,29 @@ const rule = z.object({
         }),
     )
     .min(1)
-    .max(32),
+    .max(32)
+    .describe('Address ranges the selected namespaces may register (e.g. 192.0.2.0/24).'),
   /** Ports the selected namespaces may publish and probe there; absent allows every port. */
-  ports: z.array(portRange).min(1).max(32).optional(),
+  ports: z
+    .array(portRange)
+    .min(1)
+    .max(32)
+    .describe('Ports they may publish and check there; absent allows every port.')
+    .optional(),
 });
 
-export const policySpec = z.object({
-  rules: z
-    .array(rule)
-    .max(64)
-    .default([])
-    .meta({ 'x-kubernetes-list-type': 'map', 'x-kubernetes-list-map-keys': ['name'] }),
-});
+export const policySpec = z
+  .object({
+    rules: z
+      .array(rule)
+      .max(64)
+      .describe(
+        'Named grants that add up: an ExternalBackend address is allowed when any rule allows its namespace, address and ports. No rules: nothing is allowed.',
+      )
+      .default([])
+      .meta({ 'x-kubernetes-list-type': 'map', 'x-kubernetes-list-map-keys': ['name'] }),
+  })
+  .describe('Which namespaces may register which address ranges and ports.');
 
 export type PolicySpec = z.output<typeof policySpec>;
 export type PolicyRule = PolicySpec['rules'][number];
