@@ -1,7 +1,7 @@
 // The harness must leave no process, port or directory behind: after a normal stop, and when the
 // process that started the control plane is killed outright.
 import { spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { describe, expect, it } from '@jest/globals';
 import { spawnSync } from 'node:child_process';
@@ -44,6 +44,8 @@ local('control plane clean-up', () => {
       const cluster = await startCluster();
       const hostRules = () => spawnSync('nft', ['list', 'ruleset'], { encoding: 'utf8' }).stdout;
       const before = hostRules();
+      const forwarding = () => readFileSync('/proc/sys/net/ipv4/ip_forward', 'utf8');
+      const forwardingBefore = forwarding();
       try {
         const node = await startNode(cluster, { dir: `${cluster.dir ?? '/tmp'}/node` });
         const f: Footprint = { dir: undefined, pids: node.pids(), ports: [] };
@@ -58,6 +60,8 @@ local('control plane clean-up', () => {
         const nodes = await cluster.kubeConfig().makeApiClient(CoreV1Api).listNode();
         expect(nodes.items.map((n) => n.metadata?.name)).toEqual([]);
         expect(hostRules()).toBe(before);
+        // Forwarding was switched on for the node's veth only, never host-wide.
+        expect(forwarding()).toBe(forwardingBefore);
       } finally {
         await cluster.stop();
       }

@@ -28,7 +28,7 @@ import {
   startIngressController,
   type Reply,
 } from './harness/ingress.ts';
-import { waitFor } from './helpers.ts';
+import { teardown, waitFor } from './helpers.ts';
 
 const skipReason = dataPlaneUnavailable();
 const suite = skipReason === undefined ? describe : describe.skip;
@@ -157,10 +157,12 @@ beforeAll(async () => {
 
 afterAll(async () => {
   if (skipReason !== undefined) return;
-  await operator.stop();
-  await net.remove();
-  await node.stop();
-  await cluster.stop();
+  await teardown(
+    () => operator.stop(),
+    () => net.remove(),
+    () => node.stop(),
+    () => cluster.stop(),
+  );
 }, 60_000);
 
 suite('the Ingress seed: static servers behind Traefik', () => {

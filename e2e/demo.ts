@@ -89,7 +89,12 @@ function example(path: string, namespace: string, ips: readonly string[] | undef
   for (const d of docs) {
     if (d.kind === 'Namespace') d.metadata = { name: namespace };
     else d.metadata = { ...d.metadata, namespace };
-    const swap = (addrs: { ip: string }[]) => addrs.map((a, i) => ({ ...a, ip: ips?.[i] ?? a.ip }));
+    const swap = (addrs: { ip: string }[]) => {
+      // A documentation address left in place would be probed over the host's default route.
+      if (ips !== undefined && addrs.length > ips.length)
+        throw new Error(`${path} lists more addresses than the demo has servers`);
+      return addrs.map((a, i) => ({ ...a, ip: ips?.[i] ?? a.ip }));
+    };
     if (d.kind === 'Endpoints' && d.subsets !== undefined)
       d.subsets = d.subsets.map((s) => ({ ...s, addresses: swap(s.addresses ?? []) }));
     if (d.kind !== 'ExternalBackend' || d.spec === undefined) continue;

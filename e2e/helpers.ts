@@ -174,3 +174,20 @@ export async function outriggerSliceIPs(
     return [];
   }
 }
+
+/**
+ * Runs every clean-up step in order even when one fails, so that a beforeAll that stopped half-way
+ * (leaving later fixtures unassigned: a TypeError here) still stops what it did start. Throws the
+ * other failures together at the end.
+ */
+export async function teardown(...steps: readonly (() => Promise<unknown>)[]): Promise<void> {
+  const failed: unknown[] = [];
+  for (const step of steps) {
+    try {
+      await step();
+    } catch (err) {
+      if (!(err instanceof TypeError)) failed.push(err);
+    }
+  }
+  if (failed.length > 0) throw new AggregateError(failed, 'clean-up failed');
+}

@@ -33,7 +33,7 @@ import {
 } from './harness/dataplane.ts';
 import { createBackendNetwork, type BackendNetwork } from './harness/netns.ts';
 import { runcUnavailable, runPod, type Container } from './harness/runc.ts';
-import { waitFor } from './helpers.ts';
+import { teardown, waitFor } from './helpers.ts';
 
 const skipReason = dataPlaneUnavailable() ?? runcUnavailable();
 const suite = skipReason === undefined ? describe : describe.skip;
@@ -91,10 +91,15 @@ beforeAll(async () => {
 
 afterAll(async () => {
   if (skipReason !== undefined) return;
-  for (const c of containers) c.remove();
-  await net.remove();
-  for (const n of nodes) await n.stop();
-  await cluster.stop();
+  await teardown(
+    () => {
+      for (const c of containers) c.remove();
+      return Promise.resolve();
+    },
+    () => net.remove(),
+    ...nodes.map((n) => () => n.stop()),
+    () => cluster.stop(),
+  );
 }, 60_000);
 
 async function readyz(n: Node): Promise<boolean> {
@@ -105,20 +110,27 @@ async function readyz(n: Node): Promise<boolean> {
   }
 }
 
-suite('the image, run as the chart runs it', () => {
-  it('the Dockerfile is rendered from the same list the daemonless build follows', () => {
+// Needs nothing but the files: runs where the rest of this file is skipped, too.
+describe('the Dockerfile', () => {
+  it('is rendered from the same list the daemonless build follows (run `npm run generate`)', () => {
     const committed = readFileSync(
       fileURLToPath(new URL('../Dockerfile', import.meta.url)),
       'utf8',
     );
     expect(committed).toBe(renderDockerfile());
   });
+});
 
+suite('the image, run as the chart runs it', () => {
   it('is built reproducibly from the list: Node, the app and three Debian libraries, nothing else', () => {
     const mib = (n: number) => `${(n / 1048576).toFixed(1)} MiB`;
     console.log(
       `image ${image.reference}: ${mib(image.layer.size)} compressed, ${mib(image.unpackedBytes)} unpacked, built in ${(image.buildMs / 1000).toFixed(1)} s (${image.manifest.digest})`,
     );
+    // The same inputs again (the app as built above): the same layer, byte for byte.
+    const again = buildImage({ out: join(cluster.dir ?? '', 'image-again'), build: false });
+    expect(again.layer.digest).toBe(image.layer.digest);
+    expect(again.manifest.digest).toBe(image.manifest.digest);
     expect(unpacked.config.User).toBe('1000:1000');
     expect(unpacked.config.Entrypoint).toEqual(['/usr/local/bin/node', '/app/dist/main.js']);
     const top = spawnSync('ls', [unpacked.rootfs], { encoding: 'utf8' })
@@ -148,6 +160,9 @@ suite('the image, run as the chart runs it', () => {
     });
     const caCrt = readFileSync(join(cluster.dir ?? '', 'ca.crt'), 'utf8');
     const seccompProfile = ensureDataPlaneBinary('seccomp-default');
+    // In-cluster API traffic must go to the `kubernetes` Service's ClusterIP, which only
+    // kube-proxy's rules on each node turn into the API server's address.
+    const apiSyns = nodes.map((n) => n.countConnections('10.96.0.1', 443));
 
     nodes.forEach((n, i) => {
       const podName = `outrigger-6f7d8b9c5d-${['x1abc', 'y2def'][i] ?? ''}`;
@@ -186,6 +201,7 @@ suite('the image, run as the chart runs it', () => {
     console.log(
       `container start → /readyz: ${readyAfter.map((ms) => `${String(ms)} ms`).join(', ')}`,
     );
+    for (const c of apiSyns) expect(c.read()).toBeGreaterThan(0);
 
     // It runs as the chart says: uid 1000, no capabilities, seccomp filtering, no new privileges.
     const status = readFileSync(`/proc/${String(containers[0]?.pid() ?? 0)}/status`, 'utf8');

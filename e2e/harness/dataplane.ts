@@ -73,6 +73,11 @@ export interface Node {
    * ruleset ("ip:port" strings, sorted).
    */
   programmedEndpoints(namespace: string, service: string, portName?: string): string[];
+  /**
+   * Counts new TCP connections that programs in the namespace open to ip:port, before kube-proxy
+   * rewrites the destination (e.g. the `kubernetes` Service's ClusterIP). read() returns the count.
+   */
+  countConnections(ip: string, port: number): { read(): number };
   /** Starts Traefik (Kubernetes Ingress provider) on the node's address; resolves with its URL. */
   startTraefik(opts?: TraefikOptions): Promise<{ url: string; process: ManagedProcess }>;
   /** The processes this node started (forwarder, kube-proxy, CoreDNS, Traefik). */
@@ -170,15 +175,18 @@ export async function startNode(cluster: Cluster, opts: NodeOptions): Promise<No
   (watchdog?.stdin as unknown as { unref?: () => void } | null)?.unref?.();
 
   const core = cluster.kubeConfig().makeApiClient(CoreV1Api);
+  let createdNode = false;
   const stopAll = async (): Promise<void> => {
     await group.stopAll({ keepDir: true });
     ip(['netns', 'del', netns], true);
     rmSync(etcDir, { recursive: true, force: true });
     watchdog?.stdin.end();
-    try {
-      await core.deleteNode({ name: nodeName });
-    } catch {
-      // Already gone, or the control plane is.
+    if (createdNode) {
+      try {
+        await core.deleteNode({ name: nodeName });
+      } catch {
+        // Already gone, or the control plane is.
+      }
     }
   };
 
@@ -197,8 +205,10 @@ export async function startNode(cluster: Cluster, opts: NodeOptions): Promise<No
     inNs(['route', 'add', backendRange, 'via', hostIp]);
     // Other nodes' forwarders (the `kubernetes` Service may point at any of them).
     inNs(['route', 'add', nodeRange, 'via', hostIp]);
-    // The host routes between the node and the backends' namespaces.
-    writeFileSync('/proc/sys/net/ipv4/ip_forward', '1');
+    // The host routes between the node and the backends' namespaces: forwarding is switched on
+    // for packets arriving on this veth only (and on the backends' veths, in netns.ts), never
+    // host-wide (net.ipv4.ip_forward stays as it is); it goes with the link.
+    writeFileSync(`/proc/sys/net/ipv4/conf/${hostVeth}/forwarding`, '1');
 
     // The API server listens on the host's loopback; the node reaches it through a forwarder on its
     // gateway address, verifying the serving certificate by its DNS name.
@@ -235,10 +245,14 @@ export async function startNode(cluster: Cluster, opts: NodeOptions): Promise<No
         },
       },
     });
+    createdNode = true;
 
     const inNode = (name: string, bin: string, args: readonly string[], env = {}) => {
       const p = group.start(name, 'ip', ['netns', 'exec', netns, bin, ...args], {
         PATH: `/usr/sbin:/usr/bin:/sbin:/bin:${process.env.PATH ?? ''}`,
+        // Run from inside a pod (CI), Traefik would prefer in-cluster configuration to KUBECONFIG.
+        KUBERNETES_SERVICE_HOST: undefined,
+        KUBERNETES_SERVICE_PORT: undefined,
         ...env,
       });
       started.push(p);
@@ -327,6 +341,7 @@ export async function startNode(cluster: Cluster, opts: NodeOptions): Promise<No
             encoding: 'utf8',
           },
         );
+        if (r.status !== 0) throw new Error(`nft list table ip kube-proxy: ${r.stderr.trim()}`);
         // kube-proxy's nftables mode (1.36) names a chain per Service port,
         // service-<hash>-<ns>/<svc>/<proto>/<port name>, whose dnat rule maps a random number to
         // each endpoint: "dnat ip to numgen random mod 2 map { 0 : 10.250.1.10 . 80 , 1 : ... }".
@@ -346,6 +361,30 @@ export async function startNode(cluster: Cluster, opts: NodeOptions): Promise<No
           }
         }
         return [...found].sort();
+      },
+      countConnections(addr, port) {
+        const nft = (...args: string[]): string => {
+          const r = spawnSync('ip', ['netns', 'exec', netns, 'nft', ...args], { encoding: 'utf8' });
+          if (r.status !== 0) throw new Error(`nft ${args.join(' ')}: ${r.stderr.trim()}`);
+          return r.stdout;
+        };
+        const counter = `c_${addr.replaceAll('.', '_')}_${String(port)}`;
+        nft('add', 'table', 'ip', 'outrigger_test');
+        nft('add', 'counter', 'ip', 'outrigger_test', counter);
+        // Before kube-proxy's DNAT (its nat output hook has priority -100).
+        nft(
+          'add chain ip outrigger_test output { type filter hook output priority -300; policy accept; }',
+        );
+        nft(
+          `add rule ip outrigger_test output ip daddr ${addr} tcp dport ${String(port)} tcp flags & (syn|ack) == syn counter name ${counter}`,
+        );
+        return {
+          read: () =>
+            Number(
+              /packets (\d+)/.exec(nft('list', 'counter', 'ip', 'outrigger_test', counter))?.[1] ??
+                'NaN',
+            ),
+        };
       },
       async startTraefik(t = {}) {
         const bin = ensureDataPlaneBinary('traefik');

@@ -100,6 +100,13 @@ export function get(url: string, host: string, path: string): Promise<Reply> {
         res.on('end', () => {
           resolve({ at: Date.now(), status: res.statusCode ?? 0, body: body.trim() });
         });
+        // Cut off after the headers: no answer (a resolved promise ignores later calls).
+        res.on('error', () => {
+          resolve({ at: Date.now(), status: 0, body: '' });
+        });
+        res.on('close', () => {
+          if (!res.complete) resolve({ at: Date.now(), status: 0, body: '' });
+        });
       },
     );
     req.on('timeout', () => req.destroy(new Error('timeout')));

@@ -9,6 +9,7 @@ import { spawn, spawnSync, type ChildProcessByStdio } from 'node:child_process';
 import type { Readable, Writable } from 'node:stream';
 import { createInterface } from 'node:readline';
 import { connect } from 'node:net';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
@@ -154,6 +155,9 @@ export function createBackendNetwork(dir: string, count = 4): BackendNetwork {
   ip(['addr', 'add', `${v4(1)}/24`, 'dev', host]);
   ip(['-6', 'addr', 'add', `${v6(1)}/64`, 'dev', host, 'nodad']);
   ip(['link', 'set', host, 'up']);
+  // Node namespaces (dataplane.ts) reach the backends through the host: packets arriving on this
+  // veth may be forwarded (per interface; net.ipv4.ip_forward is left alone).
+  writeFileSync(`/proc/sys/net/ipv4/conf/${host}/forwarding`, '1');
   const inNs = (args: readonly string[]) => ip(['netns', 'exec', name, 'ip', ...args]);
   inNs(['link', 'set', 'lo', 'up']);
   for (const a of ipv4) inNs(['addr', 'add', `${a}/24`, 'dev', peer]);

@@ -1,5 +1,13 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { appendFileSync, closeSync, mkdirSync, openSync, readFileSync, rmSync } from 'node:fs';
+import {
+  appendFileSync,
+  closeSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 
@@ -130,6 +138,8 @@ export class ProcessGroup {
   async stopAll(opts: { keepDir?: boolean } = {}): Promise<void> {
     for (const p of [...this.procs].reverse()) await this.stop(p);
     if (!opts.keepDir) rmSync(this.dir, { recursive: true, force: true });
+    // A kept directory would still name the stopped pids to the reaper (which may be reused).
+    else writeFileSync(this.pidFile, '');
     this.reaper?.stdin?.end();
     this.reaper = undefined;
   }

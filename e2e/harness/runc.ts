@@ -6,7 +6,7 @@
 //
 // Only what outrigger's chart uses is translated; anything else in the template is refused, so a
 // chart change that this harness would silently ignore fails the test instead.
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { closeSync, mkdirSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { V1Container, V1PodSpec } from '@kubernetes/client-node';
@@ -94,8 +94,17 @@ export function runtimeConfig(o: RunPodOptions): object {
     'runAsUser',
     'runAsGroup',
     'seccompProfile',
-    'fsGroup',
   ]);
+  for (const k of ['hostNetwork', 'hostPID', 'hostIPC', 'shareProcessNamespace'] as const)
+    if (spec[k] === true)
+      throw new Error(`runc harness: the pod sets ${k}, which it does not translate`);
+  if (spec.automountServiceAccountToken === false)
+    throw new Error('runc harness: automountServiceAccountToken: false is not translated');
+  for (const k of ['envFrom', 'lifecycle', 'volumeDevices', 'startupProbe'] as const)
+    if (c[k] !== undefined)
+      throw new Error(`runc harness: the container sets ${k}, which it does not translate`);
+  if (c.resources?.limits?.cpu !== undefined)
+    throw new Error('runc harness: a CPU limit is not translated');
   only('the container securityContext', sc, [
     'allowPrivilegeEscalation',
     'readOnlyRootFilesystem',
@@ -106,6 +115,8 @@ export function runtimeConfig(o: RunPodOptions): object {
     'seccompProfile',
   ]);
   const [imageUid, imageGid] = (o.image.config.User ?? '0:0').split(':').map(Number);
+  if (!Number.isInteger(imageUid) || !Number.isInteger(imageGid))
+    throw new Error(`runc harness: the image's User ${o.image.config.User ?? ''} is not numeric`);
   const uid = sc.runAsUser ?? psc.runAsUser ?? imageUid ?? 0;
   const gid = sc.runAsGroup ?? psc.runAsGroup ?? imageGid ?? 0;
   if ((sc.runAsNonRoot ?? psc.runAsNonRoot) === true && uid === 0)
@@ -174,6 +185,8 @@ export function runtimeConfig(o: RunPodOptions): object {
       throw new Error(
         `runc harness: volume ${m.name} is not an emptyDir, which it does not translate`,
       );
+    // A kubelet backs a disk emptyDir by a node directory; a size-limited tmpfs stands in for it
+    // here (it counts against the memory limit, which a directory would not).
     const size =
       v.emptyDir.sizeLimit === undefined ? [] : [`size=${String(bytes(v.emptyDir.sizeLimit))}`];
     mounts.push({
@@ -254,6 +267,20 @@ export function runPod(o: RunPodOptions): Container {
     stdio: ['ignore', fd, fd],
   });
   closeSync(fd);
+  // Deletes the container when this process dies without remove(), SIGKILL included: a detached
+  // container is in no process group of ours.
+  const watchdog = spawn(
+    'sh',
+    [
+      '-c',
+      'cat >/dev/null 2>&1; runc delete --force "$1" 2>/dev/null',
+      'outrigger-runc-reaper',
+      o.id,
+    ],
+    { detached: true, stdio: ['pipe', 'ignore', 'ignore'] },
+  );
+  watchdog.unref();
+  (watchdog.stdin as unknown as { unref?: () => void } | null)?.unref?.();
   if (r.status !== 0)
     throw new Error(
       `runc run ${o.id} failed (exit ${String(r.status)}):\n${readFileSync(logPath, 'utf8')}`,
@@ -272,6 +299,7 @@ export function runPod(o: RunPodOptions): Container {
     },
     remove() {
       runc(['delete', '--force', o.id]);
+      watchdog.stdin.end();
     },
   };
 }

