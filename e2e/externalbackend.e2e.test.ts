@@ -289,6 +289,22 @@ suite('ExternalBackend with real backends', () => {
     expect(
       await operator.metric('rest_client_requests_total', { method: 'POST', code: '201' }),
     ).toBeGreaterThan(0);
+    expect(
+      await operator.metric('rest_client_request_duration_seconds_count', { verb: 'POST' }),
+    ).toBeGreaterThan(0);
+    // The Ready gauge: one series, on the current status and reason.
+    expect(
+      await operator.metric('outrigger_backend_ready_status', { namespace: ns, name: 'etcd-k8s' }),
+    ).toBe(1);
+    expect(
+      await operator.metric('outrigger_backend_ready_status', {
+        namespace: ns,
+        name: 'etcd-k8s',
+        status: 'True',
+        reason: 'AddressesReady',
+      }),
+    ).toBe(1);
+    expect(await operator.metric('outrigger_build_info')).toBe(1);
 
     // Bring it back.
     const revived = await net.serve(dead, 2379, 'tcp');
@@ -340,6 +356,18 @@ suite('ExternalBackend with real backends', () => {
     await until(ns, 'zl-lb', 'a FailingOpen event', async () =>
       (await eventReasons(ns, 'zl-lb')).includes('Warning/FailingOpen') ? true : undefined,
     );
+    // The gauge moved to the new reason: the old series is gone, one remains.
+    expect(
+      await operator.metric('outrigger_backend_ready_status', {
+        namespace: ns,
+        name: 'zl-lb',
+        status: 'False',
+        reason: 'FailingOpen',
+      }),
+    ).toBe(1);
+    expect(
+      await operator.metric('outrigger_backend_ready_status', { namespace: ns, name: 'zl-lb' }),
+    ).toBe(1);
 
     // Without failOpen nothing is ready, and the condition says so.
     await patchSpec(ns, 'zl-lb', {

@@ -83,8 +83,9 @@ export async function runManager(
   const metrics = createMetrics();
   const kc = observeRequests(
     kubeConfig,
-    (method, code) => {
+    (method, code, seconds, host) => {
       metrics.restRequests.inc({ method, code });
+      metrics.restRequestDuration.observe({ verb: method, host }, seconds);
     },
     `outrigger/${outriggerVersion} (${process.platform}/${process.arch})`,
   );

@@ -2,6 +2,7 @@
 // existing dashboards and alerts work; outrigger's own metrics live under outrigger_, in base units.
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { QueueMetrics } from './queue/workqueue.ts';
+import { version } from './version.ts';
 
 // controller-runtime's reconcile-time buckets.
 const reconcileBuckets = [
@@ -15,6 +16,10 @@ export interface Metrics {
   readonly registry: Registry;
   readonly reconcileTotal: Counter<'controller' | 'result'>;
   readonly reconcileErrors: Counter<'controller'>;
+  readonly reconcilePanics: Counter<'controller'>;
+  readonly terminalReconcileErrors: Counter<'controller'>;
+  readonly backendReady: Gauge<'namespace' | 'name' | 'status' | 'reason'>;
+  readonly restRequestDuration: Histogram<'verb' | 'host'>;
   readonly reconcileTime: Histogram<'controller'>;
   readonly activeWorkers: Gauge<'controller'>;
   readonly maxConcurrentReconciles: Gauge<'controller'>;
@@ -37,6 +42,12 @@ export function createMetrics(opts: { defaultMetrics?: boolean } = {}): Metrics 
   const registry = new Registry();
   if (opts.defaultMetrics ?? true) collectDefaultMetrics({ register: registry });
   const registers = [registry];
+  new Gauge({
+    name: 'outrigger_build_info',
+    help: 'A metric with a constant 1 value labeled by the version outrigger was built from and the Node.js it runs on',
+    labelNames: ['version', 'nodejs_version'],
+    registers,
+  }).set({ version, nodejs_version: process.version }, 1);
 
   const depth = new Gauge({
     name: 'workqueue_depth',
@@ -112,6 +123,35 @@ export function createMetrics(opts: { defaultMetrics?: boolean } = {}): Metrics 
       name: 'controller_runtime_reconcile_errors_total',
       help: 'Total number of reconciliation errors per controller',
       labelNames: ['controller'],
+      registers,
+    }),
+    // Go's panics have no JavaScript twin: a TypeError, RangeError or ReferenceError thrown by a
+    // reconcile is a bug in outrigger's code, not a failure of the world, and counts as one.
+    reconcilePanics: new Counter({
+      name: 'controller_runtime_reconcile_panics_total',
+      help: 'Total number of reconciliation panics (programming errors thrown) per controller',
+      labelNames: ['controller'],
+      registers,
+    }),
+    terminalReconcileErrors: new Counter({
+      name: 'controller_runtime_terminal_reconcile_errors_total',
+      help: 'Total number of terminal reconciliation errors per controller (the key is dropped until it changes)',
+      labelNames: ['controller'],
+      registers,
+    }),
+    // certmanager_certificate_ready_status's pattern: 1 on the current status and reason (the
+    // reason is one of the few Ready reasons outrigger sets, so the label stays bounded).
+    backendReady: new Gauge({
+      name: 'outrigger_backend_ready_status',
+      help: 'The Ready condition of each ExternalBackend: 1 on its current status and reason',
+      labelNames: ['namespace', 'name', 'status', 'reason'],
+      registers,
+    }),
+    restRequestDuration: new Histogram({
+      name: 'rest_client_request_duration_seconds',
+      help: 'Request latency in seconds. Broken down by verb and host.',
+      labelNames: ['verb', 'host'],
+      buckets: [0.005, 0.025, 0.1, 0.25, 0.5, 1, 2, 4, 8, 15, 30, 60],
       registers,
     }),
     reconcileTime: new Histogram({

@@ -54,6 +54,7 @@ export class Controller {
       } catch (err) {
         metrics.reconcileTotal.inc({ controller: name, result: 'error' });
         metrics.reconcileErrors.inc({ controller: name });
+        if (isProgrammingError(err)) metrics.reconcilePanics.inc({ controller: name });
         const retries = this.queue.numRequeues(key);
         if (retries < maxRetries) {
           log.info(
@@ -67,6 +68,7 @@ export class Controller {
             'reconcile failed too often; dropping the key until its next change',
           );
           this.queue.forget(key);
+          metrics.terminalReconcileErrors.inc({ controller: name });
         }
       } finally {
         end();
@@ -94,4 +96,9 @@ export function errorMessage(err: unknown): string {
     }
   }
   return err instanceof Error ? err.message : String(err);
+}
+
+/** What a Go controller would call a panic: an error of the code itself, not of the world. */
+export function isProgrammingError(err: unknown): boolean {
+  return err instanceof TypeError || err instanceof RangeError || err instanceof ReferenceError;
 }

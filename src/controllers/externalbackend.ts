@@ -27,7 +27,12 @@ import {
   type ExternalBackendSpec,
   type ExternalBackendStatus,
 } from '../externalbackend/schema.ts';
-import { parseStatus, planStatus, type Problem } from '../externalbackend/status.ts';
+import {
+  parseStatus,
+  planStatus,
+  readyCondition,
+  type Problem,
+} from '../externalbackend/status.ts';
 import { ProbeScheduler, type Target } from '../health/scheduler.ts';
 import type { AddressHealth } from '../health/state.ts';
 import { annotationOverCapacity } from '../endpoints/desired.ts';
@@ -142,6 +147,11 @@ export class ExternalBackendController {
   private readonly limited = new Set<string>();
   /** When each backend's status was last written (ms). */
   private readonly statusWrittenAt = new Map<string, number>();
+  /** The Ready series of outrigger_backend_ready_status each backend shows, to remove on change. */
+  private readonly readySeries = new Map<
+    string,
+    { namespace: string; name: string; status: string; reason: string }
+  >();
   /** Each backend's probe targets, and how many each namespace has (its limit's count). */
   private readonly targets = new Map<string, Set<string>>();
   private readonly targetsPerNamespace = new Map<string, number>();
@@ -657,6 +667,16 @@ export class ExternalBackendController {
         input.views.filter((v) => v.state === state).length,
       );
     }
+    const ready = readyCondition(input);
+    const readyLabels = { namespace, name, status: ready.status, reason: ready.reason };
+    const previousReady = this.readySeries.get(key);
+    if (
+      previousReady !== undefined &&
+      (previousReady.status !== ready.status || previousReady.reason !== ready.reason)
+    )
+      this.o.metrics.backendReady.remove(previousReady);
+    this.o.metrics.backendReady.set(readyLabels, 1);
+    this.readySeries.set(key, readyLabels);
     const { events, status } = planStatus(input);
     if (status === undefined) return;
     const now = this.now().getTime();
@@ -680,5 +700,8 @@ export class ExternalBackendController {
     this.applied.delete(key);
     for (const state of addressStates)
       this.o.metrics.backendAddresses.remove({ namespace, name, state: state.toLowerCase() });
+    const ready = this.readySeries.get(key);
+    if (ready !== undefined) this.o.metrics.backendReady.remove(ready);
+    this.readySeries.delete(key);
   }
 }

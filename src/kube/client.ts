@@ -39,7 +39,7 @@ export function inClusterNamespace(
 }
 
 /** Told about every API request a client made: its method and status code ("<error>" if none). */
-export type RequestObserver = (method: string, code: string) => void;
+export type RequestObserver = (method: string, code: string, seconds: number, host: string) => void;
 
 /**
  * A KubeConfig whose API clients report each request, for client-go's rest_client_requests_total.
@@ -56,12 +56,15 @@ export function observeRequests(
   const httpApi = wrapHttpLibrary({
     async send(request) {
       const method = request.getHttpMethod();
+      const host = new URL(request.getUrl()).host;
+      const started = performance.now();
+      const seconds = () => (performance.now() - started) / 1000;
       try {
         const response = await inner.send(request).toPromise();
-        observe(method, String(response.httpStatusCode));
+        observe(method, String(response.httpStatusCode), seconds(), host);
         return response;
       } catch (err) {
-        observe(method, '<error>');
+        observe(method, '<error>', seconds(), host);
         throw err;
       }
     },
