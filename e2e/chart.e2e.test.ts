@@ -98,6 +98,30 @@ local('the Helm chart', () => {
     const lint = helm(['lint', '--strict', chartDir, `--kube-version=${kubeVersion}`]);
     expect(lint.out).toContain('1 chart(s) linted, 0 chart(s) failed');
     expect(lint.status).toBe(0);
+    // The monitoring toggles render and lint too: the PrometheusRule from rules/, the dashboard.
+    const monitoring = helm([
+      'lint',
+      '--strict',
+      chartDir,
+      `--kube-version=${kubeVersion}`,
+      '--set=metrics.prometheusRule.enabled=true',
+      '--set=metrics.dashboard.enabled=true',
+      '--set=metrics.serviceMonitor.enabled=true',
+    ]);
+    expect(monitoring.out).toContain('1 chart(s) linted, 0 chart(s) failed');
+    const rendered = helm([
+      'template',
+      release,
+      chartDir,
+      `--kube-version=${kubeVersion}`,
+      '--set=metrics.prometheusRule.enabled=true',
+      '--set=metrics.dashboard.enabled=true',
+    ]);
+    const kinds = (
+      loadAll(rendered.out) as { kind?: string; spec?: { groups?: unknown[] } }[]
+    ).filter((d) => d.kind === 'PrometheusRule' || d.kind === 'ConfigMap');
+    expect(kinds.map((d) => d.kind).sort()).toEqual(['ConfigMap', 'PrometheusRule']);
+    expect(kinds.find((d) => d.kind === 'PrometheusRule')?.spec?.groups).toHaveLength(2);
     for (const [set, message] of [
       ['replicaCount=2', undefined],
       ['replicas=2', "additional properties 'replicas' not allowed"],

@@ -78,7 +78,8 @@ export function ensureHelm(): string {
 }
 
 /** A binary, or for seccomp-default the JSON file of containerd's RuntimeDefault profile. */
-export type DataPlaneBinary = 'kube-proxy' | 'coredns' | 'etcdctl' | 'traefik' | 'seccomp-default';
+export type DataPlaneBinary =
+  'kube-proxy' | 'coredns' | 'etcdctl' | 'traefik' | 'seccomp-default' | 'prometheus' | 'promtool';
 
 /** A data-plane binary, built by e2e/scripts/build-data-plane.sh and cached by version. */
 export function ensureDataPlaneBinary(name: DataPlaneBinary): string {

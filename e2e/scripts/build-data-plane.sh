@@ -3,7 +3,7 @@
 # Ingress controller, etcd's client) from the Go module proxy and caches it outside the repository,
 # keyed by version. Prints the path of the binary on its last line of stdout.
 #
-#   build-data-plane.sh kube-proxy|coredns|etcdctl|traefik|seccomp-default
+#   build-data-plane.sh kube-proxy|coredns|etcdctl|traefik|seccomp-default|prometheus|promtool
 #
 # - kube-proxy: one more target of the Kubernetes wrapper module (see k8s-wrapper.sh).
 # - coredns: a plain `go install` (its go.mod has no replaces).
@@ -11,6 +11,9 @@
 # - traefik: a wrapper module repeating the three `replace` lines and the `exclude` of Traefik's own
 #   go.mod (forks of go-http-auth, mux and minheap; a tencentcloud SDK version the proxy refuses).
 #   Built without its web UI files, which the tests do not need.
+# - prometheus, promtool: a wrapper module repeating Prometheus's own `replace` of
+#   cloud.google.com/go and its three `exclude`s; without the web UI's assets (the API, rule
+#   evaluation and `promtool test rules` do not need them).
 # - seccomp-default: not a server but a file, seccomp-default.json: the seccomp profile containerd
 #   applies for `seccompProfile: RuntimeDefault`, printed by containerd's own contrib/seccomp
 #   package for a container with every capability dropped (as the chart runs outrigger), in the
@@ -23,13 +26,14 @@ source "$here/versions.env"
 # shellcheck source=k8s-wrapper.sh
 source "$here/k8s-wrapper.sh"
 
-what="${1:?usage: build-data-plane.sh kube-proxy|coredns|etcdctl|traefik|seccomp-default}"
+what="${1:?usage: build-data-plane.sh kube-proxy|coredns|etcdctl|traefik|seccomp-default|prometheus|promtool}"
 case "$what" in
   kube-proxy) version="$KUBERNETES_VERSION" ;;
   coredns) version="$COREDNS_VERSION" ;;
   etcdctl) version="$ETCD_VERSION" ;;
   traefik) version="$TRAEFIK_VERSION" ;;
   seccomp-default) version="containerd-$CONTAINERD_VERSION" ;;
+  prometheus | promtool) version="$PROMETHEUS_VERSION" ;;
   *) echo "build-data-plane: unknown binary $what" >&2; exit 2 ;;
 esac
 
@@ -95,6 +99,32 @@ GOMOD
       go build -trimpath \
         -ldflags "-s -w -X github.com/traefik/traefik/v3/pkg/version.Version=$TRAEFIK_VERSION" \
         -o "$work/out/traefik" github.com/traefik/traefik/v3/cmd/traefik >&2)
+    ;;
+  prometheus | promtool)
+    mkdir -p "$work/m"
+    cat >"$work/m/go.mod" <<GOMOD
+module outrigger.dev/prometheusbuild
+
+go 1.26.0
+
+require github.com/prometheus/prometheus $PROMETHEUS_VERSION
+
+exclude github.com/linode/linodego v1.0.0
+
+exclude (
+	github.com/grpc-ecosystem/grpc-gateway v1.14.7
+	google.golang.org/api v0.30.0
+)
+
+replace cloud.google.com/go => cloud.google.com/go v0.123.0
+GOMOD
+    tools "$work/m" github.com/prometheus/prometheus/cmd/$what
+    v="${PROMETHEUS_VERSION#v0.}"
+    # Prometheus 3.x versions its Go module v0.3XY.Z for release 3.XY.Z.
+    release="3.${v:1:2}.${v#*.}"
+    ldflags="-s -w -X github.com/prometheus/common/version.Version=$release -X github.com/prometheus/common/version.Branch=HEAD"
+    (cd "$work/m" && go mod tidy >&2 &&
+      go build -trimpath -ldflags "$ldflags" -o "$work/out/$what" "github.com/prometheus/prometheus/cmd/$what" >&2)
     ;;
   seccomp-default)
     mkdir -p "$work/m" "$work/out"

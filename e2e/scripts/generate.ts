@@ -1,17 +1,18 @@
-// `npm run generate`: writes the ExternalBackend CRD generated from the zod schema, to crds/ and to
-// the chart, and the Dockerfile rendered from e2e/image/contents.env. Tests fail when a committed
-// file differs from what this writes (src/externalbackend/crd.test.ts, e2e/image.e2e.test.ts).
+// `npm run generate`: writes the ExternalBackend CRD generated from the zod schema (to crds/ and to
+// the chart), the Dockerfile rendered from e2e/image/contents.env, and the Grafana dashboard from
+// e2e/scripts/dashboard.ts. Tests fail when a committed file differs from what this writes
+// (src/externalbackend/crd.test.ts, e2e/image.e2e.test.ts, e2e/alerts.e2e.test.ts).
 import { writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { generatedFiles } from '../../src/externalbackend/render.ts';
 import { renderDockerfile } from '../image/dockerfile.ts';
+import { renderDashboard } from './dashboard.ts';
 
+const at = (path: string): string => fileURLToPath(new URL(`../../${path}`, import.meta.url));
 const files = [
   ...generatedFiles(),
-  {
-    path: fileURLToPath(new URL('../../Dockerfile', import.meta.url)),
-    content: renderDockerfile(),
-  },
+  { path: at('Dockerfile'), content: renderDockerfile() },
+  { path: at('charts/outrigger/dashboards/outrigger.json'), content: renderDashboard() },
 ];
 for (const { path, content } of files) {
   writeFileSync(path, content);

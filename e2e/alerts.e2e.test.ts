@@ -1,0 +1,220 @@
+// outrigger's alerts and dashboard, proven: promtool's unit tests of the chart's rule file, and a
+// real Prometheus (built from the Go module proxy, on loopback) scraping a running outrigger: the
+// alert for a backend whose servers all died fires, then resolves when they return, and every
+// query of the dashboard returns data.
+import { spawnSync } from 'node:child_process';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { setTimeout as delay } from 'node:timers/promises';
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { CustomObjectsApi } from '@kubernetes/client-node';
+import { apiVersion, group, plural, version } from '../src/externalbackend/schema.ts';
+import { ensureDataPlaneBinary } from './harness/binaries.ts';
+import { startCluster, type Cluster } from './harness/controlplane.ts';
+import {
+  createBackendNetwork,
+  netnsUnavailable,
+  type BackendNetwork,
+  type Server,
+} from './harness/netns.ts';
+import { startOperator, type OperatorProcess } from './harness/operator.ts';
+import { freePort } from './harness/ports.ts';
+import { ProcessGroup, tail, type ManagedProcess } from './harness/processes.ts';
+import { panels, renderDashboard } from './scripts/dashboard.ts';
+import { teardown, waitFor } from './helpers.ts';
+
+const root = fileURLToPath(new URL('..', import.meta.url));
+const rulesFile = join(root, 'charts/outrigger/rules/outrigger.rules.yaml');
+
+describe('the alert rules (promtool)', () => {
+  it('check clean and pass their unit tests (e2e/rules/outrigger.rules.test.yaml)', () => {
+    const promtool = ensureDataPlaneBinary('promtool');
+    const check = spawnSync(promtool, ['check', 'rules', rulesFile], { encoding: 'utf8' });
+    expect(check.stdout + check.stderr).toContain('SUCCESS');
+    expect(check.status).toBe(0);
+    const test = spawnSync(promtool, ['test', 'rules', 'outrigger.rules.test.yaml'], {
+      cwd: join(root, 'e2e/rules'),
+      encoding: 'utf8',
+    });
+    expect(test.stdout + test.stderr).toContain('SUCCESS');
+    expect(test.status).toBe(0);
+  });
+
+  it('the chart ships the dashboard exactly as generated (run `npm run generate`)', () => {
+    expect(readFileSync(join(root, 'charts/outrigger/dashboards/outrigger.json'), 'utf8')).toBe(
+      renderDashboard(),
+    );
+  });
+});
+
+const skipReason =
+  process.env.USE_EXISTING_CLUSTER === 'true'
+    ? 'needs its own control plane (backends live in network namespaces on this machine)'
+    : netnsUnavailable();
+const suite = skipReason === undefined ? describe : describe.skip;
+
+let cluster: Cluster;
+let net: BackendNetwork;
+let operator: OperatorProcess;
+let procs: ProcessGroup;
+let prometheus: ManagedProcess;
+let promUrl: string;
+const servers: Server[] = [];
+
+beforeAll(async () => {
+  if (skipReason !== undefined) {
+    console.warn(`skipping the real-Prometheus tests: ${skipReason}`);
+    return;
+  }
+  const bin = ensureDataPlaneBinary('prometheus');
+  cluster = await startCluster();
+  const dir = cluster.dir ?? '/tmp';
+  net = createBackendNetwork(dir, 2);
+  for (const ip of net.ipv4) servers.push(await net.serve(ip, 7000, 'tcp'));
+  // As the chart runs it: with leader election (the leader metric exists only then).
+  operator = await startOperator(
+    cluster.kubeconfigPath,
+    ['--leader-elect', '--leader-election-namespace=default'],
+    join(dir, 'outrigger.log'),
+  );
+
+  // The chart's rules as they are, but for their `for:` durations (minutes, proven by promtool
+  // above), so that this test sees an alert fire within seconds.
+  const rules = readFileSync(rulesFile, 'utf8').replaceAll(/^(\s+)for: \S+$/gm, '$1for: 3s');
+  writeFileSync(join(dir, 'rules.yaml'), rules);
+  const target = new URL(operator.metricsUrl).host;
+  writeFileSync(
+    join(dir, 'prometheus.yml'),
+    [
+      'global: { scrape_interval: 1s, evaluation_interval: 1s }',
+      'rule_files: [rules.yaml]',
+      'scrape_configs:',
+      '  - job_name: outrigger',
+      `    static_configs: [{ targets: ['${target}'] }]`,
+      '',
+    ].join('\n'),
+  );
+  const port = await freePort();
+  promUrl = `http://127.0.0.1:${String(port)}`;
+  procs = new ProcessGroup(join(dir, 'prometheus'));
+  procs.reapOnExit();
+  prometheus = procs.start('prometheus', bin, [
+    `--config.file=${join(dir, 'prometheus.yml')}`,
+    `--storage.tsdb.path=${join(dir, 'tsdb')}`,
+    `--web.listen-address=127.0.0.1:${String(port)}`,
+    '--log.level=warn',
+  ]);
+  await waitFor(
+    'Prometheus to be ready',
+    async () => {
+      if (prometheus.hasExited()) throw new Error(tail(prometheus.logPath));
+      return (await fetch(`${promUrl}/-/ready`)).ok || undefined;
+    },
+    60_000,
+    200,
+  );
+}, 900_000);
+
+afterAll(async () => {
+  if (skipReason !== undefined) return;
+  await teardown(
+    () => operator.stop(),
+    () => procs.stopAll(),
+    () => net.remove(),
+    () => cluster.stop(),
+  );
+}, 60_000);
+
+async function firing(alertname: string): Promise<Record<string, string>[]> {
+  const body = (await (await fetch(`${promUrl}/api/v1/alerts`)).json()) as {
+    data: { alerts: { labels: Record<string, string>; state: string }[] };
+  };
+  return body.data.alerts
+    .filter((a) => a.labels.alertname === alertname && a.state === 'firing')
+    .map((a) => a.labels);
+}
+
+async function query(expr: string): Promise<unknown[]> {
+  const body = (await (
+    await fetch(`${promUrl}/api/v1/query?query=${encodeURIComponent(expr)}`)
+  ).json()) as { status: string; data?: { result: unknown[] }; error?: string };
+  if (body.status !== 'success') throw new Error(`${expr}: ${body.error ?? body.status}`);
+  return body.data?.result ?? [];
+}
+
+suite('on a real Prometheus scraping outrigger', () => {
+  it('fires OutriggerBackendAllAddressesFailing when every server dies, and resolves when they return', async () => {
+    const objects = cluster.kubeConfig().makeApiClient(CustomObjectsApi);
+    await objects.createNamespacedCustomObject({
+      group,
+      version,
+      plural,
+      namespace: 'default',
+      body: {
+        apiVersion,
+        kind: 'ExternalBackend',
+        metadata: { name: 'legacy' },
+        spec: {
+          ports: [{ name: 'p', port: 7000 }],
+          addresses: net.ipv4.map((ip) => ({ ip })),
+          healthCheck: {
+            tcp: { port: 'p' },
+            intervalSeconds: 1,
+            timeoutSeconds: 1,
+            healthyThreshold: 1,
+            unhealthyThreshold: 1,
+          },
+        },
+      },
+    });
+    await waitFor(
+      'Prometheus to see the backend Ready',
+      async () =>
+        (await query('outrigger_backend_ready_status{name="legacy",status="True"} == 1')).length ===
+          1 || undefined,
+      60_000,
+      500,
+    );
+    expect(await firing('OutriggerBackendAllAddressesFailing')).toEqual([]);
+
+    const diedAt = Date.now();
+    for (const s of servers.splice(0)) await s.stop();
+    const alert = await waitFor(
+      'the alert to fire',
+      async () => (await firing('OutriggerBackendAllAddressesFailing'))[0],
+      60_000,
+      500,
+    );
+    console.log(
+      `every server dead: OutriggerBackendAllAddressesFailing firing ${String(Date.now() - diedAt)} ms later (for: 3s here, 2m in the chart)`,
+    );
+    expect(alert).toMatchObject({
+      namespace: 'default',
+      name: 'legacy',
+      reason: 'FailingOpen',
+      severity: 'critical',
+    });
+
+    const backAt = Date.now();
+    for (const ip of net.ipv4) servers.push(await net.serve(ip, 7000, 'tcp'));
+    await waitFor(
+      'the alert to resolve',
+      async () =>
+        (await firing('OutriggerBackendAllAddressesFailing')).length === 0 ? true : undefined,
+      60_000,
+      500,
+    );
+    console.log(`servers back: the alert resolved ${String(Date.now() - backAt)} ms later`);
+  }, 180_000);
+
+  it('every dashboard query returns data', async () => {
+    // rate() over 5m needs two samples; the scrape interval is 1 s.
+    await delay(3000);
+    const empty: string[] = [];
+    for (const p of panels)
+      for (const q of p.queries)
+        if ((await query(q.expr)).length === 0) empty.push(`${p.title}: ${q.expr}`);
+    expect(empty).toEqual([]);
+  }, 60_000);
+});
