@@ -8,8 +8,6 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as delay } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { CustomObjectsApi } from '@kubernetes/client-node';
-import { apiVersion, group, plural, version } from '../src/externalbackend/schema.ts';
 import { ensureDataPlaneBinary } from './harness/binaries.ts';
 import { startCluster, type Cluster } from './harness/controlplane.ts';
 import {
@@ -22,7 +20,7 @@ import { startOperator, type OperatorProcess } from './harness/operator.ts';
 import { freePort } from './harness/ports.ts';
 import { ProcessGroup, tail, type ManagedProcess } from './harness/processes.ts';
 import { panels, renderDashboard } from './scripts/dashboard.ts';
-import { teardown, waitFor } from './helpers.ts';
+import { createExternalBackend, fastTcpBackend, teardown, waitFor } from './helpers.ts';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const rulesFile = join(root, 'charts/outrigger/rules/outrigger.rules.yaml');
@@ -145,29 +143,12 @@ async function query(expr: string): Promise<unknown[]> {
 
 suite('on a real Prometheus scraping outrigger', () => {
   it('fires OutriggerBackendAllAddressesFailing when every server dies, and resolves when they return', async () => {
-    const objects = cluster.kubeConfig().makeApiClient(CustomObjectsApi);
-    await objects.createNamespacedCustomObject({
-      group,
-      version,
-      plural,
-      namespace: 'default',
-      body: {
-        apiVersion,
-        kind: 'ExternalBackend',
-        metadata: { name: 'legacy' },
-        spec: {
-          ports: [{ name: 'p', port: 7000 }],
-          addresses: net.ipv4.map((ip) => ({ ip })),
-          healthCheck: {
-            tcp: { port: 'p' },
-            intervalSeconds: 1,
-            timeoutSeconds: 1,
-            healthyThreshold: 1,
-            unhealthyThreshold: 1,
-          },
-        },
-      },
-    });
+    await createExternalBackend(
+      cluster.kubeConfig(),
+      'default',
+      'legacy',
+      fastTcpBackend(net.ipv4, 7000),
+    );
     await waitFor(
       'Prometheus to see the backend Ready',
       async () =>

@@ -5,10 +5,12 @@ import { setTimeout as delay } from 'node:timers/promises';
 import {
   ApiException,
   CoreV1Api,
+  CustomObjectsApi,
   DiscoveryV1Api,
   KubeConfig,
   type V1Pod,
 } from '@kubernetes/client-node';
+import { apiVersion, group, plural, version } from '../src/externalbackend/schema.ts';
 
 /**
  * Polls `fn` until it returns a value other than undefined, or throws after `timeoutMs` with the
@@ -190,4 +192,40 @@ export async function teardown(...steps: readonly (() => Promise<unknown>)[]): P
     }
   }
   if (failed.length > 0) throw new AggregateError(failed, 'clean-up failed');
+}
+
+/** Creates an ExternalBackend through the API (as `kubectl create` would). */
+export async function createExternalBackend(
+  kc: KubeConfig,
+  namespace: string,
+  name: string,
+  spec: Record<string, unknown>,
+): Promise<void> {
+  await kc.makeApiClient(CustomObjectsApi).createNamespacedCustomObject({
+    group,
+    version,
+    plural,
+    namespace,
+    body: {
+      apiVersion,
+      kind: 'ExternalBackend',
+      metadata: { name },
+      spec,
+    },
+  });
+}
+
+/** A spec for TCP servers on `port` of `ips`, checked every second, one result deciding. */
+export function fastTcpBackend(ips: readonly string[], port: number): Record<string, unknown> {
+  return {
+    ports: [{ name: 'p', port }],
+    addresses: ips.map((ip) => ({ ip })),
+    healthCheck: {
+      tcp: { port: 'p' },
+      intervalSeconds: 1,
+      timeoutSeconds: 1,
+      healthyThreshold: 1,
+      unhealthyThreshold: 1,
+    },
+  };
 }

@@ -15,12 +15,10 @@ import {
   AppsV1Api,
   CoordinationV1Api,
   CoreV1Api,
-  CustomObjectsApi,
   DiscoveryV1Api,
   type KubeConfig,
   type V1PodSpec,
 } from '@kubernetes/client-node';
-import { apiVersion, group, plural, version } from '../src/externalbackend/schema.ts';
 import { buildImage, unpackImage, type BuiltImage, type UnpackedImage } from './image/build.ts';
 import { renderDockerfile } from './image/dockerfile.ts';
 import { ensureDataPlaneBinary, ensureHelm } from './harness/binaries.ts';
@@ -33,7 +31,7 @@ import {
 } from './harness/dataplane.ts';
 import { createBackendNetwork, type BackendNetwork } from './harness/netns.ts';
 import { runcUnavailable, runPod, type Container } from './harness/runc.ts';
-import { teardown, waitFor } from './helpers.ts';
+import { createExternalBackend, fastTcpBackend, teardown, waitFor } from './helpers.ts';
 
 const skipReason = dataPlaneUnavailable() ?? runcUnavailable();
 const suite = skipReason === undefined ? describe : describe.skip;
@@ -223,29 +221,7 @@ suite('the image, run as the chart runs it', () => {
 
     // A reconcile, by whichever leads: the slice for a health-checked ExternalBackend.
     await core.createNamespace({ body: { metadata: { name: 'images' } } });
-    const objects = kc.makeApiClient(CustomObjectsApi);
-    await objects.createNamespacedCustomObject({
-      group,
-      version,
-      plural,
-      namespace: 'images',
-      body: {
-        apiVersion,
-        kind: 'ExternalBackend',
-        metadata: { name: 'legacy' },
-        spec: {
-          ports: [{ name: 'p', port: 7000 }],
-          addresses: net.ipv4.map((ip) => ({ ip })),
-          healthCheck: {
-            tcp: { port: 'p' },
-            intervalSeconds: 1,
-            timeoutSeconds: 1,
-            healthyThreshold: 1,
-            unhealthyThreshold: 1,
-          },
-        },
-      },
-    });
+    await createExternalBackend(kc, 'images', 'legacy', fastTcpBackend(net.ipv4, 7000));
     const discovery = kc.makeApiClient(DiscoveryV1Api);
     const readyIPs = async () => {
       const s = await discovery.readNamespacedEndpointSlice({
