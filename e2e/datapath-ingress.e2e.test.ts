@@ -83,7 +83,7 @@ beforeAll(async () => {
   const dir = cluster.dir ?? '/tmp';
   node = await startNode(cluster, { dir: join(dir, 'node'), coreDns: false });
   traefikUrl = await startIngressController(cluster, node, dir);
-  net = createBackendNetwork(dir, 6);
+  net = createBackendNetwork(dir, 6, { fromNodes: true });
   for (const ip of net.ipv4) await serve(ip);
   operator = await startOperator(cluster.kubeconfigPath, [], join(dir, 'outrigger.log'));
 

@@ -170,7 +170,7 @@ async function main(): Promise<void> {
       say(`and reach ClusterIPs through kube-proxy's rules; Traefik listens on ${traefik}`);
 
       step('Outside the cluster: three real etcd members and four web servers');
-      net = createBackendNetwork(dir, 7);
+      net = createBackendNetwork(dir, 7, { fromNodes: true });
       const v4 = net.ipv4;
       const ips = { etcd: v4.slice(0, 3), web: v4.slice(3, 5), byHand: v4.slice(5, 7) };
       etcd = await startEtcdMembers(net, dir, ['etc-master1', 'etc-master2', 'etc-master3']);

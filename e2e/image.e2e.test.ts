@@ -65,7 +65,7 @@ beforeAll(async () => {
   const [first] = nodes;
   if (first === undefined) throw new Error('no node');
   await publishApiServer(cluster, first);
-  net = createBackendNetwork(dir, 2);
+  net = createBackendNetwork(dir, 2, { fromNodes: true });
   await net.serve(net.ipv4[0] ?? '', 7000, 'tcp');
 
   const [repository, tag] = image.reference.split(':');

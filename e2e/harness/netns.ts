@@ -122,7 +122,11 @@ async function accepts(host: string, port: number): Promise<boolean> {
  * Creates namespace `outrigger-<pid>-<n>` with `count` IPv4 and IPv6 addresses. A watchdog removes
  * it if this process dies without calling remove().
  */
-export function createBackendNetwork(dir: string, count = 4): BackendNetwork {
+export function createBackendNetwork(
+  dir: string,
+  count = 4,
+  opts: { readonly fromNodes?: boolean } = {},
+): BackendNetwork {
   const why = netnsUnavailable();
   if (why !== undefined) throw new Error(why);
   let n = 1 + (process.pid % 200);
@@ -155,9 +159,10 @@ export function createBackendNetwork(dir: string, count = 4): BackendNetwork {
   ip(['addr', 'add', `${v4(1)}/24`, 'dev', host]);
   ip(['-6', 'addr', 'add', `${v6(1)}/64`, 'dev', host, 'nodad']);
   ip(['link', 'set', host, 'up']);
-  // Node namespaces (dataplane.ts) reach the backends through the host: packets arriving on this
-  // veth may be forwarded (per interface; net.ipv4.ip_forward is left alone).
-  writeFileSync(`/proc/sys/net/ipv4/conf/${host}/forwarding`, '1');
+  // With fromNodes, node namespaces (dataplane.ts) reach the backends through the host: packets
+  // arriving on this veth may be forwarded (per interface; net.ipv4.ip_forward is left alone).
+  // Without it the namespace is exactly what the other suites have always had.
+  if (opts.fromNodes === true) writeFileSync(`/proc/sys/net/ipv4/conf/${host}/forwarding`, '1');
   const inNs = (args: readonly string[]) => ip(['netns', 'exec', name, 'ip', ...args]);
   inNs(['link', 'set', 'lo', 'up']);
   for (const a of ipv4) inNs(['addr', 'add', `${a}/24`, 'dev', peer]);
@@ -165,7 +170,7 @@ export function createBackendNetwork(dir: string, count = 4): BackendNetwork {
   inNs(['link', 'set', peer, 'up']);
   // Replies to the node namespaces of e2e/harness/dataplane.ts, which reach backends through the
   // host (their only other neighbour is the host itself).
-  inNs(['route', 'add', '10.249.0.0/16', 'via', v4(1)]);
+  if (opts.fromNodes === true) inNs(['route', 'add', '10.249.0.0/16', 'via', v4(1)]);
 
   let routedUp = false;
   const routedPrefix = `fd00:250:${n.toString(16)}:1::`;
