@@ -269,14 +269,20 @@ describe('ExternalBackend admission', () => {
     expect(r.status).toBe(0);
   });
 
-  it('shows Ready, Addresses and Age in kubectl get xb', () => {
-    const r = spawnSync(
-      cluster.kubectl,
-      [`--kubeconfig=${cluster.kubeconfigPath}`, '-n', ns, 'get', 'xb'],
-      { encoding: 'utf8' },
-    );
+  it('shows Ready, Addresses, Service and Age in kubectl get xb, and Reason with -o wide', () => {
+    const get = (...extra: string[]) =>
+      spawnSync(
+        cluster.kubectl,
+        [`--kubeconfig=${cluster.kubeconfigPath}`, '-n', ns, 'get', 'xb', ...extra],
+        { encoding: 'utf8' },
+      );
+    const r = get();
     expect(r.status).toBe(0);
-    expect(r.stdout.split('\n')[0]).toMatch(/^NAME\s+READY\s+ADDRESSES\s+AGE/);
+    expect(r.stdout.split('\n')[0]).toMatch(/^NAME\s+READY\s+ADDRESSES\s+SERVICE\s+AGE$/);
     expect(r.stdout).toContain('etcd-k8s');
+    const wide = get('-o', 'wide');
+    expect(wide.stdout.split('\n')[0]).toMatch(
+      /^NAME\s+READY\s+ADDRESSES\s+SERVICE\s+REASON\s+AGE$/,
+    );
   });
 });
