@@ -50,6 +50,7 @@ let kc: KubeConfig;
 let core: CoreV1Api;
 let rbac: RbacAuthorizationV1Api;
 let saKubeconfig: string;
+let installOutput: string;
 
 const scenarioLabel = 'outrigger-e2e/rbac-scenario';
 const scenarioRules = [
@@ -86,6 +87,7 @@ beforeAll(async () => {
     `--set-json=addressPolicy.rules=${JSON.stringify(scenarioRules)}`,
   ]);
   if (installed.status !== 0) throw new Error(`helm install failed:\n${installed.out}`);
+  installOutput = installed.out;
   saKubeconfig = await serviceAccountKubeconfig(kc, releaseNs, release, cluster.dir ?? '/tmp');
 }, 240_000);
 
@@ -264,6 +266,11 @@ local('the Helm chart', () => {
     await bind(ns, 'alice', `${release}-externalbackends-edit`);
     await waitFor('the grant', async () => ((await can('alice', ns, 'create')) ? true : undefined));
     expect(await can('alice', ns, 'create')).toBe(true);
+    // NOTES name the release's real role and print no placeholder for the user to fill in.
+    const notes = installOutput.slice(installOutput.indexOf('NOTES:'));
+    expect(notes).toContain(`--clusterrole=${release}-externalbackends-edit`);
+    expect(notes).toContain(`leader election on Lease ${leaseName}`);
+    expect(notes).not.toMatch(/<[a-z-]+>|…|\.\.\./);
   }, 60_000);
 
   describe('RBAC', () => {

@@ -201,7 +201,8 @@ suite('the image, run as the chart runs it', () => {
     );
     for (const c of apiSyns) expect(c.read()).toBeGreaterThan(0);
 
-    // It runs as the chart says: uid 1000, no capabilities, seccomp filtering, no new privileges.
+    // It runs as the chart and the image say: uid 1000 (the image's user: the chart sets
+    // runAsNonRoot, not a UID), no capabilities, seccomp filtering, no new privileges.
     const status = readFileSync(`/proc/${String(containers[0]?.pid() ?? 0)}/status`, 'utf8');
     expect(status).toMatch(/^Uid:\s+1000\s+1000\s+1000\s+1000$/m);
     expect(status).toMatch(/^CapEff:\s+0+$/m);

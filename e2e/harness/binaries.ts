@@ -69,17 +69,36 @@ export function ensureBinaries(): Binaries {
 export function ensureHelm(): string {
   const fromEnv = process.env.HELM_BIN;
   if (fromEnv !== undefined && fromEnv !== '') return fromEnv;
-  const r = spawnSync('bash', [join(scripts, 'build-helm.sh')], {
+  return buildChartTool('helm');
+}
+
+/** helm-docs, which writes the chart's README from values.yaml (built like helm). */
+export function ensureHelmDocs(): string {
+  return buildChartTool('helm-docs');
+}
+
+function buildChartTool(name: 'helm' | 'helm-docs'): string {
+  const r = spawnSync('bash', [join(scripts, 'build-helm.sh'), name], {
     encoding: 'utf8',
     stdio: ['ignore', 'pipe', 'inherit'],
   });
-  if (r.status !== 0) throw new Error(`building helm failed (exit ${String(r.status)})`);
+  if (r.status !== 0) throw new Error(`building ${name} failed (exit ${String(r.status)})`);
   return r.stdout.trim().split('\n').at(-1) ?? '';
 }
 
-/** A binary, or for seccomp-default the JSON file of containerd's RuntimeDefault profile. */
+/**
+ * A binary; for seccomp-default the JSON file of containerd's RuntimeDefault profile, for
+ * monitoring-crds the Prometheus Operator's ServiceMonitor and PrometheusRule CRDs.
+ */
 export type DataPlaneBinary =
-  'kube-proxy' | 'coredns' | 'etcdctl' | 'traefik' | 'seccomp-default' | 'prometheus' | 'promtool';
+  | 'kube-proxy'
+  | 'coredns'
+  | 'etcdctl'
+  | 'traefik'
+  | 'seccomp-default'
+  | 'prometheus'
+  | 'promtool'
+  | 'monitoring-crds';
 
 /** A data-plane binary, built by e2e/scripts/build-data-plane.sh and cached by version. */
 export function ensureDataPlaneBinary(name: DataPlaneBinary): string {

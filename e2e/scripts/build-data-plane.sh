@@ -3,7 +3,7 @@
 # Ingress controller, etcd's client) from the Go module proxy and caches it outside the repository,
 # keyed by version. Prints the path of the binary on its last line of stdout.
 #
-#   build-data-plane.sh kube-proxy|coredns|etcdctl|traefik|seccomp-default|prometheus|promtool
+#   build-data-plane.sh kube-proxy|coredns|etcdctl|traefik|seccomp-default|prometheus|promtool|monitoring-crds
 #
 # - kube-proxy: one more target of the Kubernetes wrapper module (see k8s-wrapper.sh).
 # - coredns: a plain `go install` (its go.mod has no replaces).
@@ -18,6 +18,9 @@
 #   applies for `seccompProfile: RuntimeDefault`, printed by containerd's own contrib/seccomp
 #   package for a container with every capability dropped (as the chart runs outrigger), in the
 #   OCI runtime spec form runc reads.
+# - monitoring-crds: not a binary but the Prometheus Operator's ServiceMonitor and PrometheusRule
+#   CRDs, monitoring-crds.yaml, from the prometheus-operator module's example/ directory; the chart
+#   test installs them so that the API server validates what the chart renders for them.
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -26,7 +29,7 @@ source "$here/versions.env"
 # shellcheck source=k8s-wrapper.sh
 source "$here/k8s-wrapper.sh"
 
-what="${1:?usage: build-data-plane.sh kube-proxy|coredns|etcdctl|traefik|seccomp-default|prometheus|promtool}"
+what="${1:?usage: build-data-plane.sh kube-proxy|coredns|etcdctl|traefik|seccomp-default|prometheus|promtool|monitoring-crds}"
 case "$what" in
   kube-proxy) version="$KUBERNETES_VERSION" ;;
   coredns) version="$COREDNS_VERSION" ;;
@@ -34,6 +37,7 @@ case "$what" in
   traefik) version="$TRAEFIK_VERSION" ;;
   seccomp-default) version="containerd-$CONTAINERD_VERSION" ;;
   prometheus | promtool) version="$PROMETHEUS_VERSION" ;;
+  monitoring-crds) version="prometheus-operator-$PROMETHEUS_OPERATOR_VERSION" ;;
   *) echo "build-data-plane: unknown binary $what" >&2; exit 2 ;;
 esac
 
@@ -41,6 +45,7 @@ cache_root="${OUTRIGGER_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/outrigger}"
 dest="$cache_root/$what-$version"
 file="$what"
 [[ "$what" == seccomp-default ]] && file=seccomp-default.json
+[[ "$what" == monitoring-crds ]] && file=monitoring-crds.yaml
 if [[ -e "$dest/$file" ]]; then
   echo "$dest/$file"
   exit 0
@@ -151,6 +156,16 @@ func main() {
 }
 GO
     (cd "$work/m" && go mod tidy >&2 && go run . >"$work/out/seccomp-default.json")
+    ;;
+  monitoring-crds)
+    mkdir -p "$work/out"
+    mod="$(go mod download -json "github.com/prometheus-operator/prometheus-operator@$PROMETHEUS_OPERATOR_VERSION" |
+      sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')"
+    [[ -n "$mod" ]] || { log "go mod download gave no directory"; exit 1; }
+    for kind in servicemonitors prometheusrules; do
+      cat "$mod/example/prometheus-operator-crd/monitoring.coreos.com_$kind.yaml"
+      echo '---'
+    done >"$work/out/monitoring-crds.yaml"
     ;;
 esac
 

@@ -1,11 +1,20 @@
 // `npm run generate`: writes the ExternalBackend CRD generated from the zod schema (to crds/ and to
-// the chart), the Dockerfile rendered from e2e/image/contents.env, and the Grafana dashboard from
-// e2e/scripts/dashboard.ts. Tests fail when a committed file differs from what this writes
-// (src/externalbackend/crd.test.ts, e2e/image.e2e.test.ts, e2e/alerts.e2e.test.ts).
+// the chart), the Dockerfile rendered from e2e/image/contents.env, the Grafana dashboard from
+// e2e/scripts/dashboard.ts, and the chart's README and values-schema descriptions from the comments
+// in values.yaml (e2e/scripts/chart-docs.ts). Tests fail when a committed file differs from what
+// this writes (src/externalbackend/crd.test.ts, e2e/image.e2e.test.ts, e2e/alerts.e2e.test.ts,
+// e2e/chart.e2e.test.ts).
 import { writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { generatedFiles } from '../../src/externalbackend/render.ts';
 import { renderDockerfile } from '../image/dockerfile.ts';
+import {
+  readmePath,
+  renderChartReadme,
+  renderValuesSchema,
+  schemaPath,
+  valueRows,
+} from './chart-docs.ts';
 import { renderDashboard } from './dashboard.ts';
 
 const at = (path: string): string => fileURLToPath(new URL(`../../${path}`, import.meta.url));
@@ -13,6 +22,8 @@ const files = [
   ...generatedFiles(),
   { path: at('Dockerfile'), content: renderDockerfile() },
   { path: at('charts/outrigger/dashboards/outrigger.json'), content: renderDashboard() },
+  { path: schemaPath, content: await renderValuesSchema(valueRows()) },
+  { path: readmePath, content: renderChartReadme() },
 ];
 for (const { path, content } of files) {
   writeFileSync(path, content);

@@ -1,0 +1,475 @@
+// The chart as a platform engineer meets it: every value documented, with the README and the
+// schema's descriptions generated from values.yaml's comments (no drift); the values users of
+// cert-manager's and external-dns's charts reach for render into objects that the real API server
+// accepts with strict field validation (the Prometheus Operator's own CRDs validate the
+// ServiceMonitor and PrometheusRule); the schema allows `global`, so the chart works as a subchart;
+// two writers are refused at template time; and the Artifact Hub metadata matches the chart.
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { dump, load, loadAll } from 'js-yaml';
+import { ensureDataPlaneBinary, ensureHelm } from './harness/binaries.ts';
+import { startCluster, type Cluster } from './harness/controlplane.ts';
+import {
+  chartDir,
+  readmePath,
+  renderChartReadme,
+  renderValuesSchema,
+  schemaPath,
+  undescribed,
+  valueRows,
+} from './scripts/chart-docs.ts';
+
+const repoRoot = fileURLToPath(new URL('..', import.meta.url));
+const local = process.env.USE_EXISTING_CLUSTER === 'true' ? describe.skip : describe;
+const kubeVersion = '1.36.3';
+const release = 'edge';
+const releaseNs = 'platform';
+
+interface Doc {
+  apiVersion?: string;
+  kind?: string;
+  metadata?: {
+    name?: string;
+    namespace?: string;
+    labels?: Record<string, string>;
+    annotations?: Record<string, string>;
+  };
+  spec?: Record<string, unknown>;
+}
+
+let cluster: Cluster;
+let helmBin: string;
+let work: string;
+
+function run(bin: string, args: readonly string[], input?: string) {
+  const r = spawnSync(bin, args, { encoding: 'utf8', ...(input !== undefined && { input }) });
+  return { status: r.status, out: r.stdout + r.stderr, stdout: r.stdout };
+}
+
+const helm = (args: readonly string[]) => run(helmBin, args);
+
+/** `helm template` of the chart with these values (a values file, as users write them). */
+function render(values: unknown, name = release): { status: number | null; out: string } {
+  const file = join(
+    work,
+    `values-${String(Date.now())}-${Math.random().toString(36).slice(2)}.yaml`,
+  );
+  writeFileSync(file, dump(values));
+  return helm([
+    'template',
+    name,
+    chartDir,
+    `--kube-version=${kubeVersion}`,
+    `--namespace=${releaseNs}`,
+    `--values=${file}`,
+  ]);
+}
+
+function docs(out: string): Doc[] {
+  return (loadAll(out) as (Doc | null)[]).filter((d): d is Doc => d?.kind !== undefined);
+}
+
+/** Server-side dry run with strict field validation: an unknown or misplaced field fails. */
+function admitted(objects: readonly Doc[]): { status: number | null; out: string } {
+  return run(
+    cluster.kubectl,
+    [
+      `--kubeconfig=${cluster.kubeconfigPath}`,
+      'create',
+      '--dry-run=server',
+      '--validate=strict',
+      '-f',
+      '-',
+    ],
+    objects.map((o) => dump(o)).join('---\n'),
+  );
+}
+
+beforeAll(async () => {
+  helmBin = ensureHelm();
+  work = mkdtempSync(join(tmpdir(), 'outrigger-chart-values-'));
+  if (process.env.USE_EXISTING_CLUSTER === 'true') return;
+  cluster = await startCluster();
+  // The chart's CRDs and the Prometheus Operator's, so that every rendered kind is known.
+  const crds = [
+    join(chartDir, 'crds', 'outrigger.dev_externalbackends.yaml'),
+    join(chartDir, 'crds', 'outrigger.dev_externalbackendpolicies.yaml'),
+    ensureDataPlaneBinary('monitoring-crds'),
+  ];
+  const kubectl = (args: readonly string[], input?: string) =>
+    run(cluster.kubectl, [`--kubeconfig=${cluster.kubeconfigPath}`, ...args], input);
+  for (const f of crds) {
+    const r = kubectl(['apply', '--server-side', '-f', f]);
+    if (r.status !== 0) throw new Error(`applying ${f} failed:\n${r.out}`);
+  }
+  const established = kubectl([
+    'wait',
+    '--for=condition=Established',
+    '--timeout=60s',
+    'crd/externalbackends.outrigger.dev',
+    'crd/externalbackendpolicies.outrigger.dev',
+    'crd/servicemonitors.monitoring.coreos.com',
+    'crd/prometheusrules.monitoring.coreos.com',
+  ]);
+  if (established.status !== 0) throw new Error(established.out);
+  for (const ns of [releaseNs, 'monitoring', 'payments']) {
+    const r = kubectl(['create', 'namespace', ns]);
+    if (r.status !== 0) throw new Error(r.out);
+  }
+}, 240_000);
+
+afterAll(async () => {
+  rmSync(work, { recursive: true, force: true });
+  if (process.env.USE_EXISTING_CLUSTER !== 'true') await cluster.stop();
+});
+
+describe("the chart's documentation", () => {
+  it("is generated from values.yaml's comments: README and schema descriptions, with nothing undocumented", async () => {
+    const rows = valueRows();
+    expect(rows.length).toBeGreaterThan(60);
+    expect(rows.filter((r) => r.description === '').map((r) => r.key)).toEqual([]);
+    // Committed files are exactly what `npm run generate` writes (run it after editing values.yaml).
+    expect(readFileSync(readmePath, 'utf8')).toBe(renderChartReadme());
+    expect(readFileSync(schemaPath, 'utf8')).toBe(await renderValuesSchema(rows));
+    // Every key of the schema, down to the fields of list items, says what it is for.
+    const schema = JSON.parse(readFileSync(schemaPath, 'utf8')) as Parameters<
+      typeof undescribed
+    >[0];
+    expect(undescribed({ properties: { a: { type: 'string' } } })).toEqual(['a']);
+    expect(undescribed(schema)).toEqual([]);
+    // The README's values table lists every value.
+    const readme = readFileSync(readmePath, 'utf8');
+    for (const row of rows) expect(readme).toContain(`| ${row.key} |`);
+  });
+});
+
+local('the chart values', () => {
+  it('are checked by the schema: wrong values are refused with the key named, `global` is allowed', () => {
+    const cases: readonly [unknown, string | undefined][] = [
+      [{ global: { imagePullSecrets: ['regcred'], anything: { from: 'the parent' } } }, undefined],
+      [{ fullnameOverride: 'Bad_Name' }, "at '/fullnameOverride'"],
+      [{ nameOverride: 'x'.repeat(64) }, "at '/nameOverride'"],
+      [{ image: { digest: 'latest' } }, "at '/image/digest'"],
+      [{ extraEnv: [{ value: 'x' }] }, "at '/extraEnv/0': missing property 'name'"],
+      [{ extraVolumeMounts: [{ name: 'ca' }] }, "missing property 'mountPath'"],
+      [{ livenessProbe: { periodSeconds: 0 } }, "at '/livenessProbe/periodSeconds'"],
+      [{ livenessProbe: { httpGet: { path: '/' } } }, "additional properties 'httpGet'"],
+      [{ metrics: { serviceMonitor: { scrapeTimeout: 10 } } }, 'got number, want string'],
+      [{ strategy: { type: 'BlueGreen' } }, "at '/strategy/type'"],
+      [
+        { topologySpreadConstraints: [{ maxSkew: 1 }] },
+        "missing properties 'topologyKey', 'whenUnsatisfiable'",
+      ],
+      [{ serviceAccount: { labels: { team: 1 } } }, "at '/serviceAccount/labels/team'"],
+    ];
+    for (const [values, message] of cases) {
+      const r = render(values);
+      if (message === undefined)
+        expect({ values, out: r.status === 0 ? 'ok' : r.out }).toEqual({ values, out: 'ok' });
+      else
+        expect({ values, out: r.out }).toEqual({ values, out: expect.stringContaining(message) });
+    }
+  });
+
+  it('refuse two writers at template time: several replicas need leader election', () => {
+    const two = render({ replicaCount: 3, leaderElection: { enabled: false } });
+    expect(two.status).not.toBe(0);
+    expect(two.out).toContain(
+      'replicaCount is 3 but leaderElection.enabled is false: every replica would write the same',
+    );
+    expect(render({ replicaCount: 1, leaderElection: { enabled: false } }).status).toBe(0);
+    expect(render({ replicaCount: 3 }).status).toBe(0);
+  });
+
+  it('by default spread the replicas over nodes, select Linux amd64 nodes, and assign no UID', () => {
+    const r = render({});
+    expect(r.status).toBe(0);
+    const deployment = docs(r.out).find((d) => d.kind === 'Deployment');
+    const pod = (deployment?.spec?.template as { spec?: Record<string, unknown> }).spec;
+    expect(pod?.topologySpreadConstraints).toEqual([
+      {
+        maxSkew: 1,
+        topologyKey: 'kubernetes.io/hostname',
+        whenUnsatisfiable: 'ScheduleAnyway',
+        labelSelector: {
+          matchLabels: {
+            'app.kubernetes.io/name': 'outrigger',
+            'app.kubernetes.io/instance': release,
+          },
+        },
+        matchLabelKeys: ['pod-template-hash'],
+      },
+    ]);
+    expect(pod?.nodeSelector).toEqual({
+      'kubernetes.io/os': 'linux',
+      'kubernetes.io/arch': 'amd64',
+    });
+    // runAsNonRoot without runAsUser: the image's numeric user 1000 satisfies it, and a platform
+    // that assigns UIDs from a range can assign one.
+    expect(pod?.securityContext).toEqual({
+      runAsNonRoot: true,
+      seccompProfile: { type: 'RuntimeDefault' },
+    });
+    expect(admitted(docs(r.out).filter((d) => d.kind === 'Deployment'))).toMatchObject({
+      status: 0,
+    });
+  });
+
+  it('render every override users reach for into objects the API server accepts', () => {
+    const digest = `sha256:${'a'.repeat(64)}`;
+    const values = {
+      nameOverride: 'gateway',
+      commonLabels: { team: 'platform' },
+      global: { commonLabels: { 'cost-center': '42' }, imagePullSecrets: [{ name: 'regcred' }] },
+      image: { digest },
+      imagePullSecrets: [{ name: 'regcred' }, { name: 'mirror' }],
+      // An OpenShift-like platform: its own UID, no seccomp key from the chart.
+      podSecurityContext: { runAsUser: 1000650000, seccompProfile: null },
+      securityContext: { runAsNonRoot: true },
+      extraEnv: [{ name: 'NODE_OPTIONS', value: '--max-old-space-size=384' }],
+      extraVolumes: [{ name: 'corp-ca', configMap: { name: 'corp-ca' } }],
+      extraVolumeMounts: [{ name: 'corp-ca', mountPath: '/etc/corp-ca', readOnly: true }],
+      livenessProbe: { periodSeconds: 30 },
+      strategy: { type: 'RollingUpdate', rollingUpdate: { maxUnavailable: 0, maxSurge: 1 } },
+      deploymentAnnotations: { 'reloader.example/auto': 'true' },
+      serviceAccount: { labels: { 'azure.workload.identity/use': 'true' } },
+      tolerations: [{ key: 'dedicated', value: 'infra', effect: 'NoSchedule' }],
+      topologySpreadConstraints: [
+        {
+          maxSkew: 1,
+          topologyKey: 'topology.kubernetes.io/zone',
+          whenUnsatisfiable: 'DoNotSchedule',
+        },
+      ],
+      metrics: {
+        service: { annotations: { 'prometheus.io/scrape': 'true' } },
+        serviceMonitor: {
+          enabled: true,
+          namespace: 'monitoring',
+          interval: '15s',
+          scrapeTimeout: '10s',
+          labels: { release: 'kube-prometheus-stack' },
+          annotations: { owner: 'platform' },
+          honorLabels: true,
+          relabelings: [{ sourceLabels: ['__meta_kubernetes_pod_node_name'], targetLabel: 'node' }],
+          metricRelabelings: [{ sourceLabels: ['__name__'], regex: 'go_.*', action: 'drop' }],
+        },
+        prometheusRule: {
+          enabled: true,
+          namespace: 'monitoring',
+          labels: { release: 'kube-prometheus-stack' },
+        },
+        dashboard: { enabled: true, namespace: 'monitoring' },
+      },
+      networkPolicy: { enabled: true },
+    };
+    const r = render(values);
+    expect(r.status).toBe(0);
+    const all = docs(r.out);
+    const byKind = (kind: string): Doc[] => all.filter((d) => d.kind === kind);
+    // Names from nameOverride; labels from commonLabels and global.commonLabels on every object.
+    expect(byKind('Deployment')[0]?.metadata?.name).toBe('edge-gateway');
+    for (const d of all) {
+      expect({ kind: d.kind, labels: d.metadata?.labels }).toMatchObject({
+        labels: { team: 'platform', 'cost-center': '42', 'app.kubernetes.io/name': 'gateway' },
+      });
+    }
+    const deployment = byKind('Deployment')[0];
+    expect(deployment?.metadata?.annotations).toEqual({ 'reloader.example/auto': 'true' });
+    expect(deployment?.spec?.strategy).toEqual(values.strategy);
+    const pod = (deployment?.spec?.template as { spec: Record<string, unknown> }).spec;
+    expect(pod.imagePullSecrets).toEqual([{ name: 'regcred' }, { name: 'mirror' }]);
+    expect(pod.securityContext).toEqual({ runAsNonRoot: true, runAsUser: 1000650000 });
+    expect(pod.volumes).toEqual([
+      { name: 'tmp', emptyDir: { sizeLimit: '16Mi' } },
+      { name: 'corp-ca', configMap: { name: 'corp-ca' } },
+    ]);
+    const container = (pod.containers as Record<string, unknown>[])[0];
+    expect(container).toMatchObject({
+      image: `ghcr.io/outrigger-dev/outrigger@${digest}`,
+      env: values.extraEnv,
+      volumeMounts: [{ name: 'tmp', mountPath: '/tmp' }, values.extraVolumeMounts[0]],
+      livenessProbe: { httpGet: { path: '/healthz', port: 'probes' }, periodSeconds: 30 },
+      securityContext: {
+        runAsNonRoot: true,
+        readOnlyRootFilesystem: true,
+        allowPrivilegeEscalation: false,
+      },
+    });
+    expect(container?.args).toContain('--leader-election-id=edge-gateway-leader');
+    // A constraint the user wrote gets the chart's pod labels, as the default one does.
+    expect(pod.topologySpreadConstraints).toEqual([
+      {
+        ...values.topologySpreadConstraints[0],
+        labelSelector: {
+          matchLabels: {
+            'app.kubernetes.io/name': 'gateway',
+            'app.kubernetes.io/instance': release,
+          },
+        },
+        matchLabelKeys: ['pod-template-hash'],
+      },
+    ]);
+    // The ServiceMonitor lives in the monitoring namespace and selects the release's Service.
+    const monitor = byKind('ServiceMonitor')[0];
+    expect(monitor?.metadata).toMatchObject({
+      namespace: 'monitoring',
+      labels: { release: 'kube-prometheus-stack' },
+      annotations: { owner: 'platform' },
+    });
+    expect(monitor?.spec).toMatchObject({
+      namespaceSelector: { matchNames: [releaseNs] },
+      endpoints: [
+        {
+          port: 'metrics',
+          interval: '15s',
+          scrapeTimeout: '10s',
+          honorLabels: true,
+          relabelings: values.metrics.serviceMonitor.relabelings,
+          metricRelabelings: values.metrics.serviceMonitor.metricRelabelings,
+        },
+      ],
+    });
+    expect(byKind('Service')[0]?.metadata?.annotations).toEqual({ 'prometheus.io/scrape': 'true' });
+    expect(byKind('PrometheusRule')[0]?.metadata?.namespace).toBe('monitoring');
+    expect(byKind('ServiceAccount')[0]?.metadata?.labels).toMatchObject({
+      'azure.workload.identity/use': 'true',
+    });
+    // Everything the chart rendered, dry-run created with strict field validation. Namespaced
+    // objects without a namespace would land in `default`: the chart names one on every object.
+    for (const d of all) {
+      const clusterScoped = [
+        'ClusterRole',
+        'ClusterRoleBinding',
+        'ExternalBackendPolicy',
+        'ValidatingAdmissionPolicy',
+        'ValidatingAdmissionPolicyBinding',
+      ].includes(d.kind ?? '');
+      expect({ kind: d.kind, namespaced: d.metadata?.namespace !== undefined }).toEqual({
+        kind: d.kind,
+        namespaced: !clusterScoped,
+      });
+    }
+    const result = admitted(all);
+    expect(result.out).not.toMatch(/error|unknown field|Warning/i);
+    expect(result.status).toBe(0);
+    // ...and the check is strict: a misplaced field is refused.
+    const misplaced = { ...deployment, spec: { ...deployment?.spec, matchLabelKeys: ['x'] } };
+    expect(admitted([misplaced]).out).toContain('unknown field "spec.matchLabelKeys"');
+    // fullnameOverride replaces the whole name.
+    const full = docs(render({ fullnameOverride: 'xb-operator' }).out);
+    expect(full.find((d) => d.kind === 'Deployment')?.metadata?.name).toBe('xb-operator');
+    expect(full.find((d) => d.kind === 'ServiceAccount')?.metadata?.name).toBe('xb-operator');
+  });
+
+  it('work as a subchart: an umbrella chart passes global values and its own values through', () => {
+    const umbrella = join(work, 'umbrella');
+    mkdirSync(join(umbrella, 'charts'), { recursive: true });
+    writeFileSync(
+      join(umbrella, 'Chart.yaml'),
+      dump({
+        apiVersion: 'v2',
+        name: 'platform',
+        version: '1.0.0',
+        dependencies: [{ name: 'outrigger', version: '0.1.0', repository: `file://${chartDir}` }],
+      }),
+    );
+    writeFileSync(
+      join(umbrella, 'values.yaml'),
+      dump({
+        global: {
+          imagePullSecrets: ['regcred'],
+          commonLabels: { platform: 'core' },
+          domain: 'example.test',
+        },
+        outrigger: { replicaCount: 3 },
+      }),
+    );
+    const dep = helm(['dependency', 'build', umbrella]);
+    expect(dep.status).toBe(0);
+    const lint = helm(['lint', '--strict', umbrella, `--kube-version=${kubeVersion}`]);
+    expect(lint.out).toContain('1 chart(s) linted, 0 chart(s) failed');
+    const r = helm([
+      'template',
+      'plat',
+      umbrella,
+      `--kube-version=${kubeVersion}`,
+      '--namespace=platform',
+    ]);
+    expect(r.status).toBe(0);
+    const deployment = docs(r.out).find((d) => d.kind === 'Deployment');
+    expect(deployment?.metadata?.labels).toMatchObject({ platform: 'core' });
+    expect(deployment?.spec?.replicas).toBe(3);
+    const pod = (deployment?.spec?.template as { spec: Record<string, unknown> }).spec;
+    expect(pod.imagePullSecrets).toEqual([{ name: 'regcred' }]);
+  });
+
+  it('carry Artifact Hub metadata that matches the chart: CRDs, examples the API server accepts, image, license, links', () => {
+    const chart = load(readFileSync(join(chartDir, 'Chart.yaml'), 'utf8')) as {
+      appVersion: string;
+      annotations: Record<string, string>;
+    };
+    const a = chart.annotations;
+    const pkg = JSON.parse(readFileSync(join(repoRoot, 'package.json'), 'utf8')) as {
+      license: string;
+    };
+    expect(a['artifacthub.io/license']).toBe(pkg.license);
+    expect(readFileSync(join(repoRoot, 'LICENSE'), 'utf8')).toMatch(
+      /^Apache License\s+Version 2\.0/,
+    );
+    // The CRDs listed are the chart's crds/ files, by kind, version and name.
+    const listed = load(a['artifacthub.io/crds'] ?? '') as {
+      kind: string;
+      version: string;
+      name: string;
+    }[];
+    const shipped = [
+      'outrigger.dev_externalbackends.yaml',
+      'outrigger.dev_externalbackendpolicies.yaml',
+    ].map((f) => {
+      const crd = load(readFileSync(join(chartDir, 'crds', f), 'utf8')) as {
+        metadata: { name: string };
+        spec: { names: { kind: string }; versions: { name: string; served: boolean }[] };
+      };
+      return {
+        kind: crd.spec.names.kind,
+        version: crd.spec.versions.find((v) => v.served)?.name,
+        name: crd.metadata.name,
+      };
+    });
+    expect(listed.map((c) => ({ kind: c.kind, version: c.version, name: c.name }))).toEqual(
+      shipped,
+    );
+    // The examples are valid objects of those CRDs (schema and CEL rules, on the real API server).
+    const examples = load(a['artifacthub.io/crdsExamples'] ?? '') as Doc[];
+    expect(examples.map((e) => e.kind)).toEqual(['ExternalBackend', 'ExternalBackendPolicy']);
+    const placed = examples.map((e) =>
+      e.kind === 'ExternalBackend'
+        ? { ...e, metadata: { ...e.metadata, namespace: 'payments' } }
+        : e,
+    );
+    expect(admitted(placed)).toMatchObject({ status: 0 });
+    // The image is the one the chart deploys by default.
+    const values = load(readFileSync(join(chartDir, 'values.yaml'), 'utf8')) as {
+      image: { repository: string };
+    };
+    const images = load(a['artifacthub.io/images'] ?? '') as { name: string; image: string }[];
+    expect(images.map((i) => i.image)).toEqual([`${values.image.repository}:${chart.appVersion}`]);
+    // Links to the project's files point at files that exist.
+    const links = load(a['artifacthub.io/links'] ?? '') as { name: string; url: string }[];
+    expect(links.length).toBeGreaterThan(2);
+    for (const { url } of links) {
+      const m =
+        /^https:\/\/github\.com\/outrigger-dev\/outrigger(?:\/blob\/main\/(.+)|#readme)$/.exec(url);
+      expect({ url, matches: m !== null }).toEqual({ url, matches: true });
+      expect({ url, exists: existsSync(join(repoRoot, m?.[1] ?? 'README.md')) }).toEqual({
+        url,
+        exists: true,
+      });
+    }
+  });
+});
