@@ -151,7 +151,13 @@ local('the chart values', () => {
   it('are checked by the schema: wrong values are refused with the key named, `global` is allowed', () => {
     const cases: readonly [unknown, string | undefined][] = [
       [{ global: { imagePullSecrets: ['regcred'], anything: { from: 'the parent' } } }, undefined],
+      [{ imagePullSecrets: ['regcred'], replicaCount: 0 }, undefined],
       [{ fullnameOverride: 'Bad_Name' }, "at '/fullnameOverride'"],
+      [{ fullnameOverride: '1-outrigger' }, "at '/fullnameOverride'"],
+      [
+        { podDisruptionBudget: { maxUnavailable: 'lots' } },
+        "at '/podDisruptionBudget/maxUnavailable'",
+      ],
       [{ nameOverride: 'x'.repeat(64) }, "at '/nameOverride'"],
       [{ image: { digest: 'latest' } }, "at '/image/digest'"],
       [{ extraEnv: [{ value: 'x' }] }, "at '/extraEnv/0': missing property 'name'"],
@@ -175,7 +181,7 @@ local('the chart values', () => {
     }
   });
 
-  it('refuse two writers at template time: several replicas need leader election', () => {
+  it('refuse at template time what would run two writers or crash-loop', () => {
     const two = render({ replicaCount: 3, leaderElection: { enabled: false } });
     expect(two.status).not.toBe(0);
     expect(two.out).toContain(
@@ -183,6 +189,70 @@ local('the chart values', () => {
     );
     expect(render({ replicaCount: 1, leaderElection: { enabled: false } }).status).toBe(0);
     expect(render({ replicaCount: 3 }).status).toBe(0);
+    // The operator refuses these timings at start-up; the chart says so before anything is applied.
+    expect(render({ leaderElection: { renewDeadline: '15s' } }).out).toContain(
+      'leaderElection.renewDeadline (15s) must be shorter than leaderElection.leaseDuration (15s)',
+    );
+    expect(render({ leaderElection: { retryPeriod: '10000ms' } }).out).toContain(
+      'leaderElection.retryPeriod (10000ms) must be shorter than leaderElection.renewDeadline (10s)',
+    );
+    expect(
+      render({ leaderElection: { leaseDuration: '1m', renewDeadline: '45s', retryPeriod: '1.5s' } })
+        .status,
+    ).toBe(0);
+    expect(render({ healthProbePort: 8080 }).out).toContain(
+      'metrics.port and healthProbePort are both 8080',
+    );
+  });
+
+  it('keep their own labels and names whatever users add', () => {
+    const r = render(
+      {
+        podLabels: { 'app.kubernetes.io/name': 'other', tier: 'infra' },
+        commonLabels: { 'app.kubernetes.io/instance': 'other', team: 'platform' },
+        metrics: { serviceMonitor: { enabled: true, labels: { 'app.kubernetes.io/name': 'x' } } },
+        podDisruptionBudget: { minAvailable: 1 },
+        livenessProbe: null,
+      },
+      'a'.repeat(53),
+    );
+    expect(r.status).toBe(0);
+    const all = docs(r.out);
+    const deployment = all.find((d) => d.kind === 'Deployment');
+    const selector = (deployment?.spec?.selector as { matchLabels: Record<string, string> })
+      .matchLabels;
+    const podLabels = (
+      deployment?.spec?.template as { metadata: { labels: Record<string, string> } }
+    ).metadata.labels;
+    // The selector still selects the pods; user labels are added, never replace the chart's.
+    expect(podLabels).toEqual({ ...selector, tier: 'infra', team: 'platform' });
+    for (const d of all) expect(d.metadata?.labels?.['app.kubernetes.io/name']).toBe('outrigger');
+    // With the longest release name Helm allows, what must be a DNS label (a Service's name, the
+    // Lease's, every label value) still fits in 63 characters; the admission below checks the rest.
+    const service = all.find((d) => d.kind === 'Service')?.metadata?.name ?? '';
+    expect(service).toMatch(/^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$/);
+    expect(service.endsWith('-metrics')).toBe(true);
+    const leaseArg = (
+      (deployment?.spec?.template as { spec: { containers: { args: string[] }[] } }).spec
+        .containers[0]?.args ?? []
+    ).find((a) => a.startsWith('--leader-election-id='));
+    expect((leaseArg ?? '').length - '--leader-election-id='.length).toBeLessThanOrEqual(63);
+    for (const d of all)
+      for (const v of Object.values(d.metadata?.labels ?? {}))
+        expect(v.length).toBeLessThanOrEqual(63);
+    expect(all.find((d) => d.kind === 'PodDisruptionBudget')?.spec).toMatchObject({
+      minAvailable: 1,
+    });
+    expect(all.find((d) => d.kind === 'PodDisruptionBudget')?.spec).not.toHaveProperty(
+      'maxUnavailable',
+    );
+    // The per-backend metrics' namespace label survives a ServiceMonitor scrape (honorLabels).
+    expect(all.find((d) => d.kind === 'ServiceMonitor')?.spec).toMatchObject({
+      endpoints: [{ honorLabels: true }],
+    });
+    expect(admitted(all.filter((d) => d.kind !== 'ExternalBackendPolicy'))).toMatchObject({
+      status: 0,
+    });
   });
 
   it('by default spread the replicas over nodes, select Linux amd64 nodes, and assign no UID', () => {
@@ -375,7 +445,14 @@ local('the chart values', () => {
         apiVersion: 'v2',
         name: 'platform',
         version: '1.0.0',
-        dependencies: [{ name: 'outrigger', version: '0.1.0', repository: `file://${chartDir}` }],
+        dependencies: [
+          {
+            name: 'outrigger',
+            version: '0.1.0',
+            repository: `file://${chartDir}`,
+            condition: 'outrigger.enabled',
+          },
+        ],
       }),
     );
     writeFileSync(
@@ -386,7 +463,7 @@ local('the chart values', () => {
           commonLabels: { platform: 'core' },
           domain: 'example.test',
         },
-        outrigger: { replicaCount: 3 },
+        outrigger: { enabled: true, replicaCount: 3 },
       }),
     );
     const dep = helm(['dependency', 'build', umbrella]);
@@ -406,6 +483,16 @@ local('the chart values', () => {
     expect(deployment?.spec?.replicas).toBe(3);
     const pod = (deployment?.spec?.template as { spec: Record<string, unknown> }).spec;
     expect(pod.imagePullSecrets).toEqual([{ name: 'regcred' }]);
+    // ...and its dependency condition switches it off.
+    const off = helm([
+      'template',
+      'plat',
+      umbrella,
+      `--kube-version=${kubeVersion}`,
+      '--set=outrigger.enabled=false',
+    ]);
+    expect(off.status).toBe(0);
+    expect(docs(off.out)).toEqual([]);
   });
 
   it('carry Artifact Hub metadata that matches the chart: CRDs, examples the API server accepts, image, license, links', () => {

@@ -23,16 +23,36 @@ app.kubernetes.io/name: {{ include "outrigger.name" . }}
 app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end -}}
 
-{{/* Labels of every resource: the selector labels, the recommended ones, then commonLabels
-(global's first, so the chart's own win). */}}
-{{- define "outrigger.labels" -}}
+{{/* The chart's own labels of every resource: the selector labels and the recommended ones. */}}
+{{- define "outrigger.chartLabels" -}}
 {{ include "outrigger.selectorLabels" . }}
 app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
 app.kubernetes.io/managed-by: {{ .Release.Service }}
 helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
-{{- with merge (deepCopy (.Values.commonLabels | default dict)) (deepCopy ((.Values.global | default dict).commonLabels | default dict)) }}
-{{ toYaml . }}
-{{- end }}
+{{- end -}}
+
+{{/* commonLabels over global.commonLabels, as a dict. */}}
+{{- define "outrigger.commonLabels" -}}
+{{- toYaml (merge (deepCopy (.Values.commonLabels | default dict)) (deepCopy ((.Values.global | default dict).commonLabels | default dict))) -}}
+{{- end -}}
+
+{{/* Labels of every resource: the chart's own, then commonLabels. On a clash the chart's key wins,
+so a user label can never change a selector or produce a duplicate key. */}}
+{{- define "outrigger.labels" -}}
+{{- toYaml (merge (include "outrigger.chartLabels" . | fromYaml) (include "outrigger.commonLabels" . | fromYaml)) -}}
+{{- end -}}
+
+{{/* Labels of resources that take extra labels of their own (a dict in .extra): the chart's, then
+those, then commonLabels; the chart's keys win. */}}
+{{- define "outrigger.labelsWith" -}}
+{{- $ctx := .ctx -}}
+{{- toYaml (merge (include "outrigger.chartLabels" $ctx | fromYaml) (deepCopy (.extra | default dict)) (include "outrigger.commonLabels" $ctx | fromYaml)) -}}
+{{- end -}}
+
+{{/* Labels of the pods: the selector labels, then podLabels, then commonLabels; the selector's
+keys win, so the Deployment always selects its pods. */}}
+{{- define "outrigger.podLabels" -}}
+{{- toYaml (merge (include "outrigger.selectorLabels" . | fromYaml) (deepCopy (.Values.podLabels | default dict)) (include "outrigger.commonLabels" . | fromYaml)) -}}
 {{- end -}}
 
 {{- define "outrigger.serviceAccountName" -}}
@@ -72,9 +92,30 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | 
 {{- end -}}
 {{- end -}}
 
-{{/* Refuses values that would render a broken or unsafe release. */}}
+{{/* A duration value ("500ms", "15s", "1m", "1.5h") in milliseconds, as a float. */}}
+{{- define "outrigger.durationMs" -}}
+{{- $units := dict "ms" 1 "s" 1000 "m" 60000 "h" 3600000 -}}
+{{- mulf (float64 (regexFind "^[0-9.]+" .)) (get $units (regexFind "(ms|s|m|h)$" .)) -}}
+{{- end -}}
+
+{{/* Refuses values that would render a broken or unsafe release, with the reason, before anything
+reaches the cluster (the operator would refuse some of them too, but only by crash-looping). */}}
 {{- define "outrigger.validate" -}}
 {{- if and (gt (int .Values.replicaCount) 1) (not .Values.leaderElection.enabled) -}}
 {{- fail (printf "replicaCount is %d but leaderElection.enabled is false: every replica would write the same Endpoints, EndpointSlices and status (two writers). Enable leader election or set replicaCount to 1." (int .Values.replicaCount)) -}}
+{{- end -}}
+{{- with .Values.leaderElection -}}
+{{- $lease := include "outrigger.durationMs" .leaseDuration | float64 -}}
+{{- $renew := include "outrigger.durationMs" .renewDeadline | float64 -}}
+{{- $retry := include "outrigger.durationMs" .retryPeriod | float64 -}}
+{{- if ge $renew $lease -}}
+{{- fail (printf "leaderElection.renewDeadline (%s) must be shorter than leaderElection.leaseDuration (%s): a leader must give up before its lease can expire." .renewDeadline .leaseDuration) -}}
+{{- end -}}
+{{- if ge $retry $renew -}}
+{{- fail (printf "leaderElection.retryPeriod (%s) must be shorter than leaderElection.renewDeadline (%s)." .retryPeriod .renewDeadline) -}}
+{{- end -}}
+{{- end -}}
+{{- if eq (int .Values.metrics.port) (int .Values.healthProbePort) -}}
+{{- fail (printf "metrics.port and healthProbePort are both %d: the two listeners need different ports." (int .Values.healthProbePort)) -}}
 {{- end -}}
 {{- end -}}
