@@ -19,6 +19,12 @@ describe('address health', () => {
     expect(run([true]).map((h) => h.state)).toEqual(['Healthy']);
   });
 
+  it('stays unknown, and ready, through failures short of unhealthyThreshold', () => {
+    const hs = run([false, false, false]);
+    expect(hs.map((h) => h.state)).toEqual(['Unknown', 'Unknown', 'Unhealthy']);
+    expect(hs.map(isReady)).toEqual([true, true, false]);
+  });
+
   it('goes unhealthy only after unhealthyThreshold consecutive failures', () => {
     expect(run([true, false, false, true, false, false, false]).map((h) => h.state)).toEqual([
       'Healthy',

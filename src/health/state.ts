@@ -1,8 +1,8 @@
 /**
  * Per-address health with rise/fall thresholds. An address starts Unknown and counts as ready until
- * probed, so that an operator restart never empties a Service while the first probes run; its first
- * result decides at once, after that `unhealthyThreshold` consecutive failures make it Unhealthy and
- * `healthyThreshold` consecutive successes make it Healthy again.
+ * probed, so that an operator restart never empties a Service while the first probes run. Its first
+ * success makes it Healthy at once; from Unknown or Healthy, `unhealthyThreshold` consecutive
+ * failures make it Unhealthy, and `healthyThreshold` consecutive successes make it Healthy again.
  */
 export type HealthState = 'Unknown' | 'Healthy' | 'Unhealthy';
 
