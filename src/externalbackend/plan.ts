@@ -9,7 +9,7 @@ import type {
   V1ServicePort,
 } from '@kubernetes/client-node';
 import type { CachedPod, CachedService } from '../kube/cached.ts';
-import type { ProbeSpec } from '../health/probe.ts';
+import { probeFor, type ProbeSpec } from '../health/kinds/index.ts';
 import type { Target } from '../health/scheduler.ts';
 import { initialHealth, type AddressHealth } from '../health/state.ts';
 import {
@@ -118,26 +118,10 @@ export function foreignMessage(
 }
 
 function probeSpec(spec: ExternalBackendSpec, ip: string): ProbeSpec | undefined {
-  const hc = spec.healthCheck;
-  const resolve = (p: number | string): number | undefined =>
-    typeof p === 'number' ? p : spec.ports.find((x) => x.name === p)?.port;
-  if (hc?.tcp !== undefined) {
-    const port = resolve(hc.tcp.port);
-    return port === undefined ? undefined : { kind: 'tcp', ip, port };
-  }
-  if (hc?.http !== undefined) {
-    const port = resolve(hc.http.port);
-    if (port === undefined) return undefined;
-    return {
-      kind: 'http',
-      ip,
-      port,
-      path: hc.http.path,
-      scheme: hc.http.scheme,
-      expectedStatuses: hc.http.expectedStatuses,
-    };
-  }
-  return undefined;
+  if (spec.healthCheck === undefined) return undefined;
+  return probeFor(spec.healthCheck, ip, (p) =>
+    typeof p === 'number' ? p : spec.ports.find((x) => x.name === p)?.port,
+  );
 }
 
 /** The probe target key of one address of a backend ("<namespace>/<name>/<ip>"). */

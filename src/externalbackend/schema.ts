@@ -3,37 +3,14 @@
 // API server must enforce at admission are CEL rules attached with .meta(); their messages are
 // written for the person running `kubectl apply`.
 import { z } from 'zod';
+import { checkFields, probeKindNames, type ProbeKindName } from '../health/kinds/index.ts';
+import { cel, dnsLabel, matching, type Rule } from './fields.ts';
 
 export const group = 'outrigger.dev';
 export const version = 'v1alpha1';
 export const kind = 'ExternalBackend';
 export const plural = 'externalbackends';
 export const apiVersion = `${group}/${version}`;
-
-interface Rule {
-  rule: string;
-  message: string;
-  fieldPath?: string;
-  reason?: string;
-}
-const cel = (...rules: Rule[]) => ({ 'x-kubernetes-validations': rules });
-
-/**
- * A string that must match `pattern`, refused at admission with `message`. A bare OpenAPI pattern
- * error shows only the regular expression, so the CRD carries a CEL rule instead (crd.ts drops the
- * pattern that the rule repeats); zod checks the same pattern at run time.
- */
-export function matching(base: z.ZodString, pattern: RegExp, message: string) {
-  if (pattern.source.includes('"')) throw new Error('pattern must not contain a double quote');
-  return base
-    .regex(pattern, message)
-    .meta(cel({ rule: `self.matches(r"${pattern.source}")`, message }));
-}
-
-const dnsLabelPattern = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
-const dnsLabelMessage =
-  'must be a DNS label: lowercase letters, digits and "-", starting and ending with a letter or digit';
-const dnsLabel = matching(z.string().min(1).max(63), dnsLabelPattern, dnsLabelMessage);
 
 const dnsSubdomain = matching(
   z.string().min(1).max(253),
@@ -49,27 +26,12 @@ const serviceNameField = matching(
   'must be a Service name: lowercase letters, digits and "-", starting with a letter',
 );
 
-/**
- * What an HTTP request target may carry (RFC 3986 path and query characters, with valid
- * percent-escapes). Node's HTTP client throws on anything else, and a header-breaking path such as
- * "/a\r\nHost: x" must never reach a socket.
- */
-export const requestPathPattern = /^\/([A-Za-z0-9\-._~!$&'()*+,;=:@/?]|%[0-9A-Fa-f]{2})*$/;
-
 /** A Kubernetes qualified name ("h2c", "kubernetes.io/h2c"), as Service appProtocol must be. */
 const qualifiedName = matching(
   z.string().min(1).max(317),
   /^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*\/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$/,
   'must be a qualified name such as "http" or "kubernetes.io/h2c"',
 );
-
-/** A port by number or by the name of an entry in spec.ports (Kubernetes int-or-string). */
-const portRef = z
-  .union([
-    z.int().min(1).max(65535),
-    z.string().min(1).max(63).regex(dnsLabelPattern, dnsLabelMessage),
-  ])
-  .meta({ 'x-kubernetes-int-or-string': true });
 
 /**
  * An address outside the cluster. The CEL IP library (Kubernetes ≥ 1.31) checks what Endpoints
@@ -137,55 +99,11 @@ const servicePort = z.object({
     .optional(),
 });
 
-const statusRange = matching(
-  z.string().max(7),
-  /^[1-5][0-9]{2}(-[1-5][0-9]{2})?$/,
-  'must be a status code like "200" or a range like "200-399"',
-);
+const kindList = probeKindNames.join(' and ');
 
 const healthCheck = z
   .object({
-    tcp: z
-      .object({
-        port: portRef.describe(
-          'The port to connect to: a number, or the name of an entry in spec.ports.',
-        ),
-      })
-      .describe('Checks that a TCP connection to the address opens within timeoutSeconds.')
-      .optional(),
-    http: z
-      .object({
-        port: portRef.describe(
-          'The port to send the request to: a number, or the name of an entry in spec.ports.',
-        ),
-        path: matching(
-          z.string().max(1024),
-          requestPathPattern,
-          'must be a request path starting with "/" and made of URL characters only: no spaces, control or non-ASCII characters (percent-encode them, e.g. %20)',
-        )
-          .describe('The request path, default "/". Redirects are never followed.')
-          .default('/'),
-        scheme: z
-          .enum(['HTTP', 'HTTPS'])
-          .describe("HTTP (default) or HTTPS; HTTPS does not verify the server's certificate.")
-          .default('HTTP'),
-        expectedStatuses: z
-          .array(statusRange)
-          .min(1)
-          .max(16)
-          .describe(
-            'Status codes ("200") or ranges ("200-399", the default) that count as healthy.',
-          )
-          .default(['200-399'])
-          .meta(
-            cel({
-              rule: 'self.all(r, size(r) == 3 || int(r.substring(0, 3)) <= int(r.substring(4, 7)))',
-              message: 'a status range must go from low to high, e.g. "200-399"',
-            }),
-          ),
-      })
-      .describe('Sends an HTTP GET and checks the response status.')
-      .optional(),
+    ...checkFields(),
     intervalSeconds: z
       .int()
       .min(1)
@@ -220,11 +138,14 @@ const healthCheck = z
       .default(true),
   })
   .describe(
-    'Active health checks of every address (set exactly one of tcp and http). Without it every address is ready.',
+    `Active health checks of every address (set exactly one of ${kindList}). Without it every address is ready.`,
   )
   .meta(
     cel(
-      { rule: 'has(self.tcp) != has(self.http)', message: 'set exactly one of tcp and http' },
+      {
+        rule: `[${probeKindNames.map((k) => `has(self.${k})`).join(', ')}].exists_one(x, x)`,
+        message: `set exactly one of ${kindList}`,
+      },
       {
         rule: 'self.timeoutSeconds <= self.intervalSeconds',
         message: 'timeoutSeconds must not exceed intervalSeconds',
@@ -265,7 +186,7 @@ export const labelSelector = z.object({
 });
 
 /** A port named in spec.healthCheck must exist in spec.ports. */
-function portNameRule(probe: 'tcp' | 'http'): Rule {
+function portNameRule(probe: ProbeKindName): Rule {
   const p = `self.healthCheck.${probe}.port`;
   return {
     rule: `!has(self.healthCheck) || !has(self.healthCheck.${probe}) || type(${p}) == int || self.ports.exists(x, x.name == ${p})`,
@@ -328,8 +249,7 @@ export const externalBackendSpec = z
         rule: 'size(self.addresses) > 0 || has(self.podSelector)',
         message: 'list at least one address, or select pods with podSelector',
       },
-      portNameRule('tcp'),
-      portNameRule('http'),
+      ...probeKindNames.map(portNameRule),
     ),
   );
 

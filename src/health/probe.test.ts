@@ -4,7 +4,8 @@ import { createServer as createHttpServer, type Server } from 'node:http';
 import { createServer as createTcpServer, type AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { DenyList, defaultDeniedCidrs } from '../net/denylist.ts';
-import { maxBodyBytes, probe, statusExpected } from './probe.ts';
+import { maxBodyBytes, statusExpected } from './kinds/http.ts';
+import { probe } from './probe.ts';
 
 const open = new DenyList([]);
 let http: Server;

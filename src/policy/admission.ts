@@ -3,6 +3,7 @@
 // Its CEL says what evaluate.ts says (a rule that selects the namespace, contains the IP and allows
 // every port of the backend); the chart's template is generated from here (npm run generate).
 import { group, plural } from '../externalbackend/schema.ts';
+import { probeKindNames, type ProbeKindName } from '../health/kinds/index.ts';
 import { policyKind, policyName } from './schema.ts';
 
 const selects = [
@@ -15,9 +16,9 @@ const portsAllowed =
 
 /** Every port an object publishes or probes (a probe port given by number). */
 const portsOf = (o: 'object' | 'oldObject'): string => {
-  const probe = (kind: 'tcp' | 'http'): string =>
+  const probe = (kind: ProbeKindName): string =>
     `(has(${o}.spec.healthCheck) && has(${o}.spec.healthCheck.${kind}) && type(${o}.spec.healthCheck.${kind}.port) == int ? [${o}.spec.healthCheck.${kind}.port] : [])`;
-  return `${o}.spec.ports.map(p, p.port) + ${probe('tcp')} + ${probe('http')}`;
+  return [`${o}.spec.ports.map(p, p.port)`, ...probeKindNames.map(probe)].join(' + ');
 };
 
 export function admissionPolicy(name: string): {

@@ -5,7 +5,8 @@
 // on its own and ANDs the results, so grants spread over several objects could not be enforced at
 // admission as they are in the reconciler.
 import { z } from 'zod';
-import { labelSelector, matching } from '../externalbackend/schema.ts';
+import { matching } from '../externalbackend/fields.ts';
+import { labelSelector } from '../externalbackend/schema.ts';
 
 export const policyKind = 'ExternalBackendPolicy';
 export const policyPlural = 'externalbackendpolicies';

@@ -1,0 +1,48 @@
+import { describe, expect, it } from '@jest/globals';
+import { externalBackendSpec } from '../../externalbackend/schema.ts';
+import { probeFor, probeKindNames } from './index.ts';
+
+const ports = { pg: 5432, web: 8080 } as Record<string, number>;
+const resolve = (p: number | string): number | undefined => (typeof p === 'number' ? p : ports[p]);
+
+describe('the probe kinds', () => {
+  it('each add one field under spec.healthCheck, and the schema wants exactly one of them', () => {
+    const base = { ports: [{ name: 'pg', port: 5432 }], addresses: [{ ip: '192.0.2.1' }] };
+    for (const k of probeKindNames) {
+      const parsed = externalBackendSpec.safeParse({
+        ...base,
+        healthCheck: { [k]: { port: 'pg' } },
+      });
+      expect({ k, ok: parsed.success }).toEqual({ k, ok: true });
+    }
+    const healthCheck = externalBackendSpec.shape.healthCheck.unwrap();
+    for (const k of probeKindNames) expect(healthCheck.shape).toHaveProperty(k);
+  });
+
+  it('build the probe of the kind that is set, with its named port resolved', () => {
+    expect(probeFor({ tcp: { port: 'pg' } }, '192.0.2.1', resolve)).toEqual({
+      kind: 'tcp',
+      ip: '192.0.2.1',
+      port: 5432,
+    });
+    expect(
+      probeFor(
+        { http: { port: 'web', path: '/health', scheme: 'HTTP', expectedStatuses: ['200'] } },
+        '2001:db8::1',
+        resolve,
+      ),
+    ).toEqual({
+      kind: 'http',
+      ip: '2001:db8::1',
+      port: 8080,
+      path: '/health',
+      scheme: 'HTTP',
+      expectedStatuses: ['200'],
+    });
+  });
+
+  it('build nothing when no kind is set or the named port does not exist', () => {
+    expect(probeFor({}, '192.0.2.1', resolve)).toBeUndefined();
+    expect(probeFor({ tcp: { port: 'nope' } }, '192.0.2.1', resolve)).toBeUndefined();
+  });
+});

@@ -1,0 +1,38 @@
+// The tcp check: a TCP connection to the address opens within the timeout, and is closed at once.
+import { connect } from 'node:net';
+import { z } from 'zod';
+import { portRef } from '../../externalbackend/fields.ts';
+import type { ProbeBase, ProbeKind } from './kind.ts';
+
+const check = z
+  .object({
+    port: portRef.describe(
+      'The port to connect to: a number, or the name of an entry in spec.ports.',
+    ),
+  })
+  .describe('Checks that a TCP connection to the address opens within timeoutSeconds.');
+
+export type TcpProbe = ProbeBase<'tcp'>;
+
+export const tcp: ProbeKind<'tcp', typeof check, TcpProbe> = {
+  name: 'tcp',
+  check,
+  spec: (_check, ip, port) => ({ kind: 'tcp', ip, port }),
+  run: (spec, timeoutMs) =>
+    new Promise((resolve) => {
+      const socket = connect({ host: spec.ip, port: spec.port, timeout: timeoutMs });
+      const done = (err: string | undefined): void => {
+        socket.destroy();
+        resolve(err);
+      };
+      socket.once('connect', () => {
+        done(undefined);
+      });
+      socket.once('timeout', () => {
+        done(`no connection within ${timeoutMs} ms`);
+      });
+      socket.once('error', (e: NodeJS.ErrnoException) => {
+        done(e.code ?? e.message);
+      });
+    }),
+};
