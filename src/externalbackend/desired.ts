@@ -1,6 +1,7 @@
 // What an ExternalBackend should make exist, as pure functions: the Service decision, which
 // addresses are published, and the Endpoints and EndpointSlices to write. The reconciler gathers
 // the inputs from its caches and writes only what differs.
+import { candidateAddresses, type Candidate } from './sources/index.ts';
 import type {
   V1Endpoint,
   V1EndpointAddress,
@@ -181,7 +182,7 @@ export interface AddressView {
 
 /**
  * Why an address may not be published (the deny list, the address policy), or undefined when it
- * may. Never called with anything but a spec address.
+ * may. Never called with anything but a candidate address (see sources/).
  */
 export type Judge = (ip: string) => string | undefined;
 
@@ -200,8 +201,9 @@ export function addressViews(
     ips: new Set(),
     message: '',
   },
+  candidates: readonly Candidate[] = candidateAddresses({ spec }),
 ): { views: AddressView[]; failOpen: boolean } {
-  const views: AddressView[] = spec.addresses.map((a) => {
+  const views: AddressView[] = candidates.map((a) => {
     const extra = {
       ...(a.nodeName !== undefined ? { nodeName: a.nodeName } : {}),
       ...(a.hostname !== undefined ? { hostname: a.hostname } : {}),

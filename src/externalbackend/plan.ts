@@ -2,6 +2,7 @@
 // caches and the probe scheduler (a BackendWorld) in, every change to make (a BackendPlan) out:
 // probe targets, the Service, the Endpoints, the EndpointSlices, leftovers to delete. The
 // controller applies it in one place and builds the status from the outcome (status.ts).
+import { candidateAddresses, type Candidate } from './sources/index.ts';
 import type {
   V1EndpointSlice,
   V1Endpoints,
@@ -135,7 +136,10 @@ export function targetKey(ref: BackendRef, ip: string): string {
  * address's health: the running target's, or where a new one starts (the published state, so
  * that a restart does not flap a known-bad address).
  */
-export function planProbes(w: BackendWorld): {
+export function planProbes(
+  w: BackendWorld,
+  addresses: readonly Candidate[] = candidateAddresses({ spec: w.spec }),
+): {
   probes: Target[];
   health: Map<string, AddressHealth>;
   unchecked: Set<string>;
@@ -146,7 +150,7 @@ export function planProbes(w: BackendWorld): {
   const hc = w.spec.healthCheck;
   if (hc === undefined) return { probes, health, unchecked };
   const before = new Map((w.previous?.addresses ?? []).map((a) => [a.ip, a.state]));
-  const candidates = w.spec.addresses
+  const candidates = addresses
     .map((a) => ({ ip: a.ip, spec: probeSpec(w.spec, a.ip), key: targetKey(w.ref, a.ip) }))
     .filter((c) => c.spec !== undefined && w.judge(c.ip) === undefined);
   const running = candidates.filter((c) => w.health.has(c.key));
@@ -180,11 +184,18 @@ export function planProbes(w: BackendWorld): {
 
 export function planBackend(w: BackendWorld): BackendPlan {
   const { ref, spec } = w;
-  const { probes, health, unchecked } = planProbes(w);
-  const { views, failOpen } = addressViews(spec, health, w.judge, {
-    ips: unchecked,
-    message: `not checked: namespace ${ref.namespace} has reached its limit of ${String(w.probeLimit)} health-check targets; published not ready`,
-  });
+  const addresses = candidateAddresses({ spec });
+  const { probes, health, unchecked } = planProbes(w, addresses);
+  const { views, failOpen } = addressViews(
+    spec,
+    health,
+    w.judge,
+    {
+      ips: unchecked,
+      message: `not checked: namespace ${ref.namespace} has reached its limit of ${String(w.probeLimit)} health-check targets; published not ready`,
+    },
+    addresses,
+  );
   const svcName = serviceName(ref, spec);
   const decision = decideService(ref, spec, w.service);
   const pods = podSubsets(spec, w.service ?? desiredService(ref, spec), w.pods);

@@ -1,0 +1,25 @@
+// What an address source is. A source turns part of a backend's spec (and, for sources that need
+// it, what outrigger has learnt about the world) into candidate addresses; every candidate then
+// goes through the same judge (deny list, address policy), health checks and publication, whatever
+// its source. Pods selected by spec.podSelector are not a source of this kind: their readiness is
+// the pods' own and they are neither judged nor probed (see podSubsets in ../desired.ts).
+import type { ExternalBackendSpec } from '../schema.ts';
+
+/** What sources read: the spec today; a source that resolves names adds its answers here. */
+export interface SourceInput {
+  readonly spec: ExternalBackendSpec;
+}
+
+/** One address to judge, check and publish. */
+export interface Candidate {
+  readonly ip: string;
+  readonly nodeName?: string;
+  readonly hostname?: string;
+}
+
+export interface AddressSource {
+  /** The spec field it reads, for messages and docs. */
+  readonly field: string;
+  /** Its candidates, in spec order (pure). */
+  readonly addresses: (input: SourceInput) => readonly Candidate[];
+}

@@ -1,0 +1,12 @@
+// spec.addresses: IPs written in the spec, with their optional nodeName and hostname.
+import type { AddressSource } from './source.ts';
+
+export const staticAddresses: AddressSource = {
+  field: 'spec.addresses',
+  addresses: ({ spec }) =>
+    spec.addresses.map((a) => ({
+      ip: a.ip,
+      ...(a.nodeName !== undefined ? { nodeName: a.nodeName } : {}),
+      ...(a.hostname !== undefined ? { hostname: a.hostname } : {}),
+    })),
+};
