@@ -73,8 +73,12 @@ function docs(out: string): Doc[] {
   return (loadAll(out) as (Doc | null)[]).filter((d): d is Doc => d?.kind !== undefined);
 }
 
-/** Server-side dry run with strict field validation: an unknown or misplaced field fails. */
-function admitted(objects: readonly Doc[]): { status: number | null; out: string } {
+/**
+ * Server-side dry run with strict field validation: an unknown or misplaced field fails. Given
+ * helm's output as it is (a string), not re-serialised, so that what the API server judges is
+ * exactly what Helm would send (a label `off` is a boolean to a YAML 1.1 reader).
+ */
+function admitted(objects: readonly Doc[] | string): { status: number | null; out: string } {
   return run(
     cluster.kubectl,
     [
@@ -85,7 +89,7 @@ function admitted(objects: readonly Doc[]): { status: number | null; out: string
       '-f',
       '-',
     ],
-    objects.map((o) => dump(o)).join('---\n'),
+    typeof objects === 'string' ? objects : objects.map((o) => dump(o)).join('---\n'),
   );
 }
 
@@ -165,6 +169,12 @@ local('the chart values', () => {
       [{ livenessProbe: { periodSeconds: 0 } }, "at '/livenessProbe/periodSeconds'"],
       [{ livenessProbe: { httpGet: { path: '/' } } }, "additional properties 'httpGet'"],
       [{ metrics: { serviceMonitor: { scrapeTimeout: 10 } } }, 'got number, want string'],
+      // The Prometheus Operator's own duration syntax: no fractions, compound units.
+      [
+        { metrics: { serviceMonitor: { interval: '1.5s' } } },
+        "at '/metrics/serviceMonitor/interval'",
+      ],
+      [{ metrics: { serviceMonitor: { interval: '1m30s', scrapeTimeout: '20s' } } }, undefined],
       [{ strategy: { type: 'BlueGreen' } }, "at '/strategy/type'"],
       [
         { topologySpreadConstraints: [{ maxSkew: 1 }] },
@@ -203,6 +213,25 @@ local('the chart values', () => {
     expect(render({ healthProbePort: 8080 }).out).toContain(
       'metrics.port and healthProbePort are both 8080',
     );
+  });
+
+  it('render names and labels that YAML would read as numbers or booleans as strings', () => {
+    const r = render(
+      {
+        nameOverride: 'on',
+        serviceAccount: { name: '007' },
+        priorityClassName: '1e3',
+        imagePullSecrets: ['123'],
+        networkPolicy: { enabled: true },
+      },
+      '123',
+    );
+    expect(r.status).toBe(0);
+    // Helm's own output, as the API server would get it (priority classes are checked for Pods,
+    // not Deployments, so the name need not exist).
+    const result = admitted(r.out);
+    expect(result.out).not.toMatch(/cannot unmarshal|error/i);
+    expect(result.status).toBe(0);
   });
 
   it('keep their own labels and names whatever users add', () => {
@@ -424,7 +453,7 @@ local('the chart values', () => {
         namespaced: !clusterScoped,
       });
     }
-    const result = admitted(all);
+    const result = admitted(r.out);
     expect(result.out).not.toMatch(/error|unknown field|Warning/i);
     expect(result.status).toBe(0);
     // ...and the check is strict: a misplaced field is refused.

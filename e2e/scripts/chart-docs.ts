@@ -73,6 +73,8 @@ interface SchemaNode {
   description?: string;
   properties?: Record<string, SchemaNode>;
   items?: SchemaNode;
+  anyOf?: SchemaNode[];
+  oneOf?: SchemaNode[];
   [k: string]: unknown;
 }
 
@@ -85,6 +87,9 @@ export function undescribed(node: SchemaNode, path = ''): string[] {
     out.push(...undescribed(child, at));
   }
   if (node.items !== undefined) out.push(...undescribed(node.items, `${path}[]`));
+  // The branches of an alternative describe their own fields (an object or a bare name, say).
+  for (const branch of [...(node.anyOf ?? []), ...(node.oneOf ?? [])])
+    out.push(...undescribed(branch, path));
   return out;
 }
 

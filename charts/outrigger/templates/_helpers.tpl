@@ -19,8 +19,8 @@ it already contains the chart's name). */}}
 {{- end -}}
 
 {{- define "outrigger.selectorLabels" -}}
-app.kubernetes.io/name: {{ include "outrigger.name" . }}
-app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/name: {{ include "outrigger.name" . | quote }}
+app.kubernetes.io/instance: {{ .Release.Name | quote }}
 {{- end -}}
 
 {{/* The chart's own labels of every resource: the selector labels and the recommended ones. */}}
@@ -88,7 +88,7 @@ keys win, so the Deployment always selects its pods. */}}
 {{- end -}}
 {{- end -}}
 {{- range uniq $names }}
-- name: {{ . }}
+- name: {{ . | quote }}
 {{- end -}}
 {{- end -}}
 
