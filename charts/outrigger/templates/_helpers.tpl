@@ -39,7 +39,7 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | 
 {{/* Labels of every resource: the chart's own, then commonLabels. On a clash the chart's key wins,
 so a user label can never change a selector or produce a duplicate key. */}}
 {{- define "outrigger.labels" -}}
-{{- toYaml (merge (include "outrigger.chartLabels" . | fromYaml) (include "outrigger.commonLabels" . | fromYaml)) -}}
+{{- include "outrigger.labelsWith" (dict "ctx" . "extra" dict) -}}
 {{- end -}}
 
 {{/* Labels of resources that take extra labels of their own (a dict in .extra): the chart's, then
