@@ -95,7 +95,7 @@ describe('ExternalBackend admission', () => {
     [
       'neither addresses nor podSelector',
       { ...base },
-      'list at least one address, or select pods with podSelector',
+      'list at least one address or DNS name, or select pods with podSelector',
     ],
     [
       'a health check naming an unknown port',
@@ -190,6 +190,39 @@ describe('ExternalBackend admission', () => {
       'an In selector without values',
       { ...base, podSelector: { matchExpressions: [{ key: 'app', operator: 'In' }] } },
       'In and NotIn need values',
+    ],
+    [
+      'an IP address as a DNS name',
+      { ...base, dnsNames: [{ name: '192.0.2.10' }] },
+      'is an IP address: list it under spec.addresses instead',
+    ],
+    [
+      'a DNS name in capitals',
+      { ...base, dnsNames: [{ name: 'DB.example.com' }] },
+      'must be a DNS name in lowercase',
+    ],
+    [
+      'a DNS name with a trailing dot',
+      { ...base, dnsNames: [{ name: 'db.example.com.' }] },
+      'no trailing dot',
+    ],
+    [
+      'a DNS label longer than 63 characters',
+      { ...base, dnsNames: [{ name: `${'a'.repeat(64)}.example.com` }] },
+      'at most 63 characters each',
+    ],
+    [
+      'a duplicate DNS name',
+      { ...base, dnsNames: [{ name: 'db.example.com' }, { name: 'db.example.com' }] },
+      'Duplicate value',
+    ],
+    [
+      'more DNS names than allowed',
+      {
+        ...base,
+        dnsNames: Array.from({ length: 33 }, (_, i) => ({ name: `n${String(i)}.example.com` })),
+      },
+      'must have at most 32 items',
     ],
   ])('refuses %s', async (_what, spec, message) => {
     const err = await apiError(create(spec));

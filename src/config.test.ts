@@ -23,6 +23,12 @@ describe('parseConfig', () => {
       syncPeriodMs: 36_000_000,
       watchStallTimeoutMs: 90_000,
       deniedCidrs: [],
+      dnsServers: [],
+      dnsMinTtlMs: 5000,
+      dnsMaxTtlMs: 300_000,
+      dnsStaleMs: 600_000,
+      dnsTimeoutMs: 2000,
+      maxConcurrentDnsLookups: 16,
       kubeApiQps: 20,
       kubeApiBurst: 30,
       logLevel: 'info',
@@ -68,6 +74,19 @@ describe('parseConfig', () => {
     expect(() => parseConfig(['--denied-cidrs=10.0.0.0/33'])).toThrow(
       'invalid value "10.0.0.0/33" for --denied-cidrs: must be CIDRs such as "10.0.0.0/8"',
     );
+  });
+
+  it('takes DNS servers as Node accepts them, and TTL bounds that make sense together', () => {
+    expect(
+      parseConfig(['--dns-servers=10.96.0.10, 127.0.0.1:5353,[fd00::10]:53,fd00::11']).dnsServers,
+    ).toEqual(['10.96.0.10', '127.0.0.1:5353', '[fd00::10]:53', 'fd00::11']);
+    expect(() => parseConfig(['--dns-servers=dns.example.com'])).toThrow(
+      'invalid value "dns.example.com" for --dns-servers: must be IP addresses with an optional port',
+    );
+    expect(() => parseConfig(['--dns-min-ttl=10m', '--dns-max-ttl=1m'])).toThrow(
+      '--dns-min-ttl must not be longer than --dns-max-ttl',
+    );
+    expect(() => parseConfig(['--dns-min-ttl=0'])).toThrow('must be between 100ms and 1h');
   });
 
   it('accepts --flag value and --flag=value forms', () => {

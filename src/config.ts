@@ -41,6 +41,10 @@ const bindAddress = z.string().refine(
   { message: 'must be "host:port", ":port" or "0" to disable' },
 );
 
+/** What Node's resolver.setServers accepts: an IPv4 or IPv6 address, with a port in "a:p" or "[v6]:p". */
+const dnsServerPattern =
+  /^(\d{1,3}(\.\d{1,3}){3}(:\d{1,5})?|[0-9a-fA-F:]*:[0-9a-fA-F:.]*|\[[0-9a-fA-F:.]+\](:\d{1,5})?)$/;
+
 /** A Go duration with one unit ("500ms", "1s", "2m", "0"), in milliseconds. */
 const duration = z.string().transform((s, ctx) => {
   if (s === '0') return 0;
@@ -227,6 +231,36 @@ export const flags: readonly FlagSpec[] = [
     help: "Comma-separated CIDRs that ExternalBackend addresses may not use, in addition to the built-in list (loopback, link-local, multicast, cloud metadata) and the cluster ranges discovered by watching (ServiceCIDRs, Node podCIDRs and addresses, the API server), e.g. CNI pod pools outside the Nodes' podCIDRs. Denied addresses are never published or probed.",
   },
   {
+    name: 'dns-servers',
+    default: '',
+    help: 'Comma-separated DNS servers ("10.96.0.10", "10.96.0.10:53", "[fd00::10]:53") that resolve spec.dnsNames; empty: those of resolv.conf (in a pod, the cluster DNS). Names are looked up as written, without search domains.',
+  },
+  {
+    name: 'dns-min-ttl',
+    default: '5s',
+    help: 'A DNS answer is looked up again when its TTL runs out, but never sooner than this.',
+  },
+  {
+    name: 'dns-max-ttl',
+    default: '5m',
+    help: 'A DNS answer is looked up again after at most this long, whatever its TTL.',
+  },
+  {
+    name: 'dns-stale-timeout',
+    default: '10m',
+    help: "While lookups of a name fail, its last answer stays published this long after it was last confirmed; then the name's addresses are withdrawn.",
+  },
+  {
+    name: 'dns-timeout',
+    default: '2s',
+    help: 'How long one DNS query attempt may take (each is tried twice).',
+  },
+  {
+    name: 'max-concurrent-dns-lookups',
+    default: '16',
+    help: 'DNS lookups in flight at once, across every ExternalBackend (fair across namespaces).',
+  },
+  {
     name: 'kube-api-qps',
     default: '20',
     help: 'Requests per second to the API server, after the burst (kube-controller-manager flag).',
@@ -279,6 +313,35 @@ const rawSchema = z.object({
     .transform(Number)
     .pipe(z.number().int().min(1).max(100_000)),
   'denied-cidrs': cidrList,
+  'dns-servers': z
+    .string()
+    .transform((s) =>
+      s
+        .split(',')
+        .map((x) => x.trim())
+        .filter((x) => x !== ''),
+    )
+    .pipe(
+      z.array(
+        z
+          .string()
+          .refine(
+            (x) => dnsServerPattern.test(x),
+            'must be IP addresses with an optional port, such as "10.96.0.10", "10.96.0.10:53" or "[fd00::10]:53"',
+          ),
+      ),
+    ),
+  'dns-min-ttl': duration.refine(
+    (ms) => ms >= 100 && ms <= 3_600_000,
+    'must be between 100ms and 1h',
+  ),
+  'dns-max-ttl': duration.refine(
+    (ms) => ms >= 1000 && ms <= 86_400_000,
+    'must be between 1s and 24h',
+  ),
+  'dns-stale-timeout': duration.refine((ms) => ms <= 86_400_000, 'must be at most 24h'),
+  'dns-timeout': duration.refine((ms) => ms >= 100 && ms <= 60_000, 'must be between 100ms and 1m'),
+  'max-concurrent-dns-lookups': positiveInt,
   // Up to a rate no API server serves: a very large value turns pacing off, as in client-go.
   'kube-api-qps': wholeNumber(1_000_000),
   'kube-api-burst': wholeNumber(1_000_000),
@@ -316,6 +379,14 @@ export interface Config {
   readonly watchStallTimeoutMs: number;
   /** Added to the built-in deny list. */
   readonly deniedCidrs: readonly string[];
+  /** Empty: the system's. */
+  readonly dnsServers: readonly string[];
+  /** Milliseconds. */
+  readonly dnsMinTtlMs: number;
+  readonly dnsMaxTtlMs: number;
+  readonly dnsStaleMs: number;
+  readonly dnsTimeoutMs: number;
+  readonly maxConcurrentDnsLookups: number;
   readonly kubeApiQps: number;
   readonly kubeApiBurst: number;
   readonly logLevel: z.infer<typeof logLevel>;
@@ -378,6 +449,8 @@ export function parseConfig(
     );
   }
   const v = parsed.data;
+  if (v['dns-min-ttl'] > v['dns-max-ttl'])
+    throw new ConfigError('--dns-min-ttl must not be longer than --dns-max-ttl');
   // client-go's rules: the leader must give up before its lease can expire, and retry within that.
   if (v['leader-elect-renew-deadline'] >= v['leader-elect-lease-duration'])
     throw new ConfigError(
@@ -411,6 +484,12 @@ export function parseConfig(
     syncPeriodMs: v['sync-period'],
     watchStallTimeoutMs: v['watch-stall-timeout'],
     deniedCidrs: v['denied-cidrs'],
+    dnsServers: v['dns-servers'],
+    dnsMinTtlMs: v['dns-min-ttl'],
+    dnsMaxTtlMs: v['dns-max-ttl'],
+    dnsStaleMs: v['dns-stale-timeout'],
+    dnsTimeoutMs: v['dns-timeout'],
+    maxConcurrentDnsLookups: v['max-concurrent-dns-lookups'],
     kubeApiQps: v['kube-api-qps'],
     kubeApiBurst: v['kube-api-burst'],
     logLevel: v['zap-log-level'],

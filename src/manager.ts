@@ -8,7 +8,8 @@ import type { Controller } from './controller/runner.ts';
 import { EndpointsController, endpointsWriter } from './controllers/endpoints.ts';
 import { ExternalBackendController } from './controllers/externalbackend.ts';
 import { labelSliceManagedBy, managerName } from './externalbackend/desired.ts';
-import { group, plural, version } from './externalbackend/schema.ts';
+import { group, maxAddressesPerName, plural, version } from './externalbackend/schema.ts';
+import { dnsLookup } from './dns/lookup.ts';
 import { backendWriter } from './kube/backendwriter.ts';
 import { eventRecorder } from './kube/events.ts';
 import { Informer, type ResourceClient, type WatchEndReason } from './kube/informer.ts';
@@ -70,6 +71,12 @@ function leaderElector(
     },
   });
 }
+
+/**
+ * An unchanged DNS answer is reported to its backends this often, so that status.dnsNames shows
+ * a recent resolvedAt at the cost of one status write per name per period, not one per TTL.
+ */
+const dnsStatusRefreshMs = 10 * 60_000;
 
 /** A reconcile running longer than this fails liveness: the work loop is stuck. */
 const stuckAfterMs = 5 * 60_000;
@@ -258,6 +265,7 @@ export async function runManager(
     const ec = endpoints;
     controllers.push({ name: 'endpoints', controller: ec.controller, run: () => ec.run() });
   }
+  const lookup = dnsLookup({ servers: config.dnsServers, timeoutMs: config.dnsTimeoutMs });
   const xbc = new ExternalBackendController({
     backends,
     services,
@@ -275,6 +283,17 @@ export async function runManager(
     probeConcurrency: config.maxConcurrentProbes,
     onProbeError: (err) => {
       report('probe', err);
+    },
+    dns: {
+      lookup,
+      limits: {
+        minTtlMs: config.dnsMinTtlMs,
+        maxTtlMs: config.dnsMaxTtlMs,
+        staleMs: config.dnsStaleMs,
+        maxAddresses: maxAddressesPerName,
+      },
+      concurrency: config.maxConcurrentDnsLookups,
+      refreshMs: dnsStatusRefreshMs,
     },
     workers: config.concurrentExternalBackendSyncs,
     inScope: inBackendScope,
@@ -370,6 +389,8 @@ export async function runManager(
   await untilAborted(stop);
   log.info('shutting down: draining in-flight reconciles');
   endpoints?.shutDown();
+  // Lookups in flight would hold the shutdown for their timeout; cancelled, they fail at once.
+  lookup.cancel();
   await xbc.shutDown();
   await controllersDone;
   if (elected) await elector?.release();

@@ -27,6 +27,8 @@ export interface Metrics {
   readonly watchRestarts: Counter<'informer' | 'reason'>;
   readonly probeDuration: Histogram<'kind'>;
   readonly probeTotal: Counter<'result'>;
+  readonly dnsLookups: Counter<'result'>;
+  readonly dnsLookupDuration: Histogram;
   readonly backendAddresses: Gauge<'namespace' | 'name' | 'state'>;
   readonly leaderStatus: Gauge<'name'>;
   readonly restRequests: Counter<'code' | 'method'>;
@@ -196,6 +198,18 @@ export function createMetrics(opts: { defaultMetrics?: boolean } = {}): Metrics 
       name: 'outrigger_probe_total',
       help: 'ExternalBackend health-check probes, by result (success, failure)',
       labelNames: ['result'],
+      registers,
+    }),
+    dnsLookups: new Counter({
+      name: 'outrigger_dns_lookups_total',
+      help: 'Lookups (A and AAAA) of the DNS names ExternalBackends list, by result (success, failure: no address, or a family without an answer)',
+      labelNames: ['result'],
+      registers,
+    }),
+    dnsLookupDuration: new Histogram({
+      name: 'outrigger_dns_lookup_duration_seconds',
+      help: 'Duration of DNS lookups of ExternalBackend names (both families)',
+      buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
       registers,
     }),
     backendAddresses: new Gauge({

@@ -57,6 +57,14 @@ function status(def: Pick<PodDef, 'ips' | 'ready' | 'phase'>): V1PodStatus {
   };
 }
 
+function nextTransition(previous: { lastTransitionTime?: Date } | undefined): Date {
+  const now = Date.now();
+  const before = previous?.lastTransitionTime?.getTime();
+  return new Date(
+    before === undefined ? now : Math.max(now, Math.floor(before / 1000) * 1000 + 1000),
+  );
+}
+
 export class ScenarioDriver {
   private readonly core: CoreV1Api;
   private readonly ns: string;
@@ -96,9 +104,14 @@ export class ScenarioDriver {
         await this.updateStatus(op.pod, (st) => {
           const ready = st.conditions?.find((c) => c.type === 'Ready');
           const want = op.ready ? 'True' : 'False';
-          // As a kubelet does: the transition time moves only when the status changes.
+          // As a kubelet does: the transition time moves only when the status changes. It is
+          // stored with one-second precision, so a flip in the second the pod was made would carry
+          // the same time and whether a controller writes a trigger time would depend on when it
+          // synced; each flip is therefore at least a second after the previous transition.
           if (ready?.status !== want) {
-            st.conditions = [{ type: 'Ready', status: want, lastTransitionTime: new Date() }];
+            st.conditions = [
+              { type: 'Ready', status: want, lastTransitionTime: nextTransition(ready) },
+            ];
           }
         });
         return;

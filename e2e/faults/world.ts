@@ -374,8 +374,30 @@ export class World {
     return 'backend-edited';
   }
 
-  /** Removes one address from spec.addresses, or adds a missing one back (read, change, replace). */
+  /** Removes one address from spec.addresses, or adds a missing one back. */
   private async editAddresses(b: BackendTruth): Promise<void> {
+    await this.replaceAddresses(b, (current) => {
+      const have = new Set(current);
+      const missing = b.pool.filter((ip) => !have.has(ip));
+      return missing.length > 0 && (have.size <= 1 || this.random() < 0.5)
+        ? [...current, this.pick(missing)]
+        : current.filter((ip) => ip !== this.pick([...have]));
+    });
+  }
+
+  /** Gives a backend every address of its pool again, undoing what churn removed. */
+  async restoreAddresses(ns: string, name: string): Promise<readonly string[]> {
+    const b = this.backends.find((x) => x.ns === ns && x.name === name);
+    if (b === undefined) throw new Error(`no backend ${ns}/${name}`);
+    await this.replaceAddresses(b, () => [...b.pool]);
+    return b.pool;
+  }
+
+  /** Read, change, replace, retrying on conflicts with outrigger's status writes. */
+  private async replaceAddresses(
+    b: BackendTruth,
+    change: (current: readonly string[]) => readonly string[],
+  ): Promise<void> {
     for (let attempt = 0; ; attempt++) {
       const xb = (await this.objects.getNamespacedCustomObject({
         group,
@@ -384,12 +406,7 @@ export class World {
         plural,
         name: b.name,
       })) as ExternalBackendObject & { spec: { addresses: { ip: string }[] } };
-      const have = new Set(xb.spec.addresses.map((a) => a.ip));
-      const missing = b.pool.filter((ip) => !have.has(ip));
-      const addresses =
-        missing.length > 0 && (have.size <= 1 || this.random() < 0.5)
-          ? [...xb.spec.addresses, { ip: this.pick(missing) }]
-          : xb.spec.addresses.filter((a) => a.ip !== this.pick([...have]));
+      const addresses = change(xb.spec.addresses.map((a) => a.ip)).map((ip) => ({ ip }));
       try {
         await this.objects.replaceNamespacedCustomObject({
           group,

@@ -34,6 +34,8 @@ import {
   type Problem,
 } from '../externalbackend/status.ts';
 import { ProbeScheduler, type Target } from '../health/scheduler.ts';
+import type { LookupOutcome, Resolution, ResolutionLimits } from '../dns/resolution.ts';
+import { NameResolver } from '../dns/resolver.ts';
 import type { AddressHealth } from '../health/state.ts';
 import { annotationOverCapacity } from '../endpoints/desired.ts';
 import { labelSelectorMatches } from '../endpoints/selector.ts';
@@ -77,6 +79,14 @@ export interface ExternalBackendControllerOptions {
   readonly probeConcurrency: number;
   /** An error escaped a probe (a bug): logged and counted by the caller. */
   readonly onProbeError?: (err: unknown) => void;
+  /** DNS for spec.dnsNames: the one lookup function (see dns/lookup.ts) and its limits. */
+  readonly dns: {
+    readonly lookup: (name: string) => Promise<LookupOutcome>;
+    readonly limits: ResolutionLimits;
+    readonly concurrency: number;
+    /** An unchanged answer is reported (and its resolvedAt written) at most this often. */
+    readonly refreshMs: number;
+  };
   readonly workers: number;
   readonly inScope: (namespace: string) => boolean;
   readonly log: Logger;
@@ -129,6 +139,7 @@ function controllerOwner(obj: {
 export class ExternalBackendController {
   readonly controller: Controller;
   readonly scheduler: ProbeScheduler;
+  readonly resolver: NameResolver;
   private readonly o: ExternalBackendControllerOptions;
   private readonly now: () => Date;
   /** Parsed specs by cached object (cached objects are frozen and replaced on every change). */
@@ -179,6 +190,22 @@ export class ExternalBackendController {
         o.metrics.probeScheduleLag.observe(seconds);
       },
       onError: (_target, err) => {
+        o.onProbeError?.(err);
+      },
+    });
+
+    this.resolver = new NameResolver({
+      ...o.dns,
+      onChange: (_name, owners) => {
+        for (const owner of owners) q.add(owner);
+      },
+      onLookup: (outcome, seconds) => {
+        const result =
+          outcome.ips.length > 0 && outcome.errors.length === 0 ? 'success' : 'failure';
+        o.metrics.dnsLookups.inc({ result });
+        o.metrics.dnsLookupDuration.observe(seconds);
+      },
+      onError: (_name, err) => {
         o.onProbeError?.(err);
       },
     });
@@ -286,7 +313,7 @@ export class ExternalBackendController {
 
   async shutDown(): Promise<void> {
     this.controller.shutDown();
-    await this.scheduler.stop();
+    await Promise.all([this.scheduler.stop(), this.resolver.stop()]);
   }
 
   private spec(xb: CachedExternalBackend): Parsed {
@@ -323,6 +350,7 @@ export class ExternalBackendController {
     const parsed = this.spec(xb);
     if (!parsed.success) {
       this.applyProbes(key, []);
+      this.resolver.want(key, []);
       const issue = parsed.error.issues[0];
       const message = `spec is invalid at ${issue?.path.join('.') ?? ''}: ${issue?.message ?? 'invalid'}`;
       await this.finish(xb, key, {
@@ -351,6 +379,7 @@ export class ExternalBackendController {
       views: plan.views,
       counts: plan.counts,
       failOpen: plan.failOpen,
+      names: plan.resolutions,
       problem: outcome.problem,
       now,
     });
@@ -386,10 +415,16 @@ export class ExternalBackendController {
     }
     const neighbours = (this.targetsPerNamespace.get(namespace) ?? 0) - mine.size;
     const cachedEp = this.o.endpoints.get(namespace, svcName);
+    const resolutions = new Map<string, Resolution>();
+    for (const n of spec.dnsNames) {
+      const r = this.resolver.get(n.name);
+      if (r !== undefined) resolutions.set(n.name, r);
+    }
     return {
       ref,
       spec,
       previous,
+      resolutions,
       judge: this.judge(namespace, spec),
       health,
       probeRoom: Math.max(0, this.o.maxProbeTargetsPerNamespace - neighbours),
@@ -470,6 +505,7 @@ export class ExternalBackendController {
     plan: BackendPlan,
   ): Promise<{ problem?: { reason: Problem; message: string }; failure?: unknown }> {
     this.applyProbes(key, plan.probes);
+    this.resolver.want(key, plan.names);
     if (plan.unchecked.size > 0) {
       this.limited.add(key);
       this.o.events.event(
@@ -694,6 +730,7 @@ export class ExternalBackendController {
 
   private forget(key: string, namespace: string, name: string): void {
     this.applyProbes(key, []);
+    this.resolver.want(key, []);
     this.limited.delete(key);
     this.written.delete(key);
     this.statusWrittenAt.delete(key);

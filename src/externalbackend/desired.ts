@@ -1,7 +1,7 @@
 // What an ExternalBackend should make exist, as pure functions: the Service decision, which
 // addresses are published, and the Endpoints and EndpointSlices to write. The reconciler gathers
 // the inputs from its caches and writes only what differs.
-import { candidateAddresses, type Candidate } from './sources/index.ts';
+import { candidateAddresses, noResolutions, type Candidate } from './sources/index.ts';
 import type {
   V1Endpoint,
   V1EndpointAddress,
@@ -173,6 +173,8 @@ export interface AddressView {
   readonly ip: string;
   readonly nodeName?: string;
   readonly hostname?: string;
+  /** The spec.dnsNames entry it was resolved from. */
+  readonly dnsName?: string;
   readonly state: AddressState;
   /** Published as ready (after fail-open). */
   readonly ready: boolean;
@@ -201,12 +203,13 @@ export function addressViews(
     ips: new Set(),
     message: '',
   },
-  candidates: readonly Candidate[] = candidateAddresses({ spec }),
+  candidates: readonly Candidate[] = candidateAddresses({ spec, resolutions: noResolutions }),
 ): { views: AddressView[]; failOpen: boolean } {
   const views: AddressView[] = candidates.map((a) => {
     const extra = {
       ...(a.nodeName !== undefined ? { nodeName: a.nodeName } : {}),
       ...(a.hostname !== undefined ? { hostname: a.hostname } : {}),
+      ...(a.dnsName !== undefined ? { dnsName: a.dnsName } : {}),
     };
     const denied = judge(a.ip);
     if (denied !== undefined) {

@@ -3,6 +3,7 @@
 // probe targets, the Service, the Endpoints, the EndpointSlices, leftovers to delete. The
 // controller applies it in one place and builds the status from the outcome (status.ts).
 import { candidateAddresses, type Candidate } from './sources/index.ts';
+import { pending, type Resolution } from '../dns/resolution.ts';
 import type {
   V1EndpointSlice,
   V1Endpoints,
@@ -42,6 +43,8 @@ export interface BackendWorld {
   readonly previous: ExternalBackendStatus | undefined;
   /** Why an address may not be published (deny list, address policy). */
   readonly judge: Judge;
+  /** What the resolver knows of the names in spec.dnsNames (absent: not looked up yet). */
+  readonly resolutions: ReadonlyMap<string, Resolution>;
   /** Health of this backend's running probe targets, by target key. */
   readonly health: ReadonlyMap<string, AddressHealth>;
   /** How many probe targets this backend may have: the namespace's limit less its neighbours'. */
@@ -69,6 +72,10 @@ export interface ObjectRef {
 }
 
 export interface BackendPlan {
+  /** The DNS names to keep resolved for this backend; the resolver forgets its others. */
+  readonly names: readonly string[];
+  /** What each of those names resolves to, for status (Pending when not looked up yet). */
+  readonly resolutions: readonly Resolution[];
   /** Every probe target the backend should have; the scheduler drops its others. */
   readonly probes: readonly Target[];
   readonly unchecked: ReadonlySet<string>;
@@ -138,7 +145,7 @@ export function targetKey(ref: BackendRef, ip: string): string {
  */
 export function planProbes(
   w: BackendWorld,
-  addresses: readonly Candidate[] = candidateAddresses({ spec: w.spec }),
+  addresses: readonly Candidate[] = candidateAddresses(w),
 ): {
   probes: Target[];
   health: Map<string, AddressHealth>;
@@ -184,8 +191,9 @@ export function planProbes(
 
 export function planBackend(w: BackendWorld): BackendPlan {
   const { ref, spec } = w;
-  const addresses = candidateAddresses({ spec });
+  const addresses = candidateAddresses(w);
   const { probes, health, unchecked } = planProbes(w, addresses);
+  const names = spec.dnsNames.map((n) => n.name);
   const { views, failOpen } = addressViews(
     spec,
     health,
@@ -201,6 +209,8 @@ export function planBackend(w: BackendWorld): BackendPlan {
   const pods = podSubsets(spec, w.service ?? desiredService(ref, spec), w.pods);
   const counts = publishedCounts(views, pods);
   const base = {
+    names,
+    resolutions: names.map((n) => w.resolutions.get(n) ?? pending(n)),
     probes,
     unchecked,
     views,

@@ -80,6 +80,34 @@ const address = z.object({
     .optional(),
 });
 
+/** Most DNS names one backend lists, and most addresses one name contributes. */
+export const maxDnsNames = 32;
+export const maxAddressesPerName = 64;
+
+/**
+ * A server named by DNS: resolved (A and AAAA) by outrigger, and each address it resolves to judged,
+ * checked and published like one in spec.addresses, at every re-resolution.
+ */
+const dnsName = z.object({
+  name: matching(
+    z.string().min(1).max(253),
+    /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?(\.[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)*$/,
+    'must be a DNS name in lowercase, such as "db-1.example.com" (labels of letters, digits and "-", at most 63 characters each; no trailing dot)',
+  )
+    .describe(
+      'A DNS name, looked up as written (no search domains), e.g. "db-1.example.com". Its A and AAAA records are published and re-resolved when their TTL runs out; addresses the deny list or the ExternalBackendPolicy refuse are never published.',
+    )
+    .meta(
+      cel({
+        rule: '!isIP(self)',
+        message: 'is an IP address: list it under spec.addresses instead',
+      }),
+    ),
+  nodeName: dnsSubdomain
+    .describe('Copied to the nodeName of each endpoint the name resolves to; informational.')
+    .optional(),
+});
+
 const servicePort = z.object({
   name: dnsLabel
     .max(15)
@@ -233,6 +261,14 @@ export const externalBackendSpec = z
       )
       .default([])
       .meta({ 'x-kubernetes-list-type': 'map', 'x-kubernetes-list-map-keys': ['ip'] }),
+    dnsNames: z
+      .array(dnsName)
+      .max(maxDnsNames)
+      .describe(
+        `Servers named by DNS (at most ${String(maxDnsNames)} names, each contributing at most ${String(maxAddressesPerName)} addresses). An address both listed and resolved is published once.`,
+      )
+      .default([])
+      .meta({ 'x-kubernetes-list-type': 'map', 'x-kubernetes-list-map-keys': ['name'] }),
     podSelector: labelSelector
       .describe(
         "Also publish this namespace's pods that match, by the endpoints controller's readiness rules (for a migration from VMs to pods). {} selects every pod.",
@@ -246,8 +282,8 @@ export const externalBackendSpec = z
   .meta(
     cel(
       {
-        rule: 'size(self.addresses) > 0 || has(self.podSelector)',
-        message: 'list at least one address, or select pods with podSelector',
+        rule: 'size(self.addresses) > 0 || size(self.dnsNames) > 0 || has(self.podSelector)',
+        message: 'list at least one address or DNS name, or select pods with podSelector',
       },
       ...probeKindNames.map(portNameRule),
     ),
@@ -309,9 +345,42 @@ export const externalBackendStatus = z
             .optional(),
           lastTransitionTime: z.string().describe('When state last changed.').optional(),
           message: z.string().describe("The last check's result, or why it is denied.").optional(),
+          dnsName: z
+            .string()
+            .describe('The entry of spec.dnsNames this address was resolved from.')
+            .optional(),
         }),
       )
       .describe('Each listed address and what the checks and the policy say of it.')
+      .optional(),
+    dnsNames: z
+      .array(
+        z.object({
+          name: z.string().describe('The name, as in spec.dnsNames.'),
+          state: z
+            .enum(['Pending', 'Resolved', 'Stale', 'Failed'])
+            .describe(
+              'Resolved; Stale (lookups fail, the last answer is still published for a bounded time); Failed (no answer, nothing published); Pending (not looked up yet).',
+            ),
+          addresses: z
+            .array(z.string())
+            .describe('The addresses it resolves to now (before the deny list and the policy).')
+            .optional(),
+          ttlSeconds: z.int().describe("The answer's TTL, as the records give it.").optional(),
+          resolvedAt: z
+            .string()
+            .meta({ format: 'date-time' })
+            .describe(
+              'When an answer last confirmed these addresses (refreshed when they change, and otherwise every few minutes).',
+            )
+            .optional(),
+          message: z
+            .string()
+            .describe('Why lookups fail, and what is published meanwhile.')
+            .optional(),
+        }),
+      )
+      .describe('Each name of spec.dnsNames and what DNS says of it.')
       .optional(),
     conditions: z
       .array(condition)

@@ -1,11 +1,13 @@
 // The ExternalBackend's status as a pure function of what the reconciler saw, with metav1
 // Condition semantics (lastTransitionTime moves only when status changes), and the address
 // transitions that deserve an Event.
+import type { Resolution } from '../dns/resolution.ts';
 import type { AddressState, AddressView } from './desired.ts';
 import { externalBackendStatus, type ExternalBackendStatus } from './schema.ts';
 
 type Condition = NonNullable<ExternalBackendStatus['conditions']>[number];
 type AddressStatus = NonNullable<ExternalBackendStatus['addresses']>[number];
+type NameStatus = NonNullable<ExternalBackendStatus['dnsNames']>[number];
 
 /** Why Ready is False: each way a backend can fail to serve has its own reason. */
 export type Problem =
@@ -19,6 +21,8 @@ export interface ReadyInput {
   readonly views: readonly AddressView[];
   readonly counts: { readonly ready: number; readonly total: number };
   readonly failOpen: boolean;
+  /** The backend's DNS names and what the resolver knows of them. */
+  readonly names?: readonly Resolution[] | undefined;
 }
 
 const listed = (views: readonly AddressView[], state: AddressState, max = 3): string => {
@@ -40,9 +44,14 @@ export function readyCondition(i: ReadyInput): {
   const { ready, total } = i.counts;
   const unhealthy = listed(i.views, 'Unhealthy');
   const denied = listed(i.views, 'Denied');
+  const failing = (i.names ?? [])
+    .filter((n) => n.state === 'Stale' || n.state === 'Failed')
+    .map((n) => `${n.name} (${n.state === 'Stale' ? 'last answer kept' : 'no addresses'})`)
+    .join(', ');
   const extra = [
     unhealthy ? `unhealthy: ${unhealthy}` : '',
     denied ? `denied, not published: ${denied}` : '',
+    failing ? `DNS lookups failing: ${failing}` : '',
   ]
     .filter(Boolean)
     .join('; ');
@@ -96,6 +105,36 @@ function addressMessage(v: AddressView, failOpen: boolean): string {
   return v.message;
 }
 
+const iso = (ms: number): string => new Date(ms).toISOString();
+
+/** What status says of a name, in words. */
+export function nameMessage(n: Resolution): string {
+  switch (n.state) {
+    case 'Pending':
+      return 'not looked up yet';
+    case 'Resolved':
+      return n.leftOut > 0
+        ? `${String(n.leftOut)} more addresses left out: at most ${String(n.ips.length)} per name are published`
+        : '';
+    case 'Stale':
+      return `lookups fail (${n.error ?? 'no answer'}); the last answer${n.resolvedAt !== undefined ? ` (${iso(n.resolvedAt)})` : ''} stays published${n.keptUntil !== undefined ? ` until ${iso(n.keptUntil)}` : ''}`;
+    case 'Failed':
+      return `lookups fail (${n.error ?? 'no answer'}); nothing of this name is published`;
+  }
+}
+
+function nameStatus(n: Resolution): NameStatus {
+  const message = nameMessage(n);
+  return {
+    name: n.name,
+    state: n.state,
+    ...(n.ips.length > 0 ? { addresses: [...n.ips] } : {}),
+    ...(n.ttlSeconds !== undefined && n.state !== 'Failed' ? { ttlSeconds: n.ttlSeconds } : {}),
+    ...(n.resolvedAt !== undefined ? { resolvedAt: iso(n.resolvedAt) } : {}),
+    ...(message ? { message } : {}),
+  };
+}
+
 export interface StatusInput extends ReadyInput {
   readonly generation: number;
   /** The Service these are the endpoints of (spec.service.name or the object's name). */
@@ -114,6 +153,7 @@ export function buildStatus(i: StatusInput): ExternalBackendStatus {
       ip: v.ip,
       ready: v.ready,
       state: v.state,
+      ...(v.dnsName !== undefined ? { dnsName: v.dnsName } : {}),
       lastTransitionTime:
         same && prev.lastTransitionTime !== undefined
           ? prev.lastTransitionTime
@@ -129,6 +169,7 @@ export function buildStatus(i: StatusInput): ExternalBackendStatus {
     totalAddresses: i.counts.total,
     addressSummary: `${i.counts.ready}/${i.counts.total}`,
     addresses,
+    ...(i.names !== undefined && i.names.length > 0 ? { dnsNames: i.names.map(nameStatus) } : {}),
     conditions: setCondition(
       i.previous?.conditions,
       { type: 'Ready', observedGeneration: i.generation, ...ready },
@@ -163,6 +204,7 @@ export function statusEqual(
       : canonicalJson({
           ...s,
           addresses: [...(s.addresses ?? [])].sort((x, y) => (x.ip < y.ip ? -1 : 1)),
+          dnsNames: [...(s.dnsNames ?? [])].sort((x, y) => (x.name < y.name ? -1 : 1)),
           conditions: [...(s.conditions ?? [])].sort((x, y) => (x.type < y.type ? -1 : 1)),
         });
   return canon(a) === canon(b);
@@ -283,6 +325,47 @@ export interface StatusEvent {
   readonly message: string;
 }
 
+const listIPs = (ips: readonly string[] | undefined): string =>
+  ips === undefined || ips.length === 0 ? 'nothing' : ips.join(', ');
+
+/**
+ * What changed in DNS since the stored status that a person should hear about: lookups starting to
+ * fail (the answer kept, then withdrawn) and an answer that changed. A first answer is quiet.
+ */
+export function nameEvents(
+  previous: ExternalBackendStatus | undefined,
+  names: readonly Resolution[],
+): StatusEvent[] {
+  const before = new Map((previous?.dnsNames ?? []).map((n) => [n.name, n]));
+  const out: StatusEvent[] = [];
+  for (const n of names) {
+    const prev = before.get(n.name);
+    if (n.state === 'Stale' || n.state === 'Failed') {
+      if (prev?.state !== n.state)
+        out.push({
+          type: 'Warning',
+          reason: 'DNSLookupFailed',
+          message: `${n.name}: ${nameMessage(n)}`,
+        });
+      continue;
+    }
+    if (n.state !== 'Resolved' || prev === undefined || prev.state === 'Pending') continue;
+    const was = prev.addresses ?? [];
+    if (
+      prev.state === 'Resolved' &&
+      was.length === n.ips.length &&
+      was.every((ip, k) => ip === n.ips[k])
+    )
+      continue;
+    out.push({
+      type: 'Normal',
+      reason: 'DNSAnswerChanged',
+      message: `${n.name} resolves to ${listIPs(n.ips)} (was ${prev.state === 'Resolved' ? listIPs(was) : `${prev.state}: ${listIPs(was)}`})`,
+    });
+  }
+  return out;
+}
+
 /**
  * What one reconcile's outcome means for status: the Events to record (address transitions, the
  * Ready reason changing) and the status to write, undefined when it is unchanged.
@@ -292,6 +375,7 @@ export function planStatus(input: StatusInput): {
   status: ExternalBackendStatus | undefined;
 } {
   const events: StatusEvent[] = [
+    ...nameEvents(input.previous, input.names ?? []),
     ...transitionEvents(addressTransitions(input.previous, input.views, input.failOpen)),
   ];
   const ready = readyCondition(input);

@@ -1,12 +1,17 @@
-// The address sources outrigger knows. To add one (a DNS name resolved to its IPs, say): write a
-// module like static.ts, add its spec field to the schema, list it in `addressSources`, and extend
-// SourceInput with what it needs to read; judging, probing and publishing follow.
+// The address sources outrigger knows. To add one: write a module like static.ts or dns.ts, add its
+// spec field to the schema, list it in `addressSources`, and extend SourceInput with what it needs
+// to read (dns.ts reads the resolver's answers); judging, probing and publishing follow.
+import type { Resolution } from '../../dns/resolution.ts';
 import type { Candidate, SourceInput } from './source.ts';
+import { dnsAddresses } from './dns.ts';
 import { staticAddresses } from './static.ts';
 
 export type { Candidate, SourceInput } from './source.ts';
 
-export const addressSources = [staticAddresses] as const;
+export const addressSources = [staticAddresses, dnsAddresses] as const;
+
+/** For callers with no DNS answers (tests, a backend without names). */
+export const noResolutions: ReadonlyMap<string, Resolution> = new Map<string, Resolution>();
 
 /**
  * Every source's candidates, in source order, each IP once: an IP that two sources name is

@@ -3,11 +3,14 @@
 // goes through the same judge (deny list, address policy), health checks and publication, whatever
 // its source. Pods selected by spec.podSelector are not a source of this kind: their readiness is
 // the pods' own and they are neither judged nor probed (see podSubsets in ../desired.ts).
+import type { Resolution } from '../../dns/resolution.ts';
 import type { ExternalBackendSpec } from '../schema.ts';
 
-/** What sources read: the spec today; a source that resolves names adds its answers here. */
+/** What sources read: the spec, and what outrigger has learnt for it (DNS answers). */
 export interface SourceInput {
   readonly spec: ExternalBackendSpec;
+  /** What the resolver knows of each name of spec.dnsNames. */
+  readonly resolutions: ReadonlyMap<string, Resolution>;
 }
 
 /** One address to judge, check and publish. */
@@ -15,6 +18,8 @@ export interface Candidate {
   readonly ip: string;
   readonly nodeName?: string;
   readonly hostname?: string;
+  /** The spec.dnsNames entry it was resolved from. */
+  readonly dnsName?: string;
 }
 
 export interface AddressSource {

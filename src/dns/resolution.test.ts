@@ -1,0 +1,120 @@
+import { describe, expect, it } from '@jest/globals';
+import { nextResolution, pending, type LookupOutcome, type Resolution } from './resolution.ts';
+
+const limits = { minTtlMs: 5000, maxTtlMs: 300_000, staleMs: 600_000, maxAddresses: 3 };
+const answer = (ips: string[], ttlSeconds = 30): LookupOutcome => ({ ips, ttlSeconds, errors: [] });
+const failed = (error = 'ETIMEOUT'): LookupOutcome => ({
+  ips: [],
+  ttlSeconds: 0,
+  errors: [
+    { family: 'IPv4', error },
+    { family: 'IPv6', error },
+  ],
+});
+
+function run(steps: { at: number; outcome: LookupOutcome }[]): {
+  r: Resolution;
+  next: number;
+}[] {
+  let r = pending('db.example.com');
+  return steps.map(({ at, outcome }) => {
+    const step = nextResolution(r, outcome, at, limits);
+    r = step.resolution;
+    return { r, next: step.nextInMs };
+  });
+}
+
+describe('a DNS name, lookup by lookup', () => {
+  it('publishes an answer sorted (IPv4 first), each address once, at most maxAddresses', () => {
+    const [s] = run([
+      {
+        at: 1000,
+        outcome: answer(['2001:db8::1', '192.0.2.9', '192.0.2.1', '192.0.2.9', '192.0.2.5']),
+      },
+    ]);
+    expect(s?.r).toMatchObject({
+      state: 'Resolved',
+      ips: ['192.0.2.1', '192.0.2.5', '192.0.2.9'],
+      leftOut: 1,
+      resolvedAt: 1000,
+      ttlSeconds: 30,
+    });
+    expect(s?.next).toBe(30_000);
+  });
+
+  it('asks again after the TTL, within the floor and the ceiling', () => {
+    const at = (ttl: number) => run([{ at: 0, outcome: answer(['192.0.2.1'], ttl) }])[0]?.next;
+    expect(at(0)).toBe(5000);
+    expect(at(1)).toBe(5000);
+    expect(at(60)).toBe(60_000);
+    expect(at(86_400)).toBe(300_000);
+  });
+
+  it('keeps the last answer while lookups fail, until staleMs after it was confirmed, then withdraws it', () => {
+    const steps = run([
+      { at: 0, outcome: answer(['192.0.2.1']) },
+      { at: 30_000, outcome: failed() },
+      { at: 35_000, outcome: failed('ESERVFAIL') },
+      { at: 599_999, outcome: failed() },
+      { at: 600_000, outcome: failed() },
+    ]);
+    expect(steps.map((s) => s.r.state)).toEqual(['Resolved', 'Stale', 'Stale', 'Stale', 'Failed']);
+    expect(steps[1]?.r).toMatchObject({ ips: ['192.0.2.1'], keptUntil: 600_000, failures: 1 });
+    expect(steps[2]?.r.error).toBe('A lookup: ESERVFAIL; AAAA lookup: ESERVFAIL');
+    // The next lookup of a stale name comes by the time its answer would expire.
+    expect(steps[3]?.next).toBe(1);
+    expect(steps[4]?.r).toMatchObject({ ips: [], failures: 4, resolvedAt: 0 });
+    expect(steps[4]?.r.keptUntil).toBeUndefined();
+  });
+
+  it('backs off from the floor, doubling up to the ceiling, while it fails', () => {
+    const steps = run(Array.from({ length: 9 }, (_, i) => ({ at: i, outcome: failed() })));
+    expect(steps.map((s) => s.next)).toEqual([
+      5000, 10_000, 20_000, 40_000, 80_000, 160_000, 300_000, 300_000, 300_000,
+    ]);
+    expect(steps.every((s) => s.r.state === 'Failed')).toBe(true);
+  });
+
+  it('treats no record of either family as a failure, never as an empty answer', () => {
+    const [, s] = run([
+      { at: 0, outcome: answer(['192.0.2.1']) },
+      { at: 1, outcome: { ips: [], ttlSeconds: 0, errors: [] } },
+    ]);
+    expect(s?.r).toMatchObject({
+      state: 'Stale',
+      ips: ['192.0.2.1'],
+      error: 'no A or AAAA records',
+    });
+  });
+
+  it('ignores a family that fails when it never had addresses, but not one that had', () => {
+    const v6Fails: LookupOutcome = {
+      ips: ['192.0.2.2'],
+      ttlSeconds: 30,
+      errors: [{ family: 'IPv6', error: 'ESERVFAIL' }],
+    };
+    const v4Only = run([
+      { at: 0, outcome: answer(['192.0.2.1']) },
+      { at: 1, outcome: v6Fails },
+    ]);
+    expect(v4Only[1]?.r).toMatchObject({ state: 'Resolved', ips: ['192.0.2.2'] });
+    const dual = run([
+      { at: 0, outcome: answer(['192.0.2.1', '2001:db8::1']) },
+      { at: 1, outcome: v6Fails },
+    ]);
+    expect(dual[1]?.r).toMatchObject({
+      state: 'Stale',
+      ips: ['192.0.2.1', '2001:db8::1'],
+      error: 'AAAA lookup: ESERVFAIL',
+    });
+  });
+
+  it('recovers from Failed with the next answer', () => {
+    const steps = run([
+      { at: 0, outcome: failed() },
+      { at: 5000, outcome: answer(['192.0.2.3']) },
+    ]);
+    expect(steps[1]?.r).toMatchObject({ state: 'Resolved', ips: ['192.0.2.3'], failures: 0 });
+    expect(steps[1]?.r.error).toBeUndefined();
+  });
+});

@@ -1,0 +1,172 @@
+// Keeps the DNS names that ExternalBackends list resolved: each name once however many backends
+// list it, asked again when its answer's TTL runs out (within a floor and a ceiling), through a
+// pool that is fair across namespaces so that one namespace's thousand names cannot delay another's.
+// Like the probe scheduler, it holds state the reconciler reads (get) and tells it when to look.
+import { withConcern } from '../errors.ts';
+import { FairPool, type Tenant } from '../health/fairpool.ts';
+import {
+  nextResolution,
+  pending,
+  sameResolution,
+  type LookupOutcome,
+  type Resolution,
+  type ResolutionLimits,
+} from './resolution.ts';
+
+export interface NameResolverOptions {
+  /** Asks DNS for a name's addresses; never rejects (see lookup.ts). */
+  readonly lookup: (name: string) => Promise<LookupOutcome>;
+  readonly limits: ResolutionLimits;
+  /** Lookups in flight at once. */
+  readonly concurrency: number;
+  /**
+   * Told when what a name publishes or says has changed, with the owners (backend keys) that list
+   * it. An unchanged answer is reported again after `refreshMs`, so that status can show a recent
+   * resolvedAt without a write at every TTL.
+   */
+  readonly onChange: (name: string, owners: readonly string[]) => void;
+  readonly refreshMs: number;
+  /** After every lookup, for metrics. */
+  readonly onLookup?: (outcome: LookupOutcome, seconds: number) => void;
+  /** An error escaped a lookup or onChange (a bug); the name keeps its schedule. */
+  readonly onError?: (name: string, err: unknown) => void;
+  readonly now?: () => number;
+}
+
+interface Entry {
+  readonly name: string;
+  readonly owners: Set<string>;
+  /** The latest lookup's result. */
+  resolution: Resolution;
+  /** What the reconciler sees: the result as last reported through onChange. */
+  reported: Resolution;
+  reportedAt: number;
+  timer: NodeJS.Timeout | undefined;
+  stopped: boolean;
+}
+
+function isStopped(e: Entry): boolean {
+  return e.stopped;
+}
+
+/** [namespace, name] of a backend key, the pool's tenant. */
+function tenantOf(owner: string): Tenant {
+  const i = owner.indexOf('/');
+  return [owner.slice(0, i), owner.slice(i + 1)];
+}
+
+export class NameResolver {
+  private readonly names = new Map<string, Entry>();
+  private readonly byOwner = new Map<string, ReadonlySet<string>>();
+  private readonly pool: FairPool;
+  private readonly o: NameResolverOptions;
+  private readonly now: () => number;
+
+  constructor(o: NameResolverOptions) {
+    this.o = o;
+    this.pool = new FairPool({ concurrency: o.concurrency });
+    this.now = o.now ?? Date.now;
+  }
+
+  /**
+   * What is known of a name, as last reported (so that a reconcile for another reason does not
+   * see a resolvedAt that moved without a change); undefined when no backend lists it.
+   */
+  get(name: string): Resolution | undefined {
+    return this.names.get(name)?.reported;
+  }
+
+  /** How many names are being kept resolved. */
+  get size(): number {
+    return this.names.size;
+  }
+
+  /**
+   * Makes `owner` list exactly these names: new ones are looked up at once, names nobody lists
+   * any more are forgotten.
+   */
+  want(owner: string, names: readonly string[]): void {
+    const before = this.byOwner.get(owner) ?? new Set<string>();
+    const after = new Set(names);
+    for (const name of before) {
+      if (after.has(name)) continue;
+      const e = this.names.get(name);
+      if (e === undefined) continue;
+      e.owners.delete(owner);
+      if (e.owners.size === 0) {
+        this.stopOne(e);
+        this.names.delete(name);
+      }
+    }
+    for (const name of after) {
+      let e = this.names.get(name);
+      if (e === undefined) {
+        e = {
+          name,
+          owners: new Set(),
+          resolution: pending(name),
+          reported: pending(name),
+          reportedAt: this.now(),
+          timer: undefined,
+          stopped: false,
+        };
+        this.names.set(name, e);
+        this.schedule(e, 0);
+      }
+      e.owners.add(owner);
+    }
+    if (after.size > 0) this.byOwner.set(owner, after);
+    else this.byOwner.delete(owner);
+  }
+
+  async stop(): Promise<void> {
+    for (const e of this.names.values()) this.stopOne(e);
+    this.names.clear();
+    this.byOwner.clear();
+    this.pool.clear();
+    await this.pool.onIdle();
+  }
+
+  private stopOne(e: Entry): void {
+    e.stopped = true;
+    if (e.timer !== undefined) clearTimeout(e.timer);
+  }
+
+  private schedule(e: Entry, delayMs: number): void {
+    e.timer = setTimeout(() => {
+      withConcern({ dnsName: e.name }, () => {
+        this.dispatch(e);
+      });
+    }, delayMs);
+  }
+
+  private dispatch(e: Entry): void {
+    const owner = e.owners.values().next().value ?? '/';
+    let next = this.o.limits.minTtlMs;
+    this.pool
+      .run(tenantOf(owner), async () => {
+        if (isStopped(e)) return;
+        const started = performance.now();
+        const outcome = await this.o.lookup(e.name);
+        this.o.onLookup?.(outcome, (performance.now() - started) / 1000);
+        if (isStopped(e)) return;
+        const now = this.now();
+        const step = nextResolution(e.resolution, outcome, now, this.o.limits);
+        next = step.nextInMs;
+        const changed =
+          !sameResolution(e.reported, step.resolution) || now - e.reportedAt >= this.o.refreshMs;
+        e.resolution = step.resolution;
+        if (changed) {
+          e.reported = step.resolution;
+          e.reportedAt = now;
+          this.o.onChange(e.name, [...e.owners]);
+        }
+      })
+      .catch((err: unknown) => {
+        this.o.onError?.(e.name, err);
+      })
+      .finally(() => {
+        if (!isStopped(e)) this.schedule(e, next);
+      });
+  }
+}
