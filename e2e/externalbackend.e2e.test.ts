@@ -1,6 +1,7 @@
 // ExternalBackend end to end: the real operator process, a real control plane with the garbage
 // collector, and real TCP/HTTP servers in a network namespace this test creates. Every probe goes to
 // that namespace; nothing leaves the machine.
+import { spawnSync } from 'node:child_process';
 import { copyFileSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
@@ -12,6 +13,7 @@ import {
   CustomObjectsApi,
   DiscoveryV1Api,
   type KubeConfig,
+  type V1EndpointConditions,
   type V1EndpointSlice,
   type V1Endpoints,
 } from '@kubernetes/client-node';
@@ -506,6 +508,85 @@ suite('ExternalBackend with real backends', () => {
       (await slice(ns, 'db-outrigger-ipv6')) === undefined ? true : undefined,
     );
   }, 60_000);
+
+  it('drains an address from the spec or with one kubectl annotate: not ready, serving, terminating', async () => {
+    const ns = await createTestNamespace(kc, 'xb-drain');
+    const [a = '', b = ''] = net.ipv4;
+    const servers = await Promise.all([a, b].map((ip) => net.serve(ip, 7000, 'tcp')));
+    try {
+      const spec = (drainB: boolean): Spec => ({
+        ports: [{ name: 'p', port: 7000 }],
+        addresses: [{ ip: a }, { ip: b, ...(drainB ? { drain: true } : {}) }],
+        healthCheck: { tcp: { port: 'p' }, ...fast },
+      });
+      const conditionsOf = (s: V1EndpointSlice | undefined): Record<string, V1EndpointConditions> =>
+        Object.fromEntries(
+          (s?.endpoints ?? []).map((e) => [e.addresses[0] ?? '', e.conditions ?? {}]),
+        );
+      await apply(ns, 'db', spec(false));
+      await until(ns, 'db', 'both ready', async () =>
+        readyIPs(await slice(ns, 'db-outrigger-ipv4')).join() === [a, b].sort().join()
+          ? true
+          : undefined,
+      );
+      await patchSpec(ns, 'db', spec(true));
+      const drained = await until(ns, 'db', 'b draining', async () => {
+        const s = await slice(ns, 'db-outrigger-ipv4');
+        return conditionsOf(s)[b]?.terminating === true ? s : undefined;
+      });
+      expect(conditionsOf(drained)).toEqual({
+        [a]: { ready: true, serving: true, terminating: false },
+        [b]: { ready: false, serving: true, terminating: true },
+      });
+      const ep = await endpoints(ns, 'db');
+      expect(ep?.subsets?.[0]?.notReadyAddresses?.map((x) => x.ip)).toEqual([b]);
+      const st = await until(ns, 'db', 'status says b is draining', async () => {
+        const x = await backend(ns, 'db');
+        return x.status?.addresses?.find((y) => y.ip === b)?.draining === true ? x : undefined;
+      });
+      expect(ready(st)?.message).toContain(`draining: ${b}`);
+      expect(await eventReasons(ns, 'db')).toContain('Normal/AddressDraining');
+
+      // Back in service from the spec, then drained by the annotation alone, as on call would.
+      await patchSpec(ns, 'db', spec(false));
+      await until(ns, 'db', 'b ready again', async () =>
+        readyIPs(await slice(ns, 'db-outrigger-ipv4')).join() === [a, b].sort().join()
+          ? true
+          : undefined,
+      );
+      const annotate = spawnSync(
+        cluster.kubectl,
+        [
+          `--kubeconfig=${cluster.kubeconfigPath}`,
+          '-n',
+          ns,
+          'annotate',
+          'externalbackend',
+          'db',
+          `outrigger.dev/drain=${a}, nothing.example.com`,
+        ],
+        { encoding: 'utf8' },
+      );
+      expect(annotate.stderr).toBe('');
+      const byAnnotation = await until(ns, 'db', 'a drained by the annotation', async () => {
+        const s = await slice(ns, 'db-outrigger-ipv4');
+        return conditionsOf(s)[a]?.terminating === true ? s : undefined;
+      });
+      expect(conditionsOf(byAnnotation)).toEqual({
+        [a]: { ready: false, serving: true, terminating: true },
+        [b]: { ready: true, serving: true, terminating: false },
+      });
+      const withUnknown = await until(ns, 'db', 'status names the unknown entry', async () => {
+        const x = await backend(ns, 'db');
+        return ready(x)?.message.includes('nothing.example.com') === true ? x : undefined;
+      });
+      expect(ready(withUnknown)?.message).toContain(
+        'outrigger.dev/drain names what this backend does not have: nothing.example.com',
+      );
+    } finally {
+      await Promise.all(servers.map((x) => x.stop()));
+    }
+  }, 90_000);
 
   it('deleting the ExternalBackend removes its Service, Endpoints and slices (garbage collector)', async () => {
     const ns = await createTestNamespace(kc, 'xb-delete');

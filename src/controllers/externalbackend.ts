@@ -20,8 +20,10 @@ import {
   type BackendWorld,
   type OwnedKind,
 } from '../externalbackend/plan.ts';
+import { parseDrainAnnotation } from '../externalbackend/drain.ts';
 import {
   apiVersion,
+  drainAnnotation,
   externalBackendSpec,
   kind,
   type ExternalBackendSpec,
@@ -370,7 +372,7 @@ export class ExternalBackendController {
       this.controller.queue.addAfter(key, cacheWaitMs);
       return;
     }
-    const plan = planBackend(this.gather(key, ref, parsed.data, previous, now));
+    const plan = planBackend(this.gather(key, ref, xb, parsed.data, previous, now));
     const outcome = await this.apply(key, ref, plan);
     await this.finish(xb, key, {
       generation,
@@ -380,6 +382,7 @@ export class ExternalBackendController {
       counts: plan.counts,
       failOpen: plan.failOpen,
       names: plan.resolutions,
+      drainUnmatched: plan.drainUnmatched,
       problem: outcome.problem,
       now,
     });
@@ -401,6 +404,7 @@ export class ExternalBackendController {
   private gather(
     key: string,
     ref: BackendRef,
+    xb: CachedExternalBackend,
     spec: ExternalBackendSpec,
     previous: ExternalBackendStatus | undefined,
     now: Date,
@@ -425,6 +429,7 @@ export class ExternalBackendController {
       spec,
       previous,
       resolutions,
+      drainEntries: parseDrainAnnotation(xb.metadata?.annotations?.[drainAnnotation]),
       judge: this.judge(namespace, spec),
       health,
       probeRoom: Math.max(0, this.o.maxProbeTargetsPerNamespace - neighbours),

@@ -176,8 +176,12 @@ export interface AddressView {
   /** The spec.dnsNames entry it was resolved from. */
   readonly dnsName?: string;
   readonly state: AddressState;
-  /** Published as ready (after fail-open). */
+  /** Published as ready (after fail-open); never for a draining address. */
   readonly ready: boolean;
+  /** Drained: published not ready but terminating, and serving while its checks pass. */
+  readonly draining?: true;
+  /** For a draining address: whether it would be ready but for the drain. */
+  readonly serving?: boolean;
   readonly message: string;
   readonly since?: number;
 }
@@ -236,17 +240,23 @@ export function addressViews(
       ...(h ? { since: h.since } : {}),
     };
   });
-  const checked = views.filter((v) => v.state !== 'Denied' && !unchecked.ips.has(v.ip));
+  const drained = new Set(candidates.filter((a) => a.drain === true).map((a) => a.ip));
+  // Drained addresses are out of rotation on purpose: they neither trigger fail-open nor are
+  // brought back by it.
+  const checked = views.filter(
+    (v) => v.state !== 'Denied' && !unchecked.ips.has(v.ip) && !drained.has(v.ip),
+  );
   const failOpen =
     spec.healthCheck?.failOpen === true &&
     checked.length > 0 &&
     checked.every((v) => v.state === 'Unhealthy');
   return {
-    views: failOpen
-      ? views.map((v) =>
-          v.state === 'Denied' || unchecked.ips.has(v.ip) ? v : { ...v, ready: true },
-        )
-      : views,
+    views: views.map((v): AddressView => {
+      if (v.state === 'Denied') return v;
+      if (drained.has(v.ip)) return { ...v, ready: false, draining: true, serving: v.ready };
+      if (failOpen && !unchecked.ips.has(v.ip)) return { ...v, ready: true };
+      return v;
+    }),
     failOpen,
   };
 }
@@ -373,10 +383,28 @@ function sliceBase(service: string): string {
 /** kube-controller-manager's default for --max-endpoints-per-slice. */
 export const defaultMaxEndpointsPerSlice = 100;
 
-function sliceEndpoint(a: V1EndpointAddress, ready: boolean): V1Endpoint {
+interface Conditions {
+  ready: boolean;
+  serving: boolean;
+  terminating: boolean;
+}
+
+const readiness = (ready: boolean): Conditions => ({ ready, serving: ready, terminating: false });
+
+/**
+ * A draining address as a terminating pod is published: not ready, so kube-proxy sends it no new
+ * connections (unless nothing else is left), serving while it would be ready, terminating.
+ */
+function viewConditions(v: AddressView): Conditions {
+  return v.draining === true
+    ? { ready: false, serving: v.serving === true, terminating: true }
+    : readiness(v.ready);
+}
+
+function sliceEndpoint(a: V1EndpointAddress, conditions: Conditions): V1Endpoint {
   return {
     addresses: [a.ip],
-    conditions: { ready, serving: ready, terminating: false },
+    conditions,
     ...(a.nodeName ? { nodeName: a.nodeName } : {}),
     ...(a.hostname ? { hostname: a.hostname } : {}),
     ...(a.targetRef ? { targetRef: a.targetRef } : {}),
@@ -397,12 +425,12 @@ export function sliceEndpoints(
           ...(v.nodeName !== undefined ? { nodeName: v.nodeName } : {}),
           ...(v.hostname !== undefined ? { hostname: v.hostname } : {}),
         },
-        v.ready,
+        viewConditions(v),
       ),
     );
   for (const s of pods) {
-    for (const a of s.addresses ?? []) all.push(sliceEndpoint(a, true));
-    for (const a of s.notReadyAddresses ?? []) all.push(sliceEndpoint(a, false));
+    for (const a of s.addresses ?? []) all.push(sliceEndpoint(a, readiness(true)));
+    for (const a of s.notReadyAddresses ?? []) all.push(sliceEndpoint(a, readiness(false)));
   }
   const out = new Map<AddressType, V1Endpoint[]>([
     ['IPv4', []],

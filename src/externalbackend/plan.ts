@@ -4,6 +4,7 @@
 // controller applies it in one place and builds the status from the outcome (status.ts).
 import { candidateAddresses, type Candidate } from './sources/index.ts';
 import { pending, type Resolution } from '../dns/resolution.ts';
+import { applyDrain } from './drain.ts';
 import type {
   V1EndpointSlice,
   V1Endpoints,
@@ -43,6 +44,8 @@ export interface BackendWorld {
   readonly previous: ExternalBackendStatus | undefined;
   /** Why an address may not be published (deny list, address policy). */
   readonly judge: Judge;
+  /** The entries of the drain annotation (see drain.ts). */
+  readonly drainEntries: ReadonlySet<string>;
   /** What the resolver knows of the names in spec.dnsNames (absent: not looked up yet). */
   readonly resolutions: ReadonlyMap<string, Resolution>;
   /** Health of this backend's running probe targets, by target key. */
@@ -76,6 +79,8 @@ export interface BackendPlan {
   readonly names: readonly string[];
   /** What each of those names resolves to, for status (Pending when not looked up yet). */
   readonly resolutions: readonly Resolution[];
+  /** Entries of the drain annotation that name nothing this backend has. */
+  readonly drainUnmatched: readonly string[];
   /** Every probe target the backend should have; the scheduler drops its others. */
   readonly probes: readonly Target[];
   readonly unchecked: ReadonlySet<string>;
@@ -191,9 +196,10 @@ export function planProbes(
 
 export function planBackend(w: BackendWorld): BackendPlan {
   const { ref, spec } = w;
-  const addresses = candidateAddresses(w);
-  const { probes, health, unchecked } = planProbes(w, addresses);
   const names = spec.dnsNames.map((n) => n.name);
+  const drained = applyDrain(candidateAddresses(w), w.drainEntries, names);
+  const addresses = drained.candidates;
+  const { probes, health, unchecked } = planProbes(w, addresses);
   const { views, failOpen } = addressViews(
     spec,
     health,
@@ -209,6 +215,7 @@ export function planBackend(w: BackendWorld): BackendPlan {
   const pods = podSubsets(spec, w.service ?? desiredService(ref, spec), w.pods);
   const counts = publishedCounts(views, pods);
   const base = {
+    drainUnmatched: drained.unmatched,
     names,
     resolutions: names.map((n) => w.resolutions.get(n) ?? pending(n)),
     probes,

@@ -33,6 +33,11 @@ const qualifiedName = matching(
   'must be a qualified name such as "http" or "kubernetes.io/h2c"',
 );
 
+/** The annotation that drains addresses without editing the spec (see drain.ts). */
+export const drainAnnotation = 'outrigger.dev/drain';
+
+const drainDescription = `Take the address out of new connections while established ones finish (maintenance): published not ready but serving and terminating, still checked. The annotation ${drainAnnotation} (comma-separated IPs and DNS names) does the same without editing the spec.`;
+
 /**
  * An address outside the cluster. The CEL IP library (Kubernetes ≥ 1.31) checks what Endpoints
  * may not carry and what would let a namespace user aim traffic at the node itself
@@ -78,6 +83,7 @@ const address = z.object({
   hostname: dnsLabel
     .describe("Copied to the endpoint's hostname (DNS label), for headless Services.")
     .optional(),
+  drain: z.boolean().describe(drainDescription).optional(),
 });
 
 /** Most DNS names one backend lists, and most addresses one name contributes. */
@@ -105,6 +111,10 @@ const dnsName = z.object({
     ),
   nodeName: dnsSubdomain
     .describe('Copied to the nodeName of each endpoint the name resolves to; informational.')
+    .optional(),
+  drain: z
+    .boolean()
+    .describe(drainDescription.replace('the address', 'every address of the name'))
     .optional(),
 });
 
@@ -348,6 +358,12 @@ export const externalBackendStatus = z
           dnsName: z
             .string()
             .describe('The entry of spec.dnsNames this address was resolved from.')
+            .optional(),
+          draining: z
+            .boolean()
+            .describe(
+              `Drained (spec drain or the ${drainAnnotation} annotation): out of new connections, still checked.`,
+            )
             .optional(),
         }),
       )

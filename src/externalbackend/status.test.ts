@@ -4,6 +4,7 @@ import {
   addressTransitions,
   buildStatus,
   parseStatus,
+  planStatus,
   readyCondition,
   setCondition,
   statusEqual,
@@ -303,5 +304,95 @@ describe('transitionEvents', () => {
       message:
         '2 addresses failed their health check; removed from the ready set: 198.51.100.1 (ECONNREFUSED), 198.51.100.2 (no connection within 1000 ms)',
     });
+  });
+});
+
+describe('status of DNS names', () => {
+  const resolved = (ips: string[], at: number) => ({
+    name: 'db.example.com',
+    state: 'Resolved' as const,
+    ips,
+    leftOut: 0,
+    resolvedAt: at,
+    ttlSeconds: 30,
+    failures: 0,
+  });
+  const input = (
+    names: Parameters<typeof planStatus>[0]['names'],
+    previous?: ReturnType<typeof planStatus>['status'],
+  ) => ({
+    generation: 1,
+    previous,
+    views: [],
+    counts: { ready: 0, total: 0 },
+    failOpen: false,
+    names,
+    now: t1,
+  });
+
+  it('shows each name, its addresses, TTL and when it was resolved; a first answer is quiet', () => {
+    const r = planStatus(input([resolved(['192.0.2.1'], t0.getTime())]));
+    expect(r.status?.dnsNames).toEqual([
+      {
+        name: 'db.example.com',
+        state: 'Resolved',
+        addresses: ['192.0.2.1'],
+        ttlSeconds: 30,
+        resolvedAt: t0.toISOString(),
+      },
+    ]);
+    expect(r.events.filter((e) => e.reason.startsWith('DNS'))).toEqual([]);
+  });
+
+  it('says when the answer changes, when lookups start failing, and when the answer is withdrawn', () => {
+    const first = planStatus(input([resolved(['192.0.2.1'], t0.getTime())])).status;
+    const changed = planStatus(input([resolved(['192.0.2.2'], t1.getTime())], first));
+    expect(changed.events).toContainEqual({
+      type: 'Normal',
+      reason: 'DNSAnswerChanged',
+      message: 'db.example.com resolves to 192.0.2.2 (was 192.0.2.1)',
+    });
+    const stale = planStatus(
+      input(
+        [
+          {
+            ...resolved(['192.0.2.2'], t1.getTime()),
+            state: 'Stale',
+            keptUntil: t1.getTime() + 600_000,
+            error: 'A lookup: ETIMEOUT',
+            failures: 1,
+          },
+        ],
+        changed.status,
+      ),
+    );
+    expect(stale.status?.dnsNames?.[0]?.message).toBe(
+      `lookups fail (A lookup: ETIMEOUT); the last answer (${t1.toISOString()}) stays published until 2026-11-22T10:15:00.000Z`,
+    );
+    expect(stale.events.map((e) => e.reason)).toContain('DNSLookupFailed');
+    const failed = planStatus(
+      input(
+        [
+          {
+            name: 'db.example.com',
+            state: 'Failed',
+            ips: [],
+            leftOut: 0,
+            error: 'A lookup: ETIMEOUT',
+            failures: 9,
+          },
+        ],
+        stale.status,
+      ),
+    );
+    expect(failed.events).toContainEqual({
+      type: 'Warning',
+      reason: 'DNSLookupFailed',
+      message:
+        'db.example.com: lookups fail (A lookup: ETIMEOUT); nothing of this name is published',
+    });
+    expect(failed.status?.conditions?.[0]?.message).toContain(
+      'DNS lookups failing: db.example.com (no addresses)',
+    );
   });
 });

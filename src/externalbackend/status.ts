@@ -3,7 +3,7 @@
 // transitions that deserve an Event.
 import type { Resolution } from '../dns/resolution.ts';
 import type { AddressState, AddressView } from './desired.ts';
-import { externalBackendStatus, type ExternalBackendStatus } from './schema.ts';
+import { drainAnnotation, externalBackendStatus, type ExternalBackendStatus } from './schema.ts';
 
 type Condition = NonNullable<ExternalBackendStatus['conditions']>[number];
 type AddressStatus = NonNullable<ExternalBackendStatus['addresses']>[number];
@@ -23,10 +23,18 @@ export interface ReadyInput {
   readonly failOpen: boolean;
   /** The backend's DNS names and what the resolver knows of them. */
   readonly names?: readonly Resolution[] | undefined;
+  /** Entries of the drain annotation that name nothing the backend has. */
+  readonly drainUnmatched?: readonly string[] | undefined;
 }
 
-const listed = (views: readonly AddressView[], state: AddressState, max = 3): string => {
-  const hit = views.filter((v) => v.state === state);
+const listed = (
+  views: readonly AddressView[],
+  state: AddressState | 'Draining',
+  max = 3,
+): string => {
+  const hit = views.filter((v) =>
+    state === 'Draining' ? v.draining === true : v.state === state && v.draining !== true,
+  );
   const shown = hit
     .slice(0, max)
     .map((v) => (v.message ? `${v.ip} (${v.message})` : v.ip))
@@ -48,10 +56,16 @@ export function readyCondition(i: ReadyInput): {
     .filter((n) => n.state === 'Stale' || n.state === 'Failed')
     .map((n) => `${n.name} (${n.state === 'Stale' ? 'last answer kept' : 'no addresses'})`)
     .join(', ');
+  const draining = listed(i.views, 'Draining');
+  const unmatched = (i.drainUnmatched ?? []).slice(0, 3).join(', ');
   const extra = [
     unhealthy ? `unhealthy: ${unhealthy}` : '',
+    draining ? `draining: ${draining}` : '',
     denied ? `denied, not published: ${denied}` : '',
     failing ? `DNS lookups failing: ${failing}` : '',
+    unmatched
+      ? `${drainAnnotation} names what this backend does not have: ${unmatched}${(i.drainUnmatched?.length ?? 0) > 3 ? ' and more' : ''}`
+      : '',
   ]
     .filter(Boolean)
     .join('; ');
@@ -98,11 +112,17 @@ export function parseStatus(raw: unknown): ExternalBackendStatus | undefined {
   return parsed.success ? parsed.data : undefined;
 }
 
-function addressMessage(v: AddressView, failOpen: boolean): string {
+function healthMessage(v: AddressView, failOpen: boolean): string {
   if (v.state === 'Unknown') return v.message === '' ? 'not checked yet' : v.message;
   if (v.state === 'Unhealthy')
     return `health check failing: ${v.message}${failOpen ? ' (published: failOpen)' : ''}`;
   return v.message;
+}
+
+function addressMessage(v: AddressView, failOpen: boolean): string {
+  const health = healthMessage(v, failOpen && v.draining !== true);
+  if (v.draining !== true) return health;
+  return `draining: out of new connections${health ? `; ${health}` : ''}`;
 }
 
 const iso = (ms: number): string => new Date(ms).toISOString();
@@ -147,13 +167,14 @@ export function buildStatus(i: StatusInput): ExternalBackendStatus {
   const prevByIP = new Map((i.previous?.addresses ?? []).map((a) => [a.ip, a]));
   const addresses: AddressStatus[] = i.views.map((v) => {
     const prev = prevByIP.get(v.ip);
-    const same = prev?.state === v.state && prev.ready === v.ready;
+    const same = prev?.state === v.state && prev.ready === v.ready && prev.draining === v.draining;
     const message = addressMessage(v, i.failOpen);
     return {
       ip: v.ip,
       ready: v.ready,
       state: v.state,
       ...(v.dnsName !== undefined ? { dnsName: v.dnsName } : {}),
+      ...(v.draining === true ? { draining: true } : {}),
       lastTransitionTime:
         same && prev.lastTransitionTime !== undefined
           ? prev.lastTransitionTime
@@ -215,7 +236,12 @@ export interface Transition {
   readonly from: AddressState | undefined;
   readonly to: AddressState;
   readonly type: 'Normal' | 'Warning';
-  readonly reason: 'AddressUnhealthy' | 'AddressHealthy' | 'AddressDenied';
+  readonly reason:
+    | 'AddressUnhealthy'
+    | 'AddressHealthy'
+    | 'AddressDenied'
+    | 'AddressDraining'
+    | 'AddressUndrained';
   readonly message: string;
   /** The address's own part of the message (the probe error, why it is denied). */
   readonly detail: string;
@@ -233,9 +259,34 @@ export function addressTransitions(
   failOpen: boolean,
 ): Transition[] {
   const prev = new Map((previous?.addresses ?? []).map((a) => [a.ip, a.state]));
+  const wasDraining = new Set(
+    (previous?.addresses ?? []).filter((a) => a.draining === true).map((a) => a.ip),
+  );
   const out: Transition[] = [];
   for (const v of views) {
     const from = prev.get(v.ip);
+    if (v.draining === true && !wasDraining.has(v.ip))
+      out.push({
+        ip: v.ip,
+        from,
+        to: v.state,
+        type: 'Normal',
+        reason: 'AddressDraining',
+        message: `${v.ip} is draining: published not ready and terminating, it gets no new connections while established ones finish`,
+        detail: '',
+        outcome: 'get no new connections while established ones finish',
+      });
+    else if (v.draining !== true && wasDraining.has(v.ip) && v.state !== 'Denied')
+      out.push({
+        ip: v.ip,
+        from,
+        to: v.state,
+        type: 'Normal',
+        reason: 'AddressUndrained',
+        message: `${v.ip} is no longer draining; ${v.ready ? 'back in the ready set' : 'published as its checks say'}`,
+        detail: '',
+        outcome: 'are no longer draining',
+      });
     if (from === v.state) continue;
     if (v.state === 'Unhealthy') {
       const outcome = failOpen
@@ -309,6 +360,8 @@ export function transitionEvents(
       AddressUnhealthy: `failed their health check; ${first.outcome}`,
       AddressHealthy: 'pass their health check again; back in the ready set',
       AddressDenied: 'are denied and not published',
+      AddressDraining: 'are draining: they get no new connections while established ones finish',
+      AddressUndrained: 'are no longer draining',
     }[reason];
     out.push({
       type: first.type,

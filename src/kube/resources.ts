@@ -14,6 +14,7 @@ import {
 } from '@kubernetes/client-node';
 import type { CachedContainer, CachedPod, CachedService } from './cached.ts';
 import type { ResourceClient } from './informer.ts';
+import { drainAnnotation } from '../externalbackend/schema.ts';
 
 type Raw = Record<string, unknown>;
 
@@ -142,12 +143,23 @@ export interface CachedExternalBackend extends KubernetesObject {
   readonly status?: unknown;
 }
 
+/**
+ * Of the annotations only the one outrigger reads: the others (kubectl's last-applied
+ * configuration among them) can be as large as the object and would be kept for nothing.
+ */
+function backendMeta(raw: unknown): V1ObjectMeta {
+  const out = meta(raw, ['generation']);
+  const drain = rec(rec(raw).annotations)[drainAnnotation];
+  if (typeof drain === 'string') out.annotations = { [drainAnnotation]: drain };
+  return out;
+}
+
 export function transformExternalBackend(raw: unknown): CachedExternalBackend {
   const r = rec(raw);
   return {
     apiVersion: typeof r.apiVersion === 'string' ? r.apiVersion : '',
     kind: typeof r.kind === 'string' ? r.kind : '',
-    metadata: meta(r.metadata, ['generation']),
+    metadata: backendMeta(r.metadata),
     ...(r.spec !== undefined ? { spec: r.spec } : {}),
     ...(r.status !== undefined ? { status: r.status } : {}),
   };

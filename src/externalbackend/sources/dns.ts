@@ -10,6 +10,7 @@ export const dnsAddresses: AddressSource = {
         ip,
         dnsName: n.name,
         ...(n.nodeName !== undefined ? { nodeName: n.nodeName } : {}),
+        ...(n.drain === true ? { drain: true } : {}),
       })),
     ),
 };

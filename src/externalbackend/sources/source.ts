@@ -20,6 +20,8 @@ export interface Candidate {
   readonly hostname?: string;
   /** The spec.dnsNames entry it was resolved from. */
   readonly dnsName?: string;
+  /** Taken out of new connections (spec drain or the drain annotation). */
+  readonly drain?: boolean;
 }
 
 export interface AddressSource {

@@ -8,5 +8,6 @@ export const staticAddresses: AddressSource = {
       ip: a.ip,
       ...(a.nodeName !== undefined ? { nodeName: a.nodeName } : {}),
       ...(a.hostname !== undefined ? { hostname: a.hostname } : {}),
+      ...(a.drain === true ? { drain: true } : {}),
     })),
 };
