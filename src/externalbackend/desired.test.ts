@@ -21,6 +21,7 @@ import {
 } from './desired.ts';
 import { pod, svc } from '../endpoints/fixtures.test-helpers.ts';
 import { externalBackendSpec, type ExternalBackendSpecInput } from './schema.ts';
+import { candidateAddresses, noResolutions } from './sources/index.ts';
 
 const xb = { name: 'etcd-k8s', namespace: 'kube-system', uid: 'xb-uid' };
 const spec = (s: Partial<ExternalBackendSpecInput> = {}) =>
@@ -322,5 +323,51 @@ describe('endpointsUpToDate and the slice plan against stored slices', () => {
     expect(
       planAgainst({ ...slice, metadata: { ...slice.metadata, labels: {} } }).updates,
     ).toHaveLength(1);
+  });
+});
+
+describe('zones', () => {
+  const zoned = (s: Partial<ExternalBackendSpecInput>) => {
+    const parsed = spec(s);
+    return addressViews(
+      parsed,
+      new Map(),
+      deny,
+      undefined,
+      candidateAddresses({ spec: parsed, resolutions: noResolutions }),
+    ).views;
+  };
+
+  it('land in each endpoint, with a hint of its own zone when every endpoint has one', () => {
+    const views = zoned({
+      zone: 'zone-a',
+      addresses: [{ ip: '192.0.2.10' }, { ip: '192.0.2.11', zone: 'zone-b' }],
+    });
+    expect(
+      sliceEndpoints(views)
+        .get('IPv4')
+        ?.map((e) => [e.addresses[0], e.zone, e.hints]),
+    ).toEqual([
+      ['192.0.2.10', 'zone-a', { forZones: [{ name: 'zone-a' }] }],
+      ['192.0.2.11', 'zone-b', { forZones: [{ name: 'zone-b' }] }],
+    ]);
+  });
+
+  it('give no hints at all when one endpoint has no zone (kube-proxy would ignore them)', () => {
+    const views = zoned({
+      addresses: [{ ip: '192.0.2.10', zone: 'zone-a' }, { ip: '192.0.2.11' }],
+    });
+    const eps = sliceEndpoints(views).get('IPv4') ?? [];
+    expect(eps.map((e) => e.zone)).toEqual(['zone-a', undefined]);
+    expect(eps.some((e) => e.hints !== undefined)).toBe(false);
+  });
+
+  it('are refused at run time when they are not label values', () => {
+    expect(
+      externalBackendSpec.safeParse({
+        ports: [{ name: 'p', port: 1 }],
+        addresses: [{ ip: '192.0.2.1', zone: 'zone a' }],
+      }).success,
+    ).toBe(false);
   });
 });

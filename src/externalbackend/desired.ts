@@ -175,6 +175,7 @@ export interface AddressView {
   readonly hostname?: string;
   /** The spec.dnsNames entry it was resolved from. */
   readonly dnsName?: string;
+  readonly zone?: string;
   readonly state: AddressState;
   /** Published as ready (after fail-open); never for a draining address. */
   readonly ready: boolean;
@@ -214,6 +215,7 @@ export function addressViews(
       ...(a.nodeName !== undefined ? { nodeName: a.nodeName } : {}),
       ...(a.hostname !== undefined ? { hostname: a.hostname } : {}),
       ...(a.dnsName !== undefined ? { dnsName: a.dnsName } : {}),
+      ...(a.zone !== undefined ? { zone: a.zone } : {}),
     };
     const denied = judge(a.ip);
     if (denied !== undefined) {
@@ -411,23 +413,31 @@ function sliceEndpoint(a: V1EndpointAddress, conditions: Conditions): V1Endpoint
   };
 }
 
-/** Every endpoint to publish in slices, by address family: published addresses, then pods. */
+/**
+ * Every endpoint to publish in slices, by address family: published addresses, then pods. Each
+ * address carries its zone; when every endpoint of the backend has one, each also hints its own
+ * zone, as the endpointslice controller does for trafficDistribution, so that kube-proxy keeps a
+ * zone's traffic in it. One endpoint without a zone (a pod, an address without one) means no
+ * hints at all: kube-proxy would fall back to every endpoint anyway.
+ */
 export function sliceEndpoints(
   views: readonly AddressView[],
   pods: readonly V1EndpointSubset[] = [],
 ): Map<AddressType, V1Endpoint[]> {
-  const all: V1Endpoint[] = views
-    .filter((v) => v.state !== 'Denied')
-    .map((v) =>
-      sliceEndpoint(
-        {
-          ip: v.ip,
-          ...(v.nodeName !== undefined ? { nodeName: v.nodeName } : {}),
-          ...(v.hostname !== undefined ? { hostname: v.hostname } : {}),
-        },
-        viewConditions(v),
-      ),
-    );
+  const published = views.filter((v) => v.state !== 'Denied');
+  const hinted = pods.length === 0 && published.every((v) => v.zone !== undefined);
+  const all: V1Endpoint[] = published.map((v) => ({
+    ...sliceEndpoint(
+      {
+        ip: v.ip,
+        ...(v.nodeName !== undefined ? { nodeName: v.nodeName } : {}),
+        ...(v.hostname !== undefined ? { hostname: v.hostname } : {}),
+      },
+      viewConditions(v),
+    ),
+    ...(v.zone !== undefined ? { zone: v.zone } : {}),
+    ...(hinted && v.zone !== undefined ? { hints: { forZones: [{ name: v.zone }] } } : {}),
+  }));
   for (const s of pods) {
     for (const a of s.addresses ?? []) all.push(sliceEndpoint(a, readiness(true)));
     for (const a of s.notReadyAddresses ?? []) all.push(sliceEndpoint(a, readiness(false)));

@@ -33,6 +33,16 @@ const qualifiedName = matching(
   'must be a qualified name such as "http" or "kubernetes.io/h2c"',
 );
 
+/** A zone name as topology.kubernetes.io/zone carries it: a label value. */
+const zoneName = matching(
+  z.string().min(1).max(63),
+  /^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$/,
+  'must be a zone name as the topology.kubernetes.io/zone label carries it (letters, digits, "-", "_", "."; at most 63)',
+);
+
+const zoneDescription =
+  "The zone of the server (as in the topology.kubernetes.io/zone label of the nodes), copied to the endpoint's zone; when every endpoint has one, also to its hints, so that a Service with trafficDistribution PreferSameZone keeps traffic in its zone. Default: spec.zone.";
+
 /** The annotation that drains addresses without editing the spec (see drain.ts). */
 export const drainAnnotation = 'outrigger.dev/drain';
 
@@ -84,6 +94,7 @@ const address = z.object({
     .describe("Copied to the endpoint's hostname (DNS label), for headless Services.")
     .optional(),
   drain: z.boolean().describe(drainDescription).optional(),
+  zone: zoneName.describe(zoneDescription).optional(),
 });
 
 /** Most DNS names one backend lists, and most addresses one name contributes. */
@@ -115,6 +126,9 @@ const dnsName = z.object({
   drain: z
     .boolean()
     .describe(drainDescription.replace('the address', 'every address of the name'))
+    .optional(),
+  zone: zoneName
+    .describe(zoneDescription.replace('the server', 'the servers of the name'))
     .optional(),
 });
 
@@ -279,6 +293,11 @@ export const externalBackendSpec = z
       )
       .default([])
       .meta({ 'x-kubernetes-list-type': 'map', 'x-kubernetes-list-map-keys': ['name'] }),
+    zone: zoneName
+      .describe(
+        'The zone of every address and DNS name that does not give its own (see spec.addresses[].zone).',
+      )
+      .optional(),
     podSelector: labelSelector
       .describe(
         "Also publish this namespace's pods that match, by the endpoints controller's readiness rules (for a migration from VMs to pods). {} selects every pod.",

@@ -60,6 +60,7 @@ export function endpointFingerprint(e: V1Endpoint): string {
     e.nodeName ?? null,
     e.hostname ?? null,
     e.zone ?? null,
+    (e.hints?.forZones ?? []).map((z) => z.name),
     e.targetRef?.uid ?? null,
     e.targetRef?.name ?? null,
   ]);

@@ -1,6 +1,6 @@
 // spec.dnsNames: the addresses each name resolves to now, as the resolver last saw them (a name
 // not resolved yet, or failed, contributes none).
-import type { AddressSource } from './source.ts';
+import { zoneOf, type AddressSource } from './source.ts';
 
 export const dnsAddresses: AddressSource = {
   field: 'spec.dnsNames',
@@ -11,6 +11,7 @@ export const dnsAddresses: AddressSource = {
         dnsName: n.name,
         ...(n.nodeName !== undefined ? { nodeName: n.nodeName } : {}),
         ...(n.drain === true ? { drain: true } : {}),
+        ...zoneOf(n.zone ?? spec.zone),
       })),
     ),
 };

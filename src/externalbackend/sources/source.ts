@@ -22,6 +22,8 @@ export interface Candidate {
   readonly dnsName?: string;
   /** Taken out of new connections (spec drain or the drain annotation). */
   readonly drain?: boolean;
+  /** Its zone, or the backend's spec.zone. */
+  readonly zone?: string;
 }
 
 export interface AddressSource {
@@ -29,4 +31,9 @@ export interface AddressSource {
   readonly field: string;
   /** Its candidates, in spec order (pure). */
   readonly addresses: (input: SourceInput) => readonly Candidate[];
+}
+
+/** `{ zone }` when there is one: spread into a candidate, it leaves no undefined field behind. */
+export function zoneOf(zone: string | undefined): { zone?: string } {
+  return zone === undefined ? {} : { zone };
 }

@@ -1,5 +1,5 @@
 // spec.addresses: IPs written in the spec, with their optional nodeName and hostname.
-import type { AddressSource } from './source.ts';
+import { zoneOf, type AddressSource } from './source.ts';
 
 export const staticAddresses: AddressSource = {
   field: 'spec.addresses',
@@ -9,5 +9,6 @@ export const staticAddresses: AddressSource = {
       ...(a.nodeName !== undefined ? { nodeName: a.nodeName } : {}),
       ...(a.hostname !== undefined ? { hostname: a.hostname } : {}),
       ...(a.drain === true ? { drain: true } : {}),
+      ...zoneOf(a.zone ?? spec.zone),
     })),
 };
