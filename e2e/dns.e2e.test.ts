@@ -33,7 +33,7 @@ const skipReason =
 const suite = skipReason === undefined ? describe : describe.skip;
 
 /** How long a failing name keeps its last answer (--dns-stale-timeout). */
-const staleMs = 6000;
+const staleMs = 10_000;
 
 let cluster: Cluster;
 let kc: KubeConfig;

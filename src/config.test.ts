@@ -80,6 +80,8 @@ describe('parseConfig', () => {
     expect(
       parseConfig(['--dns-servers=10.96.0.10, 127.0.0.1:5353,[fd00::10]:53,fd00::11']).dnsServers,
     ).toEqual(['10.96.0.10', '127.0.0.1:5353', '[fd00::10]:53', 'fd00::11']);
+    for (const bad of ['999.1.1.1', ':', '1.2.3.4:99999', '1.2.3.4:0', '[1.2.3.4]:53'])
+      expect(() => parseConfig([`--dns-servers=${bad}`])).toThrow('must be IP addresses');
     expect(() => parseConfig(['--dns-servers=dns.example.com'])).toThrow(
       'invalid value "dns.example.com" for --dns-servers: must be IP addresses with an optional port',
     );

@@ -1,3 +1,4 @@
+import { isIP } from 'node:net';
 import { z } from 'zod';
 import { isValidCIDR } from './net/denylist.ts';
 
@@ -41,9 +42,16 @@ const bindAddress = z.string().refine(
   { message: 'must be "host:port", ":port" or "0" to disable' },
 );
 
-/** What Node's resolver.setServers accepts: an IPv4 or IPv6 address, with a port in "a:p" or "[v6]:p". */
-const dnsServerPattern =
-  /^(\d{1,3}(\.\d{1,3}){3}(:\d{1,5})?|[0-9a-fA-F:]*:[0-9a-fA-F:.]*|\[[0-9a-fA-F:.]+\](:\d{1,5})?)$/;
+/** What Node's resolver.setServers accepts: an IP address, or "a.b.c.d:port" / "[v6]:port". */
+function validDnsServer(x: string): boolean {
+  if (isIP(x) !== 0) return true;
+  const m = /^(\[([^\]]+)\]|([^:[\]]+)):(\d{1,5})$/.exec(x);
+  if (m === null) return false;
+  const host = m[2] ?? m[3] ?? '';
+  const port = Number(m[4]);
+  const family = isIP(host);
+  return port >= 1 && port <= 65535 && (m[2] !== undefined ? family === 6 : family === 4);
+}
 
 /** A Go duration with one unit ("500ms", "1s", "2m", "0"), in milliseconds. */
 const duration = z.string().transform((s, ctx) => {
@@ -326,7 +334,7 @@ const rawSchema = z.object({
         z
           .string()
           .refine(
-            (x) => dnsServerPattern.test(x),
+            (x) => validDnsServer(x),
             'must be IP addresses with an optional port, such as "10.96.0.10", "10.96.0.10:53" or "[fd00::10]:53"',
           ),
       ),

@@ -10,6 +10,7 @@ import { ExternalBackendController } from './controllers/externalbackend.ts';
 import { labelSliceManagedBy, managerName } from './externalbackend/desired.ts';
 import { group, maxAddressesPerName, plural, version } from './externalbackend/schema.ts';
 import { dnsLookup } from './dns/lookup.ts';
+import { resolvedAtRefreshMs } from './dns/resolution.ts';
 import { backendWriter } from './kube/backendwriter.ts';
 import { eventRecorder } from './kube/events.ts';
 import { Informer, type ResourceClient, type WatchEndReason } from './kube/informer.ts';
@@ -71,12 +72,6 @@ function leaderElector(
     },
   });
 }
-
-/**
- * An unchanged DNS answer is reported to its backends this often, so that status.dnsNames shows
- * a recent resolvedAt at the cost of one status write per name per period, not one per TTL.
- */
-const dnsStatusRefreshMs = 10 * 60_000;
 
 /** A reconcile running longer than this fails liveness: the work loop is stuck. */
 const stuckAfterMs = 5 * 60_000;
@@ -293,7 +288,7 @@ export async function runManager(
         maxAddresses: maxAddressesPerName,
       },
       concurrency: config.maxConcurrentDnsLookups,
-      refreshMs: dnsStatusRefreshMs,
+      refreshMs: resolvedAtRefreshMs,
     },
     workers: config.concurrentExternalBackendSyncs,
     inScope: inBackendScope,

@@ -383,6 +383,7 @@ export class ExternalBackendController {
       failOpen: plan.failOpen,
       names: plan.resolutions,
       drainUnmatched: plan.drainUnmatched,
+      leftOut: plan.leftOut,
       problem: outcome.problem,
       now,
     });

@@ -3,6 +3,7 @@
 // search list, so a name means to outrigger what DNS says it means; whatever the answer holds is
 // judged (deny list, address policy) like an address written in the spec.
 import { Resolver } from 'node:dns/promises';
+import ipaddr from 'ipaddr.js';
 import type { Family, LookupOutcome } from './resolution.ts';
 
 export interface LookupOptions {
@@ -21,6 +22,25 @@ export interface Lookup {
   cancel(): void;
 }
 
+/**
+ * An answer's address in the one form Endpoints and slices accept, or undefined for an AAAA record
+ * that carries an IPv4 address (::ffff:a.b.c.d, ::a.b.c.d): it would land in the IPv4 slice as a
+ * string no consumer reads as IPv4, and the same server can be named by an A record instead.
+ */
+export function canonical(address: string, family: Family): string | undefined {
+  let parsed: ipaddr.IPv4 | ipaddr.IPv6;
+  try {
+    parsed = ipaddr.parse(address);
+  } catch {
+    return undefined;
+  }
+  if (family === 'IPv4') return parsed.kind() === 'ipv4' ? parsed.toString() : undefined;
+  if (parsed.kind() !== 'ipv6') return undefined;
+  const v6 = parsed as ipaddr.IPv6;
+  if (v6.isIPv4MappedAddress() || v6.match(ipaddr.IPv6.parse('::'), 96)) return undefined;
+  return v6.toRFC5952String();
+}
+
 export function dnsLookup(o: LookupOptions): Lookup {
   const resolver = new Resolver({ timeout: o.timeoutMs, tries: 2 });
   if (o.servers.length > 0) resolver.setServers([...o.servers]);
@@ -33,8 +53,9 @@ export function dnsLookup(o: LookupOptions): Lookup {
         f === 'IPv4'
           ? await resolver.resolve4(name, { ttl: true })
           : await resolver.resolve6(name, { ttl: true });
+      const ips = records.map((r) => canonical(r.address, f)).filter((x) => x !== undefined);
       return {
-        ips: records.map((r) => r.address),
+        ips,
         ttl: records.length === 0 ? undefined : Math.min(...records.map((r) => r.ttl)),
       };
     } catch (err) {

@@ -1,5 +1,11 @@
 import { describe, expect, it } from '@jest/globals';
-import { nextResolution, pending, type LookupOutcome, type Resolution } from './resolution.ts';
+import {
+  expire,
+  nextResolution,
+  pending,
+  type LookupOutcome,
+  type Resolution,
+} from './resolution.ts';
 
 const limits = { minTtlMs: 5000, maxTtlMs: 300_000, staleMs: 600_000, maxAddresses: 3 };
 const answer = (ips: string[], ttlSeconds = 30): LookupOutcome => ({ ips, ttlSeconds, errors: [] });
@@ -54,17 +60,41 @@ describe('a DNS name, lookup by lookup', () => {
     const steps = run([
       { at: 0, outcome: answer(['192.0.2.1']) },
       { at: 30_000, outcome: failed() },
-      { at: 35_000, outcome: failed('ESERVFAIL') },
+      { at: 35_000, outcome: failed() },
+      { at: 45_000, outcome: failed('ESERVFAIL') },
       { at: 599_999, outcome: failed() },
       { at: 600_000, outcome: failed() },
     ]);
-    expect(steps.map((s) => s.r.state)).toEqual(['Resolved', 'Stale', 'Stale', 'Stale', 'Failed']);
-    expect(steps[1]?.r).toMatchObject({ ips: ['192.0.2.1'], keptUntil: 600_000, failures: 1 });
-    expect(steps[2]?.r.error).toBe('A lookup: ESERVFAIL; AAAA lookup: ESERVFAIL');
+    // Two failures in a row are not news; the third makes it Stale.
+    expect(steps.map((s) => s.r.state)).toEqual([
+      'Resolved',
+      'Resolved',
+      'Resolved',
+      'Stale',
+      'Stale',
+      'Failed',
+    ]);
+    expect(steps[2]?.r.error).toBeUndefined();
+    expect(steps[3]?.r).toMatchObject({ ips: ['192.0.2.1'], keptUntil: 600_000, failures: 3 });
+    expect(steps[3]?.r.error).toBe('A lookup: ESERVFAIL; AAAA lookup: ESERVFAIL');
     // The next lookup of a stale name comes by the time its answer would expire.
-    expect(steps[3]?.next).toBe(1);
-    expect(steps[4]?.r).toMatchObject({ ips: [], failures: 4, resolvedAt: 0 });
-    expect(steps[4]?.r.keptUntil).toBeUndefined();
+    expect(steps[4]?.next).toBe(1);
+    expect(steps[5]?.r).toMatchObject({ ips: [], failures: 5, resolvedAt: 0 });
+    expect(steps[5]?.r.keptUntil).toBeUndefined();
+  });
+
+  it('withdraws a Stale answer at its bound even when no lookup has finished by then', () => {
+    const stale: Resolution = {
+      ...pending('db.example.com'),
+      state: 'Stale',
+      ips: ['192.0.2.1'],
+      resolvedAt: 0,
+      keptUntil: 600_000,
+      error: 'A lookup: ETIMEOUT',
+      failures: 3,
+    };
+    expect(expire(stale, 599_999)).toBe(stale);
+    expect(expire(stale, 600_000)).toMatchObject({ state: 'Failed', ips: [], resolvedAt: 0 });
   });
 
   it('backs off from the floor, doubling up to the ceiling, while it fails', () => {
@@ -76,11 +106,11 @@ describe('a DNS name, lookup by lookup', () => {
   });
 
   it('treats no record of either family as a failure, never as an empty answer', () => {
-    const [, s] = run([
+    const steps = run([
       { at: 0, outcome: answer(['192.0.2.1']) },
-      { at: 1, outcome: { ips: [], ttlSeconds: 0, errors: [] } },
+      ...[1, 2, 3].map((at) => ({ at, outcome: { ips: [], ttlSeconds: 0, errors: [] } })),
     ]);
-    expect(s?.r).toMatchObject({
+    expect(steps[3]?.r).toMatchObject({
       state: 'Stale',
       ips: ['192.0.2.1'],
       error: 'no A or AAAA records',
@@ -101,8 +131,10 @@ describe('a DNS name, lookup by lookup', () => {
     const dual = run([
       { at: 0, outcome: answer(['192.0.2.1', '2001:db8::1']) },
       { at: 1, outcome: v6Fails },
+      { at: 2, outcome: v6Fails },
+      { at: 3, outcome: v6Fails },
     ]);
-    expect(dual[1]?.r).toMatchObject({
+    expect(dual[3]?.r).toMatchObject({
       state: 'Stale',
       ips: ['192.0.2.1', '2001:db8::1'],
       error: 'AAAA lookup: ESERVFAIL',
@@ -116,5 +148,18 @@ describe('a DNS name, lookup by lookup', () => {
     ]);
     expect(steps[1]?.r).toMatchObject({ state: 'Resolved', ips: ['192.0.2.3'], failures: 0 });
     expect(steps[1]?.r.error).toBeUndefined();
+  });
+});
+
+describe('answers as published', () => {
+  it('are canonical, and AAAA records that carry an IPv4 address are left out', async () => {
+    const { canonical } = await import('./lookup.ts');
+    expect(canonical('192.0.2.1', 'IPv4')).toBe('192.0.2.1');
+    expect(canonical('2001:0db8:0:0::1', 'IPv6')).toBe('2001:db8::1');
+    expect(canonical('::ffff:8.8.8.8', 'IPv6')).toBeUndefined();
+    expect(canonical('::ffff:127.0.0.1', 'IPv6')).toBeUndefined();
+    expect(canonical('::8.8.8.8', 'IPv6')).toBeUndefined();
+    expect(canonical('::', 'IPv6')).toBeUndefined();
+    expect(canonical('not an ip', 'IPv4')).toBeUndefined();
   });
 });

@@ -44,6 +44,29 @@ export interface ResolutionLimits {
   readonly maxAddresses: number;
 }
 
+/** Lookups that must fail in a row before a resolved name is reported Stale. */
+export const staleAfterFailures = 3;
+
+/**
+ * How far status.dnsNames[].resolvedAt may lag the latest confirming lookup: it is rewritten only
+ * when it is older than this, so an unchanged answer costs one status write per backend per period.
+ */
+export const resolvedAtRefreshMs = 10 * 60_000;
+
+/** A Stale name whose bound has passed: Failed, its addresses withdrawn. */
+export function expire(r: Resolution, now: number): Resolution {
+  if (r.state !== 'Stale' || r.keptUntil === undefined || now < r.keptUntil) return r;
+  return {
+    name: r.name,
+    state: 'Failed',
+    ips: [],
+    leftOut: 0,
+    ...(r.resolvedAt !== undefined ? { resolvedAt: r.resolvedAt } : {}),
+    ...(r.error !== undefined ? { error: r.error } : {}),
+    failures: r.failures,
+  };
+}
+
 export function pending(name: string): Resolution {
   return { name, state: 'Pending', ips: [], leftOut: 0, failures: 0 };
 }
@@ -80,6 +103,11 @@ export function nextResolution(
   }
   const failures = prev.failures + 1;
   const backoff = Math.min(limits.maxTtlMs, limits.minTtlMs * 2 ** Math.min(failures - 1, 10));
+  // A failure or two in a row is not news: a name whose server fails every other query would
+  // otherwise flip Resolved and Stale at every lookup, and every backend listing it would write
+  // its status each time.
+  if (prev.state === 'Resolved' && failures < staleAfterFailures)
+    return { resolution: { ...prev, failures }, nextInMs: backoff };
   const keptUntil = prev.resolvedAt === undefined ? undefined : prev.resolvedAt + limits.staleMs;
   if (prev.ips.length > 0 && keptUntil !== undefined && now < keptUntil) {
     return {

@@ -5,6 +5,7 @@
 import { withConcern } from '../errors.ts';
 import { FairPool, type Tenant } from '../health/fairpool.ts';
 import {
+  expire,
   nextResolution,
   pending,
   sameResolution,
@@ -36,12 +37,14 @@ export interface NameResolverOptions {
 interface Entry {
   readonly name: string;
   readonly owners: Set<string>;
-  /** The latest lookup's result. */
+  /** The latest lookup's result: what the reconciler reads. */
   resolution: Resolution;
-  /** What the reconciler sees: the result as last reported through onChange. */
+  /** The result as last reported through onChange, to tell whether the next one is news. */
   reported: Resolution;
   reportedAt: number;
   timer: NodeJS.Timeout | undefined;
+  /** Fires when a Stale answer's bound passes, whether or not a lookup has finished by then. */
+  expiry: NodeJS.Timeout | undefined;
   stopped: boolean;
 }
 
@@ -68,12 +71,9 @@ export class NameResolver {
     this.now = o.now ?? Date.now;
   }
 
-  /**
-   * What is known of a name, as last reported (so that a reconcile for another reason does not
-   * see a resolvedAt that moved without a change); undefined when no backend lists it.
-   */
+  /** What is known of a name; undefined when no backend lists it. */
   get(name: string): Resolution | undefined {
-    return this.names.get(name)?.reported;
+    return this.names.get(name)?.resolution;
   }
 
   /** How many names are being kept resolved. */
@@ -108,6 +108,7 @@ export class NameResolver {
           reported: pending(name),
           reportedAt: this.now(),
           timer: undefined,
+          expiry: undefined,
           stopped: false,
         };
         this.names.set(name, e);
@@ -130,6 +131,29 @@ export class NameResolver {
   private stopOne(e: Entry): void {
     e.stopped = true;
     if (e.timer !== undefined) clearTimeout(e.timer);
+    if (e.expiry !== undefined) clearTimeout(e.expiry);
+  }
+
+  /** Takes a new state of a name, and tells its owners when it is news (or a refresh is due). */
+  private update(e: Entry, next: Resolution, now: number): void {
+    const changed = !sameResolution(e.reported, next) || now - e.reportedAt >= this.o.refreshMs;
+    e.resolution = next;
+    if (e.expiry !== undefined) clearTimeout(e.expiry);
+    e.expiry = undefined;
+    if (next.state === 'Stale' && next.keptUntil !== undefined) {
+      e.expiry = setTimeout(
+        () => {
+          withConcern({ dnsName: e.name }, () => {
+            if (!isStopped(e)) this.update(e, expire(e.resolution, this.now()), this.now());
+          });
+        },
+        Math.max(0, next.keptUntil - now),
+      );
+    }
+    if (!changed) return;
+    e.reported = next;
+    e.reportedAt = now;
+    this.o.onChange(e.name, [...e.owners]);
   }
 
   private schedule(e: Entry, delayMs: number): void {
@@ -153,14 +177,7 @@ export class NameResolver {
         const now = this.now();
         const step = nextResolution(e.resolution, outcome, now, this.o.limits);
         next = step.nextInMs;
-        const changed =
-          !sameResolution(e.reported, step.resolution) || now - e.reportedAt >= this.o.refreshMs;
-        e.resolution = step.resolution;
-        if (changed) {
-          e.reported = step.resolution;
-          e.reportedAt = now;
-          this.o.onChange(e.name, [...e.owners]);
-        }
+        this.update(e, step.resolution, now);
       })
       .catch((err: unknown) => {
         this.o.onError?.(e.name, err);

@@ -69,7 +69,7 @@ describe('ExternalBackend desired state (properties)', () => {
     );
   });
 
-  it('publishes every allowed address, ready exactly when healthy, unknown or failing open', () => {
+  it('publishes every allowed address, ready exactly when healthy, unknown or failing open (none passing, some failing)', () => {
     fc.assert(
       fc.property(input, ({ spec, health, deny, ips }) => {
         const { views, failOpen } = addressViews(spec, health, (ip) =>
@@ -77,9 +77,12 @@ describe('ExternalBackend desired state (properties)', () => {
         );
         const allowed = ips.filter((ip) => !deny.has(ip));
         const hc = spec.healthCheck;
-        const allUnhealthy =
-          allowed.length > 0 && allowed.every((ip) => health.get(ip)?.state === 'Unhealthy');
-        expect(failOpen).toBe(hc !== undefined && hc.failOpen && allUnhealthy);
+        // Fail-open: some allowed address fails and none passes (not checked yet counts as neither).
+        const state = (ip: string) => health.get(ip)?.state ?? 'Unknown';
+        const noneHealthy =
+          allowed.some((ip) => state(ip) === 'Unhealthy') &&
+          !allowed.some((ip) => state(ip) === 'Healthy');
+        expect(failOpen).toBe(hc !== undefined && hc.failOpen && noneHealthy);
         const out = published(desiredSlices(ref, spec, views), desiredEndpoints(ref, spec, views));
         for (const list of [out.slices, out.endpoints]) {
           expect(list.map((e) => e.ip).sort()).toEqual([...allowed].sort());

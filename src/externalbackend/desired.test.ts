@@ -134,6 +134,26 @@ describe('addressViews', () => {
     expect(closed.views.some((v) => v.ready)).toBe(false);
   });
 
+  it('fails open when none passes though some are not checked yet (an address added while the prober is cut off)', () => {
+    const hc = spec({ healthCheck: { tcp: { port: 'port' } } });
+    const unknownToo = new Map([
+      ['192.0.2.10', down()],
+      ['192.0.2.11', down()],
+    ]);
+    const open = addressViews(hc, unknownToo, deny);
+    expect(open.failOpen).toBe(true);
+    expect(open.views.map((v) => [v.state, v.ready])).toEqual([
+      ['Unhealthy', true],
+      ['Unhealthy', true],
+      ['Unknown', true],
+    ]);
+    // One passing address is enough to publish only what passes.
+    const oneUp = new Map([...unknownToo, ['192.0.2.12', up()]]);
+    expect(addressViews(hc, oneUp, deny).failOpen).toBe(false);
+    // Nothing checked yet: nothing fails, so no fail-open (all are ready as Unknown anyway).
+    expect(addressViews(hc, new Map(), deny).failOpen).toBe(false);
+  });
+
   it('never publishes a denied address, even failing open', () => {
     const s = spec({
       addresses: [{ ip: '10.96.0.1' }, { ip: '192.0.2.10' }],
@@ -353,7 +373,16 @@ describe('zones', () => {
     ]);
   });
 
-  it('give no hints at all when one endpoint has no zone (kube-proxy would ignore them)', () => {
+  it('are hinted per family: an IPv6 address without a zone leaves the IPv4 hints alone', () => {
+    const views = zoned({
+      addresses: [{ ip: '192.0.2.10', zone: 'zone-a' }, { ip: '2001:db8::1' }],
+    });
+    const eps = sliceEndpoints(views);
+    expect(eps.get('IPv4')?.[0]?.hints).toEqual({ forZones: [{ name: 'zone-a' }] });
+    expect(eps.get('IPv6')?.[0]?.hints).toBeUndefined();
+  });
+
+  it('give no hints in a family where one endpoint has no zone (kube-proxy would ignore them)', () => {
     const views = zoned({
       addresses: [{ ip: '192.0.2.10', zone: 'zone-a' }, { ip: '192.0.2.11' }],
     });

@@ -195,9 +195,9 @@ export type Judge = (ip: string) => string | undefined;
 
 /**
  * Which addresses are published and how. Denied addresses are never published. Without a health
- * check every other address is ready; with one, unhealthy ones are not ready — unless every
- * checked address is unhealthy and failOpen is on, when all are published as ready, because a
- * probe-side outage must not blackhole the Service. Addresses in `unchecked` (over the namespace's
+ * check every other address is ready; with one, unhealthy ones are not ready — unless no checked
+ * address passes, at least one fails, and failOpen is on, when all are published as ready, because
+ * a probe-side outage must not blackhole the Service. Addresses in `unchecked` (over the namespace's
  * probe-target limit) are published not ready, with `uncheckedMessage`.
  */
 export function addressViews(
@@ -248,10 +248,13 @@ export function addressViews(
   const checked = views.filter(
     (v) => v.state !== 'Denied' && !unchecked.ips.has(v.ip) && !drained.has(v.ip),
   );
+  // Addresses not checked yet do not hold fail-open off: when the prober itself is cut off, an
+  // address added meanwhile would otherwise be the Service's only ready endpoint, unverified,
+  // while every other one is out.
   const failOpen =
     spec.healthCheck?.failOpen === true &&
-    checked.length > 0 &&
-    checked.every((v) => v.state === 'Unhealthy');
+    checked.some((v) => v.state === 'Unhealthy') &&
+    !checked.some((v) => v.state === 'Healthy');
   return {
     views: views.map((v): AddressView => {
       if (v.state === 'Denied') return v;
@@ -415,17 +418,24 @@ function sliceEndpoint(a: V1EndpointAddress, conditions: Conditions): V1Endpoint
 
 /**
  * Every endpoint to publish in slices, by address family: published addresses, then pods. Each
- * address carries its zone; when every endpoint of the backend has one, each also hints its own
+ * address carries its zone; when every endpoint of its family has one, each also hints its own
  * zone, as the endpointslice controller does for trafficDistribution, so that kube-proxy keeps a
- * zone's traffic in it. One endpoint without a zone (a pod, an address without one) means no
- * hints at all: kube-proxy would fall back to every endpoint anyway.
+ * zone's traffic in it. One endpoint of a family without a zone (a pod, an address without one)
+ * means no hints in that family: kube-proxy would fall back to every endpoint anyway.
  */
 export function sliceEndpoints(
   views: readonly AddressView[],
   pods: readonly V1EndpointSubset[] = [],
 ): Map<AddressType, V1Endpoint[]> {
   const published = views.filter((v) => v.state !== 'Denied');
-  const hinted = pods.length === 0 && published.every((v) => v.zone !== undefined);
+  const familyOf = (ip: string) => parseIP(ip)?.family;
+  // kube-proxy reads hints per slice, hence per family.
+  const unzoned = new Set([
+    ...published.filter((v) => v.zone === undefined).map((v) => familyOf(v.ip)),
+    ...pods.flatMap((s) =>
+      [...(s.addresses ?? []), ...(s.notReadyAddresses ?? [])].map((a) => familyOf(a.ip)),
+    ),
+  ]);
   const all: V1Endpoint[] = published.map((v) => ({
     ...sliceEndpoint(
       {
@@ -436,7 +446,9 @@ export function sliceEndpoints(
       viewConditions(v),
     ),
     ...(v.zone !== undefined ? { zone: v.zone } : {}),
-    ...(hinted && v.zone !== undefined ? { hints: { forZones: [{ name: v.zone }] } } : {}),
+    ...(v.zone !== undefined && !unzoned.has(familyOf(v.ip))
+      ? { hints: { forZones: [{ name: v.zone }] } }
+      : {}),
   }));
   for (const s of pods) {
     for (const a of s.addresses ?? []) all.push(sliceEndpoint(a, readiness(true)));

@@ -34,6 +34,22 @@ describe('the drain annotation', () => {
     expect(parseDrainAnnotation(huge).size).toBe(maxDrainEntries);
   });
 
+  it('reads IPs in canonical form and ignores entries too long to be an IP or a name', () => {
+    expect([...parseDrainAnnotation(`2001:DB8:0:0::1,${'a'.repeat(300)},db.example.com`)]).toEqual([
+      '2001:db8::1',
+      'db.example.com',
+    ]);
+  });
+
+  it('drains an address a name resolves to even when another source lists it first', () => {
+    const { candidates: out } = applyDrain(
+      [{ ip: '192.0.2.7' }],
+      new Set(['db-2.example.com']),
+      new Map([['db-2.example.com', ['192.0.2.7']]]),
+    );
+    expect(out).toEqual([{ ip: '192.0.2.7', drain: true }]);
+  });
+
   it('drains an address by IP and every address of a DNS name, and reports what matched nothing', () => {
     const candidates = [
       { ip: '192.0.2.1' },
@@ -44,7 +60,10 @@ describe('the drain annotation', () => {
     const { candidates: out, unmatched } = applyDrain(
       candidates,
       new Set(['192.0.2.1', 'db-2.example.com', '192.0.2.200']),
-      ['db-2.example.com', 'db-3.example.com'],
+      new Map([
+        ['db-2.example.com', ['192.0.2.7', '192.0.2.8']],
+        ['db-3.example.com', ['192.0.2.9']],
+      ]),
     );
     expect(out.filter((c) => c.drain === true).map((c) => c.ip)).toEqual([
       '192.0.2.1',

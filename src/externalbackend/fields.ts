@@ -16,11 +16,12 @@ export const cel = (...rules: Rule[]) => ({ 'x-kubernetes-validations': rules })
  * error shows only the regular expression, so the CRD carries a CEL rule instead (crd.ts drops the
  * pattern that the rule repeats); zod checks the same pattern at run time.
  */
-export function matching(base: z.ZodString, pattern: RegExp, message: string) {
+export function matching(base: z.ZodString, pattern: RegExp, message: string, ...more: Rule[]) {
   if (pattern.source.includes('"')) throw new Error('pattern must not contain a double quote');
+  // One meta() with every rule: a later .meta() would replace this one's rules, not add to them.
   return base
     .regex(pattern, message)
-    .meta(cel({ rule: `self.matches(r"${pattern.source}")`, message }));
+    .meta(cel({ rule: `self.matches(r"${pattern.source}")`, message }, ...more));
 }
 
 export const dnsLabelPattern = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;

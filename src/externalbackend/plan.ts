@@ -33,7 +33,7 @@ import {
   type BackendRef,
   type Judge,
 } from './desired.ts';
-import type { ExternalBackendSpec, ExternalBackendStatus } from './schema.ts';
+import { maxAddresses, type ExternalBackendSpec, type ExternalBackendStatus } from './schema.ts';
 import type { Problem } from './status.ts';
 
 export type OwnedKind = 'Service' | 'Endpoints' | 'EndpointSlice';
@@ -79,6 +79,8 @@ export interface BackendPlan {
   readonly names: readonly string[];
   /** What each of those names resolves to, for status (Pending when not looked up yet). */
   readonly resolutions: readonly Resolution[];
+  /** Resolved addresses beyond maxAddresses, not published. */
+  readonly leftOut: number;
   /** Entries of the drain annotation that name nothing this backend has. */
   readonly drainUnmatched: readonly string[];
   /** Every probe target the backend should have; the scheduler drops its others. */
@@ -197,8 +199,12 @@ export function planProbes(
 export function planBackend(w: BackendWorld): BackendPlan {
   const { ref, spec } = w;
   const names = spec.dnsNames.map((n) => n.name);
-  const drained = applyDrain(candidateAddresses(w), w.drainEntries, names);
-  const addresses = drained.candidates;
+  const drained = applyDrain(
+    candidateAddresses(w),
+    w.drainEntries,
+    new Map(names.map((n) => [n, w.resolutions.get(n)?.ips ?? []])),
+  );
+  const addresses = drained.candidates.slice(0, maxAddresses);
   const { probes, health, unchecked } = planProbes(w, addresses);
   const { views, failOpen } = addressViews(
     spec,
@@ -216,6 +222,7 @@ export function planBackend(w: BackendWorld): BackendPlan {
   const counts = publishedCounts(views, pods);
   const base = {
     drainUnmatched: drained.unmatched,
+    leftOut: drained.candidates.length - addresses.length,
     names,
     resolutions: names.map((n) => w.resolutions.get(n) ?? pending(n)),
     probes,

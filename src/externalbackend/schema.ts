@@ -97,6 +97,9 @@ const address = z.object({
   zone: zoneName.describe(zoneDescription).optional(),
 });
 
+/** Most addresses one backend publishes, listed and resolved together (status stays bounded). */
+export const maxAddresses = 5000;
+
 /** Most DNS names one backend lists, and most addresses one name contributes. */
 export const maxDnsNames = 32;
 export const maxAddressesPerName = 64;
@@ -110,16 +113,10 @@ const dnsName = z.object({
     z.string().min(1).max(253),
     /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?(\.[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)*$/,
     'must be a DNS name in lowercase, such as "db-1.example.com" (labels of letters, digits and "-", at most 63 characters each; no trailing dot)',
-  )
-    .describe(
-      'A DNS name, looked up as written (no search domains), e.g. "db-1.example.com". Its A and AAAA records are published and re-resolved when their TTL runs out; addresses the deny list or the ExternalBackendPolicy refuse are never published.',
-    )
-    .meta(
-      cel({
-        rule: '!isIP(self)',
-        message: 'is an IP address: list it under spec.addresses instead',
-      }),
-    ),
+    { rule: '!isIP(self)', message: 'is an IP address: list it under spec.addresses instead' },
+  ).describe(
+    'A DNS name, looked up as written (no search domains), e.g. "db-1.example.com". Its A and AAAA records are published and re-resolved when their TTL runs out; addresses the deny list or the ExternalBackendPolicy refuse are never published.',
+  ),
   nodeName: dnsSubdomain
     .describe('Copied to the nodeName of each endpoint the name resolves to; informational.')
     .optional(),
@@ -185,7 +182,7 @@ const healthCheck = z
     failOpen: z
       .boolean()
       .describe(
-        'When every address fails, publish them all as ready (default true): a failure of the checks themselves must not empty the Service.',
+        'When no address passes its check and some fail (addresses not checked yet do not count), publish them all as ready (default true): a failure of the checks themselves must not empty the Service.',
       )
       .default(true),
   })
@@ -279,7 +276,7 @@ export const externalBackendSpec = z
       .meta({ 'x-kubernetes-list-type': 'map', 'x-kubernetes-list-map-keys': ['name'] }),
     addresses: z
       .array(address)
-      .max(5000)
+      .max(maxAddresses)
       .describe(
         'The servers outside the cluster (at most 5000, unique IPs). An address is published only when the deny list and the ExternalBackendPolicy allow it.',
       )

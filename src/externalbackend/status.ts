@@ -1,9 +1,14 @@
 // The ExternalBackend's status as a pure function of what the reconciler saw, with metav1
 // Condition semantics (lastTransitionTime moves only when status changes), and the address
 // transitions that deserve an Event.
-import type { Resolution } from '../dns/resolution.ts';
+import { resolvedAtRefreshMs, type Resolution } from '../dns/resolution.ts';
 import type { AddressState, AddressView } from './desired.ts';
-import { drainAnnotation, externalBackendStatus, type ExternalBackendStatus } from './schema.ts';
+import {
+  drainAnnotation,
+  externalBackendStatus,
+  maxAddresses,
+  type ExternalBackendStatus,
+} from './schema.ts';
 
 type Condition = NonNullable<ExternalBackendStatus['conditions']>[number];
 type AddressStatus = NonNullable<ExternalBackendStatus['addresses']>[number];
@@ -25,6 +30,8 @@ export interface ReadyInput {
   readonly names?: readonly Resolution[] | undefined;
   /** Entries of the drain annotation that name nothing the backend has. */
   readonly drainUnmatched?: readonly string[] | undefined;
+  /** Resolved addresses left out: the backend has more than maxAddresses. */
+  readonly leftOut?: number | undefined;
 }
 
 const listed = (
@@ -57,12 +64,18 @@ export function readyCondition(i: ReadyInput): {
     .map((n) => `${n.name} (${n.state === 'Stale' ? 'last answer kept' : 'no addresses'})`)
     .join(', ');
   const draining = listed(i.views, 'Draining');
-  const unmatched = (i.drainUnmatched ?? []).slice(0, 3).join(', ');
+  const unmatched = (i.drainUnmatched ?? [])
+    .slice(0, 3)
+    .map((x) => (x.length > 64 ? `${x.slice(0, 64)}…` : x))
+    .join(', ');
   const extra = [
     unhealthy ? `unhealthy: ${unhealthy}` : '',
     draining ? `draining: ${draining}` : '',
     denied ? `denied, not published: ${denied}` : '',
     failing ? `DNS lookups failing: ${failing}` : '',
+    (i.leftOut ?? 0) > 0
+      ? `${String(i.leftOut)} resolved addresses left out: a backend publishes at most ${String(maxAddresses)}`
+      : '',
     unmatched
       ? `${drainAnnotation} names what this backend does not have: ${unmatched}${(i.drainUnmatched?.length ?? 0) > 3 ? ' and more' : ''}`
       : '',
@@ -143,14 +156,32 @@ export function nameMessage(n: Resolution): string {
   }
 }
 
-function nameStatus(n: Resolution): NameStatus {
+/**
+ * A name's status entry. Its resolvedAt moves at every lookup that confirms the answer; status
+ * carries the previous value on until it is resolvedAtRefreshMs old, so that an unchanged answer
+ * does not rewrite status at every TTL.
+ */
+function nameStatus(n: Resolution, prev: NameStatus | undefined): NameStatus {
   const message = nameMessage(n);
+  const same =
+    prev?.state === n.state &&
+    (prev.addresses ?? []).join() === n.ips.join() &&
+    prev.message === (message || undefined);
+  const prevAt = prev?.resolvedAt === undefined ? undefined : Date.parse(prev.resolvedAt);
+  const resolvedAt =
+    same &&
+    prevAt !== undefined &&
+    n.resolvedAt !== undefined &&
+    n.resolvedAt >= prevAt &&
+    n.resolvedAt - prevAt < resolvedAtRefreshMs
+      ? prevAt
+      : n.resolvedAt;
   return {
     name: n.name,
     state: n.state,
     ...(n.ips.length > 0 ? { addresses: [...n.ips] } : {}),
     ...(n.ttlSeconds !== undefined && n.state !== 'Failed' ? { ttlSeconds: n.ttlSeconds } : {}),
-    ...(n.resolvedAt !== undefined ? { resolvedAt: iso(n.resolvedAt) } : {}),
+    ...(resolvedAt !== undefined ? { resolvedAt: iso(resolvedAt) } : {}),
     ...(message ? { message } : {}),
   };
 }
@@ -190,7 +221,16 @@ export function buildStatus(i: StatusInput): ExternalBackendStatus {
     totalAddresses: i.counts.total,
     addressSummary: `${i.counts.ready}/${i.counts.total}`,
     addresses,
-    ...(i.names !== undefined && i.names.length > 0 ? { dnsNames: i.names.map(nameStatus) } : {}),
+    ...(i.names !== undefined && i.names.length > 0
+      ? {
+          dnsNames: i.names.map((n) =>
+            nameStatus(
+              n,
+              i.previous?.dnsNames?.find((p) => p.name === n.name),
+            ),
+          ),
+        }
+      : {}),
     conditions: setCondition(
       i.previous?.conditions,
       { type: 'Ready', observedGeneration: i.generation, ...ready },
@@ -403,13 +443,9 @@ export function nameEvents(
       continue;
     }
     if (n.state !== 'Resolved' || prev === undefined || prev.state === 'Pending') continue;
+    // Back from Stale with the same answer is quiet: status shows it, and nothing changed.
     const was = prev.addresses ?? [];
-    if (
-      prev.state === 'Resolved' &&
-      was.length === n.ips.length &&
-      was.every((ip, k) => ip === n.ips[k])
-    )
-      continue;
+    if (was.length === n.ips.length && was.every((ip, k) => ip === n.ips[k])) continue;
     out.push({
       type: 'Normal',
       reason: 'DNSAnswerChanged',

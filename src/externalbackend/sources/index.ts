@@ -15,16 +15,21 @@ export const noResolutions: ReadonlyMap<string, Resolution> = new Map<string, Re
 
 /**
  * Every source's candidates, in source order, each IP once: an IP that two sources name is
- * published once, with the first source's details.
+ * published once, with the first source's details (and drained if either drains it).
  */
 export function candidateAddresses(input: SourceInput): Candidate[] {
-  const seen = new Set<string>();
+  const seen = new Map<string, number>();
   const out: Candidate[] = [];
   for (const source of addressSources)
     for (const c of source.addresses(input)) {
-      if (seen.has(c.ip)) continue;
-      seen.add(c.ip);
-      out.push(c);
+      const at = seen.get(c.ip);
+      if (at === undefined) {
+        seen.set(c.ip, out.length);
+        out.push(c);
+      } else if (c.drain === true && out[at]?.drain !== true) {
+        // Drained by any source that names it: maintenance must not depend on which came first.
+        out[at] = { ...(out[at] ?? c), drain: true };
+      }
     }
   return out;
 }
