@@ -163,3 +163,22 @@ describe('answers as published', () => {
     expect(canonical('not an ip', 'IPv4')).toBeUndefined();
   });
 });
+
+describe('a dual-stack name whose AAAA queries fail for good', () => {
+  it('keeps both families for the bound, then publishes what A answers', () => {
+    const v6Fails = (ip: string): LookupOutcome => ({
+      ips: [ip],
+      ttlSeconds: 30,
+      errors: [{ family: 'IPv6', error: 'ESERVFAIL' }],
+    });
+    const steps = run([
+      { at: 0, outcome: answer(['192.0.2.1', '2001:db8::1']) },
+      { at: 1, outcome: v6Fails('192.0.2.9') },
+      { at: 2, outcome: v6Fails('192.0.2.9') },
+      { at: 3, outcome: v6Fails('192.0.2.9') },
+      { at: 600_000, outcome: v6Fails('192.0.2.9') },
+    ]);
+    expect(steps[3]?.r).toMatchObject({ state: 'Stale', ips: ['192.0.2.1', '2001:db8::1'] });
+    expect(steps[4]?.r).toMatchObject({ state: 'Resolved', ips: ['192.0.2.9'] });
+  });
+});

@@ -85,7 +85,9 @@ export function nextResolution(
   limits: ResolutionLimits,
 ): { resolution: Resolution; nextInMs: number } {
   const error = failure(prev, outcome);
-  if (error === undefined) {
+  // Past the bound, a family that still gets no answer no longer holds the other one back.
+  const boundPassed = prev.resolvedAt !== undefined && now >= prev.resolvedAt + limits.staleMs;
+  if (error === undefined || (outcome.ips.length > 0 && boundPassed)) {
     const unique = [...new Set(outcome.ips)].sort(compareIPs);
     const ips = unique.slice(0, limits.maxAddresses);
     return {

@@ -125,4 +125,34 @@ describe('the name resolver', () => {
     open = true;
     for (const r of release) r();
   });
+
+  it("charges a shared name's lookups to the namespace that lists fewest names", async () => {
+    const hanging: (() => void)[] = [];
+    let open = false;
+    const answer: LookupOutcome = { ips: ['192.0.2.1'], ttlSeconds: 60, errors: [] };
+    resolver = new NameResolver({
+      lookup: (name) =>
+        name === 'shared.example.com' || open
+          ? Promise.resolve(answer)
+          : new Promise((resolve) => {
+              hanging.push(() => {
+                resolve(answer);
+              });
+            }),
+      limits,
+      concurrency: 4,
+      refreshMs: 60_000,
+      onChange: () => undefined,
+    });
+    // The noisy namespace lists the shared name first, behind names that never answer.
+    resolver.want('noisy/many', [
+      ...Array.from({ length: 50 }, (_, i) => `n${String(i)}.example.com`),
+      'shared.example.com',
+    ]);
+    resolver.want('quiet/one', ['shared.example.com']);
+    await delay(50);
+    expect(resolver.get('shared.example.com')?.state).toBe('Resolved');
+    open = true;
+    for (const r of hanging) r();
+  });
 });

@@ -61,6 +61,8 @@ function tenantOf(owner: string): Tenant {
 export class NameResolver {
   private readonly names = new Map<string, Entry>();
   private readonly byOwner = new Map<string, ReadonlySet<string>>();
+  /** Names listed per namespace, summed over its backends. */
+  private readonly perNamespace = new Map<string, number>();
   private readonly pool: FairPool;
   private readonly o: NameResolverOptions;
   private readonly now: () => number;
@@ -118,12 +120,17 @@ export class NameResolver {
     }
     if (after.size > 0) this.byOwner.set(owner, after);
     else this.byOwner.delete(owner);
+    const ns = tenantOf(owner)[0];
+    const count = (this.perNamespace.get(ns) ?? 0) - before.size + after.size;
+    if (count > 0) this.perNamespace.set(ns, count);
+    else this.perNamespace.delete(ns);
   }
 
   async stop(): Promise<void> {
     for (const e of this.names.values()) this.stopOne(e);
     this.names.clear();
     this.byOwner.clear();
+    this.perNamespace.clear();
     this.pool.clear();
     await this.pool.onIdle();
   }
@@ -164,8 +171,27 @@ export class NameResolver {
     }, delayMs);
   }
 
+  /**
+   * Whom a lookup is charged to in the fair pool: of the backends listing the name, the one whose
+   * namespace lists the fewest names. Charging the first owner would let a namespace that lists a
+   * victim's name first, next to a thousand names that never answer, queue the victim's lookups
+   * behind its own.
+   */
+  private payer(e: Entry): string {
+    let best = '/';
+    let fewest = Infinity;
+    for (const owner of e.owners) {
+      const n = this.perNamespace.get(tenantOf(owner)[0]) ?? 0;
+      if (n < fewest) {
+        best = owner;
+        fewest = n;
+      }
+    }
+    return best;
+  }
+
   private dispatch(e: Entry): void {
-    const owner = e.owners.values().next().value ?? '/';
+    const owner = this.payer(e);
     let next = this.o.limits.minTtlMs;
     this.pool
       .run(tenantOf(owner), async () => {
