@@ -18,7 +18,7 @@ beforeAll(async () => {
     seen.push(req.url ?? '');
     if (req.url === '/ok') res.writeHead(200).end('fine');
     else if (req.url === '/redirect') res.writeHead(302, { Location: 'http://192.0.2.1/' }).end();
-    else if (req.url === '/slow') setTimeout(() => res.writeHead(200).end(), 2000);
+    else if (req.url === '/slow') setTimeout(() => res.writeHead(200).end(), 2000).unref();
     else if (req.url === '/huge') {
       res.writeHead(200);
       const chunk = Buffer.alloc(16 * 1024, 'x');
@@ -55,7 +55,9 @@ const get = (path: string, expectedStatuses = ['200-399']) =>
     port: httpPort,
     path,
     scheme: 'HTTP',
+    method: 'GET',
     expectedStatuses,
+    headers: [],
   }) as const;
 
 describe('probe', () => {

@@ -1,7 +1,7 @@
 // Runs one probe of any kind (src/health/kinds/) against one address, after the deny list, and
 // turns whatever happens into a result: a probe never rejects.
 import type { DenyList } from '../net/denylist.ts';
-import { runProbe, type ProbeSpec } from './kinds/index.ts';
+import { runProbe, type ProbeOutcome, type ProbeSpec } from './kinds/index.ts';
 
 export type { ProbeSpec } from './kinds/index.ts';
 
@@ -11,6 +11,11 @@ export interface ProbeResult {
   readonly seconds: number;
   /** Why it failed (or the HTTP status), for status messages and Events. */
   readonly message: string;
+  /**
+   * The notAfter (ms since epoch) of the leaf certificate the server presented, when the probe
+   * got that far into a TLS handshake (verified or not, passed or failed).
+   */
+  readonly certificateNotAfter?: number;
 }
 
 /**
@@ -25,18 +30,25 @@ export async function probe(
   denyList: Pick<DenyList, 'denies'>,
 ): Promise<ProbeResult> {
   const start = performance.now();
-  let err: string | undefined;
+  let outcome: ProbeOutcome;
   try {
     const denied = denyList.denies(spec.ip);
     if (denied !== undefined)
       return { ok: false, seconds: 0, message: `address is denied: ${denied}` };
-    err = await runProbe(spec, timeoutMs);
+    outcome = await runProbe(spec, timeoutMs);
   } catch (e) {
+    // Only the code when there is one: a message can quote what was being sent.
     const code = (e as NodeJS.ErrnoException | null)?.code;
-    err = `cannot send the probe: ${code ?? (e instanceof Error ? e.message : String(e))}`;
+    outcome = {
+      failure: `cannot send the probe: ${code ?? (e instanceof Error ? e.message : String(e))}`,
+    };
   }
   const seconds = (performance.now() - start) / 1000;
-  return err === undefined
-    ? { ok: true, seconds, message: '' }
-    : { ok: false, seconds, message: err };
+  const cert =
+    outcome.certificateNotAfter !== undefined
+      ? { certificateNotAfter: outcome.certificateNotAfter }
+      : {};
+  return outcome.failure === undefined
+    ? { ok: true, seconds, message: '', ...cert }
+    : { ok: false, seconds, message: outcome.failure, ...cert };
 }

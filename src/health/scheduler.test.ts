@@ -81,6 +81,40 @@ describe('ProbeScheduler', () => {
     expect(scheduler.keys()).toEqual([]);
   });
 
+  it("keeps the certificate expiry the last probe saw in the address's health", async () => {
+    const notAfter = Date.UTC(2030, 0, 1);
+    const script = [notAfter, notAfter + 1000, undefined];
+    let n = 0;
+    const seen: (number | undefined)[] = [];
+    scheduler = new ProbeScheduler({
+      denyList: new DenyList([]),
+      concurrency: 1,
+      onResult: (_t, h) => {
+        seen.push(h.certificateNotAfter);
+      },
+      probe: () => {
+        const cert = script[Math.min(n++, script.length - 1)];
+        return Promise.resolve({
+          ok: true,
+          seconds: 0,
+          message: '',
+          ...(cert !== undefined ? { certificateNotAfter: cert } : {}),
+        });
+      },
+    });
+    scheduler.upsert({
+      key: 'k',
+      tenant: ['ns', 'xb'] as const,
+      spec: { kind: 'tls', ip: '192.0.2.1', port: 443, tls: {} } as const,
+      intervalMs: 10,
+      timeoutMs: 10,
+      thresholds: { healthyThreshold: 1, unhealthyThreshold: 1 },
+    });
+    await until('three probes', () => seen.length >= 3);
+    expect(seen.slice(0, 3)).toEqual([notAfter, notAfter + 1000, undefined]);
+    expect(scheduler.health('k')).not.toHaveProperty('certificateNotAfter');
+  });
+
   it('never runs more probes at once than its concurrency', async () => {
     let active = 0;
     let max = 0;
@@ -110,7 +144,9 @@ describe('ProbeScheduler', () => {
           port,
           path: '/',
           scheme: 'HTTP',
+          method: 'GET',
           expectedStatuses: ['200-599'],
+          headers: [],
         },
         intervalMs: 20,
         timeoutMs: 100,

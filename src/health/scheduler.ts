@@ -148,7 +148,14 @@ export class ProbeScheduler {
           // Removed or redefined while the probe ran: its result belongs to nobody.
           if (isStopped(run)) return;
           const before = run.health.state;
-          run.health = observe(run.health, result.ok, t.thresholds, this.now(), result.message);
+          run.health = observe(
+            run.health,
+            result.ok,
+            t.thresholds,
+            this.now(),
+            result.message,
+            result.certificateNotAfter,
+          );
           this.o.onResult(t, run.health, result, run.health.state !== before);
         } finally {
           if (!isStopped(run)) this.schedule(run, t.intervalMs * (1 + (this.random() - 0.5) * 0.2));

@@ -14,6 +14,11 @@ export interface AddressHealth {
   readonly since: number;
   /** Last probe error, for status messages. */
   readonly message: string;
+  /**
+   * The notAfter (ms since epoch) of the certificate the last probe saw; unset when it saw none
+   * (a kind without TLS, or a failure before the handshake).
+   */
+  readonly certificateNotAfter?: number;
 }
 
 export interface Thresholds {
@@ -36,6 +41,7 @@ export function observe(
   t: Thresholds,
   now: number,
   message = '',
+  certificateNotAfter?: number,
 ): AddressHealth {
   const successes = ok ? h.successes + 1 : 0;
   const failures = ok ? 0 : h.failures + 1;
@@ -50,5 +56,6 @@ export function observe(
     failures,
     since: state === h.state ? h.since : now,
     message: ok ? '' : message,
+    ...(certificateNotAfter !== undefined ? { certificateNotAfter } : {}),
   };
 }

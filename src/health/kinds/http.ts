@@ -1,10 +1,23 @@
-// The http check: a GET (HTTP or HTTPS) whose response status is one of the expected codes or
-// ranges. Redirects are never followed, at most 64 KiB of a body is read, no credentials are sent.
-import { request as httpRequest, type IncomingMessage } from 'node:http';
-import { request as httpsRequest } from 'node:https';
+// The http check: a GET or HEAD (HTTP or HTTPS) whose response status is one of the expected codes
+// or ranges. Redirects are never followed, at most 64 KiB of a body is read, and no credentials
+// are sent but the headers the check names.
+import { request, type ClientRequest, type IncomingMessage } from 'node:http';
+import { connect, type Socket } from 'node:net';
 import { z } from 'zod';
 import { cel, matching, portRef } from '../../externalbackend/fields.ts';
-import type { ProbeBase, ProbeKind } from './kind.ts';
+import { handshake } from './handshake.ts';
+import type { ProbeBase, ProbeKind, ProbeOutcome } from './kind.ts';
+import {
+  headersField,
+  probeHeaders,
+  tlsFields,
+  tlsRules,
+  tlsSettings,
+  withRules,
+  type ProbeHeader,
+  type TlsSettings,
+} from './options.ts';
+import { redact } from './sensitive.ts';
 
 /**
  * What an HTTP request target may carry (RFC 3986 path and query characters, with valid
@@ -19,8 +32,8 @@ const statusRange = matching(
   'must be a status code like "200" or a range like "200-399"',
 );
 
-const check = z
-  .object({
+const check = withRules(
+  z.object({
     port: portRef.describe(
       'The port to send the request to: a number, or the name of an entry in spec.ports.',
     ),
@@ -33,8 +46,14 @@ const check = z
       .default('/'),
     scheme: z
       .enum(['HTTP', 'HTTPS'])
-      .describe("HTTP (default) or HTTPS; HTTPS does not verify the server's certificate.")
+      .describe(
+        "HTTP (default) or HTTPS. HTTPS verifies the server's certificate only when caBundle is set.",
+      )
       .default('HTTP'),
+    method: z
+      .enum(['GET', 'HEAD'])
+      .describe('GET (default) or HEAD (no body is sent back).')
+      .default('GET'),
     expectedStatuses: z
       .array(statusRange)
       .min(1)
@@ -47,13 +66,26 @@ const check = z
           message: 'a status range must go from low to high, e.g. "200-399"',
         }),
       ),
-  })
-  .describe('Sends an HTTP GET and checks the response status.');
+    headers: headersField.optional(),
+    ...tlsFields,
+  }),
+  tlsRules({
+    cel: "has(self.scheme) && self.scheme == 'HTTPS'",
+    check: (c) => c.scheme === 'HTTPS',
+    why: 'set scheme: HTTPS',
+  }),
+).describe('Sends an HTTP GET or HEAD and checks the response status.');
 
 export interface HttpProbe extends ProbeBase<'http'> {
   readonly path: string;
   readonly scheme: 'HTTP' | 'HTTPS';
+  readonly method: 'GET' | 'HEAD';
   readonly expectedStatuses: readonly string[];
+  /** The Host header's name (and, with HTTPS, the SNI); absent: the IP. */
+  readonly serverName?: string;
+  readonly headers: readonly ProbeHeader[];
+  /** With HTTPS. */
+  readonly tls?: TlsSettings;
 }
 
 /** At most this much of a response body is read; the rest is discarded unread. */
@@ -67,16 +99,53 @@ export function statusExpected(status: number, ranges: readonly string[]): boole
   });
 }
 
-function run(spec: HttpProbe, timeoutMs: number): Promise<string | undefined> {
+/** The Host header: a name without the scheme's default port (as clients send it), or ip:port. */
+function hostHeader(spec: HttpProbe): string {
+  if (spec.serverName !== undefined) {
+    const defaultPort = spec.scheme === 'HTTPS' ? 443 : 80;
+    return spec.port === defaultPort ? spec.serverName : `${spec.serverName}:${spec.port}`;
+  }
+  return `${spec.ip.includes(':') ? `[${spec.ip}]` : spec.ip}:${spec.port}`;
+}
+
+function requestHeaders(spec: HttpProbe): Record<string, string> {
+  const out: Record<string, string> = {
+    Host: hostHeader(spec),
+    'User-Agent': 'outrigger-health-check',
+    Accept: '*/*',
+  };
+  for (const h of spec.headers) {
+    // The check's own header replaces a default of the same name (names ignore case).
+    for (const k of Object.keys(out))
+      if (k.toLowerCase() === h.name.toLowerCase()) Reflect.deleteProperty(out, k);
+    out[h.name] = h.value.reveal();
+  }
+  return out;
+}
+
+function codeOf(e: unknown): string {
+  const code = (e as NodeJS.ErrnoException | null)?.code;
+  return typeof code === 'string' ? code : 'invalid request';
+}
+
+function run(spec: HttpProbe, timeoutMs: number): Promise<ProbeOutcome> {
+  const secrets = spec.headers.map((h) => h.value);
   return new Promise((resolve) => {
-    const host = spec.ip.includes(':') ? `[${spec.ip}]` : spec.ip;
     let settled = false;
-    const finish = (err: string | undefined): void => {
+    let socket: Socket | undefined;
+    let req: ClientRequest | undefined;
+    let certificateNotAfter: number | undefined;
+    const finish = (failure: string | undefined): void => {
       if (settled) return;
       settled = true;
       clearTimeout(timer);
-      req.destroy();
-      resolve(err);
+      req?.destroy();
+      socket?.destroy();
+      resolve({
+        // Socket and TLS errors do not quote headers; this guards against one that would.
+        ...(failure !== undefined ? { failure: redact(failure, secrets) } : {}),
+        ...(certificateNotAfter !== undefined ? { certificateNotAfter } : {}),
+      });
     };
     const onResponse = (res: IncomingMessage): void => {
       const status = res.statusCode ?? 0;
@@ -95,45 +164,78 @@ function run(spec: HttpProbe, timeoutMs: number): Promise<string | undefined> {
         finish(judged());
       });
     };
-    const options = {
-      host: spec.ip,
-      port: spec.port,
-      path: spec.path,
-      method: 'GET',
-      agent: false as const,
-      headers: {
-        Host: `${host}:${spec.port}`,
-        'User-Agent': 'outrigger-health-check',
-        Accept: '*/*',
-      },
-      // Backends are addressed by IP; their certificates rarely name it. The check is about
-      // liveness, and no credentials are sent.
-      rejectUnauthorized: false,
+    const send = (s: Socket): void => {
+      try {
+        req = request(
+          {
+            host: spec.ip,
+            port: spec.port,
+            path: spec.path,
+            method: spec.method,
+            headers: requestHeaders(spec),
+            setHost: false,
+            // No agent: the request goes over this socket only, which is never reused.
+            createConnection: () => s,
+          },
+          onResponse,
+        );
+        req.once('error', (e: NodeJS.ErrnoException) => {
+          finish(e.code ?? e.message);
+        });
+        req.end();
+      } catch (e) {
+        // Only the code: a message about a header may quote its value.
+        finish(`cannot send the probe: ${codeOf(e)}`);
+      }
     };
-    const req =
-      spec.scheme === 'HTTPS'
-        ? httpsRequest(options, onResponse)
-        : httpRequest(options, onResponse);
     const timer = setTimeout(() => {
       finish(`no response within ${timeoutMs} ms`);
     }, timeoutMs);
-    req.once('error', (e: NodeJS.ErrnoException) => {
-      finish(e.code ?? e.message);
-    });
-    req.end();
+    try {
+      if (spec.tls === undefined) {
+        socket = connect({ host: spec.ip, port: spec.port });
+        send(socket);
+      } else {
+        const tlsSocket = handshake(
+          { host: spec.ip, port: spec.port },
+          spec.ip,
+          spec.tls,
+          ['http/1.1'],
+          (h) => {
+            certificateNotAfter = h.certificateNotAfter;
+            if (h.failure !== undefined) finish(h.failure);
+            else send(tlsSocket);
+          },
+        );
+        socket = tlsSocket;
+      }
+    } catch (e) {
+      finish(`cannot send the probe: ${codeOf(e)}`);
+    }
   });
 }
 
 export const http: ProbeKind<'http', typeof check, HttpProbe> = {
   name: 'http',
   check,
-  spec: (c, ip, port) => ({
-    kind: 'http',
-    ip,
-    port,
-    path: c.path,
-    scheme: c.scheme,
-    expectedStatuses: c.expectedStatuses,
-  }),
+  spec: (c, ip, port, refs) => {
+    const base = {
+      kind: 'http' as const,
+      ip,
+      port,
+      path: c.path,
+      scheme: c.scheme,
+      method: c.method,
+      expectedStatuses: c.expectedStatuses,
+      ...(c.serverName !== undefined ? { serverName: c.serverName } : {}),
+    };
+    const h = probeHeaders(c.headers ?? [], refs);
+    if ('refused' in h) return { ...base, headers: [], refused: h.refused };
+    if (c.scheme === 'HTTP') return { ...base, headers: h.headers };
+    const t = tlsSettings(c, refs);
+    return 'refused' in t
+      ? { ...base, headers: h.headers, tls: {}, refused: t.refused }
+      : { ...base, headers: h.headers, tls: t.tls };
+  },
   run,
 };

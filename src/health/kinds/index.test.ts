@@ -27,7 +27,15 @@ describe('the probe kinds', () => {
     });
     expect(
       probeFor(
-        { http: { port: 'web', path: '/health', scheme: 'HTTP', expectedStatuses: ['200'] } },
+        {
+          http: {
+            port: 'web',
+            path: '/health',
+            scheme: 'HTTP',
+            method: 'GET',
+            expectedStatuses: ['200'],
+          },
+        },
         '2001:db8::1',
         resolve,
       ),
@@ -37,12 +45,32 @@ describe('the probe kinds', () => {
       port: 8080,
       path: '/health',
       scheme: 'HTTP',
+      method: 'GET',
       expectedStatuses: ['200'],
+      headers: [],
     });
   });
 
   it('build nothing when no kind is set or the named port does not exist', () => {
     expect(probeFor({}, '192.0.2.1', resolve)).toBeUndefined();
     expect(probeFor({ tcp: { port: 'nope' } }, '192.0.2.1', resolve)).toBeUndefined();
+  });
+
+  it('read what a check names through refs, and refuse the probe when it is missing', () => {
+    const check = {
+      tls: { port: 'web', caBundle: { configMapName: 'ca', key: 'ca.crt' } },
+    } as const;
+    const pem = '-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n';
+    expect(
+      probeFor(check, '192.0.2.1', resolve, {
+        read: (r) =>
+          r.kind === 'ConfigMap' && r.name === 'ca' && r.key === 'ca.crt' ? pem : undefined,
+      }),
+    ).toEqual({ kind: 'tls', ip: '192.0.2.1', port: 8080, tls: { ca: pem } });
+    // Without refs (the default reads nothing) the probe fails saying why; it never runs unverified.
+    expect(probeFor(check, '192.0.2.1', resolve)).toMatchObject({
+      kind: 'tls',
+      refused: 'caBundle: ConfigMap ca has no key ca.crt',
+    });
   });
 });

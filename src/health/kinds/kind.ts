@@ -1,7 +1,8 @@
-// What a health-check kind is made of. Each kind (tcp.ts, http.ts) is one module: the API field it
-// adds under spec.healthCheck, how one address's probe is built from it (pure), and how that probe
-// runs (the only I/O). index.ts lists the kinds; the schema, the planner, the admission policy and
-// the prober all read that list, so a new kind is a new module plus one line there.
+// What a health-check kind is made of. Each kind (tcp.ts, http.ts, tls.ts, grpc.ts) is one module:
+// the API field it adds under spec.healthCheck, how one address's probe is built from it (pure), and
+// how that probe runs (the only I/O). index.ts lists the kinds; the schema, the planner, the
+// admission policy and the prober all read that list, so a new kind is a new module plus one line
+// there.
 import type { z } from 'zod';
 
 /** The part every kind's probe of one address has; the kind adds its own fields. */
@@ -9,6 +10,42 @@ export interface ProbeBase<Name extends string> {
   readonly kind: Name;
   readonly ip: string;
   readonly port: number;
+  /**
+   * Why this probe cannot be sent as the check asks (a Secret or ConfigMap key it names is
+   * missing or unusable). Such a probe fails with this message and sends nothing: a check that
+   * asked for verification or a credential must never run without it.
+   */
+  readonly refused?: string;
+}
+
+/** A key of a Secret or ConfigMap in the backend's namespace that a check names. */
+export interface ProbeRef {
+  readonly kind: 'Secret' | 'ConfigMap';
+  readonly name: string;
+  readonly key: string;
+}
+
+/**
+ * Reads what checks name in Secrets and ConfigMaps (a CA bundle, a header value). The controller
+ * implements it from its caches; spec() only reads through it, so building a probe stays pure.
+ */
+export interface ProbeRefs {
+  /** The key's value as text, or undefined when the object or the key does not exist. */
+  read(ref: ProbeRef): string | undefined;
+}
+
+/** Refs that read nothing: a check that names a Secret or ConfigMap gets a refused probe. */
+export const noRefs: ProbeRefs = { read: () => undefined };
+
+/** What one probe found. */
+export interface ProbeOutcome {
+  /** Why it failed; absent when it passed. */
+  readonly failure?: string;
+  /**
+   * The notAfter of the leaf certificate the server presented (ms since epoch), whenever a TLS
+   * handshake got that far, verified or not, passed or failed.
+   */
+  readonly certificateNotAfter?: number;
 }
 
 /** The schema of a kind's field: described (it lands in the CRD), and with a `port`. */
@@ -22,12 +59,16 @@ export interface ProbeKind<
   /** The field under spec.healthCheck, and the probe's `kind`. */
   readonly name: Name;
   readonly check: Check;
-  /** The probe of one address, with the check's port already resolved to a number. */
-  readonly spec: (check: z.output<Check>, ip: string, port: number) => Spec;
   /**
-   * Runs one probe and resolves with why it failed, or undefined when it passed. May throw
+   * The probe of one address, with the check's port already resolved to a number and what the
+   * check names in Secrets and ConfigMaps read through `refs`. Pure, and never throws: what it
+   * cannot resolve becomes `refused`.
+   */
+  readonly spec: (check: z.output<Check>, ip: string, port: number, refs: ProbeRefs) => Spec;
+  /**
+   * Runs one probe (never a refused one) and resolves with what it found. May throw
    * synchronously on input the socket layer refuses (the caller turns that into a failure); must
    * give up by `timeoutMs` and send nothing but the probe.
    */
-  readonly run: (spec: Spec, timeoutMs: number) => Promise<string | undefined>;
+  readonly run: (spec: Spec, timeoutMs: number) => Promise<ProbeOutcome>;
 }

@@ -21,9 +21,9 @@ export const tcp: ProbeKind<'tcp', typeof check, TcpProbe> = {
   run: (spec, timeoutMs) =>
     new Promise((resolve) => {
       const socket = connect({ host: spec.ip, port: spec.port, timeout: timeoutMs });
-      const done = (err: string | undefined): void => {
+      const done = (failure: string | undefined): void => {
         socket.destroy();
-        resolve(err);
+        resolve(failure === undefined ? {} : { failure });
       };
       socket.once('connect', () => {
         done(undefined);
