@@ -481,6 +481,72 @@ local('the Helm chart', () => {
             : undefined;
         });
         await core.deleteNode({ name: node });
+        // A check that names a labelled Secret (a header value) and ConfigMap (a CA bundle): the
+        // backend says it cannot run until both exist, then reads them through its watches. Its
+        // address is a ClusterIP, denied: nothing is probed.
+        const readStatus = async (xbName: string) =>
+          (
+            (await objects().getNamespacedCustomObject({
+              group,
+              version,
+              namespace: ns,
+              plural,
+              name: xbName,
+            })) as { status?: { conditions?: { type: string; message?: string }[] } }
+          ).status?.conditions?.find((c) => c.type === 'Ready')?.message;
+        await objects().createNamespacedCustomObject({
+          group,
+          version,
+          namespace: ns,
+          plural,
+          body: {
+            ...xb({
+              ports: [{ name: 'https', port: 443 }],
+              addresses: [{ ip: '10.96.0.51' }],
+              healthCheck: {
+                http: {
+                  port: 'https',
+                  scheme: 'HTTPS',
+                  headers: [
+                    {
+                      name: 'X-Token',
+                      valueFrom: { secretKeyRef: { name: 'probe-token', key: 'token' } },
+                    },
+                  ],
+                  caBundle: { configMapName: 'probe-ca', key: 'ca.crt' },
+                },
+              },
+            }),
+            metadata: { name: 'checked' },
+          },
+        });
+        await step('a check that cannot read what it names says so', async () =>
+          (await readStatus('checked'))?.includes('health check cannot run') === true
+            ? true
+            : undefined,
+        );
+        const label = { 'outrigger.dev/health-check': 'true' };
+        await core.createNamespacedSecret({
+          namespace: ns,
+          body: {
+            metadata: { name: 'probe-token', labels: label },
+            stringData: { token: 't0k3n-value' },
+          },
+        });
+        await core.createNamespacedConfigMap({
+          namespace: ns,
+          body: {
+            metadata: { name: 'probe-ca', labels: label },
+            data: { 'ca.crt': '-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n' },
+          },
+        });
+        await step('the check reads the labelled Secret and ConfigMap as they appear', async () => {
+          const m = await readStatus('checked');
+          return m !== undefined && !m.includes('health check cannot run') ? true : undefined;
+        });
+        // Read at debug level, the Secret's value is still in no log line.
+        if (readFileSync(logPath, 'utf8').includes('t0k3n-value'))
+          return "the Secret's value reached the log";
         // The lease was renewed at least twice.
         await step('lease renewals', async () => {
           const l = await kc

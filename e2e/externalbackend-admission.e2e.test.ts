@@ -110,12 +110,130 @@ describe('ExternalBackend admission', () => {
     [
       'both tcp and http checks',
       { ...at('192.0.2.10'), healthCheck: { tcp: { port: 2379 }, http: { port: 2379 } } },
-      'set exactly one of tcp and http',
+      'set exactly one of tcp, http, tls and grpc',
     ],
     [
       'no probe in a health check',
       { ...at('192.0.2.10'), healthCheck: { intervalSeconds: 5 } },
-      'set exactly one of tcp and http',
+      'set exactly one of tcp, http, tls and grpc',
+    ],
+    [
+      'a header value with a line break (header injection)',
+      {
+        ...at('192.0.2.10'),
+        healthCheck: {
+          http: { port: 2379, headers: [{ name: 'X-A', value: 'a\r\nHost: evil' }] },
+        },
+      },
+      'must be printable ASCII: no CR, LF, NUL or other control characters',
+    ],
+    [
+      'a Host header',
+      {
+        ...at('192.0.2.10'),
+        healthCheck: { http: { port: 2379, headers: [{ name: 'host', value: 'evil' }] } },
+      },
+      'the Host header comes from serverName: set serverName instead',
+    ],
+    [
+      'a framing header',
+      {
+        ...at('192.0.2.10'),
+        healthCheck: {
+          http: { port: 2379, headers: [{ name: 'Transfer-Encoding', value: 'chunked' }] },
+        },
+      },
+      'are set by the prober and cannot be given',
+    ],
+    [
+      'the same header twice',
+      {
+        ...at('192.0.2.10'),
+        healthCheck: {
+          http: {
+            port: 2379,
+            headers: [
+              { name: 'X-A', value: '1' },
+              { name: 'x-a', value: '2' },
+            ],
+          },
+        },
+      },
+      'header names must be unique (case does not matter)',
+    ],
+    [
+      'a header with both value and valueFrom',
+      {
+        ...at('192.0.2.10'),
+        healthCheck: {
+          http: {
+            port: 2379,
+            headers: [
+              { name: 'X-A', value: '1', valueFrom: { secretKeyRef: { name: 's', key: 'k' } } },
+            ],
+          },
+        },
+      },
+      'set exactly one of value and valueFrom',
+    ],
+    [
+      'caBundle on plain HTTP',
+      {
+        ...at('192.0.2.10'),
+        healthCheck: { http: { port: 2379, caBundle: { secretName: 'ca', key: 'ca.crt' } } },
+      },
+      'caBundle and insecureSkipVerify apply to TLS only: set scheme: HTTPS',
+    ],
+    [
+      'caBundle with insecureSkipVerify',
+      {
+        ...at('192.0.2.10'),
+        healthCheck: {
+          http: {
+            port: 2379,
+            scheme: 'HTTPS',
+            insecureSkipVerify: true,
+            caBundle: { secretName: 'ca', key: 'ca.crt' },
+          },
+        },
+      },
+      'insecureSkipVerify: true turns off the verification that caBundle asks for',
+    ],
+    [
+      'insecureSkipVerify: false without a caBundle',
+      {
+        ...at('192.0.2.10'),
+        healthCheck: { tls: { port: 2379, insecureSkipVerify: false } },
+      },
+      'insecureSkipVerify: false needs a caBundle to verify against',
+    ],
+    [
+      'a caBundle from both a Secret and a ConfigMap',
+      {
+        ...at('192.0.2.10'),
+        healthCheck: {
+          tls: { port: 2379, caBundle: { secretName: 'a', configMapName: 'b', key: 'ca.crt' } },
+        },
+      },
+      'set exactly one of secretName and configMapName',
+    ],
+    [
+      'an IP as serverName',
+      { ...at('192.0.2.10'), healthCheck: { tls: { port: 2379, serverName: '192.0.2.10' } } },
+      'must be a DNS name, not an IP address: leave serverName out to use the address',
+    ],
+    [
+      'a gRPC caBundle without tls',
+      {
+        ...at('192.0.2.10'),
+        healthCheck: { grpc: { port: 2379, caBundle: { configMapName: 'ca', key: 'ca.crt' } } },
+      },
+      'caBundle and insecureSkipVerify apply to TLS only: set tls: true',
+    ],
+    [
+      'a gRPC service name with a space',
+      { ...at('192.0.2.10'), healthCheck: { grpc: { port: 2379, service: 'a b' } } },
+      'must be a gRPC service name',
     ],
     [
       'a zero healthy threshold',
@@ -288,6 +406,53 @@ describe('ExternalBackend admission', () => {
         },
       }),
     ).resolves.toBeDefined();
+  });
+
+  it('accepts every probe kind with its TLS options, headers and a Secret reference, and stores the defaults', async () => {
+    const checks = [
+      {
+        http: {
+          port: 443,
+          scheme: 'HTTPS',
+          method: 'HEAD',
+          serverName: 'db.example.com',
+          caBundle: { configMapName: 'db-ca', key: 'ca.crt' },
+          headers: [
+            { name: 'Authorization', valueFrom: { secretKeyRef: { name: 'db', key: 'token' } } },
+            { name: 'X-Probe', value: 'outrigger' },
+          ],
+        },
+      },
+      { tls: { port: 443, insecureSkipVerify: true } },
+      {
+        tls: {
+          port: 443,
+          serverName: 'db.example.com',
+          caBundle: { secretName: 'ca', key: 'ca.crt' },
+        },
+      },
+      { grpc: { port: 50051, service: 'grpc.health.v1.Health' } },
+      { grpc: { port: 50051, tls: true, caBundle: { secretName: 'ca', key: 'ca.crt' } } },
+    ];
+    for (const healthCheck of checks) {
+      const name = `kinds-${++seq}`;
+      await create(
+        { ports: [{ name: 'p', port: 443 }], addresses: [{ ip: '192.0.2.10' }], healthCheck },
+        name,
+      );
+      const stored = (await objects.getNamespacedCustomObject({
+        group,
+        version,
+        namespace: ns,
+        plural,
+        name,
+      })) as { spec: { healthCheck: Record<string, Record<string, unknown>> } };
+      const kind = Object.keys(healthCheck)[0] ?? '';
+      expect(stored.spec.healthCheck[kind]).toMatchObject(
+        (healthCheck as Record<string, Record<string, unknown>>)[kind] ?? {},
+      );
+      if (kind === 'grpc') expect(stored.spec.healthCheck.grpc).toHaveProperty('tls');
+    }
   });
 
   it.each(examples)('accepts examples/%s (server-side dry run)', (file) => {

@@ -396,7 +396,7 @@ const schemaCases: [string, Spec, string][] = [
   [
     'both a TCP and an HTTP check',
     { ...at('192.0.2.1'), healthCheck: { tcp: { port: 'p' }, http: { port: 'p' } } },
-    'set exactly one of tcp and http',
+    'set exactly one of tcp, http, tls and grpc',
   ],
   [
     'a Service name with capitals',

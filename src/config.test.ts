@@ -28,6 +28,7 @@ describe('parseConfig', () => {
       dnsMaxTtlMs: 300_000,
       dnsStaleMs: 600_000,
       dnsTimeoutMs: 2000,
+      certificateWarningMs: 1_209_600_000,
       maxConcurrentDnsLookups: 16,
       kubeApiQps: 20,
       kubeApiBurst: 30,

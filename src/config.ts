@@ -259,6 +259,11 @@ export const flags: readonly FlagSpec[] = [
     help: "While lookups of a name fail, its last answer stays published this long after it was last confirmed; then the name's addresses are withdrawn.",
   },
   {
+    name: 'certificate-expiry-warning',
+    default: '336h',
+    help: 'A backend whose TLS check sees a certificate expiring within this long gets the condition CertificateExpiringSoon and a Warning Event (default 14 days).',
+  },
+  {
     name: 'dns-timeout',
     default: '2s',
     help: 'How long one DNS query attempt may take (each is tried twice).',
@@ -348,6 +353,10 @@ const rawSchema = z.object({
     'must be between 1s and 24h',
   ),
   'dns-stale-timeout': duration.refine((ms) => ms <= 86_400_000, 'must be at most 24h'),
+  'certificate-expiry-warning': duration.refine(
+    (ms) => ms >= 60_000 && ms <= 8760 * 3_600_000,
+    'must be between 1m and 8760h (a year)',
+  ),
   'dns-timeout': duration.refine((ms) => ms >= 100 && ms <= 60_000, 'must be between 100ms and 1m'),
   'max-concurrent-dns-lookups': positiveInt,
   // Up to a rate no API server serves: a very large value turns pacing off, as in client-go.
@@ -394,6 +403,8 @@ export interface Config {
   readonly dnsMaxTtlMs: number;
   readonly dnsStaleMs: number;
   readonly dnsTimeoutMs: number;
+  /** A certificate expiring within this long makes CertificateExpiringSoon true. */
+  readonly certificateWarningMs: number;
   readonly maxConcurrentDnsLookups: number;
   readonly kubeApiQps: number;
   readonly kubeApiBurst: number;
@@ -497,6 +508,7 @@ export function parseConfig(
     dnsMaxTtlMs: v['dns-max-ttl'],
     dnsStaleMs: v['dns-stale-timeout'],
     dnsTimeoutMs: v['dns-timeout'],
+    certificateWarningMs: v['certificate-expiry-warning'],
     maxConcurrentDnsLookups: v['max-concurrent-dns-lookups'],
     kubeApiQps: v['kube-api-qps'],
     kubeApiBurst: v['kube-api-burst'],

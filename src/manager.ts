@@ -28,7 +28,10 @@ import {
   transformSliceAddresses,
   endpointsClient,
   podClient,
+  probeSourceClient,
   serviceClient,
+  transformConfigMap,
+  transformSecret,
   transformEndpointSlice,
   transformEndpoints,
   transformExternalBackend,
@@ -38,6 +41,7 @@ import {
 import { builtinDeniedRanges } from './net/denylist.ts';
 import { ClusterRanges } from './kube/clusterranges.ts';
 import { policyPlural } from './policy/schema.ts';
+import { probeRefLabel } from './health/kinds/index.ts';
 import type { Logger } from './log.ts';
 import { createMetrics, type Metrics } from './metrics.ts';
 import { inClusterNamespace, observeRequests } from './kube/client.ts';
@@ -182,10 +186,30 @@ export async function runManager(
     transformEndpointSlice,
   );
 
+  // Only labelled Secrets and ConfigMaps, only where a backend's check names one; they start
+  // watching nothing (an undefined scope would be the whole cluster), and a cache that cannot
+  // list (no RBAC for it) fails those checks with the reason instead of holding readiness.
+  const probeSelector = `${probeRefLabel}=true`;
+  const secrets = informer(
+    'secrets',
+    [],
+    probeSourceClient(kc, 'secrets', probeSelector),
+    transformSecret,
+    false,
+  );
+  const configMaps = informer(
+    'configmaps',
+    [],
+    probeSourceClient(kc, 'configmaps', probeSelector),
+    transformConfigMap,
+    false,
+  );
+
   followBackendNamespaces({
     backends,
     withBackends: [services, eps],
     withPodSelectors: [pods],
+    withProbeRefs: [secrets, configMaps],
     selectorNamespaces: followed,
     inBackendScope,
   });
@@ -269,8 +293,11 @@ export async function runManager(
     pods,
     policies,
     namespaces: namespaceInformer,
+    secrets,
+    configMaps,
     maxProbeTargetsPerNamespace: config.maxProbeTargetsPerNamespace,
     maxEndpointsPerSlice: config.maxEndpointsPerSlice,
+    certificateWarningMs: config.certificateWarningMs,
     statusBatchMs: config.statusBatchMs,
     writer: backendWriter(kc, metrics, throttle),
     events,

@@ -19,6 +19,7 @@ export interface Metrics {
   readonly reconcilePanics: Counter<'controller'>;
   readonly terminalReconcileErrors: Counter<'controller'>;
   readonly backendReady: Gauge<'namespace' | 'name' | 'status' | 'reason'>;
+  readonly certificateExpiry: Gauge<'namespace' | 'name'>;
   readonly restRequestDuration: Histogram<'verb' | 'host'>;
   readonly reconcileTime: Histogram<'controller'>;
   readonly activeWorkers: Gauge<'controller'>;
@@ -147,6 +148,12 @@ export function createMetrics(opts: { defaultMetrics?: boolean } = {}): Metrics 
       name: 'outrigger_backend_ready_status',
       help: 'The Ready condition of each ExternalBackend: 1 on its current status and reason',
       labelNames: ['namespace', 'name', 'status', 'reason'],
+      registers,
+    }),
+    certificateExpiry: new Gauge({
+      name: 'outrigger_backend_certificate_expiration_timestamp_seconds',
+      help: "The soonest notAfter of the certificates an ExternalBackend's TLS-speaking check sees, in seconds since the epoch",
+      labelNames: ['namespace', 'name'],
       registers,
     }),
     restRequestDuration: new Histogram({

@@ -2,7 +2,8 @@
 // pods and probe health from caches; plans every change with the pure planBackend; applies the
 // plan in one place; writes status from the outcome.
 import type { V1EndpointSlice, V1Endpoints, V1Service } from '@kubernetes/client-node';
-import type { CachedPod, CachedService } from '../kube/cached.ts';
+import type { CachedPod, CachedProbeSource, CachedService } from '../kube/cached.ts';
+import { probeRefsOf, type ProbeRef, type ProbeRefs } from '../health/kinds/index.ts';
 import { Controller, errorMessage } from '../controller/runner.ts';
 import {
   denyListJudge,
@@ -21,10 +22,11 @@ import {
   type OwnedKind,
 } from '../externalbackend/plan.ts';
 import { parseDrainAnnotation } from '../externalbackend/drain.ts';
+import { parsedSpec, type ParsedSpec } from '../externalbackend/parsed.ts';
+import { nextCertificateCheckMs, soonestExpiry } from '../externalbackend/certificates.ts';
 import {
   apiVersion,
   drainAnnotation,
-  externalBackendSpec,
   kind,
   type ExternalBackendSpec,
   type ExternalBackendStatus,
@@ -64,8 +66,16 @@ export interface ExternalBackendControllerOptions {
   /** ExternalBackendPolicies (there is at most one, "cluster") and Namespaces, for the policy. */
   readonly policies: Informer<CachedPolicy>;
   readonly namespaces: Informer<CachedNamespace>;
+  /**
+   * Secrets and ConfigMaps labelled for health checks (probeRefLabel), in the namespaces whose
+   * backends name one: what checks read their CA bundles and header values from.
+   */
+  readonly secrets: Informer<CachedProbeSource>;
+  readonly configMaps: Informer<CachedProbeSource>;
   /** Most health-check targets one namespace may have. */
   readonly maxProbeTargetsPerNamespace: number;
+  /** A certificate expiring within this long makes CertificateExpiringSoon True. */
+  readonly certificateWarningMs: number;
   /** Most endpoints in one EndpointSlice (--max-endpoints-per-slice). */
   readonly maxEndpointsPerSlice: number;
   /**
@@ -112,6 +122,9 @@ export class ForeignObjectError extends Error {
  */
 const foreignRecheckMs = 10_000;
 
+/** The longest delay a timer takes (about 24.8 days); a longer wait is made of several. */
+const maxTimerMs = 2 ** 31 - 1;
+
 /** How soon a backend whose namespace's caches are still filling looks again. */
 const cacheWaitMs = 100;
 
@@ -120,8 +133,6 @@ interface AppliedMemo {
   readonly before: string;
   readonly wrote: V1Endpoints | V1EndpointSlice;
 }
-
-type Parsed = ReturnType<typeof externalBackendSpec.safeParse>;
 
 const addressStates = ['Healthy', 'Unhealthy', 'Unknown', 'Denied'] as const;
 
@@ -144,8 +155,6 @@ export class ExternalBackendController {
   readonly resolver: NameResolver;
   private readonly o: ExternalBackendControllerOptions;
   private readonly now: () => Date;
-  /** Parsed specs by cached object (cached objects are frozen and replaced on every change). */
-  private readonly parsed = new WeakMap<CachedExternalBackend, Parsed>();
   /**
    * The status we last wrote and the resourceVersion it replaced: while the cache still shows that
    * version, ours is the truth (no duplicate Events or writes from a lagging cache).
@@ -290,6 +299,29 @@ export class ExternalBackendController {
       },
       delete: byNamespace,
     });
+    // A Secret or ConfigMap a check names: the backends of its namespace that name it.
+    const onSource =
+      (k: ProbeRef['kind']) =>
+      (obj: CachedProbeSource): void => {
+        const ns = obj.metadata?.namespace ?? '';
+        const n = obj.metadata?.name;
+        if (!o.inScope(ns)) return;
+        for (const xb of o.backends.list(ns))
+          if (this.probeRefs(xb).some((r) => r.kind === k && r.name === n)) q.add(objectKey(xb));
+      };
+    for (const [inf, k] of [
+      [o.secrets, 'Secret'],
+      [o.configMaps, 'ConfigMap'],
+    ] as const) {
+      const on = onSource(k);
+      inf.addHandlers({
+        add: on,
+        update: (_old, obj) => {
+          on(obj);
+        },
+        delete: on,
+      });
+    }
     o.pods.addHandlers({
       add: (p) => {
         onPod([p]);
@@ -318,13 +350,14 @@ export class ExternalBackendController {
     await Promise.all([this.scheduler.stop(), this.resolver.stop()]);
   }
 
-  private spec(xb: CachedExternalBackend): Parsed {
-    let p = this.parsed.get(xb);
-    if (p === undefined) {
-      p = externalBackendSpec.safeParse(xb.spec);
-      this.parsed.set(xb, p);
-    }
-    return p;
+  private spec(xb: CachedExternalBackend): ParsedSpec {
+    return parsedSpec(xb);
+  }
+
+  /** The Secret and ConfigMap keys the backend's health check names. */
+  private probeRefs(xb: CachedExternalBackend): readonly ProbeRef[] {
+    const p = this.spec(xb);
+    return p.success && p.data.healthCheck !== undefined ? probeRefsOf(p.data.healthCheck) : [];
   }
 
   private serviceNameOf(xb: CachedExternalBackend): string | undefined {
@@ -366,7 +399,7 @@ export class ExternalBackendController {
       });
       return;
     }
-    if (!this.cachesCover(namespace, parsed.data)) {
+    if (!this.cachesCover(namespace, parsed.data, this.probeRefs(xb))) {
       // The namespace has only just started being watched (its first backend): publishing now
       // would publish without the pods or the Service, so wait for its caches.
       this.controller.queue.addAfter(key, cacheWaitMs);
@@ -384,6 +417,7 @@ export class ExternalBackendController {
       names: plan.resolutions,
       drainUnmatched: plan.drainUnmatched,
       leftOut: plan.leftOut,
+      checkRefused: plan.checkRefused,
       problem: outcome.problem,
       now,
     });
@@ -393,12 +427,39 @@ export class ExternalBackendController {
         : new Error(errorMessage(outcome.failure));
   }
 
-  private cachesCover(namespace: string, spec: ExternalBackendSpec): boolean {
+  private cachesCover(
+    namespace: string,
+    spec: ExternalBackendSpec,
+    refs: readonly ProbeRef[],
+  ): boolean {
+    // A Secret or ConfigMap cache that cannot list (no RBAC) does not hold the backend back:
+    // its checks fail saying why instead (see refsOf).
+    const refsCovered = (inf: Informer<CachedProbeSource>, k: ProbeRef['kind']): boolean =>
+      !refs.some((r) => r.kind === k) ||
+      inf.hasSyncedNamespace(namespace) ||
+      inf.failure() !== undefined;
     return (
       this.o.services.hasSyncedNamespace(namespace) &&
       this.o.endpoints.hasSyncedNamespace(namespace) &&
-      (spec.podSelector === undefined || this.o.pods.hasSyncedNamespace(namespace))
+      (spec.podSelector === undefined || this.o.pods.hasSyncedNamespace(namespace)) &&
+      refsCovered(this.o.secrets, 'Secret') &&
+      refsCovered(this.o.configMaps, 'ConfigMap')
     );
+  }
+
+  /** What the backend's checks read, from the labelled Secrets and ConfigMaps of its namespace. */
+  private refsOf(namespace: string): ProbeRefs {
+    const cache = (r: ProbeRef): Informer<CachedProbeSource> =>
+      r.kind === 'Secret' ? this.o.secrets : this.o.configMaps;
+    return {
+      read: (r) => cache(r).get(namespace, r.name)?.data[r.key],
+      unavailable: (r) => {
+        const inf = cache(r);
+        if (inf.hasSyncedNamespace(namespace)) return undefined;
+        const f = inf.failure();
+        return f === undefined ? undefined : `${r.kind}s cannot be listed: ${f.message}`;
+      },
+    };
   }
 
   /** Reads everything one reconcile depends on from the caches and the scheduler; no side effects. */
@@ -432,6 +493,7 @@ export class ExternalBackendController {
       resolutions,
       drainEntries: parseDrainAnnotation(xb.metadata?.annotations?.[drainAnnotation]),
       judge: this.judge(namespace, spec),
+      refs: this.refsOf(namespace),
       health,
       probeRoom: Math.max(0, this.o.maxProbeTargetsPerNamespace - neighbours),
       probeLimit: this.o.maxProbeTargetsPerNamespace,
@@ -699,8 +761,9 @@ export class ExternalBackendController {
   private async finish(
     xb: CachedExternalBackend,
     key: string,
-    input: Parameters<typeof planStatus>[0],
+    given: Parameters<typeof planStatus>[0],
   ): Promise<void> {
+    const input = { ...given, certificateWarningMs: this.o.certificateWarningMs };
     const { namespace = '', name = '', uid = '' } = xb.metadata ?? {};
     const ref = { apiVersion, kind, namespace, name, uid };
     for (const state of addressStates) {
@@ -719,6 +782,17 @@ export class ExternalBackendController {
       this.o.metrics.backendReady.remove(previousReady);
     this.o.metrics.backendReady.set(readyLabels, 1);
     this.readySeries.set(key, readyLabels);
+    const soonest = soonestExpiry(input.views);
+    if (soonest === undefined) this.o.metrics.certificateExpiry.remove({ namespace, name });
+    else this.o.metrics.certificateExpiry.set({ namespace, name }, soonest / 1000);
+    // Time alone moves a certificate into the warning window: look again when it does.
+    const recheck = nextCertificateCheckMs(
+      input.views,
+      input.now.getTime(),
+      this.o.certificateWarningMs,
+    );
+    if (recheck !== undefined)
+      this.controller.queue.addAfter(key, Math.min(recheck + 1000, maxTimerMs));
     const { events, status } = planStatus(input);
     if (status === undefined) return;
     const now = this.now().getTime();
@@ -746,5 +820,6 @@ export class ExternalBackendController {
     const ready = this.readySeries.get(key);
     if (ready !== undefined) this.o.metrics.backendReady.remove(ready);
     this.readySeries.delete(key);
+    this.o.metrics.certificateExpiry.remove({ namespace, name });
   }
 }

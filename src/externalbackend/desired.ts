@@ -185,6 +185,8 @@ export interface AddressView {
   readonly serving?: boolean;
   readonly message: string;
   readonly since?: number;
+  /** The notAfter (ms) of the certificate its TLS-speaking check saw last. */
+  readonly certificateNotAfter?: number;
 }
 
 /**
@@ -240,6 +242,9 @@ export function addressViews(
       ready: h === undefined || isReady(h),
       message: h?.message ?? '',
       ...(h ? { since: h.since } : {}),
+      ...(h?.certificateNotAfter !== undefined
+        ? { certificateNotAfter: h.certificateNotAfter }
+        : {}),
     };
   });
   const drained = new Set(candidates.filter((a) => a.drain === true).map((a) => a.ip));

@@ -12,7 +12,7 @@ import type {
   V1ServicePort,
 } from '@kubernetes/client-node';
 import type { CachedPod, CachedService } from '../kube/cached.ts';
-import { probeFor, type ProbeSpec } from '../health/kinds/index.ts';
+import { noRefs, probeFor, type ProbeRefs, type ProbeSpec } from '../health/kinds/index.ts';
 import type { Target } from '../health/scheduler.ts';
 import { initialHealth, type AddressHealth } from '../health/state.ts';
 import {
@@ -44,6 +44,8 @@ export interface BackendWorld {
   readonly previous: ExternalBackendStatus | undefined;
   /** Why an address may not be published (deny list, address policy). */
   readonly judge: Judge;
+  /** What health checks read from Secrets and ConfigMaps (CA bundles, header values). */
+  readonly refs?: ProbeRefs;
   /** The entries of the drain annotation (see drain.ts). */
   readonly drainEntries: ReadonlySet<string>;
   /** What the resolver knows of the names in spec.dnsNames (absent: not looked up yet). */
@@ -81,6 +83,11 @@ export interface BackendPlan {
   readonly resolutions: readonly Resolution[];
   /** Resolved addresses beyond maxAddresses, not published. */
   readonly leftOut: number;
+  /**
+   * Why the health check cannot run at all (a Secret or ConfigMap it names cannot be read): said
+   * once for the backend, whether or not any address is probed.
+   */
+  readonly checkRefused?: string;
   /** Entries of the drain annotation that name nothing this backend has. */
   readonly drainUnmatched: readonly string[];
   /** Every probe target the backend should have; the scheduler drops its others. */
@@ -132,11 +139,20 @@ export function foreignMessage(
   return `${k} ${name} already exists and ${describeManager(obj)}; outrigger will not overwrite it. Delete it to let this ExternalBackend publish the Service's endpoints`;
 }
 
-function probeSpec(spec: ExternalBackendSpec, ip: string): ProbeSpec | undefined {
+function probeSpec(spec: ExternalBackendSpec, ip: string, refs: ProbeRefs): ProbeSpec | undefined {
   if (spec.healthCheck === undefined) return undefined;
-  return probeFor(spec.healthCheck, ip, (p) =>
-    typeof p === 'number' ? p : spec.ports.find((x) => x.name === p)?.port,
+  return probeFor(
+    spec.healthCheck,
+    ip,
+    (p) => (typeof p === 'number' ? p : spec.ports.find((x) => x.name === p)?.port),
+    refs,
   );
+}
+
+/** Why the backend's check cannot run, whatever the address (refusals never depend on it). */
+function checkRefusal(w: BackendWorld): { checkRefused?: string } {
+  const sample = probeSpec(w.spec, '0.0.0.0', w.refs ?? noRefs);
+  return sample?.refused !== undefined ? { checkRefused: sample.refused } : {};
 }
 
 /** The probe target key of one address of a backend ("<namespace>/<name>/<ip>"). */
@@ -165,7 +181,11 @@ export function planProbes(
   if (hc === undefined) return { probes, health, unchecked };
   const before = new Map((w.previous?.addresses ?? []).map((a) => [a.ip, a.state]));
   const candidates = addresses
-    .map((a) => ({ ip: a.ip, spec: probeSpec(w.spec, a.ip), key: targetKey(w.ref, a.ip) }))
+    .map((a) => ({
+      ip: a.ip,
+      spec: probeSpec(w.spec, a.ip, w.refs ?? noRefs),
+      key: targetKey(w.ref, a.ip),
+    }))
     .filter((c) => c.spec !== undefined && w.judge(c.ip) === undefined);
   const running = candidates.filter((c) => w.health.has(c.key));
   const waiting = candidates.filter((c) => !w.health.has(c.key));
@@ -223,6 +243,7 @@ export function planBackend(w: BackendWorld): BackendPlan {
   const base = {
     drainUnmatched: drained.unmatched,
     leftOut: drained.candidates.length - addresses.length,
+    ...checkRefusal(w),
     names,
     resolutions: names.map((n) => w.resolutions.get(n) ?? pending(n)),
     probes,

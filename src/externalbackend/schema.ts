@@ -148,7 +148,7 @@ const servicePort = z.object({
     .optional(),
 });
 
-const kindList = probeKindNames.join(' and ');
+const kindList = `${probeKindNames.slice(0, -1).join(', ')} and ${probeKindNames.at(-1) ?? ''}`;
 
 const healthCheck = z
   .object({
@@ -323,7 +323,7 @@ const condition = z.object({
     .regex(
       /^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*\/)?(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])$/,
     )
-    .describe("The condition's type: Ready."),
+    .describe("The condition's type: Ready, or CertificateExpiringSoon."),
   status: z.enum(['True', 'False', 'Unknown']).describe('True, False or Unknown.'),
   observedGeneration: z
     .int()
@@ -340,7 +340,7 @@ const condition = z.object({
     .max(1024)
     .regex(/^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$/)
     .describe(
-      'Why, in CamelCase: Ready, NoReadyAddresses, FailingOpen, EndpointsConflict, WriteFailed, ...',
+      'Why, in CamelCase: AddressesReady, NoReadyAddresses, FailingOpen, EndpointsConflict, WriteFailed, ...; for CertificateExpiringSoon: CertificateExpiresSoon, CertificateExpired or CertificatesValid.',
     ),
   message: z.string().max(32768).describe('The reason in words, for people.'),
 });
@@ -381,6 +381,13 @@ export const externalBackendStatus = z
               `Drained (spec drain or the ${drainAnnotation} annotation): out of new connections, still checked.`,
             )
             .optional(),
+          certificateNotAfter: z
+            .string()
+            .meta({ format: 'date-time' })
+            .describe(
+              'When the certificate the TLS-speaking check last saw expires (its notAfter), verified or not.',
+            )
+            .optional(),
         }),
       )
       .describe('Each listed address and what the checks and the policy say of it.')
@@ -416,7 +423,9 @@ export const externalBackendStatus = z
       .optional(),
     conditions: z
       .array(condition)
-      .describe('The Ready condition (metav1.Condition).')
+      .describe(
+        'Ready, and CertificateExpiringSoon when a TLS-speaking check has seen certificates (metav1.Condition).',
+      )
       .optional()
       .meta({ 'x-kubernetes-list-type': 'map', 'x-kubernetes-list-map-keys': ['type'] }),
   })

@@ -4,6 +4,11 @@
 import { resolvedAtRefreshMs, type Resolution } from '../dns/resolution.ts';
 import type { AddressState, AddressView } from './desired.ts';
 import {
+  certificateCondition,
+  certificateConditionType,
+  certificateEvent,
+} from './certificates.ts';
+import {
   drainAnnotation,
   externalBackendStatus,
   maxAddresses,
@@ -32,6 +37,8 @@ export interface ReadyInput {
   readonly drainUnmatched?: readonly string[] | undefined;
   /** Resolved addresses left out: the backend has more than maxAddresses. */
   readonly leftOut?: number | undefined;
+  /** Why the health check cannot run (a Secret or ConfigMap it names cannot be read). */
+  readonly checkRefused?: string | undefined;
 }
 
 const listed = (
@@ -69,6 +76,7 @@ export function readyCondition(i: ReadyInput): {
     .map((x) => (x.length > 64 ? `${x.slice(0, 64)}…` : x))
     .join(', ');
   const extra = [
+    i.checkRefused !== undefined ? `health check cannot run: ${i.checkRefused}` : '',
     unhealthy ? `unhealthy: ${unhealthy}` : '',
     draining ? `draining: ${draining}` : '',
     denied ? `denied, not published: ${denied}` : '',
@@ -192,6 +200,18 @@ export interface StatusInput extends ReadyInput {
   readonly service?: string | undefined;
   readonly previous: ExternalBackendStatus | undefined;
   readonly now: Date;
+  /** A certificate expiring within this long makes CertificateExpiringSoon True (default 14 days). */
+  readonly certificateWarningMs?: number | undefined;
+}
+
+const defaultCertificateWarningMs = 14 * 86_400_000;
+
+function certificates(i: StatusInput) {
+  return certificateCondition(
+    i.views,
+    i.now.getTime(),
+    i.certificateWarningMs ?? defaultCertificateWarningMs,
+  );
 }
 
 export function buildStatus(i: StatusInput): ExternalBackendStatus {
@@ -206,6 +226,9 @@ export function buildStatus(i: StatusInput): ExternalBackendStatus {
       state: v.state,
       ...(v.dnsName !== undefined ? { dnsName: v.dnsName } : {}),
       ...(v.draining === true ? { draining: true } : {}),
+      ...(v.certificateNotAfter !== undefined
+        ? { certificateNotAfter: new Date(v.certificateNotAfter).toISOString() }
+        : {}),
       lastTransitionTime:
         same && prev.lastTransitionTime !== undefined
           ? prev.lastTransitionTime
@@ -214,6 +237,12 @@ export function buildStatus(i: StatusInput): ExternalBackendStatus {
     };
   });
   const ready = readyCondition(i);
+  const cert = certificates(i);
+  const withReady = setCondition(
+    i.previous?.conditions,
+    { type: 'Ready', observedGeneration: i.generation, ...ready },
+    i.now,
+  );
   return {
     observedGeneration: i.generation,
     ...(i.service !== undefined ? { service: i.service } : {}),
@@ -231,11 +260,15 @@ export function buildStatus(i: StatusInput): ExternalBackendStatus {
           ),
         }
       : {}),
-    conditions: setCondition(
-      i.previous?.conditions,
-      { type: 'Ready', observedGeneration: i.generation, ...ready },
-      i.now,
-    ),
+    // Without a certificate seen (no TLS check) the condition does not apply and is left out.
+    conditions:
+      cert === undefined
+        ? withReady.filter((c) => c.type !== certificateConditionType)
+        : setCondition(
+            withReady,
+            { type: certificateConditionType, observedGeneration: i.generation, ...cert },
+            i.now,
+          ),
   };
 }
 
@@ -475,6 +508,11 @@ export function planStatus(input: StatusInput): {
     else if (before !== undefined)
       events.push({ type: 'Normal', reason: 'Ready', message: ready.message });
   }
+  const certEvent = certificateEvent(
+    input.previous?.conditions?.find((c) => c.type === certificateConditionType),
+    certificates(input),
+  );
+  if (certEvent !== undefined) events.push(certEvent);
   const status = buildStatus(input);
   return { events, status: statusEqual(status, input.previous) ? undefined : status };
 }

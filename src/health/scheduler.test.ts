@@ -81,16 +81,18 @@ describe('ProbeScheduler', () => {
     expect(scheduler.keys()).toEqual([]);
   });
 
-  it("keeps the certificate expiry the last probe saw in the address's health", async () => {
+  it("keeps the certificate expiry the probes saw in the address's health, and reports a new one as a change", async () => {
     const notAfter = Date.UTC(2030, 0, 1);
     const script = [notAfter, notAfter + 1000, undefined];
     let n = 0;
     const seen: (number | undefined)[] = [];
+    const changes: boolean[] = [];
     scheduler = new ProbeScheduler({
       denyList: new DenyList([]),
       concurrency: 1,
-      onResult: (_t, h) => {
+      onResult: (_t, h, _r, changed) => {
         seen.push(h.certificateNotAfter);
+        changes.push(changed);
       },
       probe: () => {
         const cert = script[Math.min(n++, script.length - 1)];
@@ -111,7 +113,20 @@ describe('ProbeScheduler', () => {
       thresholds: { healthyThreshold: 1, unhealthyThreshold: 1 },
     });
     await until('three probes', () => seen.length >= 3);
-    expect(seen.slice(0, 3)).toEqual([notAfter, notAfter + 1000, undefined]);
+    // The third probe saw no certificate: the last one seen stays, and nothing changed.
+    expect(seen.slice(0, 3)).toEqual([notAfter, notAfter + 1000, notAfter + 1000]);
+    // The first turned Unknown into Healthy; the second saw another certificate.
+    expect(changes.slice(0, 3)).toEqual([true, true, false]);
+    // Redefined (another port), the target keeps its state but forgets the certificate.
+    scheduler.upsert({
+      key: 'k',
+      tenant: ['ns', 'xb'] as const,
+      spec: { kind: 'tls', ip: '192.0.2.1', port: 8443, tls: {} } as const,
+      intervalMs: 60_000,
+      timeoutMs: 10,
+      thresholds: { healthyThreshold: 1, unhealthyThreshold: 1 },
+    });
+    expect(scheduler.health('k')).toMatchObject({ state: 'Healthy' });
     expect(scheduler.health('k')).not.toHaveProperty('certificateNotAfter');
   });
 

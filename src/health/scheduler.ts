@@ -27,7 +27,10 @@ export interface SchedulerOptions {
   readonly denyList: Pick<DenyList, 'denies'>;
   /** Probes in flight at once across every target. */
   readonly concurrency: number;
-  /** Called after every probe, and with `changed` true when the state flipped. */
+  /**
+   * Called after every probe, and with `changed` true when the state flipped or the certificate
+   * the probes see is another one (its expiry is in status).
+   */
   readonly onResult: (
     target: Target,
     health: AddressHealth,
@@ -98,7 +101,19 @@ export class ProbeScheduler {
     const existing = this.targets.get(target.key);
     const definition = (t: Target): string => JSON.stringify({ ...t, initialState: undefined });
     if (existing !== undefined && definition(existing.target) === definition(target)) return;
-    const health = existing?.health ?? initialHealth(this.now(), target.initialState ?? 'Unknown');
+    // A redefined target keeps its state (no flap on an edit) but not the certificate: the new
+    // definition may not speak TLS, or may speak it to another server name.
+    const kept = existing?.health;
+    const health =
+      kept === undefined
+        ? initialHealth(this.now(), target.initialState ?? 'Unknown')
+        : {
+            state: kept.state,
+            successes: kept.successes,
+            failures: kept.failures,
+            since: kept.since,
+            message: kept.message,
+          };
     if (existing !== undefined) this.stopOne(existing);
     const run: Running = { target, health, timer: undefined, stopped: false };
     this.targets.set(target.key, run);
@@ -147,7 +162,7 @@ export class ProbeScheduler {
           const result = await this.probe(t.spec, t.timeoutMs, this.o.denyList);
           // Removed or redefined while the probe ran: its result belongs to nobody.
           if (isStopped(run)) return;
-          const before = run.health.state;
+          const before = run.health;
           run.health = observe(
             run.health,
             result.ok,
@@ -156,7 +171,13 @@ export class ProbeScheduler {
             result.message,
             result.certificateNotAfter,
           );
-          this.o.onResult(t, run.health, result, run.health.state !== before);
+          this.o.onResult(
+            t,
+            run.health,
+            result,
+            run.health.state !== before.state ||
+              run.health.certificateNotAfter !== before.certificateNotAfter,
+          );
         } finally {
           if (!isStopped(run)) this.schedule(run, t.intervalMs * (1 + (this.random() - 0.5) * 0.2));
         }

@@ -15,8 +15,10 @@ export interface AddressHealth {
   /** Last probe error, for status messages. */
   readonly message: string;
   /**
-   * The notAfter (ms since epoch) of the certificate the last probe saw; unset when it saw none
-   * (a kind without TLS, or a failure before the handshake).
+   * The notAfter (ms since epoch) of the certificate the probes saw last; unset until one saw a
+   * certificate. A probe that fails before the handshake keeps the last one: the server's
+   * certificate has not changed because a connection was refused, and dropping it would make the
+   * expiry (and status) flap with every failure.
    */
   readonly certificateNotAfter?: number;
 }
@@ -56,6 +58,10 @@ export function observe(
     failures,
     since: state === h.state ? h.since : now,
     message: ok ? '' : message,
-    ...(certificateNotAfter !== undefined ? { certificateNotAfter } : {}),
+    ...(certificateNotAfter !== undefined
+      ? { certificateNotAfter }
+      : h.certificateNotAfter !== undefined
+        ? { certificateNotAfter: h.certificateNotAfter }
+        : {}),
   };
 }

@@ -87,3 +87,12 @@ export interface CachedService {
  */
 export type CachedEndpoints = V1Endpoints;
 export type CachedEndpointSlice = V1EndpointSlice;
+
+/**
+ * A Secret or ConfigMap labelled for health checks: only its keys, as text (a Secret's values
+ * decoded from base64). Never logged; read only to build probes.
+ */
+export interface CachedProbeSource {
+  readonly metadata?: CachedObjectMeta;
+  readonly data: Readonly<Record<string, string>>;
+}

@@ -12,7 +12,7 @@ import {
   type V1Endpoints,
   type V1ObjectMeta,
 } from '@kubernetes/client-node';
-import type { CachedContainer, CachedPod, CachedService } from './cached.ts';
+import type { CachedContainer, CachedPod, CachedProbeSource, CachedService } from './cached.ts';
 import type { ResourceClient } from './informer.ts';
 import { drainAnnotation } from '../externalbackend/schema.ts';
 
@@ -257,6 +257,57 @@ export const customObjectClient = (
         : `/apis/${group}/${version}/namespaces/${ns}/${plural}`,
   };
 };
+
+/**
+ * Secrets or ConfigMaps, only those matching `labelSelector`: health checks may read only objects
+ * labelled for them (see probeRefLabel), and no other Secret ever enters memory.
+ */
+export const probeSourceClient = (
+  kc: KubeConfig,
+  resource: 'secrets' | 'configmaps',
+  labelSelector: string,
+): ResourceClient<unknown> => {
+  const core = kc.makeApiClient(CoreV1Api);
+  return {
+    watchQuery: { labelSelector },
+    list: async (namespace, limit, _continue) => {
+      const p = { limit, labelSelector, ...(_continue ? { _continue } : {}) };
+      if (resource === 'secrets')
+        return page(
+          namespace === undefined
+            ? await core.listSecretForAllNamespaces(p)
+            : await core.listNamespacedSecret({ namespace, ...p }),
+        );
+      return page(
+        namespace === undefined
+          ? await core.listConfigMapForAllNamespaces(p)
+          : await core.listNamespacedConfigMap({ namespace, ...p }),
+      );
+    },
+    watchPath: path(resource),
+  };
+};
+
+function stringValues(v: unknown, decode: (s: string) => string): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [k, x] of Object.entries(rec(v))) if (typeof x === 'string') out[k] = decode(x);
+  return out;
+}
+
+/** A Secret's keys, decoded; its type, annotations and the rest are dropped. */
+export function transformSecret(raw: unknown): CachedProbeSource {
+  const r = rec(raw);
+  return {
+    metadata: meta(r.metadata),
+    data: stringValues(r.data, (b64) => Buffer.from(b64, 'base64').toString('utf8')),
+  };
+}
+
+/** A ConfigMap's text keys (binaryData holds no PEM bundle or header value). */
+export function transformConfigMap(raw: unknown): CachedProbeSource {
+  const r = rec(raw);
+  return { metadata: meta(r.metadata), data: stringValues(r.data, (s) => s) };
+}
 
 export const podClient = (kc: KubeConfig): ResourceClient<unknown> =>
   coreClient(kc, 'pods', (core, namespace, p) =>

@@ -91,4 +91,36 @@ describe('followBackendNamespaces', () => {
     await tick();
     expect(svc.calls).toEqual([]);
   });
+
+  it('watches Secrets and ConfigMaps only where a health check names one, in every selector mode', async () => {
+    const check = (healthCheck: object) => ({
+      ports: [{ name: 'https', port: 443 }],
+      addresses: [{ ip: '192.0.2.1' }],
+      healthCheck,
+    });
+    const withCa = check({ tls: { port: 443, caBundle: { configMapName: 'ca', key: 'ca.crt' } } });
+    for (const selectorNamespaces of [undefined, ['sel']]) {
+      const backends = fakeBackends();
+      const refs = recorder();
+      followBackendNamespaces({
+        backends,
+        withBackends: [],
+        withPodSelectors: [],
+        withProbeRefs: [refs],
+        selectorNamespaces,
+        inBackendScope: (ns) => ns !== 'ignored',
+      });
+      // Never the whole cluster, and not the selector scope.
+      expect(refs.last()).toEqual([]);
+      backends.put('plain', 'db', check({ tcp: { port: 443 } }));
+      backends.put('team-a', 'db', withCa);
+      backends.put('ignored', 'db', withCa);
+      await tick();
+      expect(refs.last()).toEqual(['team-a']);
+      // Dropping the reference (an edit) stops the watch there.
+      backends.put('team-a', 'db', check({ tls: { port: 443 } }));
+      await tick();
+      expect(refs.last()).toEqual([]);
+    }
+  });
 });

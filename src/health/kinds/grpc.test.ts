@@ -281,7 +281,11 @@ describe('the grpc kind', () => {
     const caBundle = { secretName: 'api-ca', key: 'ca.crt' };
     expect(
       await probe(spec({ tls: true, caBundle }, tlsPort, '127.0.0.1', noRefs), 1000, open),
-    ).toMatchObject({ ok: false, message: 'caBundle: Secret api-ca has no key ca.crt' });
+    ).toMatchObject({
+      ok: false,
+      message:
+        'caBundle: Secret api-ca has no key ca.crt, or does not exist or lacks the label outrigger.dev/health-check: "true"',
+    });
     expect(spec({ tls: true, caBundle }, tlsPort, '127.0.0.1', refs).refused).toBe(
       'caBundle: Secret api-ca key ca.crt holds no PEM certificate',
     );

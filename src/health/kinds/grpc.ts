@@ -20,7 +20,14 @@ import { z } from 'zod';
 import { matching, portRef } from '../../externalbackend/fields.ts';
 import { handshake, type Handshake } from './handshake.ts';
 import type { ProbeBase, ProbeKind, ProbeOutcome } from './kind.ts';
-import { tlsFields, tlsRules, tlsSettings, withRules, type TlsSettings } from './options.ts';
+import {
+  tlsFields,
+  tlsRefs,
+  tlsRules,
+  tlsSettings,
+  withRules,
+  type TlsSettings,
+} from './options.ts';
 
 const check = withRules(
   z.object({
@@ -248,5 +255,6 @@ export const grpc: ProbeKind<'grpc', typeof check, GrpcProbe> = {
     const t = tlsSettings(c, refs);
     return 'refused' in t ? { ...base, tls: {}, refused: t.refused } : { ...base, tls: t.tls };
   },
+  refs: (c) => (c.tls ? tlsRefs(c) : []),
   run,
 };

@@ -260,10 +260,13 @@ describe('the http kind', () => {
   it('refuses to run, and says why, when a Secret key it names is missing or unusable', async () => {
     seen.length = 0;
     const noKey = spec({ headers: [tokenHeader] }, httpPort, '127.0.0.1', noRefs);
-    expect(noKey.refused).toBe('headers[0] (X-Token): Secret api has no key token');
+    expect(noKey.refused).toBe(
+      'headers[0] (X-Token): Secret api has no key token, or does not exist or lacks the label outrigger.dev/health-check: "true"',
+    );
     expect(await probe(noKey, 1000, open)).toMatchObject({
       ok: false,
-      message: 'headers[0] (X-Token): Secret api has no key token',
+      message:
+        'headers[0] (X-Token): Secret api has no key token, or does not exist or lacks the label outrigger.dev/health-check: "true"',
     });
     const bad = spec(
       { headers: [{ name: 'X-Bad', valueFrom: { secretKeyRef: { name: 'api', key: 'bad' } } }] },
@@ -274,7 +277,9 @@ describe('the http kind', () => {
     );
     expect(bad.refused).not.toContain('two');
     const noCa = spec(verified, httpsPort, '127.0.0.1', noRefs);
-    expect(noCa.refused).toBe('caBundle: Secret web-ca has no key ca.crt');
+    expect(noCa.refused).toBe(
+      'caBundle: Secret web-ca has no key ca.crt, or does not exist or lacks the label outrigger.dev/health-check: "true"',
+    );
     expect(await probe(noCa, 1000, open)).toMatchObject({ ok: false });
     expect(seen).toEqual([]);
   });

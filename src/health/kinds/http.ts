@@ -8,9 +8,11 @@ import { cel, matching, portRef } from '../../externalbackend/fields.ts';
 import { handshake } from './handshake.ts';
 import type { ProbeBase, ProbeKind, ProbeOutcome } from './kind.ts';
 import {
+  headerRefs,
   headersField,
   probeHeaders,
   tlsFields,
+  tlsRefs,
   tlsRules,
   tlsSettings,
   withRules,
@@ -237,5 +239,6 @@ export const http: ProbeKind<'http', typeof check, HttpProbe> = {
       ? { ...base, headers: h.headers, tls: {}, refused: t.refused }
       : { ...base, headers: h.headers, tls: t.tls };
   },
+  refs: (c) => [...headerRefs(c.headers ?? []), ...(c.scheme === 'HTTPS' ? tlsRefs(c) : [])],
   run,
 };

@@ -1,6 +1,6 @@
 import { describe, expect, it } from '@jest/globals';
 import { externalBackendSpec } from '../../externalbackend/schema.ts';
-import { probeFor, probeKindNames } from './index.ts';
+import { probeFor, probeKindNames, probeRefsOf } from './index.ts';
 
 const ports = { pg: 5432, web: 8080 } as Record<string, number>;
 const resolve = (p: number | string): number | undefined => (typeof p === 'number' ? p : ports[p]);
@@ -70,7 +70,42 @@ describe('the probe kinds', () => {
     // Without refs (the default reads nothing) the probe fails saying why; it never runs unverified.
     expect(probeFor(check, '192.0.2.1', resolve)).toMatchObject({
       kind: 'tls',
-      refused: 'caBundle: ConfigMap ca has no key ca.crt',
+      refused:
+        'caBundle: ConfigMap ca has no key ca.crt, or does not exist or lacks the label outrigger.dev/health-check: "true"',
     });
+  });
+});
+
+describe('probeRefsOf', () => {
+  it('lists the keys a check names, by kind, and none for checks that name none', () => {
+    expect(probeRefsOf({ tcp: { port: 80 } })).toEqual([]);
+    expect(
+      probeRefsOf({
+        http: {
+          port: 443,
+          path: '/',
+          scheme: 'HTTPS',
+          method: 'GET',
+          expectedStatuses: ['200'],
+          headers: [
+            { name: 'X-Plain', value: 'v' },
+            { name: 'X-Token', valueFrom: { secretKeyRef: { name: 'api', key: 'token' } } },
+          ],
+          caBundle: { configMapName: 'ca', key: 'ca.crt' },
+        },
+      }),
+    ).toEqual([
+      { kind: 'Secret', name: 'api', key: 'token' },
+      { kind: 'ConfigMap', name: 'ca', key: 'ca.crt' },
+    ]);
+    // caBundle only counts where TLS is spoken (admission refuses it elsewhere anyway).
+    expect(
+      probeRefsOf({
+        grpc: { port: 50051, tls: false, caBundle: { secretName: 'ca', key: 'ca.crt' } },
+      }),
+    ).toEqual([]);
+    expect(
+      probeRefsOf({ tls: { port: 443, caBundle: { secretName: 'ca', key: 'ca.crt' } } }),
+    ).toEqual([{ kind: 'Secret', name: 'ca', key: 'ca.crt' }]);
   });
 });

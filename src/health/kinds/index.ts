@@ -7,12 +7,12 @@ import { isIP } from 'node:net';
 import type { z } from 'zod';
 import { grpc } from './grpc.ts';
 import { http } from './http.ts';
-import { noRefs, type ProbeOutcome, type ProbeRefs } from './kind.ts';
+import { noRefs, type ProbeOutcome, type ProbeRef, type ProbeRefs } from './kind.ts';
 import { tcp } from './tcp.ts';
 import { tls } from './tls.ts';
 
 export type { ProbeOutcome, ProbeRef, ProbeRefs } from './kind.ts';
-export { noRefs } from './kind.ts';
+export { noRefs, probeRefLabel } from './kind.ts';
 
 export const probeKinds = [tcp, http, tls, grpc] as const;
 
@@ -80,4 +80,17 @@ export function probeFor(
     );
   }
   return undefined;
+}
+
+/** The Secret and ConfigMap keys a backend's health check names (none without a check). */
+export function probeRefsOf(healthCheck: {
+  readonly [K in ProbeKindName]?: z.output<CheckFields[K]>;
+}): readonly ProbeRef[] {
+  for (const k of probeKinds) {
+    const check = healthCheck[k.name];
+    if (check === undefined) continue;
+    // As in probeFor: each kind's refs() is checked against its own field in its module.
+    return (k.refs as (c: typeof check) => readonly ProbeRef[])(check);
+  }
+  return [];
 }

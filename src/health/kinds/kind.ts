@@ -26,12 +26,22 @@ export interface ProbeRef {
 }
 
 /**
+ * The label a Secret or ConfigMap must carry (value "true") for a check to read it. outrigger
+ * caches only objects with this label, and only in namespaces whose backends name one: whoever
+ * labels the object says it may be used by health checks, so a user who may write an
+ * ExternalBackend but not read a Secret cannot have outrigger send that Secret anywhere.
+ */
+export const probeRefLabel = 'outrigger.dev/health-check';
+
+/**
  * Reads what checks name in Secrets and ConfigMaps (a CA bundle, a header value). The controller
  * implements it from its caches; spec() only reads through it, so building a probe stays pure.
  */
 export interface ProbeRefs {
   /** The key's value as text, or undefined when the object or the key does not exist. */
   read(ref: ProbeRef): string | undefined;
+  /** Why no object of this kind can be read at all (its cache cannot list), if that is so. */
+  unavailable?(ref: ProbeRef): string | undefined;
 }
 
 /** Refs that read nothing: a check that names a Secret or ConfigMap gets a refused probe. */
@@ -65,6 +75,8 @@ export interface ProbeKind<
    * cannot resolve becomes `refused`.
    */
   readonly spec: (check: z.output<Check>, ip: string, port: number, refs: ProbeRefs) => Spec;
+  /** The Secret and ConfigMap keys the check names, so that their changes redo the probe. */
+  readonly refs: (check: z.output<Check>) => readonly ProbeRef[];
   /**
    * Runs one probe (never a refused one) and resolves with what it found. May throw
    * synchronously on input the socket layer refuses (the caller turns that into a failure); must

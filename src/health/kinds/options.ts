@@ -4,7 +4,7 @@
 import { isIP } from 'node:net';
 import { z } from 'zod';
 import { cel, type Rule } from '../../externalbackend/fields.ts';
-import type { ProbeRef, ProbeRefs } from './kind.ts';
+import { probeRefLabel, type ProbeRef, type ProbeRefs } from './kind.ts';
 import { Sensitive } from './sensitive.ts';
 
 /**
@@ -168,22 +168,44 @@ function read(refs: ProbeRefs, ref: ProbeRef): string | undefined {
 
 const describeRef = (r: ProbeRef): string => `${r.kind} ${r.name}`;
 
+function caRef(c: TlsFields): ProbeRef | undefined {
+  if (c.caBundle === undefined) return undefined;
+  const { secretName, configMapName, key } = c.caBundle;
+  return secretName !== undefined
+    ? { kind: 'Secret', name: secretName, key }
+    : { kind: 'ConfigMap', name: configMapName ?? '', key };
+}
+
+/** The Secret or ConfigMap key a check's caBundle names, if any. */
+export function tlsRefs(c: TlsFields): ProbeRef[] {
+  const ref = caRef(c);
+  return ref === undefined ? [] : [ref];
+}
+
+/** Why a key cannot be read: it is missing, or the object is not labelled for health checks. */
+function unreadable(refs: ProbeRefs, ref: ProbeRef): string {
+  let why: string | undefined;
+  try {
+    why = refs.unavailable?.(ref);
+  } catch {
+    why = undefined;
+  }
+  if (why !== undefined) return `${describeRef(ref)} cannot be read: ${why}`;
+  return `${describeRef(ref)} has no key ${ref.key}, or does not exist or lacks the label ${probeRefLabel}: "true"`;
+}
+
 /** The TLS settings of a check, or why they cannot be had. */
 export function tlsSettings(
   c: TlsFields,
   refs: ProbeRefs,
 ): { readonly tls: TlsSettings } | { readonly refused: string } {
   const serverName = c.serverName !== undefined ? { serverName: c.serverName } : {};
-  if (c.caBundle === undefined) return { tls: serverName };
-  const { secretName, configMapName, key } = c.caBundle;
-  const ref: ProbeRef =
-    secretName !== undefined
-      ? { kind: 'Secret', name: secretName, key }
-      : { kind: 'ConfigMap', name: configMapName ?? '', key };
+  const ref = caRef(c);
+  if (ref === undefined) return { tls: serverName };
   const ca = read(refs, ref);
-  if (ca === undefined) return { refused: `caBundle: ${describeRef(ref)} has no key ${key}` };
+  if (ca === undefined) return { refused: `caBundle: ${unreadable(refs, ref)}` };
   if (!ca.includes('-----BEGIN CERTIFICATE-----'))
-    return { refused: `caBundle: ${describeRef(ref)} key ${key} holds no PEM certificate` };
+    return { refused: `caBundle: ${describeRef(ref)} key ${ref.key} holds no PEM certificate` };
   return { tls: { ...serverName, ca } };
 }
 
@@ -293,6 +315,14 @@ export interface ProbeHeader {
   readonly value: Sensitive;
 }
 
+/** The Secret keys a check's headers name. */
+export function headerRefs(hs: HeaderFields): ProbeRef[] {
+  return hs.flatMap((h) => {
+    const from = h.valueFrom?.secretKeyRef;
+    return from === undefined ? [] : [{ kind: 'Secret' as const, name: from.name, key: from.key }];
+  });
+}
+
 /** The headers of a check with their Secret values read, or why they cannot be had. */
 export function probeHeaders(
   hs: HeaderFields,
@@ -309,8 +339,7 @@ export function probeHeaders(
     if (from === undefined) return { refused: `${where}: has no value` };
     const ref: ProbeRef = { kind: 'Secret', name: from.name, key: from.key };
     const raw = read(refs, ref);
-    if (raw === undefined)
-      return { refused: `${where}: ${describeRef(ref)} has no key ${from.key}` };
+    if (raw === undefined) return { refused: `${where}: ${unreadable(refs, ref)}` };
     // A Secret made from a file usually ends with a line break, which is no part of the value.
     const value = raw.replace(/\r?\n$/, '');
     if (value.length > maxHeaderValueLength || !headerValuePattern.test(value))

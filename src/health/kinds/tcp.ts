@@ -18,6 +18,7 @@ export const tcp: ProbeKind<'tcp', typeof check, TcpProbe> = {
   name: 'tcp',
   check,
   spec: (_check, ip, port) => ({ kind: 'tcp', ip, port }),
+  refs: () => [],
   run: (spec, timeoutMs) =>
     new Promise((resolve) => {
       const socket = connect({ host: spec.ip, port: spec.port, timeout: timeoutMs });

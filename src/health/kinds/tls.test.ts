@@ -171,10 +171,13 @@ describe('the tls kind', () => {
   it('refuses to run, and says why, when the CA bundle cannot be read', async () => {
     sni.length = 0;
     const missing = spec(caFromSecret, goodPort, '127.0.0.1', noRefs);
-    expect(missing.refused).toBe('caBundle: Secret db-ca has no key ca.crt');
+    expect(missing.refused).toBe(
+      'caBundle: Secret db-ca has no key ca.crt, or does not exist or lacks the label outrigger.dev/health-check: "true"',
+    );
     expect(await probe(missing, 1000, open)).toMatchObject({
       ok: false,
-      message: 'caBundle: Secret db-ca has no key ca.crt',
+      message:
+        'caBundle: Secret db-ca has no key ca.crt, or does not exist or lacks the label outrigger.dev/health-check: "true"',
     });
     const notPem = spec(
       { caBundle: { configMapName: 'x', key: 'ca.crt' } },
@@ -194,7 +197,7 @@ describe('the tls kind', () => {
       },
     };
     expect(spec(caFromSecret, goodPort, '127.0.0.1', throwing).refused).toBe(
-      'caBundle: Secret db-ca has no key ca.crt',
+      'caBundle: Secret db-ca has no key ca.crt, or does not exist or lacks the label outrigger.dev/health-check: "true"',
     );
   });
 

@@ -4,7 +4,14 @@ import { z } from 'zod';
 import { portRef } from '../../externalbackend/fields.ts';
 import { closeGently, handshake } from './handshake.ts';
 import type { ProbeBase, ProbeKind, ProbeOutcome } from './kind.ts';
-import { tlsFields, tlsRules, tlsSettings, withRules, type TlsSettings } from './options.ts';
+import {
+  tlsFields,
+  tlsRefs,
+  tlsRules,
+  tlsSettings,
+  withRules,
+  type TlsSettings,
+} from './options.ts';
 
 const check = withRules(
   z.object({
@@ -68,5 +75,6 @@ export const tls: ProbeKind<'tls', typeof check, TlsProbe> = {
       ? { kind: 'tls', ip, port, tls: {}, refused: t.refused }
       : { kind: 'tls', ip, port, tls: t.tls };
   },
+  refs: tlsRefs,
   run,
 };
