@@ -79,6 +79,59 @@ describe('Informer', () => {
     }
   }, 60_000);
 
+  it("keeps each namespace's failure to itself: one refused namespace says nothing of another", async () => {
+    const core = kc.makeApiClient(CoreV1Api);
+    const a = await createTestNamespace(kc, 'fail-a');
+    const b = await createTestNamespace(kc, 'fail-b');
+    await createRunningPod(core, a, 'in-a', { ip: '10.244.4.1', ready: true });
+    const proxy = await startApiProxy(cluster);
+    const pkc = new KubeConfig();
+    pkc.loadFromFile(proxy.kubeconfigPath);
+    const unrefuse = proxy.fault(allOf(isList('pods'), inNamespace(b)), {
+      kind: 'status',
+      code: 403,
+    });
+    // a's list is held until b has been refused, as a slow list would be.
+    const release = proxy.fault(allOf(isList('pods'), inNamespace(a)), { kind: 'hang' });
+    const informer = new Informer<CachedPod>({
+      name: 'pods',
+      kubeConfig: pkc,
+      client: podClient(pkc),
+      transform: transformPod,
+      namespaces: [a, b],
+      log: createLogger('error'),
+    });
+    const stop = new AbortController();
+    const running = informer.run(stop.signal);
+    try {
+      await waitFor('b refused', () =>
+        Promise.resolve(informer.failure(b) !== undefined ? true : undefined),
+      );
+      expect(informer.failure(b)?.code).toBe(403);
+      expect(informer.failure(a)).toBeUndefined();
+      expect(informer.hasSyncedNamespace(a)).toBe(false);
+      release();
+      await waitFor('a synced', () =>
+        Promise.resolve(informer.hasSyncedNamespace(a) ? true : undefined),
+      );
+      expect(informer.get(a, 'in-a')).toBeDefined();
+      expect(informer.failure(a)).toBeUndefined();
+      expect(informer.failure(b)?.code).toBe(403);
+      unrefuse();
+      // b lists once it is allowed to (after its backoff), and its failure is gone.
+      await waitFor(
+        'b synced',
+        () => Promise.resolve(informer.hasSyncedNamespace(b) ? true : undefined),
+        15_000,
+      );
+      expect(informer.failure(b)).toBeUndefined();
+    } finally {
+      stop.abort();
+      await running;
+      await proxy.close();
+    }
+  }, 60_000);
+
   it('lists in pages, follows changes, hands handlers old and new objects, and survives stalls', async () => {
     const core = kc.makeApiClient(CoreV1Api);
     const ns = await createTestNamespace(kc, 'informer');

@@ -225,6 +225,28 @@ suite('health checks that speak gRPC and TLS, against real servers', () => {
     expect((await status(ns, 'tls')).addresses?.[0]?.message).toMatch(
       /^health check failing: TLS: the certificate is not signed by caBundle/,
     );
+    // A tenant's bundle is bounded: a value too large is not even kept, and a bundle with a
+    // block that is no certificate is refused naming the block; the check says why it cannot run.
+    const cannotRun = async (value: string, why: string): Promise<void> => {
+      await core.patchNamespacedConfigMap({
+        namespace: ns,
+        name: 'db-ca',
+        body: [{ op: 'replace', path: '/data/ca.crt', value }],
+      });
+      const message = await waitFor(why, async () => {
+        const ready = (await status(ns, 'tls')).conditions?.find((c) => c.type === 'Ready');
+        return ready?.message.includes(why) === true ? ready.message : undefined;
+      });
+      expect(message).toContain(`health check cannot run: caBundle: ConfigMap db-ca ${why}`);
+    };
+    await cannotRun(
+      ca.certPem.repeat(Math.ceil((300 * 1024) / ca.certPem.length)),
+      'cannot be read: key ca.crt is larger than 256 KiB, more than any check reads',
+    );
+    await cannotRun(
+      `${ca.certPem}-----BEGIN CERTIFICATE-----\nMIIB\n`,
+      'key ca.crt block 2 is not a complete PEM block',
+    );
   }, 120_000);
 
   it('HTTPS sends a header from a labelled Secret, and its value reaches no status, Event or log', async () => {

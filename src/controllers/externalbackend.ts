@@ -2,7 +2,12 @@
 // pods and probe health from caches; plans every change with the pure planBackend; applies the
 // plan in one place; writes status from the outcome.
 import type { V1EndpointSlice, V1Endpoints, V1Service } from '@kubernetes/client-node';
-import type { CachedPod, CachedProbeSource, CachedService } from '../kube/cached.ts';
+import {
+  maxProbeSourceValueBytes,
+  type CachedPod,
+  type CachedProbeSource,
+  type CachedService,
+} from '../kube/cached.ts';
 import { probeRefsOf, type ProbeRef, type ProbeRefs } from '../health/kinds/index.ts';
 import { Controller, errorMessage } from '../controller/runner.ts';
 import {
@@ -46,7 +51,7 @@ import { labelSelectorMatches } from '../endpoints/selector.ts';
 import type { BackendWriter } from '../kube/backendwriter.ts';
 import { isAlreadyExists, isConflict } from '../kube/backendwriter.ts';
 import type { EventRecorder } from '../kube/events.ts';
-import { objectKey, splitKey, type Informer } from '../kube/informer.ts';
+import { isPermanent, objectKey, splitKey, type Informer } from '../kube/informer.ts';
 import type { CachedExternalBackend, CachedNamespace, CachedPolicy } from '../kube/resources.ts';
 import { backendPorts, loadPolicy, policyJudge, type LoadedPolicy } from '../policy/evaluate.ts';
 import { policyKind, policyName } from '../policy/schema.ts';
@@ -432,12 +437,12 @@ export class ExternalBackendController {
     spec: ExternalBackendSpec,
     refs: readonly ProbeRef[],
   ): boolean {
-    // A Secret or ConfigMap cache that cannot list (no RBAC) does not hold the backend back:
-    // its checks fail saying why instead (see refsOf).
+    // A Secret or ConfigMap cache refused for good in this namespace (no RBAC) does not hold the
+    // backend back: its checks fail saying why instead (see refsOf). A passing failure waits.
     const refsCovered = (inf: Informer<CachedProbeSource>, k: ProbeRef['kind']): boolean =>
       !refs.some((r) => r.kind === k) ||
       inf.hasSyncedNamespace(namespace) ||
-      inf.failure() !== undefined;
+      isPermanent(inf.failure(namespace));
     return (
       this.o.services.hasSyncedNamespace(namespace) &&
       this.o.endpoints.hasSyncedNamespace(namespace) &&
@@ -455,9 +460,11 @@ export class ExternalBackendController {
       read: (r) => cache(r).get(namespace, r.name)?.data[r.key],
       unavailable: (r) => {
         const inf = cache(r);
+        if (inf.get(namespace, r.name)?.oversized?.includes(r.key) === true)
+          return `key ${r.key} is larger than ${String(maxProbeSourceValueBytes / 1024)} KiB, more than any check reads`;
         if (inf.hasSyncedNamespace(namespace)) return undefined;
-        const f = inf.failure();
-        return f === undefined ? undefined : `${r.kind}s cannot be listed: ${f.message}`;
+        const f = inf.failure(namespace);
+        return isPermanent(f) ? `${r.kind}s cannot be listed: ${f?.message ?? ''}` : undefined;
       },
     };
   }

@@ -65,4 +65,16 @@ describe('address health', () => {
       certificateNotAfter: 1_800_000_000_000,
     });
   });
+
+  it('ignores a notAfter that status could not show: not a number, or outside years 0000-9999', () => {
+    const seen = observe(initialHealth(0), true, t, 1, '', 1_900_000_000_000);
+    for (const bad of [Number.NaN, Number.POSITIVE_INFINITY, 8.64e15, -8.64e15])
+      expect(observe(seen, true, t, 2, '', bad).certificateNotAfter).toBe(1_900_000_000_000);
+    expect(observe(initialHealth(0), true, t, 1, '', Number.NaN)).not.toHaveProperty(
+      'certificateNotAfter',
+    );
+    const y9999 = Date.parse('9999-12-31T23:59:59Z');
+    expect(observe(seen, true, t, 2, '', y9999).certificateNotAfter).toBe(y9999);
+    expect(new Date(y9999).toISOString()).toBe('9999-12-31T23:59:59.000Z');
+  });
 });

@@ -1,3 +1,5 @@
+import { isCertificateTime } from './kinds/kind.ts';
+
 /**
  * Per-address health with rise/fall thresholds. An address starts Unknown and counts as ready until
  * probed, so that an operator restart never empties a Service while the first probes run. Its first
@@ -58,7 +60,7 @@ export function observe(
     failures,
     since: state === h.state ? h.since : now,
     message: ok ? '' : message,
-    ...(certificateNotAfter !== undefined
+    ...(isCertificateTime(certificateNotAfter)
       ? { certificateNotAfter }
       : h.certificateNotAfter !== undefined
         ? { certificateNotAfter: h.certificateNotAfter }

@@ -95,4 +95,13 @@ export type CachedEndpointSlice = V1EndpointSlice;
 export interface CachedProbeSource {
   readonly metadata?: CachedObjectMeta;
   readonly data: Readonly<Record<string, string>>;
+  /** Keys whose values were too large to keep (see maxProbeSourceValueBytes). */
+  readonly oversized?: readonly string[];
 }
+
+/**
+ * The largest value kept from a labelled Secret or ConfigMap: what the largest CA bundle a check
+ * accepts needs (header values are far shorter). A tenant labels what it likes; this bounds what
+ * each key of it costs the operator.
+ */
+export const maxProbeSourceValueBytes = 256 * 1024;

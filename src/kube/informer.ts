@@ -127,6 +127,8 @@ export class Informer<T extends CachedObject> {
   private readonly handlers: EventHandlers<T>[] = [];
   private readonly syncedScopes = new Set<string>();
   private lastFailure: ListFailure | undefined;
+  /** Why each scope's last list or watch failed, until it lists again. */
+  private readonly scopeFailures = new Map<string, ListFailure>();
   /** The scopes wanted, and the list+watch loop of each one running. */
   private wanted: ReadonlySet<string>;
   private readonly running = new Map<string, { stop: AbortController; done: Promise<void> }>();
@@ -163,6 +165,7 @@ export class Informer<T extends CachedObject> {
       r.stop.abort();
       this.running.delete(scope);
       this.syncedScopes.delete(scope);
+      this.scopeFailures.delete(scope);
       if (scope === cluster) this.byNamespace.clear();
       else this.byNamespace.delete(scope);
     }
@@ -188,9 +191,13 @@ export class Informer<T extends CachedObject> {
     this.handlers.push(h);
   }
 
-  /** Why the last list or watch failed, until a list succeeds again. */
-  failure(): ListFailure | undefined {
-    return this.lastFailure;
+  /**
+   * Why the last list or watch failed, until a list succeeds again; with a namespace, only the
+   * failures of the scope that holds it (one namespace's 403 says nothing about another's).
+   */
+  failure(namespace?: string): ListFailure | undefined {
+    if (namespace === undefined) return this.lastFailure;
+    return this.scopeFailures.get(namespace) ?? this.scopeFailures.get(cluster);
   }
 
   hasSynced(): boolean {
@@ -271,6 +278,7 @@ export class Informer<T extends CachedObject> {
           if (isAborted(signal)) return;
           this.syncedScopes.add(scope);
           this.lastFailure = undefined;
+          this.scopeFailures.delete(scope);
         }
         const started = Date.now();
         const { resourceVersion, events } = await this.watch(namespace, rv, signal).catch(
@@ -285,6 +293,7 @@ export class Informer<T extends CachedObject> {
         if (!quick) {
           backoffMs = 800;
           this.lastFailure = undefined;
+          this.scopeFailures.delete(scope);
           continue;
         }
         throw new Error('the watch ended at once with no events');
@@ -301,6 +310,7 @@ export class Informer<T extends CachedObject> {
           ...(typeof status === 'number' ? { code: status } : {}),
           message: err instanceof Error ? err.message : String(err),
         };
+        this.scopeFailures.set(scope, this.lastFailure);
         const wait = backoffMs * (0.5 + Math.random());
         this.opts.log.warn(
           {

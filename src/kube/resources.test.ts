@@ -1,5 +1,12 @@
 import { describe, expect, it } from '@jest/globals';
-import { transformEndpoints, transformPod, transformService } from './resources.ts';
+import { maxProbeSourceValueBytes } from './cached.ts';
+import {
+  transformConfigMap,
+  transformEndpoints,
+  transformPod,
+  transformSecret,
+  transformService,
+} from './resources.ts';
 
 const managedFields = [{ manager: 'kubelet', operation: 'Update', time: '2026-01-01T00:00:00Z' }];
 
@@ -134,5 +141,31 @@ describe('informer transforms', () => {
       ownerReferences: [{ uid: 'x' }],
     });
     expect(ep.subsets).toEqual(raw.subsets);
+  });
+
+  it('keeps the text keys of labelled Secrets and ConfigMaps, and only names a value too large', () => {
+    const big = 'x'.repeat(maxProbeSourceValueBytes + 1);
+    const metadata = { name: 's', namespace: 'ns', managedFields, annotations: { a: 'b' } };
+    const secret = transformSecret({
+      metadata,
+      type: 'Opaque',
+      data: {
+        token: Buffer.from('t0k\n').toString('base64'),
+        big: Buffer.from(big).toString('base64'),
+      },
+    });
+    expect(secret).toEqual({
+      metadata: { name: 's', namespace: 'ns' },
+      data: { token: 't0k\n' },
+      oversized: ['big'],
+    });
+    const cm = transformConfigMap({
+      metadata,
+      data: { 'ca.crt': 'pem', big },
+      binaryData: { b: 'AAAA' },
+    });
+    expect(cm.data).toEqual({ 'ca.crt': 'pem' });
+    expect(cm.oversized).toEqual(['big']);
+    expect(transformConfigMap({ metadata, data: { k: 'v' } })).not.toHaveProperty('oversized');
   });
 });

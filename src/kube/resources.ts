@@ -12,7 +12,13 @@ import {
   type V1Endpoints,
   type V1ObjectMeta,
 } from '@kubernetes/client-node';
-import type { CachedContainer, CachedPod, CachedProbeSource, CachedService } from './cached.ts';
+import {
+  maxProbeSourceValueBytes,
+  type CachedContainer,
+  type CachedPod,
+  type CachedProbeSource,
+  type CachedService,
+} from './cached.ts';
 import type { ResourceClient } from './informer.ts';
 import { drainAnnotation } from '../externalbackend/schema.ts';
 
@@ -288,25 +294,44 @@ export const probeSourceClient = (
   };
 };
 
-function stringValues(v: unknown, decode: (s: string) => string): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const [k, x] of Object.entries(rec(v))) if (typeof x === 'string') out[k] = decode(x);
-  return out;
+/** The text values of a Secret's or ConfigMap's keys; a value too large to keep is only named. */
+function probeSource(
+  metadata: unknown,
+  v: unknown,
+  size: (s: string) => number,
+  decode: (s: string) => string,
+): CachedProbeSource {
+  const data: Record<string, string> = {};
+  const oversized: string[] = [];
+  for (const [k, x] of Object.entries(rec(v))) {
+    if (typeof x !== 'string') continue;
+    // Measured before decoding: a value that will not be kept is never copied.
+    if (size(x) > maxProbeSourceValueBytes) oversized.push(k);
+    else data[k] = decode(x);
+  }
+  return { metadata: meta(metadata), data, ...(oversized.length > 0 ? { oversized } : {}) };
 }
 
 /** A Secret's keys, decoded; its type, annotations and the rest are dropped. */
 export function transformSecret(raw: unknown): CachedProbeSource {
   const r = rec(raw);
-  return {
-    metadata: meta(r.metadata),
-    data: stringValues(r.data, (b64) => Buffer.from(b64, 'base64').toString('utf8')),
-  };
+  return probeSource(
+    r.metadata,
+    r.data,
+    (b64) => Math.floor((b64.length * 3) / 4),
+    (b64) => Buffer.from(b64, 'base64').toString('utf8'),
+  );
 }
 
 /** A ConfigMap's text keys (binaryData holds no PEM bundle or header value). */
 export function transformConfigMap(raw: unknown): CachedProbeSource {
   const r = rec(raw);
-  return { metadata: meta(r.metadata), data: stringValues(r.data, (s) => s) };
+  return probeSource(
+    r.metadata,
+    r.data,
+    (s) => Buffer.byteLength(s),
+    (s) => s,
+  );
 }
 
 export const podClient = (kc: KubeConfig): ResourceClient<unknown> =>

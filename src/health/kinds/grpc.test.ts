@@ -224,6 +224,11 @@ describe('the grpc kind', () => {
     const refused = await probe(spec({}, closedPort), 2000, open);
     expect(refused.ok).toBe(false);
     expect(refused.message).toMatch(/^gRPC UNAVAILABLE: .*ECONNREFUSED/);
+    // The same failure reads the same each time (no timestamp, no empty note), so that status
+    // is not rewritten by every probe.
+    expect(refused.message).not.toMatch(/\d{4}-\d\d-\d\dT|Resolution note:\s*$/);
+    const again = await probe(spec({}, closedPort), 2000, open);
+    expect(again.message).toBe(refused.message);
   });
 
   it("ignores the environment's proxy settings and goes to the address itself", async () => {

@@ -86,6 +86,10 @@ function tidy(s: string): string {
     return c < 0x20 || c === 0x7f ? ' ' : ch;
   })
     .join('')
+    // grpc-js stamps connection errors with the time and may end with an empty note: the same
+    // failure must read the same at every probe, or every probe would rewrite status.
+    .replace(/ ?\(\d{4}-\d\d-\d\dT[\d:.]+Z\)/g, '')
+    .replace(/\s*Resolution note:\s*$/, '')
     .trim();
   return line.length > 200 ? `${line.slice(0, 200)}…` : line;
 }

@@ -9,6 +9,7 @@
 import { X509Certificate } from 'node:crypto';
 import type { Socket } from 'node:net';
 import { checkServerIdentity, connect, type TLSSocket } from 'node:tls';
+import { isCertificateTime } from './kind.ts';
 import type { TlsSettings } from './options.ts';
 
 export interface Handshake {
@@ -22,12 +23,13 @@ function leafNotAfter(socket: TLSSocket): number | undefined {
   const cert = socket.getPeerCertificate();
   // An empty object when the server presented none.
   if (!Buffer.isBuffer(cert.raw)) return undefined;
+  let t: number;
   try {
-    return new X509Certificate(cert.raw).validToDate.getTime();
+    t = new X509Certificate(cert.raw).validToDate.getTime();
   } catch {
-    const t = Date.parse(cert.valid_to);
-    return Number.isNaN(t) ? undefined : t;
+    t = Date.parse(cert.valid_to);
   }
+  return isCertificateTime(t) ? t : undefined;
 }
 
 function verifyFailure(code: string, name: string, notAfter: number | undefined): string {
@@ -81,7 +83,7 @@ export function handshake(
     // An empty name sends no SNI, which an IP may not be sent as (RFC 6066).
     servername: tls.serverName ?? '',
     rejectUnauthorized: false,
-    ...(tls.ca !== undefined ? { ca: tls.ca } : {}),
+    ...(tls.ca !== undefined ? { secureContext: tls.ca.context() } : {}),
     // Node would check against `host`, which is unset when a socket is handed in.
     checkServerIdentity: (_host, cert) => checkServerIdentity(name, cert),
     ...(alpn !== undefined ? { ALPNProtocols: [...alpn] } : {}),

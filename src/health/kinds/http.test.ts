@@ -14,7 +14,7 @@ import { inspect } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { DenyList } from '../../net/denylist.ts';
 import { probe, type ProbeResult } from '../probe.ts';
-import { http } from './http.ts';
+import { http, maxInterimResponses } from './http.ts';
 import { noRefs, type ProbeRefs } from './kind.ts';
 import {
   establishedTo,
@@ -40,6 +40,7 @@ let httpsPort = 0;
 let expiredPort = 0;
 let stallPort = 0;
 let closedPort = 0;
+let interimPort = 0;
 
 interface Seen {
   readonly method: string;
@@ -92,6 +93,17 @@ beforeAll(async () => {
     createTcpServer((socket) => {
       socket.on('error', () => undefined);
       socket.resume();
+    }),
+  );
+  // Sends 100 Continue without end and never a final response.
+  interimPort = await listen(
+    createTcpServer((socket) => {
+      socket.on('error', () => undefined);
+      socket.resume();
+      const t = setInterval(() => socket.write('HTTP/1.1 100 Continue\r\n\r\n'), 1);
+      socket.once('close', () => {
+        clearInterval(t);
+      });
     }),
   );
   const tmp = createTcpServer();
@@ -255,6 +267,15 @@ describe('the http kind', () => {
       expect(r).toMatchObject({ ok: false, message: 'no response within 300 ms' });
       expect(r.seconds).toBeLessThan(1);
     }
+  });
+
+  it('gives up on a server that sends interim (1xx) responses without end', async () => {
+    const r = await probe(spec({}, interimPort), 5000, open);
+    expect(r).toMatchObject({
+      ok: false,
+      message: `more than ${String(maxInterimResponses)} interim (1xx) responses`,
+    });
+    expect(r.seconds).toBeLessThan(1);
   });
 
   it('refuses to run, and says why, when a Secret key it names is missing or unusable', async () => {

@@ -93,6 +93,12 @@ export interface HttpProbe extends ProbeBase<'http'> {
 /** At most this much of a response body is read; the rest is discarded unread. */
 export const maxBodyBytes = 64 * 1024;
 
+/**
+ * Interim (1xx) responses allowed before the final one: each brings a fresh header allowance,
+ * so a server sending them without end would otherwise be read until the timeout.
+ */
+export const maxInterimResponses = 8;
+
 /** Whether `status` falls in one of the "200" / "200-399" ranges. */
 export function statusExpected(status: number, ranges: readonly string[]): boolean {
   return ranges.some((r) => {
@@ -183,6 +189,12 @@ function run(spec: HttpProbe, timeoutMs: number): Promise<ProbeOutcome> {
         );
         req.once('error', (e: NodeJS.ErrnoException) => {
           finish(e.code ?? e.message);
+        });
+        let interim = 0;
+        req.on('information', () => {
+          interim++;
+          if (interim > maxInterimResponses)
+            finish(`more than ${maxInterimResponses} interim (1xx) responses`);
         });
         req.end();
       } catch (e) {

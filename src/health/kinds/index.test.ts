@@ -1,6 +1,8 @@
 import { describe, expect, it } from '@jest/globals';
 import { externalBackendSpec } from '../../externalbackend/schema.ts';
+import { readCaBundle } from './cabundle.ts';
 import { probeFor, probeKindNames, probeRefsOf } from './index.ts';
+import { makeCa } from './kinds.test-helpers.ts';
 
 const ports = { pg: 5432, web: 8080 } as Record<string, number>;
 const resolve = (p: number | string): number | undefined => (typeof p === 'number' ? p : ports[p]);
@@ -56,17 +58,17 @@ describe('the probe kinds', () => {
     expect(probeFor({ tcp: { port: 'nope' } }, '192.0.2.1', resolve)).toBeUndefined();
   });
 
-  it('read what a check names through refs, and refuse the probe when it is missing', () => {
+  it('read what a check names through refs, and refuse the probe when it is missing', async () => {
     const check = {
       tls: { port: 'web', caBundle: { configMapName: 'ca', key: 'ca.crt' } },
     } as const;
-    const pem = '-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n';
+    const pem = (await makeCa()).certPem;
     expect(
       probeFor(check, '192.0.2.1', resolve, {
         read: (r) =>
           r.kind === 'ConfigMap' && r.name === 'ca' && r.key === 'ca.crt' ? pem : undefined,
       }),
-    ).toEqual({ kind: 'tls', ip: '192.0.2.1', port: 8080, tls: { ca: pem } });
+    ).toEqual({ kind: 'tls', ip: '192.0.2.1', port: 8080, tls: { ca: readCaBundle(pem) } });
     // Without refs (the default reads nothing) the probe fails saying why; it never runs unverified.
     expect(probeFor(check, '192.0.2.1', resolve)).toMatchObject({
       kind: 'tls',

@@ -40,7 +40,10 @@ export const probeRefLabel = 'outrigger.dev/health-check';
 export interface ProbeRefs {
   /** The key's value as text, or undefined when the object or the key does not exist. */
   read(ref: ProbeRef): string | undefined;
-  /** Why no object of this kind can be read at all (its cache cannot list), if that is so. */
+  /**
+   * Why the key cannot be read although it may exist (its value is too large to keep, or no
+   * object of its kind can be listed), if that is so.
+   */
   unavailable?(ref: ProbeRef): string | undefined;
 }
 
@@ -56,6 +59,18 @@ export interface ProbeOutcome {
    * handshake got that far, verified or not, passed or failed.
    */
   readonly certificateNotAfter?: number;
+}
+
+// The instants an RFC 3339 date-time (status, the CRD's format) can carry: years 0000 to 9999.
+const earliest = Date.parse('0000-01-01T00:00:00.000Z');
+const latest = Date.parse('9999-12-31T23:59:59.999Z');
+
+/**
+ * Whether a certificate's notAfter (ms) is a time status can show. A certificate with a malformed
+ * time still completes an unverified handshake, and its parsed date is then NaN.
+ */
+export function isCertificateTime(t: number | undefined): t is number {
+  return t !== undefined && Number.isFinite(t) && t >= earliest && t <= latest;
 }
 
 /** The schema of a kind's field: described (it lands in the CRD), and with a `port`. */

@@ -4,6 +4,7 @@
 import { isIP } from 'node:net';
 import { z } from 'zod';
 import { cel, type Rule } from '../../externalbackend/fields.ts';
+import { CaBundle, readCaBundle } from './cabundle.ts';
 import { probeRefLabel, type ProbeRef, type ProbeRefs } from './kind.ts';
 import { Sensitive } from './sensitive.ts';
 
@@ -152,8 +153,8 @@ export function withRules<S extends z.ZodObject>(
 export interface TlsSettings {
   /** SNI and the name verified; absent: no SNI, and the IP is verified. */
   readonly serverName?: string;
-  /** The PEM CA bundle to verify against; absent: the certificate is not verified. */
-  readonly ca?: string;
+  /** The CA bundle to verify against; absent: the certificate is not verified. */
+  readonly ca?: CaBundle;
 }
 
 /** Reads one reference; a refs implementation that throws reads nothing (spec() never throws). */
@@ -202,10 +203,11 @@ export function tlsSettings(
   const serverName = c.serverName !== undefined ? { serverName: c.serverName } : {};
   const ref = caRef(c);
   if (ref === undefined) return { tls: serverName };
-  const ca = read(refs, ref);
-  if (ca === undefined) return { refused: `caBundle: ${unreadable(refs, ref)}` };
-  if (!ca.includes('-----BEGIN CERTIFICATE-----'))
-    return { refused: `caBundle: ${describeRef(ref)} key ${ref.key} holds no PEM certificate` };
+  const pem = read(refs, ref);
+  if (pem === undefined) return { refused: `caBundle: ${unreadable(refs, ref)}` };
+  const ca = readCaBundle(pem);
+  if (!(ca instanceof CaBundle))
+    return { refused: `caBundle: ${describeRef(ref)} key ${ref.key} ${ca.refused}` };
   return { tls: { ...serverName, ca } };
 }
 
