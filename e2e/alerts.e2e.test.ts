@@ -3,7 +3,7 @@
 // alert for a backend whose servers all died fires, then resolves when they return, and every
 // query of the dashboard returns data.
 import { spawnSync } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as delay } from 'node:timers/promises';
@@ -17,6 +17,7 @@ import {
   type Server,
 } from './harness/netns.ts';
 import { startOperator, type OperatorProcess } from './harness/operator.ts';
+import { makeCa, makeLeaf } from './harness/pki.ts';
 import { freePort } from './harness/ports.ts';
 import { ProcessGroup, tail, type ManagedProcess } from './harness/processes.ts';
 import { panels, renderDashboard } from './scripts/dashboard.ts';
@@ -24,6 +25,7 @@ import { createExternalBackend, fastTcpBackend, teardown, waitFor } from './help
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const rulesFile = join(root, 'charts/outrigger/rules/outrigger.rules.yaml');
+const probeServers = join(root, 'e2e/fixtures/probe-servers.ts');
 
 describe('the alert rules (promtool)', () => {
   it('check clean and pass their unit tests (e2e/rules/outrigger.rules.test.yaml)', () => {
@@ -70,6 +72,20 @@ beforeAll(async () => {
   const dir = cluster.dir ?? '/tmp';
   net = createBackendNetwork(dir, 2);
   for (const ip of net.ipv4) servers.push(await net.serve(ip, 7000, 'tcp'));
+  // A TLS server (port 7443) with a test-made certificate, for the certificate-expiry panel.
+  const [tlsIp = ''] = net.ipv4;
+  const certDir = join(dir, 'tls-server');
+  mkdirSync(certDir, { recursive: true });
+  const leaf = await makeLeaf(await makeCa(), { ips: [tlsIp] });
+  writeFileSync(join(certDir, 'server.crt'), leaf.certPem);
+  writeFileSync(join(certDir, 'server.key'), leaf.keyPem, { mode: 0o600 });
+  writeFileSync(join(certDir, 'token'), 'unused');
+  const tlsServer = net.run('probe-servers', process.execPath, [probeServers, tlsIp, certDir]);
+  await waitFor(
+    'the TLS server listening',
+    () => Promise.resolve(readFileSync(tlsServer.logPath, 'utf8').includes('ready') || undefined),
+    30_000,
+  );
   // As the chart runs it: with leader election (the leader metric exists only then).
   operator = await startOperator(
     cluster.kubeconfigPath,
@@ -190,6 +206,23 @@ suite('on a real Prometheus scraping outrigger', () => {
   }, 180_000);
 
   it('every dashboard query returns data', async () => {
+    const [tlsIp = ''] = net.ipv4;
+    await createExternalBackend(cluster.kubeConfig(), 'default', 'certified', {
+      ports: [{ name: 'tls', port: 7443 }],
+      addresses: [{ ip: tlsIp }],
+      healthCheck: { tls: { port: 'tls' }, intervalSeconds: 1, timeoutSeconds: 1 },
+    });
+    await waitFor(
+      'Prometheus to see the certificate',
+      async () =>
+        (
+          await query(
+            'outrigger_backend_certificate_expiration_timestamp_seconds{name="certified"}',
+          )
+        ).length === 1 || undefined,
+      60_000,
+      500,
+    );
     // rate() over 5m needs two samples; the scrape interval is 1 s.
     await delay(3000);
     const empty: string[] = [];

@@ -36,6 +36,16 @@ export const panels: readonly PanelSpec[] = [
     ],
   },
   {
+    title: 'Time until the soonest certificate expires, per backend',
+    unit: 's',
+    queries: [
+      {
+        expr: 'min by (namespace, name) (outrigger_backend_certificate_expiration_timestamp_seconds) - time()',
+        legend: '{{namespace}}/{{name}}',
+      },
+    ],
+  },
+  {
     title: 'Health checks per second by result',
     unit: 'ops',
     queries: [{ expr: 'sum by (result) (rate(outrigger_probe_total[5m]))', legend: '{{result}}' }],
