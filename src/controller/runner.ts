@@ -26,6 +26,9 @@ export class Controller {
   constructor(opts: ControllerOptions) {
     this.opts = opts;
     const queue: WorkQueue = new WorkQueue({
+      // Turns by namespace: a namespace with thousands of objects changing at once cannot make
+      // another's one change wait behind all of them (keys are "namespace/name").
+      ownerOf: (key) => key.slice(0, Math.max(0, key.indexOf('/'))),
       metrics: opts.metrics.queue(opts.name, () => queue.inFlightSince()),
       onHandlerError: (key, err) => {
         opts.log.error({ key, err: String(err) }, 'reconcile handler threw');

@@ -142,6 +142,75 @@ describe('WorkQueue', () => {
   });
 });
 
+describe('WorkQueue with owners', () => {
+  const namespaceOf = (k: string): string => k.slice(0, k.indexOf('/'));
+
+  it('takes turns across owners, first come first served within each', async () => {
+    const q = new WorkQueue({ ownerOf: namespaceOf });
+    for (let i = 0; i < 5; i++) q.add(`flood/b${String(i)}`);
+    q.add('quiet/only');
+    q.add('other/x');
+    q.add('other/y');
+    expect(q.len()).toBe(8);
+    const seen: string[] = [];
+    const running = q.run(1, async (k) => {
+      seen.push(k);
+      await Promise.resolve();
+    });
+    await delay(20);
+    q.shutDown();
+    await running;
+    expect(seen).toEqual([
+      'flood/b0',
+      'quiet/only',
+      'other/x',
+      'flood/b1',
+      'other/y',
+      'flood/b2',
+      'flood/b3',
+      'flood/b4',
+    ]);
+  });
+
+  it("serves a newcomer's key next, however many keys another owner has waiting", async () => {
+    const q = new WorkQueue({ ownerOf: namespaceOf });
+    for (let i = 0; i < 1000; i++) q.add(`flood/b${String(i)}`);
+    const seen: string[] = [];
+    const running = q.run(2, async (k) => {
+      seen.push(k);
+      if (seen.length === 3) q.add('quiet/only');
+      await delay(0);
+    });
+    await delay(20);
+    const at = seen.indexOf('quiet/only');
+    q.shutDown();
+    await running;
+    // Two workers: at most the two keys in flight and one more turn of the flood come first.
+    expect(at).toBeGreaterThan(2);
+    expect(at).toBeLessThanOrEqual(5);
+  });
+
+  it('keeps the guarantees: once per waiting key, a key re-run after it finished goes to the back of its owner', async () => {
+    const q = new WorkQueue({ ownerOf: namespaceOf });
+    const seen: string[] = [];
+    const running = q.run(1, async (k) => {
+      seen.push(k);
+      if (k === 'a/1' && seen.length === 1) q.add('a/1');
+      await Promise.resolve();
+    });
+    q.add('a/1');
+    q.add('a/1');
+    q.add('a/2');
+    q.add('b/1');
+    await delay(20);
+    q.shutDown();
+    await running;
+    // a/1 was running, not waiting, when a/2 and b/1 came: a's turn came first with a/2.
+    expect(seen).toEqual(['a/1', 'a/2', 'b/1', 'a/1']);
+    expect(q.len()).toBe(0);
+  });
+});
+
 describe('rate limiters', () => {
   it('backs off exponentially per key from 5 ms, capped at 1000 s, and forgets', () => {
     const r = new ExponentialBackoff();

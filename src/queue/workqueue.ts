@@ -19,6 +19,12 @@ const noMetrics: QueueMetrics = {
 };
 
 export interface WorkQueueOptions {
+  /**
+   * Whose a key is (e.g. its namespace). Waiting keys are handed out in turns across owners,
+   * first come first served within one, so that one owner with many keys queued cannot make
+   * another's wait behind all of them. Default: one owner, plain first come first served.
+   */
+  readonly ownerOf?: (key: string) => string;
   readonly rateLimiter?: RateLimiter;
   readonly metrics?: QueueMetrics;
   readonly now?: () => number;
@@ -26,15 +32,43 @@ export interface WorkQueueOptions {
   readonly onHandlerError?: (key: string, err: unknown) => void;
 }
 
+/** A first-in first-out queue with O(1) push and shift (Array.prototype.shift is O(n)). */
+class Fifo<T> {
+  private items: T[] = [];
+  private head = 0;
+
+  get length(): number {
+    return this.items.length - this.head;
+  }
+
+  push(item: T): void {
+    this.items.push(item);
+  }
+
+  shift(): T | undefined {
+    if (this.head >= this.items.length) return undefined;
+    const item = this.items[this.head++];
+    if (this.head > 1024 && this.head * 2 > this.items.length) {
+      this.items = this.items.slice(this.head);
+      this.head = 0;
+    }
+    return item;
+  }
+}
+
 /**
  * A keyed work queue with client-go's guarantees: a key waiting to be processed is queued once no
  * matter how often it is added; a key is never handed to two workers at once (an add while it is
  * being processed is remembered and runs after); delayed and rate-limited adds; per-key backoff.
- * Bounded concurrency comes from p-queue; this class decides which key may run next.
+ * Unlike client-go's, it can take turns across owners (see ownerOf). Bounded concurrency comes
+ * from p-queue; this class decides which key may run next.
  */
 export class WorkQueue {
-  private readonly queue: string[] = [];
-  private head = 0;
+  /** Each owner's waiting keys, and the owners with keys waiting, in the order of their turns. */
+  private readonly byOwner = new Map<string, Fifo<string>>();
+  private turns = new Fifo<string>();
+  private waitingKeys = 0;
+  private readonly ownerOf: (key: string) => string;
   private readonly dirty = new Set<string>();
   private readonly processing = new Map<string, number>();
   private readonly addedAt = new Map<string, number>();
@@ -48,6 +82,7 @@ export class WorkQueue {
   private handler: ((key: string) => Promise<void>) | undefined;
 
   constructor(opts: WorkQueueOptions = {}) {
+    this.ownerOf = opts.ownerOf ?? (() => '');
     this.rateLimiter = opts.rateLimiter ?? defaultControllerRateLimiter();
     this.metrics = opts.metrics ?? noMetrics;
     this.now = opts.now ?? Date.now;
@@ -60,7 +95,7 @@ export class WorkQueue {
 
   /** Keys waiting to be processed (not counting delayed ones or those being processed). */
   len(): number {
-    return this.queue.length - this.head;
+    return this.waitingKeys;
   }
 
   /** Start times (ms) of the keys being processed now, for the unfinished-work metrics. */
@@ -74,7 +109,7 @@ export class WorkQueue {
     this.dirty.add(key);
     this.addedAt.set(key, this.now());
     if (this.processing.has(key)) return;
-    this.queue.push(key);
+    this.push(key);
     this.metrics.depth(this.len());
     this.pump();
   }
@@ -137,8 +172,9 @@ export class WorkQueue {
     this.shuttingDown = true;
     for (const { timer } of this.waiting.values()) clearTimeout(timer);
     this.waiting.clear();
-    this.queue.length = 0;
-    this.head = 0;
+    this.byOwner.clear();
+    this.turns = new Fifo();
+    this.waitingKeys = 0;
     this.dirty.clear();
     this.metrics.depth(0);
     this.checkStopped();
@@ -148,13 +184,28 @@ export class WorkQueue {
     if (this.shuttingDown && this.processing.size === 0) this.onStopped?.();
   }
 
-  private pop(): string | undefined {
-    if (this.head >= this.queue.length) return undefined;
-    const key = this.queue[this.head++];
-    if (this.head > 1024 && this.head * 2 > this.queue.length) {
-      this.queue.splice(0, this.head);
-      this.head = 0;
+  private push(key: string): void {
+    const owner = this.ownerOf(key);
+    let keys = this.byOwner.get(owner);
+    if (keys === undefined) {
+      keys = new Fifo();
+      this.byOwner.set(owner, keys);
+      this.turns.push(owner);
     }
+    keys.push(key);
+    this.waitingKeys++;
+  }
+
+  /** The next key of the owner whose turn it is; the owner goes to the back if it has more. */
+  private pop(): string | undefined {
+    const owner = this.turns.shift();
+    if (owner === undefined) return undefined;
+    const keys = this.byOwner.get(owner);
+    const key = keys?.shift();
+    if (keys === undefined || key === undefined) return undefined;
+    if (keys.length > 0) this.turns.push(owner);
+    else this.byOwner.delete(owner);
+    this.waitingKeys--;
     return key;
   }
 
@@ -191,7 +242,7 @@ export class WorkQueue {
     this.metrics.workDuration((this.now() - started) / 1000);
     this.processing.delete(key);
     if (this.dirty.has(key)) {
-      this.queue.push(key);
+      this.push(key);
       this.metrics.depth(this.len());
     }
     this.checkStopped();
