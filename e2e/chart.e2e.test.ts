@@ -29,6 +29,7 @@ import { apiVersion, group, plural, version } from '../src/externalbackend/schem
 import { ensureHelm } from './harness/binaries.ts';
 import { startCluster, type Cluster } from './harness/controlplane.ts';
 import { startOperator, type OperatorProcess } from './harness/operator.ts';
+import { makeCa } from './harness/pki.ts';
 import {
   createRunningPod,
   createTestNamespace,
@@ -537,7 +538,8 @@ local('the Helm chart', () => {
           namespace: ns,
           body: {
             metadata: { name: 'probe-ca', labels: label },
-            data: { 'ca.crt': '-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n' },
+            // A real certificate: a bundle of anything else is refused, and the check says so.
+            data: { 'ca.crt': (await makeCa()).certPem },
           },
         });
         await step('the check reads the labelled Secret and ConfigMap as they appear', async () => {
