@@ -110,6 +110,12 @@ describe('Informer', () => {
       expect(informer.failure(b)?.code).toBe(403);
       expect(informer.failure(a)).toBeUndefined();
       expect(informer.hasSyncedNamespace(a)).toBe(false);
+      // A failing scope keeps the time it began failing through its retries.
+      const since = informer.failure(b)?.since;
+      const lists = () => proxy.requests.filter(allOf(isList('pods'), inNamespace(b))).length;
+      const tried = lists();
+      await waitFor('b retried', () => Promise.resolve(lists() > tried ? true : undefined), 10_000);
+      expect(informer.failure(b)?.since).toBe(since);
       release();
       await waitFor('a synced', () =>
         Promise.resolve(informer.hasSyncedNamespace(a) ? true : undefined),

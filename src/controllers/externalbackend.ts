@@ -8,7 +8,7 @@ import {
   type CachedProbeSource,
   type CachedService,
 } from '../kube/cached.ts';
-import { probeRefsOf, type ProbeRef, type ProbeRefs } from '../health/kinds/index.ts';
+import { ParsedRefs, probeRefsOf, type ProbeRef, type ProbeRefs } from '../health/kinds/index.ts';
 import { Controller, errorMessage } from '../controller/runner.ts';
 import {
   denyListJudge,
@@ -51,7 +51,13 @@ import { labelSelectorMatches } from '../endpoints/selector.ts';
 import type { BackendWriter } from '../kube/backendwriter.ts';
 import { isAlreadyExists, isConflict } from '../kube/backendwriter.ts';
 import type { EventRecorder } from '../kube/events.ts';
-import { isPermanent, objectKey, splitKey, type Informer } from '../kube/informer.ts';
+import {
+  isPermanent,
+  objectKey,
+  splitKey,
+  type Informer,
+  type ListFailure,
+} from '../kube/informer.ts';
 import type { CachedExternalBackend, CachedNamespace, CachedPolicy } from '../kube/resources.ts';
 import { backendPorts, loadPolicy, policyJudge, type LoadedPolicy } from '../policy/evaluate.ts';
 import { policyKind, policyName } from '../policy/schema.ts';
@@ -133,6 +139,9 @@ const maxTimerMs = 2 ** 31 - 1;
 /** How soon a backend whose namespace's caches are still filling looks again. */
 const cacheWaitMs = 100;
 
+/** How long a failing Secret or ConfigMap list may hold a backend back (see listFailure). */
+const cacheFailureGraceMs = 30_000;
+
 /** An apply outrigger made: the resourceVersion the cache showed then, and what was written. */
 interface AppliedMemo {
   readonly before: string;
@@ -165,6 +174,8 @@ export class ExternalBackendController {
    * version, ours is the truth (no duplicate Events or writes from a lagging cache).
    */
   private readonly written = new Map<string, { before: string; status: ExternalBackendStatus }>();
+  /** What checks made of the labelled Secrets and ConfigMaps they name, per cached version. */
+  private readonly parsedRefs = new ParsedRefs();
   /**
    * Per backend key, per object it owns ("<kind>/<name>"): outrigger's last apply of it, while
    * the cache may not have seen it yet (see known()).
@@ -437,12 +448,12 @@ export class ExternalBackendController {
     spec: ExternalBackendSpec,
     refs: readonly ProbeRef[],
   ): boolean {
-    // A Secret or ConfigMap cache refused for good in this namespace (no RBAC) does not hold the
-    // backend back: its checks fail saying why instead (see refsOf). A passing failure waits.
+    // A Secret or ConfigMap cache that cannot list in this namespace does not hold the backend
+    // back for long: its checks fail saying why instead (see refsOf).
     const refsCovered = (inf: Informer<CachedProbeSource>, k: ProbeRef['kind']): boolean =>
       !refs.some((r) => r.kind === k) ||
       inf.hasSyncedNamespace(namespace) ||
-      isPermanent(inf.failure(namespace));
+      this.listFailure(inf, namespace) !== undefined;
     return (
       this.o.services.hasSyncedNamespace(namespace) &&
       this.o.endpoints.hasSyncedNamespace(namespace) &&
@@ -452,19 +463,40 @@ export class ExternalBackendController {
     );
   }
 
+  /**
+   * Why a namespace's Secrets or ConfigMaps cannot be listed, once that stands in for the cache:
+   * at once when the API server refuses for good (no RBAC), after cacheFailureGraceMs of any
+   * other failure (one Secret the API server cannot decrypt fails the whole list until removed).
+   */
+  private listFailure(
+    inf: Informer<CachedProbeSource>,
+    namespace: string,
+  ): ListFailure | undefined {
+    const f = inf.failure(namespace);
+    if (f === undefined) return undefined;
+    return isPermanent(f) || this.now().getTime() - f.since >= cacheFailureGraceMs ? f : undefined;
+  }
+
   /** What the backend's checks read, from the labelled Secrets and ConfigMaps of its namespace. */
   private refsOf(namespace: string): ProbeRefs {
     const cache = (r: ProbeRef): Informer<CachedProbeSource> =>
       r.kind === 'Secret' ? this.o.secrets : this.o.configMaps;
     return {
       read: (r) => cache(r).get(namespace, r.name)?.data[r.key],
+      parsed: (r, parse) => {
+        const source = cache(r).get(namespace, r.name);
+        const value = source?.data[r.key];
+        return source === undefined || value === undefined
+          ? undefined
+          : this.parsedRefs.get(source, r.key, value, parse);
+      },
       unavailable: (r) => {
         const inf = cache(r);
         if (inf.get(namespace, r.name)?.oversized?.includes(r.key) === true)
           return `key ${r.key} is larger than ${String(maxProbeSourceValueBytes / 1024)} KiB, more than any check reads`;
         if (inf.hasSyncedNamespace(namespace)) return undefined;
-        const f = inf.failure(namespace);
-        return isPermanent(f) ? `${r.kind}s cannot be listed: ${f?.message ?? ''}` : undefined;
+        const f = this.listFailure(inf, namespace);
+        return f === undefined ? undefined : `${r.kind}s cannot be listed: ${f.message}`;
       },
     };
   }

@@ -77,6 +77,8 @@ export interface ListFailure {
   /** The HTTP status, when the API server answered (403 Forbidden, 404 Not Found, ...). */
   readonly code?: number;
   readonly message: string;
+  /** When (ms since epoch) the scope began failing, through every retry since. */
+  readonly since: number;
 }
 
 /** Whether a list failure means "this will not work until someone changes RBAC or the cluster". */
@@ -288,6 +290,7 @@ export class Informer<T extends CachedObject> {
             throw err;
           },
         );
+        if (isAborted(signal)) return;
         const quick = events === 0 && Date.now() - started < 1000 && resourceVersion === rv;
         rv = resourceVersion;
         if (!quick) {
@@ -309,6 +312,7 @@ export class Informer<T extends CachedObject> {
         this.lastFailure = {
           ...(typeof status === 'number' ? { code: status } : {}),
           message: err instanceof Error ? err.message : String(err),
+          since: this.scopeFailures.get(scope)?.since ?? Date.now(),
         };
         this.scopeFailures.set(scope, this.lastFailure);
         const wait = backoffMs * (0.5 + Math.random());

@@ -167,5 +167,10 @@ describe('informer transforms', () => {
     expect(cm.data).toEqual({ 'ca.crt': 'pem' });
     expect(cm.oversized).toEqual(['big']);
     expect(transformConfigMap({ metadata, data: { k: 'v' } })).not.toHaveProperty('oversized');
+    // Exactly at the limit is kept, whatever the base64 padding.
+    for (const n of [0, 1, 2].map((d) => maxProbeSourceValueBytes - d)) {
+      const value = Buffer.from('y'.repeat(n)).toString('base64');
+      expect(transformSecret({ metadata, data: { v: value } })).not.toHaveProperty('oversized');
+    }
   });
 });

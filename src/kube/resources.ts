@@ -318,7 +318,9 @@ export function transformSecret(raw: unknown): CachedProbeSource {
   return probeSource(
     r.metadata,
     r.data,
-    (b64) => Math.floor((b64.length * 3) / 4),
+    // The decoded length: three bytes per four characters, less the padding.
+    (b64) =>
+      Math.floor((b64.length * 3) / 4) - (b64.endsWith('==') ? 2 : b64.endsWith('=') ? 1 : 0),
     (b64) => Buffer.from(b64, 'base64').toString('utf8'),
   );
 }

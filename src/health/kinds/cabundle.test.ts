@@ -4,6 +4,7 @@ import { inspect } from 'node:util';
 import { beforeAll, describe, expect, it } from '@jest/globals';
 import { CaBundle, maxCaBundleBytes, readCaBundle } from './cabundle.ts';
 import { makeCa, refsOf, type Ca } from './kinds.test-helpers.ts';
+import { ParsedRefs } from './kind.ts';
 import { tlsSettings } from './options.ts';
 
 let ca: Ca;
@@ -37,6 +38,11 @@ describe('a CA bundle', () => {
       'block 2 is not a complete PEM block',
     );
     expect(refused('just text')).toBe('holds no PEM certificate');
+    // A label is the tenant's text: quoted short.
+    const long = 'A'.repeat(5000);
+    expect(refused(`-----BEGIN ${long}-----\nAAAA\n-----END ${long}-----\n`)).toBe(
+      `block 1 is a ${'A'.repeat(32)}…, not a CERTIFICATE`,
+    );
   });
 
   it(`is refused above ${String(maxCaBundleBytes / 1024)} KiB, before anything is parsed`, () => {
@@ -44,13 +50,41 @@ describe('a CA bundle', () => {
     expect(refused(many)).toBe(`is larger than ${String(maxCaBundleBytes / 1024)} KiB`);
   });
 
-  it('is parsed once: the same text gives the same bundle and the same TLS context', () => {
+  it('is parsed once per version of the object that holds it, and only then', () => {
+    const memo = new ParsedRefs();
+    let parses = 0;
+    const parse = (pem: string): ReturnType<typeof readCaBundle> => {
+      parses++;
+      return readCaBundle(pem);
+    };
     const pem = `${ca.certPem}${other.certPem}`;
-    const a = readCaBundle(pem);
-    const b = readCaBundle(`${ca.certPem}${other.certPem}`);
-    expect(a).toBeInstanceOf(CaBundle);
+    const v1 = Object.freeze({ data: { 'ca.crt': pem } });
+    const a = memo.get(v1, 'ca.crt', pem, parse);
+    const b = memo.get(v1, 'ca.crt', pem, parse);
     expect(b).toBe(a);
     expect((a as CaBundle).context()).toBe((b as CaBundle).context());
+    expect(parses).toBe(1);
+    // The Secret changed: a new cached object, parsed again.
+    const v2 = Object.freeze({ data: { 'ca.crt': pem } });
+    expect(memo.get(v2, 'ca.crt', pem, parse)).not.toBe(a);
+    expect(parses).toBe(2);
+  });
+
+  it('costs one parse per object even when every bundle has the same length', () => {
+    // Long strings of one length hash alike: a memo keyed by the text would compare them all.
+    const memo = new ParsedRefs();
+    let parses = 0;
+    const parse = (pem: string): ReturnType<typeof readCaBundle> => {
+      parses++;
+      return readCaBundle(pem);
+    };
+    const objects = Array.from({ length: 64 }, (_, i) => {
+      const pem = `${ca.certPem}# ${String(i).padStart(4, '0')}\n`.repeat(100);
+      return { object: Object.freeze({}), pem };
+    });
+    for (let address = 0; address < 50; address++)
+      for (const { object, pem } of objects) memo.get(object, 'ca.crt', pem, parse);
+    expect(parses).toBe(64);
   });
 
   it('turns into its digest, not its certificates, as JSON and when printed', () => {

@@ -12,7 +12,7 @@ import { tcp } from './tcp.ts';
 import { tls } from './tls.ts';
 
 export type { ProbeOutcome, ProbeRef, ProbeRefs } from './kind.ts';
-export { noRefs, probeRefLabel } from './kind.ts';
+export { noRefs, ParsedRefs, probeRefLabel } from './kind.ts';
 
 export const probeKinds = [tcp, http, tls, grpc] as const;
 

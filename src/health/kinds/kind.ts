@@ -45,6 +45,38 @@ export interface ProbeRefs {
    * object of its kind can be listed), if that is so.
    */
   unavailable?(ref: ProbeRef): string | undefined;
+  /**
+   * The key's value through `parse`, remembered while the object is unchanged: a CA bundle of
+   * 256 KiB is then parsed once per version of its Secret, not at every address of every
+   * reconcile. Without it, parse(read(ref)).
+   */
+  parsed?<T>(ref: ProbeRef, parse: (value: string) => T): T | undefined;
+}
+
+/**
+ * Remembers what a parser made of a key of a cached object, for as long as that object is the
+ * cached version: cached objects are frozen and replaced on every change, so the object itself
+ * is the key (never the value's text, whose hash a tenant could make collide).
+ */
+export class ParsedRefs {
+  readonly #byObject = new WeakMap<object, Map<(value: string) => unknown, Map<string, unknown>>>();
+
+  get<T>(object: object, key: string, value: string, parse: (value: string) => T): T {
+    let byParser = this.#byObject.get(object);
+    if (byParser === undefined) {
+      byParser = new Map();
+      this.#byObject.set(object, byParser);
+    }
+    let byKey = byParser.get(parse);
+    if (byKey === undefined) {
+      byKey = new Map();
+      byParser.set(parse, byKey);
+    }
+    if (byKey.has(key)) return byKey.get(key) as T;
+    const out = parse(value);
+    byKey.set(key, out);
+    return out;
+  }
 }
 
 /** Refs that read nothing: a check that names a Secret or ConfigMap gets a refused probe. */

@@ -157,6 +157,17 @@ export interface TlsSettings {
   readonly ca?: CaBundle;
 }
 
+/** Reads one reference through `parse`, remembered by refs when they can (see ProbeRefs.parsed). */
+function readParsed<T>(refs: ProbeRefs, ref: ProbeRef, parse: (value: string) => T): T | undefined {
+  try {
+    if (refs.parsed !== undefined) return refs.parsed(ref, parse);
+    const v = refs.read(ref);
+    return typeof v === 'string' ? parse(v) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 /** Reads one reference; a refs implementation that throws reads nothing (spec() never throws). */
 function read(refs: ProbeRefs, ref: ProbeRef): string | undefined {
   try {
@@ -203,9 +214,8 @@ export function tlsSettings(
   const serverName = c.serverName !== undefined ? { serverName: c.serverName } : {};
   const ref = caRef(c);
   if (ref === undefined) return { tls: serverName };
-  const pem = read(refs, ref);
-  if (pem === undefined) return { refused: `caBundle: ${unreadable(refs, ref)}` };
-  const ca = readCaBundle(pem);
+  const ca = readParsed(refs, ref, readCaBundle);
+  if (ca === undefined) return { refused: `caBundle: ${unreadable(refs, ref)}` };
   if (!(ca instanceof CaBundle))
     return { refused: `caBundle: ${describeRef(ref)} key ${ref.key} ${ca.refused}` };
   return { tls: { ...serverName, ca } };

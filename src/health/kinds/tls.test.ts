@@ -127,6 +127,20 @@ describe('the tls kind', () => {
     expect(r.certificateNotAfter).toBe(good.notAfter);
   });
 
+  it('trusts exactly the certificates the bundle was checked to hold, however they are laid out', async () => {
+    // Files joined without a line break, and an indented block: OpenSSL reading the text would
+    // skip the CA in both, while the check counts it.
+    const body = (pem: string): string => pem.trimEnd();
+    for (const bundle of [`${body(otherCa.certPem)}${ca.certPem}`, `  ${ca.certPem}`]) {
+      const r = await probe(
+        spec(caFromSecret, goodPort, '127.0.0.1', refsOf({ 'Secret/db-ca/ca.crt': bundle })),
+        2000,
+        open,
+      );
+      expect(r).toMatchObject({ ok: true, message: '' });
+    }
+  });
+
   it('does not verify without caBundle, or with insecureSkipVerify, but still reports notAfter', async () => {
     for (const check of [{}, { insecureSkipVerify: true }, { serverName: 'wrong.example.test' }])
       expect(await probe(spec(check, goodPort), 2000, open)).toMatchObject({
