@@ -128,8 +128,7 @@ export class Informer<T extends CachedObject> {
   private readonly byNamespace = new Map<string, Map<string, T>>();
   private readonly handlers: EventHandlers<T>[] = [];
   private readonly syncedScopes = new Set<string>();
-  private lastFailure: ListFailure | undefined;
-  /** Why each scope's last list or watch failed, until it lists again. */
+  /** Why each scope's last list or watch failed, until it lists again; the latest last. */
   private readonly scopeFailures = new Map<string, ListFailure>();
   /** The scopes wanted, and the list+watch loop of each one running. */
   private wanted: ReadonlySet<string>;
@@ -194,12 +193,16 @@ export class Informer<T extends CachedObject> {
   }
 
   /**
-   * Why the last list or watch failed, until a list succeeds again; with a namespace, only the
-   * failures of the scope that holds it (one namespace's 403 says nothing about another's).
+   * Why the latest failing scope's last list or watch failed, until it lists again; with a
+   * namespace, only the failure of the scope that holds it (one namespace's 403 says nothing
+   * about another's).
    */
   failure(namespace?: string): ListFailure | undefined {
-    if (namespace === undefined) return this.lastFailure;
-    return this.scopeFailures.get(namespace) ?? this.scopeFailures.get(cluster);
+    if (namespace !== undefined)
+      return this.scopeFailures.get(namespace) ?? this.scopeFailures.get(cluster);
+    let latest: ListFailure | undefined;
+    for (const f of this.scopeFailures.values()) latest = f;
+    return latest;
   }
 
   hasSynced(): boolean {
@@ -251,7 +254,7 @@ export class Informer<T extends CachedObject> {
    */
   async waitSettled(signal: AbortSignal, timeoutMs: number): Promise<boolean> {
     const deadline = Date.now() + timeoutMs;
-    while (!this.hasSynced() && !isPermanent(this.lastFailure) && Date.now() < deadline)
+    while (!this.hasSynced() && !isPermanent(this.failure()) && Date.now() < deadline)
       await sleep(50, signal);
     return this.hasSynced();
   }
@@ -279,7 +282,6 @@ export class Informer<T extends CachedObject> {
           rv = await this.relist(namespace, signal);
           if (isAborted(signal)) return;
           this.syncedScopes.add(scope);
-          this.lastFailure = undefined;
           this.scopeFailures.delete(scope);
         }
         const started = Date.now();
@@ -295,7 +297,6 @@ export class Informer<T extends CachedObject> {
         rv = resourceVersion;
         if (!quick) {
           backoffMs = 800;
-          this.lastFailure = undefined;
           this.scopeFailures.delete(scope);
           continue;
         }
@@ -309,12 +310,14 @@ export class Informer<T extends CachedObject> {
         }
         const code = (err as { code?: unknown; statusCode?: unknown } | null) ?? {};
         const status = typeof code.code === 'number' ? code.code : code.statusCode;
-        this.lastFailure = {
+        const since = this.scopeFailures.get(scope)?.since ?? Date.now();
+        // Deleted first, so that the latest failure comes last (see failure()).
+        this.scopeFailures.delete(scope);
+        this.scopeFailures.set(scope, {
           ...(typeof status === 'number' ? { code: status } : {}),
           message: err instanceof Error ? err.message : String(err),
-          since: this.scopeFailures.get(scope)?.since ?? Date.now(),
-        };
-        this.scopeFailures.set(scope, this.lastFailure);
+          since,
+        });
         const wait = backoffMs * (0.5 + Math.random());
         this.opts.log.warn(
           {

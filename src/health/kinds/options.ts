@@ -159,10 +159,12 @@ export interface TlsSettings {
 
 /** Reads one reference through `parse`, remembered by refs when they can (see ProbeRefs.parsed). */
 function readParsed<T>(refs: ProbeRefs, ref: ProbeRef, parse: (value: string) => T): T | undefined {
+  if (refs.parsed === undefined) {
+    const v = read(refs, ref);
+    return v === undefined ? undefined : parse(v);
+  }
   try {
-    if (refs.parsed !== undefined) return refs.parsed(ref, parse);
-    const v = refs.read(ref);
-    return typeof v === 'string' ? parse(v) : undefined;
+    return refs.parsed(ref, parse);
   } catch {
     return undefined;
   }
