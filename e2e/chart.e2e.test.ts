@@ -316,6 +316,16 @@ local('the Helm chart', () => {
           await new Promise((r) => setTimeout(r, 100));
         }
       };
+      // Each run compiles the grants afresh: a compiled object left by an earlier run would need
+      // no write, and a missing verb would go unnoticed.
+      await objects()
+        .deleteClusterCustomObject({
+          group,
+          version,
+          plural: 'externalbackendpolicies',
+          name: 'outrigger-effective',
+        })
+        .catch(() => undefined);
       try {
         op = await startOperator(
           saKubeconfig,
@@ -549,6 +559,17 @@ local('the Helm chart', () => {
         // Read at debug level, the Secret's value is still in no log line.
         if (readFileSync(logPath, 'utf8').includes('t0k3n-value'))
           return "the Secret's value reached the log";
+        // The grants compiled into the one object the admission policy reads (a server-side
+        // apply of that object only).
+        await step('the grants compiled for admission', async () => {
+          const eff = (await objects().getClusterCustomObject({
+            group,
+            version,
+            plural: 'externalbackendpolicies',
+            name: 'outrigger-effective',
+          })) as { spec?: { rules?: unknown[] } };
+          return Array.isArray(eff.spec?.rules) ? true : undefined;
+        });
         // The lease was renewed at least twice.
         await step('lease renewals', async () => {
           const l = await kc

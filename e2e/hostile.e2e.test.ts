@@ -25,7 +25,7 @@ import {
 } from '@kubernetes/client-node';
 import type { ExternalBackendStatus } from '../src/externalbackend/schema.ts';
 import { apiVersion, group, plural, version } from '../src/externalbackend/schema.ts';
-import { policyKind, policyName, policyPlural } from '../src/policy/schema.ts';
+import { effectivePolicyName, policyKind, policyName, policyPlural } from '../src/policy/schema.ts';
 import { ensureHelm } from './harness/binaries.ts';
 import { startCluster, type Cluster } from './harness/controlplane.ts';
 import { installCrd, kubectl } from './harness/crd.ts';
@@ -187,7 +187,18 @@ beforeAll(async () => {
     },
   });
 
-  // The admission policy is live once the API server's informers have it.
+  operator = await startOperator(
+    cluster.kubeconfigPath,
+    ['--max-probe-targets-per-namespace=160', '--zap-log-level=debug'],
+    join(cluster.dir ?? '/tmp', 'outrigger-hostile.log'),
+    { installCrd: false },
+  );
+  operator.exited.then(
+    () => (operatorExited = true),
+    () => (operatorExited = true),
+  );
+  // The admission policy is live once outrigger has compiled the grants into the object it
+  // reads and the API server's informers have that.
   await waitFor(
     'the admission policy to refuse an ungranted namespace',
     async () => {
@@ -205,16 +216,6 @@ beforeAll(async () => {
     200,
   );
 
-  operator = await startOperator(
-    cluster.kubeconfigPath,
-    ['--max-probe-targets-per-namespace=160', '--zap-log-level=debug'],
-    join(cluster.dir ?? '/tmp', 'outrigger-hostile.log'),
-    { installCrd: false },
-  );
-  operator.exited.then(
-    () => (operatorExited = true),
-    () => (operatorExited = true),
-  );
   canaryServer = await net.serve(canaryIP, 9000, 'tcp');
   await create('canary', 'canary', {
     ports: [{ name: 'p', port: 9000 }],
@@ -526,7 +527,7 @@ suite('hostile input from namespace editors', () => {
       'tenant-b',
       'an address outside its grant',
       at('203.0.113.5', 5432),
-      'has no rule that lets namespace tenant-b register 203.0.113.5',
+      'has a rule that lets namespace tenant-b register 203.0.113.5',
     ],
     ['tenant-b', 'a port outside its grant (ssh)', at('192.0.2.10', 22), 'on ports 22'],
     [
@@ -539,7 +540,7 @@ suite('hostile input from namespace editors', () => {
       'tenant-c',
       'any address from a namespace without a grant',
       at('192.0.2.10'),
-      'has no rule that lets namespace tenant-c',
+      'has a rule that lets namespace tenant-c',
     ],
     [
       'tenant-b',
@@ -835,7 +836,7 @@ suite('hostile input from namespace editors', () => {
     });
   }, 60_000);
 
-  it('revoking a grant withdraws the addresses it allowed; deleting the policy withdraws everything', async () => {
+  it('revoking a grant withdraws what it allowed; grants in several objects add up; no grant at all freezes', async () => {
     await create('tenant-b', 'rev', {
       ...port(5432),
       addresses: [{ ip: '198.51.100.7' }, { ip: '192.0.2.7' }],
@@ -858,8 +859,19 @@ suite('hostile input from namespace editors', () => {
       s.addresses?.find((x) => x.ip === '198.51.100.7' && x.state === 'Denied'),
     );
     expect(a.message).toContain(
-      'not allowed by ExternalBackendPolicy "cluster": no rule for namespace tenant-b covers 198.51.100.7',
+      'not allowed: no ExternalBackendPolicy rule for namespace tenant-b covers 198.51.100.7',
     );
+    // Admission reads the grants compiled by outrigger: wait until they say the narrowed rule.
+    await waitFor('the compiled grants to narrow', async () => {
+      const eff = (await admin.getClusterCustomObject({
+        group,
+        version,
+        plural: policyPlural,
+        name: effectivePolicyName,
+      })) as { spec?: { rules?: { name: string; cidrs: string[] }[] } };
+      const rule = eff.spec?.rules?.find((r) => r.name === `${policyName}.team-b`);
+      return rule?.cidrs.join() === '192.0.2.0/24' ? true : undefined;
+    });
 
     // While narrowed: an unrelated edit is admitted (only what an update adds is judged), a new
     // address outside the grant is not.
@@ -890,6 +902,40 @@ suite('hostile input from namespace editors', () => {
       detail: added?.message.slice(0, 160) ?? '',
     });
 
+    // A second owner's grant object adds to the first: the address is published again, and
+    // deleting that object (an explicit revocation by its owner) withdraws only what it allowed.
+    const extra = {
+      apiVersion: `${group}/${version}`,
+      kind: policyKind,
+      metadata: { name: 'team-b-extra' },
+      spec: {
+        rules: [{ name: 'more', namespaceSelector: selectTenant('b'), cidrs: ['198.51.100.0/24'] }],
+      },
+    };
+    kubectl(cluster.kubeconfigPath, ['apply', '-f', '-'], JSON.stringify(extra));
+    await waitFor(
+      'granted by the second object',
+      async () => ((await sliceIPs('tenant-b', 'rev')).length === 2 ? true : undefined),
+      30_000,
+      50,
+    );
+    const t2 = Date.now();
+    await admin.deleteClusterCustomObject({
+      group,
+      version,
+      plural: policyPlural,
+      name: 'team-b-extra',
+    });
+    await waitFor(
+      "withdrawn with its owner's grant",
+      async () => ((await sliceIPs('tenant-b', 'rev')).join() === '192.0.2.7' ? true : undefined),
+      30_000,
+      50,
+    );
+    const ownerRevokeMs = Date.now() - t2;
+
+    // The last grant object deleted (an uninstall, a prune): decisions freeze. What is published
+    // stays, and health checks would still take dead servers out; nothing new is published.
     const t1 = Date.now();
     await admin.deleteClusterCustomObject({
       group,
@@ -897,21 +943,21 @@ suite('hostile input from namespace editors', () => {
       plural: policyPlural,
       name: policyName,
     });
-    await waitFor(
-      'all withdrawn',
-      async () => ((await sliceIPs('tenant-b', 'rev')).length === 0 ? true : undefined),
-      30_000,
-      50,
+    const frozen = await statusOf('tenant-b', 'rev', (s) =>
+      s.conditions?.find((c) => c.type === 'AddressPolicyFrozen' && c.status === 'True'),
     );
-    const deleteMs = Date.now() - t1;
-    const gone = await statusOf('tenant-b', 'rev', (s) =>
-      s.addresses?.find((x) => x.ip === '192.0.2.7' && x.state === 'Denied'),
+    const frozenMs = Date.now() - t1;
+    expect(frozen.reason).toBe('GrantsMissing');
+    expect(frozen.message).toContain('there is no ExternalBackendPolicy');
+    expect(await sliceIPs('tenant-b', 'rev')).toEqual(['192.0.2.7']);
+    expect(await operator.metric('outrigger_address_policy_frozen')).toBe(1);
+    expect((await eventsOf('tenant-b', 'rev')).map((e) => e.reason)).toContain(
+      'AddressPolicyFrozen',
     );
-    expect(gone.message).toContain('there is no ExternalBackendPolicy "cluster"');
     const events = await eventsOf('tenant-b', 'rev');
-    expect(events.filter((e) => e.reason === 'AddressDenied').length).toBeGreaterThanOrEqual(2);
+    expect(events.filter((e) => e.reason === 'AddressDenied').length).toBeGreaterThanOrEqual(1);
     console.log(
-      `policy revocation: address withdrawn in ${String(revokeMs)} ms; policy deleted: everything withdrawn in ${String(deleteMs)} ms`,
+      `policy revocation: address withdrawn in ${String(revokeMs)} ms; an owner's object deleted: withdrawn in ${String(ownerRevokeMs)} ms; the last object deleted: frozen (nothing withdrawn) in ${String(frozenMs)} ms`,
     );
     results.push({
       name: 'a grant narrowed by the platform team',
@@ -919,20 +965,27 @@ suite('hostile input from namespace editors', () => {
       detail: `withdrawn in ${String(revokeMs)} ms: ${a.message ?? ''}`,
     });
     results.push({
-      name: 'the policy deleted',
+      name: "one owner's grant object deleted while another's stays",
       where: 'runtime',
-      detail: `withdrawn in ${String(deleteMs)} ms: ${gone.message ?? ''}`,
+      detail: `what only it allowed withdrawn in ${String(ownerRevokeMs)} ms`,
     });
-    // With no policy at all: admission lets objects in (the reconciler publishes nothing), and a
-    // foreground deletion completes (the garbage collector's finalizer update is not refused).
+    results.push({
+      name: 'the last grant object deleted',
+      where: 'runtime',
+      detail: `frozen in ${String(frozenMs)} ms, nothing withdrawn: ${frozen.message}`,
+    });
+    // While frozen: a new backend is admitted (by the grants as last compiled) and waits,
+    // unpublished; a foreground deletion completes (the garbage collector's finalizer update is
+    // not refused).
     await create('tenant-b', 'orphaned', at('192.0.2.8', 5432));
     const orphaned = await statusOf('tenant-b', 'orphaned', (s) =>
       s.addresses?.[0]?.state === 'Denied' ? s.addresses[0] : undefined,
     );
+    expect(orphaned.message).toContain('not published while the address policy is frozen');
     results.push({
-      name: 'a backend created while no policy exists',
+      name: 'a backend created while no grant exists',
       where: 'runtime',
-      detail: `admitted, Denied: ${orphaned.message ?? ''}`,
+      detail: `admitted, waits: ${orphaned.message ?? ''}`,
     });
     await ed?.objects.deleteNamespacedCustomObject({
       group,
@@ -966,7 +1019,12 @@ suite('hostile input from namespace editors', () => {
       async () => ((await sliceIPs('tenant-b', 'orphaned')).length === 1 ? true : undefined),
       30_000,
     );
-  }, 90_000);
+    const thawed = await statusOf('tenant-b', 'orphaned', (s) =>
+      s.conditions?.find((c) => c.type === 'AddressPolicyFrozen' && c.status === 'False'),
+    );
+    expect(thawed.reason).toBe('GrantsRead');
+    expect(await operator.metric('outrigger_address_policy_frozen')).toBe(0);
+  }, 120_000);
 
   it('a thousand denied addresses make one Event, and other tenants are served meanwhile', async () => {
     const addresses = Array.from({ length: 1000 }, (_, i) => ({

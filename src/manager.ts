@@ -41,6 +41,8 @@ import {
 import { builtinDeniedRanges } from './net/denylist.ts';
 import { ClusterRanges } from './kube/clusterranges.ts';
 import { policyPlural } from './policy/schema.ts';
+import { EffectivePolicyController } from './controllers/effectivepolicy.ts';
+import { policyWriter } from './kube/policywriter.ts';
 import { probeRefLabel } from './health/kinds/index.ts';
 import type { Logger } from './log.ts';
 import { createMetrics, type Metrics } from './metrics.ts';
@@ -323,6 +325,20 @@ export async function runManager(
     metrics,
   });
   controllers.push({ name: 'externalbackend', controller: xbc.controller, run: () => xbc.run() });
+  const epc = new EffectivePolicyController({
+    policies,
+    writer: policyWriter(kc, metrics),
+    log,
+    metrics,
+    onFrozenChange: () => {
+      xbc.enqueueAll();
+    },
+  });
+  controllers.push({
+    name: 'externalbackendpolicy',
+    controller: epc.controller,
+    run: () => epc.run(),
+  });
   ranges.onChange(() => {
     xbc.enqueueAll();
   });
@@ -411,6 +427,7 @@ export async function runManager(
   await untilAborted(stop);
   log.info('shutting down: draining in-flight reconciles');
   endpoints?.shutDown();
+  epc.shutDown();
   // Lookups in flight would hold the shutdown for their timeout; cancelled, they fail at once.
   lookup.cancel();
   await xbc.shutDown();

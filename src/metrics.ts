@@ -38,6 +38,8 @@ export interface Metrics {
   readonly events: Counter<'result'>;
   readonly deniedRanges: Gauge<'source'>;
   readonly rangeDiscoveryUp: Gauge<'source'>;
+  readonly addressPolicyFrozen: Gauge;
+  readonly addressPolicyRules: Gauge;
   queue(name: string, inFlightSince: () => number[]): QueueMetrics;
 }
 
@@ -265,6 +267,18 @@ export function createMetrics(opts: { defaultMetrics?: boolean } = {}): Metrics 
       name: 'outrigger_cluster_range_discovery_up',
       help: 'Whether outrigger can watch a source of the cluster’s address ranges (servicecidrs, nodes, apiserver); 0 means every private range is denied in its place.',
       labelNames: ['source'],
+      registers,
+    }),
+    // Read at each scrape from the grants cache (every replica has it), so the figure is current
+    // even when no backend reconciles.
+    addressPolicyFrozen: new Gauge({
+      name: 'outrigger_address_policy_frozen',
+      help: 'Whether address-policy decisions are frozen (1): no ExternalBackendPolicy grants, or grants that cannot be read or parsed; published addresses stay, new ones wait.',
+      registers,
+    }),
+    addressPolicyRules: new Gauge({
+      name: 'outrigger_address_policy_rules',
+      help: 'Rules across every ExternalBackendPolicy grant object, as last read.',
       registers,
     }),
     queue(name, inFlightSince) {

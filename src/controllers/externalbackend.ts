@@ -59,8 +59,8 @@ import {
   type ListFailure,
 } from '../kube/informer.ts';
 import type { CachedExternalBackend, CachedNamespace, CachedPolicy } from '../kube/resources.ts';
-import { backendPorts, loadPolicy, policyJudge, type LoadedPolicy } from '../policy/evaluate.ts';
-import { policyKind, policyName } from '../policy/schema.ts';
+import { backendPorts, frozenBecause, policyJudge, type LoadedPolicy } from '../policy/evaluate.ts';
+import { readPolicies } from './effectivepolicy.ts';
 import type { Logger } from '../log.ts';
 import type { Metrics } from '../metrics.ts';
 import type { DenyList } from '../net/denylist.ts';
@@ -434,6 +434,7 @@ export class ExternalBackendController {
       drainUnmatched: plan.drainUnmatched,
       leftOut: plan.leftOut,
       checkRefused: plan.checkRefused,
+      policyFrozen: plan.policyFrozen,
       problem: outcome.problem,
       now,
     });
@@ -520,6 +521,9 @@ export class ExternalBackendController {
     }
     const neighbours = (this.targetsPerNamespace.get(namespace) ?? 0) - mine.size;
     const cachedEp = this.o.endpoints.get(namespace, svcName);
+    const slices = this.o.slices
+      .list(namespace)
+      .map((s) => this.known(ref, 'EndpointSlice', s) ?? s);
     const resolutions = new Map<string, Resolution>();
     for (const n of spec.dnsNames) {
       const r = this.resolver.get(n.name);
@@ -531,14 +535,14 @@ export class ExternalBackendController {
       previous,
       resolutions,
       drainEntries: parseDrainAnnotation(xb.metadata?.annotations?.[drainAnnotation]),
-      judge: this.judge(namespace, spec),
+      ...this.judge(ref, spec, slices),
       refs: this.refsOf(namespace),
       health,
       probeRoom: Math.max(0, this.o.maxProbeTargetsPerNamespace - neighbours),
       probeLimit: this.o.maxProbeTargetsPerNamespace,
       service: this.o.services.get(namespace, svcName),
       endpoints: this.known(ref, 'Endpoints', cachedEp),
-      slices: this.o.slices.list(namespace).map((s) => this.known(ref, 'EndpointSlice', s) ?? s),
+      slices,
       ownedServices: this.o.services.list(namespace).filter((s) => ownership(s, ref) === 'ours'),
       ownedEndpoints: this.o.endpoints.list(namespace).filter((e) => ownership(e, ref) === 'ours'),
       pods: spec.podSelector === undefined ? [] : this.o.pods.list(namespace),
@@ -547,34 +551,47 @@ export class ExternalBackendController {
     };
   }
 
-  /** The address policy as cached; unreadable counts as invalid, so nothing is allowed. */
+  /**
+   * The grants as cached. Unreadable grants are missing (which freezes decisions), never "no
+   * rules": a lost permission during an uninstall must not withdraw every tenant's addresses.
+   */
   private policy(): LoadedPolicy {
-    if (!this.o.policies.hasSynced()) {
-      const why = this.o.policies.failure()?.message ?? 'not read yet';
-      return { state: 'invalid', message: `${policyKind}s cannot be read: ${why}` };
-    }
-    return loadPolicy(this.o.policies.get('', policyName));
+    return readPolicies(this.o.policies, this.now().getTime());
   }
 
   /**
    * Why an address of this backend may not be published: the deny list first, then the policy.
    * Each address is judged once per reconcile (the planner asks again for probes and views).
    */
-  private judge(namespace: string, spec: ExternalBackendSpec): Judge {
+  private judge(
+    ref: BackendRef,
+    spec: ExternalBackendSpec,
+    slices: readonly V1EndpointSlice[],
+  ): { judge: Judge; policyFrozen?: string } {
+    const { namespace } = ref;
     const denied = denyListJudge(this.o.denyList);
     const ns = this.o.namespaces.hasSynced() ? this.o.namespaces.get('', namespace) : undefined;
-    const allowed = policyJudge(this.policy(), {
+    const published = new Set<string>();
+    for (const s of slices)
+      if (ownership(s, ref) === 'ours')
+        for (const e of s.endpoints ?? []) for (const ip of e.addresses) published.add(ip);
+    const subject = {
       namespace,
       namespaceLabels: ns?.metadata.labels ?? (ns === undefined ? undefined : {}),
       ports: backendPorts(spec),
-    });
+      published,
+    };
+    const policy = this.policy();
+    const allowed = policyJudge(policy, subject);
+    const frozen = frozenBecause(policy, subject);
     const memo = new Map<string, string | undefined>();
-    return (ip) => {
+    const judge: Judge = (ip) => {
       if (memo.has(ip)) return memo.get(ip);
       const why = denied(ip) ?? allowed(ip);
       memo.set(ip, why);
       return why;
     };
+    return { judge, ...(frozen !== undefined ? { policyFrozen: frozen } : {}) };
   }
 
   /**

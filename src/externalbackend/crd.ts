@@ -11,7 +11,14 @@ import {
   serviceNamePattern,
   version,
 } from './schema.ts';
-import { policyKind, policyName, policyPlural, policySpec } from '../policy/schema.ts';
+import {
+  effectivePolicyName,
+  maxRulesPerGrant,
+  policyKind,
+  policyName,
+  policyPlural,
+  policySpec,
+} from '../policy/schema.ts';
 
 type Json = Record<string, unknown>;
 
@@ -186,15 +193,19 @@ export function buildPolicyCrd(): Json {
     plural: policyPlural,
     shortNames: ['xbp'],
     scope: 'Cluster',
-    description: `ExternalBackendPolicy says which namespaces may register which address ranges and ports as ExternalBackend addresses. There is one, named "${policyName}"; an address is allowed when any of its rules allows it.`,
+    description: `ExternalBackendPolicy grants namespaces address ranges and ports for ExternalBackend addresses. Grants may be spread over several objects (one per team or GitOps source; the chart's is named "${policyName}"): an address is allowed when any rule of any of them allows it. Deleting one object revokes its grants; with no object at all, or objects that cannot be read, outrigger freezes what is published. "${effectivePolicyName}" is outrigger's own compilation of them all for admission: do not edit it.`,
     columns: [
       { name: 'Rules', type: 'integer', jsonPath: '.spec.rules.length()' },
       { name: 'Age', type: 'date', jsonPath: '.metadata.creationTimestamp' },
     ],
     rootRules: [
       {
-        rule: `self.metadata.name == '${policyName}'`,
-        message: `there is one ExternalBackendPolicy and it is named "${policyName}": add a rule to it instead`,
+        rule: `self.metadata.name == '${effectivePolicyName}' || !has(self.spec) || !has(self.spec.rules) || size(self.spec.rules) <= ${String(maxRulesPerGrant)}`,
+        message: `an ExternalBackendPolicy holds at most ${String(maxRulesPerGrant)} rules: put more in another object (rules add up across objects)`,
+      },
+      {
+        rule: `self.metadata.name == '${effectivePolicyName}' || !has(self.spec) || !has(self.spec.rules) || self.spec.rules.all(r, !r.name.contains('.'))`,
+        message: 'a rule name must be a DNS label: lowercase letters, digits and "-"',
       },
     ],
     spec: policySpec,

@@ -44,6 +44,8 @@ export interface BackendWorld {
   readonly previous: ExternalBackendStatus | undefined;
   /** Why an address may not be published (deny list, address policy). */
   readonly judge: Judge;
+  /** Why address-policy decisions are frozen (the grants are missing or unreadable), if they are. */
+  readonly policyFrozen?: string | undefined;
   /** What health checks read from Secrets and ConfigMaps (CA bundles, header values). */
   readonly refs?: ProbeRefs;
   /** The entries of the drain annotation (see drain.ts). */
@@ -88,6 +90,8 @@ export interface BackendPlan {
    * once for the backend, whether or not any address is probed.
    */
   readonly checkRefused?: string;
+  /** Why address-policy decisions are frozen, said once for the backend. */
+  readonly policyFrozen?: string;
   /** Entries of the drain annotation that name nothing this backend has. */
   readonly drainUnmatched: readonly string[];
   /** Every probe target the backend should have; the scheduler drops its others. */
@@ -244,6 +248,7 @@ export function planBackend(w: BackendWorld): BackendPlan {
     drainUnmatched: drained.unmatched,
     leftOut: drained.candidates.length - addresses.length,
     ...checkRefusal(w),
+    ...(w.policyFrozen !== undefined ? { policyFrozen: w.policyFrozen } : {}),
     names,
     resolutions: names.map((n) => w.resolutions.get(n) ?? pending(n)),
     probes,

@@ -396,3 +396,50 @@ describe('status of DNS names', () => {
     );
   });
 });
+
+describe('AddressPolicyFrozen', () => {
+  const base = {
+    generation: 1,
+    previous: undefined,
+    views: [view('192.0.2.10', 'Healthy', true)],
+    counts: { ready: 1, total: 1 },
+    failOpen: false,
+    now: t0,
+  };
+  const frozen = (s: ReturnType<typeof buildStatus> | undefined) =>
+    s?.conditions?.find((c) => c.type === 'AddressPolicyFrozen');
+
+  it('is left out until a freeze is first seen', () => {
+    expect(frozen(buildStatus(base))).toBeUndefined();
+    expect(planStatus(base).events).toEqual([]);
+  });
+
+  it('turns True with a Warning while frozen, and False with a Normal Event when the grants are back', () => {
+    const during = planStatus({ ...base, policyFrozen: 'there is no ExternalBackendPolicy' });
+    expect(frozen(during.status)).toMatchObject({ status: 'True', reason: 'GrantsMissing' });
+    expect(during.status?.conditions?.find((c) => c.type === 'Ready')?.message).toContain(
+      'address policy frozen (there is no ExternalBackendPolicy)',
+    );
+    expect(during.events.map((e) => [e.type, e.reason])).toEqual([
+      ['Warning', 'AddressPolicyFrozen'],
+    ]);
+    // Still frozen a moment later: no second Event, no status write.
+    const again = planStatus({
+      ...base,
+      previous: during.status,
+      now: t1,
+      policyFrozen: 'there is no ExternalBackendPolicy',
+    });
+    expect(again.events).toEqual([]);
+    expect(again.status).toBeUndefined();
+    const after = planStatus({ ...base, previous: during.status, now: t1 });
+    expect(frozen(after.status)).toMatchObject({
+      status: 'False',
+      reason: 'GrantsRead',
+      lastTransitionTime: t1.toISOString(),
+    });
+    expect(after.events.map((e) => [e.type, e.reason])).toEqual([
+      ['Normal', 'AddressPolicyResumed'],
+    ]);
+  });
+});

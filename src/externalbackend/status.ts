@@ -39,6 +39,8 @@ export interface ReadyInput {
   readonly leftOut?: number | undefined;
   /** Why the health check cannot run (a Secret or ConfigMap it names cannot be read). */
   readonly checkRefused?: string | undefined;
+  /** Why address-policy decisions are frozen (grants missing or unreadable), when they are. */
+  readonly policyFrozen?: string | undefined;
 }
 
 const listed = (
@@ -76,6 +78,9 @@ export function readyCondition(i: ReadyInput): {
     .map((x) => (x.length > 64 ? `${x.slice(0, 64)}…` : x))
     .join(', ');
   const extra = [
+    i.policyFrozen !== undefined
+      ? `address policy frozen (${i.policyFrozen}): published addresses stay, new ones wait`
+      : '',
     i.checkRefused !== undefined ? `health check cannot run: ${i.checkRefused}` : '',
     unhealthy ? `unhealthy: ${unhealthy}` : '',
     draining ? `draining: ${draining}` : '',
@@ -214,6 +219,30 @@ function certificates(i: StatusInput) {
   );
 }
 
+export const policyFrozenType = 'AddressPolicyFrozen';
+
+/**
+ * AddressPolicyFrozen: True while the grants are missing or unreadable (what is published stays,
+ * nothing new is published); False once they are read again. Left out until a freeze is first
+ * seen: a backend that never met one has no such condition.
+ */
+function policyFrozenCondition(
+  i: StatusInput,
+): { status: 'True' | 'False'; reason: string; message: string } | undefined {
+  if (i.policyFrozen !== undefined)
+    return {
+      status: 'True',
+      reason: 'GrantsMissing',
+      message: `${i.policyFrozen}: addresses already published stay (health checks still take dead ones out), addresses not yet published wait until the grants can be read`,
+    };
+  if (i.previous?.conditions?.some((c) => c.type === policyFrozenType) !== true) return undefined;
+  return {
+    status: 'False',
+    reason: 'GrantsRead',
+    message: 'the address policy is read: every address is judged by the grants again',
+  };
+}
+
 export function buildStatus(i: StatusInput): ExternalBackendStatus {
   const prevByIP = new Map((i.previous?.addresses ?? []).map((a) => [a.ip, a]));
   const addresses: AddressStatus[] = i.views.map((v) => {
@@ -238,8 +267,15 @@ export function buildStatus(i: StatusInput): ExternalBackendStatus {
   });
   const ready = readyCondition(i);
   const cert = certificates(i);
+  const frozen = policyFrozenCondition(i);
   const withReady = setCondition(
-    i.previous?.conditions,
+    frozen === undefined
+      ? i.previous?.conditions
+      : setCondition(
+          i.previous?.conditions,
+          { type: policyFrozenType, observedGeneration: i.generation, ...frozen },
+          i.now,
+        ),
     { type: 'Ready', observedGeneration: i.generation, ...ready },
     i.now,
   );
@@ -513,6 +549,14 @@ export function planStatus(input: StatusInput): {
     certificates(input),
   );
   if (certEvent !== undefined) events.push(certEvent);
+  const frozenBefore = input.previous?.conditions?.find((c) => c.type === policyFrozenType);
+  const frozenNow = policyFrozenCondition(input);
+  if (frozenNow !== undefined && frozenBefore?.status !== frozenNow.status) {
+    if (frozenNow.status === 'True')
+      events.push({ type: 'Warning', reason: policyFrozenType, message: frozenNow.message });
+    else if (frozenBefore !== undefined)
+      events.push({ type: 'Normal', reason: 'AddressPolicyResumed', message: frozenNow.message });
+  }
   const status = buildStatus(input);
   return { events, status: statusEqual(status, input.previous) ? undefined : status };
 }

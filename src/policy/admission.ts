@@ -4,7 +4,7 @@
 // every port of the backend); the chart's template is generated from here (npm run generate).
 import { group, plural } from '../externalbackend/schema.ts';
 import { probeKindNames, type ProbeKindName } from '../health/kinds/index.ts';
-import { policyKind, policyName } from './schema.ts';
+import { effectivePolicyName, policyKind } from './schema.ts';
 
 const selects = [
   '(!has(r.namespaceSelector.matchLabels) || r.namespaceSelector.matchLabels.all(k, k in variables.labels && variables.labels[k] == r.namespaceSelector.matchLabels[k]))',
@@ -86,8 +86,8 @@ export function admissionPolicy(name: string): {
           {
             expression: 'size(variables.denied) == 0',
             reason: 'Forbidden',
-            message: `an address is not allowed by ${policyKind} ${policyName}`,
-            messageExpression: `'${policyKind} ' + params.metadata.name + ' has no rule that lets namespace ' + namespaceObject.metadata.name + ' register ' + variables.denied[0] + (size(variables.denied) > 1 ? ' (and ' + string(size(variables.denied) - 1) + ' more addresses)' : '') + ' on ports ' + variables.ports.map(p, string(p)).join(', ') + ' (ask the platform team for a rule)'`,
+            message: `an address is not allowed by any ${policyKind}`,
+            messageExpression: `'no ${policyKind} has a rule that lets namespace ' + namespaceObject.metadata.name + ' register ' + variables.denied[0] + (size(variables.denied) > 1 ? ' (and ' + string(size(variables.denied) - 1) + ' more addresses)' : '') + ' on ports ' + variables.ports.map(p, string(p)).join(', ') + ' (ask the platform team for a rule)'`,
           },
         ],
       },
@@ -99,9 +99,10 @@ export function admissionPolicy(name: string): {
       spec: {
         policyName: name,
         validationActions: ['Deny'],
-        // Without the policy object, admission lets objects in (Deny would also block the garbage
-        // collector's finalizer updates) and the reconciler publishes nothing: no policy, no rule.
-        paramRef: { name: policyName, parameterNotFoundAction: 'Allow' },
+        // The grants compiled into one object by outrigger (schema.ts says why). Without it,
+        // admission lets objects in (Deny would also block the garbage collector's finalizer
+        // updates) and the reconciler judges alone.
+        paramRef: { name: effectivePolicyName, parameterNotFoundAction: 'Allow' },
       },
     },
   };

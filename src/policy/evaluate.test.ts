@@ -1,6 +1,14 @@
 import { describe, expect, it } from '@jest/globals';
 import { externalBackendSpec } from '../externalbackend/schema.ts';
-import { backendPorts, loadPolicy, policyDenies, type Subject } from './evaluate.ts';
+import {
+  backendPorts,
+  compileEffective,
+  frozenBecause,
+  loadPolicies,
+  loadPolicy,
+  policyDenies,
+  type Subject,
+} from './evaluate.ts';
 
 const policy = loadPolicy({
   spec: {
@@ -52,25 +60,25 @@ describe('policyDenies', () => {
       'a namespace no rule selects',
       subject('team-b', { team: 'b' }, [5432]),
       '192.0.2.10',
-      'no rule grants namespace team-b any address',
+      'no ExternalBackendPolicy rule grants namespace team-b any address',
     ],
     [
       'an address outside every rule of the namespace',
       payments([5432]),
       '203.0.113.9',
-      'no rule for namespace payments covers 203.0.113.9 (rules: payments-db, payments-web)',
+      'no ExternalBackendPolicy rule for namespace payments covers 203.0.113.9 (rules: cluster/payments-db, cluster/payments-web)',
     ],
     [
       'a port the covering rule does not allow',
       payments([5432, 22]),
       '192.0.2.10',
-      'rule payments-db covers 192.0.2.10 but not port 22',
+      'rule cluster/payments-db covers 192.0.2.10 but not port 22',
     ],
     [
       'a port just past a range',
       payments([8101]),
       '198.51.100.3',
-      'rule payments-web covers 198.51.100.3 but not port 8101',
+      'rule cluster/payments-web covers 198.51.100.3 but not port 8101',
     ],
     [
       'an IPv4-mapped form of a covered address (judged as written: fail closed)',
@@ -82,46 +90,80 @@ describe('policyDenies', () => {
       'a label value that only looks right',
       subject('payments2', { team: 'payments ' }, [5432]),
       '192.0.2.10',
-      'no rule grants namespace payments2',
+      'no ExternalBackendPolicy rule grants namespace payments2',
     ],
   ])('denies %s', (_what, s, ip, why) => {
     expect(policyDenies(policy, s, ip)).toContain(why);
   });
 
-  it('denies everything, saying why, when there is no policy or it is unreadable', () => {
-    expect(policyDenies({ state: 'absent' }, payments([5432]), '192.0.2.10')).toBe(
-      'not allowed: there is no ExternalBackendPolicy "cluster", so no namespace may register addresses (the platform team grants them there)',
+  it('freezes, never withdraws, when there is no grant object, one cannot be parsed, or they cannot be read', () => {
+    const published = new Set(['192.0.2.10']);
+    const s = { ...payments([5432]), published };
+    for (const missing of [
+      loadPolicies([]),
+      loadPolicies([{ metadata: { name: 'outrigger-effective' }, spec: { rules: [] } }]),
+      loadPolicies([{ metadata: { name: 'team-a' }, spec: { rules: 'all' } }]),
+      loadPolicies([{ metadata: { name: 'team-a' }, spec: { rules: [] } }], 'forbidden'),
+    ]) {
+      expect(missing.state).toBe('missing');
+      // What is published stays; nothing new is published.
+      expect(policyDenies(missing, s, '192.0.2.10')).toBeUndefined();
+      expect(policyDenies(missing, s, '192.0.2.11')).toMatch(
+        /^not published while the address policy is frozen \(/,
+      );
+      expect(frozenBecause(missing, s)).toBeDefined();
+    }
+    expect(frozenBecause(loadPolicies([]), s)).toBe('there is no ExternalBackendPolicy');
+    expect(frozenBecause(loadPolicies([], 'forbidden'), s)).toBe(
+      'ExternalBackendPolicys cannot be read: forbidden',
     );
-    expect(loadPolicy({ spec: { rules: [{ name: 'x' }] } })).toMatchObject({ state: 'invalid' });
     expect(
-      policyDenies(loadPolicy({ spec: { rules: 'all' } }), payments([5432]), '192.0.2.10'),
-    ).toMatch(/^not allowed: ExternalBackendPolicy "cluster" is invalid/);
+      frozenBecause(loadPolicies([{ metadata: { name: 'team-a' }, spec: { rules: 'all' } }]), s),
+    ).toMatch(/^ExternalBackendPolicy team-a cannot be parsed/);
+    // A grant object with no rules is a grant of nothing, not a missing policy: it withdraws.
+    const none = loadPolicies([{ metadata: { name: 'cluster' }, spec: { rules: [] } }]);
+    expect(none.state).toBe('ok');
+    expect(policyDenies(none, s, '192.0.2.10')).toContain('no ExternalBackendPolicy rule grants');
   });
 
-  it('allows nothing while the namespace labels are not known (NotIn and DoesNotExist fail closed)', () => {
-    const notSandbox = loadPolicy({
+  it('adds up the rules of several objects; deleting one revokes only its grants', () => {
+    const teamA = {
+      metadata: { name: 'team-a' },
       spec: {
         rules: [
           {
-            name: 'not-sandbox',
-            namespaceSelector: {
-              matchExpressions: [{ key: 'tier', operator: 'NotIn', values: ['sandbox'] }],
-            },
-            cidrs: ['192.0.2.0/24'],
+            name: 'db',
+            namespaceSelector: { matchLabels: { team: 'payments' } },
+            cidrs: ['192.0.2.0/25'],
           },
         ],
       },
-    });
-    const unknown = { namespace: 'sandbox', namespaceLabels: undefined, ports: [80] };
-    expect(policyDenies(notSandbox, unknown, '192.0.2.10')).toBe(
-      'not allowed yet: the labels of namespace sandbox are not known',
+    };
+    const teamB = {
+      metadata: { name: 'team-b' },
+      spec: {
+        rules: [
+          {
+            name: 'db',
+            namespaceSelector: { matchLabels: { team: 'payments' } },
+            cidrs: ['192.0.2.128/25'],
+          },
+        ],
+      },
+    };
+    const both = loadPolicies([teamB, teamA]);
+    const s = { ...payments([5432]), published: new Set(['192.0.2.10', '192.0.2.200']) };
+    expect(policyDenies(both, s, '192.0.2.10')).toBeUndefined();
+    expect(policyDenies(both, s, '192.0.2.200')).toBeUndefined();
+    const onlyA = loadPolicies([teamA]);
+    expect(policyDenies(onlyA, s, '192.0.2.10')).toBeUndefined();
+    expect(policyDenies(onlyA, s, '192.0.2.200')).toBe(
+      'not allowed: no ExternalBackendPolicy rule for namespace payments covers 192.0.2.200 (rules: team-a/db)',
     );
-    expect(
-      policyDenies(notSandbox, { ...unknown, namespaceLabels: { tier: 'sandbox' } }, '192.0.2.10'),
-    ).toContain('no rule grants namespace sandbox');
-    expect(
-      policyDenies(notSandbox, { ...unknown, namespaceLabels: { tier: 'prod' } }, '192.0.2.10'),
-    ).toBeUndefined();
+    // The compiled object names each rule by its object, in object order, for admission.
+    expect(compileEffective(both)?.rules.map((r) => r.name)).toEqual(['team-a.db', 'team-b.db']);
+    expect(compileEffective(both)?.rules[0]).toMatchObject({ cidrs: ['192.0.2.0/25'] });
+    expect(compileEffective(loadPolicies([]))).toBeUndefined();
   });
 
   it('an empty namespaceSelector selects every namespace', () => {
@@ -150,5 +192,18 @@ describe('backendPorts', () => {
       healthCheck: { tcp: { port: 'pg' } },
     });
     expect(backendPorts(named)).toEqual([5432]);
+  });
+
+  it('counts the port of every check kind, as the admission policy does', () => {
+    for (const kind of ['tcp', 'http', 'tls', 'grpc'])
+      expect(
+        backendPorts(
+          externalBackendSpec.parse({
+            ports: [{ name: 'pg', port: 5432 }],
+            addresses: [{ ip: '192.0.2.10' }],
+            healthCheck: { [kind]: { port: 6443 } },
+          }),
+        ),
+      ).toEqual([5432, 6443]);
   });
 });

@@ -4,21 +4,40 @@ import { labelSelectorMatches, type Labels } from '../endpoints/selector.ts';
 import { CidrIndex } from '../net/cidrindex.ts';
 import { parseIP } from '../net/denylist.ts';
 import type { ExternalBackendSpec } from '../externalbackend/schema.ts';
-import { policyKind, policyName, policySpec, type PolicyRule, type PolicySpec } from './schema.ts';
+import { probeKindNames } from '../health/kinds/index.ts';
+import {
+  effectivePolicyName,
+  policyKind,
+  policyName,
+  policySpec,
+  type PolicyRule,
+  type PolicySpec,
+} from './schema.ts';
 
-/** A rule with its CIDRs parsed once, when the policy is loaded. */
+/** A rule with its CIDRs parsed once, when the policy is loaded, and the object that holds it. */
 interface LoadedRule {
   readonly rule: PolicyRule;
+  readonly source: string;
   readonly cidrs: CidrIndex<true>;
 }
 
-/** The policy as the reconciler found it: absent, unreadable (fail closed), or its rules. */
+/** A grant object as cached: its name and its spec, unparsed. */
+export interface GrantObject {
+  readonly metadata?: { readonly name?: string | undefined } | undefined;
+  readonly spec?: unknown;
+}
+
+/**
+ * The grants as the reconciler found them. `missing` — no grant object at all, one that cannot be
+ * parsed, or grants that cannot be read — freezes policy decisions instead of withdrawing: an
+ * uninstall, a prune or a lost permission must not empty every tenant's Service. Only an explicit
+ * revocation (a rule or an object deleted while others remain) withdraws.
+ */
 export type LoadedPolicy =
-  | { readonly state: 'absent' }
-  | { readonly state: 'invalid'; readonly message: string }
+  | { readonly state: 'missing'; readonly message: string }
   | { readonly state: 'ok'; readonly rules: readonly LoadedRule[] };
 
-function loadRules(spec: PolicySpec): LoadedRule[] {
+function loadRules(source: string, spec: PolicySpec): LoadedRule[] {
   return spec.rules.map((rule) => {
     const cidrs = new CidrIndex<true>();
     for (const c of rule.cidrs) {
@@ -28,28 +47,68 @@ function loadRules(spec: PolicySpec): LoadedRule[] {
         // Admission refuses malformed CIDRs; one that slipped through covers nothing.
       }
     }
-    return { rule, cidrs };
+    return { rule, source, cidrs };
   });
 }
 
-export function loadPolicy(raw: { spec?: unknown } | undefined): LoadedPolicy {
-  if (raw === undefined) return { state: 'absent' };
-  const p = policySpec.safeParse(raw.spec ?? {});
-  if (!p.success) {
-    const issue = p.error.issues[0];
-    return {
-      state: 'invalid',
-      message: `${issue?.path.join('.') ?? ''}: ${issue?.message ?? 'invalid'}`,
-    };
+/**
+ * The rules of every grant object, added up (the compiled object outrigger writes for admission is
+ * not a grant). `unreadable` says why the objects cannot be read, when they cannot.
+ */
+export function loadPolicies(objects: readonly GrantObject[], unreadable?: string): LoadedPolicy {
+  if (unreadable !== undefined)
+    return { state: 'missing', message: `${policyKind}s cannot be read: ${unreadable}` };
+  const grants = objects
+    .filter((o) => o.metadata?.name !== effectivePolicyName)
+    .sort((a, b) => ((a.metadata?.name ?? '') < (b.metadata?.name ?? '') ? -1 : 1));
+  if (grants.length === 0) return { state: 'missing', message: `there is no ${policyKind}` };
+  const rules: LoadedRule[] = [];
+  for (const o of grants) {
+    const name = o.metadata?.name ?? '';
+    const p = policySpec.safeParse(o.spec ?? {});
+    if (!p.success) {
+      const issue = p.error.issues[0];
+      return {
+        state: 'missing',
+        message: `${policyKind} ${name} cannot be parsed (${issue?.path.join('.') ?? ''}: ${issue?.message ?? 'invalid'})`,
+      };
+    }
+    rules.push(...loadRules(name, p.data));
   }
-  return { state: 'ok', rules: loadRules(p.data) };
+  return { state: 'ok', rules };
 }
 
-/** Every port a backend publishes or probes: its ports, and a health-check port given by number. */
+/** One grant object on its own (tests, and callers with a single object). */
+export function loadPolicy(raw: { spec?: unknown } | undefined): LoadedPolicy {
+  return loadPolicies(raw === undefined ? [] : [{ metadata: { name: policyName }, ...raw }]);
+}
+
+/**
+ * The one object the admission policy reads: every grant object's rules, each named
+ * "<object>.<rule>". A ValidatingAdmissionPolicy evaluates each parameter object on its own and
+ * requires all to pass, so grants spread over several objects (one per team or GitOps source,
+ * which no tool's list semantics can then drop) reach admission compiled into one. Undefined when
+ * the grants are missing: the compiled object then keeps what it last said.
+ */
+export function compileEffective(policy: LoadedPolicy): PolicySpec | undefined {
+  if (policy.state !== 'ok') return undefined;
+  return {
+    rules: policy.rules.map((r) => ({ ...r.rule, name: `${r.source}.${r.rule.name}` })),
+  };
+}
+
+/**
+ * Every port a backend publishes or probes: its ports, and a check's port given by number (of
+ * whichever kind: the admission policy counts the same list, src/policy/admission.ts).
+ */
 export function backendPorts(spec: ExternalBackendSpec): number[] {
   const out = new Set(spec.ports.map((p) => p.port));
   const hc = spec.healthCheck;
-  for (const p of [hc?.tcp?.port, hc?.http?.port]) if (typeof p === 'number') out.add(p);
+  if (hc !== undefined)
+    for (const kind of probeKindNames) {
+      const p = hc[kind]?.port;
+      if (typeof p === 'number') out.add(p);
+    }
   return [...out].sort((a, b) => a - b);
 }
 
@@ -60,52 +119,69 @@ function allowsPort(rule: PolicyRule, port: number): boolean {
   );
 }
 
-const ref = `${policyKind} "${policyName}"`;
-
 export interface Subject {
   readonly namespace: string;
-  /** The namespace's labels; undefined when not known (yet), which allows nothing. */
+  /** The namespace's labels; undefined when not known (yet), which freezes decisions. */
   readonly namespaceLabels: Labels | undefined;
   /** Ports of the backend (backendPorts). */
   readonly ports: readonly number[];
+  /**
+   * The addresses this backend has published (in its EndpointSlices), which a frozen policy keeps:
+   * nothing is withdrawn for policy reasons, nothing new is published. A new leader rebuilds the
+   * set from the slices, so it needs no memory of its own.
+   */
+  readonly published?: ReadonlySet<string>;
 }
+
+/** Why policy decisions are frozen for this subject, or undefined when they are not. */
+export function frozenBecause(policy: LoadedPolicy, subject: Subject): string | undefined {
+  if (policy.state === 'missing') return policy.message;
+  if (subject.namespaceLabels === undefined)
+    return `the labels of namespace ${subject.namespace} are not known`;
+  return undefined;
+}
+
+const cite = (r: LoadedRule): string => `${r.source}/${r.rule.name}`;
 
 /**
  * A judge for the addresses of one backend: why the policy does not let `subject` register an
- * address, or undefined when a rule allows it — a rule that selects the namespace, has a CIDR
- * containing the IP, and allows every port of the backend. What depends only on the backend
- * (which rules select its namespace, which allow its ports) is worked out once, here.
+ * address, or undefined when a rule of any grant object allows it — a rule that selects the
+ * namespace, has a CIDR containing the IP, and allows every port of the backend. What depends
+ * only on the backend (which rules select its namespace, which allow its ports) is worked out
+ * once, here. While decisions are frozen, exactly the published addresses are allowed.
  */
 export function policyJudge(
   policy: LoadedPolicy,
   subject: Subject,
 ): (ip: string) => string | undefined {
   const { namespace, namespaceLabels, ports } = subject;
-  if (policy.state === 'absent')
-    return () =>
-      `not allowed: there is no ${ref}, so no namespace may register addresses (the platform team grants them there)`;
-  if (policy.state === 'invalid') return () => `not allowed: ${ref} is invalid (${policy.message})`;
-  if (namespaceLabels === undefined)
-    return () => `not allowed yet: the labels of namespace ${namespace} are not known`;
+  const frozen = frozenBecause(policy, subject);
+  if (frozen !== undefined || policy.state !== 'ok' || namespaceLabels === undefined) {
+    const published = subject.published ?? new Set<string>();
+    return (ip) =>
+      published.has(ip)
+        ? undefined
+        : `not published while the address policy is frozen (${frozen ?? 'unknown'}): addresses already published stay, new ones wait for the grants`;
+  }
   const selecting = policy.rules.filter((r) =>
     labelSelectorMatches(r.rule.namespaceSelector, namespaceLabels),
   );
   if (selecting.length === 0)
-    return () => `not allowed by ${ref}: no rule grants namespace ${namespace} any address`;
+    return () => `not allowed: no ${policyKind} rule grants namespace ${namespace} any address`;
   const portsOk = new Map(
     selecting.map((r) => [r, ports.every((p) => allowsPort(r.rule, p))] as const),
   );
-  const names = selecting.map((r) => r.rule.name).join(', ');
+  const names = selecting.map(cite).join(', ');
   return (ip) => {
     const addr = parseIP(ip);
     const covering =
       addr === undefined ? [] : selecting.filter((r) => r.cidrs.lookup(addr) !== undefined);
     if (covering.length === 0)
-      return `not allowed by ${ref}: no rule for namespace ${namespace} covers ${ip} (rules: ${names})`;
+      return `not allowed: no ${policyKind} rule for namespace ${namespace} covers ${ip} (rules: ${names})`;
     if (covering.some((r) => portsOk.get(r) === true)) return undefined;
     const first = covering[0];
     const missing = ports.filter((p) => first !== undefined && !allowsPort(first.rule, p));
-    return `not allowed by ${ref}: rule ${first?.rule.name ?? ''} covers ${ip} but not port ${missing.join(', ')}`;
+    return `not allowed: ${policyKind} rule ${first === undefined ? '' : cite(first)} covers ${ip} but not port ${missing.join(', ')}`;
   };
 }
 

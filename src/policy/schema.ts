@@ -1,17 +1,23 @@
 // The ExternalBackendPolicy API (outrigger.dev/v1alpha1, cluster-scoped): the platform team's
-// grant of address ranges and ports to namespaces, the Gateway API ReferenceGrant idea applied to
-// addresses. There is exactly one, named `cluster`, holding named rules that add up (an address is
-// allowed when any rule allows it): a ValidatingAdmissionPolicy evaluates each of several params
-// on its own and ANDs the results, so grants spread over several objects could not be enforced at
-// admission as they are in the reconciler.
+// grants of address ranges and ports to namespaces, the Gateway API ReferenceGrant idea applied to
+// addresses. Grants may be spread over any number of objects (one per team, or per GitOps source),
+// whose rules add up: an address is allowed when any rule of any object allows it. A
+// ValidatingAdmissionPolicy evaluates each of several parameter objects on its own and requires
+// all of them to pass, so outrigger compiles the grants into one object of its own,
+// `outrigger-effective`, which the admission policy reads (evaluate.ts, compileEffective).
 import { z } from 'zod';
 import { matching } from '../externalbackend/fields.ts';
 import { labelSelector } from '../externalbackend/schema.ts';
 
 export const policyKind = 'ExternalBackendPolicy';
 export const policyPlural = 'externalbackendpolicies';
-/** The one policy object the reconciler and the admission policy read. */
+/** The grant object the chart creates (values: addressPolicy). */
 export const policyName = 'cluster';
+/** The object outrigger compiles every grant into, for the admission policy; not a grant. */
+export const effectivePolicyName = 'outrigger-effective';
+/** Rules one grant object may hold; the compiled object holds everyone's. */
+export const maxRulesPerGrant = 64;
+export const maxEffectiveRules = 1024;
 
 const cel = (rule: string, message: string) => ({
   'x-kubernetes-validations': [{ rule, message }],
@@ -31,11 +37,13 @@ const portRange = z
   .meta(cel('!has(self.endPort) || self.endPort >= self.port', 'endPort must not be below port'));
 
 const rule = z.object({
+  // A DNS label in a grant (enforced on the object, crd.ts); "<object>.<rule>" in the compiled
+  // object, which is unique because a rule's own name has no dot.
   name: matching(
-    z.string().min(1).max(63),
-    /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/,
+    z.string().min(1).max(317),
+    /^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/,
     'must be a DNS label: lowercase letters, digits and "-"',
-  ).describe("The rule's name, unique in rules (shown in messages that cite it)."),
+  ).describe("The rule's name, a DNS label unique in rules (messages cite it as <object>/<rule>)."),
   /** Namespaces this rule grants to; {} selects every namespace. */
   namespaceSelector: labelSelector.describe(
     'The namespaces this rule grants to, by their labels; {} selects every namespace. kubernetes.io/metadata.name names one.',
@@ -76,9 +84,9 @@ export const policySpec = z
   .object({
     rules: z
       .array(rule)
-      .max(64)
+      .max(maxEffectiveRules)
       .describe(
-        'Named grants that add up: an ExternalBackend address is allowed when any rule allows its namespace, address and ports. No rules: nothing is allowed.',
+        `Named grants that add up, also across ExternalBackendPolicy objects: an ExternalBackend address is allowed when any rule allows its namespace, address and ports. No rules: this object grants nothing. At most ${String(maxRulesPerGrant)}.`,
       )
       .default([])
       .meta({ 'x-kubernetes-list-type': 'map', 'x-kubernetes-list-map-keys': ['name'] }),
