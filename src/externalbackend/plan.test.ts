@@ -117,7 +117,7 @@ describe('a hand-written Endpoints beside the backend (migration)', () => {
     expect(plan.refused).toBeUndefined();
     expect(plan.endpoints).toBeUndefined();
     expect(plan.sliceCreates.map((s) => s.metadata?.name)).toEqual(['etcd-k8s-outrigger-ipv4']);
-    expect(plan.sliceCreates[0]?.endpoints.map((e) => e.addresses[0])).toEqual(ips);
+    expect((plan.sliceCreates[0]?.endpoints ?? []).map((e) => e.addresses[0])).toEqual(ips);
     expect(plan.deletes).toEqual([]);
     expect(plan.foreignEndpoints?.reason).toBe('EndpointsHeldByAnotherWriter');
     expect(plan.foreignEndpoints?.message).toContain('outrigger.dev/adopt-endpoints=true');
@@ -133,8 +133,8 @@ describe('a hand-written Endpoints beside the backend (migration)', () => {
     health.set(targetKey(ref, ips[2] ?? ''), down);
     const plan = planBackend(world({ endpoints: handWritten(), slices: published(), health }));
     expect(plan.sliceUpdates).toHaveLength(1);
-    const ready = plan.sliceUpdates[0]?.want.endpoints.filter((e) => e.conditions?.ready);
-    expect(ready?.map((e) => e.addresses[0])).toEqual(ips.slice(0, 2));
+    const ready = (plan.sliceUpdates[0]?.want.endpoints ?? []).filter((e) => e.conditions?.ready);
+    expect(ready.map((e) => e.addresses[0])).toEqual(ips.slice(0, 2));
     expect(plan.endpoints).toBeUndefined();
   });
 
