@@ -320,14 +320,7 @@ suite('the seed migration: hand-written Endpoints → ExternalBackend → hand-w
 
       // Cutover, step 2: the opt-in. The Endpoints is taken over in place; the mirroring
       // controller drops its slice; outrigger's carries the Service alone.
-      await kubectl([
-        'annotate',
-        '-n',
-        ns,
-        'externalbackend',
-        name,
-        'outrigger.dev/adopt-endpoints=true',
-      ]);
+      await kubectl(['annotate', 'xb', name, '-n', ns, 'outrigger.dev/adopt-endpoints=true']);
       const uid = (await backend())?.metadata.uid;
       await waitFor(
         'the Endpoints owned by the ExternalBackend',
@@ -353,7 +346,7 @@ suite('the seed migration: hand-written Endpoints → ExternalBackend → hand-w
       // Rollback: orphan what the backend owns, give the Endpoints back to the mirroring
       // controller, and only once its slice is there remove outrigger's.
       mark('rollback');
-      await kubectl(['delete', '-n', ns, 'externalbackend', name, '--cascade=orphan']);
+      await kubectl(['delete', 'xb', name, '-n', ns, '--cascade=orphan']);
       await waitFor('the Endpoints orphaned', async () =>
         (await endpoints())?.metadata?.ownerReferences === undefined ? true : undefined,
       );
