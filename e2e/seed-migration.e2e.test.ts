@@ -326,10 +326,13 @@ suite('the seed migration: hand-written Endpoints → ExternalBackend → hand-w
         'the Endpoints owned by the ExternalBackend',
         async () => {
           const ep = await endpoints();
-          return ep?.metadata?.ownerReferences?.some((o) => o.uid === uid) === true &&
+          if (
+            ep?.metadata?.ownerReferences?.some((o) => o.uid === uid) === true &&
             ep.metadata.labels?.['endpointslice.kubernetes.io/skip-mirror'] === 'true'
-            ? true
-            : undefined;
+          )
+            return true;
+          // Said when the wait times out.
+          throw new Error(JSON.stringify((await backend())?.status?.conditions));
         },
         60_000,
       );
