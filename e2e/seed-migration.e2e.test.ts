@@ -469,4 +469,60 @@ suite('the seed migration: hand-written Endpoints → ExternalBackend → hand-w
     expect(failed).toEqual([]);
     expect(Math.min(...t.programmed.filter((p) => p.phase === 'delete').map((p) => p.n))).toBe(3);
   }, 180_000);
+  // A control for the witnesses: the way back in the wrong order (outrigger's slices deleted while
+  // the Endpoints is still skip-mirror, so no slice is left) must show up as failed calls and as
+  // kube-proxy programming nothing; otherwise the zeros above would prove nothing.
+  it('control: the way back in the wrong order is seen as failed calls and an empty Service', async () => {
+    await kubectl(['delete', 'xb', name, '-n', ns, '--cascade=orphan']);
+    await waitFor("outrigger's slice orphaned", async () => {
+      const s = await slices(ours);
+      return s.length > 0 && s.every((x) => x.metadata?.ownerReferences === undefined)
+        ? true
+        : undefined;
+    });
+    const t = traffic();
+    try {
+      await delay(2000);
+      t.phase = 'wrong-order';
+      await kubectl([
+        'delete',
+        'endpointslice',
+        '-n',
+        ns,
+        '-l',
+        `kubernetes.io/service-name=${name},${ours}`,
+      ]);
+      await waitFor('kube-proxy to program nothing', () =>
+        Promise.resolve(node.programmedEndpoints(ns, name).length === 0 || undefined),
+      );
+      // Long enough for calls to start in the gap (a failing call takes up to its timeouts).
+      await delay(4000);
+      await kubectl([
+        'label',
+        '-n',
+        ns,
+        'endpoints',
+        name,
+        'endpointslice.kubernetes.io/skip-mirror-',
+        'endpoints.kubernetes.io/managed-by-',
+        'app.kubernetes.io/managed-by-',
+      ]);
+      await waitFor('kube-proxy to program the members again', () =>
+        Promise.resolve(node.programmedEndpoints(ns, name).length === 3 || undefined),
+      );
+    } finally {
+      await t.stop();
+    }
+    const calls = t.calls.filter((c) => c.phase === 'wrong-order');
+    const failed = calls.filter((c) => !c.ok);
+    const fewest = Math.min(
+      ...t.programmed.filter((p) => p.phase === 'wrong-order').map((p) => p.n),
+    );
+    console.log(
+      `seed migration, wrong order (control): ${String(failed.length)}/${String(calls.length)} etcdctl calls failed; kube-proxy programmed at least ${String(fewest)} of 3 members`,
+    );
+    expect(t.calls.filter((c) => c.phase === 'seed' && !c.ok)).toEqual([]);
+    expect(failed.length).toBeGreaterThan(0);
+    expect(fewest).toBe(0);
+  }, 120_000);
 });
