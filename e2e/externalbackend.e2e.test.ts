@@ -618,7 +618,7 @@ suite('ExternalBackend with real backends', () => {
     );
   }, 90_000);
 
-  it('adopts an existing selectorless Service, and will not overwrite a hand-written Endpoints', async () => {
+  it('adopts an existing selectorless Service, and publishes beside a hand-written Endpoints it will not overwrite', async () => {
     const ns = await createTestNamespace(kc, 'xb-adopt');
     const ip = net.ipv4[0] ?? '';
     // The by-hand setup outrigger replaces.
@@ -626,7 +626,7 @@ suite('ExternalBackend with real backends', () => {
       namespace: ns,
       body: { metadata: { name: 'legacy' }, spec: { ports: [{ name: 'http', port: 80 }] } },
     });
-    await core.createNamespacedEndpoints({
+    const handWritten = await core.createNamespacedEndpoints({
       namespace: ns,
       body: {
         metadata: { name: 'legacy' },
@@ -634,19 +634,26 @@ suite('ExternalBackend with real backends', () => {
       },
     });
     await apply(ns, 'legacy', { ports: [{ name: 'http', port: 80 }], addresses: [{ ip }] });
-    const conflict = await until(ns, 'legacy', 'EndpointsConflict', async () => {
+    const held = await until(ns, 'legacy', 'ForeignEndpoints', async () => {
       const y = await backend(ns, 'legacy');
-      return ready(y)?.reason === 'EndpointsConflict' ? y : undefined;
+      const c = y.status?.conditions?.find((x) => x.type === 'ForeignEndpoints');
+      return c?.reason === 'EndpointsHeldByAnotherWriter' ? c : undefined;
     });
-    expect(ready(conflict)?.message).toContain(
-      'Endpoints legacy already exists and it was written by hand or by another tool',
+    expect(held.message).toContain(
+      'Endpoints legacy is held by another writer (it was written by hand or by another tool)',
     );
-    await until(ns, 'legacy', 'an EndpointsConflict event', async () =>
-      (await eventReasons(ns, 'legacy')).includes('Warning/EndpointsConflict') ? true : undefined,
+    await until(ns, 'legacy', 'an EndpointsHeldByAnotherWriter event', async () =>
+      (await eventReasons(ns, 'legacy')).includes('Warning/EndpointsHeldByAnotherWriter')
+        ? true
+        : undefined,
     );
-    // Untouched.
-    expect((await endpoints(ns, 'legacy'))?.subsets?.[0]?.addresses?.[0]?.ip).toBe('192.0.2.10');
-    expect(await slice(ns, 'legacy-outrigger-ipv4')).toBeUndefined();
+    // Its own slice beside the hand-written Endpoints, which is untouched.
+    await until(ns, 'legacy', 'its slice', async () =>
+      readyIPs(await slice(ns, 'legacy-outrigger-ipv4')).join() === ip ? true : undefined,
+    );
+    expect((await endpoints(ns, 'legacy'))?.metadata?.resourceVersion).toBe(
+      handWritten.metadata?.resourceVersion,
+    );
 
     // The user deletes the hand-written object; outrigger takes over.
     await core.deleteNamespacedEndpoints({ namespace: ns, name: 'legacy' });

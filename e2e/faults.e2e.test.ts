@@ -489,11 +489,13 @@ local('faults under churn', () => {
     const objects = kc.makeApiClient(CustomObjectsApi);
     const where = { group, version, namespace: ns, plural };
     const conflictReported = (name: string) =>
-      waitFor(`ExternalBackend ${name} to report EndpointsConflict`, async () => {
+      waitFor(`ExternalBackend ${name} to report EndpointsHeldByAnotherWriter`, async () => {
         const xb = (await objects.getNamespacedCustomObject({ ...where, name })) as {
           status?: { conditions?: { type: string; reason: string }[] };
         };
-        return xb.status?.conditions?.some((c) => c.reason === 'EndpointsConflict')
+        return xb.status?.conditions?.some(
+          (c) => c.type === 'ForeignEndpoints' && c.reason === 'EndpointsHeldByAnotherWriter',
+        )
           ? true
           : undefined;
       });
@@ -529,14 +531,14 @@ local('faults under churn', () => {
               outcomes.push('outrigger first');
               continue;
             }
-            // outrigger must leave it alone and say so. (Once the backend is deleted, its Service
+            // outrigger must leave it alone (publishing its own slice beside it) and say so. (Once the backend is deleted, its Service
             // goes and, as upstream does, the endpoints controller deletes that Service's
             // Endpoints: it is checked while the backend lives.)
             await conflictReported(name);
             await delay(2000);
             const after = await core.readNamespacedEndpoints({ namespace: ns, name });
             expect(after.metadata?.resourceVersion).toBe(ep.metadata?.resourceVersion);
-            outcomes.push('hand-written first: EndpointsConflict');
+            outcomes.push('hand-written first: left alone, published beside it');
           } finally {
             // The garbage collector takes what the backend owned; the hand-written one stays.
             await objects.deleteNamespacedCustomObject({ ...where, name });

@@ -728,7 +728,8 @@ suite('hostile input from namespace editors', () => {
         'overwrite a hand-written Endpoints',
         'r-legacy',
         { ...at('192.0.2.1'), service: { name: 'legacy' } },
-        'EndpointsConflict',
+        // Left alone (published beside, never written), and said on its own condition.
+        'EndpointsHeldByAnotherWriter',
       ],
       [
         'point at a Service that does not exist',
@@ -746,13 +747,14 @@ suite('hostile input from namespace editors', () => {
     for (const [name, obj, spec, reason] of cases) {
       await create('tenant-a', obj, spec);
       const ready = await statusOf('tenant-a', obj, (s) => {
-        const c = s.conditions?.find((x) => x.type === 'Ready');
-        return c?.reason === reason ? c : undefined;
+        return s.conditions?.find(
+          (x) => (x.type === 'Ready' || x.type === 'ForeignEndpoints') && x.reason === reason,
+        );
       });
       results.push({
         name,
         where: 'runtime',
-        detail: `Ready=${ready.status} ${ready.reason}: ${ready.message.slice(0, 120)}`,
+        detail: `${ready.type}=${ready.status} ${ready.reason}: ${ready.message.slice(0, 120)}`,
       });
     }
     // Every string at its longest allowed length is admitted and served.

@@ -30,6 +30,7 @@ import { parseDrainAnnotation } from '../externalbackend/drain.ts';
 import { parsedSpec, type ParsedSpec } from '../externalbackend/parsed.ts';
 import { nextCertificateCheckMs, soonestExpiry } from '../externalbackend/certificates.ts';
 import {
+  adoptEndpointsAnnotation,
   apiVersion,
   drainAnnotation,
   kind,
@@ -435,6 +436,7 @@ export class ExternalBackendController {
       leftOut: plan.leftOut,
       checkRefused: plan.checkRefused,
       policyFrozen: plan.policyFrozen,
+      foreignEndpoints: plan.foreignEndpoints,
       problem: outcome.problem,
       now,
     });
@@ -546,6 +548,7 @@ export class ExternalBackendController {
       ownedServices: this.o.services.list(namespace).filter((s) => ownership(s, ref) === 'ours'),
       ownedEndpoints: this.o.endpoints.list(namespace).filter((e) => ownership(e, ref) === 'ours'),
       pods: spec.podSelector === undefined ? [] : this.o.pods.list(namespace),
+      adoptEndpoints: xb.metadata?.annotations?.[adoptEndpointsAnnotation] === 'true',
       maxEndpointsPerSlice: this.o.maxEndpointsPerSlice,
       now: now.getTime(),
     };
@@ -673,6 +676,15 @@ export class ExternalBackendController {
     if (plan.endpoints?.op === 'create') await this.create('Endpoints', plan.endpoints.want);
     else if (plan.endpoints?.op === 'apply')
       await this.applyOwned(ref, 'Endpoints', plan.endpoints.want, plan.endpoints.current);
+    else if (plan.endpoints?.op === 'adopt') {
+      await this.applyOwned(ref, 'Endpoints', plan.endpoints.want, plan.endpoints.current, true);
+      this.o.events.event(
+        this.eventRef(ref),
+        'Normal',
+        'EndpointsAdopted',
+        `Took over Endpoints ${plan.endpoints.want.metadata?.name ?? ''} in place (${adoptEndpointsAnnotation}): it is now owned by this ExternalBackend and marked skip-mirror, so the mirrored EndpointSlice goes and outrigger's slices carry the Service alone`,
+      );
+    }
     // Creates before updates: endpoints moving out of a slice that shrinks (a lowered
     // --max-endpoints-per-slice, a slice of 1000 from an older version) are published in their
     // new slice before they leave the old one. For a moment they are in both, which consumers
@@ -714,16 +726,19 @@ export class ExternalBackendController {
    * Server-side apply (forced) of an object this backend owns. Forcing takes every field, so it
    * must never reach an object someone else owns: the apply carries the resourceVersion of
    * `current` (see known()) as a precondition, and an object replaced since (by anyone) makes it
-   * fail with 409 and retry from a fresh cache instead of taking the object over.
+   * fail with 409 and retry from a fresh cache instead of taking the object over. `adopt` is the
+   * one exception, planned only on the backend's explicit opt-in for an Endpoints nobody manages:
+   * the same precondition makes it take over exactly the version the plan judged.
    */
   private async applyOwned<T extends V1Endpoints | V1EndpointSlice>(
     ref: BackendRef,
     k: 'Endpoints' | 'EndpointSlice',
     want: T,
     current: T,
+    adopt = false,
   ): Promise<void> {
     const name = want.metadata?.name ?? '';
-    if (ownership(current, ref) !== 'ours')
+    if (!adopt && ownership(current, ref) !== 'ours')
       throw new ForeignObjectError(foreignMessage(k, name, current));
     const backend = `${ref.namespace}/${ref.name}`;
     const memos = this.applied.get(backend) ?? new Map<string, AppliedMemo>();

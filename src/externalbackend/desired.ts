@@ -80,6 +80,25 @@ export function ownership(
   return 'foreign';
 }
 
+/**
+ * Who holds an Endpoints that is not this backend's: another controller (a controller owner
+ * reference, or the managed-by label of an endpoints controller other than outrigger) or nobody
+ * in particular — written by hand, by kubectl or a GitOps tool, or left behind by an
+ * ExternalBackend deleted with --cascade=orphan (outrigger's label, no owner). Only the latter
+ * may stand beside a backend during a migration, and be adopted on the backend's opt-in: a
+ * controller would fight over it.
+ */
+export function endpointsHolder(obj: {
+  metadata?: {
+    ownerReferences?: readonly V1OwnerReference[];
+    labels?: Readonly<Record<string, string>>;
+  };
+}): 'controller' | 'unmanaged' {
+  if (obj.metadata?.ownerReferences?.some((o) => o.controller === true)) return 'controller';
+  const by = obj.metadata?.labels?.[labelManagedBy];
+  return by === undefined || by === managedByOutrigger ? 'unmanaged' : 'controller';
+}
+
 export function serviceName(xb: BackendRef, spec: ExternalBackendSpec): string {
   return spec.service.name ?? xb.name;
 }

@@ -20,6 +20,7 @@ import {
   decideService,
   desiredEndpoints,
   desiredService,
+  endpointsHolder,
   endpointsUpToDate,
   labelEndpointsManagedBy,
   labelSliceManagedBy,
@@ -33,8 +34,13 @@ import {
   type BackendRef,
   type Judge,
 } from './desired.ts';
-import { maxAddresses, type ExternalBackendSpec, type ExternalBackendStatus } from './schema.ts';
-import type { Problem } from './status.ts';
+import {
+  adoptEndpointsAnnotation,
+  maxAddresses,
+  type ExternalBackendSpec,
+  type ExternalBackendStatus,
+} from './schema.ts';
+import type { ForeignEndpoints, Problem } from './status.ts';
 
 export type OwnedKind = 'Service' | 'Endpoints' | 'EndpointSlice';
 
@@ -68,6 +74,8 @@ export interface BackendWorld {
   readonly ownedEndpoints: readonly V1Endpoints[];
   /** Pods of the namespace (only read when the spec has a podSelector). */
   readonly pods: readonly CachedPod[];
+  /** The backend carries the adopt-endpoints opt-in (see adoptionBlocker). */
+  readonly adoptEndpoints?: boolean;
   readonly maxEndpointsPerSlice: number;
   readonly now: number;
 }
@@ -107,7 +115,14 @@ export interface BackendPlan {
     | { readonly op: 'ports'; readonly name: string; readonly ports: V1ServicePort[] };
   readonly endpoints?:
     | { readonly op: 'create'; readonly want: V1Endpoints }
-    | { readonly op: 'apply'; readonly want: V1Endpoints; readonly current: V1Endpoints };
+    | { readonly op: 'apply'; readonly want: V1Endpoints; readonly current: V1Endpoints }
+    /** Takes over a hand-written Endpoints in place (the backend's opt-in; see planBackend). */
+    | { readonly op: 'adopt'; readonly want: V1Endpoints; readonly current: V1Endpoints };
+  /**
+   * The Service's Endpoints is held by another writer and left alone, while the backend's own
+   * slices are published beside the mirrored one (a migration in progress).
+   */
+  readonly foreignEndpoints?: ForeignEndpoints;
   readonly sliceCreates: readonly V1EndpointSlice[];
   readonly sliceUpdates: readonly {
     readonly want: V1EndpointSlice;
@@ -133,6 +148,43 @@ export function describeManager(obj: V1Endpoints | V1EndpointSlice): string {
   const by = labels[labelEndpointsManagedBy] ?? labels[labelSliceManagedBy];
   if (by !== undefined) return `it is managed by ${by}`;
   return 'it was written by hand or by another tool';
+}
+
+/**
+ * Why an adoption must wait, or undefined when it may go ahead: kube-proxy must already have the
+ * backend's own slices, as they will be, and they must say what the health checks found, because
+ * marking the Endpoints skip-mirror makes the endpointslice-mirroring controller delete the slice
+ * that carries the traffic until then. Addresses never checked are published ready, unverified;
+ * those over the namespace's probe-target limit will never be, and do not hold it back.
+ */
+export function adoptionBlocker(
+  sliceWrites: number,
+  views: readonly AddressView[],
+  unchecked: ReadonlySet<string>,
+): string | undefined {
+  const waiting = views.filter((v) => v.state === 'Unknown' && !unchecked.has(v.ip));
+  const why = [
+    sliceWrites > 0 ? "outrigger's EndpointSlices are being published" : '',
+    waiting.length > 0
+      ? `${String(waiting.length)} addresses have no health-check verdict yet (${waiting
+          .slice(0, 3)
+          .map((v) => v.ip)
+          .join(', ')}${waiting.length > 3 ? ', …' : ''})`
+      : '',
+  ].filter(Boolean);
+  return why.length === 0 ? undefined : why.join('; ');
+}
+
+function heldMessage(name: string, ep: V1Endpoints, adopt: string | undefined): string {
+  const who =
+    controllerOwner(ep) === undefined &&
+    ep.metadata?.labels?.[labelEndpointsManagedBy] !== undefined
+      ? 'it was left behind by a deleted ExternalBackend'
+      : describeManager(ep);
+  const beside = `Endpoints ${name} is held by another writer (${who}); outrigger leaves it alone and publishes its own EndpointSlices beside the one the endpointslice-mirroring controller makes from it`;
+  if (adopt !== undefined)
+    return `${beside}. It is adopted (${adoptEndpointsAnnotation}) once nothing holds that back: ${adopt}`;
+  return `${beside}. To finish the migration, annotate this ExternalBackend ${adoptEndpointsAnnotation}=true: outrigger then takes the Endpoints over in place, so that readers of Endpoints never see it missing (deleting it works too, but leaves a moment without one)`;
 }
 
 export function foreignMessage(
@@ -263,22 +315,29 @@ export function planBackend(w: BackendWorld): BackendPlan {
   };
   if (decision.action === 'refuse')
     return { ...base, refused: { reason: decision.reason, message: decision.message } };
-  if (ownership(w.endpoints, ref) === 'foreign' && w.endpoints !== undefined)
+  // A hand-written Endpoints (the seed setup) is no reason to hold the backend back: kube-proxy
+  // reads EndpointSlices only and merges every slice of the Service, so the backend's own slices
+  // can carry traffic beside the mirrored one before the Endpoints goes. Another controller's
+  // Endpoints is refused: two controllers would fight over what the Service means.
+  const foreign = ownership(w.endpoints, ref) === 'foreign' ? w.endpoints : undefined;
+  if (foreign !== undefined && endpointsHolder(foreign) === 'controller')
     return {
       ...base,
       refused: {
         reason: 'EndpointsConflict',
-        message: foreignMessage('Endpoints', svcName, w.endpoints),
+        message: foreignMessage('Endpoints', svcName, foreign),
       },
     };
 
   const ep = desiredEndpoints(ref, spec, views, pods);
   const endpoints =
-    w.endpoints === undefined
-      ? { op: 'create' as const, want: ep }
-      : endpointsUpToDate(w.endpoints, ep)
-        ? undefined
-        : { op: 'apply' as const, want: ep, current: w.endpoints };
+    foreign !== undefined
+      ? undefined
+      : w.endpoints === undefined
+        ? { op: 'create' as const, want: ep }
+        : endpointsUpToDate(w.endpoints, ep)
+          ? undefined
+          : { op: 'apply' as const, want: ep, current: w.endpoints };
 
   const mine = w.slices.filter((s) => ownership(s, ref) === 'ours');
   const slicePlan = planBackendSlices(
@@ -322,8 +381,30 @@ export function planBackend(w: BackendWorld): BackendPlan {
       .filter((s) => base.adopted || s.metadata?.name !== svcName)
       .map((s) => ({ kind: 'Service' as const, name: s.metadata?.name ?? '', uid: uid(s) })),
   ];
+  // Adoption is an update of the object in place, never a delete and create: readers of Endpoints
+  // (Prometheus' endpoints discovery, old clients) see it change, never go. It waits for a
+  // reconcile that has nothing left to write to the slices, i.e. one that found them in the cache.
+  const blocker =
+    foreign !== undefined && w.adoptEndpoints === true
+      ? adoptionBlocker(slicePlan.creates.length + slicePlan.updates.length, views, unchecked)
+      : undefined;
+  const adoption =
+    foreign !== undefined && w.adoptEndpoints === true && blocker === undefined
+      ? { endpoints: { op: 'adopt' as const, want: ep, current: foreign } }
+      : foreign !== undefined
+        ? {
+            foreignEndpoints: {
+              reason:
+                w.adoptEndpoints === true
+                  ? ('AdoptionPending' as const)
+                  : ('EndpointsHeldByAnotherWriter' as const),
+              message: heldMessage(svcName, foreign, blocker),
+            },
+          }
+        : {};
   return {
     ...base,
+    ...adoption,
     ...(decision.action === 'create'
       ? { service: { op: 'create' as const, service: decision.service } }
       : decision.action === 'update'

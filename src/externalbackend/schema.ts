@@ -46,6 +46,12 @@ const zoneDescription =
 /** The annotation that drains addresses without editing the spec (see drain.ts). */
 export const drainAnnotation = 'outrigger.dev/drain';
 
+/**
+ * The opt-in (value "true") that lets a backend take over an Endpoints of its Service that was
+ * written by hand, in place (see adoption in plan.ts). Without it such an object is never written.
+ */
+export const adoptEndpointsAnnotation = 'outrigger.dev/adopt-endpoints';
+
 const drainDescription = `Take the address out of new connections while established ones finish (maintenance): published not ready but serving and terminating, still checked. The annotation ${drainAnnotation} (comma-separated IPs and DNS names) does the same without editing the spec.`;
 
 /**
@@ -323,7 +329,9 @@ const condition = z.object({
     .regex(
       /^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*\/)?(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])$/,
     )
-    .describe("The condition's type: Ready, or CertificateExpiringSoon."),
+    .describe(
+      "The condition's type: Ready, CertificateExpiringSoon, or ForeignEndpoints (while a hand-written Endpoints of the Service stands beside the backend's slices).",
+    ),
   status: z.enum(['True', 'False', 'Unknown']).describe('True, False or Unknown.'),
   observedGeneration: z
     .int()
@@ -340,7 +348,7 @@ const condition = z.object({
     .max(1024)
     .regex(/^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$/)
     .describe(
-      'Why, in CamelCase: AddressesReady, NoReadyAddresses, FailingOpen, EndpointsConflict, WriteFailed, ...; for CertificateExpiringSoon: CertificateExpiresSoon, CertificateExpired or CertificatesValid.',
+      'Why, in CamelCase: AddressesReady, NoReadyAddresses, FailingOpen, EndpointsConflict, WriteFailed, ...; for CertificateExpiringSoon: CertificateExpiresSoon, CertificateExpired or CertificatesValid; for ForeignEndpoints: EndpointsHeldByAnotherWriter or AdoptionPending.',
     ),
   message: z.string().max(32768).describe('The reason in words, for people.'),
 });

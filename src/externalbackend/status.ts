@@ -25,6 +25,19 @@ export type Problem =
 
 export type ReadyReason = 'AddressesReady' | 'NoReadyAddresses' | 'FailingOpen' | Problem;
 
+/**
+ * The Service's Endpoints is held by another writer and left alone while the backend's own slices
+ * are published beside the mirrored one: a migration from a hand-written Endpoints in progress.
+ * Reported as condition ForeignEndpoints (True; left out otherwise, as CertificateExpiringSoon is)
+ * rather than as Ready, which keeps saying whether what outrigger publishes serves.
+ */
+export interface ForeignEndpoints {
+  readonly reason: 'EndpointsHeldByAnotherWriter' | 'AdoptionPending';
+  readonly message: string;
+}
+
+export const foreignEndpointsConditionType = 'ForeignEndpoints';
+
 export interface ReadyInput {
   /** Something stopped the reconciler from publishing; takes precedence over health. */
   readonly problem?: { readonly reason: Problem; readonly message: string } | undefined;
@@ -41,6 +54,8 @@ export interface ReadyInput {
   readonly checkRefused?: string | undefined;
   /** Why address-policy decisions are frozen (grants missing or unreadable), when they are. */
   readonly policyFrozen?: string | undefined;
+  /** The Endpoints is held by another writer (see ForeignEndpoints). */
+  readonly foreignEndpoints?: ForeignEndpoints | undefined;
 }
 
 const listed = (
@@ -88,6 +103,9 @@ export function readyCondition(i: ReadyInput): {
     failing ? `DNS lookups failing: ${failing}` : '',
     (i.leftOut ?? 0) > 0
       ? `${String(i.leftOut)} resolved addresses left out: a backend publishes at most ${String(maxAddresses)}`
+      : '',
+    i.foreignEndpoints !== undefined
+      ? `the Endpoints is held by another writer (condition ${foreignEndpointsConditionType})`
       : '',
     unmatched
       ? `${drainAnnotation} names what this backend does not have: ${unmatched}${(i.drainUnmatched?.length ?? 0) > 3 ? ' and more' : ''}`
@@ -296,8 +314,9 @@ export function buildStatus(i: StatusInput): ExternalBackendStatus {
           ),
         }
       : {}),
-    // Without a certificate seen (no TLS check) the condition does not apply and is left out.
-    conditions:
+    // Without a certificate seen (no TLS check) the condition does not apply and is left out;
+    // ForeignEndpoints likewise exists only while another writer holds the Endpoints.
+    conditions: foreignCondition(
       cert === undefined
         ? withReady.filter((c) => c.type !== certificateConditionType)
         : setCondition(
@@ -305,7 +324,25 @@ export function buildStatus(i: StatusInput): ExternalBackendStatus {
             { type: certificateConditionType, observedGeneration: i.generation, ...cert },
             i.now,
           ),
+      i,
+    ),
   };
+}
+
+function foreignCondition(conditions: Condition[], i: StatusInput): Condition[] {
+  if (i.foreignEndpoints === undefined)
+    return conditions.filter((c) => c.type !== foreignEndpointsConditionType);
+  return setCondition(
+    conditions,
+    {
+      type: foreignEndpointsConditionType,
+      status: 'True',
+      observedGeneration: i.generation,
+      reason: i.foreignEndpoints.reason,
+      message: i.foreignEndpoints.message,
+    },
+    i.now,
+  );
 }
 
 /** JSON with every object's keys sorted: equal values, equal strings, whatever order built them. */
@@ -544,6 +581,14 @@ export function planStatus(input: StatusInput): {
     else if (before !== undefined)
       events.push({ type: 'Normal', reason: 'Ready', message: ready.message });
   }
+  // Said once when the migration state changes, not at every reconcile while it lasts.
+  const held = input.previous?.conditions?.find((c) => c.type === foreignEndpointsConditionType);
+  if (input.foreignEndpoints !== undefined && held?.reason !== input.foreignEndpoints.reason)
+    events.push({
+      type: 'Warning',
+      reason: input.foreignEndpoints.reason,
+      message: input.foreignEndpoints.message,
+    });
   const certEvent = certificateEvent(
     input.previous?.conditions?.find((c) => c.type === certificateConditionType),
     certificates(input),

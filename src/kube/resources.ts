@@ -20,7 +20,7 @@ import {
   type CachedService,
 } from './cached.ts';
 import type { ResourceClient } from './informer.ts';
-import { drainAnnotation } from '../externalbackend/schema.ts';
+import { adoptEndpointsAnnotation, drainAnnotation } from '../externalbackend/schema.ts';
 
 type Raw = Record<string, unknown>;
 
@@ -150,13 +150,19 @@ export interface CachedExternalBackend extends KubernetesObject {
 }
 
 /**
- * Of the annotations only the one outrigger reads: the others (kubectl's last-applied
+ * Of the annotations only those outrigger reads: the others (kubectl's last-applied
  * configuration among them) can be as large as the object and would be kept for nothing.
  */
 function backendMeta(raw: unknown): V1ObjectMeta {
   const out = meta(raw, ['generation']);
-  const drain = rec(rec(raw).annotations)[drainAnnotation];
-  if (typeof drain === 'string') out.annotations = { [drainAnnotation]: drain };
+  const annotations = rec(rec(raw).annotations);
+  const kept = Object.fromEntries(
+    [drainAnnotation, adoptEndpointsAnnotation].flatMap((k) => {
+      const v = annotations[k];
+      return typeof v === 'string' ? [[k, v]] : [];
+    }),
+  );
+  if (Object.keys(kept).length > 0) out.annotations = kept;
   return out;
 }
 
