@@ -38,6 +38,8 @@ export interface Metrics {
   readonly events: Counter<'result'>;
   readonly deniedRanges: Gauge<'source'>;
   readonly rangeDiscoveryUp: Gauge<'source'>;
+  readonly endpointsConflicts: Counter;
+  readonly endpointsContested: Gauge;
   queue(name: string, inFlightSince: () => number[]): QueueMetrics;
 }
 
@@ -265,6 +267,19 @@ export function createMetrics(opts: { defaultMetrics?: boolean } = {}): Metrics 
       name: 'outrigger_cluster_range_discovery_up',
       help: 'Whether outrigger can watch a source of the cluster’s address ranges (servicecidrs, nodes, apiserver); 0 means every private range is denied in its place.',
       labelNames: ['source'],
+      registers,
+    }),
+    // Selector mode's guard against a second endpoints controller (src/endpoints/conflict.ts). No
+    // labels: the Event on the Service names it, and a series that exists from the start lets
+    // increase() see the first conflict.
+    endpointsConflicts: new Counter({
+      name: 'outrigger_endpoints_conflicts_total',
+      help: 'Times another controller (kube-controller-manager’s endpoints controller, by the managed-by label) rewrote an Endpoints that outrigger’s selector mode had written; each makes outrigger hold off that Endpoints for a while.',
+      registers,
+    }),
+    endpointsContested: new Gauge({
+      name: 'outrigger_endpoints_contested',
+      help: 'Endpoints that outrigger’s selector mode is holding off because another controller rewrote them.',
       registers,
     }),
     queue(name, inFlightSince) {
