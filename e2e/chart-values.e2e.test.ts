@@ -465,6 +465,53 @@ local('the chart values', () => {
     expect(full.find((d) => d.kind === 'ServiceAccount')?.metadata?.name).toBe('xb-operator');
   });
 
+  it("scope every alert and dashboard query to outrigger's own job (metrics.jobSelector)", () => {
+    const promtool = ensureDataPlaneBinary('promtool');
+    const monitoring = { prometheusRule: { enabled: true }, dashboard: { enabled: true } };
+    const scoped = (values: unknown) => {
+      const all = docs(render(values).out);
+      const rule = all.find((d) => d.kind === 'PrometheusRule');
+      const groups = (rule?.spec?.groups ?? []) as { rules: { alert: string; expr: string }[] }[];
+      const board = all.find(
+        (d) => d.kind === 'ConfigMap' && d.metadata?.name?.endsWith('-dashboard'),
+      );
+      const json = JSON.parse(
+        (board as { data?: Record<string, string> } | undefined)?.data?.['outrigger.json'] ?? '{}',
+      ) as { panels?: { targets: { expr: string }[] }[] };
+      // The substituted expressions still parse, as Prometheus will read them.
+      const file = join(work, `rules-${String(Date.now())}.yaml`);
+      writeFileSync(file, dump({ groups }));
+      const check = run(promtool, ['check', 'rules', file]);
+      expect(check.out).toContain('SUCCESS');
+      return {
+        all,
+        exprs: groups.flatMap((g) => g.rules.map((r) => `${r.alert}: ${r.expr}`)),
+        queries: (json.panels ?? []).flatMap((p) => p.targets.map((t) => t.expr)),
+      };
+    };
+
+    // Default: the job a ServiceMonitor without jobLabel gives the metrics Service, its name.
+    const byDefault = scoped({ metrics: { ...monitoring, serviceMonitor: { enabled: true } } });
+    const service = byDefault.all.find((d) => d.kind === 'Service');
+    expect(service?.metadata?.name).toBe('edge-outrigger-metrics');
+    const monitor = byDefault.all.find((d) => d.kind === 'ServiceMonitor');
+    expect(monitor?.spec?.jobLabel).toBeUndefined();
+    expect(byDefault.exprs.length).toBeGreaterThanOrEqual(14);
+    expect(byDefault.queries.length).toBeGreaterThanOrEqual(18);
+    for (const e of [...byDefault.exprs, ...byDefault.queries]) {
+      expect(e).toContain('job="edge-outrigger-metrics"');
+      expect(e).not.toContain('job="outrigger-metrics"');
+    }
+    expect(byDefault.exprs).toContain(
+      'OutriggerDown: absent(up{job="edge-outrigger-metrics"} == 1)',
+    );
+
+    // Any matchers, as for annotation-based scraping (quotes survive the dashboard's JSON).
+    const selector = 'job="kubernetes-service-endpoints",service="edge-outrigger-metrics"';
+    const custom = scoped({ metrics: { ...monitoring, jobSelector: selector } });
+    for (const e of [...custom.exprs, ...custom.queries]) expect(e).toContain(selector);
+  });
+
   it('work as a subchart: an umbrella chart passes global values and its own values through', () => {
     const umbrella = join(work, 'umbrella');
     mkdirSync(join(umbrella, 'charts'), { recursive: true });
