@@ -13,7 +13,13 @@ import {
   managedByOutrigger,
   planEndpoints,
 } from '../endpoints/desired.ts';
-import { decideContest, initialState, wrote, type ContestState } from '../endpoints/conflict.ts';
+import {
+  decideContest,
+  initialState,
+  maxHoldMs,
+  wrote,
+  type ContestState,
+} from '../endpoints/conflict.ts';
 import { selectorMatches, servicesForPodEvent } from '../endpoints/selector.ts';
 import { TriggerTimeTracker } from '../endpoints/triggertime.ts';
 import { Controller } from '../controller/runner.ts';
@@ -278,7 +284,7 @@ export class EndpointsController {
         },
         'Warning',
         'EndpointsConflict',
-        `Endpoints ${key} was rewritten by ${contest.writer} after outrigger wrote it: two endpoints controllers serve this Service. outrigger writes nothing to it for ${hold} (conflict ${String(contest.state.conflicts)} in a row; each doubles the wait, up to 30m). Disable the other controller (kube-controller-manager --controllers=*,-endpoints-controller) or take this namespace out of --selector-mode.`,
+        `Endpoints ${key} was rewritten by ${contest.writer} after outrigger wrote it: two endpoints controllers serve this Service. outrigger writes nothing to it for ${hold} (conflict ${String(contest.state.conflicts)} in a row; each doubles the wait, up to ${formatDuration(maxHoldMs)}). Disable the other controller (kube-controller-manager --controllers=*,-endpoints-controller) or take this namespace out of --selector-mode.`,
       );
       this.controller.queue.addAfter(key, contest.holdMs);
       return;
