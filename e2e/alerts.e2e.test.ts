@@ -310,7 +310,7 @@ suite('on a real Prometheus scraping outrigger', () => {
       60_000,
       500,
     );
-    expect(alert).toMatchObject({ job: 'outrigger-metrics', severity: 'critical' });
+    expect(alert).toMatchObject({ alertname: 'OutriggerDown', severity: 'critical' });
     console.log(
       `outrigger stopped: OutriggerDown firing ${String(Date.now() - stoppedAt)} ms later (for: 3s here, 5m in the chart)`,
     );
