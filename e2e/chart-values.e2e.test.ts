@@ -22,6 +22,7 @@ import {
   undescribed,
   valueRows,
 } from './scripts/chart-docs.ts';
+import { panels } from './scripts/dashboard.ts';
 
 const repoRoot = fileURLToPath(new URL('..', import.meta.url));
 const local = process.env.USE_EXISTING_CLUSTER === 'true' ? describe.skip : describe;
@@ -496,8 +497,12 @@ local('the chart values', () => {
     expect(service?.metadata?.name).toBe('edge-outrigger-metrics');
     const monitor = byDefault.all.find((d) => d.kind === 'ServiceMonitor');
     expect(monitor?.spec?.jobLabel).toBeUndefined();
-    expect(byDefault.exprs.length).toBeGreaterThanOrEqual(14);
-    expect(byDefault.queries.length).toBeGreaterThanOrEqual(18);
+    // Every rule and every query came through (none lost on the way).
+    const source = load(readFileSync(join(chartDir, 'rules', 'outrigger.rules.yaml'), 'utf8')) as {
+      groups: { rules: unknown[] }[];
+    };
+    expect(byDefault.exprs).toHaveLength(source.groups.flatMap((g) => g.rules).length);
+    expect(byDefault.queries).toHaveLength(panels.flatMap((p) => p.queries).length);
     for (const e of [...byDefault.exprs, ...byDefault.queries]) {
       expect(e).toContain('job="edge-outrigger-metrics"');
       expect(e).not.toContain('job="outrigger-metrics"');
