@@ -1,8 +1,11 @@
 // outrigger's alerts and dashboard, proven: promtool's unit tests of the chart's rule file, and a
 // real Prometheus (built from the Go module proxy, on loopback) scraping a running outrigger: the
 // alert for a backend whose servers all died fires, then resolves when they return, and every
-// query of the dashboard returns data.
+// query of the dashboard returns data. Beside it Prometheus scrapes another operator that exports
+// the same controller-runtime names, failing every way: none of outrigger's alerts fires for it.
+// Last, outrigger stops and OutriggerDown fires.
 import { spawnSync } from 'node:child_process';
+import { createServer, type Server as HttpServer } from 'node:http';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -20,7 +23,7 @@ import { startOperator, type OperatorProcess } from './harness/operator.ts';
 import { makeCa, makeLeaf } from './harness/pki.ts';
 import { freePort } from './harness/ports.ts';
 import { ProcessGroup, tail, type ManagedProcess } from './harness/processes.ts';
-import { panels, renderDashboard } from './scripts/dashboard.ts';
+import { jobPlaceholder, panels, renderDashboard } from './scripts/dashboard.ts';
 import { createExternalBackend, fastTcpBackend, teardown, waitFor } from './helpers.ts';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
@@ -60,7 +63,38 @@ let operator: OperatorProcess;
 let procs: ProcessGroup;
 let prometheus: ManagedProcess;
 let promUrl: string;
+let otherOperator: HttpServer;
 const servers: Server[] = [];
+
+/**
+ * Another controller-runtime operator in the same Prometheus: no leader, a reconcile stuck for 15
+ * minutes, panics and API errors that grow on every scrape. Unscoped, outrigger's rules fire for it.
+ */
+function serveOtherOperator(): Promise<string> {
+  let scrapes = 0;
+  otherOperator = createServer((_req, res) => {
+    scrapes++;
+    res.setHeader('Content-Type', 'text/plain; version=0.0.4');
+    res.end(
+      [
+        'leader_election_master_status{name="other-leader"} 0',
+        'workqueue_longest_running_processor_seconds{controller="widget",name="widget"} 900',
+        `controller_runtime_reconcile_panics_total{controller="widget"} ${String(scrapes)}`,
+        `controller_runtime_reconcile_total{controller="widget",result="error"} ${String(scrapes * 10)}`,
+        `controller_runtime_reconcile_errors_total{controller="widget"} ${String(scrapes * 10)}`,
+        `rest_client_requests_total{code="500",method="GET"} ${String(scrapes * 10)}`,
+        `outrigger_endpoints_conflicts_total ${String(scrapes)}`,
+        '',
+      ].join('\n'),
+    );
+  });
+  return new Promise((resolve) => {
+    otherOperator.listen(0, '127.0.0.1', () => {
+      const addr = otherOperator.address();
+      resolve(typeof addr === 'object' && addr !== null ? `127.0.0.1:${String(addr.port)}` : '');
+    });
+  });
+}
 
 beforeAll(async () => {
   if (skipReason !== undefined) {
@@ -98,14 +132,20 @@ beforeAll(async () => {
   const rules = readFileSync(rulesFile, 'utf8').replaceAll(/^(\s+)for: \S+$/gm, '$1for: 3s');
   writeFileSync(join(dir, 'rules.yaml'), rules);
   const target = new URL(operator.metricsUrl).host;
+  const other = await serveOtherOperator();
+  // outrigger's job is named as the chart's ServiceMonitor names it for a release called outrigger
+  // (its metrics Service), which is the matcher the rules and dashboard are written with.
+  expect(jobPlaceholder).toBe('job="outrigger-metrics"');
   writeFileSync(
     join(dir, 'prometheus.yml'),
     [
       'global: { scrape_interval: 1s, evaluation_interval: 1s }',
       'rule_files: [rules.yaml]',
       'scrape_configs:',
-      '  - job_name: outrigger',
+      '  - job_name: outrigger-metrics',
       `    static_configs: [{ targets: ['${target}'] }]`,
+      '  - job_name: other-operator',
+      `    static_configs: [{ targets: ['${other}'] }]`,
       '',
     ].join('\n'),
   );
@@ -134,17 +174,22 @@ afterAll(async () => {
   if (skipReason !== undefined) return;
   await teardown(
     () => operator.stop(),
+    () => new Promise((resolve) => otherOperator.close(resolve)),
     () => procs.stopAll(),
     () => net.remove(),
     () => cluster.stop(),
   );
 }, 60_000);
 
-async function firing(alertname: string): Promise<Record<string, string>[]> {
+async function alerts(): Promise<{ labels: Record<string, string>; state: string }[]> {
   const body = (await (await fetch(`${promUrl}/api/v1/alerts`)).json()) as {
     data: { alerts: { labels: Record<string, string>; state: string }[] };
   };
-  return body.data.alerts
+  return body.data.alerts;
+}
+
+async function firing(alertname: string): Promise<Record<string, string>[]> {
+  return (await alerts())
     .filter((a) => a.labels.alertname === alertname && a.state === 'firing')
     .map((a) => a.labels);
 }
@@ -231,4 +276,43 @@ suite('on a real Prometheus scraping outrigger', () => {
         if ((await query(q.expr)).length === 0) empty.push(`${p.title}: ${q.expr}`);
     expect(empty).toEqual([]);
   }, 60_000);
+
+  it("fires none of outrigger's alerts for another operator's controller-runtime metrics", async () => {
+    await waitFor(
+      'Prometheus to scrape the other operator',
+      async () => (await query('up{job="other-operator"} == 1')).length === 1 || undefined,
+      30_000,
+      500,
+    );
+    // Its rates need a few samples, and every rule here waits 3 s (for: 3s).
+    await delay(8000);
+    expect(await query('increase(controller_runtime_reconcile_panics_total[1m]) > 0')).not.toEqual(
+      [],
+    );
+    const active = (await alerts()).filter(
+      (a) =>
+        a.labels.job === 'other-operator' ||
+        a.labels.controller === 'widget' ||
+        a.labels.name === 'other-leader',
+    );
+    expect(active).toEqual([]);
+    expect(await firing('OutriggerEndpointsConflict')).toEqual([]);
+    expect(await firing('OutriggerDown')).toEqual([]);
+  }, 60_000);
+
+  // Last: it stops outrigger.
+  it('fires OutriggerDown when no replica is up', async () => {
+    await operator.stop();
+    const stoppedAt = Date.now();
+    const alert = await waitFor(
+      'OutriggerDown to fire',
+      async () => (await firing('OutriggerDown'))[0],
+      60_000,
+      500,
+    );
+    expect(alert).toMatchObject({ alertname: 'OutriggerDown', severity: 'critical' });
+    console.log(
+      `outrigger stopped: OutriggerDown firing ${String(Date.now() - stoppedAt)} ms later (for: 3s here, 5m in the chart)`,
+    );
+  }, 90_000);
 });

@@ -22,6 +22,7 @@ import {
   undescribed,
   valueRows,
 } from './scripts/chart-docs.ts';
+import { panels } from './scripts/dashboard.ts';
 
 const repoRoot = fileURLToPath(new URL('..', import.meta.url));
 const local = process.env.USE_EXISTING_CLUSTER === 'true' ? describe.skip : describe;
@@ -463,6 +464,57 @@ local('the chart values', () => {
     const full = docs(render({ fullnameOverride: 'xb-operator' }).out);
     expect(full.find((d) => d.kind === 'Deployment')?.metadata?.name).toBe('xb-operator');
     expect(full.find((d) => d.kind === 'ServiceAccount')?.metadata?.name).toBe('xb-operator');
+  });
+
+  it("scope every alert and dashboard query to outrigger's own job (metrics.jobSelector)", () => {
+    const promtool = ensureDataPlaneBinary('promtool');
+    const monitoring = { prometheusRule: { enabled: true }, dashboard: { enabled: true } };
+    const scoped = (values: unknown) => {
+      const all = docs(render(values).out);
+      const rule = all.find((d) => d.kind === 'PrometheusRule');
+      const groups = (rule?.spec?.groups ?? []) as { rules: { alert: string; expr: string }[] }[];
+      const board = all.find(
+        (d) => d.kind === 'ConfigMap' && d.metadata?.name?.endsWith('-dashboard'),
+      );
+      const json = JSON.parse(
+        (board as { data?: Record<string, string> } | undefined)?.data?.['outrigger.json'] ?? '{}',
+      ) as { panels?: { targets: { expr: string }[] }[] };
+      // The substituted expressions still parse, as Prometheus will read them.
+      const file = join(work, `rules-${String(Date.now())}.yaml`);
+      writeFileSync(file, dump({ groups }));
+      const check = run(promtool, ['check', 'rules', file]);
+      expect(check.out).toContain('SUCCESS');
+      return {
+        all,
+        exprs: groups.flatMap((g) => g.rules.map((r) => `${r.alert}: ${r.expr}`)),
+        queries: (json.panels ?? []).flatMap((p) => p.targets.map((t) => t.expr)),
+      };
+    };
+
+    // Default: the job a ServiceMonitor without jobLabel gives the metrics Service, its name.
+    const byDefault = scoped({ metrics: { ...monitoring, serviceMonitor: { enabled: true } } });
+    const service = byDefault.all.find((d) => d.kind === 'Service');
+    expect(service?.metadata?.name).toBe('edge-outrigger-metrics');
+    const monitor = byDefault.all.find((d) => d.kind === 'ServiceMonitor');
+    expect(monitor?.spec?.jobLabel).toBeUndefined();
+    // Every rule and every query came through (none lost on the way).
+    const source = load(readFileSync(join(chartDir, 'rules', 'outrigger.rules.yaml'), 'utf8')) as {
+      groups: { rules: unknown[] }[];
+    };
+    expect(byDefault.exprs).toHaveLength(source.groups.flatMap((g) => g.rules).length);
+    expect(byDefault.queries).toHaveLength(panels.flatMap((p) => p.queries).length);
+    for (const e of [...byDefault.exprs, ...byDefault.queries]) {
+      expect(e).toContain('job="edge-outrigger-metrics"');
+      expect(e).not.toContain('job="outrigger-metrics"');
+    }
+    expect(byDefault.exprs).toContain(
+      'OutriggerDown: absent(up{job="edge-outrigger-metrics"} == 1)',
+    );
+
+    // Any matchers, as for annotation-based scraping (quotes survive the dashboard's JSON).
+    const selector = 'job="kubernetes-service-endpoints",service="edge-outrigger-metrics"';
+    const custom = scoped({ metrics: { ...monitoring, jobSelector: selector } });
+    for (const e of [...custom.exprs, ...custom.queries]) expect(e).toContain(selector);
   });
 
   it('work as a subchart: an umbrella chart passes global values and its own values through', () => {

@@ -124,7 +124,7 @@ local('the Helm chart', () => {
       loadAll(rendered.out) as { kind?: string; spec?: { groups?: unknown[] } }[]
     ).filter((d) => d.kind === 'PrometheusRule' || d.kind === 'ConfigMap');
     expect(kinds.map((d) => d.kind).sort()).toEqual(['ConfigMap', 'PrometheusRule']);
-    expect(kinds.find((d) => d.kind === 'PrometheusRule')?.spec?.groups).toHaveLength(2);
+    expect(kinds.find((d) => d.kind === 'PrometheusRule')?.spec?.groups).toHaveLength(3);
     for (const [set, message] of [
       ['replicaCount=2', undefined],
       ['replicas=2', "additional properties 'replicas' not allowed"],

@@ -40,6 +40,8 @@ export interface Metrics {
   readonly rangeDiscoveryUp: Gauge<'source'>;
   readonly addressPolicyFrozen: Gauge;
   readonly addressPolicyRules: Gauge;
+  readonly endpointsConflicts: Counter;
+  readonly endpointsContested: Gauge;
   queue(name: string, inFlightSince: () => number[]): QueueMetrics;
 }
 
@@ -279,6 +281,19 @@ export function createMetrics(opts: { defaultMetrics?: boolean } = {}): Metrics 
     addressPolicyRules: new Gauge({
       name: 'outrigger_address_policy_rules',
       help: 'Rules across every ExternalBackendPolicy grant object, as last read.',
+      registers,
+    }),
+    // Selector mode's guard against a second endpoints controller (src/endpoints/conflict.ts). No
+    // labels: the Event on the Service names it, and a series that exists from the start lets
+    // increase() see the first conflict.
+    endpointsConflicts: new Counter({
+      name: 'outrigger_endpoints_conflicts_total',
+      help: 'Times another controller (kube-controller-manager’s endpoints controller, by the managed-by label) rewrote an Endpoints that outrigger’s selector mode had written; each makes outrigger hold off that Endpoints for a while.',
+      registers,
+    }),
+    endpointsContested: new Gauge({
+      name: 'outrigger_endpoints_contested',
+      help: 'Endpoints that outrigger’s selector mode is holding off because another controller rewrote them.',
       registers,
     }),
     queue(name, inFlightSince) {

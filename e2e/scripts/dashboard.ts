@@ -2,6 +2,13 @@
 // charts/outrigger/dashboards/outrigger.json (shipped as a ConfigMap with the Grafana sidecar's
 // label), and e2e/alerts.e2e.test.ts runs every query against a real Prometheus scraping a running
 // outrigger and fails when one returns nothing.
+//
+// Every query selects outrigger's own series with job="outrigger-metrics" (jobPlaceholder), as the
+// alert rules do: in a shared Prometheus other controllers export the same controller-runtime
+// names. The chart replaces the matcher with metrics.jobSelector; imported by hand, edit it there.
+
+/** The matcher the queries (and charts/outrigger/rules) are written with; the chart replaces it. */
+export const jobPlaceholder = 'job="outrigger-metrics"';
 
 export interface PanelSpec {
   readonly title: string;
@@ -15,7 +22,7 @@ export const panels: readonly PanelSpec[] = [
     unit: 'short',
     queries: [
       {
-        expr: 'sum by (status, reason) (outrigger_backend_ready_status)',
+        expr: 'sum by (status, reason) (outrigger_backend_ready_status{job="outrigger-metrics"})',
         legend: '{{status}} {{reason}}',
       },
     ],
@@ -23,14 +30,19 @@ export const panels: readonly PanelSpec[] = [
   {
     title: 'Addresses by state',
     unit: 'short',
-    queries: [{ expr: 'sum by (state) (outrigger_backend_addresses)', legend: '{{state}}' }],
+    queries: [
+      {
+        expr: 'sum by (state) (outrigger_backend_addresses{job="outrigger-metrics"})',
+        legend: '{{state}}',
+      },
+    ],
   },
   {
     title: 'Unhealthy addresses per backend',
     unit: 'short',
     queries: [
       {
-        expr: 'sum by (namespace, name) (outrigger_backend_addresses{state="unhealthy"})',
+        expr: 'sum by (namespace, name) (outrigger_backend_addresses{job="outrigger-metrics", state="unhealthy"})',
         legend: '{{namespace}}/{{name}}',
       },
     ],
@@ -40,7 +52,7 @@ export const panels: readonly PanelSpec[] = [
     unit: 's',
     queries: [
       {
-        expr: 'min by (namespace, name) (outrigger_backend_certificate_expiration_timestamp_seconds) - time()',
+        expr: 'min by (namespace, name) (outrigger_backend_certificate_expiration_timestamp_seconds{job="outrigger-metrics"}) - time()',
         legend: '{{namespace}}/{{name}}',
       },
     ],
@@ -48,14 +60,19 @@ export const panels: readonly PanelSpec[] = [
   {
     title: 'Health checks per second by result',
     unit: 'ops',
-    queries: [{ expr: 'sum by (result) (rate(outrigger_probe_total[5m]))', legend: '{{result}}' }],
+    queries: [
+      {
+        expr: 'sum by (result) (rate(outrigger_probe_total{job="outrigger-metrics"}[5m]))',
+        legend: '{{result}}',
+      },
+    ],
   },
   {
     title: 'Health check duration, p99',
     unit: 's',
     queries: [
       {
-        expr: 'histogram_quantile(0.99, sum by (le, kind) (rate(outrigger_probe_duration_seconds_bucket[5m])))',
+        expr: 'histogram_quantile(0.99, sum by (le, kind) (rate(outrigger_probe_duration_seconds_bucket{job="outrigger-metrics"}[5m])))',
         legend: '{{kind}}',
       },
     ],
@@ -65,7 +82,7 @@ export const panels: readonly PanelSpec[] = [
     unit: 's',
     queries: [
       {
-        expr: 'histogram_quantile(0.99, sum by (le) (rate(outrigger_probe_schedule_lag_seconds_bucket[5m])))',
+        expr: 'histogram_quantile(0.99, sum by (le) (rate(outrigger_probe_schedule_lag_seconds_bucket{job="outrigger-metrics"}[5m])))',
         legend: 'lag',
       },
     ],
@@ -75,7 +92,7 @@ export const panels: readonly PanelSpec[] = [
     unit: 'ops',
     queries: [
       {
-        expr: 'sum by (controller, result) (rate(controller_runtime_reconcile_total[5m]))',
+        expr: 'sum by (controller, result) (rate(controller_runtime_reconcile_total{job="outrigger-metrics"}[5m]))',
         legend: '{{controller}} {{result}}',
       },
     ],
@@ -85,7 +102,7 @@ export const panels: readonly PanelSpec[] = [
     unit: 's',
     queries: [
       {
-        expr: 'histogram_quantile(0.99, sum by (le, controller) (rate(controller_runtime_reconcile_time_seconds_bucket[5m])))',
+        expr: 'histogram_quantile(0.99, sum by (le, controller) (rate(controller_runtime_reconcile_time_seconds_bucket{job="outrigger-metrics"}[5m])))',
         legend: '{{controller}}',
       },
     ],
@@ -93,14 +110,16 @@ export const panels: readonly PanelSpec[] = [
   {
     title: 'Work queue depth',
     unit: 'short',
-    queries: [{ expr: 'sum by (name) (workqueue_depth)', legend: '{{name}}' }],
+    queries: [
+      { expr: 'sum by (name) (workqueue_depth{job="outrigger-metrics"})', legend: '{{name}}' },
+    ],
   },
   {
     title: 'Writes per second by kind',
     unit: 'ops',
     queries: [
       {
-        expr: 'sum by (kind, operation) (rate(outrigger_endpoint_writes_total[5m]))',
+        expr: 'sum by (kind, operation) (rate(outrigger_endpoint_writes_total{job="outrigger-metrics"}[5m]))',
         legend: '{{kind}} {{operation}}',
       },
     ],
@@ -110,7 +129,7 @@ export const panels: readonly PanelSpec[] = [
     unit: 'reqps',
     queries: [
       {
-        expr: 'sum by (method, code) (rate(rest_client_requests_total[5m]))',
+        expr: 'sum by (method, code) (rate(rest_client_requests_total{job="outrigger-metrics"}[5m]))',
         legend: '{{method}} {{code}}',
       },
     ],
@@ -120,15 +139,36 @@ export const panels: readonly PanelSpec[] = [
     unit: 's',
     queries: [
       {
-        expr: 'histogram_quantile(0.99, sum by (le, verb) (rate(rest_client_request_duration_seconds_bucket[5m])))',
+        expr: 'histogram_quantile(0.99, sum by (le, verb) (rate(rest_client_request_duration_seconds_bucket{job="outrigger-metrics"}[5m])))',
         legend: '{{verb}}',
+      },
+    ],
+  },
+  {
+    title: 'Replicas up',
+    unit: 'short',
+    queries: [{ expr: 'sum(up{job="outrigger-metrics"})', legend: 'up' }],
+  },
+  {
+    title: 'Selector mode: Endpoints held off for another endpoints controller',
+    unit: 'short',
+    queries: [
+      { expr: 'sum(outrigger_endpoints_contested{job="outrigger-metrics"})', legend: 'held off' },
+      {
+        expr: 'sum(increase(outrigger_endpoints_conflicts_total{job="outrigger-metrics"}[1h]))',
+        legend: 'conflicts (1 h)',
       },
     ],
   },
   {
     title: 'Leader',
     unit: 'short',
-    queries: [{ expr: 'max by (name) (leader_election_master_status)', legend: '{{name}}' }],
+    queries: [
+      {
+        expr: 'max by (name) (leader_election_master_status{job="outrigger-metrics"})',
+        legend: '{{name}}',
+      },
+    ],
   },
   {
     title: 'Watch restarts (1 h) by reason',
@@ -136,7 +176,7 @@ export const panels: readonly PanelSpec[] = [
     queries: [
       {
         // A watch that never restarted has no series yet: show 0 rather than "no data".
-        expr: 'sum by (reason) (increase(outrigger_informer_watch_restarts_total[1h])) or on() vector(0)',
+        expr: 'sum by (reason) (increase(outrigger_informer_watch_restarts_total{job="outrigger-metrics"}[1h])) or on() vector(0)',
         legend: '{{reason}}',
       },
     ],
@@ -145,8 +185,14 @@ export const panels: readonly PanelSpec[] = [
     title: 'Memory',
     unit: 'bytes',
     queries: [
-      { expr: 'process_resident_memory_bytes', legend: 'RSS {{instance}}' },
-      { expr: 'nodejs_heap_size_used_bytes', legend: 'JS heap {{instance}}' },
+      {
+        expr: 'process_resident_memory_bytes{job="outrigger-metrics"}',
+        legend: 'RSS {{instance}}',
+      },
+      {
+        expr: 'nodejs_heap_size_used_bytes{job="outrigger-metrics"}',
+        legend: 'JS heap {{instance}}',
+      },
     ],
   },
 ];

@@ -13,6 +13,13 @@ import {
   managedByOutrigger,
   planEndpoints,
 } from '../endpoints/desired.ts';
+import {
+  decideContest,
+  initialState,
+  maxHoldMs,
+  wrote,
+  type ContestState,
+} from '../endpoints/conflict.ts';
 import { selectorMatches, servicesForPodEvent } from '../endpoints/selector.ts';
 import { TriggerTimeTracker } from '../endpoints/triggertime.ts';
 import { Controller } from '../controller/runner.ts';
@@ -82,6 +89,8 @@ export interface EndpointsControllerOptions {
   readonly batchPeriodMs: number;
   readonly log: Logger;
   readonly metrics: Metrics;
+  /** Clock for the hold after a conflict; tests may replace it. */
+  readonly now?: () => number;
 }
 
 export class StaleCacheError extends Error {
@@ -101,6 +110,10 @@ export class EndpointsController {
   private readonly staleVersions = new Map<string, string>();
   /** Services whose deletion we saw: their Endpoints go, whoever wrote them (as upstream). */
   private readonly deletedServices = new Set<string>();
+  /** Per Service: whether our write is the last one, and the hold after a conflict (conflict.ts). */
+  private readonly contest = new Map<string, ContestState>();
+  /** Services whose Endpoints we are holding off, for the gauge. */
+  private readonly holding = new Set<string>();
 
   constructor(o: EndpointsControllerOptions) {
     this.o = o;
@@ -142,8 +155,18 @@ export class EndpointsController {
         onPod(p, undefined);
       },
     });
-    // As upstream: only deletions of Endpoints trigger a sync (to recreate them).
+    // As upstream, deletions of Endpoints trigger a sync (to recreate them). Unlike upstream, so
+    // does another writer replacing our managed-by label: that is how a second endpoints
+    // controller shows itself (see endpoints/conflict.ts), and reconcile decides what it means.
     o.endpoints.addHandlers({
+      update: (old, ep) => {
+        if (
+          old.metadata?.labels?.[labelManagedBy] === managedByOutrigger &&
+          ep.metadata?.labels?.[labelManagedBy] !== managedByOutrigger &&
+          o.inScope(ep.metadata?.namespace ?? '')
+        )
+          q.add(objectKey(ep));
+      },
       delete: (ep) => {
         if (o.inScope(ep.metadata?.namespace ?? '')) q.add(objectKey(ep));
       },
@@ -162,11 +185,44 @@ export class EndpointsController {
         this.controller.queue.add(objectKey(ep));
       }
     }
+    this.warnOfOtherWriters();
     return this.controller.run((key) => this.reconcile(key));
   }
 
   shutDown(): void {
     this.controller.shutDown();
+  }
+
+  /**
+   * Start-up check, from the cache alone: Endpoints of selector Services in scope that another
+   * controller labelled. Right after selector mode is switched on that is every Endpoints (they are
+   * taken over, one write each); if that controller still runs, they will be rewritten again and
+   * each such fight is reported as a conflict. A warning, not a refusal: the two cases cannot be
+   * told apart from here, and a refusal would stop ExternalBackends too.
+   */
+  private warnOfOtherWriters(): void {
+    const writers = new Map<string, number>();
+    for (const ep of this.o.endpoints.list()) {
+      const ns = ep.metadata?.namespace ?? '';
+      const by = ep.metadata?.labels?.[labelManagedBy];
+      if (by === managedByOutrigger || !this.o.inScope(ns)) continue;
+      const svc = this.o.services.get(ns, ep.metadata?.name ?? '');
+      if (svc === undefined || !isSelectorService(svc)) continue;
+      writers.set(by ?? '', (writers.get(by ?? '') ?? 0) + 1);
+    }
+    if (writers.size === 0) return;
+    this.o.log.warn(
+      { managedBy: Object.fromEntries(writers) },
+      'selector mode takes over Endpoints another controller wrote; if kube-controller-manager still runs its endpoints controller for these namespaces, disable it (--controllers=*,-endpoints-controller): each Endpoints it rewrites is reported as EndpointsConflict and held off',
+    );
+  }
+
+  private setContest(key: string, state: ContestState, holding: boolean): void {
+    if (state === initialState) this.contest.delete(key);
+    else this.contest.set(key, state);
+    if (holding) this.holding.add(key);
+    else this.holding.delete(key);
+    this.o.metrics.endpointsContested.set(this.holding.size);
   }
 
   async reconcile(key: string): Promise<void> {
@@ -196,6 +252,48 @@ export class EndpointsController {
       );
     }
 
+    const now = (this.o.now ?? Date.now)();
+    const contest = decideContest(
+      this.contest.get(key) ?? initialState,
+      current === undefined
+        ? { kind: 'absent' }
+        : { kind: 'present', managedBy: current.metadata?.labels?.[labelManagedBy] },
+      managedByOutrigger,
+      now,
+    );
+    this.setContest(key, contest.state, contest.action !== 'write');
+    if (contest.action === 'conflict') {
+      this.o.metrics.endpointsConflicts.inc();
+      const hold = formatDuration(contest.holdMs);
+      this.o.log.warn(
+        {
+          service: key,
+          writer: contest.writer,
+          conflicts: contest.state.conflicts,
+          holdMs: contest.holdMs,
+        },
+        'another endpoints controller rewrote Endpoints that outrigger wrote; holding off',
+      );
+      this.o.events.event(
+        {
+          kind: 'Service',
+          apiVersion: 'v1',
+          namespace,
+          name,
+          ...(svc.metadata?.uid ? { uid: svc.metadata.uid } : {}),
+        },
+        'Warning',
+        'EndpointsConflict',
+        `Endpoints ${key} was rewritten by ${contest.writer} after outrigger wrote it: two endpoints controllers serve this Service. outrigger writes nothing to it for ${hold} (conflict ${String(contest.state.conflicts)} in a row; each doubles the wait, up to ${formatDuration(maxHoldMs)}). Disable the other controller (kube-controller-manager --controllers=*,-endpoints-controller) or take this namespace out of --selector-mode.`,
+      );
+      this.controller.queue.addAfter(key, contest.holdMs);
+      return;
+    }
+    if (contest.action === 'hold') {
+      this.controller.queue.addAfter(key, contest.untilMs - now);
+      return;
+    }
+
     const plan = planEndpoints(svc, pods, current, trigger.time);
     if (plan.action === 'none') {
       trigger.commit();
@@ -211,6 +309,7 @@ export class EndpointsController {
         if (before !== undefined && updated.metadata?.resourceVersion !== before)
           this.staleVersions.set(key, before);
       }
+      this.setContest(key, wrote(contest.state), false);
       trigger.commit();
       this.o.log.debug(
         {
@@ -259,5 +358,13 @@ export class EndpointsController {
     this.deletedServices.delete(key);
     this.triggerTimes.delete(key);
     this.staleVersions.delete(key);
+    this.setContest(key, initialState, false);
   }
+}
+
+/** 60000 → "1m0s", as Go prints a time.Duration (kubectl users read these). */
+function formatDuration(ms: number): string {
+  const s = Math.round(ms / 1000);
+  const m = Math.floor(s / 60);
+  return m > 0 ? `${String(m)}m${String(s % 60)}s` : `${String(s)}s`;
 }

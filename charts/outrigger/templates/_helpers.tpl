@@ -63,6 +63,22 @@ keys win, so the Deployment always selects its pods. */}}
 {{- end -}}
 {{- end -}}
 
+{{/* Name of the metrics Service; a ServiceMonitor without jobLabel names its job after it. */}}
+{{- define "outrigger.metricsServiceName" -}}
+{{- printf "%s-metrics" (include "outrigger.fullname" . | trunc 55 | trimSuffix "-") -}}
+{{- end -}}
+
+{{/* PromQL matchers for outrigger's own series (metrics.jobSelector, default: the job the chart's
+ServiceMonitor gives them), put into every alert and into the dashboard. */}}
+{{- define "outrigger.jobSelector" -}}
+{{- .Values.metrics.jobSelector | default (printf "job=%q" (include "outrigger.metricsServiceName" .)) -}}
+{{- end -}}
+
+{{/* The matcher the shipped rules and dashboard are written with (rules/outrigger.rules.yaml). */}}
+{{- define "outrigger.jobSelectorPlaceholder" -}}
+job="outrigger-metrics"
+{{- end -}}
+
 {{/* Name of the leader-election Lease (the operator's --leader-election-id). */}}
 {{- define "outrigger.leaseName" -}}
 {{- printf "%s-leader" (include "outrigger.fullname" .) | trunc 63 | trimSuffix "-" -}}
