@@ -193,7 +193,8 @@ export class Informer<T extends CachedObject> {
   }
 
   /**
-   * Why the latest failing scope's last list or watch failed, until it lists again; with a
+   * Why the latest failing scope's last list or watch failed, until it lists again or a watch
+   * stays connected for a second; with a
    * namespace, only the failure of the scope that holds it (one namespace's 403 says nothing
    * about another's).
    */
@@ -389,9 +390,13 @@ export class Informer<T extends CachedObject> {
     let errorEvent: { code: number | undefined; message: string } | undefined;
     return new Promise((resolve, reject) => {
       let request: AbortController | undefined;
+      let finished = false;
+      let recovered: NodeJS.Timeout | undefined;
       const onAbort = (): void => request?.abort();
       signal.addEventListener('abort', onAbort, { once: true });
       const finish = (err: unknown): void => {
+        finished = true;
+        clearTimeout(recovered);
         signal.removeEventListener('abort', onAbort);
         const status = (err as { statusCode?: number } | null)?.statusCode;
         const stalled = (err as { name?: string } | null)?.name === 'TimeoutError';
@@ -447,6 +452,16 @@ export class Informer<T extends CachedObject> {
       ).then((controller) => {
         request = controller;
         if (signal.aborted) controller.abort();
+        // Connected (a refused watch has finished by now). Once it has stayed up as long as a
+        // watch that is not "quick", the scope follows again from its resourceVersion, missing
+        // nothing: its failure is over. Waiting for the watch to end instead would keep the
+        // failure, and its start time, for the watch's whole life (5-10 minutes), so that readers
+        // that give up on a scope failing for long (the address policy freezes after 30 s)
+        // would give up on one that recovered.
+        if (!finished)
+          recovered = setTimeout(() => {
+            if (!finished && !signal.aborted) this.scopeFailures.delete(namespace ?? cluster);
+          }, 1000).unref();
       }, finish);
     });
   }
