@@ -38,6 +38,23 @@ describe('planEffective', () => {
     expect(plan.apply).toBeUndefined();
   });
 
+  it('creates the compiled object by apply, and replaces the rules of one that exists', () => {
+    const policy = loadPolicies([grant('a', '192.0.2.0/24')]);
+    expect(planEffective(policy, undefined).replace).toBeUndefined();
+    // A rule that no grant holds (a restored or hand-edited copy) must go, not stay beside ours.
+    const plan = planEffective(policy, {
+      metadata: { name: 'outrigger-effective' },
+      spec: {
+        rules: [
+          { name: 'a.r', namespaceSelector: {}, cidrs: ['192.0.2.0/24'] },
+          { name: 'old.revoked', namespaceSelector: {}, cidrs: ['10.0.0.0/8'] },
+        ],
+      },
+    });
+    expect(plan.replace).toBe(true);
+    expect(plan.apply?.rules.map((r) => r.name)).toEqual(['a.r']);
+  });
+
   it('keeps the compiled object as it is while the grants are missing', () => {
     for (const missing of [loadPolicies([]), loadPolicies([grant('a', '192.0.2.0/24')], '403')]) {
       const plan = planEffective(missing, undefined);

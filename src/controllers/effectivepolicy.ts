@@ -46,6 +46,8 @@ function canonical(value: unknown): string {
 export interface EffectivePlan {
   /** The compiled spec to apply; undefined when the object already says it, or grants are missing. */
   readonly apply?: PolicySpec;
+  /** The object exists: its rules are replaced whole (see policywriter.ts), not applied over. */
+  readonly replace?: true;
   /** Why decisions are frozen, when they are. */
   readonly frozen?: string;
   readonly rules: number;
@@ -59,7 +61,12 @@ export function planEffective(
   if (compiled === undefined)
     return { frozen: policy.state === 'missing' ? policy.message : 'unknown', rules: 0 };
   const same = current !== undefined && canonical(current.spec ?? {}) === canonical(compiled);
-  return { ...(same ? {} : { apply: compiled }), rules: compiled.rules.length };
+  if (same) return { rules: compiled.rules.length };
+  return {
+    apply: compiled,
+    ...(current !== undefined ? { replace: true as const } : {}),
+    rules: compiled.rules.length,
+  };
 }
 
 export interface EffectivePolicyOptions {
@@ -118,6 +125,7 @@ export class EffectivePolicyController {
       this.o.onFrozenChange();
     }
     this.controller.queue.addAfter(key, resyncMs);
-    if (plan.apply !== undefined) await this.o.writer.applyEffective(plan.apply, labels);
+    if (plan.apply !== undefined)
+      await this.o.writer.applyEffective(plan.apply, labels, plan.replace === true);
   }
 }
