@@ -1,0 +1,285 @@
+// A hostile review of the address policy (grants that add up, the freeze, the compiled object the
+// admission policy reads), against a real API server: the informer's failure record after a watch
+// that recovered, the compiled object written over a hand-made one, the limits of the compiled
+// object and of the admission policy's CEL.
+//
+// Network discipline: no address here is ever probed or routed to (no backend has a health check
+// and no data plane runs); they are only written into objects.
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { CustomObjectsApi, KubeConfig } from '@kubernetes/client-node';
+import { readPolicies, planEffective } from '../src/controllers/effectivepolicy.ts';
+import { group, version } from '../src/externalbackend/schema.ts';
+import { Informer } from '../src/kube/informer.ts';
+import { policyWriter } from '../src/kube/policywriter.ts';
+import { customObjectClient, transformPolicy, type CachedPolicy } from '../src/kube/resources.ts';
+import { createLogger } from '../src/log.ts';
+import { createMetrics } from '../src/metrics.ts';
+import { admissionPolicy } from '../src/policy/admission.ts';
+import { compileEffective, loadPolicies, type GrantObject } from '../src/policy/evaluate.ts';
+import { effectivePolicyName, policyKind, policyPlural } from '../src/policy/schema.ts';
+import { allOf, isWatch, startApiProxy } from './harness/apiproxy.ts';
+import { startCluster, type Cluster } from './harness/controlplane.ts';
+import { installCrd, kubectl } from './harness/crd.ts';
+import { apiError, createExternalBackend, createTestNamespace, waitFor } from './helpers.ts';
+
+let cluster: Cluster;
+let kc: KubeConfig;
+let objects: CustomObjectsApi;
+
+beforeAll(async () => {
+  cluster = await startCluster();
+  kc = cluster.kubeConfig();
+  await installCrd(cluster.kubeconfigPath, { allowAllAddresses: false });
+  objects = kc.makeApiClient(CustomObjectsApi);
+}, 180_000);
+
+afterAll(async () => {
+  await cluster.stop();
+});
+
+const grant = (name: string, rules: unknown[]) => ({
+  apiVersion: `${group}/${version}`,
+  kind: policyKind,
+  metadata: { name },
+  spec: { rules },
+});
+
+async function getEffective(): Promise<{ name: string }[]> {
+  const o = (await objects.getClusterCustomObject({
+    group,
+    version,
+    plural: policyPlural,
+    name: effectivePolicyName,
+  })) as { spec?: { rules?: { name: string }[] } };
+  return o.spec?.rules ?? [];
+}
+
+async function deleteEffective(): Promise<void> {
+  await objects
+    .deleteClusterCustomObject({ group, version, plural: policyPlural, name: effectivePolicyName })
+    .catch(() => undefined);
+}
+
+describe('address policy review', () => {
+  it('a watch that failed once and recovered does not freeze the grants 30 s later', async () => {
+    kubectl(
+      cluster.kubeconfigPath,
+      ['apply', '-f', '-'],
+      JSON.stringify(
+        grant('watch-blip', [{ name: 'r', namespaceSelector: {}, cidrs: ['10.251.0.0/24'] }]),
+      ),
+    );
+    const proxy = await startApiProxy(cluster);
+    const pkc = new KubeConfig();
+    pkc.loadFromFile(proxy.kubeconfigPath);
+    const informer = new Informer<CachedPolicy>({
+      name: 'externalbackendpolicies',
+      kubeConfig: pkc,
+      client: customObjectClient(pkc, group, version, policyPlural),
+      transform: transformPolicy,
+      log: createLogger('error'),
+    });
+    const stop = new AbortController();
+    const running = informer.run(stop.signal);
+    const watches = () => proxy.requests.filter(isWatch(policyPlural));
+    try {
+      expect(await informer.waitForSync(stop.signal)).toBe(true);
+      await waitFor('a watch', () => Promise.resolve(watches().length > 0 ? true : undefined));
+      // One blip: the open watch is cut and the next attempt gets a 500 (an API server restarting).
+      const lift = proxy.fault(allOf(isWatch(policyPlural)), { kind: 'status', code: 500 });
+      const before = watches().length;
+      proxy.resetConnections();
+      await waitFor('a refused watch', () =>
+        Promise.resolve(
+          watches()
+            .slice(before)
+            .some((r) => r.fault === 'status')
+            ? true
+            : undefined,
+        ),
+      );
+      lift();
+      // The informer watches again and stays connected: it follows every change from here on.
+      await waitFor('a watch that stays open', () =>
+        Promise.resolve(
+          watches()
+            .slice(before)
+            .some((r) => r.fault === undefined && r.endedAt === undefined)
+            ? true
+            : undefined,
+        ),
+      );
+      await new Promise((r) => setTimeout(r, 1500));
+      const failure = informer.failure();
+      // 31 s later, with that watch still open (it lives 5-10 minutes), the grants are as readable
+      // as they were: nothing is stale, so nothing must freeze.
+      const later = readPolicies(informer, Date.now() + 31_000);
+      console.log(
+        `after a recovered watch: failure record ${failure === undefined ? 'cleared' : `kept (${failure.message}, since ${String(Date.now() - failure.since)} ms)`}; grants 31 s later: ${later.state}${later.state === 'missing' ? ` (${later.message})` : ''}`,
+      );
+      expect(later.state).toBe('ok');
+    } finally {
+      stop.abort();
+      await running;
+      await proxy.close();
+      await objects
+        .deleteClusterCustomObject({ group, version, plural: policyPlural, name: 'watch-blip' })
+        .catch(() => undefined);
+    }
+  }, 60_000);
+
+  it('the compiled object says exactly the grants, even over a hand-made or restored one', async () => {
+    // A restore (Velero), a GitOps export or `kubectl apply` of an old copy puts a rule in the
+    // compiled object that no grant holds any more, under another field manager.
+    kubectl(
+      cluster.kubeconfigPath,
+      ['create', '-f', '-'],
+      JSON.stringify(
+        grant(effectivePolicyName, [
+          { name: 'old-team.revoked', namespaceSelector: {}, cidrs: ['10.252.0.0/16'] },
+        ]),
+      ),
+    );
+    try {
+      const grants: GrantObject[] = [
+        grant('team-a', [{ name: 'db', namespaceSelector: {}, cidrs: ['10.251.1.0/24'] }]),
+      ];
+      const policy = loadPolicies(grants);
+      const writer = policyWriter(kc, createMetrics());
+      let applies = 0;
+      for (let i = 0; i < 3; i++) {
+        const current = (await objects.getClusterCustomObject({
+          group,
+          version,
+          plural: policyPlural,
+          name: effectivePolicyName,
+        })) as CachedPolicy;
+        const plan = planEffective(policy, current);
+        if (plan.apply === undefined) break;
+        applies++;
+        await writer.applyEffective(
+          plan.apply,
+          { 'app.kubernetes.io/managed-by': 'outrigger' },
+          plan.replace === true,
+        );
+      }
+      const names = (await getEffective()).map((r) => r.name);
+      console.log(
+        `compiled object after ${String(applies)} applies over a hand-made one: ${names.join(', ')}`,
+      );
+      // Admission reads this object: a revoked rule left in it admits what no grant allows.
+      expect(names).toEqual(['team-a.db']);
+      expect(applies).toBe(1);
+    } finally {
+      await deleteEffective();
+    }
+  }, 60_000);
+
+  it('more grants than the compiled object can hold: the compile is refused', async () => {
+    // 17 teams of 64 rules each: every object is valid on its own (at most 64 rules).
+    const grants: GrantObject[] = Array.from({ length: 17 }, (_, t) =>
+      grant(
+        `team-${String(t)}`,
+        Array.from({ length: 64 }, (_, r) => ({
+          name: `r${String(r)}`,
+          namespaceSelector: { matchLabels: { team: `t${String(t)}` } },
+          cidrs: [`10.${String(100 + t)}.${String(r)}.0/24`],
+        })),
+      ),
+    );
+    const compiled = compileEffective(loadPolicies(grants));
+    expect(compiled?.rules.length).toBe(17 * 64);
+    const writer = policyWriter(kc, createMetrics());
+    const err = await apiError(
+      writer.applyEffective(compiled ?? { rules: [] }, {
+        'app.kubernetes.io/managed-by': 'outrigger',
+      }),
+    );
+    console.log(`compiling 1088 rules: ${String(err.code)} ${err.message.slice(0, 200)}`);
+    expect(err.code).toBe(422);
+    await deleteEffective();
+  }, 60_000);
+
+  // Known, not fixed: admission's cost grows as addresses × the CIDRs of the rules that select the
+  // namespace, and past the API server's per-expression limit the policy fails closed (see the
+  // review report). `failing` until the CEL is cheaper; then make it a plain `it`.
+  it.failing(
+    "the admission policy's CEL cost with many rules: a granted backend is admitted",
+    async () => {
+      const { policy, binding } = admissionPolicy('outrigger-addresses');
+      kubectl(cluster.kubeconfigPath, ['apply', '-f', '-'], JSON.stringify(policy));
+      kubectl(cluster.kubeconfigPath, ['apply', '-f', '-'], JSON.stringify(binding));
+      const ns = await createTestNamespace(kc, 'celcost');
+      // 16 teams × 64 rules (the most the compiled object holds), 32 CIDRs each, every rule for every
+      // namespace (a careless `{}`); the tenant's addresses are granted by the last rule only.
+      const rules = Array.from({ length: 1024 }, (_, i) => ({
+        name: `t${String(i >> 6)}.r${String(i & 63)}`,
+        namespaceSelector: {},
+        cidrs: Array.from(
+          { length: 32 },
+          (_, c) =>
+            `10.${String(64 + (i >> 6))}.${String(((i & 63) << 2) | (c >> 3))}.${String((c & 7) << 5)}/27`,
+        ),
+      }));
+      const last = '10.200.0.0/16';
+      rules[1023] = { ...(rules[1023] as (typeof rules)[number]), cidrs: [last] };
+      const results: string[] = [];
+      try {
+        for (const [what, n, addresses] of [
+          ['a careless grant: 1024 rules for every namespace', 1024, 50],
+          ['64 rules for every namespace', 64, 500],
+          ['64 rules for every namespace', 64, 5000],
+        ] as const) {
+          const subset = rules.slice(1024 - n);
+          kubectl(
+            cluster.kubeconfigPath,
+            ['apply', '--server-side', '--force-conflicts', '--field-manager=outrigger', '-f', '-'],
+            JSON.stringify(grant(effectivePolicyName, subset)),
+          );
+          await waitFor('the compiled object', async () =>
+            (await getEffective()).length === n ? true : undefined,
+          );
+          const name = `b-${String(n)}-${String(addresses)}`;
+          const spec = {
+            ports: [{ name: 'p', port: 5432 }],
+            addresses: Array.from({ length: addresses }, (_, i) => ({
+              ip: `10.200.${String(i >> 8)}.${String(i & 255)}`,
+            })),
+          };
+          // The admission policy takes a moment to see a new param object (without one it lets
+          // everything in): wait until an address no rule grants is refused.
+          let probe = 0;
+          await waitFor(
+            `${what}: the param object read by admission`,
+            async () => {
+              const p = `probe-${String(n)}-${String(addresses)}-${String(probe++)}`;
+              const refused = await createExternalBackend(kc, ns, p, {
+                ports: [{ name: 'p', port: 5432 }],
+                addresses: [{ ip: '10.199.0.1' }],
+              }).then(
+                () => undefined,
+                (e: unknown) => apiError(Promise.reject(e)),
+              );
+              return refused?.message.includes(`${policyKind} has a rule`) === true
+                ? true
+                : undefined;
+            },
+            20_000,
+            500,
+          );
+          const outcome = await createExternalBackend(kc, ns, name, spec).then(
+            () => 'admitted',
+            async (e: unknown) => `refused: ${(await apiError(Promise.reject(e))).message}`,
+          );
+          results.push(`${what}, ${String(addresses)} addresses: ${outcome}`);
+          console.log(outcome);
+        }
+        console.log(`admission CEL cost:\n${results.join('\n')}`);
+        for (const r of results) expect(r).toMatch(/admitted$/);
+      } finally {
+        await deleteEffective();
+      }
+    },
+    180_000,
+  );
+});
