@@ -15,6 +15,7 @@ import {
   labelSliceManagedBy,
   managerName,
   ownership,
+  publishedAddresses,
   serviceName,
   type BackendRef,
   type Judge,
@@ -574,10 +575,7 @@ export class ExternalBackendController {
     const { namespace } = ref;
     const denied = denyListJudge(this.o.denyList);
     const ns = this.o.namespaces.hasSynced() ? this.o.namespaces.get('', namespace) : undefined;
-    const published = new Set<string>();
-    for (const s of slices)
-      if (ownership(s, ref) === 'ours')
-        for (const e of s.endpoints ?? []) for (const ip of e.addresses) published.add(ip);
+    const published = publishedAddresses(slices, ref, spec);
     const subject = {
       namespace,
       namespaceLabels: ns?.metadata.labels ?? (ns === undefined ? undefined : {}),

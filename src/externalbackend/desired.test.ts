@@ -15,6 +15,7 @@ import {
   managerName,
   ownership,
   podSubsets,
+  publishedAddresses,
   publishedCounts,
   planBackendSlices,
   sliceEndpoints,
@@ -398,5 +399,80 @@ describe('zones', () => {
         addresses: [{ ip: '192.0.2.1', zone: 'zone a' }],
       }).success,
     ).toBe(false);
+  });
+});
+
+describe('publishedAddresses', () => {
+  const owner = {
+    apiVersion: 'outrigger.dev/v1alpha1',
+    kind: 'ExternalBackend',
+    name: xb.name,
+    uid: xb.uid,
+  };
+  const slice = (
+    endpoints: NonNullable<V1EndpointSlice['endpoints']>,
+    ports: V1EndpointSlice['ports'] = [{ name: 'port', port: 2379, protocol: 'TCP' }],
+    ownerReferences = [owner],
+  ): V1EndpointSlice => ({
+    addressType: 'IPv4',
+    metadata: { name: 's', namespace: xb.namespace, ownerReferences },
+    endpoints,
+    ports,
+  });
+  const ports = (...p: [number, string?][]) => ({
+    ports: p.map(([port, protocol]) => ({
+      name: `p${String(port)}`,
+      port,
+      protocol: (protocol ?? 'TCP') as 'TCP',
+    })),
+  });
+
+  it("takes the external addresses of the backend's own slices", () => {
+    const got = publishedAddresses(
+      [
+        slice([
+          { addresses: ['10.1.0.1'] },
+          { addresses: ['10.1.0.2'], conditions: { ready: false } },
+        ]),
+        slice([{ addresses: ['10.9.9.9'] }], undefined, [{ ...owner, uid: 'another' }]),
+      ],
+      xb,
+      ports([2379]),
+    );
+    expect([...got].sort()).toEqual(['10.1.0.1', '10.1.0.2']);
+  });
+
+  it('leaves pods out: a pod address is not one a grant allowed', () => {
+    const got = publishedAddresses(
+      [
+        slice([
+          { addresses: ['10.1.0.1'] },
+          {
+            addresses: ['10.244.1.7'],
+            targetRef: { kind: 'Pod', namespace: xb.namespace, name: 'p', uid: 'u' },
+          },
+        ]),
+      ],
+      xb,
+      ports([2379]),
+    );
+    expect([...got]).toEqual(['10.1.0.1']);
+  });
+
+  it('counts an address as published only on the ports it was published on', () => {
+    const s = [
+      slice(
+        [{ addresses: ['10.1.0.1'] }],
+        [
+          { name: 'a', port: 5432, protocol: 'TCP' },
+          { name: 'b', port: 6432, protocol: 'TCP' },
+        ],
+      ),
+    ];
+    // Fewer ports, or the same ones renamed: still published.
+    expect([...publishedAddresses(s, xb, ports([5432]))]).toEqual(['10.1.0.1']);
+    // A port added, or another protocol on the same number: that is new.
+    expect([...publishedAddresses(s, xb, ports([5432], [22]))]).toEqual([]);
+    expect([...publishedAddresses(s, xb, ports([5432, 'UDP']))]).toEqual([]);
   });
 });

@@ -81,6 +81,34 @@ export function ownership(
 }
 
 /**
+ * The external addresses this backend has published, which a frozen address policy keeps: the
+ * endpoints of its own slices (by owner) that are not pods, in slices that carry every port the
+ * backend publishes now (number and protocol). Pod endpoints are left out: a pod's address is
+ * published because it is a selected pod, never because a grant allowed it, and a pod address
+ * written in spec.addresses must not pass as "published" (pod ranges are not always in the deny
+ * list, and the pod may go while its address stays). Ports are part of what a grant allows:
+ * while frozen, an address published on 5432 must not start being published on 22.
+ */
+export function publishedAddresses(
+  slices: readonly V1EndpointSlice[],
+  xb: BackendRef,
+  spec: Pick<ExternalBackendSpec, 'ports'>,
+): Set<string> {
+  const out = new Set<string>();
+  for (const s of slices) {
+    if (ownership(s, xb) !== 'ours') continue;
+    const carried = s.ports ?? [];
+    const carriesAll = spec.ports.every((p) =>
+      carried.some((c) => c.port === p.port && (c.protocol ?? 'TCP') === p.protocol),
+    );
+    if (!carriesAll) continue;
+    for (const e of s.endpoints ?? [])
+      if (e.targetRef?.kind !== 'Pod') for (const ip of e.addresses) out.add(ip);
+  }
+  return out;
+}
+
+/**
  * Who holds an Endpoints that is not this backend's: another controller (a controller owner
  * reference, or the managed-by label of an endpoints controller other than outrigger) or nobody
  * in particular — written by hand, by kubectl or a GitOps tool, or left behind by an

@@ -126,7 +126,8 @@ export interface Subject {
   /** Ports of the backend (backendPorts). */
   readonly ports: readonly number[];
   /**
-   * The addresses this backend has published (in its EndpointSlices), which a frozen policy keeps:
+   * The addresses this backend has published on the ports it publishes now (in its
+   * EndpointSlices, see publishedAddresses in externalbackend/desired.ts), which a frozen policy keeps:
    * nothing is withdrawn for policy reasons, nothing new is published. A new leader rebuilds the
    * set from the slices, so it needs no memory of its own.
    */
@@ -161,7 +162,7 @@ export function policyJudge(
     return (ip) =>
       published.has(ip)
         ? undefined
-        : `not published while the address policy is frozen (${frozen ?? 'unknown'}): addresses already published stay, new ones wait for the grants`;
+        : `not published while the address policy is frozen (${frozen ?? 'unknown'}): addresses already published on these ports stay, new ones wait for the grants`;
   }
   const selecting = policy.rules.filter((r) =>
     labelSelectorMatches(r.rule.namespaceSelector, namespaceLabels),
