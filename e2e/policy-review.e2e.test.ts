@@ -6,9 +6,22 @@
 // Network discipline: no address here is ever probed or routed to (no backend has a health check
 // and no data plane runs); they are only written into objects.
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { CustomObjectsApi, KubeConfig } from '@kubernetes/client-node';
+import {
+  CoreV1Api,
+  CustomObjectsApi,
+  DiscoveryV1Api,
+  KubeConfig,
+  PatchStrategy,
+  setHeaderOptions,
+} from '@kubernetes/client-node';
+import { join } from 'node:path';
 import { readPolicies, planEffective } from '../src/controllers/effectivepolicy.ts';
-import { group, version } from '../src/externalbackend/schema.ts';
+import {
+  group,
+  plural,
+  version,
+  type ExternalBackendStatus,
+} from '../src/externalbackend/schema.ts';
 import { Informer } from '../src/kube/informer.ts';
 import { policyWriter } from '../src/kube/policywriter.ts';
 import { customObjectClient, transformPolicy, type CachedPolicy } from '../src/kube/resources.ts';
@@ -20,7 +33,14 @@ import { effectivePolicyName, policyKind, policyPlural } from '../src/policy/sch
 import { allOf, isWatch, startApiProxy } from './harness/apiproxy.ts';
 import { startCluster, type Cluster } from './harness/controlplane.ts';
 import { installCrd, kubectl } from './harness/crd.ts';
-import { apiError, createExternalBackend, createTestNamespace, waitFor } from './helpers.ts';
+import { startOperator } from './harness/operator.ts';
+import {
+  apiError,
+  createExternalBackend,
+  createRunningPod,
+  createTestNamespace,
+  waitFor,
+} from './helpers.ts';
 
 let cluster: Cluster;
 let kc: KubeConfig;
@@ -222,7 +242,8 @@ describe('address policy review', () => {
         ),
       }));
       const last = '10.200.0.0/16';
-      rules[1023] = { ...(rules[1023] as (typeof rules)[number]), cidrs: [last] };
+      const lastRule = rules[1023];
+      if (lastRule !== undefined) rules[1023] = { ...lastRule, cidrs: [last] };
       const results: string[] = [];
       try {
         for (const [what, n, addresses] of [
@@ -253,12 +274,13 @@ describe('address policy review', () => {
             `${what}: the param object read by admission`,
             async () => {
               const p = `probe-${String(n)}-${String(addresses)}-${String(probe++)}`;
-              const refused = await createExternalBackend(kc, ns, p, {
+              const created = createExternalBackend(kc, ns, p, {
                 ports: [{ name: 'p', port: 5432 }],
                 addresses: [{ ip: '10.199.0.1' }],
-              }).then(
+              });
+              const refused = await created.then(
                 () => undefined,
-                (e: unknown) => apiError(Promise.reject(e)),
+                () => apiError(created),
               );
               return refused?.message.includes(`${policyKind} has a rule`) === true
                 ? true
@@ -267,12 +289,12 @@ describe('address policy review', () => {
             20_000,
             500,
           );
-          const outcome = await createExternalBackend(kc, ns, name, spec).then(
+          const created = createExternalBackend(kc, ns, name, spec);
+          const outcome = await created.then(
             () => 'admitted',
-            async (e: unknown) => `refused: ${(await apiError(Promise.reject(e))).message}`,
+            async () => `refused: ${(await apiError(created)).message}`,
           );
           results.push(`${what}, ${String(addresses)} addresses: ${outcome}`);
-          console.log(outcome);
         }
         console.log(`admission CEL cost:\n${results.join('\n')}`);
         for (const r of results) expect(r).toMatch(/admitted$/);
@@ -282,4 +304,118 @@ describe('address policy review', () => {
     },
     180_000,
   );
+
+  it('while frozen, nothing new is published: not a published address on a new port, not a pod address', async () => {
+    // The reconciler alone (no admission policy: admission disabled, or outrigger-effective gone,
+    // which it lets everything through for). No address here is probed: no health check.
+    kubectl(cluster.kubeconfigPath, [
+      'delete',
+      'validatingadmissionpolicybinding',
+      'outrigger-addresses',
+      '--ignore-not-found',
+    ]);
+    const core = kc.makeApiClient(CoreV1Api);
+    const ns = await createTestNamespace(kc, 'frozen');
+    kubectl(
+      cluster.kubeconfigPath,
+      ['apply', '-f', '-'],
+      JSON.stringify(
+        grant('frozen-db', [
+          {
+            name: 'db',
+            namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': ns } },
+            cidrs: ['10.253.0.0/24'],
+            ports: [{ port: 5432 }],
+          },
+        ]),
+      ),
+    );
+    const operator = await startOperator(
+      cluster.kubeconfigPath,
+      [],
+      join(cluster.dir ?? '/tmp', 'outrigger-policy-review.log'),
+      { installCrd: false },
+    );
+    const ips = async (): Promise<{ ips: string[]; ports: number[] }> => {
+      const slices = await kc
+        .makeApiClient(DiscoveryV1Api)
+        .listNamespacedEndpointSlice({
+          namespace: ns,
+          labelSelector: 'kubernetes.io/service-name=db',
+        });
+      return {
+        ips: slices.items.flatMap((x) => (x.endpoints ?? []).flatMap((e) => e.addresses)).sort(),
+        ports: [
+          ...new Set(slices.items.flatMap((x) => (x.ports ?? []).map((p) => p.port ?? 0))),
+        ].sort(),
+      };
+    };
+    const status = async (): Promise<ExternalBackendStatus | undefined> =>
+      (
+        (await objects.getNamespacedCustomObject({
+          group,
+          version,
+          namespace: ns,
+          plural,
+          name: 'db',
+        })) as {
+          status?: ExternalBackendStatus;
+        }
+      ).status;
+    const patch = (ops: unknown[]) =>
+      objects.patchNamespacedCustomObject(
+        { group, version, namespace: ns, plural, name: 'db', body: ops },
+        setHeaderOptions('Content-Type', PatchStrategy.JsonPatch),
+      );
+    try {
+      await createRunningPod(core, ns, 'web-0', {
+        labels: { app: 'db' },
+        ip: '10.254.0.7',
+        ready: true,
+        ports: [{ name: 'pg', port: 5432 }],
+      });
+      await createExternalBackend(kc, ns, 'db', {
+        ports: [{ name: 'pg', port: 5432 }],
+        addresses: [{ ip: '10.253.0.5' }],
+        podSelector: { matchLabels: { app: 'db' } },
+      });
+      await waitFor('published', async () =>
+        (await ips()).ips.join() === '10.253.0.5,10.254.0.7' ? true : undefined,
+      );
+      // The grants go (an uninstall, a prune): frozen.
+      await objects.deleteClusterCustomObject({
+        group,
+        version,
+        plural: policyPlural,
+        name: 'frozen-db',
+      });
+      await waitFor('frozen', async () =>
+        (await status())?.conditions?.some(
+          (c) => c.type === 'AddressPolicyFrozen' && c.status === 'True',
+        )
+          ? true
+          : undefined,
+      );
+      // A port the grant never allowed, added while frozen.
+      await patch([{ op: 'add', path: '/spec/ports/-', value: { name: 'ssh', port: 22 } }]);
+      // The pod's address written as an external address, then the pod gone.
+      await patch([{ op: 'add', path: '/spec/addresses/-', value: { ip: '10.254.0.7' } }]);
+      await core.deleteNamespacedPod({ namespace: ns, name: 'web-0', gracePeriodSeconds: 0 });
+      const after = await waitFor('the backend reconciled', async () => {
+        const st = await status();
+        const seen = st?.addresses?.find((a) => a.ip === '10.254.0.7');
+        return seen !== undefined && st?.observedGeneration === 3 ? st : undefined;
+      });
+      await new Promise((r) => setTimeout(r, 2000));
+      const published = await ips();
+      console.log(
+        `frozen, after adding port 22 and the pod's address (pod deleted): slices ${published.ips.join(', ')} on ports ${published.ports.join(', ')}; status ${JSON.stringify(after.addresses?.map((a) => [a.ip, a.state]))}`,
+      );
+      // Neither 10.253.0.5 on port 22 nor the departed pod's address as an external one.
+      expect(published.ips.includes('10.254.0.7')).toBe(false);
+      expect(published.ports.includes(22) ? published.ips : []).toEqual([]);
+    } finally {
+      await operator.stop();
+    }
+  }, 180_000);
 });
