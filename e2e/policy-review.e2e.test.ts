@@ -250,8 +250,15 @@ describe('address policy review', () => {
           ['a careless grant: 1024 rules for every namespace', 1024, 50],
           ['64 rules for every namespace', 64, 500],
           ['64 rules for every namespace', 64, 5000],
+          ['one rule of 32 CIDRs, the last one granting', 1, 5000],
+          ['one rule of 32 CIDRs, the last one granting', 1, 1000],
+          ['8 rules for every namespace', 8, 1000],
         ] as const) {
-          const subset = rules.slice(1024 - n);
+          // With one rule, that rule has 31 CIDRs that do not match before the one that does.
+          const subset =
+            n === 1 && lastRule !== undefined
+              ? [{ ...lastRule, cidrs: [...lastRule.cidrs.slice(0, 31), last] }]
+              : rules.slice(1024 - n);
           kubectl(
             cluster.kubeconfigPath,
             ['apply', '--server-side', '--force-conflicts', '--field-manager=outrigger', '-f', '-'],
@@ -260,6 +267,8 @@ describe('address policy review', () => {
           await waitFor('the compiled object', async () =>
             (await getEffective()).length === n ? true : undefined,
           );
+          // The previous param also refuses the probe below: give admission's informer a moment.
+          await new Promise((r) => setTimeout(r, 2000));
           const name = `b-${String(n)}-${String(addresses)}`;
           const spec = {
             ports: [{ name: 'p', port: 5432 }],
@@ -294,7 +303,9 @@ describe('address policy review', () => {
             () => 'admitted',
             async () => `refused: ${(await apiError(created)).message}`,
           );
-          results.push(`${what}, ${String(addresses)} addresses: ${outcome}`);
+          results.push(
+            `${what}, ${String(addresses)} addresses: ${outcome.startsWith('refused') ? `refused (${outcome.slice(-40)})` : outcome}`,
+          );
         }
         console.log(`admission CEL cost:\n${results.join('\n')}`);
         for (const r of results) expect(r).toMatch(/admitted$/);
@@ -337,12 +348,10 @@ describe('address policy review', () => {
       { installCrd: false },
     );
     const ips = async (): Promise<{ ips: string[]; ports: number[] }> => {
-      const slices = await kc
-        .makeApiClient(DiscoveryV1Api)
-        .listNamespacedEndpointSlice({
-          namespace: ns,
-          labelSelector: 'kubernetes.io/service-name=db',
-        });
+      const slices = await kc.makeApiClient(DiscoveryV1Api).listNamespacedEndpointSlice({
+        namespace: ns,
+        labelSelector: 'kubernetes.io/service-name=db',
+      });
       return {
         ips: slices.items.flatMap((x) => (x.endpoints ?? []).flatMap((e) => e.addresses)).sort(),
         ports: [
