@@ -101,8 +101,8 @@ beforeAll(async () => {
   cluster = await startCluster();
   // The chart's CRDs and the Prometheus Operator's, so that every rendered kind is known.
   const crds = [
-    join(chartDir, 'crds', 'outrigger.dev_externalbackends.yaml'),
-    join(chartDir, 'crds', 'outrigger.dev_externalbackendpolicies.yaml'),
+    fileURLToPath(new URL('../crds/outrigger.dev_externalbackends.yaml', import.meta.url)),
+    fileURLToPath(new URL('../crds/outrigger.dev_externalbackendpolicies.yaml', import.meta.url)),
     ensureDataPlaneBinary('monitoring-crds'),
   ];
   const kubectl = (args: readonly string[], input?: string) =>
@@ -589,7 +589,8 @@ local('the chart values', () => {
     expect(readFileSync(join(repoRoot, 'LICENSE'), 'utf8')).toMatch(
       /^Apache License\s+Version 2\.0/,
     );
-    // The CRDs listed are the chart's crds/ files, by kind, version and name.
+    // The CRDs listed are the chart's (the CRD files at the top of the repository, which the
+    // chart's templates/crds.yaml is generated from with them), by kind, version and name.
     const listed = load(a['artifacthub.io/crds'] ?? '') as {
       kind: string;
       version: string;
@@ -599,7 +600,9 @@ local('the chart values', () => {
       'outrigger.dev_externalbackends.yaml',
       'outrigger.dev_externalbackendpolicies.yaml',
     ].map((f) => {
-      const crd = load(readFileSync(join(chartDir, 'crds', f), 'utf8')) as {
+      const crd = load(
+        readFileSync(fileURLToPath(new URL(`../crds/${f}`, import.meta.url)), 'utf8'),
+      ) as {
         metadata: { name: string };
         spec: { names: { kind: string }; versions: { name: string; served: boolean }[] };
       };

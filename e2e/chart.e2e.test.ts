@@ -83,12 +83,23 @@ beforeAll(async () => {
     '--create-namespace',
     // Every rule on: the proof below covers selector mode's `update` on Endpoints too.
     '--set=selectorMode=all',
-    // The scenario's namespaces may register documentation and private addresses (the private
-    // ones to prove they are still denied as cluster ranges), chosen by a namespace label.
-    `--set-json=addressPolicy.rules=${JSON.stringify(scenarioRules)}`,
   ]);
   if (installed.status !== 0) throw new Error(`helm install failed:\n${installed.out}`);
   installOutput = installed.out;
+  // The chart's own grant object needs its CRD served, which the same install creates: the
+  // rules come with the next upgrade, as NOTES say. The scenario's namespaces may register
+  // documentation and private addresses (the private ones to prove they are still denied as
+  // cluster ranges), chosen by a namespace label.
+  const upgraded = helm([
+    'upgrade',
+    release,
+    chartDir,
+    `--kubeconfig=${cluster.kubeconfigPath}`,
+    `--namespace=${releaseNs}`,
+    '--reuse-values',
+    `--set-json=addressPolicy.rules=${JSON.stringify(scenarioRules)}`,
+  ]);
+  if (upgraded.status !== 0) throw new Error(`helm upgrade failed:\n${upgraded.out}`);
   saKubeconfig = await serviceAccountKubeconfig(kc, releaseNs, release, cluster.dir ?? '/tmp');
 }, 240_000);
 
@@ -217,7 +228,7 @@ local('the Helm chart', () => {
     expect(d.spec?.template.spec?.containers[0]?.args).toEqual(
       expect.arrayContaining(['--leader-elect=true', `--leader-election-id=${leaseName}`]),
     );
-    // Helm installed the CRD from crds/; it is served a moment later.
+    // Helm installed the CRDs with the release (crds.enabled); they are served a moment later.
     await waitFor('ExternalBackends to be served', () =>
       kc.makeApiClient(CustomObjectsApi).listClusterCustomObject({ group, version, plural }),
     );

@@ -15,10 +15,13 @@ import {
   AppsV1Api,
   CoordinationV1Api,
   CoreV1Api,
+  CustomObjectsApi,
   DiscoveryV1Api,
   type KubeConfig,
   type V1PodSpec,
 } from '@kubernetes/client-node';
+import { group, version } from '../src/externalbackend/schema.ts';
+import { policyKind, policyPlural } from '../src/policy/schema.ts';
 import { buildImage, unpackImage, type BuiltImage, type UnpackedImage } from './image/build.ts';
 import { renderDockerfile } from './image/dockerfile.ts';
 import { ensureDataPlaneBinary, ensureHelm } from './harness/binaries.ts';
@@ -80,11 +83,32 @@ beforeAll(async () => {
       '--create-namespace',
       `--set=image.repository=${repository ?? ''}`,
       `--set=image.tag=${tag ?? ''}`,
-      `--set-json=addressPolicy.rules=${JSON.stringify([{ name: 'tests', namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'images' } }, cidrs: ['10.250.0.0/16'] }])}`,
     ],
     { encoding: 'utf8' },
   );
   if (helm.status !== 0) throw new Error(`helm install failed:\n${helm.stdout}${helm.stderr}`);
+  // A grant object of the platform team's own, as README shows: the CRDs came with the release.
+  await waitFor('ExternalBackendPolicies to be served', () =>
+    kc.makeApiClient(CustomObjectsApi).createClusterCustomObject({
+      group,
+      version,
+      plural: policyPlural,
+      body: {
+        apiVersion: `${group}/${version}`,
+        kind: policyKind,
+        metadata: { name: 'tests' },
+        spec: {
+          rules: [
+            {
+              name: 'images',
+              namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'images' } },
+              cidrs: ['10.250.0.0/16'],
+            },
+          ],
+        },
+      },
+    }),
+  );
 }, 900_000);
 
 afterAll(async () => {
