@@ -40,6 +40,7 @@ export interface Metrics {
   readonly rangeDiscoveryUp: Gauge<'source'>;
   readonly addressPolicyFrozen: Gauge;
   readonly addressPolicyRules: Gauge;
+  readonly addressPolicyUncompilable: Gauge;
   readonly endpointsConflicts: Counter;
   readonly endpointsContested: Gauge;
   queue(name: string, inFlightSince: () => number[]): QueueMetrics;
@@ -281,6 +282,11 @@ export function createMetrics(opts: { defaultMetrics?: boolean } = {}): Metrics 
     addressPolicyRules: new Gauge({
       name: 'outrigger_address_policy_rules',
       help: 'Rules across every ExternalBackendPolicy grant object, as last read.',
+      registers,
+    }),
+    addressPolicyUncompilable: new Gauge({
+      name: 'outrigger_address_policy_uncompilable',
+      help: 'Whether the grants hold more rules than the compiled object for admission may (1): admission judges by the grants as last compiled.',
       registers,
     }),
     // Selector mode's guard against a second endpoints controller (src/endpoints/conflict.ts). No

@@ -62,4 +62,21 @@ describe('planEffective', () => {
       expect(plan.frozen).toBeDefined();
     }
   });
+
+  it('writes nothing and says why when the grants hold more rules than the compiled object may', () => {
+    const many = Array.from({ length: 17 }, (_, i) => ({
+      metadata: { name: `team-${String(i)}` },
+      spec: {
+        rules: Array.from({ length: 64 }, (_, j) => ({
+          name: `r${String(j)}`,
+          namespaceSelector: {},
+          cidrs: ['192.0.2.0/24'],
+        })),
+      },
+    }));
+    const plan = planEffective(loadPolicies(many), undefined);
+    expect(plan.apply).toBeUndefined();
+    expect(plan.frozen).toBeUndefined();
+    expect(plan.uncompilable).toContain('1088 rules, more than the 1024');
+  });
 });

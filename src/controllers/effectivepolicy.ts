@@ -8,7 +8,7 @@ import type { CachedPolicy } from '../kube/resources.ts';
 import type { Logger } from '../log.ts';
 import type { Metrics } from '../metrics.ts';
 import { compileEffective, loadPolicies, type LoadedPolicy } from '../policy/evaluate.ts';
-import { effectivePolicyName, type PolicySpec } from '../policy/schema.ts';
+import { effectivePolicyName, maxEffectiveRules, type PolicySpec } from '../policy/schema.ts';
 
 export const controllerName = 'externalbackendpolicy';
 const key = 'cluster/effective';
@@ -50,6 +50,11 @@ export interface EffectivePlan {
   readonly replace?: true;
   /** Why decisions are frozen, when they are. */
   readonly frozen?: string;
+  /**
+   * Why the compiled object cannot say the grants (more rules than it may hold): nothing is
+   * written, so admission judges by what it last said, and the reconciler alone by the grants.
+   */
+  readonly uncompilable?: string;
   readonly rules: number;
 }
 
@@ -60,6 +65,11 @@ export function planEffective(
   const compiled = compileEffective(policy);
   if (compiled === undefined)
     return { frozen: policy.state === 'missing' ? policy.message : 'unknown', rules: 0 };
+  if (compiled.rules.length > maxEffectiveRules)
+    return {
+      uncompilable: `the grant objects hold ${String(compiled.rules.length)} rules, more than the ${String(maxEffectiveRules)} the object ${effectivePolicyName} may hold for admission; merge rules (a rule takes up to 32 CIDRs)`,
+      rules: compiled.rules.length,
+    };
   const same = current !== undefined && canonical(current.spec ?? {}) === canonical(compiled);
   if (same) return { rules: compiled.rules.length };
   return {
@@ -83,6 +93,7 @@ export class EffectivePolicyController {
   readonly controller: Controller;
   private readonly o: EffectivePolicyOptions;
   private frozen: string | undefined;
+  private uncompilable: string | undefined;
 
   constructor(o: EffectivePolicyOptions) {
     this.o = o;
@@ -114,6 +125,13 @@ export class EffectivePolicyController {
     const plan = planEffective(policy, this.o.policies.get('', effectivePolicyName));
     this.o.metrics.addressPolicyFrozen.set(plan.frozen === undefined ? 0 : 1);
     if (plan.frozen === undefined) this.o.metrics.addressPolicyRules.set(plan.rules);
+    this.o.metrics.addressPolicyUncompilable.set(plan.uncompilable === undefined ? 0 : 1);
+    if (plan.uncompilable !== undefined && plan.uncompilable !== this.uncompilable)
+      this.o.log.error(
+        { why: plan.uncompilable },
+        'the grants cannot be compiled for admission; admission keeps judging by the last compiled grants',
+      );
+    this.uncompilable = plan.uncompilable;
     if (plan.frozen !== this.frozen) {
       if (plan.frozen !== undefined)
         this.o.log.warn(
