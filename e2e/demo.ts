@@ -428,6 +428,27 @@ async function dataPathActs(cluster: Cluster, dp: DataPath): Promise<void> {
   );
   kubectl(cluster, ['-n', 'kube-system', 'get', 'xb', 'etcd-k8s']);
 
+  step(`etc-master2 comes back`);
+  const revivedAt = Date.now();
+  await dp.etcd.restart(1);
+  const back = await waitFor(
+    'kube-proxy to send connections to the member again',
+    () =>
+      Promise.resolve(
+        dp.node
+          .programmedEndpoints('kube-system', 'etcd-k8s')
+          .includes(`${dp.ips.etcd[1] ?? ''}:2379`)
+          ? Date.now() - revivedAt
+          : undefined,
+      ),
+    60_000,
+    50,
+  );
+  say(
+    `healthy again: kube-proxy sends connections to it ${String(back)} ms after it was restarted (${String(check.healthyThreshold)} passing checks)`,
+  );
+  kubectl(cluster, ['-n', 'kube-system', 'get', 'xb', 'etcd-k8s']);
+
   const windowMs = quick ? 12_000 : 30_000;
   const bucketMs = 2000;
   step(`One web server of each setup dies: ${String(windowMs / 1000)} s of requests every 100 ms`);
