@@ -1,0 +1,396 @@
+// A real node: kubelet v1.36.3, containerd and runc inside a network namespace that plays the node
+// (e2e/harness/node.ts), with kube-scheduler and the controllers a Deployment needs. Pods run from
+// outrigger's own image (built without a daemon, imported into containerd) under restricted Pod
+// Security, get a bridge-CNI address and the ServiceAccount token the kubelet mounts, and use it
+// through the `kubernetes` Service (kube-proxy on the node). After stop(), nothing of the node is
+// left on this machine.
+//
+// This suite does not skip itself: without root, containerd, runc, the CNI plugins or nft it fails
+// and says what to install (bash e2e/scripts/node-packages.sh).
+import { spawnSync } from 'node:child_process';
+import { existsSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import {
+  AppsV1Api,
+  AuthenticationV1Api,
+  CoreV1Api,
+  DiscoveryV1Api,
+  type KubeConfig,
+  type V1Container,
+  type V1Pod,
+} from '@kubernetes/client-node';
+import { buildImage, type BuiltImage } from './image/build.ts';
+import { startCluster, type Cluster } from './harness/controlplane.ts';
+import { kubeletNodeUnavailable, startKubeletNode, type KubeletNode } from './harness/node.ts';
+import { isAlive } from './harness/processes.ts';
+import { teardown, waitFor } from './helpers.ts';
+
+const missing =
+  process.env.USE_EXISTING_CLUSTER === 'true'
+    ? 'the real node runs beside the local control plane only (unset USE_EXISTING_CLUSTER)'
+    : kubeletNodeUnavailable();
+
+let cluster: Cluster;
+let kc: KubeConfig;
+let node: KubeletNode;
+let image: BuiltImage;
+let hostBefore: HostState;
+let stopped = false;
+const repository = 'docker.io/library/outrigger';
+
+/** What a node could leave on the host outside its directory, listed before it starts. */
+interface HostState {
+  readonly nft: string;
+  readonly paths: Record<string, string[] | null>;
+}
+
+// Fixed places a runtime or kubelet writes to by default; the node must use its own directory.
+const watchedPaths = [
+  '/var/lib/cni',
+  '/var/lib/cni/results',
+  '/var/lib/cni/networks',
+  '/etc/cni/net.d',
+  '/opt/cni',
+  '/var/lib/containerd',
+  '/run/containerd',
+  '/opt/containerd',
+  '/var/lib/kubelet',
+  '/var/log/pods',
+  '/var/log/containers',
+  '/var/run/netns',
+  '/etc/kubernetes',
+];
+
+function hostState(): HostState {
+  const paths: Record<string, string[] | null> = {};
+  for (const p of watchedPaths) paths[p] = existsSync(p) ? readdirSync(p).sort() : null;
+  const nft = spawnSync('nft', ['list', 'ruleset'], { encoding: 'utf8' });
+  return { nft: nft.stdout, paths };
+}
+
+/** Every trace of the node on this machine (empty once it is gone). */
+function traces(n: KubeletNode, podUids: readonly string[]): string[] {
+  const found: string[] = [];
+  for (const pid of n.pids()) if (isAlive(pid)) found.push(`process ${String(pid)}`);
+  // Any process (a container, a shim) in the node's cgroups or naming its directory.
+  for (const e of readdirSync('/proc')) {
+    if (!/^\d+$/.test(e)) continue;
+    try {
+      const cgroups = readFileSync(`/proc/${e}/cgroup`, 'utf8');
+      const cmdline = readFileSync(`/proc/${e}/cmdline`, 'utf8');
+      if (cgroups.includes(n.cgroupRoot) || cmdline.includes(n.dir))
+        found.push(`process ${e}: ${cmdline.replaceAll('\0', ' ').slice(0, 120)}`);
+    } catch {
+      // Exited while being read.
+    }
+  }
+  for (const line of readFileSync('/proc/self/mountinfo', 'utf8').split('\n')) {
+    const target = line.split(' ')[4];
+    if (target?.startsWith(`${n.dir}/`) === true) found.push(`mount ${target}`);
+  }
+  for (const h of readdirSync('/sys/fs/cgroup')) {
+    const root = join('/sys/fs/cgroup', h, n.cgroupRoot);
+    if (existsSync(root)) found.push(`cgroup ${root}`);
+  }
+  // The pods' own cgroups, by UID, wherever they are.
+  const podCgroups = spawnSync('find', ['/sys/fs/cgroup', '-maxdepth', '6', '-type', 'd'], {
+    encoding: 'utf8',
+  }).stdout;
+  for (const uid of podUids)
+    for (const d of podCgroups.split('\n'))
+      if (d.includes(`pod${uid}`)) found.push(`pod cgroup ${d}`);
+  if (spawnSync('ip', ['netns', 'list'], { encoding: 'utf8' }).stdout.includes(n.netns))
+    found.push(`network namespace ${n.netns}`);
+  if (spawnSync('ip', ['route', 'show', n.podCidr], { encoding: 'utf8' }).stdout.trim() !== '')
+    found.push(`route ${n.podCidr}`);
+  if (existsSync('/var/lib/cni/results'))
+    for (const f of readdirSync('/var/lib/cni/results'))
+      if (f.startsWith('outrigger-')) found.push(`CNI result /var/lib/cni/results/${f}`);
+  if (existsSync('/var/log/containers'))
+    for (const f of readdirSync('/var/log/containers')) {
+      const target = readlinkSync(join('/var/log/containers', f));
+      if (target.startsWith(n.dir)) found.push(`log link /var/log/containers/${f}`);
+    }
+  if (existsSync(n.dir)) found.push(`directory ${n.dir}`);
+  return found;
+}
+
+/** A container of outrigger's image that Pod Security `restricted` admits. */
+function restrictedContainer(script: string): V1Container {
+  return {
+    name: 'app',
+    image: `${repository}:${image.reference.split(':')[1] ?? ''}`,
+    imagePullPolicy: 'Never',
+    command: ['node', '-e', script],
+    ports: [{ containerPort: 8080 }],
+    readinessProbe: { httpGet: { path: '/healthz', port: 8080 }, periodSeconds: 1 },
+    securityContext: {
+      runAsNonRoot: true,
+      allowPrivilegeEscalation: false,
+      readOnlyRootFilesystem: true,
+      capabilities: { drop: ['ALL'] },
+      seccompProfile: { type: 'RuntimeDefault' },
+    },
+  };
+}
+
+// Serves /healthz, and /whoami: a SelfSubjectReview sent with the mounted token and CA to the
+// `kubernetes` Service, as in-cluster clients do.
+const whoamiServer = `
+const fs = require('fs'), http = require('http'), https = require('https');
+const sa = '/var/run/secrets/kubernetes.io/serviceaccount/';
+http.createServer((req, res) => {
+  if (req.url === '/healthz') return res.end('ok');
+  const token = fs.readFileSync(sa + 'token', 'utf8');
+  const call = https.request({
+    host: process.env.KUBERNETES_SERVICE_HOST, port: process.env.KUBERNETES_SERVICE_PORT,
+    method: 'POST', path: '/apis/authentication.k8s.io/v1/selfsubjectreviews',
+    ca: fs.readFileSync(sa + 'ca.crt'), timeout: 5000,
+    headers: { authorization: 'Bearer ' + token, 'content-type': 'application/json' },
+  }, (r) => {
+    let body = '';
+    r.on('data', (c) => (body += c));
+    r.on('end', () => res.end(JSON.stringify({
+      namespace: fs.readFileSync(sa + 'namespace', 'utf8'), token, status: r.statusCode, body,
+    })));
+  });
+  call.on('timeout', () => call.destroy(new Error('timeout')));
+  call.on('error', (e) => { res.statusCode = 502; res.end(String(e)); });
+  call.end(JSON.stringify({ apiVersion: 'authentication.k8s.io/v1', kind: 'SelfSubjectReview' }));
+}).listen(8080);
+`;
+
+async function restrictedNamespace(name: string): Promise<void> {
+  const core = kc.makeApiClient(CoreV1Api);
+  await core.createNamespace({
+    body: {
+      metadata: {
+        name,
+        labels: {
+          'pod-security.kubernetes.io/enforce': 'restricted',
+          'pod-security.kubernetes.io/enforce-version': 'latest',
+        },
+      },
+    },
+  });
+  // The ServiceAccount admission plugin refuses Pods until the controller made `default`.
+  await waitFor(
+    `ServiceAccount default in ${name}`,
+    async () =>
+      (await core.readNamespacedServiceAccount({ namespace: name, name: 'default' })).metadata,
+    30_000,
+    200,
+  );
+}
+
+const ready = (p: V1Pod): boolean =>
+  p.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') ?? false;
+
+function inPodCidr(ip: string | undefined): boolean {
+  const prefix = node.podCidr.replace(/\.0\/24$/, '.');
+  return ip !== undefined && ip.startsWith(prefix) && ip !== `${prefix}1`;
+}
+
+/** GET http://ip:port/path from inside the node's namespace (where the kubelet's probes come from). */
+async function getFromNode(url: string): Promise<string> {
+  const r = await node.node.exec(process.execPath, [
+    '-e',
+    `fetch(${JSON.stringify(url)}).then(async (r) => { process.stdout.write(await r.text()); process.exitCode = r.ok ? 0 : 1; })`,
+  ]);
+  if (r.code !== 0) throw new Error(`GET ${url} from the node: ${r.stdout}${r.stderr}`);
+  return r.stdout;
+}
+
+beforeAll(async () => {
+  // A missing prerequisite fails the suite (and says how to get it) instead of skipping it.
+  if (missing !== undefined) throw new Error(`the real-node suite cannot run: ${missing}`);
+  hostBefore = hostState();
+  cluster = await startCluster({ serviceAccountAdmission: true });
+  kc = cluster.kubeConfig();
+  const dir = cluster.dir ?? '/tmp';
+  image = buildImage({ out: join(dir, 'image') });
+  const started = Date.now();
+  node = await startKubeletNode(cluster, {
+    dir: join(dir, 'node'),
+    images: [{ archive: image.archive, repository }],
+  });
+  console.log(`real node Ready in ${String(Date.now() - started)} ms`);
+}, 600_000);
+
+afterAll(async () => {
+  await teardown(
+    async () => {
+      if (!stopped) await node.stop();
+    },
+    () => cluster.stop(),
+  );
+}, 120_000);
+
+describe('a real node', () => {
+  it("imported outrigger's image and the pause image into its own containerd", () => {
+    const names = node.ctr(['images', 'list', '--quiet']).split('\n');
+    expect(names).toContain(image.reference.replace(/^outrigger/, repository));
+    expect(names).toContain('localhost/outrigger/pause:1');
+    // The machine's default containerd (if any) was not used.
+    expect(node.containerdSocket.startsWith(node.dir)).toBe(true);
+  });
+
+  it('runs a restricted pod to Ready with a bridge address and the ServiceAccount token it uses through the kubernetes Service', async () => {
+    const ns = 'node-restricted';
+    await restrictedNamespace(ns);
+    const core = kc.makeApiClient(CoreV1Api);
+    // Pod Security is enforced: a pod that may escalate is refused.
+    const refused = restrictedContainer(whoamiServer);
+    await expect(
+      core.createNamespacedPod({
+        namespace: ns,
+        body: {
+          metadata: { name: 'refused' },
+          spec: {
+            containers: [
+              {
+                ...refused,
+                securityContext: { ...refused.securityContext, allowPrivilegeEscalation: true },
+              },
+            ],
+          },
+        },
+      }),
+    ).rejects.toThrow(/allowPrivilegeEscalation/);
+
+    await core.createNamespacedPod({
+      namespace: ns,
+      body: {
+        metadata: { name: 'whoami' },
+        spec: { containers: [restrictedContainer(whoamiServer)] },
+      },
+    });
+    const pod = await waitFor(
+      'pod whoami to be Ready',
+      async () => {
+        const p = await core.readNamespacedPod({ namespace: ns, name: 'whoami' });
+        return ready(p) ? p : undefined;
+      },
+      120_000,
+      500,
+    );
+    expect(pod.spec?.nodeName).toBe(node.nodeName);
+    expect(pod.status?.hostIP).toBe(node.node.ip);
+    expect(inPodCidr(pod.status?.podIP)).toBe(true);
+    // The kubelet mounted the projected token volume the ServiceAccount admission plugin added.
+    expect(pod.spec?.volumes?.some((v) => v.name.startsWith('kube-api-access-'))).toBe(true);
+
+    const who = JSON.parse(await getFromNode(`http://${pod.status?.podIP ?? ''}:8080/whoami`)) as {
+      namespace: string;
+      token: string;
+      status: number;
+      body: string;
+    };
+    expect(who.namespace).toBe(ns);
+    expect(who.status).toBe(201);
+    const review = JSON.parse(who.body) as { status?: { userInfo?: { username?: string } } };
+    expect(review.status?.userInfo?.username).toBe(`system:serviceaccount:${ns}:default`);
+    // The token is bound to this pod.
+    const tr = await kc.makeApiClient(AuthenticationV1Api).createTokenReview({
+      body: { spec: { token: who.token } },
+    });
+    expect(tr.status?.authenticated).toBe(true);
+    expect(tr.status?.user?.extra?.['authentication.kubernetes.io/pod-name']).toEqual(['whoami']);
+  }, 180_000);
+
+  it("runs a Deployment's pods to Ready and publishes them in its Service's EndpointSlice", async () => {
+    const ns = 'node-deployment';
+    await restrictedNamespace(ns);
+    const labels = { app: 'web' };
+    await kc.makeApiClient(CoreV1Api).createNamespacedService({
+      namespace: ns,
+      body: {
+        metadata: { name: 'web' },
+        spec: { selector: labels, ports: [{ name: 'http', port: 80, targetPort: 8080 }] },
+      },
+    });
+    await kc.makeApiClient(AppsV1Api).createNamespacedDeployment({
+      namespace: ns,
+      body: {
+        metadata: { name: 'web' },
+        spec: {
+          replicas: 2,
+          selector: { matchLabels: labels },
+          template: {
+            metadata: { labels },
+            spec: { containers: [restrictedContainer(whoamiServer)] },
+          },
+        },
+      },
+    });
+    await waitFor(
+      'Deployment web to have 2 ready replicas',
+      async () => {
+        const d = await kc
+          .makeApiClient(AppsV1Api)
+          .readNamespacedDeployment({ namespace: ns, name: 'web' });
+        return d.status?.readyReplicas === 2 ? d : undefined;
+      },
+      120_000,
+      500,
+    );
+    const pods = await kc.makeApiClient(CoreV1Api).listNamespacedPod({ namespace: ns });
+    const ips = pods.items.map((p) => p.status?.podIP);
+    expect(new Set(ips).size).toBe(2);
+    expect(ips.every(inPodCidr)).toBe(true);
+    const ready = await waitFor(
+      'the EndpointSlice of web to list both pods ready',
+      async () => {
+        const slices = await kc
+          .makeApiClient(DiscoveryV1Api)
+          .listNamespacedEndpointSlice({
+            namespace: ns,
+            labelSelector: 'kubernetes.io/service-name=web',
+          });
+        const addrs = slices.items
+          .flatMap((s) => s.endpoints ?? [])
+          .filter((e) => e.conditions?.ready === true)
+          .flatMap((e) => e.addresses)
+          .sort();
+        return addrs.length === 2 ? addrs : undefined;
+      },
+      60_000,
+      500,
+    );
+    expect(ready).toEqual([...ips].sort());
+    // Through the Service's ClusterIP, rewritten by kube-proxy in the node's namespace.
+    const svc = await kc
+      .makeApiClient(CoreV1Api)
+      .readNamespacedService({ namespace: ns, name: 'web' });
+    await waitFor(
+      'the ClusterIP to answer from the node',
+      async () =>
+        (await getFromNode(`http://${svc.spec?.clusterIP ?? ''}/healthz`)) === 'ok'
+          ? true
+          : undefined,
+      30_000,
+      500,
+    );
+  }, 180_000);
+
+  it('stop() leaves no process, mount, cgroup, CNI state, kubelet directory, route or nftables rule', async () => {
+    const core = kc.makeApiClient(CoreV1Api);
+    const uids = (await core.listPodForAllNamespaces()).items.map((p) => p.metadata?.uid ?? '');
+    expect(uids.length).toBeGreaterThanOrEqual(3);
+    // The check sees the node while it runs: its pods' cgroups, their mounts, its processes.
+    const before = traces(node, uids);
+    for (const kind of ['process', 'mount', 'pod cgroup', 'cgroup', 'network namespace', 'route'])
+      expect(before.some((t) => t.startsWith(`${kind} `))).toBe(true);
+    // Nothing of the node's own is on the host's nftables (kube-proxy's are in its namespace).
+    expect(hostState().nft).toBe(hostBefore.nft);
+
+    const t0 = Date.now();
+    await node.stop();
+    stopped = true;
+    console.log(`real node stopped in ${String(Date.now() - t0)} ms`);
+    expect(traces(node, uids)).toEqual([]);
+    expect(hostState()).toEqual(hostBefore);
+    expect((await core.listNode()).items.map((n) => n.metadata?.name)).toEqual([]);
+  }, 120_000);
+});
