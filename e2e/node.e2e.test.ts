@@ -65,14 +65,31 @@ const watchedPaths = [
 function hostState(): HostState {
   const paths: Record<string, string[] | null> = {};
   for (const p of watchedPaths) paths[p] = existsSync(p) ? readdirSync(p).sort() : null;
+  // Other suites on this machine add and remove their own namespaces meanwhile: only a pod's
+  // (containerd names them cni-<uuid>) would be the node's.
+  paths['/var/run/netns'] = paths['/var/run/netns']?.filter((n) => n.startsWith('cni-')) ?? null;
   const nft = spawnSync('nft', ['list', 'ruleset'], { encoding: 'utf8' });
   return { nft: nft.stdout, paths };
 }
 
 /** Every trace of the node on this machine (empty once it is gone). */
-function traces(n: KubeletNode, podUids: readonly string[]): string[] {
+function traces(n: KubeletNode, podUids: readonly string[], mountNs: string): string[] {
   const found: string[] = [];
   for (const pid of n.pids()) if (isAlive(pid)) found.push(`process ${String(pid)}`);
+  // The node's mounts live in its own mount namespace, which lasts while any process is in it.
+  for (const e of readdirSync('/proc')) {
+    if (!/^\d+$/.test(e)) continue;
+    try {
+      if (readlinkSync(`/proc/${e}/ns/mnt`) !== mountNs) continue;
+      found.push(`process ${e} in the node's mount namespace`);
+      for (const line of readFileSync(`/proc/${e}/mountinfo`, 'utf8').split('\n')) {
+        const target = line.split(' ')[4];
+        if (target?.startsWith(`${n.dir}/`) === true) found.push(`namespace mount ${target}`);
+      }
+    } catch {
+      // Exited while being read.
+    }
+  }
   // Any process (a container, a shim) in the node's cgroups or naming its directory.
   for (const e of readdirSync('/proc')) {
     if (!/^\d+$/.test(e)) continue;
@@ -342,12 +359,10 @@ describe('a real node', () => {
     const ready = await waitFor(
       'the EndpointSlice of web to list both pods ready',
       async () => {
-        const slices = await kc
-          .makeApiClient(DiscoveryV1Api)
-          .listNamespacedEndpointSlice({
-            namespace: ns,
-            labelSelector: 'kubernetes.io/service-name=web',
-          });
+        const slices = await kc.makeApiClient(DiscoveryV1Api).listNamespacedEndpointSlice({
+          namespace: ns,
+          labelSelector: 'kubernetes.io/service-name=web',
+        });
         const addrs = slices.items
           .flatMap((s) => s.endpoints ?? [])
           .filter((e) => e.conditions?.ready === true)
@@ -379,9 +394,23 @@ describe('a real node', () => {
     const uids = (await core.listPodForAllNamespaces()).items.map((p) => p.metadata?.uid ?? '');
     expect(uids.length).toBeGreaterThanOrEqual(3);
     // The check sees the node while it runs: its pods' cgroups, their mounts, its processes.
-    const before = traces(node, uids);
-    for (const kind of ['process', 'mount', 'pod cgroup', 'cgroup', 'network namespace', 'route'])
+    const [kubeletPid] = node.pids();
+    const mountNs = readlinkSync(`/proc/${String(kubeletPid)}/ns/mnt`);
+    expect(mountNs).not.toBe(readlinkSync('/proc/self/ns/mnt'));
+    const before = traces(node, uids, mountNs);
+    for (const kind of [
+      'process',
+      'mount',
+      'namespace mount',
+      'pod cgroup',
+      'cgroup',
+      'network namespace',
+      'route',
+    ])
       expect(before.some((t) => t.startsWith(`${kind} `))).toBe(true);
+    // The pods' volumes (the token) and root file systems are mounted in the node's namespace only.
+    expect(before.some((t) => /^namespace mount .*kube-api-access-/.test(t))).toBe(true);
+    expect(before.some((t) => /^mount .*kube-api-access-/.test(t))).toBe(false);
     // Nothing of the node's own is on the host's nftables (kube-proxy's are in its namespace).
     expect(hostState().nft).toBe(hostBefore.nft);
 
@@ -389,7 +418,14 @@ describe('a real node', () => {
     await node.stop();
     stopped = true;
     console.log(`real node stopped in ${String(Date.now() - t0)} ms`);
-    expect(traces(node, uids)).toEqual([]);
+    // The harness's watchdogs (which name the directory) exit within seconds of a stop.
+    const left = await waitFor(
+      'the last traces of the node to go',
+      () => Promise.resolve(traces(node, uids, mountNs).length === 0 ? [] : undefined),
+      10_000,
+      200,
+    ).catch(() => traces(node, uids, mountNs));
+    expect(left).toEqual([]);
     expect(hostState()).toEqual(hostBefore);
     expect((await core.listNode()).items.map((n) => n.metadata?.name)).toEqual([]);
   }, 120_000);

@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Removes what a real node (e2e/harness/node.ts) left on this machine, from what it recorded in
-# DIR/node.env: its processes (kubelet, containerd, the containers' shims and processes), the mounts
-# under DIR (container root file systems, kubelet's volumes, pod network namespaces), the cgroups
-# under its own cgroup root, its CNI result files, kubelet's log links, its network namespace, and
-# DIR itself. Safe to run twice, and after a crash of the process that started the node (its
-# watchdog runs it), or from `npm run cluster:down`.
+# DIR/node.env: its processes (kubelet, containerd, the containers' shims and processes), its mount
+# namespace (with the container root file systems, kubelet's volumes and the pods' network
+# namespaces mounted in it), the cgroups under its own cgroup root, its network namespace and the
+# host's route to its pods, and DIR itself. Safe to run twice, after a crash of the process that
+# started the node (its watchdog runs it), and from `npm run cluster:down`. The processes go
+# first: the mount namespace they share (DIR/mntns) lives as long as any of them does.
 #
 #   node-cleanup.sh DIR [--keep-dir]
 set -u
@@ -13,7 +14,7 @@ keep_dir="${2:-}"
 [[ -f "$dir/node.env" ]] || exit 0
 # shellcheck disable=SC1091
 source "$dir/node.env"
-: "${NETNS:?}" "${CGROUP_ROOT:?}" "${SOCKET:?}" "${CNI_NETWORK:?}"
+: "${NETNS:?}" "${CGROUP_ROOT:?}" "${SOCKET:?}"
 
 # Process groups this node started (recorded by e2e/harness/processes.ts), newest first.
 groups() { cat "$dir"/run/pids "$dir"/net/pids 2>/dev/null | tac; }
@@ -42,7 +43,8 @@ for _ in $(seq 50); do
 done
 for p in $(groups); do kill -KILL "-$p" 2>/dev/null; done
 
-# Mounts under DIR, deepest first (mountinfo escapes spaces as \040; DIR has none).
+# Mounts under DIR, deepest first (mountinfo escapes spaces as \040; DIR has none): the file that
+# holds the node's mount namespace open, with which every mount made inside it goes.
 for _ in 1 2 3; do
   mounts="$(awk -v d="$dir/" 'index($5, d) == 1 { print length($5) " " $5 }' /proc/self/mountinfo | sort -rn | cut -d' ' -f2-)"
   [[ -z "$mounts" ]] && break
@@ -53,18 +55,6 @@ done
 for d in /sys/fs/cgroup/*/"$CGROUP_ROOT"; do
   [[ -d "$d" ]] && find "$d" -depth -type d -exec rmdir {} + 2>/dev/null
 done
-
-# libcni keeps each attachment's result in /var/lib/cni/results whatever containerd is told; the
-# attachments themselves went with the namespaces.
-rm -f /var/lib/cni/results/"$CNI_NETWORK"-* 2>/dev/null
-if [[ "${VAR_LIB_CNI_CREATED:-0}" == 1 ]]; then
-  rmdir /var/lib/cni/results /var/lib/cni 2>/dev/null
-fi
-# kubelet links every container's log into /var/log/containers (a fixed path).
-if [[ -d /var/log/containers ]]; then
-  find /var/log/containers -maxdepth 1 -type l -lname "$dir/*" -delete 2>/dev/null
-  [[ "${VAR_LOG_CONTAINERS_CREATED:-0}" == 1 ]] && rmdir /var/log/containers 2>/dev/null
-fi
 
 pids="$(ip netns pids "$NETNS" 2>/dev/null)"
 # shellcheck disable=SC2086

@@ -8,9 +8,11 @@
 //
 // Everything the node writes lives under its directory: containerd's root, state and socket, the
 // CNI configuration and address allocations, kubelet's root and pod logs, the pods' network
-// namespace files. What cannot be moved there (libcni's result cache in /var/lib/cni, kubelet's log
-// links in /var/log/containers, the cgroups under the node's own cgroup root) is removed by
-// node-cleanup.sh, which stop(), the watchdog and `npm run cluster:down` run.
+// namespace files. Every mount it makes lives in a mount namespace of its own, in which /run,
+// /var/lib and /var/log are directories of the node too (for the paths containerd 1.6, libcni and
+// kubelet use whatever they are told). What is left outside — processes, the cgroups under the
+// node's own cgroup root, its network namespace — node-cleanup.sh removes; stop(), the watchdog
+// and `npm run cluster:down` run it.
 //
 // Settings this machine needs (DESIGN.md §7): cgroup v1 (failCgroupV1: false, cgroupfs driver),
 // swap allowed, containerd's restrict_oom_score_adj (root here lacks CAP_SYS_RESOURCE), a pause
@@ -50,6 +52,8 @@ export const nodeControllers: readonly string[] = [
   'endpointslice-controller',
   'garbage-collector-controller',
   'namespace-controller',
+  // Takes away the not-ready taint kubelet registers the Node with, once it reports Ready.
+  'node-lifecycle-controller',
 ];
 
 export interface KubeletNodeOptions {
@@ -104,6 +108,28 @@ export function kubeletNodeUnavailable(): string | undefined {
   if (!existsSync('/sys/fs/cgroup/memory') && !existsSync('/sys/fs/cgroup/cgroup.controllers'))
     return 'no cgroup file system at /sys/fs/cgroup';
   return undefined;
+}
+
+/** The kernel tunables kubelet's container manager sets when they differ (and their values). */
+const kubeletTunables: Readonly<Record<string, string>> = {
+  'vm/overcommit_memory': '1',
+  'vm/panic_on_oom': '0',
+  'kernel/panic': '10',
+  'kernel/panic_on_oops': '1',
+  'kernel/keys/root_maxkeys': '1000000',
+  'kernel/keys/root_maxbytes': '25000000',
+};
+
+/** Host directories the node's mount namespace replaces with its own (target: source under dir). */
+const hostPaths: Readonly<Record<string, string>> = {
+  '/run': 'host/run',
+  '/var/lib': 'host/var-lib',
+  '/var/log': 'host/var-log',
+};
+
+function run(cmd: string, args: readonly string[]): void {
+  const r = spawnSync(cmd, args, { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')}: ${r.stderr.trim()}`);
 }
 
 async function until(
@@ -184,10 +210,7 @@ export async function startKubeletNode(
       `NETNS=${node.netns}`,
       `CGROUP_ROOT=${cgroupRoot}`,
       `SOCKET=${socket}`,
-      `CNI_NETWORK=${cniNetwork}`,
       `POD_ROUTE='${podRoute}'`,
-      `VAR_LIB_CNI_CREATED=${existsSync('/var/lib/cni') ? '0' : '1'}`,
-      `VAR_LOG_CONTAINERS_CREATED=${existsSync('/var/log/containers') ? '0' : '1'}`,
       '',
     ].join('\n'),
   );
@@ -305,12 +328,37 @@ export async function startKubeletNode(
       ].join('\n'),
     );
 
-    // nsenter enters the network namespace only: `ip netns exec` would also give each program a
-    // mount namespace of its own, and containerd must see the volumes kubelet mounts.
+    // containerd (with its shims and the CNI plugins) and kubelet share one mount namespace of
+    // their own: containerd must see the volumes kubelet mounts, and none of their mounts (pods'
+    // root file systems, volumes, network namespace files) is ever on the host's table; they all
+    // go with the namespace. (`ip netns exec` would give each program a namespace of its own.)
+    const mntns = join(dir, 'mntns');
+    writeFileSync(mntns, '');
+    run('unshare', [`--mount=${mntns}`, '--propagation', 'private', 'true']);
+    // kubelet writes the kernel tunables it wants (vm.overcommit_memory=1, kernel.panic_on_oops=1,
+    // ...) host-wide unless they already read so: in its namespace they do, from files mounted
+    // over them, and the host's stay as they are.
+    mkdirSync(join(dir, 'sysctl'), { recursive: true });
+    for (const [key, value] of Object.entries(kubeletTunables)) {
+      const file = join(dir, 'sysctl', key.replaceAll('/', '.'));
+      writeFileSync(file, `${value}\n`);
+      run('nsenter', [`--mount=${mntns}`, 'mount', '--bind', '-o', 'ro', file, `/proc/sys/${key}`]);
+    }
+    // Paths that containerd 1.6, libcni and kubelet use whatever they are told (the shims' sockets
+    // in /run/containerd/s, libcni's result cache in /var/lib/cni/results, kubelet's device
+    // plugin directory in /var/lib/kubelet and its log links in /var/log/containers) are the
+    // node's own directories inside its namespace; nothing in them needs the host's files.
+    for (const [target, source] of Object.entries(hostPaths)) {
+      mkdirSync(join(dir, source), { recursive: true });
+      run('nsenter', [`--mount=${mntns}`, 'mount', '--bind', join(dir, source), target]);
+    }
     const inNode = (name: string, bin: string, args: readonly string[]): ManagedProcess =>
-      group.start(name, 'nsenter', [`--net=/var/run/netns/${node.netns}`, bin, ...args], {
-        PATH: `/usr/sbin:/usr/bin:/sbin:/bin:${process.env.PATH ?? ''}`,
-      });
+      group.start(
+        name,
+        'nsenter',
+        [`--net=/var/run/netns/${node.netns}`, `--mount=${mntns}`, bin, ...args],
+        { PATH: `/usr/sbin:/usr/bin:/sbin:/bin:${process.env.PATH ?? ''}` },
+      );
 
     const containerd = inNode('containerd', 'containerd', ['--config', config]);
     await until(
@@ -374,6 +422,7 @@ export async function startKubeletNode(
       `--config=${kubeletConfig}`,
       `--kubeconfig=${node.kubeconfig}`,
       `--root-dir=${kubeletDir}`,
+      `--cert-dir=${join(kubeletDir, 'pki')}`,
       `--hostname-override=${nodeName}`,
       `--node-ip=${node.ip}`,
       '--v=2',
@@ -405,7 +454,16 @@ export async function startKubeletNode(
     ]);
     if (opts.controllerManager ?? true) await cluster.startControllerManager(nodeControllers);
     await publishApiServer(cluster, node);
-    await delay(500);
+    if (opts.controllerManager ?? true)
+      await until(
+        `node ${nodeName} to lose its not-ready taint`,
+        kubelet,
+        async () => {
+          const n = await core.readNode({ name: nodeName });
+          return !(n.spec?.taints ?? []).some((t) => t.key === 'node.kubernetes.io/not-ready');
+        },
+        60_000,
+      );
     if (scheduler.hasExited())
       throw new Error(`kube-scheduler exited:\n${tail(scheduler.logPath, 40)}`);
 
