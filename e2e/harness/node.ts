@@ -200,7 +200,7 @@ export async function startKubeletNode(
   const n = Number(node.hostIp.split('.')[2]);
   const podCidr = `10.248.${String(n)}.0/24`;
   const bridgeIp = `10.248.${String(n)}.1`;
-  const cgroupRoot = `outrigger-${node.netns}`;
+  const cgroupRoot = node.netns;
   const socket = join(dir, 'containerd', 'c.sock');
   const cniNetwork = `outrigger-${String(n)}-${String(process.pid)}`;
   const podRoute = `${podCidr} via ${node.ip}`;
