@@ -14,13 +14,16 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import {
   AppsV1Api,
   AuthenticationV1Api,
+  CoordinationV1Api,
   CoreV1Api,
   DiscoveryV1Api,
   type KubeConfig,
   type V1Container,
   type V1Pod,
 } from '@kubernetes/client-node';
+import { fileURLToPath } from 'node:url';
 import { buildImage, type BuiltImage } from './image/build.ts';
+import { ensureHelm } from './harness/binaries.ts';
 import { startCluster, type Cluster } from './harness/controlplane.ts';
 import { kubeletNodeUnavailable, startKubeletNode, type KubeletNode } from './harness/node.ts';
 import { isAlive } from './harness/processes.ts';
@@ -38,6 +41,7 @@ let image: BuiltImage;
 let hostBefore: HostState;
 let stopped = false;
 const repository = 'docker.io/library/outrigger';
+const chartDir = fileURLToPath(new URL('../charts/outrigger', import.meta.url));
 
 /** What a node could leave on the host outside its directory, listed before it starts. */
 interface HostState {
@@ -388,6 +392,78 @@ describe('a real node', () => {
       500,
     );
   }, 180_000);
+
+  it('installs the chart as a user does (only the image values set): two replicas Running and Ready under restricted Pod Security, one leader', async () => {
+    const ns = 'outrigger-system';
+    const core = kc.makeApiClient(CoreV1Api);
+    await core.createNamespace({
+      body: {
+        metadata: {
+          name: ns,
+          labels: {
+            'pod-security.kubernetes.io/enforce': 'restricted',
+            'pod-security.kubernetes.io/enforce-version': 'latest',
+          },
+        },
+      },
+    });
+    const [repo, tag] = image.reference.split(':');
+    const t0 = Date.now();
+    const helm = spawnSync(
+      ensureHelm(),
+      [
+        'install',
+        'outrigger',
+        chartDir,
+        `--kubeconfig=${cluster.kubeconfigPath}`,
+        `--namespace=${ns}`,
+        `--set=image.repository=${repo ?? ''}`,
+        `--set=image.tag=${tag ?? ''}`,
+        '--wait',
+        '--timeout=3m',
+      ],
+      { encoding: 'utf8' },
+    );
+    const installMs = Date.now() - t0;
+    if (helm.status !== 0) {
+      const events = await core.listNamespacedEvent({ namespace: ns });
+      throw new Error(
+        `helm install failed:\n${helm.stdout}${helm.stderr}\n${events.items.map((e) => `${e.involvedObject.name ?? ''}: ${e.message ?? ''}`).join('\n')}`,
+      );
+    }
+    const pods = (
+      await core.listNamespacedPod({
+        namespace: ns,
+        labelSelector: 'app.kubernetes.io/name=outrigger',
+      })
+    ).items;
+    expect(pods).toHaveLength(2);
+    for (const p of pods) {
+      expect(p.status?.phase).toBe('Running');
+      expect(ready(p)).toBe(true);
+      expect(p.spec?.nodeName).toBe(node.nodeName);
+      expect(inPodCidr(p.status?.podIP)).toBe(true);
+      expect(p.status?.containerStatuses?.[0]?.restartCount).toBe(0);
+      // The kubelet mounted the token (the chart leaves automounting on).
+      expect(p.spec?.volumes?.some((v) => v.name.startsWith('kube-api-access-'))).toBe(true);
+    }
+    const holder = await waitFor(
+      'a leader',
+      async () => {
+        const l = await kc
+          .makeApiClient(CoordinationV1Api)
+          .readNamespacedLease({ name: 'outrigger-leader', namespace: ns });
+        return l.spec?.holderIdentity ?? undefined;
+      },
+      60_000,
+      500,
+    );
+    const names = pods.map((p) => p.metadata?.name ?? '');
+    expect(names.filter((n) => holder.startsWith(`${n}_`))).toHaveLength(1);
+    console.log(
+      `helm install --wait: ${String(installMs)} ms to two Ready replicas; leader ${holder}`,
+    );
+  }, 300_000);
 
   it('stop() leaves no process, mount, cgroup, CNI state, kubelet directory, route or nftables rule', async () => {
     const core = kc.makeApiClient(CoreV1Api);
