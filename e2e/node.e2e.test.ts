@@ -27,7 +27,8 @@ import { ensureHelm } from './harness/binaries.ts';
 import { startCluster, type Cluster } from './harness/controlplane.ts';
 import { kubeletNodeUnavailable, startKubeletNode, type KubeletNode } from './harness/node.ts';
 import { isAlive } from './harness/processes.ts';
-import { teardown, waitFor } from './helpers.ts';
+import { createBackendNetwork, type BackendNetwork } from './harness/netns.ts';
+import { createExternalBackend, fastTcpBackend, teardown, waitFor } from './helpers.ts';
 
 const missing =
   process.env.USE_EXISTING_CLUSTER === 'true'
@@ -40,6 +41,7 @@ let node: KubeletNode;
 let image: BuiltImage;
 let hostBefore: HostState;
 let stopped = false;
+let net: BackendNetwork;
 const repository = 'docker.io/library/outrigger';
 const chartDir = fileURLToPath(new URL('../charts/outrigger', import.meta.url));
 
@@ -237,10 +239,12 @@ beforeAll(async () => {
     images: [{ archive: image.archive, repository }],
   });
   console.log(`real node Ready in ${String(Date.now() - started)} ms`);
+  net = createBackendNetwork(dir, 2, { fromNodes: true });
 }, 600_000);
 
 afterAll(async () => {
   await teardown(
+    () => net.remove(),
     async () => {
       if (!stopped) await node.stop();
     },
@@ -460,10 +464,107 @@ describe('a real node', () => {
     );
     const names = pods.map((p) => p.metadata?.name ?? '');
     expect(names.filter((n) => holder.startsWith(`${n}_`))).toHaveLength(1);
+    expect(pods[0]?.spec?.containers[0]?.securityContext?.readOnlyRootFilesystem).toBe(true);
     console.log(
       `helm install --wait: ${String(installMs)} ms to two Ready replicas; leader ${holder}`,
     );
+    // Prometheus' view: /metrics through the metrics Service (kube-proxy picks a replica).
+    const metricsSvc = await core.readNamespacedService({
+      namespace: ns,
+      name: 'outrigger-metrics',
+    });
+    const metrics = await getFromNode(
+      `http://${metricsSvc.spec?.clusterIP ?? ''}:${String(metricsSvc.spec?.ports?.[0]?.port)}/metrics`,
+    );
+    expect(metrics).toMatch(/^outrigger_/m);
   }, 300_000);
+
+  it('serves an ExternalBackend through kube-proxy to a client pod on the node, and takes a dead server out', async () => {
+    const ns = 'tenant';
+    const servers = await Promise.all(net.ipv4.map((addr) => net.serve(addr, 8080, 'http')));
+    // The documented way to grant a team addresses.
+    const rules = [
+      {
+        name: 'tenant',
+        namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': ns } },
+        cidrs: ['10.250.0.0/16'],
+      },
+    ];
+    const helm = spawnSync(
+      ensureHelm(),
+      [
+        'upgrade',
+        'outrigger',
+        chartDir,
+        `--kubeconfig=${cluster.kubeconfigPath}`,
+        '--namespace=outrigger-system',
+        '--reuse-values',
+        `--set-json=addressPolicy.rules=${JSON.stringify(rules)}`,
+        '--wait',
+      ],
+      { encoding: 'utf8' },
+    );
+    if (helm.status !== 0) throw new Error(`helm upgrade failed:\n${helm.stdout}${helm.stderr}`);
+    await restrictedNamespace(ns);
+    await createExternalBackend(kc, ns, 'legacy', fastTcpBackend(net.ipv4, 8080));
+    await waitFor(
+      'kube-proxy on the node to program both servers',
+      () => {
+        const e = node.node.programmedEndpoints(ns, 'legacy');
+        return Promise.resolve(e.length === 2 ? e : undefined);
+      },
+      60_000,
+      250,
+    );
+    // The client pod resolves the Service through the node's CoreDNS and connects through
+    // kube-proxy; the servers answer with their own address.
+    const client = `
+const http = require('http');
+http.createServer((req, res) => {
+  if (req.url === '/healthz') return res.end('ok');
+  // A new connection each time (no keep-alive), so that kube-proxy picks a server each time.
+  http.get('http://legacy.${ns}.svc.cluster.local:8080/', { timeout: 2000, agent: false }, (r) => {
+    let body = '';
+    r.on('data', (c) => (body += c));
+    r.on('end', () => res.end(body.split(' ')[0]));
+  }).on('error', (e) => { res.statusCode = 502; res.end(String(e)); });
+}).listen(8080);
+`;
+    const core = kc.makeApiClient(CoreV1Api);
+    await core.createNamespacedPod({
+      namespace: ns,
+      body: { metadata: { name: 'client' }, spec: { containers: [restrictedContainer(client)] } },
+    });
+    const pod = await waitFor(
+      'the client pod to be Ready',
+      async () => {
+        const p = await core.readNamespacedPod({ namespace: ns, name: 'client' });
+        return ready(p) ? p : undefined;
+      },
+      60_000,
+      250,
+    );
+    const ask = () => getFromNode(`http://${pod.status?.podIP ?? ''}:8080/`);
+    const seen = new Set<string>();
+    for (let i = 0; i < 30 && seen.size < 2; i++) seen.add(await ask());
+    expect([...seen].sort()).toEqual([...net.ipv4].sort());
+
+    // One server dies: the operator, in its pod, checks it from the pod network and takes it out.
+    const [dead, alive] = [servers[0], net.ipv4[1] ?? ''];
+    const t0 = Date.now();
+    await dead?.stop();
+    await waitFor(
+      'kube-proxy to drop the dead server',
+      () => {
+        const e = node.node.programmedEndpoints(ns, 'legacy');
+        return Promise.resolve(e.length === 1 ? e : undefined);
+      },
+      30_000,
+      100,
+    );
+    console.log(`dead server out of kube-proxy's rules after ${String(Date.now() - t0)} ms`);
+    for (let i = 0; i < 10; i++) expect(await ask()).toBe(alive);
+  }, 180_000);
 
   it('stop() leaves no process, mount, cgroup, CNI state, kubelet directory, route or nftables rule', async () => {
     const core = kc.makeApiClient(CoreV1Api);
