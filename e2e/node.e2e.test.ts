@@ -238,7 +238,11 @@ beforeAll(async () => {
     dir: join(dir, 'node'),
     images: [{ archive: image.archive, repository }],
   });
-  console.log(`real node Ready in ${String(Date.now() - started)} ms`);
+  console.log(
+    `real node schedulable in ${String(Date.now() - started)} ms (${Object.entries(node.startupMs)
+      .map(([phase, ms]) => `${phase} ${String(ms)}`)
+      .join(', ')}); outrigger's image built in ${String(image.buildMs)} ms`,
+  );
   net = createBackendNetwork(dir, 2, { fromNodes: true });
 }, 600_000);
 

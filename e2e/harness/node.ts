@@ -84,6 +84,8 @@ export interface KubeletNode {
   readonly netns: string;
   /** This node's pod range (the bridge's subnet). */
   readonly podCidr: string;
+  /** Milliseconds each start-up phase took, in order. */
+  readonly startupMs: Readonly<Record<string, number>>;
   /** containerd's socket (for `ctr --address`). */
   readonly containerdSocket: string;
   /** The cgroup (in every hierarchy) under which kubelet puts the pods. */
@@ -192,11 +194,18 @@ export async function startKubeletNode(
   mkdirSync(dir, { recursive: true });
   const nodeName = opts.nodeName ?? 'node-a';
 
+  const startup: Record<string, number> = {};
+  let last = Date.now();
+  const mark = (phase: string): void => {
+    startup[phase] = Date.now() - last;
+    last = Date.now();
+  };
   const node = await startNode(cluster, {
     dir: join(dir, 'net'),
     nodeName,
     ...(opts.persistent !== undefined && { persistent: opts.persistent }),
   });
+  mark('network namespace, kube-proxy, CoreDNS');
   const n = Number(node.hostIp.split('.')[2]);
   const podCidr = `10.248.${String(n)}.0/24`;
   const bridgeIp = `10.248.${String(n)}.1`;
@@ -368,7 +377,7 @@ export async function startKubeletNode(
       30_000,
     );
     importImage({ archive: pauseArchive });
-    for (const image of opts.images ?? []) importImage(image);
+    mark('containerd');
 
     const kubeletDir = join(dir, 'kubelet');
     mkdirSync(kubeletDir, { recursive: true });
@@ -427,6 +436,23 @@ export async function startKubeletNode(
       `--node-ip=${node.ip}`,
       '--v=2',
     ]);
+    // kube-scheduler on the host's loopback, like the rest of the control plane.
+    const scheduler = group.start('kube-scheduler', schedulerBin, [
+      `--kubeconfig=${cluster.kubeconfigPath}`,
+      '--leader-elect=false',
+      '--bind-address=127.0.0.1',
+      '--secure-port=0',
+      '--v=1',
+    ]);
+    const controllers =
+      (opts.controllerManager ?? true)
+        ? cluster.startControllerManager(nodeControllers)
+        : Promise.resolve(false);
+    // Awaited below; a failure meanwhile must not count as unhandled.
+    controllers.catch(() => undefined);
+    // While kubelet starts (the images are not needed before the first pod).
+    for (const image of opts.images ?? []) importImage(image);
+    mark('images');
     const core = cluster.kubeConfig().makeApiClient(CoreV1Api);
     await until(
       `node ${nodeName} is Ready`,
@@ -443,16 +469,8 @@ export async function startKubeletNode(
       },
       90_000,
     );
-
-    // kube-scheduler on the host's loopback, like the rest of the control plane.
-    const scheduler = group.start('kube-scheduler', schedulerBin, [
-      `--kubeconfig=${cluster.kubeconfigPath}`,
-      '--leader-elect=false',
-      '--bind-address=127.0.0.1',
-      '--secure-port=0',
-      '--v=1',
-    ]);
-    if (opts.controllerManager ?? true) await cluster.startControllerManager(nodeControllers);
+    mark('kubelet');
+    await controllers;
     await publishApiServer(cluster, node);
     if (opts.controllerManager ?? true)
       await until(
@@ -466,12 +484,14 @@ export async function startKubeletNode(
       );
     if (scheduler.hasExited())
       throw new Error(`kube-scheduler exited:\n${tail(scheduler.logPath, 40)}`);
+    mark('schedulable');
 
     return {
       node,
       nodeName,
       netns: node.netns,
       podCidr,
+      startupMs: startup,
       containerdSocket: socket,
       cgroupRoot,
       dir,
