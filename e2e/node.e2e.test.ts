@@ -10,6 +10,7 @@
 import { spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { join } from 'node:path';
+import { setTimeout as delay } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import {
   AppsV1Api,
@@ -27,7 +28,7 @@ import { ensureHelm } from './harness/binaries.ts';
 import { startCluster, type Cluster } from './harness/controlplane.ts';
 import { kubeletNodeUnavailable, startKubeletNode, type KubeletNode } from './harness/node.ts';
 import { isAlive } from './harness/processes.ts';
-import { createBackendNetwork, type BackendNetwork } from './harness/netns.ts';
+import { createBackendNetwork, type BackendNetwork, type Server } from './harness/netns.ts';
 import { createExternalBackend, fastTcpBackend, teardown, waitFor } from './helpers.ts';
 
 const missing =
@@ -42,6 +43,8 @@ let image: BuiltImage;
 let hostBefore: HostState;
 let stopped = false;
 let net: BackendNetwork;
+/** The ExternalBackend's HTTP servers by address. */
+const backendServers = new Map<string, Server>();
 const repository = 'docker.io/library/outrigger';
 const chartDir = fileURLToPath(new URL('../charts/outrigger', import.meta.url));
 
@@ -223,6 +226,41 @@ async function getFromNode(url: string): Promise<string> {
   ]);
   if (r.code !== 0) throw new Error(`GET ${url} from the node: ${r.stdout}${r.stderr}`);
   return r.stdout;
+}
+
+interface Sample {
+  /** When the request was sent (ms since the epoch). */
+  readonly t: number;
+  readonly ok: boolean;
+  readonly body: string;
+}
+
+/**
+ * GETs `url` from inside the node's namespace every 100 ms for `ms`, one process for all of them;
+ * resolves with every request's outcome.
+ */
+async function trafficFromNode(url: string, ms: number): Promise<Sample[]> {
+  const script = `
+const [url, ms] = process.argv.slice(1);
+const end = Date.now() + Number(ms);
+const out = [];
+(async () => {
+  while (Date.now() < end) {
+    const t = Date.now();
+    try {
+      const r = await fetch(url, { signal: AbortSignal.timeout(3000) });
+      out.push({ t, ok: r.ok, body: await r.text() });
+    } catch (e) {
+      out.push({ t, ok: false, body: String(e) });
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  process.stdout.write(JSON.stringify(out));
+})();
+`;
+  const r = await node.node.exec(process.execPath, ['-e', script, url, String(ms)], ms + 30_000);
+  if (r.code !== 0) throw new Error(`traffic from the node: ${r.stderr}`);
+  return JSON.parse(r.stdout) as Sample[];
 }
 
 beforeAll(async () => {
@@ -485,7 +523,7 @@ describe('a real node', () => {
 
   it('serves an ExternalBackend through kube-proxy to a client pod on the node, and takes a dead server out', async () => {
     const ns = 'tenant';
-    const servers = await Promise.all(net.ipv4.map((addr) => net.serve(addr, 8080, 'http')));
+    for (const addr of net.ipv4) backendServers.set(addr, await net.serve(addr, 8080, 'http'));
     // The documented way to grant a team addresses.
     const rules = [
       {
@@ -554,7 +592,7 @@ http.createServer((req, res) => {
     expect([...seen].sort()).toEqual([...net.ipv4].sort());
 
     // One server dies: the operator, in its pod, checks it from the pod network and takes it out.
-    const [dead, alive] = [servers[0], net.ipv4[1] ?? ''];
+    const [dead, alive] = [backendServers.get(net.ipv4[0] ?? ''), net.ipv4[1] ?? ''];
     const t0 = Date.now();
     await dead?.stop();
     await waitFor(
@@ -568,6 +606,108 @@ http.createServer((req, res) => {
     );
     console.log(`dead server out of kube-proxy's rules after ${String(Date.now() - t0)} ms`);
     for (let i = 0; i < 10; i++) expect(await ask()).toBe(alive);
+  }, 180_000);
+
+  it('fails over when the leader is SIGKILLed while a server dies (the Lease must expire), and when its pod is deleted', async () => {
+    const ns = 'tenant';
+    const releaseNs = 'outrigger-system';
+    const core = kc.makeApiClient(CoreV1Api);
+    const leases = kc.makeApiClient(CoordinationV1Api);
+    const holder = async (): Promise<string> =>
+      (await leases.readNamespacedLease({ name: 'outrigger-leader', namespace: releaseNs })).spec
+        ?.holderIdentity ?? '';
+    const leaderPod = async (): Promise<V1Pod> => {
+      const h = await holder();
+      const pods = await core.listNamespacedPod({
+        namespace: releaseNs,
+        labelSelector: 'app.kubernetes.io/name=outrigger',
+      });
+      const p = pods.items.find((x) => h.startsWith(`${x.metadata?.name ?? ''}_`));
+      if (p === undefined) throw new Error(`no pod holds the Lease (${h})`);
+      return p;
+    };
+    const [ip0 = '', ip1 = ''] = net.ipv4;
+    // Both servers up again (the previous test stopped the first).
+    const server0 = await net.serve(ip0, 8080, 'http');
+    await waitFor(
+      'both servers in kube-proxy again',
+      () => {
+        const e = node.node.programmedEndpoints(ns, 'legacy');
+        return Promise.resolve(e.length === 2 ? e : undefined);
+      },
+      30_000,
+      100,
+    );
+    const client = await core.readNamespacedPod({ namespace: ns, name: 'client' });
+    const traffic = trafficFromNode(`http://${client.status?.podIP ?? ''}:8080/`, 30_000);
+    await delay(2000);
+
+    // A crash: the leader's process dies without a word, so its Lease runs out (15 s by default);
+    // at the same moment the second server dies, and only a leader takes it out.
+    const old = await leaderPod();
+    const oldHolder = await holder();
+    const pids = node.containerProcesses(old.status?.containerStatuses?.[0]?.containerID ?? '');
+    expect(pids.length).toBeGreaterThan(0);
+    const killedAt = Date.now();
+    for (const pid of pids) process.kill(pid, 'SIGKILL');
+    await backendServers.get(ip1)?.stop();
+    await waitFor(
+      'kube-proxy to drop the dead server under a new leader',
+      () => {
+        const e = node.node.programmedEndpoints(ns, 'legacy');
+        return Promise.resolve(e.length === 1 ? e : undefined);
+      },
+      60_000,
+      100,
+    );
+    const removedAfter = Date.now() - killedAt;
+    const newHolder = await holder();
+    expect(newHolder).not.toBe(oldHolder);
+    const results = await traffic;
+    const after = (t: number) => results.filter((r) => r.t >= t);
+    const failedWhile = after(killedAt).filter((r) => r.t < killedAt + removedAfter && !r.ok);
+    // Once kube-proxy has the new rules (and its sync period), every request is served.
+    const failedAfter = after(killedAt + removedAfter + 1500).filter((r) => !r.ok);
+    console.log(
+      `leader SIGKILLed with a server dying: dead server out of kube-proxy after ${String(removedAfter)} ms; ` +
+        `${String(failedWhile.length)} of ${String(after(killedAt).filter((r) => r.t < killedAt + removedAfter).length)} requests failed meanwhile; ` +
+        `${String(failedAfter.length)} failed after`,
+    );
+    expect(failedAfter).toEqual([]);
+    // kubelet restarted the killed container in place.
+    await waitFor(
+      'the killed container to be restarted',
+      async () => {
+        const p = await core.readNamespacedPod({
+          namespace: releaseNs,
+          name: old.metadata?.name ?? '',
+        });
+        return (p.status?.containerStatuses?.[0]?.restartCount ?? 0) >= 1 && ready(p)
+          ? p
+          : undefined;
+      },
+      60_000,
+      250,
+    );
+
+    // A pod delete: the leader is told to stop (SIGTERM) and hands the Lease over.
+    const leader = await leaderPod();
+    const before = await holder();
+    const deletedAt = Date.now();
+    await core.deleteNamespacedPod({ namespace: releaseNs, name: leader.metadata?.name ?? '' });
+    const next = await waitFor(
+      'another replica to take the Lease',
+      async () => {
+        const h = await holder();
+        return h !== before && h !== '' ? h : undefined;
+      },
+      60_000,
+      100,
+    );
+    console.log(
+      `leader pod ${leader.metadata?.name ?? ''} deleted: ${next.split('_')[0] ?? ''} leads after ${String(Date.now() - deletedAt)} ms`,
+    );
+    await server0.stop();
   }, 180_000);
 
   it('stop() leaves no process, mount, cgroup, CNI state, kubelet directory, route or nftables rule', async () => {

@@ -95,6 +95,11 @@ export interface KubeletNode {
   importImage(image: ImageArchive): string[];
   /** ctr against this node's containerd, in its k8s.io namespace; throws on failure. */
   ctr(args: readonly string[]): string;
+  /**
+   * The host pids of a container's processes (containerStatuses[].containerID, with or without
+   * its containerd:// prefix), from its cgroup: for killing a container's process as a crash would.
+   */
+  containerProcesses(containerId: string): number[];
   /** Processes started for this node (kubelet, containerd, kube-scheduler, and the Node's). */
   pids(): number[];
   /** Stops everything and removes everything the node left on the machine. */
@@ -497,6 +502,20 @@ export async function startKubeletNode(
       dir,
       importImage,
       ctr,
+      containerProcesses: (containerId) => {
+        const id = containerId.replace(/^containerd:\/\//, '');
+        // kubelet's cgroupfs layout: <root>/kubepods[/<qos>]/pod<uid>/<container id>.
+        const found = spawnSync(
+          'find',
+          [join('/sys/fs/cgroup/pids', cgroupRoot), '-type', 'd', '-name', id],
+          { encoding: 'utf8' },
+        ).stdout.trim();
+        if (found === '') return [];
+        return readFileSync(join(found.split('\n')[0] ?? '', 'cgroup.procs'), 'utf8')
+          .split('\n')
+          .filter(Boolean)
+          .map(Number);
+      },
       pids: () => [kubelet.pid, containerd.pid, scheduler.pid, ...node.pids()],
       stop,
     };
