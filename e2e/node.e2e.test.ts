@@ -7,9 +7,10 @@
 //
 // This suite does not skip itself: without root, containerd, runc, the CNI plugins or nft it fails
 // and says what to install (bash e2e/scripts/node-packages.sh).
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { join } from 'node:path';
+import { createInterface } from 'node:readline';
 import { setTimeout as delay } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import {
@@ -82,9 +83,34 @@ function hostState(): HostState {
 }
 
 /** Every trace of the node on this machine (empty once it is gone). */
-function traces(n: KubeletNode, podUids: readonly string[], mountNs: string): string[] {
+/** What identifies a real node's traces (e2e/fixtures/hold-node.ts prints the same). */
+interface Footprint {
+  readonly dir: string;
+  readonly cgroupRoot: string;
+  readonly netns: string;
+  readonly podCidr: string;
+  readonly pids: readonly number[];
+  readonly podUids: readonly string[];
+  /** The node's mount namespace, as /proc/<pid>/ns/mnt reads. */
+  readonly mountNs: string;
+}
+
+function footprint(n: KubeletNode, podUids: readonly string[]): Footprint {
+  return {
+    dir: n.dir,
+    cgroupRoot: n.cgroupRoot,
+    netns: n.netns,
+    podCidr: n.podCidr,
+    pids: n.pids(),
+    podUids,
+    mountNs: readlinkSync(`/proc/${String(n.pids()[0])}/ns/mnt`),
+  };
+}
+
+function traces(n: Footprint): string[] {
+  const { podUids, mountNs } = n;
   const found: string[] = [];
-  for (const pid of n.pids()) if (isAlive(pid)) found.push(`process ${String(pid)}`);
+  for (const pid of n.pids) if (isAlive(pid)) found.push(`process ${String(pid)}`);
   // The node's mounts live in its own mount namespace, which lasts while any process is in it.
   for (const e of readdirSync('/proc')) {
     if (!/^\d+$/.test(e)) continue;
@@ -715,10 +741,9 @@ http.createServer((req, res) => {
     const uids = (await core.listPodForAllNamespaces()).items.map((p) => p.metadata?.uid ?? '');
     expect(uids.length).toBeGreaterThanOrEqual(3);
     // The check sees the node while it runs: its pods' cgroups, their mounts, its processes.
-    const [kubeletPid] = node.pids();
-    const mountNs = readlinkSync(`/proc/${String(kubeletPid)}/ns/mnt`);
-    expect(mountNs).not.toBe(readlinkSync('/proc/self/ns/mnt'));
-    const before = traces(node, uids, mountNs);
+    const f = footprint(node, uids);
+    expect(f.mountNs).not.toBe(readlinkSync('/proc/self/ns/mnt'));
+    const before = traces(f);
     for (const kind of [
       'process',
       'mount',
@@ -742,12 +767,44 @@ http.createServer((req, res) => {
     // The harness's watchdogs (which name the directory) exit within seconds of a stop.
     const left = await waitFor(
       'the last traces of the node to go',
-      () => Promise.resolve(traces(node, uids, mountNs).length === 0 ? [] : undefined),
+      () => Promise.resolve(traces(f).length === 0 ? [] : undefined),
       10_000,
       200,
-    ).catch(() => traces(node, uids, mountNs));
+    ).catch(() => traces(f));
     expect(left).toEqual([]);
     expect(hostState()).toEqual(hostBefore);
     expect((await core.listNode()).items.map((n) => n.metadata?.name)).toEqual([]);
   }, 120_000);
+
+  it('leaves nothing either when the process that started it is SIGKILLed (its watchdogs clean up)', async () => {
+    const holder = spawn(
+      process.execPath,
+      [fileURLToPath(new URL('fixtures/hold-node.ts', import.meta.url))],
+      {
+        stdio: ['ignore', 'pipe', 'inherit'],
+      },
+    );
+    const line = await new Promise<string>((resolve, reject) => {
+      createInterface({ input: holder.stdout }).once('line', resolve);
+      holder.once('exit', (code) => {
+        reject(new Error(`hold-node exited with ${String(code)}`));
+      });
+    });
+    const f = JSON.parse(line) as Footprint & { clusterDir: string };
+    const before = traces(f);
+    expect(before.some((t) => t.startsWith('pod cgroup '))).toBe(true);
+    expect(before.some((t) => t.startsWith('namespace mount '))).toBe(true);
+    holder.kill('SIGKILL');
+    const left = await waitFor(
+      'the watchdogs to remove the node',
+      () => Promise.resolve(traces(f).length === 0 ? [] : undefined),
+      30_000,
+      200,
+    ).catch(() => traces(f));
+    expect(left).toEqual([]);
+    expect(hostState()).toEqual(hostBefore);
+    await waitFor('the control plane directory to go', () =>
+      Promise.resolve(existsSync(f.clusterDir) ? undefined : true),
+    );
+  }, 180_000);
 });
