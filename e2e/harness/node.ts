@@ -109,7 +109,8 @@ export interface KubeletNode {
 /** Why a real node cannot run here, or undefined when it can. */
 export function kubeletNodeUnavailable(): string | undefined {
   const why = dataPlaneUnavailable();
-  if (why !== undefined) return why;
+  if (why !== undefined)
+    return `${why} (a real node runs as root, with the packages bash e2e/scripts/node-packages.sh installs)`;
   const r = spawnSync('bash', [packagesScript, '--check'], { encoding: 'utf8' });
   if (r.status !== 0) return r.stderr.trim();
   if (!existsSync('/sys/fs/cgroup/memory') && !existsSync('/sys/fs/cgroup/cgroup.controllers'))
