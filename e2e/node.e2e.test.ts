@@ -632,6 +632,21 @@ http.createServer((req, res) => {
     );
     console.log(`dead server out of kube-proxy's rules after ${String(Date.now() - t0)} ms`);
     for (let i = 0; i < 10; i++) expect(await ask()).toBe(alive);
+    // The health checks came from an operator pod, on the node's pod network.
+    const operatorIps = (
+      await core.listNamespacedPod({
+        namespace: 'outrigger-system',
+        labelSelector: 'app.kubernetes.io/name=outrigger',
+      })
+    ).items.map((p) => p.status?.podIP ?? '');
+    expect(operatorIps.every(inPodCidr)).toBe(true);
+    const probes = operatorIps.map((ip) => net.countConnections(alive, 8080, `${ip}/32`));
+    await waitFor(
+      'a health check of the live server from an operator pod',
+      () => Promise.resolve(probes.some((c) => c.read() > 0) || undefined),
+      10_000,
+      200,
+    );
   }, 180_000);
 
   it('fails over when the leader is SIGKILLed while a server dies (the Lease must expire), and when its pod is deleted', async () => {
