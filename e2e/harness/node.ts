@@ -35,8 +35,6 @@ const packagesScript = fileURLToPath(new URL('../scripts/node-packages.sh', impo
 
 /** The real nodes' pod addresses (10.248.<n>.0/24 per node); a blackhole covers the range. */
 export const podRange = '10.248.0.0/16';
-/** The sandbox image e2e/scripts/build-data-plane.sh pause-image writes. */
-export const pauseImage = 'localhost/outrigger/pause:1';
 
 /**
  * kube-controller-manager's controllers a Deployment and a mounted ServiceAccount token need (the
@@ -82,6 +80,8 @@ export interface KubeletNode {
   readonly node: Node;
   readonly nodeName: string;
   readonly netns: string;
+  /** containerd's sandbox image (built by e2e/scripts/build-data-plane.sh pause-image). */
+  readonly pauseImage: string;
   /** This node's pod range (the bridge's subnet). */
   readonly podCidr: string;
   /** Milliseconds each start-up phase took, in order. */
@@ -104,6 +104,17 @@ export interface KubeletNode {
   pids(): number[];
   /** Stops everything and removes everything the node left on the machine. */
   stop(): Promise<void>;
+}
+
+/** The name an OCI archive's index gives its image (io.containerd.image.name), as ctr imports it. */
+function imageName(archive: string): string {
+  const r = spawnSync('tar', ['-xOf', archive, './index.json'], { encoding: 'utf8' });
+  const index = JSON.parse(r.status === 0 ? r.stdout : '{}') as {
+    manifests?: { annotations?: Record<string, string> }[];
+  };
+  const name = index.manifests?.[0]?.annotations?.['io.containerd.image.name'];
+  if (name === undefined) throw new Error(`${archive} names no image (io.containerd.image.name)`);
+  return name;
 }
 
 /** Why a real node cannot run here, or undefined when it can. */
@@ -196,6 +207,7 @@ export async function startKubeletNode(
   const kubeletBin = ensureDataPlaneBinary('kubelet');
   const schedulerBin = ensureDataPlaneBinary('kube-scheduler');
   const pauseArchive = ensureDataPlaneBinary('pause-image');
+  const pauseImage = imageName(pauseArchive);
   const dir = opts.dir;
   mkdirSync(dir, { recursive: true });
   const nodeName = opts.nodeName ?? 'node-a';
@@ -497,6 +509,7 @@ export async function startKubeletNode(
       nodeName,
       netns: node.netns,
       podCidr,
+      pauseImage,
       startupMs: startup,
       containerdSocket: socket,
       cgroupRoot,
