@@ -87,11 +87,14 @@ function buildChartTool(name: 'helm' | 'helm-docs'): string {
 }
 
 /**
- * A binary; for seccomp-default the JSON file of containerd's RuntimeDefault profile, for
+ * A binary; for pause-image the real node's sandbox image (an OCI archive); for seccomp-default the JSON file of containerd's RuntimeDefault profile, for
  * monitoring-crds the Prometheus Operator's ServiceMonitor and PrometheusRule CRDs.
  */
 export type DataPlaneBinary =
   | 'kube-proxy'
+  | 'kubelet'
+  | 'kube-scheduler'
+  | 'pause-image'
   | 'coredns'
   | 'etcdctl'
   | 'traefik'

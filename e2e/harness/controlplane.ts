@@ -22,6 +22,12 @@ export interface ClusterOptions {
    * watchdog stops everything when the process that started the cluster dies.
    */
   readonly persistent?: boolean;
+  /**
+   * Run the ServiceAccount admission plugin, which gives every Pod the projected token volume a
+   * kubelet mounts (e2e/harness/node.ts). Off by default: without kube-controller-manager nobody
+   * creates the `default` ServiceAccount it requires.
+   */
+  readonly serviceAccountAdmission?: boolean;
 }
 
 export interface Cluster {
@@ -233,7 +239,9 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<Cluster> 
       '--endpoint-reconciler-type=none',
       // Without kube-controller-manager nobody creates the `default` ServiceAccount that this
       // admission plugin insists on, and tests create Pods in fresh namespaces.
-      '--disable-admission-plugins=ServiceAccount',
+      ...(opts.serviceAccountAdmission === true
+        ? []
+        : ['--disable-admission-plugins=ServiceAccount']),
       // As hardened clusters run it: setting blockOwnerDeletion needs update on the owner's
       // finalizers, so the chart's RBAC proof covers that rule too.
       '--enable-admission-plugins=OwnerReferencesPermissionEnforcement',

@@ -237,7 +237,7 @@ export async function startNode(cluster: Cluster, opts: NodeOptions): Promise<No
     const kubeconfig = join(opts.dir, `${nodeName}.kubeconfig`);
     writeFileSync(kubeconfig, nodeKc.exportConfig(), { mode: 0o600 });
 
-    await core.createNode({
+    const created = await core.createNode({
       body: {
         metadata: {
           name: nodeName,
@@ -246,6 +246,21 @@ export async function startNode(cluster: Cluster, opts: NodeOptions): Promise<No
       },
     });
     createdNode = true;
+    // kube-proxy waits up to 30 s for its Node to have addresses before it starts (a kubelet
+    // would report them; a real node's kubelet reports the same one).
+    await core.replaceNodeStatus({
+      name: nodeName,
+      body: {
+        ...created,
+        status: {
+          ...created.status,
+          addresses: [
+            { type: 'InternalIP', address: nodeIp },
+            { type: 'Hostname', address: nodeName },
+          ],
+        },
+      },
+    });
 
     const inNode = (name: string, bin: string, args: readonly string[], env = {}) => {
       const p = group.start(name, 'ip', ['netns', 'exec', netns, bin, ...args], {

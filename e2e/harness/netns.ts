@@ -170,7 +170,11 @@ export function createBackendNetwork(
   inNs(['link', 'set', peer, 'up']);
   // Replies to the node namespaces of e2e/harness/dataplane.ts, which reach backends through the
   // host (their only other neighbour is the host itself).
-  if (opts.fromNodes === true) inNs(['route', 'add', '10.249.0.0/16', 'via', v4(1)]);
+  if (opts.fromNodes === true) {
+    inNs(['route', 'add', '10.249.0.0/16', 'via', v4(1)]);
+    // And to the pods of real nodes (e2e/harness/node.ts), which keep their own addresses.
+    inNs(['route', 'add', '10.248.0.0/16', 'via', v4(1)]);
+  }
 
   let routedUp = false;
   const routedPrefix = `fd00:250:${n.toString(16)}:1::`;

@@ -3,9 +3,14 @@
 # Ingress controller, etcd's client) from the Go module proxy and caches it outside the repository,
 # keyed by version. Prints the path of the binary on its last line of stdout.
 #
-#   build-data-plane.sh kube-proxy|coredns|etcdctl|traefik|seccomp-default|prometheus|promtool|monitoring-crds
+#   build-data-plane.sh kube-proxy|kubelet|kube-scheduler|pause-image|coredns|etcdctl|traefik|seccomp-default|prometheus|promtool|monitoring-crds
 #
-# - kube-proxy: one more target of the Kubernetes wrapper module (see k8s-wrapper.sh).
+# - kube-proxy, kubelet, kube-scheduler: more targets of the Kubernetes wrapper module (see
+#   k8s-wrapper.sh); kubelet and kube-scheduler serve the real node (e2e/harness/node.ts).
+# - pause-image: not a binary but pause.oci.tar, the sandbox image of the real node's containerd:
+#   an OCI image archive holding one static Go program that holds the pod's namespaces open until
+#   SIGTERM or SIGINT and reaps orphans meanwhile, named localhost/outrigger/pause:<version>
+#   (containerd's sandbox_image; `ctr images import` takes the name from the index).
 # - coredns: a plain `go install` (its go.mod has no replaces).
 # - etcdctl: a wrapper module, since etcdctl's go.mod replaces its siblings with local paths.
 # - traefik: a wrapper module repeating the three `replace` lines and the `exclude` of Traefik's own
@@ -29,9 +34,12 @@ source "$here/versions.env"
 # shellcheck source=k8s-wrapper.sh
 source "$here/k8s-wrapper.sh"
 
-what="${1:?usage: build-data-plane.sh kube-proxy|coredns|etcdctl|traefik|seccomp-default|prometheus|promtool|monitoring-crds}"
+what="${1:?usage: build-data-plane.sh kube-proxy|kubelet|kube-scheduler|pause-image|coredns|etcdctl|traefik|seccomp-default|prometheus|promtool|monitoring-crds}"
+# Bump when the pause program or its image changes (it is the tag the node's containerd is given).
+pause_version=1
 case "$what" in
-  kube-proxy) version="$KUBERNETES_VERSION" ;;
+  kube-proxy | kubelet | kube-scheduler) version="$KUBERNETES_VERSION" ;;
+  pause-image) version="$pause_version" ;;
   coredns) version="$COREDNS_VERSION" ;;
   etcdctl) version="$ETCD_VERSION" ;;
   traefik) version="$TRAEFIK_VERSION" ;;
@@ -46,6 +54,7 @@ dest="$cache_root/$what-$version"
 file="$what"
 [[ "$what" == seccomp-default ]] && file=seccomp-default.json
 [[ "$what" == monitoring-crds ]] && file=monitoring-crds.yaml
+[[ "$what" == pause-image ]] && file=pause.oci.tar
 if [[ -e "$dest/$file" ]]; then
   echo "$dest/$file"
   exit 0
@@ -64,11 +73,64 @@ tools() { # DIR IMPORT...: a tools.go that keeps the imports in go.mod through `
 }
 
 case "$what" in
-  kube-proxy)
+  kube-proxy | kubelet | kube-scheduler)
     k8s_wrapper_module "$work/m"
-    tools "$work/m" k8s.io/kubernetes/cmd/kube-proxy
+    tools "$work/m" "k8s.io/kubernetes/cmd/$what"
     (cd "$work/m" && go mod tidy >&2 &&
-      go build -trimpath -ldflags "$k8s_ldflags" -o "$work/out/kube-proxy" k8s.io/kubernetes/cmd/kube-proxy >&2)
+      go build -trimpath -ldflags "$k8s_ldflags" -o "$work/out/$what" "k8s.io/kubernetes/cmd/$what" >&2)
+    ;;
+  pause-image)
+    mkdir -p "$work/m" "$work/rootfs" "$work/oci/blobs/sha256" "$work/out"
+    printf 'module outrigger.dev/pause\n\ngo 1.26.0\n' >"$work/m/go.mod"
+    cat >"$work/m/main.go" <<'GO'
+// The sandbox process of a pod: it only holds the pod's namespaces, so it waits for the runtime's
+// stop signal, and as the pod's PID 1 (when the pod shares one PID namespace) it reaps orphans.
+package main
+
+import (
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+func main() {
+	signals := make(chan os.Signal, 8)
+	signal.Notify(signals, syscall.SIGTERM, syscall.SIGINT, syscall.SIGCHLD)
+	for s := range signals {
+		if s != syscall.SIGCHLD {
+			os.Exit(0)
+		}
+		for {
+			var status syscall.WaitStatus
+			if pid, err := syscall.Wait4(-1, &status, syscall.WNOHANG, nil); pid <= 0 || err != nil {
+				break
+			}
+		}
+	}
+}
+GO
+    (cd "$work/m" && go build -trimpath -ldflags "-s -w" -o "$work/rootfs/pause" . >&2)
+    blob() { # FILE MEDIATYPE: moves FILE into the layout's blobs; prints its descriptor
+      local digest size
+      digest="$(sha256sum "$1" | cut -d' ' -f1)"
+      size="$(stat -c %s "$1")"
+      mv "$1" "$work/oci/blobs/sha256/$digest"
+      printf '{"mediaType":"%s","digest":"sha256:%s","size":%s}' "$2" "$digest" "$size"
+    }
+    tar --sort=name --mtime=@0 --owner=65535 --group=65535 --numeric-owner -C "$work/rootfs" -cf "$work/layer.tar" pause
+    diff_id="$(sha256sum "$work/layer.tar" | cut -d' ' -f1)"
+    layer="$(blob "$work/layer.tar" application/vnd.oci.image.layer.v1.tar)"
+    printf '{"architecture":"%s","os":"linux","config":{"User":"65535:65535","Entrypoint":["/pause"]},"rootfs":{"type":"layers","diff_ids":["sha256:%s"]}}' \
+      "$(go env GOARCH)" "$diff_id" >"$work/config.json"
+    config="$(blob "$work/config.json" application/vnd.oci.image.config.v1+json)"
+    printf '{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":%s,"layers":[%s]}' \
+      "$config" "$layer" >"$work/manifest.json"
+    manifest="$(blob "$work/manifest.json" application/vnd.oci.image.manifest.v1+json)"
+    printf '{"schemaVersion":2,"manifests":[%s]}' \
+      "${manifest%\}},\"annotations\":{\"io.containerd.image.name\":\"localhost/outrigger/pause:$pause_version\",\"org.opencontainers.image.ref.name\":\"$pause_version\"}}" \
+      >"$work/oci/index.json"
+    echo '{"imageLayoutVersion":"1.0.0"}' >"$work/oci/oci-layout"
+    tar --sort=name --mtime=@0 --owner=0 --group=0 --numeric-owner -C "$work/oci" -cf "$work/out/pause.oci.tar" .
     ;;
   coredns)
     GOBIN="$work/out" go install -trimpath \
