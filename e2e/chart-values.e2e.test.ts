@@ -59,7 +59,12 @@ function render(values: unknown, name = release): { status: number | null; out: 
     work,
     `values-${String(Date.now())}-${Math.random().toString(36).slice(2)}.yaml`,
   );
-  writeFileSync(file, dump(values));
+  // The CRDs are applied once for the whole file (beforeAll); the dry runs below judge the rest.
+  const withCrds =
+    typeof values === 'object' && values !== null && 'crds' in values
+      ? values
+      : { ...(values as object), crds: { enabled: false } };
+  writeFileSync(file, dump(withCrds));
   return helm([
     'template',
     name,
@@ -285,6 +290,39 @@ local('the chart values', () => {
     });
   });
 
+  it('render the CRDs as the repository has them, kept on uninstall unless crds.keep is false', () => {
+    const strip = (d: Doc) => {
+      const m = { ...(d.metadata ?? {}) } as Record<string, unknown>;
+      delete m.labels;
+      const annotations = { ...(m.annotations as Record<string, string> | undefined) };
+      delete annotations['helm.sh/resource-policy'];
+      return { ...d, metadata: { ...m, annotations } };
+    };
+    const crdsOf = (values: unknown) =>
+      docs(render(values).out).filter((d) => d.kind === 'CustomResourceDefinition');
+    const rendered = crdsOf({ crds: { enabled: true } });
+    const repository = [
+      'outrigger.dev_externalbackends.yaml',
+      'outrigger.dev_externalbackendpolicies.yaml',
+    ].map(
+      (f) =>
+        load(readFileSync(fileURLToPath(new URL(`../crds/${f}`, import.meta.url)), 'utf8')) as Doc,
+    );
+    expect(rendered.map(strip)).toEqual(repository);
+    for (const d of rendered) {
+      expect(d.metadata?.annotations?.['helm.sh/resource-policy']).toBe('keep');
+      expect(d.metadata?.labels?.['app.kubernetes.io/managed-by']).toBe('Helm');
+    }
+    for (const d of crdsOf({ crds: { enabled: true, keep: false } }))
+      expect(d.metadata?.annotations?.['helm.sh/resource-policy']).toBeUndefined();
+    expect(crdsOf({ crds: { enabled: false } })).toEqual([]);
+    // The chart's grant object needs its CRD served: on a first install Helm cannot create it.
+    const early = render({
+      addressPolicy: { rules: [{ name: 'a', namespaceSelector: {}, cidrs: ['192.0.2.0/24'] }] },
+    });
+    expect(early.out).toContain('the ExternalBackendPolicy CRD is not served yet');
+  });
+
   it('by default spread the replicas over nodes, select Linux amd64 nodes, and assign no UID', () => {
     const r = render({});
     expect(r.status).toBe(0);
@@ -448,6 +486,7 @@ local('the chart values', () => {
         'ExternalBackendPolicy',
         'ValidatingAdmissionPolicy',
         'ValidatingAdmissionPolicyBinding',
+        'CustomResourceDefinition',
       ].includes(d.kind ?? '');
       expect({ kind: d.kind, namespaced: d.metadata?.namespace !== undefined }).toEqual({
         kind: d.kind,
