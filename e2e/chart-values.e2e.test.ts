@@ -60,10 +60,17 @@ function render(values: unknown, name = release): { status: number | null; out: 
     `values-${String(Date.now())}-${Math.random().toString(36).slice(2)}.yaml`,
   );
   // The CRDs are applied once for the whole file (beforeAll); the dry runs below judge the rest.
-  const withCrds =
-    typeof values === 'object' && values !== null && 'crds' in values
-      ? values
-      : { ...(values as object), crds: { enabled: false } };
+  const given = (typeof values === 'object' && values !== null ? values : {}) as Record<
+    string,
+    unknown
+  >;
+  const image = (given.image ?? {}) as Record<string, unknown>;
+  const withCrds = {
+    ...given,
+    ...('crds' in given ? {} : { crds: { enabled: false } }),
+    // No image is published: a user names one (the chart refuses to render without it).
+    image: { repository: 'ghcr.io/outrigger-dev/outrigger', ...image },
+  };
   writeFileSync(file, dump(withCrds));
   return helm([
     'template',
@@ -583,7 +590,11 @@ local('the chart values', () => {
           commonLabels: { platform: 'core' },
           domain: 'example.test',
         },
-        outrigger: { enabled: true, replicaCount: 3 },
+        outrigger: {
+          enabled: true,
+          replicaCount: 3,
+          image: { repository: 'registry.example/outrigger' },
+        },
       }),
     );
     const dep = helm(['dependency', 'build', umbrella]);
@@ -615,7 +626,7 @@ local('the chart values', () => {
     expect(docs(off.out)).toEqual([]);
   });
 
-  it('carry Artifact Hub metadata that matches the chart: CRDs, examples the API server accepts, image, license, links', () => {
+  it('carry Artifact Hub metadata that matches the chart: CRDs, examples the API server accepts, no unpublished image, license, links', () => {
     const chart = load(readFileSync(join(chartDir, 'Chart.yaml'), 'utf8')) as {
       appVersion: string;
       annotations: Record<string, string>;
@@ -663,12 +674,15 @@ local('the chart values', () => {
         : e,
     );
     expect(admitted(placed)).toMatchObject({ status: 0 });
-    // The image is the one the chart deploys by default.
+    // No image is published, so none is claimed: the chart names no default image either.
     const values = load(readFileSync(join(chartDir, 'values.yaml'), 'utf8')) as {
       image: { repository: string };
     };
-    const images = load(a['artifacthub.io/images'] ?? '') as { name: string; image: string }[];
-    expect(images.map((i) => i.image)).toEqual([`${values.image.repository}:${chart.appVersion}`]);
+    expect(values.image.repository).toBe('');
+    expect(a['artifacthub.io/images']).toBeUndefined();
+    const bare = helm(['template', release, chartDir, `--kube-version=${kubeVersion}`]);
+    expect(bare.status).not.toBe(0);
+    expect(bare.out).toContain('image.repository is required');
     // Links to the project's files point at files that exist.
     const links = load(a['artifacthub.io/links'] ?? '') as { name: string; url: string }[];
     expect(links.length).toBeGreaterThan(2);

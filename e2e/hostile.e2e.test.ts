@@ -122,6 +122,7 @@ beforeAll(async () => {
       '--kube-version=1.36.3',
       '--show-only=templates/admission-policy.yaml',
       '--show-only=templates/rbac.yaml',
+      '--set=image.repository=registry.example/outrigger',
     ],
     { encoding: 'utf8' },
   );

@@ -59,7 +59,11 @@ let ns: string;
 let operators = 0;
 
 function helm(args: readonly string[]): string {
-  const r = spawnSync(helmBin, [...args, `--kubeconfig=${cluster.kubeconfigPath}`], {
+  // No image is published: a user names one (the chart refuses to render without it).
+  const image = ['install', 'upgrade'].includes(args[0] ?? '')
+    ? ['--set=image.repository=registry.example/outrigger']
+    : [];
+  const r = spawnSync(helmBin, [...args, ...image, `--kubeconfig=${cluster.kubeconfigPath}`], {
     encoding: 'utf8',
   });
   if (r.status !== 0) throw new Error(`helm ${args.join(' ')} failed:\n${r.stdout}${r.stderr}`);

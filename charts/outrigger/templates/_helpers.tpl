@@ -86,6 +86,9 @@ job="outrigger-metrics"
 
 {{/* The image reference: by digest when one is given, else by tag (default: appVersion). */}}
 {{- define "outrigger.image" -}}
+{{- if not .Values.image.repository -}}
+{{- fail "image.repository is required: no outrigger image is published yet. Build it (npm run image, or docker build) and push it to a registry your cluster pulls from, then set image.repository (and image.tag or image.digest)" -}}
+{{- end -}}
 {{- if .Values.image.digest -}}
 {{- printf "%s@%s" .Values.image.repository .Values.image.digest -}}
 {{- else -}}
