@@ -15,16 +15,14 @@ import {
   AppsV1Api,
   CoordinationV1Api,
   CoreV1Api,
-  CustomObjectsApi,
   DiscoveryV1Api,
   type KubeConfig,
   type V1PodSpec,
 } from '@kubernetes/client-node';
-import { group, version } from '../src/externalbackend/schema.ts';
-import { policyKind, policyPlural } from '../src/policy/schema.ts';
 import { buildImage, unpackImage, type BuiltImage, type UnpackedImage } from './image/build.ts';
 import { renderDockerfile } from './image/dockerfile.ts';
 import { ensureDataPlaneBinary, ensureHelm } from './harness/binaries.ts';
+import { createGrant } from './harness/crd.ts';
 import { startCluster, type Cluster } from './harness/controlplane.ts';
 import {
   dataPlaneUnavailable,
@@ -88,27 +86,13 @@ beforeAll(async () => {
   );
   if (helm.status !== 0) throw new Error(`helm install failed:\n${helm.stdout}${helm.stderr}`);
   // A grant object of the platform team's own, as README shows: the CRDs came with the release.
-  await waitFor('ExternalBackendPolicies to be served', () =>
-    kc.makeApiClient(CustomObjectsApi).createClusterCustomObject({
-      group,
-      version,
-      plural: policyPlural,
-      body: {
-        apiVersion: `${group}/${version}`,
-        kind: policyKind,
-        metadata: { name: 'tests' },
-        spec: {
-          rules: [
-            {
-              name: 'images',
-              namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'images' } },
-              cidrs: ['10.250.0.0/16'],
-            },
-          ],
-        },
-      },
-    }),
-  );
+  await createGrant(kc, 'tests', [
+    {
+      name: 'images',
+      namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'images' } },
+      cidrs: ['10.250.0.0/16'],
+    },
+  ]);
 }, 900_000);
 
 afterAll(async () => {

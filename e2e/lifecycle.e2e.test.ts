@@ -23,8 +23,9 @@ import {
   type KubeConfig,
 } from '@kubernetes/client-node';
 import { apiVersion, group, plural, version } from '../src/externalbackend/schema.ts';
-import { effectivePolicyName, policyKind, policyName, policyPlural } from '../src/policy/schema.ts';
+import { effectivePolicyName, policyName, policyPlural } from '../src/policy/schema.ts';
 import { ensureHelm } from './harness/binaries.ts';
+import { createGrant } from './harness/crd.ts';
 import { startCluster, type Cluster } from './harness/controlplane.ts';
 import { startOperator, type OperatorProcess } from './harness/operator.ts';
 import { createTestNamespace, serviceAccountKubeconfig, waitFor } from './helpers.ts';
@@ -262,19 +263,9 @@ local('the chart lifecycle with real Helm', () => {
     });
     // The new schema is served: a second grant object is admitted (the old CRD refused any
     // name but cluster), and outrigger compiles both for admission.
-    await waitFor('a second grant object admitted by the upgraded CRD', () =>
-      objects().createClusterCustomObject({
-        group,
-        version,
-        plural: policyPlural,
-        body: {
-          apiVersion: `${group}/${version}`,
-          kind: policyKind,
-          metadata: { name: 'team-extra' },
-          spec: { rules: [{ name: 'none', namespaceSelector: {}, cidrs: ['203.0.113.0/24'] }] },
-        },
-      }),
-    );
+    await createGrant(kc, 'team-extra', [
+      { name: 'none', namespaceSelector: {}, cidrs: ['203.0.113.0/24'] },
+    ]);
     expect(await crdKept()).toBe(true);
 
     // 3. Roll back to the previous chart: Helm would delete the CRDs the old release does not

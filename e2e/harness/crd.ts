@@ -71,3 +71,27 @@ export async function installCrd(
       JSON.stringify(allowAllPolicy),
     );
 }
+
+/**
+ * Creates an ExternalBackendPolicy grant object as a platform team would, retrying until the API
+ * server serves the kind (a CRD installed a moment ago, or upgraded) and admits the object.
+ */
+export async function createGrant(
+  kc: KubeConfig,
+  name: string,
+  rules: readonly Record<string, unknown>[],
+): Promise<void> {
+  await waitFor(`the grant object ${name} to be admitted`, () =>
+    kc.makeApiClient(CustomObjectsApi).createClusterCustomObject({
+      group,
+      version,
+      plural: policyPlural,
+      body: {
+        apiVersion: `${group}/${version}`,
+        kind: policyKind,
+        metadata: { name },
+        spec: { rules },
+      },
+    }),
+  );
+}

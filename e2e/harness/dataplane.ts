@@ -13,13 +13,12 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { setTimeout as delay } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { CoreV1Api, DiscoveryV1Api, KubeConfig } from '@kubernetes/client-node';
 import type { Cluster } from './controlplane.ts';
 import { ensureDataPlaneBinary } from './binaries.ts';
 import { ip, subnetInUse } from './netns.ts';
-import { ProcessGroup, tail, type ManagedProcess } from './processes.ts';
+import { ProcessGroup, until, type ManagedProcess } from './processes.ts';
 
 const forwardScript = fileURLToPath(new URL('../fixtures/tcp-forward.ts', import.meta.url));
 
@@ -96,22 +95,6 @@ export function dataPlaneUnavailable(): string | undefined {
   if (spawnSync('nft', ['--version']).status !== 0)
     return "kube-proxy's nftables mode needs the nft command (Debian package nftables)";
   return undefined;
-}
-
-async function until(
-  what: string,
-  proc: ManagedProcess,
-  check: () => boolean | Promise<boolean>,
-  timeoutMs: number,
-): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (proc.hasExited())
-      throw new Error(`${proc.name} exited before ${what}:\n${tail(proc.logPath)}`);
-    if (Date.now() > deadline)
-      throw new Error(`timed out waiting for ${what}; ${proc.name} said:\n${tail(proc.logPath)}`);
-    await delay(100);
-  }
 }
 
 async function httpOk(url: string): Promise<boolean> {

@@ -20,14 +20,13 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { setTimeout as delay } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { CoreV1Api } from '@kubernetes/client-node';
 import type { Cluster } from './controlplane.ts';
 import { ensureDataPlaneBinary } from './binaries.ts';
 import { dataPlaneUnavailable, publishApiServer, startNode, type Node } from './dataplane.ts';
 import { ip } from './netns.ts';
-import { ProcessGroup, tail, type ManagedProcess } from './processes.ts';
+import { ProcessGroup, tail, until, type ManagedProcess } from './processes.ts';
 
 const here = fileURLToPath(new URL('.', import.meta.url));
 const cleanupScript = join(here, 'node-cleanup.sh');
@@ -149,24 +148,6 @@ const hostPaths: Readonly<Record<string, string>> = {
 function run(cmd: string, args: readonly string[]): void {
   const r = spawnSync(cmd, args, { encoding: 'utf8' });
   if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')}: ${r.stderr.trim()}`);
-}
-
-async function until(
-  what: string,
-  proc: ManagedProcess,
-  check: () => boolean | Promise<boolean>,
-  timeoutMs: number,
-): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (proc.hasExited())
-      throw new Error(`${proc.name} exited before ${what}:\n${tail(proc.logPath, 40)}`);
-    if (Date.now() > deadline)
-      throw new Error(
-        `timed out waiting for ${what}; ${proc.name} said:\n${tail(proc.logPath, 40)}`,
-      );
-    await delay(200);
-  }
 }
 
 /** The cgroup v1 hierarchies kubelet's cgroupfs driver uses (one directory per mounted controller). */

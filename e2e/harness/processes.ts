@@ -173,3 +173,25 @@ export function tail(path: string, lines = 20): string {
     return '';
   }
 }
+
+/**
+ * Waits until `check` holds, failing at once with the end of the process's log when it exits
+ * first, and with the same when `timeoutMs` passes.
+ */
+export async function until(
+  what: string,
+  proc: ManagedProcess,
+  check: () => boolean | Promise<boolean>,
+  timeoutMs: number,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (proc.hasExited())
+      throw new Error(`${proc.name} exited before ${what}:\n${tail(proc.logPath, 40)}`);
+    if (Date.now() > deadline)
+      throw new Error(
+        `timed out waiting for ${what}; ${proc.name} said:\n${tail(proc.logPath, 40)}`,
+      );
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
