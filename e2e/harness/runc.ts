@@ -178,6 +178,14 @@ export function runtimeConfig(o: RunPodOptions): object {
       source: 'sysfs',
       options: ['nosuid', 'noexec', 'nodev', 'ro'],
     },
+    // containerd mounts the container's own cgroup here (read-only) in every container: Node reads
+    // its memory limit from it (process.constrainedMemory()) and sizes the V8 heap by it.
+    {
+      destination: '/sys/fs/cgroup',
+      type: 'cgroup',
+      source: 'cgroup',
+      options: ['nosuid', 'noexec', 'nodev', 'relatime', 'ro'],
+    },
   ];
   for (const m of c.volumeMounts ?? []) {
     const v = spec.volumes?.find((x) => x.name === m.name);
