@@ -15,6 +15,8 @@ export interface Panel {
   readonly series: readonly Series[];
   /** Vertical marker (e.g. the end of warm-up) at this x, with a label. */
   readonly marker?: { readonly x: number; readonly label: string };
+  /** More vertical markers (phases of a run); labels are staggered so that close ones stay legible. */
+  readonly markers?: readonly { readonly x: number; readonly label: string }[];
 }
 
 const W = 900;
@@ -66,12 +68,12 @@ function panel(p: Panel, top: number, xMax: number, xLabel: string): string {
     `<text x="${String(M.left + pw / 2)}" y="${String(top + PANEL_H - 6)}" font-size="12" text-anchor="middle">${esc(xLabel)}</text>`,
     `<text transform="translate(16 ${String(top + M.top + ph / 2)}) rotate(-90)" font-size="12" text-anchor="middle">${esc(p.yLabel)}</text>`,
   );
-  if (p.marker !== undefined) {
+  [...(p.marker !== undefined ? [p.marker] : []), ...(p.markers ?? [])].forEach((mk, i) => {
     out.push(
-      `<line x1="${x(p.marker.x).toFixed(1)}" x2="${x(p.marker.x).toFixed(1)}" y1="${String(top + M.top)}" y2="${String(top + M.top + ph)}" stroke="#999" stroke-dasharray="4 3"/>`,
-      `<text x="${(x(p.marker.x) + 4).toFixed(1)}" y="${String(top + M.top + 12)}" font-size="11" fill="#666">${esc(p.marker.label)}</text>`,
+      `<line x1="${x(mk.x).toFixed(1)}" x2="${x(mk.x).toFixed(1)}" y1="${String(top + M.top)}" y2="${String(top + M.top + ph)}" stroke="#999" stroke-dasharray="4 3"/>`,
+      `<text x="${(x(mk.x) + 4).toFixed(1)}" y="${String(top + M.top + 12 + (i % 3) * 13)}" font-size="11" fill="#666">${esc(mk.label)}</text>`,
     );
-  }
+  });
   p.series.forEach((s, i) => {
     const d = s.points
       .map(([px, py], j) => `${j === 0 ? 'M' : 'L'}${x(px).toFixed(1)},${y(py).toFixed(1)}`)
