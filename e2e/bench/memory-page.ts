@@ -31,7 +31,7 @@ function table(header: readonly string[], rows: readonly (readonly string[])[]):
 export function renderMemory(m: MemoryResult): string {
   const out: string[] = [];
   out.push(
-    `${m.machine}; ${m.date}. The chart's memory when measured: request ${m.chartRequest}, limit ${m.chartLimit}.`,
+    `${m.machine}; ${m.date}. The chart's memory limit: ${m.chartLimit}.`,
     '',
     '### The V8 heap limit Node picks under a container memory limit',
     '',
@@ -97,9 +97,17 @@ export function renderMemory(m: MemoryResult): string {
       rows.map(([name, get]) => [name, ...m.runs.map(get)]),
     ),
   );
-  for (const r of m.runs)
-    if (r.logTail !== undefined)
-      out.push('', `Last log lines of "${runTitle(r)}":`, '', '```', r.logTail, '```');
+  for (const r of m.runs) {
+    if (r.logTail === undefined) continue;
+    const lines = r.logTail.split('\n').filter(Boolean);
+    const fatal = lines.find((l) => l.includes('FATAL'));
+    out.push(
+      '',
+      fatal !== undefined
+        ? `"${runTitle(r)}" ended with: \`${fatal.trim()}\``
+        : `"${runTitle(r)}" ended without a word in its log (killed by the kernel); its last line: \`${(lines.at(-1) ?? '').slice(0, 160)}…\``,
+    );
+  }
   return out.join('\n');
 }
 
