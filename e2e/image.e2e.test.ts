@@ -7,7 +7,7 @@
 // such containers, one per node namespace, elect a leader and reconcile; in-cluster API traffic
 // goes through the `kubernetes` Service's ClusterIP, rewritten by each node's kube-proxy.
 import { spawnSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
@@ -217,6 +217,14 @@ suite('the image, run as the chart runs it', () => {
     expect(status).toMatch(/^CapBnd:\s+0+$/m);
     expect(status).toMatch(/^Seccomp:\s+2$/m);
     expect(status).toMatch(/^NoNewPrivs:\s+1$/m);
+
+    // Node sizes its heap from the memory limit it reads in the container's own cgroup, which
+    // containerd mounts at /sys/fs/cgroup (docs/memory.md): the chart's limit must be there.
+    const root = `/proc/${String(containers[0]?.pid() ?? 0)}/root/sys/fs/cgroup`;
+    const v1 = `${root}/memory/memory.limit_in_bytes`;
+    const seen = readFileSync(existsSync(v1) ? v1 : `${root}/memory.max`, 'utf8').trim();
+    const limit = /^(\d+)Mi$/.exec(spec.containers[0]?.resources?.limits?.memory ?? '');
+    expect(Number(seen)).toBe(Number(limit?.[1]) * 1048576);
 
     // One leader among the two.
     const lease = await waitFor('a leader', async () => {
