@@ -844,26 +844,73 @@ http.createServer((req, res) => {
     }
     const writes: Write[] = [];
     const lastSeen = new Map<string, string>();
-    const watches = await Promise.all(
-      [
-        ['/apis/discovery.k8s.io/v1', 'endpointslices', 'kubernetes.io/service-name=legacy'],
-        ['/api/v1', 'endpoints', undefined],
-        ['/api/v1', 'services', undefined],
-      ].map(([prefix = '', resource = '', labelSelector]) =>
-        new Watch(kc).watch(
-          `${prefix}/namespaces/${ns}/${resource}`,
-          labelSelector !== undefined
-            ? { labelSelector }
-            : { fieldSelector: 'metadata.name=legacy' },
-          (type: string, obj: { metadata?: { name?: string }; [k: string]: unknown }) => {
-            const object = `${resource}/${obj.metadata?.name ?? ''}`;
-            const content = JSON.stringify([obj.endpoints, obj.ports, obj.subsets, obj.spec, type]);
-            writes.push({ at: Date.now(), object, noop: lastSeen.get(object) === content });
-            lastSeen.set(object, content);
-          },
-          () => undefined,
-        ),
-      ),
+    // A watch the API server closes (it does, now and then) resumes from the last resourceVersion
+    // it saw, so no write goes uncounted; a resume the API server refuses (410) fails the test.
+    const watchEnds: string[] = [];
+    const controllers: AbortController[] = [];
+    const watching = { on: true };
+    const follow = async (
+      path: string,
+      query: Record<string, string>,
+      resource: string,
+      from: string,
+    ): Promise<void> => {
+      let last = from;
+      let refused = false;
+      const c = await new Watch(kc).watch(
+        path,
+        { ...query, allowWatchBookmarks: true, resourceVersion: last },
+        (
+          type: string,
+          obj: { metadata?: { name?: string; resourceVersion?: string }; [k: string]: unknown },
+        ) => {
+          if (type === 'ERROR') {
+            refused = true;
+            watchEnds.push(`${resource}: refused ${JSON.stringify(obj)}`);
+            return;
+          }
+          last = obj.metadata?.resourceVersion ?? last;
+          if (type === 'BOOKMARK') return;
+          const object = `${resource}/${obj.metadata?.name ?? ''}`;
+          const content = JSON.stringify([obj.endpoints, obj.ports, obj.subsets, obj.spec, type]);
+          writes.push({ at: Date.now(), object, noop: lastSeen.get(object) === content });
+          lastSeen.set(object, content);
+        },
+        (err: unknown) => {
+          if (!watching.on || refused) return;
+          watchEnds.push(
+            `${resource}: ${err === null || err === undefined ? 'closed' : err instanceof Error ? err.message : JSON.stringify(err)}`,
+          );
+          follow(path, query, resource, last).catch((e: unknown) => {
+            watchEnds.push(`${resource}: resume failed: ${String(e)}`);
+          });
+        },
+      );
+      controllers.push(c);
+    };
+    const discovery = kc.makeApiClient(DiscoveryV1Api);
+    const byName = { fieldSelector: 'metadata.name=legacy' };
+    const bySlice = { labelSelector: 'kubernetes.io/service-name=legacy' };
+    await follow(
+      `/apis/discovery.k8s.io/v1/namespaces/${ns}/endpointslices`,
+      bySlice,
+      'endpointslices',
+      (await discovery.listNamespacedEndpointSlice({ namespace: ns, ...bySlice })).metadata
+        ?.resourceVersion ?? '',
+    );
+    await follow(
+      `/api/v1/namespaces/${ns}/endpoints`,
+      byName,
+      'endpoints',
+      (await core.listNamespacedEndpoints({ namespace: ns, ...byName })).metadata
+        ?.resourceVersion ?? '',
+    );
+    await follow(
+      `/api/v1/namespaces/${ns}/services`,
+      byName,
+      'services',
+      (await core.listNamespacedService({ namespace: ns, ...byName })).metadata?.resourceVersion ??
+        '',
     );
 
     // The client pod (earlier test) asks for the Service through kube-proxy about every 100 ms,
@@ -1144,7 +1191,8 @@ const out = [];
 
     writeFileSync(stopFile, '');
     const r = await traffic;
-    for (const w of watches) w.abort();
+    watching.on = false;
+    for (const c of controllers) c.abort();
     await serveBoth();
     if (r.code !== 0) throw new Error(`traffic from the node: ${r.stderr}`);
     const samples = JSON.parse(r.stdout) as Sample[];
@@ -1172,6 +1220,11 @@ const out = [];
       `chart lifecycle on the real node (first backend served ${String(firstServedMs)} ms after helm install; the cluster grant ${grantKept ? 'survived' : 'did NOT survive'} the uninstall):\n${table.join('\n')}`,
     );
 
+    console.log(
+      `tenant writes (s since the first step): ${writes.map((w) => `${((w.at - (results[0]?.start ?? 0)) / 1000).toFixed(1)} ${w.object}${w.noop ? ' (no-op)' : ''}`).join('; ')}; watches resumed: ${watchEnds.join('; ') || 'none'}`,
+    );
+    // Every write was seen: no resume was refused.
+    expect(watchEnds.filter((e) => / refused |resume failed/.test(e))).toEqual([]);
     for (const s of rows) {
       expect(s.during).toBeGreaterThan(10);
       // No write that changes nothing, in any step.
