@@ -879,7 +879,7 @@ http.createServer((req, res) => {
         (err: unknown) => {
           if (!watching.on || refused) return;
           watchEnds.push(
-            `${resource}: ${err === null || err === undefined ? 'closed' : err instanceof Error ? err.message : JSON.stringify(err)}`,
+            `${resource}: ${err === null || err === undefined ? 'closed' : err instanceof Error ? `${err.name}: ${err.message}` : `${typeof err} ${JSON.stringify(err)}`}`,
           );
           follow(path, query, resource, last).catch((e: unknown) => {
             watchEnds.push(`${resource}: resume failed: ${String(e)}`);
