@@ -5,6 +5,10 @@
 // through the `kubernetes` Service (kube-proxy on the node). After stop(), nothing of the node is
 // left on this machine.
 //
+// On that node the chart goes through its lifecycle (previous chart, upgrade across the CRD change,
+// rollback, uninstall, reinstall) while the client pod sends requests through kube-proxy and one
+// backend server dies in each step: docs/lifecycle.md has the figures.
+//
 // This suite does not skip itself: without root, containerd, runc, the CNI plugins or nft it fails
 // and says what to install (bash e2e/scripts/setup-system.sh).
 import { execFile, spawn, spawnSync } from 'node:child_process';
