@@ -95,7 +95,6 @@ function hostState(): HostState {
   return { nft: nft.stdout, paths };
 }
 
-/** Every trace of the node on this machine (empty once it is gone). */
 /** What identifies a real node's traces (e2e/fixtures/hold-node.ts prints the same). */
 interface Footprint {
   readonly dir: string;
@@ -120,6 +119,7 @@ function footprint(n: KubeletNode, podUids: readonly string[]): Footprint {
   };
 }
 
+/** Every trace of the node on this machine (empty once it is gone). */
 function traces(n: Footprint): string[] {
   const { podUids, mountNs } = n;
   const found: string[] = [];

@@ -963,43 +963,26 @@ async function main(): Promise<void> {
       );
       if (r.logTail !== undefined) log(`  log tail:\n${r.logTail}`);
     };
+    const record = (r: Run): void => {
+      report(r);
+      runs.push(r);
+      save();
+    };
+    const runDefault = async (v: { limit: string; nodeOptions: string }): Promise<void> => {
+      backends ??= await createBackends(env);
+      record(
+        await defaultRun(env, backends, v.limit, v.nodeOptions, heapFor(v.limit, v.nodeOptions)),
+      );
+    };
     for (const v of skip.has('chart-limit') ? [] : variants(args.limits, chartLimit)) {
-      if (!skip.has('selector')) {
-        const r = await selectorRun(env, v.limit, v.nodeOptions, heapFor(v.limit, v.nodeOptions));
-        report(r);
-        runs.push(r);
-        save();
-      }
-      if (!skip.has('default')) {
-        backends ??= await createBackends(env);
-        const r = await defaultRun(
-          env,
-          backends,
-          v.limit,
-          v.nodeOptions,
-          heapFor(v.limit, v.nodeOptions),
-        );
-        report(r);
-        runs.push(r);
-        save();
-      }
+      if (!skip.has('selector'))
+        record(await selectorRun(env, v.limit, v.nodeOptions, heapFor(v.limit, v.nodeOptions)));
+      if (!skip.has('default')) await runDefault(v);
     }
     // Default flags only: how outrigger fails under a limit that is too small, and what NODE_OPTIONS
     // change (see docs/memory.md).
     if (!skip.has('default') && !skip.has('tight'))
-      for (const v of variants(args.variants, chartLimit)) {
-        backends ??= await createBackends(env);
-        const r = await defaultRun(
-          env,
-          backends,
-          v.limit,
-          v.nodeOptions,
-          heapFor(v.limit, v.nodeOptions),
-        );
-        report(r);
-        runs.push(r);
-        save();
-      }
+      for (const v of variants(args.variants, chartLimit)) await runDefault(v);
     save();
     if (args.out !== undefined) log(`wrote ${join(args.out, 'memory.json')}`);
   } finally {
