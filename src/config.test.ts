@@ -5,6 +5,10 @@ describe('parseConfig', () => {
   it('applies controller-runtime style defaults', () => {
     expect(parseConfig([])).toEqual({
       metricsBindAddress: ':8080',
+      metricsSecure: true,
+      metricsCertPath: '',
+      metricsCertName: 'tls.crt',
+      metricsCertKey: 'tls.key',
       healthProbeBindAddress: ':8081',
       leaderElect: false,
       leaderElectionId: 'outrigger-leader',
@@ -90,6 +94,22 @@ describe('parseConfig', () => {
       '--dns-min-ttl must not be longer than --dns-max-ttl',
     );
     expect(() => parseConfig(['--dns-min-ttl=0'])).toThrow('must be between 100ms and 1h');
+  });
+
+  it("takes controller-runtime's secure-metrics flags", () => {
+    const c = parseConfig([
+      '--metrics-secure=false',
+      '--metrics-cert-path=/certs',
+      '--metrics-cert-name=crt.pem',
+      '--metrics-cert-key=key.pem',
+    ]);
+    expect(c).toMatchObject({
+      metricsSecure: false,
+      metricsCertPath: '/certs',
+      metricsCertName: 'crt.pem',
+      metricsCertKey: 'key.pem',
+    });
+    expect(() => parseConfig(['--metrics-cert-name=a/b'])).toThrow('must be a file name');
   });
 
   it('accepts --flag value and --flag=value forms', () => {

@@ -144,6 +144,27 @@ export const flags: readonly FlagSpec[] = [
     help: 'Address the /metrics endpoint binds to; "0" disables it.',
   },
   {
+    name: 'metrics-secure',
+    boolean: true,
+    default: 'true',
+    help: 'Serve /metrics over HTTPS, only to bearer tokens that the API server authenticates (TokenReview) and authorizes for get on the non-resource URL /metrics (SubjectAccessReview), as controller-runtime does. "false" serves plain HTTP to anyone who can reach the port.',
+  },
+  {
+    name: 'metrics-cert-path',
+    default: '',
+    help: 'Directory holding the certificate and key /metrics serves, re-read when they change (a mounted Secret). Empty: a self-signed certificate generated at start.',
+  },
+  {
+    name: 'metrics-cert-name',
+    default: 'tls.crt',
+    help: 'File name of the metrics certificate in --metrics-cert-path.',
+  },
+  {
+    name: 'metrics-cert-key',
+    default: 'tls.key',
+    help: 'File name of the metrics key in --metrics-cert-path.',
+  },
+  {
     name: 'health-probe-bind-address',
     default: ':8081',
     help: 'Address /healthz and /readyz bind to; "0" disables them.',
@@ -295,6 +316,16 @@ export const flags: readonly FlagSpec[] = [
 const rawSchema = z.object({
   kubeconfig: z.string().min(1).optional(),
   'metrics-bind-address': bindAddress,
+  'metrics-secure': booleanValue,
+  'metrics-cert-path': z.string(),
+  'metrics-cert-name': z
+    .string()
+    .min(1)
+    .regex(/^[^/]+$/, 'must be a file name'),
+  'metrics-cert-key': z
+    .string()
+    .min(1)
+    .regex(/^[^/]+$/, 'must be a file name'),
   'health-probe-bind-address': bindAddress,
   'leader-elect': booleanValue,
   'leader-election-namespace': namespaceName.optional(),
@@ -370,6 +401,11 @@ const rawSchema = z.object({
 export interface Config {
   readonly kubeconfig?: string;
   readonly metricsBindAddress: string;
+  readonly metricsSecure: boolean;
+  /** Empty: a self-signed certificate generated at start. */
+  readonly metricsCertPath: string;
+  readonly metricsCertName: string;
+  readonly metricsCertKey: string;
   readonly healthProbeBindAddress: string;
   readonly leaderElect: boolean;
   readonly leaderElectionNamespace?: string;
@@ -482,6 +518,10 @@ export function parseConfig(
   return {
     ...(v.kubeconfig !== undefined && { kubeconfig: v.kubeconfig }),
     metricsBindAddress: v['metrics-bind-address'],
+    metricsSecure: v['metrics-secure'],
+    metricsCertPath: v['metrics-cert-path'],
+    metricsCertName: v['metrics-cert-name'],
+    metricsCertKey: v['metrics-cert-key'],
     healthProbeBindAddress: v['health-probe-bind-address'],
     leaderElect: v['leader-elect'],
     ...(v['leader-election-namespace'] !== undefined && {

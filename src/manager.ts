@@ -51,7 +51,15 @@ import { version as outriggerVersion } from './version.ts';
 import { LeaderElector } from './kube/leaderelection.ts';
 import { sleep, untilAborted } from './signals.ts';
 import { errorReporter, installLastResort } from './errors.ts';
-import { closeServer, serveMetrics, serveProbes, type Check } from './server.ts';
+import {
+  closeServer,
+  serveMetrics,
+  serveProbes,
+  type Check,
+  type SecureMetrics,
+} from './server.ts';
+import { MetricsAuthorizer, kubeReviewer } from './metrics/auth.ts';
+import { readKeyPair, selfSignedKeyPair, watchKeyPair, type KeyPair } from './metrics/tls.ts';
 
 function leaderElector(
   config: Config,
@@ -77,6 +85,45 @@ function leaderElector(
       metrics.leaderStatus.set({ name }, leading ? 1 : 0);
     },
   });
+}
+
+/** The certificate and the reviews of the secure metrics endpoint; undefined when it is plain. */
+async function secureMetrics(
+  config: Config,
+  kc: KubeConfig,
+  log: Logger,
+  metrics: Metrics,
+): Promise<SecureMetrics | undefined> {
+  if (!config.metricsSecure || config.metricsBindAddress === '0') return undefined;
+  let keyPair: KeyPair;
+  if (config.metricsCertPath === '') {
+    keyPair = await selfSignedKeyPair();
+    log.info('no --metrics-cert-path: serving metrics with a self-signed certificate');
+  } else {
+    try {
+      keyPair = await readKeyPair({
+        dir: config.metricsCertPath,
+        certName: config.metricsCertName,
+        keyName: config.metricsCertKey,
+      });
+    } catch (err) {
+      throw new ConfigError(
+        `--metrics-cert-path: ${err instanceof Error ? err.message : String(err)}`,
+      );
+    }
+  }
+  const authorizer = new MetricsAuthorizer(kubeReviewer(kc));
+  return {
+    keyPair,
+    authorizer,
+    onDecision: (d) => {
+      metrics.metricsAuth.inc({ result: d.outcome, cached: String(d.cached) });
+      // A failed review is the operator's problem (its RBAC, the API server), worth a line each
+      // time it is really asked; refusals of strangers are counted, not logged.
+      if (d.outcome === 'error' && !d.cached)
+        log.error({ err: d.error }, 'cannot review a metrics scrape');
+    },
+  };
 }
 
 /** A reconcile running longer than this fails liveness: the work loop is stuck. */
@@ -364,11 +411,33 @@ export async function runManager(
     });
   }
 
-  const metricsServer = await serveMetrics(config.metricsBindAddress, metrics.registry);
+  const secure = await secureMetrics(config, kc, log, metrics);
+  const metricsServer = await serveMetrics(config.metricsBindAddress, metrics.registry, secure);
+  const stopCertWatch =
+    secure !== undefined && config.metricsCertPath !== '' && metricsServer !== undefined
+      ? watchKeyPair(
+          {
+            dir: config.metricsCertPath,
+            certName: config.metricsCertName,
+            keyName: config.metricsCertKey,
+          },
+          secure.keyPair,
+          (pair: KeyPair) => {
+            if ('setSecureContext' in metricsServer) {
+              metricsServer.setSecureContext({ cert: pair.cert, key: pair.key });
+              log.info({ path: config.metricsCertPath }, 'metrics certificate reloaded');
+            }
+          },
+          (err: unknown) => {
+            log.warn({ err }, 'cannot reload the metrics certificate; serving the previous one');
+          },
+        )
+      : undefined;
   const probeServer = await serveProbes(config.healthProbeBindAddress, { healthz, readyz });
   log.info(
     {
       metrics: config.metricsBindAddress,
+      metricsSecure: secure !== undefined,
       probes: config.healthProbeBindAddress,
       selectorMode: mode,
     },
@@ -435,6 +504,7 @@ export async function runManager(
   if (elected) await elector?.release();
   informerStop.abort();
   await Promise.all([...running, rangesRunning]);
+  stopCertWatch?.();
   await Promise.all([closeServer(metricsServer), closeServer(probeServer)]);
   uninstallLastResort();
 }

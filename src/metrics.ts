@@ -43,6 +43,7 @@ export interface Metrics {
   readonly addressPolicyUncompilable: Gauge;
   readonly endpointsConflicts: Counter;
   readonly endpointsContested: Gauge;
+  readonly metricsAuth: Counter<'result' | 'cached'>;
   queue(name: string, inFlightSince: () => number[]): QueueMetrics;
 }
 
@@ -295,6 +296,14 @@ export function createMetrics(opts: { defaultMetrics?: boolean } = {}): Metrics 
     endpointsConflicts: new Counter({
       name: 'outrigger_endpoints_conflicts_total',
       help: 'Times another controller (kube-controller-manager’s endpoints controller, by the managed-by label) rewrote an Endpoints that outrigger’s selector mode had written; each makes outrigger hold off that Endpoints for a while.',
+      registers,
+    }),
+    // Every request to the secured /metrics, by outcome: a flood of bad tokens shows here, and
+    // `cached="false"` counts the ones that cost a TokenReview (or were refused before one).
+    metricsAuth: new Counter({
+      name: 'outrigger_metrics_auth_requests_total',
+      help: 'Requests to the secured /metrics endpoint by outcome (allowed, unauthenticated, forbidden, throttled, error) and whether a cached review answered them.',
+      labelNames: ['result', 'cached'],
       registers,
     }),
     endpointsContested: new Gauge({

@@ -1,5 +1,8 @@
-import { createServer, type Server } from 'node:http';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
 import type { Registry } from 'prom-client';
+import type { Decision, MetricsAuthorizer } from './metrics/auth.ts';
+import type { KeyPair } from './metrics/tls.ts';
 
 export interface Check {
   readonly name: string;
@@ -14,7 +17,7 @@ export function parseBindAddress(addr: string): { host: string | undefined; port
   return { host: host === '' ? undefined : host, port: Number(addr.slice(i + 1)) };
 }
 
-function listen(server: Server, addr: string): Promise<Server> {
+function listen<S extends Server | HttpsServer>(server: S, addr: string): Promise<S> {
   const { host, port } = parseBindAddress(addr);
   return new Promise((resolve, reject) => {
     server.once('error', reject);
@@ -25,14 +28,35 @@ function listen(server: Server, addr: string): Promise<Server> {
   });
 }
 
-/** Serves /metrics; "0" disables it. */
-export async function serveMetrics(addr: string, registry: Registry): Promise<Server | undefined> {
+export interface SecureMetrics {
+  readonly keyPair: KeyPair;
+  readonly authorizer: MetricsAuthorizer;
+  /** Told about every decision (for the outcome counter and the log). */
+  readonly onDecision?: (d: Decision) => void;
+}
+
+/** What a refused scrape gets: the status, and a body that says no more than the status. */
+const refusals: Record<Exclude<Decision['outcome'], 'allowed'>, [number, string]> = {
+  unauthenticated: [401, 'Unauthorized'],
+  forbidden: [403, 'Forbidden'],
+  throttled: [429, 'Too many unreviewed requests; retry later'],
+  // controller-runtime answers a failed TokenReview with 401; a token that may well be valid is
+  // not called invalid here: the review could not be made.
+  error: [503, 'Authentication or authorization could not be checked'],
+};
+
+/**
+ * Serves /metrics; "0" disables it. With `secure`, over HTTPS, and only to a bearer token that the
+ * API server authenticates and authorizes for `get` on the non-resource URL /metrics. The response
+ * is the same either way: the per-backend series name every tenant's backends.
+ */
+export async function serveMetrics(
+  addr: string,
+  registry: Registry,
+  secure?: SecureMetrics,
+): Promise<MetricsServer | undefined> {
   if (addr === '0') return undefined;
-  const server = createServer((req, res) => {
-    if (req.url?.split('?')[0] !== '/metrics') {
-      res.writeHead(404).end();
-      return;
-    }
+  const respond = (res: ServerResponse): void => {
     registry.metrics().then(
       (body) => {
         res.writeHead(200, { 'Content-Type': registry.contentType }).end(body);
@@ -41,9 +65,48 @@ export async function serveMetrics(addr: string, registry: Registry): Promise<Se
         res.writeHead(500).end(String(err));
       },
     );
-  });
+  };
+  const handle = (req: IncomingMessage, res: ServerResponse): void => {
+    const path = req.url?.split('?')[0];
+    if (path !== '/metrics') {
+      res.writeHead(404).end();
+      return;
+    }
+    if (secure === undefined) {
+      respond(res);
+      return;
+    }
+    secure.authorizer.review(req.headers.authorization, 'get', path).then(
+      (d) => {
+        secure.onDecision?.(d);
+        if (d.outcome === 'allowed') {
+          respond(res);
+          return;
+        }
+        const [status, text] = refusals[d.outcome];
+        res
+          .writeHead(status, {
+            'Content-Type': 'text/plain',
+            ...(status === 401 && { 'WWW-Authenticate': 'Bearer' }),
+            ...((status === 429 || status === 503) && { 'Retry-After': '1' }),
+          })
+          .end(`${text}\n`);
+      },
+      (err: unknown) => {
+        res.writeHead(500).end(String(err));
+      },
+    );
+  };
+  if (secure === undefined) return listen(createServer(handle), addr);
+  // HTTP/1.1 only (Node's https), TLS 1.2 at least, as controller-runtime's metrics server.
+  const server = createHttpsServer(
+    { cert: secure.keyPair.cert, key: secure.keyPair.key, minVersion: 'TLSv1.2' },
+    handle,
+  );
   return listen(server, addr);
 }
+
+export type MetricsServer = Server | HttpsServer;
 
 /** Serves /healthz (liveness) and /readyz (readiness) from named checks; "0" disables it. */
 export async function serveProbes(
@@ -70,7 +133,7 @@ export async function serveProbes(
   return listen(server, addr);
 }
 
-export function closeServer(server: Server | undefined): Promise<void> {
+export function closeServer(server: Server | HttpsServer | undefined): Promise<void> {
   return new Promise((resolve) => {
     if (server === undefined) {
       resolve();

@@ -1,6 +1,7 @@
 // Runs the real `outrigger` command (src/main.ts under Node's type stripping) against a cluster.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, openSync } from 'node:fs';
+import { request } from 'node:https';
 import { setTimeout as delay } from 'node:timers/promises';
 import { installCrd } from './crd.ts';
 import { freePort } from './ports.ts';
@@ -27,6 +28,12 @@ export interface StartOptions {
   readonly installCrd?: boolean;
   /** With installCrd: also an ExternalBackendPolicy that allows every address; default true. */
   readonly allowAllAddresses?: boolean;
+  /**
+   * Serve /metrics as the chart does, over HTTPS behind TokenReview and SubjectAccessReview (the
+   * test passes --metrics-cert-path or lets the operator generate a certificate). Default false:
+   * plain HTTP, which the scrapes of most tests (`metric`) need.
+   */
+  readonly secureMetrics?: boolean;
   /** How long to wait for /readyz; 0 returns as soon as the process is started. Default 60 s. */
   readonly readyTimeoutMs?: number;
 }
@@ -50,13 +57,14 @@ export async function startOperator(
       `--kubeconfig=${kubeconfig}`,
       `--metrics-bind-address=127.0.0.1:${metricsPort}`,
       `--health-probe-bind-address=127.0.0.1:${probePort}`,
+      ...(opts.secureMetrics === true ? [] : ['--metrics-secure=false']),
       ...args,
     ],
     { stdio: ['ignore', fd, fd] },
   );
   closeSync(fd);
   const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
-  const metricsUrl = `http://127.0.0.1:${metricsPort}/metrics`;
+  const metricsUrl = `${opts.secureMetrics === true ? 'https' : 'http'}://127.0.0.1:${metricsPort}/metrics`;
   // Ready means the caches have synced.
   const readyTimeoutMs = opts.readyTimeoutMs ?? 60_000;
   const deadline = Date.now() + readyTimeoutMs;
@@ -96,4 +104,44 @@ export async function startOperator(
     },
     exited,
   };
+}
+
+export interface Scrape {
+  readonly status: number;
+  readonly body: string;
+  readonly ms: number;
+}
+
+/**
+ * GETs a secure metrics URL with an optional bearer token, verifying the server's certificate
+ * against `ca` (PEM); Node's fetch takes no CA of its own, hence node:https.
+ */
+export function scrapeSecure(
+  url: string,
+  o: { readonly token?: string; readonly ca: string },
+): Promise<Scrape> {
+  const started = performance.now();
+  return new Promise((resolve, reject) => {
+    const req = request(
+      url,
+      {
+        ca: o.ca,
+        agent: false,
+        headers: o.token === undefined ? {} : { Authorization: `Bearer ${o.token}` },
+        timeout: 10_000,
+      },
+      (res) => {
+        let body = '';
+        res.setEncoding('utf8');
+        res.on('data', (c: string) => (body += c));
+        res.on('end', () => {
+          resolve({ status: res.statusCode ?? 0, body, ms: performance.now() - started });
+        });
+        res.on('error', reject);
+      },
+    );
+    req.on('timeout', () => req.destroy(new Error(`${url}: timed out`)));
+    req.on('error', reject);
+    req.end();
+  });
 }
