@@ -68,6 +68,12 @@ keys win, so the Deployment always selects its pods. */}}
 {{- printf "%s-metrics" (include "outrigger.fullname" . | trunc 55 | trimSuffix "-") -}}
 {{- end -}}
 
+{{/* Secret holding the secure metrics endpoint's certificate: the user's, or the one the chart
+generates. */}}
+{{- define "outrigger.metricsTLSSecretName" -}}
+{{- .Values.metrics.tls.secretName | default (printf "%s-metrics-tls" (include "outrigger.fullname" . | trunc 51 | trimSuffix "-")) -}}
+{{- end -}}
+
 {{/* PromQL matchers for outrigger's own series (metrics.jobSelector, default: the job the chart's
 ServiceMonitor gives them), put into every alert and into the dashboard. */}}
 {{- define "outrigger.jobSelector" -}}
