@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as delay } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { CoreV1Api, RbacAuthorizationV1Api } from '@kubernetes/client-node';
 import { ensureDataPlaneBinary } from './harness/binaries.ts';
 import { startCluster, type Cluster } from './harness/controlplane.ts';
 import {
@@ -120,11 +121,52 @@ beforeAll(async () => {
     () => Promise.resolve(readFileSync(tlsServer.logPath, 'utf8').includes('ready') || undefined),
     30_000,
   );
-  // As the chart runs it: with leader election (the leader metric exists only then).
+  // As the chart runs it: with leader election (the leader metric exists only then), and metrics
+  // over HTTPS for tokens granted get on /metrics. Prometheus verifies the serving certificate
+  // against its CA and presents its ServiceAccount's token, bound as the chart's metrics-reader
+  // ClusterRole is meant to be bound.
+  const metricsDir = join(dir, 'metrics-certs');
+  mkdirSync(metricsDir, { recursive: true });
+  const metricsCa = await makeCa('outrigger-metrics-ca');
+  const metricsLeaf = await makeLeaf(metricsCa, { ips: ['127.0.0.1'] });
+  writeFileSync(join(metricsDir, 'tls.crt'), metricsLeaf.certPem);
+  writeFileSync(join(metricsDir, 'tls.key'), metricsLeaf.keyPem, { mode: 0o600 });
+  writeFileSync(join(dir, 'metrics-ca.crt'), metricsCa.certPem);
+  const kc = cluster.kubeConfig();
+  const core = kc.makeApiClient(CoreV1Api);
+  const rbac = kc.makeApiClient(RbacAuthorizationV1Api);
+  await core.createNamespacedServiceAccount({
+    namespace: 'default',
+    body: { metadata: { name: 'prometheus' } },
+  });
+  await rbac.createClusterRole({
+    body: {
+      metadata: { name: 'outrigger-metrics-reader' },
+      rules: [{ nonResourceURLs: ['/metrics'], verbs: ['get'] }],
+    },
+  });
+  await rbac.createClusterRoleBinding({
+    body: {
+      metadata: { name: 'outrigger-metrics-reader' },
+      roleRef: {
+        apiGroup: 'rbac.authorization.k8s.io',
+        kind: 'ClusterRole',
+        name: 'outrigger-metrics-reader',
+      },
+      subjects: [{ kind: 'ServiceAccount', name: 'prometheus', namespace: 'default' }],
+    },
+  });
+  const promToken = await core.createNamespacedServiceAccountToken({
+    namespace: 'default',
+    name: 'prometheus',
+    body: { spec: { audiences: [], expirationSeconds: 3600 } },
+  });
+  writeFileSync(join(dir, 'prometheus.token'), promToken.status?.token ?? '', { mode: 0o600 });
   operator = await startOperator(
     cluster.kubeconfigPath,
-    ['--leader-elect', '--leader-election-namespace=default'],
+    ['--leader-elect', '--leader-election-namespace=default', `--metrics-cert-path=${metricsDir}`],
     join(dir, 'outrigger.log'),
+    { secureMetrics: true },
   );
 
   // The chart's rules as they are, but for their `for:` durations (minutes, proven by promtool
@@ -143,6 +185,9 @@ beforeAll(async () => {
       'rule_files: [rules.yaml]',
       'scrape_configs:',
       '  - job_name: outrigger-metrics',
+      '    scheme: https',
+      `    tls_config: { ca_file: ${join(dir, 'metrics-ca.crt')} }`,
+      `    authorization: { credentials_file: ${join(dir, 'prometheus.token')} }`,
       `    static_configs: [{ targets: ['${target}'] }]`,
       '  - job_name: other-operator',
       `    static_configs: [{ targets: ['${other}'] }]`,
@@ -203,6 +248,31 @@ async function query(expr: string): Promise<unknown[]> {
 }
 
 suite('on a real Prometheus scraping outrigger', () => {
+  it('scrapes over HTTPS, verifying the CA, with a token that outrigger reviews once and then remembers', async () => {
+    await waitFor(
+      'the outrigger target up',
+      async () => {
+        const r = (await (await fetch(`${promUrl}/api/v1/targets`)).json()) as {
+          data: { activeTargets: { scrapePool: string; scrapeUrl: string; health: string }[] };
+        };
+        const t = r.data.activeTargets.find((x) => x.scrapePool === 'outrigger-metrics');
+        return t?.health === 'up' && t.scrapeUrl.startsWith('https://') ? true : undefined;
+      },
+      30_000,
+      200,
+    );
+    // Scraped every second: one review, every later scrape answered from memory.
+    await waitFor('scrapes answered from memory', async () =>
+      (await query('outrigger_metrics_auth_requests_total{result="allowed",cached="true"} > 3'))
+        .length > 0
+        ? true
+        : undefined,
+    );
+    expect(
+      await query('outrigger_metrics_auth_requests_total{result="allowed",cached="false"}'),
+    ).toEqual([expect.objectContaining({ value: [expect.any(Number), '1'] })]);
+  }, 60_000);
+
   it('fires OutriggerBackendAllAddressesFailing when every server dies, and resolves when they return', async () => {
     await createExternalBackend(
       cluster.kubeConfig(),
