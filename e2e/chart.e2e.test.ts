@@ -3,7 +3,7 @@
 // proof — the operator runs as the chart's ServiceAccount (a TokenRequest token) through a scenario
 // that uses every permission, and removing any single verb of any rule makes that scenario fail.
 import { spawnSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
@@ -28,7 +28,7 @@ import { loadAll } from 'js-yaml';
 import { apiVersion, group, plural, version } from '../src/externalbackend/schema.ts';
 import { ensureHelm } from './harness/binaries.ts';
 import { startCluster, type Cluster } from './harness/controlplane.ts';
-import { startOperator, type OperatorProcess } from './harness/operator.ts';
+import { scrapeSecure, startOperator, type OperatorProcess } from './harness/operator.ts';
 import { makeCa } from './harness/pki.ts';
 import {
   createRunningPod,
@@ -52,6 +52,12 @@ let core: CoreV1Api;
 let rbac: RbacAuthorizationV1Api;
 let saKubeconfig: string;
 let installOutput: string;
+/** The chart's generated metrics certificate, as its Secret holds it, mounted for the operator. */
+let metricsCertDir: string;
+let metricsCa: string;
+/** A token of the ServiceAccount that metrics.readers binds to the metrics-reader ClusterRole. */
+let scraperToken: string;
+const scraper = 'scraper';
 
 const scenarioLabel = 'outrigger-e2e/rbac-scenario';
 const scenarioRules = [
@@ -89,6 +95,7 @@ beforeAll(async () => {
     '--create-namespace',
     // Every rule on: the proof below covers selector mode's `update` on Endpoints too.
     '--set=selectorMode=all',
+    `--set-json=metrics.readers=${JSON.stringify([{ name: scraper, namespace: releaseNs }])}`,
   ]);
   if (installed.status !== 0) throw new Error(`helm install failed:\n${installed.out}`);
   installOutput = installed.out;
@@ -107,6 +114,28 @@ beforeAll(async () => {
   ]);
   if (upgraded.status !== 0) throw new Error(`helm upgrade failed:\n${upgraded.out}`);
   saKubeconfig = await serviceAccountKubeconfig(kc, releaseNs, release, cluster.dir ?? '/tmp');
+  const tls = await core.readNamespacedSecret({
+    namespace: releaseNs,
+    name: `${release}-metrics-tls`,
+  });
+  const data = (k: string): string => Buffer.from(tls.data?.[k] ?? '', 'base64').toString('utf8');
+  metricsCertDir = join(cluster.dir ?? '/tmp', 'chart-metrics-certs');
+  mkdirSync(metricsCertDir, { recursive: true });
+  writeFileSync(join(metricsCertDir, 'tls.crt'), data('tls.crt'));
+  writeFileSync(join(metricsCertDir, 'tls.key'), data('tls.key'), { mode: 0o600 });
+  metricsCa = data('ca.crt');
+  await core.createNamespacedServiceAccount({
+    namespace: releaseNs,
+    body: { metadata: { name: scraper } },
+  });
+  scraperToken =
+    (
+      await core.createNamespacedServiceAccountToken({
+        namespace: releaseNs,
+        name: scraper,
+        body: { spec: { audiences: [], expirationSeconds: 3600 } },
+      })
+    ).status?.token ?? '';
 }, 240_000);
 
 afterAll(async () => {
@@ -176,7 +205,21 @@ local('the Helm chart', () => {
     expect(r.status).toBe(0);
     const docs = loadAll(r.out) as { kind?: string; spec?: unknown }[];
     const monitor = docs.find((d) => d.kind === 'ServiceMonitor');
-    expect(monitor?.spec).toMatchObject({ endpoints: [{ port: 'metrics', interval: '30s' }] });
+    // Secure by default: https, the chart's CA and the Service's name, Prometheus's own token.
+    expect(monitor?.spec).toMatchObject({
+      endpoints: [
+        {
+          port: 'metrics',
+          interval: '30s',
+          scheme: 'https',
+          tlsConfig: {
+            ca: { secret: { name: `${release}-metrics-tls`, key: 'ca.crt' } },
+            serverName: `${release}-metrics.${releaseNs}.svc`,
+          },
+          bearerTokenFile: '/var/run/secrets/kubernetes.io/serviceaccount/token',
+        },
+      ],
+    });
     const policy = docs.find((d) => d.kind === 'NetworkPolicy');
     expect(policy).toBeDefined();
     await kc.makeApiClient(NetworkingV1Api).createNamespacedNetworkPolicy({
@@ -355,9 +398,10 @@ local('the Helm chart', () => {
             '--leader-elect-retry-period=500ms',
             '--selector-mode=all',
             '--zap-log-level=debug',
+            `--metrics-cert-path=${metricsCertDir}`,
           ],
           logPath,
-          { installCrd: false, readyTimeoutMs: 0 },
+          { installCrd: false, readyTimeoutMs: 0, secureMetrics: true },
         );
         op.exited.then(
           () => {
@@ -366,6 +410,25 @@ local('the Helm chart', () => {
           () => {
             exited = true;
           },
+        );
+        // Secure metrics, with the chart's certificate, verified as the ServiceMonitor does (its
+        // CA, the Service's name): the scraper's token reviewed (TokenReview), its grant checked
+        // (SubjectAccessReview) by the operator as the chart's ServiceAccount.
+        const scrape = (token?: string) =>
+          scrapeSecure(op?.metricsUrl ?? '', {
+            ca: metricsCa,
+            servername: `${release}-metrics.${releaseNs}.svc`,
+            ...(token !== undefined && { token }),
+          });
+        await step('metrics refused without a token', async () =>
+          (await scrape()).status === 401 ? true : undefined,
+        );
+        await step("metrics served to metrics.readers' ServiceAccount", async () => {
+          const r = await scrape(scraperToken);
+          return r.status === 200 && /^outrigger_build_info/m.test(r.body) ? true : undefined;
+        });
+        await step('metrics refused to a token without the grant', async () =>
+          (await scrape(await tokenOf(release))).status === 403 ? true : undefined,
         );
         const xb = (spec: Record<string, unknown>) => ({
           apiVersion,
@@ -608,6 +671,16 @@ local('the Helm chart', () => {
       }
     }
 
+    /** A fresh token of a ServiceAccount in the release's namespace (never reviewed before). */
+    async function tokenOf(sa: string): Promise<string> {
+      const t = await core.createNamespacedServiceAccountToken({
+        namespace: releaseNs,
+        name: sa,
+        body: { spec: { audiences: [], expirationSeconds: 600 } },
+      });
+      return t.status?.token ?? '';
+    }
+
     it("is sufficient: as the chart's ServiceAccount, the operator does everything it needs", async () => {
       expect(await scenario()).toBeUndefined();
     }, 90_000);
@@ -615,6 +688,10 @@ local('the Helm chart', () => {
     it('is minimal: without any single verb of any rule, something breaks', async () => {
       const roles: { kind: 'ClusterRole' | 'Role'; role: V1ClusterRole | V1Role }[] = [
         { kind: 'ClusterRole', role: await rbac.readClusterRole({ name: release }) },
+        {
+          kind: 'ClusterRole',
+          role: await rbac.readClusterRole({ name: `${release}-metrics-auth` }),
+        },
         {
           kind: 'Role',
           role: await rbac.readNamespacedRole({

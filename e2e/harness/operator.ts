@@ -118,7 +118,12 @@ export interface Scrape {
  */
 export function scrapeSecure(
   url: string,
-  o: { readonly token?: string; readonly ca: string },
+  o: {
+    readonly token?: string;
+    readonly ca: string;
+    /** The name the certificate must carry, when it is not the URL's host (a Service's DNS name). */
+    readonly servername?: string;
+  },
 ): Promise<Scrape> {
   const started = performance.now();
   return new Promise((resolve, reject) => {
@@ -126,6 +131,7 @@ export function scrapeSecure(
       url,
       {
         ca: o.ca,
+        ...(o.servername !== undefined && { servername: o.servername }),
         agent: false,
         headers: o.token === undefined ? {} : { Authorization: `Bearer ${o.token}` },
         timeout: 10_000,
