@@ -5,6 +5,7 @@
 // ServiceMonitor and PrometheusRule); the schema allows `global`, so the chart works as a subchart;
 // two writers are refused at template time; and the Artifact Hub metadata matches the chart.
 import { spawnSync } from 'node:child_process';
+import { X509Certificate, createPrivateKey } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -364,6 +365,59 @@ local('the chart values', () => {
     });
   });
 
+  it('secure metrics by default: a generated CA and serving certificate, the review RBAC; metrics.secure=false turns all of it off', () => {
+    const secure = docs(render({ metrics: { serviceMonitor: { enabled: true } } }).out);
+    const secret = secure.find((d) => d.kind === 'Secret') as
+      (Doc & { type?: string; data?: Record<string, string> }) | undefined;
+    expect(secret?.metadata?.name).toBe(`${release}-outrigger-metrics-tls`);
+    expect(secret?.type).toBe('kubernetes.io/tls');
+    const pem = (k: string): string => Buffer.from(secret?.data?.[k] ?? '', 'base64').toString();
+    const ca = new X509Certificate(pem('ca.crt'));
+    const leaf = new X509Certificate(pem('tls.crt'));
+    expect(ca.ca).toBe(true);
+    expect(leaf.verify(ca.publicKey)).toBe(true);
+    expect(leaf.checkPrivateKey(createPrivateKey(pem('tls.key')))).toBe(true);
+    // The name the ServiceMonitor verifies, and what a pod in the cluster would dial.
+    const svc = `${release}-outrigger-metrics`;
+    expect(leaf.checkHost(`${svc}.${releaseNs}.svc`)).toBe(`${svc}.${releaseNs}.svc`);
+    expect(leaf.checkHost(`${svc}.${releaseNs}.svc.cluster.local`)).toBeDefined();
+    const roles = secure.filter((d) => d.kind === 'ClusterRole').map((d) => d.metadata?.name);
+    expect(roles).toEqual(
+      expect.arrayContaining([
+        `${release}-outrigger-metrics-auth`,
+        `${release}-outrigger-metrics-reader`,
+      ]),
+    );
+    // The ServiceMonitor's https, CA reference and bearerTokenFile pass the strict dry run too.
+    const result = admitted(secure);
+    expect(result.out).not.toMatch(/error|unknown field|Warning/i);
+    expect(result.status).toBe(0);
+    // A ServiceMonitor elsewhere cannot read the CA from that Secret: the chart says so.
+    expect(
+      render({ metrics: { serviceMonitor: { enabled: true, namespace: 'monitoring' } } }).out,
+    ).toContain('set metrics.serviceMonitor.tlsConfig');
+    // An existing Secret (cert-manager's) replaces the generated one.
+    const named = docs(render({ metrics: { tls: { secretName: 'metrics-cert' } } }).out);
+    expect(named.some((d) => d.kind === 'Secret')).toBe(false);
+    expect(JSON.stringify(named.find((d) => d.kind === 'Deployment'))).toContain(
+      '"secretName":"metrics-cert"',
+    );
+    const plain = docs(
+      render({ metrics: { secure: false, serviceMonitor: { enabled: true } } }).out,
+    );
+    expect(
+      plain.some(
+        (d) => d.kind === 'Secret' || /metrics-(auth|reader)/.test(d.metadata?.name ?? ''),
+      ),
+    ).toBe(false);
+    const args = JSON.stringify(plain.find((d) => d.kind === 'Deployment'));
+    expect(args).toContain('--metrics-secure=false');
+    expect(args).not.toContain('--metrics-cert-path');
+    expect(plain.find((d) => d.kind === 'ServiceMonitor')?.spec?.endpoints).toEqual([
+      expect.not.objectContaining({ scheme: 'https' }),
+    ]);
+  });
+
   it('render every override users reach for into objects the API server accepts', () => {
     const digest = `sha256:${'a'.repeat(64)}`;
     const values = {
@@ -402,7 +456,18 @@ local('the chart values', () => {
           honorLabels: true,
           relabelings: [{ sourceLabels: ['__meta_kubernetes_pod_node_name'], targetLabel: 'node' }],
           metricRelabelings: [{ sourceLabels: ['__name__'], regex: 'go_.*', action: 'drop' }],
+          // In another namespace than the certificate's Secret: the CA and the token come from
+          // objects there.
+          tlsConfig: {
+            ca: { configMap: { name: 'outrigger-metrics-ca', key: 'ca.crt' } },
+            serverName: `edge-gateway-metrics.${releaseNs}.svc`,
+          },
+          authorization: {
+            type: 'Bearer',
+            credentials: { name: 'prometheus-token', key: 'token' },
+          },
         },
+        readers: [{ name: 'prometheus-k8s', namespace: 'monitoring' }],
         prometheusRule: {
           enabled: true,
           namespace: 'monitoring',
@@ -431,13 +496,18 @@ local('the chart values', () => {
     expect(pod.securityContext).toEqual({ runAsNonRoot: true, runAsUser: 1000650000 });
     expect(pod.volumes).toEqual([
       { name: 'tmp', emptyDir: { sizeLimit: '16Mi' } },
+      { name: 'metrics-certs', secret: { secretName: 'edge-gateway-metrics-tls' } },
       { name: 'corp-ca', configMap: { name: 'corp-ca' } },
     ]);
     const container = (pod.containers as Record<string, unknown>[])[0];
     expect(container).toMatchObject({
       image: `ghcr.io/outrigger-dev/outrigger@${digest}`,
       env: values.extraEnv,
-      volumeMounts: [{ name: 'tmp', mountPath: '/tmp' }, values.extraVolumeMounts[0]],
+      volumeMounts: [
+        { name: 'tmp', mountPath: '/tmp' },
+        { name: 'metrics-certs', mountPath: '/etc/outrigger/metrics-certs', readOnly: true },
+        values.extraVolumeMounts[0],
+      ],
       livenessProbe: { httpGet: { path: '/healthz', port: 'probes' }, periodSeconds: 30 },
       securityContext: {
         runAsNonRoot: true,
@@ -476,8 +546,21 @@ local('the chart values', () => {
           honorLabels: true,
           relabelings: values.metrics.serviceMonitor.relabelings,
           metricRelabelings: values.metrics.serviceMonitor.metricRelabelings,
+          scheme: 'https',
+          tlsConfig: values.metrics.serviceMonitor.tlsConfig,
+          authorization: values.metrics.serviceMonitor.authorization,
         },
       ],
+    });
+    expect(monitor?.spec?.endpoints).not.toContainEqual(
+      expect.objectContaining({ bearerTokenFile: expect.anything() }),
+    );
+    // The scraper named in metrics.readers may get /metrics.
+    expect(
+      byKind('ClusterRoleBinding').find((b) => b.metadata?.name === 'edge-gateway-metrics-reader'),
+    ).toMatchObject({
+      roleRef: { name: 'edge-gateway-metrics-reader' },
+      subjects: [{ kind: 'ServiceAccount', name: 'prometheus-k8s', namespace: 'monitoring' }],
     });
     expect(byKind('Service')[0]?.metadata?.annotations).toEqual({ 'prometheus.io/scrape': 'true' });
     expect(byKind('PrometheusRule')[0]?.metadata?.namespace).toBe('monitoring');
