@@ -411,25 +411,6 @@ local('the Helm chart', () => {
             exited = true;
           },
         );
-        // Secure metrics, with the chart's certificate, verified as the ServiceMonitor does (its
-        // CA, the Service's name): the scraper's token reviewed (TokenReview), its grant checked
-        // (SubjectAccessReview) by the operator as the chart's ServiceAccount.
-        const scrape = (token?: string) =>
-          scrapeSecure(op?.metricsUrl ?? '', {
-            ca: metricsCa,
-            servername: `${release}-metrics.${releaseNs}.svc`,
-            ...(token !== undefined && { token }),
-          });
-        await step('metrics refused without a token', async () =>
-          (await scrape()).status === 401 ? true : undefined,
-        );
-        await step("metrics served to metrics.readers' ServiceAccount", async () => {
-          const r = await scrape(scraperToken);
-          return r.status === 200 && /^outrigger_build_info/m.test(r.body) ? true : undefined;
-        });
-        await step('metrics refused to a token without the grant', async () =>
-          (await scrape(await tokenOf(release))).status === 403 ? true : undefined,
-        );
         const xb = (spec: Record<string, unknown>) => ({
           apiVersion,
           kind: 'ExternalBackend',
@@ -650,6 +631,25 @@ local('the Helm chart', () => {
           })) as { spec?: { rules?: unknown[] } };
           return Array.isArray(eff.spec?.rules) ? true : undefined;
         });
+        // Secure metrics, with the chart's certificate, verified as the ServiceMonitor does (its
+        // CA, the Service's name): the scraper's token reviewed (TokenReview), its grant checked
+        // (SubjectAccessReview) by the operator as the chart's ServiceAccount.
+        const scrape = (token?: string) =>
+          scrapeSecure(op?.metricsUrl ?? '', {
+            ca: metricsCa,
+            servername: `${release}-metrics.${releaseNs}.svc`,
+            ...(token !== undefined && { token }),
+          });
+        await step('metrics refused without a token', async () =>
+          (await scrape()).status === 401 ? true : undefined,
+        );
+        await step("metrics served to metrics.readers' ServiceAccount", async () => {
+          const r = await scrape(scraperToken);
+          return r.status === 200 && /^outrigger_build_info/m.test(r.body) ? true : undefined;
+        });
+        await step('metrics refused to a token without the grant', async () =>
+          (await scrape(await tokenOf(release))).status === 403 ? true : undefined,
+        );
         // The lease was renewed at least twice.
         await step('lease renewals', async () => {
           const l = await kc

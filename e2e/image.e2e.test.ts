@@ -2,10 +2,11 @@
 // (npm run image: an OCI image layout), unpacked from that layout with every digest checked, and
 // its container run with runc exactly as the chart's Deployment (installed with helm, read back
 // from the API server) describes it: uid 1000, read-only root file system, no capabilities,
-// RuntimeDefault seccomp, the memory limit, /tmp as a size-limited emptyDir, the chart's
-// ServiceAccount token and CA where a kubelet mounts them and the in-cluster environment. Two
-// such containers, one per node namespace, elect a leader and reconcile; in-cluster API traffic
-// goes through the `kubernetes` Service's ClusterIP, rewritten by each node's kube-proxy.
+// RuntimeDefault seccomp, the memory limit, /tmp as a size-limited emptyDir, the metrics
+// certificate's Secret, the chart's ServiceAccount token and CA where a kubelet mounts them and
+// the in-cluster environment. Two such containers, one per node namespace, elect a leader and
+// reconcile; in-cluster API traffic goes through the `kubernetes` Service's ClusterIP, rewritten
+// by each node's kube-proxy.
 import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -165,6 +166,21 @@ suite('the image, run as the chart runs it', () => {
       body: { spec: { audiences: [], expirationSeconds: 3600 } },
     });
     const caCrt = readFileSync(join(cluster.dir ?? '', 'ca.crt'), 'utf8');
+    // The Secret volumes the chart mounts (the metrics serving certificate), as a kubelet reads
+    // them.
+    const secrets = Object.fromEntries(
+      await Promise.all(
+        (spec.volumes ?? []).flatMap((v) =>
+          v.secret?.secretName === undefined
+            ? []
+            : [
+                core
+                  .readNamespacedSecret({ namespace: releaseNs, name: v.secret.secretName })
+                  .then((x) => [v.secret?.secretName ?? '', x.data ?? {}] as const),
+              ],
+        ),
+      ),
+    );
     const seccompProfile = ensureDataPlaneBinary('seccomp-default');
     // In-cluster API traffic must go to the `kubernetes` Service's ClusterIP, which only
     // kube-proxy's rules on each node turn into the API server's address.
@@ -185,6 +201,7 @@ suite('the image, run as the chart runs it', () => {
           serviceAccount: { token: token.status?.token ?? '', caCrt, namespace: releaseNs },
           seccompProfile,
           kubernetesService: { host: '10.96.0.1', port: 443 },
+          secrets,
         }),
       );
     });

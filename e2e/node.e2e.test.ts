@@ -267,6 +267,25 @@ async function getFromNode(url: string): Promise<string> {
   return r.stdout;
 }
 
+/** GET an https URL from inside the node's namespace, verifying `ca` and `servername`. */
+async function getSecureFromNode(
+  url: string,
+  o: { readonly ca: string; readonly servername: string; readonly token?: string },
+): Promise<{ status: number; body: string }> {
+  const script = `
+const [url, opts] = process.argv.slice(1);
+const { ca, servername, token } = JSON.parse(opts);
+require('node:https').get(url, { ca, servername, headers: token ? { Authorization: 'Bearer ' + token } : {} }, (r) => {
+  let body = '';
+  r.on('data', (c) => (body += c));
+  r.on('end', () => process.stdout.write(JSON.stringify({ status: r.statusCode, body })));
+}).on('error', (e) => { process.stderr.write(String(e)); process.exitCode = 1; });
+`;
+  const r = await node.node.exec(process.execPath, ['-e', script, url, JSON.stringify(o)]);
+  if (r.code !== 0) throw new Error(`GET ${url} from the node: ${r.stdout}${r.stderr}`);
+  return JSON.parse(r.stdout) as { status: number; body: string };
+}
+
 interface Sample {
   /** When the request was sent (ms since the epoch). */
   readonly t: number;
@@ -506,6 +525,8 @@ describe('a real node', () => {
         `--namespace=${ns}`,
         `--set=image.repository=${repo ?? ''}`,
         `--set=image.tag=${tag ?? ''}`,
+        // Prometheus's stand-in, granted get on /metrics by the chart's metrics-reader role.
+        `--set-json=metrics.readers=${JSON.stringify([{ name: 'prometheus', namespace: ns }])}`,
         '--wait',
         '--timeout=3m',
       ],
@@ -551,15 +572,33 @@ describe('a real node', () => {
     console.log(
       `helm install --wait: ${String(installMs)} ms to two Ready replicas; leader ${holder}`,
     );
-    // Prometheus' view: /metrics through the metrics Service (kube-proxy picks a replica).
+    // Prometheus' view: /metrics through the metrics Service (kube-proxy picks a replica), over
+    // HTTPS verified as the ServiceMonitor verifies it (the chart's CA, the Service's name), with
+    // a ServiceAccount token the operator reviews: refused without it.
     const metricsSvc = await core.readNamespacedService({
       namespace: ns,
       name: 'outrigger-metrics',
     });
-    const metrics = await getFromNode(
-      `http://${metricsSvc.spec?.clusterIP ?? ''}:${String(metricsSvc.spec?.ports?.[0]?.port)}/metrics`,
-    );
-    expect(metrics).toMatch(/^outrigger_/m);
+    await core.createNamespacedServiceAccount({
+      namespace: ns,
+      body: { metadata: { name: 'prometheus' } },
+    });
+    const token =
+      (
+        await core.createNamespacedServiceAccountToken({
+          namespace: ns,
+          name: 'prometheus',
+          body: { spec: { audiences: [], expirationSeconds: 600 } },
+        })
+      ).status?.token ?? '';
+    const tls = await core.readNamespacedSecret({ namespace: ns, name: 'outrigger-metrics-tls' });
+    const ca = Buffer.from(tls.data?.['ca.crt'] ?? '', 'base64').toString('utf8');
+    const url = `https://${metricsSvc.spec?.clusterIP ?? ''}:${String(metricsSvc.spec?.ports?.[0]?.port)}/metrics`;
+    const servername = `outrigger-metrics.${ns}.svc`;
+    expect((await getSecureFromNode(url, { ca, servername })).status).toBe(401);
+    const metrics = await getSecureFromNode(url, { ca, servername, token });
+    expect(metrics.status).toBe(200);
+    expect(metrics.body).toMatch(/^outrigger_/m);
   }, 300_000);
 
   it('serves an ExternalBackend through kube-proxy to a client pod on the node, and takes a dead server out', async () => {

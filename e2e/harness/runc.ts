@@ -1,5 +1,5 @@
 // Plays the kubelet for one container of a Pod template: turns the template's container (command,
-// args, env, security contexts, resources, volume mounts) into an OCI runtime bundle and runs it
+// args, env, security contexts, resources, volume mounts of emptyDirs and Secrets) into an OCI runtime bundle and runs it
 // with runc inside a node's network namespace, with what a kubelet adds: the service-account
 // token, CA and namespace where kubelets mount them, the in-cluster environment variables, the
 // pod's hostname, and `seccompProfile: RuntimeDefault` as containerd applies it.
@@ -33,6 +33,11 @@ export interface RunPodOptions {
   readonly seccompProfile: string;
   /** The `kubernetes` Service's address, as kubelets pass it to every container. */
   readonly kubernetesService: { readonly host: string; readonly port: number };
+  /**
+   * The `data` (base64, as the API returns it) of each Secret that a `secret` volume names, read
+   * by the caller: a kubelet reads them from the API server. A volume naming another is refused.
+   */
+  readonly secrets?: Readonly<Record<string, Readonly<Record<string, string>>>>;
 }
 
 export interface Container {
@@ -189,9 +194,30 @@ export function runtimeConfig(o: RunPodOptions): object {
   ];
   for (const m of c.volumeMounts ?? []) {
     const v = spec.volumes?.find((x) => x.name === m.name);
+    if (v?.secret !== undefined) {
+      // As a kubelet: every key a file (mode 0644 by default), mounted read-only.
+      only(`secret volume ${m.name}`, v.secret, ['secretName', 'defaultMode']);
+      const name = v.secret.secretName ?? '';
+      const data = o.secrets?.[name];
+      if (data === undefined)
+        throw new Error(`runc harness: secret volume ${m.name} names Secret ${name}, not given`);
+      const dir = join(o.dir, 'volumes', m.name);
+      mkdirSync(dir, { recursive: true });
+      for (const [key, value] of Object.entries(data))
+        writeFileSync(join(dir, key), Buffer.from(value, 'base64'), {
+          mode: v.secret.defaultMode ?? 0o644,
+        });
+      mounts.push({
+        destination: m.mountPath,
+        type: 'bind',
+        source: dir,
+        options: ['rbind', 'ro', 'nosuid', 'nodev', 'noexec'],
+      });
+      continue;
+    }
     if (v?.emptyDir === undefined)
       throw new Error(
-        `runc harness: volume ${m.name} is not an emptyDir, which it does not translate`,
+        `runc harness: volume ${m.name} is neither an emptyDir nor a secret, which it does not translate`,
       );
     // A kubelet backs a disk emptyDir by a node directory; a size-limited tmpfs stands in for it
     // here (it counts against the memory limit, which a directory would not).
