@@ -24,6 +24,7 @@ let ca: string;
 let granted: string;
 let ungranted: string;
 let monitoringNs: string;
+let certDir: string;
 const readerRole = 'e2e-metrics-reader';
 
 async function token(ns: string, sa: string): Promise<string> {
@@ -46,6 +47,7 @@ beforeAll(async () => {
   cluster = await startCluster();
   kc = cluster.kubeConfig();
   const dir = join(cluster.dir ?? '/tmp', 'metrics-certs');
+  certDir = dir;
   mkdirSync(dir, { recursive: true });
   const authority = await makeCa('outrigger-metrics-test-ca');
   const leaf = await makeLeaf(authority, { dns: ['localhost'], ips: ['127.0.0.1'] });
@@ -210,6 +212,32 @@ describe('secure metrics', () => {
     );
     const after = await scrapeSecure(op.metricsUrl, { ca, token: granted });
     expect(after.status).toBe(200);
+  }, 60_000);
+
+  it('serves a renewed certificate once its files change, without a restart (cert-manager renewing the Secret)', async () => {
+    const authority = await makeCa('outrigger-metrics-renewed-ca');
+    const leaf = await makeLeaf(authority, { dns: ['localhost'], ips: ['127.0.0.1'] });
+    // The key first, then the certificate: in between, the pair does not match and is skipped.
+    writeFileSync(join(certDir, 'tls.key'), leaf.keyPem, { mode: 0o600 });
+    writeFileSync(join(certDir, 'tls.crt'), leaf.certPem);
+    const changed = Date.now();
+    const renewed = await waitFor(
+      'the renewed certificate served',
+      () =>
+        scrapeSecure(op.metricsUrl, { ca: authority.certPem, token: granted }).then(
+          (r) => r,
+          () => undefined,
+        ),
+      30_000,
+      250,
+    );
+    expect(renewed.status).toBe(200);
+    console.log(
+      `renewed certificate served ${String(Date.now() - changed)} ms after the files changed`,
+    );
+    // The old CA no longer verifies it: the process really switched.
+    await expect(scrapeSecure(op.metricsUrl, { ca, token: granted })).rejects.toThrow();
+    ca = authority.certPem;
   }, 60_000);
 
   it('generates a self-signed certificate when no --metrics-cert-path is given', async () => {
