@@ -47,8 +47,8 @@ const refusals: Record<Exclude<Decision['outcome'], 'allowed'>, [number, string]
 
 /**
  * Serves /metrics; "0" disables it. With `secure`, over HTTPS, and only to a bearer token that the
- * API server authenticates and authorizes for `get` on the non-resource URL /metrics. The response
- * is the same either way: the per-backend series name every tenant's backends.
+ * API server authenticates and authorizes for `get` on the non-resource URL /metrics: the
+ * per-backend series name every tenant's backends, their address counts and Ready reasons.
  */
 export async function serveMetrics(
   addr: string,
