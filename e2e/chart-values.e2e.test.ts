@@ -402,6 +402,13 @@ local('the chart values', () => {
     expect(JSON.stringify(named.find((d) => d.kind === 'Deployment'))).toContain(
       '"secretName":"metrics-cert"',
     );
+    // A release upgraded with --reuse-values from a chart before these values has none of them:
+    // it stays secure with the generated certificate rather than failing or turning plain.
+    const reused = docs(render({ metrics: { secure: null, tls: null, readers: null } }).out);
+    expect(JSON.stringify(reused.find((d) => d.kind === 'Deployment'))).toContain(
+      '--metrics-secure=true',
+    );
+    expect(reused.some((d) => d.metadata?.name === `${release}-outrigger-metrics-tls`)).toBe(true);
     const plain = docs(
       render({ metrics: { secure: false, serviceMonitor: { enabled: true } } }).out,
     );

@@ -68,10 +68,16 @@ keys win, so the Deployment always selects its pods. */}}
 {{- printf "%s-metrics" (include "outrigger.fullname" . | trunc 55 | trimSuffix "-") -}}
 {{- end -}}
 
+{{/* metrics.secure as "true" or "false"; unset (a release upgraded with --reuse-values from a chart
+before the value existed) it is "true", the default. */}}
+{{- define "outrigger.metricsSecure" -}}
+{{- dig "metrics" "secure" true .Values.AsMap -}}
+{{- end -}}
+
 {{/* Secret holding the secure metrics endpoint's certificate: the user's, or the one the chart
 generates. */}}
 {{- define "outrigger.metricsTLSSecretName" -}}
-{{- .Values.metrics.tls.secretName | default (printf "%s-metrics-tls" (include "outrigger.fullname" . | trunc 51 | trimSuffix "-")) -}}
+{{- dig "metrics" "tls" "secretName" "" .Values.AsMap | default (printf "%s-metrics-tls" (include "outrigger.fullname" . | trunc 51 | trimSuffix "-")) -}}
 {{- end -}}
 
 {{/* PromQL matchers for outrigger's own series (metrics.jobSelector, default: the job the chart's
