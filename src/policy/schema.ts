@@ -19,6 +19,10 @@ export const effectivePolicyName = 'outrigger-effective';
 export const maxRulesPerGrant = 64;
 export const maxEffectiveRules = 1024;
 
+/** The classes of cluster addresses a rule may grant (allowClusterAddresses): Nodes' only. */
+export const clusterAddressClasses = ['NodeAddresses'] as const;
+export type ClusterAddressClass = (typeof clusterAddressClasses)[number];
+
 const cel = (rule: string, message: string) => ({
   'x-kubernetes-validations': [{ rule, message }],
 });
@@ -78,7 +82,28 @@ const rule = z.object({
     .max(32)
     .describe('Ports they may publish and check there; absent allows every port.')
     .optional(),
-});
+  /**
+   * Classes of the cluster's own addresses this rule lifts the deny list for. Only Nodes'
+   * addresses can be granted (etcd or another service on hosts that are also Nodes): pod CIDRs,
+   * Service ranges, the API server's ports, link-local, metadata and other built-in ranges are
+   * denied whatever a rule says. Judged by the reconciler (the deny list is its alone; admission
+   * judges the CIDRs, which must still cover the address).
+   */
+  allowClusterAddresses: z
+    .array(z.enum(clusterAddressClasses))
+    .min(1)
+    .max(clusterAddressClasses.length)
+    .describe(
+      "Cluster addresses this rule also grants, which are otherwise always denied: NodeAddresses lets the selected namespaces register Nodes' addresses (InternalIP, ExternalIP) inside cidrs on the rule's ports, never on the API server's port. A rule with it must list ports. Pod CIDRs, Service ranges, link-local and metadata addresses cannot be granted.",
+    )
+    .meta({ 'x-kubernetes-list-type': 'set' })
+    .optional(),
+}).meta(
+  cel(
+    '!has(self.allowClusterAddresses) || has(self.ports)',
+    'a rule with allowClusterAddresses must list ports: Node addresses are granted port by port',
+  ),
+);
 
 export const policySpec = z
   .object({
