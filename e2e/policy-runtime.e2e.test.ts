@@ -1,11 +1,16 @@
-// Node addresses granted by an ExternalBackendPolicy rule (allowClusterAddresses: [NodeAddresses]),
-// and probe ports the policy does not allow, against the running operator with no admission
-// policy installed (the reconciler is the authority for both; admission judges CIDRs only).
+// The reconciler as the authority for what admission does not (or cannot) judge, against the
+// running operator with no admission policy installed (the chart's admission policy missing, or
+// its parameter object not there yet: parameterNotFoundAction Allow lets everything in).
 //
+// Node addresses granted by an ExternalBackendPolicy rule (allowClusterAddresses: [NodeAddresses]).
 // "Nodes" are Node objects whose InternalIPs are addresses of this test's network namespace, where
 // real servers listen; one of them is a control-plane node whose address the test lists in the
 // default/kubernetes EndpointSlice on port 6443, as kube-apiserver does for its own endpoints
 // (the harness runs it with --endpoint-reconciler-type=none, so the slice is this test's alone).
+//
+// Check ports of every probe kind that no rule allows: with the grant created after the backends,
+// then widened and narrowed again.
+//
 // SYNs are counted inside the namespace (nftables): an address or port the policy refuses must
 // never be probed, not merely be left out of the slices.
 //
@@ -23,6 +28,7 @@ import {
 } from '@kubernetes/client-node';
 import type { ExternalBackendStatus } from '../src/externalbackend/schema.ts';
 import { group, plural, version } from '../src/externalbackend/schema.ts';
+import { probeKindNames } from '../src/health/kinds/index.ts';
 import { policyKind, policyName } from '../src/policy/schema.ts';
 import { startCluster, type Cluster } from './harness/controlplane.ts';
 import { installCrd, kubectl } from './harness/crd.ts';
@@ -55,17 +61,19 @@ let subnet = '';
 /** The namespace the etcd grant selects, and one it does not. */
 let etcdNs = '';
 let otherNs = '';
+/** The namespace of the probe-kind backends, which no rule selects at first. */
+let kindsNs = '';
 
 const fast = { intervalSeconds: 1, timeoutSeconds: 1, healthyThreshold: 1, unhealthyThreshold: 1 };
 
-function setGrants(rules: unknown[]): void {
+function setGrants(rules: unknown[], name = policyName): void {
   kubectl(
     cluster.kubeconfigPath,
     ['apply', '--server-side', '--force-conflicts', '-f', '-'],
     JSON.stringify({
       apiVersion: `${group}/${version}`,
       kind: policyKind,
-      metadata: { name: policyName },
+      metadata: { name },
       spec: { rules },
     }),
   );
@@ -117,6 +125,7 @@ beforeAll(async () => {
   await installCrd(cluster.kubeconfigPath, { allowAllAddresses: false });
   etcdNs = await createTestNamespace(kc, 'etcd');
   otherNs = await createTestNamespace(kc, 'other');
+  kindsNs = await createTestNamespace(kc, 'kinds');
   await createNode('worker-1', workerIP);
   await createNode('cp-1', controlPlaneIP);
   // kube-apiserver's own endpoints, as its endpoint reconciler writes them on a kubeadm cluster.
@@ -291,4 +300,71 @@ suite('Node addresses granted by a policy rule', () => {
     await new Promise((r) => setTimeout(r, 3000));
     expect(syns.read()).toBe(0);
   }, 60_000);
+});
+
+suite('check ports of every probe kind that no rule allows', () => {
+  // One address and one check port per kind; nothing listens there (a SYN is counted all the
+  // same, and every kind opens a TCP connection first).
+  // Built in the test: the network exists only once beforeAll has run.
+  const casesOf = () =>
+    probeKindNames.map((kind, i) => ({
+      kind,
+      ip: net.ipv4[3 + i] ?? '',
+      port: 9001 + i,
+    }));
+  const backend = (c: ReturnType<typeof casesOf>[number]) => ({
+    ports: [{ name: 'pg', port: 5432 }],
+    addresses: [{ ip: c.ip }],
+    healthCheck: { [c.kind]: { port: c.port }, ...fast },
+  });
+  const kindsRule = (ports: { port: number; endPort?: number }[]) => ({
+    name: 'kinds',
+    namespaceSelector: byName(kindsNs),
+    cidrs: [subnet],
+    ports,
+  });
+
+  it('neither probes nor publishes them: no rule yet, a rule created after the backends, one widened and narrowed again', async () => {
+    const cases = casesOf();
+    expect(cases.map((c) => c.ip).filter(Boolean)).toHaveLength(probeKindNames.length);
+    const syns = new Map(cases.map((c) => [c.kind, synsFromNow(c.ip, c.port)]));
+    // No admission: the backends are stored whatever their ports.
+    for (const c of cases) await createExternalBackend(kc, kindsNs, c.kind, backend(c));
+    for (const c of cases) {
+      const a = await addressOf(kindsNs, c.kind, c.ip, (x) => x.state === 'Denied');
+      expect(a.message).toContain(`no ${policyKind} rule grants namespace ${kindsNs} any address`);
+    }
+    // The grant comes after the backends, in an object of its own, for the published port only.
+    setGrants([kindsRule([{ port: 5432 }])], 'kinds');
+    for (const c of cases)
+      await addressOf(kindsNs, c.kind, c.ip, (x) =>
+        (x.message ?? '').includes(`covers ${c.ip} but not port ${String(c.port)}`),
+      );
+    await new Promise((r) => setTimeout(r, 3000));
+    for (const c of cases) {
+      expect({ kind: c.kind, syns: syns.get(c.kind)?.read() }).toEqual({ kind: c.kind, syns: 0 });
+      expect(await outriggerSliceIPs(kc, kindsNs, c.kind)).toEqual([]);
+    }
+    // Widened to the check ports: every kind is published and probed (the counters can count).
+    setGrants([kindsRule([{ port: 5432 }, { port: 9001, endPort: 9010 }])], 'kinds');
+    for (const c of cases)
+      await waitFor(`${c.kind} published and probed`, async () =>
+        (await outriggerSliceIPs(kc, kindsNs, c.kind)).includes(c.ip) &&
+        (syns.get(c.kind)?.read() ?? 0) > 0
+          ? true
+          : undefined,
+      );
+    // Narrowed again: withdrawn, and the probes stop.
+    setGrants([kindsRule([{ port: 5432 }])], 'kinds');
+    for (const c of cases) {
+      await addressOf(kindsNs, c.kind, c.ip, (x) => x.state === 'Denied');
+      await waitFor(`${c.kind} withdrawn`, async () =>
+        (await outriggerSliceIPs(kc, kindsNs, c.kind)).length === 0 ? true : undefined,
+      );
+    }
+    const after = new Map(cases.map((c) => [c.kind, synsFromNow(c.ip, c.port)]));
+    await new Promise((r) => setTimeout(r, 3000));
+    for (const c of cases)
+      expect({ kind: c.kind, syns: after.get(c.kind)?.read() }).toEqual({ kind: c.kind, syns: 0 });
+  }, 120_000);
 });
