@@ -29,12 +29,13 @@ import {
 import type { ExternalBackendStatus } from '../src/externalbackend/schema.ts';
 import { group, plural, version } from '../src/externalbackend/schema.ts';
 import { probeKindNames } from '../src/health/kinds/index.ts';
-import { policyKind, policyName } from '../src/policy/schema.ts';
+import { policyKind, policyName, policyPlural } from '../src/policy/schema.ts';
 import { startCluster, type Cluster } from './harness/controlplane.ts';
 import { installCrd, kubectl } from './harness/crd.ts';
 import { createBackendNetwork, netnsUnavailable, type BackendNetwork } from './harness/netns.ts';
 import { startOperator, type OperatorProcess } from './harness/operator.ts';
 import {
+  apiError,
   createExternalBackend,
   createTestNamespace,
   outriggerSliceIPs,
@@ -64,6 +65,7 @@ let otherNs = '';
 /** The namespace of the probe-kind backends, which no rule selects at first. */
 let kindsNs = '';
 
+let bad = 0;
 const fast = { intervalSeconds: 1, timeoutSeconds: 1, healthyThreshold: 1, unhealthyThreshold: 1 };
 
 function setGrants(rules: unknown[], name = policyName): void {
@@ -207,6 +209,30 @@ function synsFromNow(ip: string, port: number): { read(): number } {
 }
 
 suite('Node addresses granted by a policy rule', () => {
+  it('the policy CRD takes allowClusterAddresses only with ports, and NodeAddresses only', async () => {
+    const objects = kc.makeApiClient(CustomObjectsApi);
+    const grant = (rule: Record<string, unknown>) =>
+      objects.createClusterCustomObject({
+        group,
+        version,
+        plural: policyPlural,
+        body: {
+          apiVersion: `${group}/${version}`,
+          kind: policyKind,
+          metadata: { name: `bad-${String(++bad)}` },
+          spec: { rules: [{ name: 'r', namespaceSelector: {}, cidrs: [subnet], ...rule }] },
+        },
+      });
+    const portless = await apiError(grant({ allowClusterAddresses: ['NodeAddresses'] }));
+    expect(portless.code).toBe(422);
+    expect(portless.message).toContain('a rule with allowClusterAddresses must list ports');
+    for (const other of ['PodCIDRs', 'ServiceCIDRs', 'LinkLocal']) {
+      const e = await apiError(grant({ ports: [{ port: 2379 }], allowClusterAddresses: [other] }));
+      expect(e.code).toBe(422);
+      expect(e.message).toContain('supported values: "NodeAddresses"');
+    }
+  });
+
   it('refuses a Node address without the grant, saying why, and never probes it', async () => {
     const syns = synsFromNow(workerIP, 2379);
     await createExternalBackend(kc, etcdNs, 'members', members([workerIP, plainIP]));
@@ -296,6 +322,8 @@ suite('Node addresses granted by a policy rule', () => {
     );
     const s = await status(etcdNs, 'members');
     expect(s?.conditions?.find((c) => c.type === 'NodeAddressesGranted')).toBeUndefined();
+    // A probe running at the revocation ends within its 1 s timeout; no next one starts.
+    await new Promise((r) => setTimeout(r, 1500));
     const syns = synsFromNow(workerIP, 2379);
     await new Promise((r) => setTimeout(r, 3000));
     expect(syns.read()).toBe(0);
@@ -362,6 +390,9 @@ suite('check ports of every probe kind that no rule allows', () => {
         (await outriggerSliceIPs(kc, kindsNs, c.kind)).length === 0 ? true : undefined,
       );
     }
+    // A probe already running when the grant narrowed ends within its timeout (1 s); what must
+    // stop is the next one.
+    await new Promise((r) => setTimeout(r, 1500));
     const after = new Map(cases.map((c) => [c.kind, synsFromNow(c.ip, c.port)]));
     await new Promise((r) => setTimeout(r, 3000));
     for (const c of cases)
