@@ -57,7 +57,8 @@ describe('ExternalBackend admission', () => {
     ['the metadata server (link-local)', at('169.254.169.254'), 'must not be a link-local address'],
     ['a link-local IPv6', at('fe80::1'), 'must not be a link-local address'],
     ['a multicast IPv4', at('239.1.2.3'), 'must not be a multicast address'],
-    ['a multicast IPv6', at('ff02::1'), 'must not be a link-local address'],
+    ['a multicast IPv6', at('ff02::1'), 'must not be a multicast address'],
+    ['a link-local multicast IPv4', at('224.0.0.5'), 'must not be a multicast address'],
     ['a global multicast IPv6', at('ff0e::1'), 'must not be a multicast address'],
     ['the unspecified address', at('0.0.0.0'), 'must not be the unspecified address'],
     [
@@ -347,6 +348,16 @@ describe('ExternalBackend admission', () => {
     expect(err.code).toBe(422);
     expect(err.message).toContain(message);
   });
+
+  it.each(['224.0.0.5', 'ff02::1', '239.1.2.3', 'ff0e::1'])(
+    'gives one reason for multicast %s: multicast, not link-local too',
+    async (ip) => {
+      const err = await apiError(create(at(ip)));
+      expect(err.code).toBe(422);
+      expect(err.message).toContain('must not be a multicast address');
+      expect(err.message).not.toContain('link-local');
+    },
+  );
 
   it('refuses an object whose name cannot be its Service name unless spec.service.name is set', async () => {
     const err = await apiError(create(at('192.0.2.10'), '1-db.example'));

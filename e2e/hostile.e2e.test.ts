@@ -25,6 +25,7 @@ import {
 } from '@kubernetes/client-node';
 import type { ExternalBackendStatus } from '../src/externalbackend/schema.ts';
 import { apiVersion, group, plural, version } from '../src/externalbackend/schema.ts';
+import { probeKindNames } from '../src/health/kinds/index.ts';
 import { effectivePolicyName, policyKind, policyName, policyPlural } from '../src/policy/schema.ts';
 import { ensureHelm } from './harness/binaries.ts';
 import { startCluster, type Cluster } from './harness/controlplane.ts';
@@ -531,12 +532,13 @@ suite('hostile input from namespace editors', () => {
       'has a rule that lets namespace tenant-b register 203.0.113.5',
     ],
     ['tenant-b', 'a port outside its grant (ssh)', at('192.0.2.10', 22), 'on ports 22'],
-    [
+    // Every kind's check port counts, as the reconciler counts it (src/policy/admission.test.ts).
+    ...probeKindNames.map((kind) => [
       'tenant-b',
-      'a health-check port outside its grant',
-      { ...at('192.0.2.10', 5432), healthCheck: { tcp: { port: 6443 } } },
+      `a ${kind} health-check port outside its grant`,
+      { ...at('192.0.2.10', 5432), healthCheck: { [kind]: { port: 6443 } } },
       'on ports 5432, 6443',
-    ],
+    ]),
     [
       'tenant-c',
       'any address from a namespace without a grant',

@@ -61,7 +61,13 @@ import {
   type ListFailure,
 } from '../kube/informer.ts';
 import type { CachedExternalBackend, CachedNamespace, CachedPolicy } from '../kube/resources.ts';
-import { backendPorts, frozenBecause, policyJudge, type LoadedPolicy } from '../policy/evaluate.ts';
+import {
+  backendPorts,
+  frozenBecause,
+  nodeAddressGrant,
+  policyJudge,
+  type LoadedPolicy,
+} from '../policy/evaluate.ts';
 import { readPolicies } from './effectivepolicy.ts';
 import type { Logger } from '../log.ts';
 import type { Metrics } from '../metrics.ts';
@@ -100,7 +106,7 @@ export interface ExternalBackendControllerOptions {
   readonly writer: BackendWriter;
   readonly events: EventRecorder;
   /** The current deny list; it changes as cluster ranges come and go (call enqueueAll then). */
-  readonly denyList: Pick<DenyList, 'denies'>;
+  readonly denyList: Pick<DenyList, 'denies' | 'nodeAddress'>;
   readonly probeConcurrency: number;
   /** An error escaped a probe (a bug): logged and counted by the caller. */
   readonly onProbeError?: (err: unknown) => void;
@@ -437,6 +443,7 @@ export class ExternalBackendController {
       leftOut: plan.leftOut,
       checkRefused: plan.checkRefused,
       policyFrozen: plan.policyFrozen,
+      nodeGrants: plan.nodeGrants,
       foreignEndpoints: plan.foreignEndpoints,
       problem: outcome.problem,
       now,
@@ -571,7 +578,7 @@ export class ExternalBackendController {
     ref: BackendRef,
     spec: ExternalBackendSpec,
     slices: readonly V1EndpointSlice[],
-  ): { judge: Judge; policyFrozen?: string } {
+  ): { judge: Judge; policyFrozen?: string; nodeGrants: (ip: string) => string | undefined } {
     const { namespace } = ref;
     const denied = denyListJudge(this.o.denyList);
     const ns = this.o.namespaces.hasSynced() ? this.o.namespaces.get('', namespace) : undefined;
@@ -585,14 +592,36 @@ export class ExternalBackendController {
     const policy = this.policy();
     const allowed = policyJudge(policy, subject);
     const frozen = frozenBecause(policy, subject);
+    const nodeGrant = nodeAddressGrant(policy, subject);
+    const granted = new Map<string, string>();
+    // A Node's address is denied like the rest of the cluster's space unless a rule grants Node
+    // addresses for this namespace, address and every port of the backend; even then the deny
+    // list is asked again with the grant, which keeps the API server's ports and every other
+    // cluster range out. Admission never sees Node addresses (it judges CIDRs only, and the deny
+    // list is the reconciler's alone): such an address passes it whenever a rule's CIDRs cover it.
+    const nodeJudge = (ip: string, why: string): string | undefined => {
+      const node = this.o.denyList.nodeAddress(ip);
+      if (node === undefined) return why;
+      const d = nodeGrant(ip);
+      if ('denied' in d) return `${why}: ${d.denied}`;
+      const still = this.o.denyList.denies(ip, { ports: subject.ports });
+      if (still !== undefined) return `denied: ${still}`;
+      granted.set(ip, `${node}, by ${d.by}`);
+      return undefined;
+    };
     const memo = new Map<string, string | undefined>();
     const judge: Judge = (ip) => {
       if (memo.has(ip)) return memo.get(ip);
-      const why = denied(ip) ?? allowed(ip);
+      const deny = denied(ip);
+      const why = deny === undefined ? allowed(ip) : nodeJudge(ip, deny);
       memo.set(ip, why);
       return why;
     };
-    return { judge, ...(frozen !== undefined ? { policyFrozen: frozen } : {}) };
+    const nodeGrants = (ip: string): string | undefined => {
+      judge(ip);
+      return granted.get(ip);
+    };
+    return { judge, nodeGrants, ...(frozen !== undefined ? { policyFrozen: frozen } : {}) };
   }
 
   /**

@@ -44,6 +44,12 @@ import type { ForeignEndpoints, Problem } from './status.ts';
 
 export type OwnedKind = 'Service' | 'Endpoints' | 'EndpointSlice';
 
+export interface NodeGrantNote {
+  readonly ip: string;
+  /** "address of Node n1, by ExternalBackendPolicy rule etcd/members". */
+  readonly grant: string;
+}
+
 export interface BackendWorld {
   readonly ref: BackendRef;
   readonly spec: ExternalBackendSpec;
@@ -52,6 +58,11 @@ export interface BackendWorld {
   readonly judge: Judge;
   /** Why address-policy decisions are frozen (the grants are missing or unreadable), if they are. */
   readonly policyFrozen?: string | undefined;
+  /**
+   * For an address the judge allows only because an ExternalBackendPolicy rule grants Node
+   * addresses: which Node's it is and which rule granted it ("address of Node n1, by ...").
+   */
+  readonly nodeGrants?: (ip: string) => string | undefined;
   /** What health checks read from Secrets and ConfigMaps (CA bundles, header values). */
   readonly refs?: ProbeRefs;
   /** The entries of the drain annotation (see drain.ts). */
@@ -100,6 +111,8 @@ export interface BackendPlan {
   readonly checkRefused?: string;
   /** Why address-policy decisions are frozen, said once for the backend. */
   readonly policyFrozen?: string;
+  /** Published addresses that are Nodes' and the grant that allows each (status, an Event). */
+  readonly nodeGrants: readonly NodeGrantNote[];
   /** Entries of the drain annotation that name nothing this backend has. */
   readonly drainUnmatched: readonly string[];
   /** Every probe target the backend should have; the scheduler drops its others. */
@@ -259,6 +272,7 @@ export function planProbes(
       key: c.key,
       tenant: [w.ref.namespace, w.ref.name],
       spec: c.spec,
+      ...(w.nodeGrants?.(c.ip) !== undefined ? { nodeGrant: true as const } : {}),
       intervalMs: hc.intervalSeconds * 1000,
       timeoutMs: hc.timeoutSeconds * 1000,
       thresholds: {
@@ -301,6 +315,10 @@ export function planBackend(w: BackendWorld): BackendPlan {
     leftOut: drained.candidates.length - addresses.length,
     ...checkRefusal(w),
     ...(w.policyFrozen !== undefined ? { policyFrozen: w.policyFrozen } : {}),
+    nodeGrants: views.flatMap((v) => {
+      const grant = v.state === 'Denied' ? undefined : w.nodeGrants?.(v.ip);
+      return grant === undefined ? [] : [{ ip: v.ip, grant }];
+    }),
     names,
     resolutions: names.map((n) => w.resolutions.get(n) ?? pending(n)),
     probes,

@@ -82,7 +82,9 @@ const address = z.object({
           message: 'must not be the unspecified address',
         },
         {
-          rule: '!isIP(self) || !(ip(self).isLinkLocalUnicast() || ip(self).isLinkLocalMulticast())',
+          // Unicast only: link-local multicast (224.0.0.0/24, ff02::/16) is multicast, refused by
+          // the next rule, and a person reads one reason for it rather than two.
+          rule: '!isIP(self) || !ip(self).isLinkLocalUnicast()',
           message: 'must not be a link-local address (169.254.0.0/16, fe80::/10)',
         },
         {

@@ -443,3 +443,59 @@ describe('AddressPolicyFrozen', () => {
     ]);
   });
 });
+
+describe('NodeAddressesGranted', () => {
+  const base = {
+    generation: 1,
+    previous: undefined,
+    views: [view('172.18.0.3', 'Healthy', true)],
+    counts: { ready: 1, total: 1 },
+    failOpen: false,
+    now: t0,
+  };
+  const granted = (s: ReturnType<typeof buildStatus> | undefined) =>
+    s?.conditions?.find((c) => c.type === 'NodeAddressesGranted');
+  const grants = [
+    {
+      ip: '172.18.0.3',
+      grant: 'address of Node worker-1, by ExternalBackendPolicy rule etcd/members',
+    },
+  ];
+
+  it('is left out while no Node address is published', () => {
+    expect(granted(buildStatus(base))).toBeUndefined();
+    expect(planStatus(base).events).toEqual([]);
+  });
+
+  it('names each granted address and its rule, with one Event per change, not per reconcile', () => {
+    const first = planStatus({ ...base, nodeGrants: grants });
+    expect(granted(first.status)).toMatchObject({
+      status: 'True',
+      reason: 'GrantedByPolicy',
+      message:
+        "Node addresses published by grant, never on the API server's port: 172.18.0.3 (address of Node worker-1, by ExternalBackendPolicy rule etcd/members)",
+    });
+    expect(first.events.map((e) => [e.type, e.reason])).toEqual([
+      ['Normal', 'NodeAddressesGranted'],
+    ]);
+    const again = planStatus({ ...base, previous: first.status, now: t1, nodeGrants: grants });
+    expect(again.events).toEqual([]);
+    expect(again.status).toBeUndefined();
+    const other = planStatus({
+      ...base,
+      previous: first.status,
+      now: t1,
+      nodeGrants: [
+        {
+          ...grants[0],
+          ip: '172.18.0.3',
+          grant: 'address of Node worker-1, by ExternalBackendPolicy rule etcd/other',
+        },
+      ],
+    });
+    expect(other.events.map((e) => e.reason)).toEqual(['NodeAddressesGranted']);
+    const gone = planStatus({ ...base, previous: first.status, now: t1 });
+    expect(granted(gone.status)).toBeUndefined();
+    expect(gone.events).toEqual([]);
+  });
+});

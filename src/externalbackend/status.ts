@@ -56,6 +56,8 @@ export interface ReadyInput {
   readonly policyFrozen?: string | undefined;
   /** The Endpoints is held by another writer (see ForeignEndpoints). */
   readonly foreignEndpoints?: ForeignEndpoints | undefined;
+  /** Published addresses that are Nodes', each with the grant that allows it. */
+  readonly nodeGrants?: readonly { readonly ip: string; readonly grant: string }[] | undefined;
 }
 
 const listed = (
@@ -238,6 +240,30 @@ function certificates(i: StatusInput) {
 }
 
 export const policyFrozenType = 'AddressPolicyFrozen';
+export const nodeAddressesGrantedType = 'NodeAddressesGranted';
+
+/**
+ * NodeAddressesGranted: True while addresses of Nodes, which the deny list otherwise keeps out,
+ * are published because an ExternalBackendPolicy rule grants them; the message names each address
+ * and its rule. Left out otherwise (a backend without Node addresses has no such condition).
+ */
+function nodeGrantCondition(
+  i: StatusInput,
+): { status: 'True'; reason: string; message: string } | undefined {
+  const grants = i.nodeGrants ?? [];
+  if (grants.length === 0) return undefined;
+  const shown = [...grants]
+    .sort((a, b) => (a.ip < b.ip ? -1 : a.ip > b.ip ? 1 : 0))
+    .slice(0, 10)
+    .map((g) => `${g.ip} (${g.grant})`)
+    .join('; ');
+  const more = grants.length > 10 ? ` and ${String(grants.length - 10)} more` : '';
+  return {
+    status: 'True',
+    reason: 'GrantedByPolicy',
+    message: `Node addresses published by grant, never on the API server's port: ${shown}${more}`,
+  };
+}
 
 /**
  * AddressPolicyFrozen: True while the grants are missing or unreadable (what is published stays,
@@ -317,16 +343,29 @@ export function buildStatus(i: StatusInput): ExternalBackendStatus {
     // Without a certificate seen (no TLS check) the condition does not apply and is left out;
     // ForeignEndpoints likewise exists only while another writer holds the Endpoints.
     conditions: foreignCondition(
-      cert === undefined
-        ? withReady.filter((c) => c.type !== certificateConditionType)
-        : setCondition(
-            withReady,
-            { type: certificateConditionType, observedGeneration: i.generation, ...cert },
-            i.now,
-          ),
+      nodeGrantConditions(
+        cert === undefined
+          ? withReady.filter((c) => c.type !== certificateConditionType)
+          : setCondition(
+              withReady,
+              { type: certificateConditionType, observedGeneration: i.generation, ...cert },
+              i.now,
+            ),
+        i,
+      ),
       i,
     ),
   };
+}
+
+function nodeGrantConditions(conditions: Condition[], i: StatusInput): Condition[] {
+  const granted = nodeGrantCondition(i);
+  if (granted === undefined) return conditions.filter((c) => c.type !== nodeAddressesGrantedType);
+  return setCondition(
+    conditions,
+    { type: nodeAddressesGrantedType, observedGeneration: i.generation, ...granted },
+    i.now,
+  );
 }
 
 function foreignCondition(conditions: Condition[], i: StatusInput): Condition[] {
@@ -602,6 +641,13 @@ export function planStatus(input: StatusInput): {
     else if (frozenBefore !== undefined)
       events.push({ type: 'Normal', reason: 'AddressPolicyResumed', message: frozenNow.message });
   }
+  // Said when what is granted changes (an address or a rule), not at every reconcile.
+  const grantedBefore = input.previous?.conditions?.find(
+    (c) => c.type === nodeAddressesGrantedType,
+  );
+  const grantedNow = nodeGrantCondition(input);
+  if (grantedNow !== undefined && grantedBefore?.message !== grantedNow.message)
+    events.push({ type: 'Normal', reason: nodeAddressesGrantedType, message: grantedNow.message });
   const status = buildStatus(input);
   return { events, status: statusEqual(status, input.previous) ? undefined : status };
 }

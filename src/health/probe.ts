@@ -1,6 +1,6 @@
 // Runs one probe of any kind (src/health/kinds/) against one address, after the deny list, and
 // turns whatever happens into a result: a probe never rejects.
-import type { DenyList } from '../net/denylist.ts';
+import type { DenyList, NodeGrant } from '../net/denylist.ts';
 import { runProbe, type ProbeOutcome, type ProbeSpec } from './kinds/index.ts';
 
 export type { ProbeSpec } from './kinds/index.ts';
@@ -28,11 +28,12 @@ export async function probe(
   spec: ProbeSpec,
   timeoutMs: number,
   denyList: Pick<DenyList, 'denies'>,
+  nodeGrant?: NodeGrant,
 ): Promise<ProbeResult> {
   const start = performance.now();
   let outcome: ProbeOutcome;
   try {
-    const denied = denyList.denies(spec.ip);
+    const denied = denyList.denies(spec.ip, nodeGrant);
     if (denied !== undefined)
       return { ok: false, seconds: 0, message: `address is denied: ${denied}` };
     outcome = await runProbe(spec, timeoutMs);

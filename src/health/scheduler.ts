@@ -21,6 +21,11 @@ export interface Target {
   readonly thresholds: Thresholds;
   /** Where to start (e.g. restored from the resource's status); default Unknown. */
   readonly initialState?: HealthState;
+  /**
+   * Set when the address is a Node's, granted by an ExternalBackendPolicy rule: the prober's own
+   * deny-list check lets it through on the probe's port unless something else denies it.
+   */
+  readonly nodeGrant?: true;
 }
 
 export interface SchedulerOptions {
@@ -159,7 +164,12 @@ export class ProbeScheduler {
         if (run.stopped) return;
         this.o.onLag?.(Math.max(0, this.now() - due) / 1000);
         try {
-          const result = await this.probe(t.spec, t.timeoutMs, this.o.denyList);
+          const result = await this.probe(
+            t.spec,
+            t.timeoutMs,
+            this.o.denyList,
+            t.nodeGrant === true ? { ports: [t.spec.port] } : undefined,
+          );
           // Removed or redefined while the probe ran: its result belongs to nobody.
           if (isStopped(run)) return;
           const before = run.health;

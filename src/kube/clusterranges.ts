@@ -12,6 +12,7 @@ import {
   DenyList,
   fallbackDeniedCidrs,
   type DeniedRange,
+  type NodeGrant,
   type RangeKind,
 } from '../net/denylist.ts';
 import { isPermanent, type Informer, type ListFailure } from './informer.ts';
@@ -75,8 +76,15 @@ export function clusterRanges(i: ClusterRangeInputs): DeniedRange[] {
   for (const s of i.apiServer) {
     for (const a of s.addresses) {
       const r = host(a);
+      // The ports matter only to a Node address grant, which never covers them (where etcd runs
+      // on control-plane nodes, their addresses are the API server's too).
       if (r !== undefined)
-        out.push({ cidr: r, source: 'the API server (kubernetes Service)', kind: 'apiserver' });
+        out.push({
+          cidr: r,
+          source: 'the API server (kubernetes Service)',
+          kind: 'apiserver',
+          ports: [...(s.ports ?? [])].sort((x, y) => x - y),
+        });
     }
   }
   const why = [...i.unavailable].map(([src, reason]) => `${describeSource[src]}: ${reason}`);
@@ -127,6 +135,8 @@ export class ClusterRanges {
   private readonly gaveUp = new Map<RangeSource, string>();
 
   private pending: NodeJS.Timeout | undefined;
+  /** Why the `kubernetes` Service's endpoints cannot be watched, while they cannot. */
+  private apiServerUnknown: string | undefined;
 
   constructor(o: ClusterRangesOptions) {
     this.o = o;
@@ -156,9 +166,24 @@ export class ClusterRanges {
     });
   }
 
-  /** Why `ip` is denied, or undefined when it is allowed (see DenyList.denies). */
-  denies(ip: string): string | undefined {
-    return this.list.denies(ip);
+  /**
+   * Why `ip` is denied, or undefined when it is allowed (see DenyList.denies). A Node address grant
+   * is honoured only while the API server's endpoints are known: otherwise its port could not be
+   * kept out.
+   */
+  denies(ip: string, nodeGrant?: NodeGrant): string | undefined {
+    if (nodeGrant === undefined) return this.list.denies(ip);
+    const unknown = this.apiServerUnknown;
+    if (unknown === undefined) return this.list.denies(ip, nodeGrant);
+    const why = this.list.denies(ip);
+    return why === undefined
+      ? undefined
+      : `${why}; Node addresses cannot be granted while the API server's endpoints are unknown (${unknown})`;
+  }
+
+  /** Which Node `ip` is an address of ("address of Node n1"), or undefined. */
+  nodeAddress(ip: string): string | undefined {
+    return this.list.nodeAddress(ip);
   }
 
   onChange(fn: () => void): void {
@@ -197,6 +222,7 @@ export class ClusterRanges {
       apiServer: this.o.apiServer.list(),
       unavailable,
     });
+    this.apiServerUnknown = unavailable.get('apiserver');
     const signature = JSON.stringify(discovered);
     if (signature === this.signature) return;
     const wasUnavailable = this.signature.includes('"kind":"fallback"');

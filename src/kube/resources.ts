@@ -400,15 +400,23 @@ export function transformServiceCIDR(raw: unknown): CachedServiceCIDR {
   };
 }
 
-/** The addresses of an EndpointSlice, nothing else (the API server's own slices). */
+/** The addresses and ports of an EndpointSlice, nothing else (the API server's own slices). */
 export interface CachedSliceAddresses extends KubernetesObject {
   readonly addresses: readonly string[];
+  /** The slice's port numbers (the API server's port, usually 6443); none when it lists none. */
+  readonly ports?: readonly number[];
 }
 
 export function transformSliceAddresses(raw: unknown): CachedSliceAddresses {
   const r = rec(raw);
   return {
     metadata: meta(r.metadata),
+    ports: Array.isArray(r.ports)
+      ? r.ports
+          .map(rec)
+          .map((p) => p.port)
+          .filter((p): p is number => typeof p === 'number')
+      : [],
     addresses: Array.isArray(r.endpoints)
       ? r.endpoints
           .map(rec)

@@ -56,4 +56,16 @@ export class CidrIndex<T> {
     }
     return best?.value;
   }
+
+  /** The values of every range that contains `addr`, first-added first. */
+  lookupAll(addr: Addr): T[] {
+    const bits = addr.kind() === 'ipv4' ? 32 : 128;
+    const n = toBig(addr);
+    const hits: Entry<T>[] = [];
+    for (const [len, m] of this.families[addr.kind()]) {
+      const e = m.get(n >> BigInt(bits - len));
+      if (e !== undefined) hits.push(e);
+    }
+    return hits.sort((a, b) => a.order - b.order).map((e) => e.value);
+  }
 }

@@ -179,6 +179,79 @@ describe('clusterRanges: what the cluster’s objects deny', () => {
   });
 });
 
+describe('a Node address grant (allowClusterAddresses: [NodeAddresses])', () => {
+  const meta = (name: string) => ({ metadata: { name } });
+  // kubeadm: etcd on the control-plane node, whose address is also the API server's endpoint.
+  const nodes: CachedNode[] = [
+    { ...meta('cp-1'), podCIDRs: ['10.244.0.0/24'], addresses: ['172.18.0.2', 'cp-1'] },
+    { ...meta('worker-1'), podCIDRs: ['10.244.1.0/24'], addresses: ['172.18.0.3'] },
+    // An address inside its own pod CIDR, and one inside a ServiceCIDR: both stay denied.
+    { ...meta('odd'), podCIDRs: ['10.244.9.0/24'], addresses: ['10.244.9.1', '10.96.0.50'] },
+  ];
+  const serviceCIDRs: CachedServiceCIDR[] = [{ ...meta('kubernetes'), cidrs: ['10.96.0.0/16'] }];
+  const apiServer: CachedSliceAddresses[] = [
+    { ...meta('kubernetes'), addresses: ['172.18.0.2'], ports: [6443] },
+  ];
+  const d = new DenyList([
+    ...builtinDeniedRanges,
+    ...clusterRanges({ serviceCIDRs, nodes, apiServer, unavailable: new Map() }),
+  ]);
+  const grant = (...ports: number[]) => ({ ports });
+
+  it('allows a Node address on the granted ports, and only with the grant', () => {
+    expect(d.denies('172.18.0.3')).toBe('in 172.18.0.3/32 (address of Node worker-1)');
+    expect(d.denies('172.18.0.3', grant(2379, 2380))).toBeUndefined();
+    expect(d.nodeAddress('172.18.0.3')).toBe('address of Node worker-1');
+    expect(d.nodeAddress('172.18.0.99')).toBeUndefined();
+  });
+
+  it("allows a control-plane node's address on other ports, never on the API server's", () => {
+    expect(d.denies('172.18.0.2')).toContain('address of Node cp-1');
+    expect(d.denies('172.18.0.2', grant(2379))).toBeUndefined();
+    expect(d.denies('172.18.0.2', grant(2379, 6443))).toBe(
+      "in 172.18.0.2/32 (the API server (kubernetes Service)) on port 6443: the API server's port is never granted",
+    );
+  });
+
+  it('denies every port of an API server endpoint whose ports are not known', () => {
+    const noPorts = new DenyList(
+      clusterRanges({
+        serviceCIDRs: [],
+        nodes,
+        apiServer: [{ ...meta('kubernetes'), addresses: ['172.18.0.2'] }],
+        unavailable: new Map(),
+      }),
+    );
+    expect(noPorts.denies('172.18.0.2', grant(2379))).toContain('every port is never granted');
+  });
+
+  it('never lifts anything but the Node class: pod CIDRs, Service ranges, built-ins, translations', () => {
+    expect(d.denies('10.244.9.1', grant(2379))).toContain('pod CIDR of Node odd');
+    expect(d.denies('10.96.0.50', grant(2379))).toContain('ServiceCIDR kubernetes');
+    expect(d.denies('10.244.1.7', grant(2379))).toContain('pod CIDR of Node worker-1');
+    expect(d.denies('169.254.169.254', grant(80))).toContain('link-local');
+    expect(d.denies('::ffff:172.18.0.3', grant(2379))).toContain('IPv4-mapped');
+    expect(d.denies('64:ff9b::ac12:3', grant(2379))).toContain('NAT64');
+    const flagged = new DenyList([
+      '172.18.0.0/24',
+      ...clusterRanges({ serviceCIDRs: [], nodes, apiServer: [], unavailable: new Map() }),
+    ]);
+    expect(flagged.denies('172.18.0.3', grant(2379))).toBe('in 172.18.0.0/24 (--denied-cidrs)');
+  });
+
+  it('does not lift the fallback for ranges that cannot be discovered', () => {
+    const blind = new DenyList(
+      clusterRanges({
+        serviceCIDRs: [],
+        nodes,
+        apiServer,
+        unavailable: new Map([['servicecidrs', '403 Forbidden']]),
+      }),
+    );
+    expect(blind.denies('172.18.0.3', grant(2379))).toContain('private range, denied because');
+  });
+});
+
 describe('CidrIndex', () => {
   it('finds the first-added range among overlapping ones, by any prefix length', () => {
     const idx = new CidrIndex<string>();
@@ -197,6 +270,12 @@ describe('CidrIndex', () => {
     later.add('10.0.0.0/8', 'wide');
     expect(later.lookup(ipaddr.parse('10.96.0.10'))).toBe('host');
     expect(later.lookup(ipaddr.parse('10.1.0.1'))).toBe('wide');
+    expect(idx.lookupAll(ipaddr.parse('10.96.0.10'))).toEqual([
+      'wide',
+      'narrow',
+      'host',
+      'everything',
+    ]);
   });
 
   it('looks up 1000 addresses among 12 000 ranges in milliseconds, not seconds', () => {

@@ -15,6 +15,40 @@ export interface DeniedRange {
   readonly source: string;
   /** A bounded name of the kind of source, for metrics. */
   readonly kind: RangeKind;
+  /**
+   * The ports the range serves on, for the API server's endpoints: where a Node address grant
+   * applies to the same address, these ports stay denied. Absent: every port.
+   */
+  readonly ports?: readonly number[];
+}
+
+/**
+ * An ExternalBackendPolicy rule's grant of the Node-address class (allowClusterAddresses:
+ * [NodeAddresses]) for the given ports. It lifts exactly one kind of denial: an address that is a
+ * Node's. Everything else that also covers the address stays denied: pod CIDRs, ServiceCIDRs,
+ * the built-in list (loopback, link-local, metadata), --denied-cidrs, the fallback for ranges that
+ * cannot be discovered, an IPv4 address reached through an IPv6 translation form, and the API
+ * server's endpoints on the API server's ports.
+ */
+export interface NodeGrant {
+  readonly ports: readonly number[];
+}
+
+interface Hit {
+  readonly text: string;
+  readonly source: string;
+  readonly kind: RangeKind;
+  readonly ports: readonly number[] | undefined;
+}
+
+/** "10.0.0.0/8" for "10.1.2.3/8": ranges that are the same network share one index entry. */
+function networkKey(cidr: string): string {
+  const [addr, len] = ipaddr.parseCIDR(cidr);
+  const net =
+    addr.kind() === 'ipv4'
+      ? ipaddr.IPv4.networkAddressFromCIDR(cidr)
+      : ipaddr.IPv6.networkAddressFromCIDR(cidr);
+  return `${net.toString()}/${String(len)}`;
 }
 
 export type RangeKind =
@@ -113,16 +147,29 @@ export function embeddedIPv4(addr: ipaddr.IPv6): { ip: ipaddr.IPv4; via: string 
 }
 
 export class DenyList {
-  private readonly index = new CidrIndex<{ text: string; source: string }>();
+  // Every range of the same network is kept (a Node's address is often also the API server's):
+  // a Node address grant must see all of them, not just the first.
+  private readonly index = new CidrIndex<Hit[]>();
 
   /** Throws with the offending entry when a CIDR is malformed. Plain strings are "--denied-cidrs". */
   constructor(entries: readonly (string | DeniedRange)[]) {
+    const groups = new Map<string, Hit[]>();
     for (const e of entries) {
-      const { cidr, source } = typeof e === 'string' ? { cidr: e, source: '--denied-cidrs' } : e;
+      const r: DeniedRange =
+        typeof e === 'string' ? { cidr: e, source: '--denied-cidrs', kind: 'flag' } : e;
+      let key: string;
       try {
-        this.index.add(cidr, { text: cidr, source });
+        key = networkKey(r.cidr);
       } catch {
-        throw new Error(`invalid CIDR "${cidr}"`);
+        throw new Error(`invalid CIDR "${r.cidr}"`);
+      }
+      const hit = { text: r.cidr, source: r.source, kind: r.kind, ports: r.ports };
+      const group = groups.get(key);
+      if (group !== undefined) group.push(hit);
+      else {
+        const fresh = [hit];
+        groups.set(key, fresh);
+        this.index.add(r.cidr, fresh);
       }
     }
   }
@@ -131,21 +178,50 @@ export class DenyList {
    * Why `ip` is denied ("in 10.96.0.0/16 (ServiceCIDR kubernetes)"), or undefined when it is
    * allowed. Anything that is not a literal IP address is denied (outrigger never resolves names),
    * and so is an IPv6 address with a zone ("fe80::1%eth0"): a zone names an interface of this
-   * host. Never throws.
+   * host. With `nodeGrant`, a Node's address is allowed on the grant's ports unless something
+   * else denies it too (see NodeGrant). Never throws.
    */
-  denies(ip: string): string | undefined {
+  denies(ip: string, nodeGrant?: NodeGrant): string | undefined {
     const addr = parseIP(ip);
     if (addr === undefined) return 'not an IP address (names are never resolved)';
-    const direct = this.index.lookup(addr);
-    if (direct !== undefined) return `in ${direct.text} (${direct.source})`;
+    const hits = this.index.lookupAll(addr).flat();
+    const first = hits[0];
+    if (first !== undefined) {
+      if (nodeGrant === undefined || !hits.some((h) => h.kind === 'node-address'))
+        return `in ${first.text} (${first.source})`;
+      for (const h of hits) {
+        if (h.kind === 'node-address') continue;
+        if (h.kind === 'apiserver') {
+          const onPorts =
+            h.ports === undefined || h.ports.length === 0
+              ? nodeGrant.ports
+              : nodeGrant.ports.filter((p) => h.ports?.includes(p) === true);
+          if (onPorts.length > 0)
+            return `in ${h.text} (${h.source}) on port ${onPorts.join(', ')}: the API server's ${h.ports === undefined || h.ports.length === 0 ? 'ports are not known, so every port is' : 'port is'} never granted`;
+          continue;
+        }
+        return `in ${h.text} (${h.source})`;
+      }
+    }
     if (addr.kind() === 'ipv6') {
+      // Never granted through a translation form: a grant names the Node's own address.
       for (const { ip: inner, via } of embeddedIPv4(addr as ipaddr.IPv6)) {
-        const hit = this.index.lookup(inner);
+        const hit = this.index.lookup(inner)?.[0];
         if (hit !== undefined)
           return `carries ${inner.toString()} (${via}), in ${hit.text} (${hit.source})`;
       }
     }
     return undefined;
+  }
+
+  /** Which Node `ip` is an address of ("address of Node n1"), or undefined. */
+  nodeAddress(ip: string): string | undefined {
+    const addr = parseIP(ip);
+    if (addr === undefined) return undefined;
+    return this.index
+      .lookupAll(addr)
+      .flat()
+      .find((h) => h.kind === 'node-address')?.source;
   }
 }
 

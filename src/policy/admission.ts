@@ -2,6 +2,15 @@
 // `kubectl apply` of an address no rule allows fails at once, naming the policy and the address.
 // Its CEL says what evaluate.ts says (a rule that selects the namespace, contains the IP and allows
 // every port of the backend); the chart's template is generated from here (npm run generate).
+//
+// Admission judges CIDRs and ports only. The deny list (built-in ranges, the cluster's own ranges
+// discovered by watching) is the reconciler's and the prober's alone, and so is the Node-address
+// class a rule may grant (allowClusterAddresses: [NodeAddresses]): an address that is a Node's
+// passes admission whenever a rule's CIDRs and ports cover it, and the reconciler then denies it
+// unless such a rule grants it. Compiling the Nodes' addresses in here instead would put
+// thousands of entries (every Node of a large cluster) into a parameter object already bounded by
+// 1024 rules and CEL's per-call cost, and would still lag the Nodes' changes, which the
+// reconciler follows by watching.
 import { group, plural } from '../externalbackend/schema.ts';
 import { probeKindNames, type ProbeKindName } from '../health/kinds/index.ts';
 import { effectivePolicyName, policyKind } from './schema.ts';

@@ -6,6 +6,7 @@ import {
   frozenBecause,
   loadPolicies,
   loadPolicy,
+  nodeAddressGrant,
   policyDenies,
   type Subject,
 } from './evaluate.ts';
@@ -205,5 +206,60 @@ describe('backendPorts', () => {
           }),
         ),
       ).toEqual([5432, 6443]);
+  });
+});
+
+describe('nodeAddressGrant', () => {
+  const grants = loadPolicies([
+    {
+      metadata: { name: 'etcd' },
+      spec: {
+        rules: [
+          {
+            name: 'members',
+            namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'kube-system' } },
+            cidrs: ['172.18.0.0/24'],
+            ports: [{ port: 2379, endPort: 2380 }],
+            allowClusterAddresses: ['NodeAddresses'],
+          },
+          // Covers the same addresses, but grants no Node address.
+          { name: 'plain', namespaceSelector: {}, cidrs: ['172.18.0.0/16'] },
+          // Without ports a rule grants no Node address, whatever slipped past its schema.
+          {
+            name: 'portless',
+            namespaceSelector: { matchLabels: { team: 'x' } },
+            cidrs: ['172.18.0.0/16'],
+            allowClusterAddresses: ['NodeAddresses'],
+          },
+        ],
+      },
+    },
+  ]);
+  const judge = (s: Subject, ip: string) => nodeAddressGrant(grants, s)(ip);
+
+  it('names the rule that grants a Node address to its namespace on its ports', () => {
+    expect(judge(subject('kube-system', {}, [2379, 2380]), '172.18.0.3')).toEqual({
+      by: 'ExternalBackendPolicy rule etcd/members',
+    });
+  });
+
+  it.each([
+    ['another namespace', subject('tenant', {}, [2379]), '172.18.0.3'],
+    ['a port outside the rule', subject('kube-system', {}, [2379, 22]), '172.18.0.3'],
+    ['an address outside its CIDRs', subject('kube-system', {}, [2379]), '172.18.1.3'],
+    ['a rule without ports', subject('x', { team: 'x' }, [2379]), '172.18.0.3'],
+  ])('grants nothing to %s', (_what, s, ip) => {
+    expect(judge(s, ip)).toEqual({
+      denied: expect.stringContaining('allowClusterAddresses: [NodeAddresses]') as unknown,
+    });
+  });
+
+  it('keeps a published Node address while frozen, and nothing new', () => {
+    const frozen = nodeAddressGrant(loadPolicies([]), {
+      ...subject('kube-system', {}, [2379]),
+      published: new Set(['172.18.0.3']),
+    });
+    expect(frozen('172.18.0.3')).toHaveProperty('by');
+    expect(frozen('172.18.0.4')).toHaveProperty('denied');
   });
 });

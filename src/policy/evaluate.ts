@@ -186,6 +186,49 @@ export function policyJudge(
   };
 }
 
+/** What a Node address grant says about one address: the rule that grants it, or why none does. */
+export type NodeGrantDecision = { readonly by: string } | { readonly denied: string };
+
+/**
+ * A judge of Node addresses for one backend: the rule that lets `subject` register a Node's
+ * address — one that selects the namespace, covers the IP with its CIDRs, lists every port of the
+ * backend and says allowClusterAddresses: [NodeAddresses] — or why none does. Only the policy's
+ * half: the deny list still keeps the API server's ports and every other cluster range out
+ * (DenyList.denies with a NodeGrant). A rule without ports grants no Node address, whatever
+ * slipped past its schema. While decisions are frozen, a published Node address stays, as any
+ * published address does.
+ */
+export function nodeAddressGrant(
+  policy: LoadedPolicy,
+  subject: Subject,
+): (ip: string) => NodeGrantDecision {
+  const { namespace, namespaceLabels, ports } = subject;
+  const frozen = frozenBecause(policy, subject);
+  if (frozen !== undefined || policy.state !== 'ok' || namespaceLabels === undefined) {
+    const published = subject.published ?? new Set<string>();
+    return (ip) =>
+      published.has(ip)
+        ? { by: `a published address kept while the address policy is frozen (${frozen ?? ''})` }
+        : { denied: `not published while the address policy is frozen (${frozen ?? 'unknown'})` };
+  }
+  const granting = policy.rules.filter(
+    (r) =>
+      r.rule.allowClusterAddresses?.includes('NodeAddresses') === true &&
+      r.rule.ports !== undefined &&
+      labelSelectorMatches(r.rule.namespaceSelector, namespaceLabels) &&
+      ports.every((p) => allowsPort(r.rule, p)),
+  );
+  return (ip) => {
+    const addr = parseIP(ip);
+    const rule =
+      addr === undefined ? undefined : granting.find((r) => r.cidrs.lookup(addr) !== undefined);
+    if (rule !== undefined) return { by: `${policyKind} rule ${cite(rule)}` };
+    return {
+      denied: `no ${policyKind} rule with allowClusterAddresses: [NodeAddresses] grants namespace ${namespace} ${ip} on port ${ports.join(', ')}`,
+    };
+  };
+}
+
 /** One address at a time (tests, and callers with a single address). */
 export function policyDenies(
   policy: LoadedPolicy,

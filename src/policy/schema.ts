@@ -19,6 +19,10 @@ export const effectivePolicyName = 'outrigger-effective';
 export const maxRulesPerGrant = 64;
 export const maxEffectiveRules = 1024;
 
+/** The classes of cluster addresses a rule may grant (allowClusterAddresses): Nodes' only. */
+export const clusterAddressClasses = ['NodeAddresses'] as const;
+export type ClusterAddressClass = (typeof clusterAddressClasses)[number];
+
 const cel = (rule: string, message: string) => ({
   'x-kubernetes-validations': [{ rule, message }],
 });
@@ -36,49 +40,74 @@ const portRange = z
   })
   .meta(cel('!has(self.endPort) || self.endPort >= self.port', 'endPort must not be below port'));
 
-const rule = z.object({
-  // A DNS label in a grant (enforced on the object, crd.ts); "<object>.<rule>" in the compiled
-  // object, which is unique because a rule's own name has no dot.
-  name: matching(
-    z.string().min(1).max(317),
-    /^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/,
-    'must be a DNS label: lowercase letters, digits and "-"',
-  ).describe("The rule's name, a DNS label unique in rules (messages cite it as <object>/<rule>)."),
-  /** Namespaces this rule grants to; {} selects every namespace. */
-  namespaceSelector: labelSelector.describe(
-    'The namespaces this rule grants to, by their labels; {} selects every namespace. kubernetes.io/metadata.name names one.',
-  ),
-  /** Address ranges the selected namespaces may register. */
-  cidrs: z
-    .array(
-      z
-        .string()
-        .max(43)
-        .meta({
-          'x-kubernetes-validations': [
-            {
-              rule: 'isCIDR(self)',
-              message: 'must be a CIDR such as 192.0.2.0/24 or 2001:db8::/64',
-            },
-            {
-              rule: '!isCIDR(self) || cidr(self) == cidr(self).masked()',
-              message:
-                'must have no bits set past the prefix length (e.g. 192.0.2.0/24, not 192.0.2.7/24)',
-            },
-          ],
-        }),
-    )
-    .min(1)
-    .max(32)
-    .describe('Address ranges the selected namespaces may register (e.g. 192.0.2.0/24).'),
-  /** Ports the selected namespaces may publish and probe there; absent allows every port. */
-  ports: z
-    .array(portRange)
-    .min(1)
-    .max(32)
-    .describe('Ports they may publish and check there; absent allows every port.')
-    .optional(),
-});
+const rule = z
+  .object({
+    // A DNS label in a grant (enforced on the object, crd.ts); "<object>.<rule>" in the compiled
+    // object, which is unique because a rule's own name has no dot.
+    name: matching(
+      z.string().min(1).max(317),
+      /^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/,
+      'must be a DNS label: lowercase letters, digits and "-"',
+    ).describe(
+      "The rule's name, a DNS label unique in rules (messages cite it as <object>/<rule>).",
+    ),
+    /** Namespaces this rule grants to; {} selects every namespace. */
+    namespaceSelector: labelSelector.describe(
+      'The namespaces this rule grants to, by their labels; {} selects every namespace. kubernetes.io/metadata.name names one.',
+    ),
+    /** Address ranges the selected namespaces may register. */
+    cidrs: z
+      .array(
+        z
+          .string()
+          .max(43)
+          .meta({
+            'x-kubernetes-validations': [
+              {
+                rule: 'isCIDR(self)',
+                message: 'must be a CIDR such as 192.0.2.0/24 or 2001:db8::/64',
+              },
+              {
+                rule: '!isCIDR(self) || cidr(self) == cidr(self).masked()',
+                message:
+                  'must have no bits set past the prefix length (e.g. 192.0.2.0/24, not 192.0.2.7/24)',
+              },
+            ],
+          }),
+      )
+      .min(1)
+      .max(32)
+      .describe('Address ranges the selected namespaces may register (e.g. 192.0.2.0/24).'),
+    /** Ports the selected namespaces may publish and probe there; absent allows every port. */
+    ports: z
+      .array(portRange)
+      .min(1)
+      .max(32)
+      .describe('Ports they may publish and check there; absent allows every port.')
+      .optional(),
+    /**
+     * Classes of the cluster's own addresses this rule lifts the deny list for. Only Nodes'
+     * addresses can be granted (etcd or another service on hosts that are also Nodes): pod CIDRs,
+     * Service ranges, the API server's ports, link-local, metadata and other built-in ranges are
+     * denied whatever a rule says. Judged by the reconciler (the deny list is its alone; admission
+     * judges the CIDRs, which must still cover the address).
+     */
+    allowClusterAddresses: z
+      .array(z.enum(clusterAddressClasses))
+      .min(1)
+      .max(clusterAddressClasses.length)
+      .describe(
+        "Cluster addresses this rule also grants, which are otherwise always denied: NodeAddresses lets the selected namespaces register Nodes' addresses (InternalIP, ExternalIP) inside cidrs on the rule's ports, never on the API server's port. A rule with it must list ports. Pod CIDRs, Service ranges, link-local and metadata addresses cannot be granted.",
+      )
+      .meta({ 'x-kubernetes-list-type': 'set' })
+      .optional(),
+  })
+  .meta(
+    cel(
+      '!has(self.allowClusterAddresses) || has(self.ports)',
+      'a rule with allowClusterAddresses must list ports: Node addresses are granted port by port',
+    ),
+  );
 
 export const policySpec = z
   .object({
