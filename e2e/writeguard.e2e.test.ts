@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import {
+  AdmissionregistrationV1Api,
   CoreV1Api,
   CustomObjectsApi,
   DiscoveryV1Api,
@@ -147,7 +148,7 @@ local('the write guard', () => {
         chartDir,
         `--namespace=${releaseNs}`,
         `--kube-version=${kubeVersion}`,
-        '--set=selectorMode=a, b',
+        '--set=selectorMode=a\\,b',
         '--set-json=watchNamespaces=["a","c"]',
         '--show-only=templates/write-guard.yaml',
         imageValue,
@@ -166,14 +167,28 @@ local('the write guard', () => {
     // Off by default for selector mode; every namespace for backends.
     const plain = spawnSync(
       helmBin,
-      ['template', release, chartDir, '--show-only=templates/write-guard.yaml', imageValue],
+      [
+        'template',
+        release,
+        chartDir,
+        `--kube-version=${kubeVersion}`,
+        '--show-only=templates/write-guard.yaml',
+        imageValue,
+      ],
       { encoding: 'utf8' },
     ).stdout;
     expect(plain).toContain('expression: "false"');
     expect(plain).toContain('expression: "true"');
     const off = spawnSync(
       helmBin,
-      ['template', release, chartDir, '--set=writeGuard.enabled=false', imageValue],
+      [
+        'template',
+        release,
+        chartDir,
+        `--kube-version=${kubeVersion}`,
+        '--set=writeGuard.enabled=false',
+        imageValue,
+      ],
       { encoding: 'utf8' },
     ).stdout;
     expect(off).not.toContain('write-guard');
@@ -187,15 +202,32 @@ local('the write guard', () => {
         .split('\n')
         .find((l) => l.includes('write-guard'));
     // Fails at once when the log shows a write the guard refused.
-    const step = async <T>(what: string, fn: () => Promise<T | undefined>): Promise<T> =>
-      waitFor(what, async () => {
-        const r = refused();
-        if (r !== undefined) throw new Error(`${what}: refused by the guard: ${r.slice(0, 400)}`);
-        return fn().catch((err: unknown) => {
-          if (String(err).includes('refused by the guard')) throw err;
-          return undefined;
-        });
+    const step = async <T>(
+      what: string,
+      fn: () => Promise<T | undefined>,
+      timeoutMs?: number,
+    ): Promise<T> =>
+      waitFor(
+        what,
+        async () => {
+          const r = refused();
+          if (r !== undefined) throw new Error(`${what}: refused by the guard: ${r.slice(0, 400)}`);
+          return fn().catch((err: unknown) => {
+            if (String(err).includes('refused by the guard')) throw err;
+            return undefined;
+          });
+        },
+        timeoutMs,
+      );
+    // The API server compiled every expression against the types it knows (params included).
+    const vaps = kc.makeApiClient(AdmissionregistrationV1Api);
+    for (const name of [`${release}-write-guard`, `${release}-write-guard-owners`]) {
+      const checked = await waitFor(`type checking of ${name}`, async () => {
+        const p = await vaps.readValidatingAdmissionPolicy({ name });
+        return p.status?.typeChecking;
       });
+      expect(checked.expressionWarnings ?? []).toEqual([]);
+    }
     try {
       op = await startOperator(saKubeconfig, [`--selector-mode=${nsSel}`], logPath, {
         installCrd: false,
@@ -313,10 +345,14 @@ local('the write guard', () => {
         plural,
         name: 'etcd-k8s',
       });
-      await step('the deleted backend cleaned up', async () =>
-        (await endpoints(nsB, 'etcd-k8s')) || (await slice(nsB, 'etcd-k8s-outrigger-ipv4'))
-          ? undefined
-          : true,
+      await step(
+        'the deleted backend cleaned up',
+        async () =>
+          (await endpoints(nsB, 'etcd-k8s')) || (await slice(nsB, 'etcd-k8s-outrigger-ipv4'))
+            ? undefined
+            : true,
+        // The garbage collector's first sync of its monitors can take half a minute.
+        60_000,
       );
       expect(refused()).toBeUndefined();
       expect(op.pid).toBeGreaterThan(0);
@@ -340,7 +376,7 @@ local('the write guard', () => {
         version,
         namespace: nsB,
         plural,
-        body: xb('own', { ports: [{ name: 'http', port: 80 }], addresses: [] }),
+        body: xb('own', { ports: [{ name: 'http', port: 80 }], addresses: [{ ip: '192.0.2.40' }] }),
       });
       const own = await backend(nsB, 'own');
       ownerRef = {
