@@ -80,6 +80,26 @@ const controlled = (o: string): string =>
 
 const resources = ['services', 'endpoints', 'endpointslices'] as const;
 
+/**
+ * The labels a backend's objects must carry (a Service only when created: a later patch of its
+ * ports is no reason to refuse it if someone took the label off).
+ */
+export const backendLabels: Readonly<
+  Record<(typeof resources)[number], Readonly<Record<string, string>>>
+> = {
+  services: { [labelAppManagedBy]: 'outrigger' },
+  endpoints: { [labelEndpointsManagedBy]: managerName, [labelSkipMirror]: 'true' },
+  endpointslices: { [labelSliceManagedBy]: managerName },
+};
+
+/** What follows the Service's name in a slice's name (externalbackend/slices.ts). */
+export const sliceSuffix = '^-outrigger-ipv[46](-[1-9][0-9]{0,5})?$';
+
+const labelsOf = (r: (typeof resources)[number]): string =>
+  Object.entries(backendLabels[r])
+    .map(([k, v]) => `${label('object', k)} == ${str(v)}`)
+    .join(' && ');
+
 const matchConstraints = (operations: readonly string[]) => ({
   resourceRules: [
     { apiGroups: [''], apiVersions: ['v1'], operations, resources: ['services', 'endpoints'] },
@@ -135,7 +155,7 @@ export function writeGuardPolicies(
         },
         {
           name: 'backendLabels',
-          expression: `object == null || (variables.resource == 'services' ? (${op('UPDATE')} || ${label('object', labelAppManagedBy)} == 'outrigger') && ${svcCreatedShape} : variables.resource == 'endpoints' ? ${label('object', labelEndpointsManagedBy)} == ${str(managerName)} && ${label('object', labelSkipMirror)} == 'true' : ${label('object', labelSliceManagedBy)} == ${str(managerName)} && ${label('object', labelServiceName)} != '' && object.metadata.name.startsWith(${label('object', labelServiceName)} + '-outrigger-ipv') && object.metadata.name.substring(size(${label('object', labelServiceName)})).matches('^-outrigger-ipv[46](-[1-9][0-9]{0,5})?$'))`,
+          expression: `object == null || (variables.resource == 'services' ? (${op('UPDATE')} || ${labelsOf('services')}) && ${svcCreatedShape} : variables.resource == 'endpoints' ? ${labelsOf('endpoints')} : ${labelsOf('endpointslices')} && ${label('object', labelServiceName)} != '' && object.metadata.name.startsWith(${label('object', labelServiceName)} + '-outrigger-ipv') && object.metadata.name.substring(size(${label('object', labelServiceName)})).matches(${str(sliceSuffix)}))`,
         },
         {
           name: 'backendWrite',
