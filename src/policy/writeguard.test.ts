@@ -18,7 +18,7 @@ const options = {
   backendNamespaces: [],
 } as const;
 
-type Policy = {
+interface Policy {
   metadata: { name: string };
   spec: {
     matchConditions: { expression: string }[];
@@ -26,7 +26,7 @@ type Policy = {
     validations: { expression: string }[];
     paramKind?: unknown;
   };
-};
+}
 
 const { policies, bindings } = writeGuardPolicies('outrigger-write-guard', options);
 const [objectPolicy, ownerPolicy] = policies as unknown as [Policy, Policy];
