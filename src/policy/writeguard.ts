@@ -120,7 +120,10 @@ export function writeGuardPolicies(
 ): { policies: Manifest[]; bindings: Manifest[] } {
   const c = 'isOperator' in options ? options : writeGuardCel(options);
   const op = (o: string): string => `request.operation == ${str(o)}`;
-  const svcCreatedShape =
+  // A Service outrigger writes reaches no further than its backend: no selector (the pods'
+  // Endpoints are the endpoints controller's), no node ports or load balancer, and no externalIPs,
+  // which would take traffic to those addresses from every node (CVE-2020-8554).
+  const svcShape =
     "!has(object.spec.selector) && object.spec.?type.orValue('ClusterIP') == 'ClusterIP' && size(object.spec.?externalIPs.orValue([])) == 0";
   const objectPolicy: Manifest = {
     apiVersion: 'admissionregistration.k8s.io/v1',
@@ -136,9 +139,8 @@ export function writeGuardPolicies(
         { name: 'selectorScope', expression: c.selectorScope },
         { name: 'newOwner', expression: backendOwner('object') },
         { name: 'oldOwner', expression: backendOwner('oldObject') },
-        // A backend's own object, or one it takes over (the Endpoints adoption: only the second
-        // policy knows whether the backend asked for it): the same ExternalBackend as controller
-        // before and after.
+        // A backend's own object: an ExternalBackend as controller, the same one before and
+        // after (a created object has no other owner).
         {
           name: 'ownedWrite',
           expression: [
@@ -148,14 +150,16 @@ export function writeGuardPolicies(
           ].join(' : '),
         },
         {
-          // Upstream's endpoints controller and outrigger's selector mode leave the label;
-          // an object with a controller ownerReference is someone else's.
+          // The seed migration's take-over of an Endpoints nobody manages: no controller
+          // ownerReference, no endpoints controller's label but outrigger's (an orphan of a backend
+          // deleted with --cascade=orphan). Whether the backend asked for it (its adopt annotation)
+          // only the second policy, which reads the backend, can tell.
           name: 'adoption',
           expression: `variables.resource == 'endpoints' && ${op('UPDATE')} && variables.newOwner != '' && !(${controlled('oldObject')}) && ${label('oldObject', labelEndpointsManagedBy)} in ['', ${str(managerName)}]`,
         },
         {
           name: 'backendLabels',
-          expression: `object == null || (variables.resource == 'services' ? (${op('UPDATE')} || ${labelsOf('services')}) && ${svcCreatedShape} : variables.resource == 'endpoints' ? ${labelsOf('endpoints')} : ${labelsOf('endpointslices')} && ${label('object', labelServiceName)} != '' && object.metadata.name.startsWith(${label('object', labelServiceName)} + '-outrigger-ipv') && object.metadata.name.substring(size(${label('object', labelServiceName)})).matches(${str(sliceSuffix)}))`,
+          expression: `object == null || (variables.resource == 'services' ? (${op('UPDATE')} || ${labelsOf('services')}) && ${svcShape} : variables.resource == 'endpoints' ? ${labelsOf('endpoints')} : ${labelsOf('endpointslices')} && ${label('object', labelServiceName)} != '' && object.metadata.name.startsWith(${label('object', labelServiceName)} + '-outrigger-ipv') && object.metadata.name.substring(size(${label('object', labelServiceName)})).matches(${str(sliceSuffix)}))`,
         },
         {
           name: 'backendWrite',
