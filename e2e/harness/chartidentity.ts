@@ -95,7 +95,12 @@ export async function chartServiceAccount(
         dryRun: 'All',
       });
     } catch (err) {
-      if (err instanceof ApiException && String(err.body).includes('write-guard')) return path;
+      if (err instanceof ApiException && String(err.body).includes('write-guard')) {
+        process.stderr.write(
+          `outrigger runs as system:serviceaccount:${releaseNs}:${release} under the write guard\n`,
+        );
+        return path;
+      }
     }
     if (Date.now() > deadline) throw new Error('the write guard did not come into force in 30 s');
     await delay(200);
