@@ -16,8 +16,17 @@ const chartDir = fileURLToPath(new URL('../../charts/outrigger', import.meta.url
 const release = 'outrigger';
 const releaseNs = 'outrigger-system';
 
-export function wantsServiceAccount(): boolean {
-  return process.env.E2E_OPERATOR_IDENTITY === 'serviceaccount';
+/**
+ * Whether to run the operator given `kubeconfig` as the chart's ServiceAccount: asked for, and the
+ * kubeconfig is the admin's (a client certificate; suites that already run the operator under a
+ * ServiceAccount token keep it).
+ */
+export function wantsServiceAccount(kubeconfig: string): boolean {
+  if (process.env.E2E_OPERATOR_IDENTITY !== 'serviceaccount') return false;
+  const kc = new KubeConfig();
+  kc.loadFromFile(kubeconfig);
+  const user = kc.getCurrentUser();
+  return Boolean(user?.certData ?? user?.certFile);
 }
 
 /** The flag's value in `args` (`--name=value`), or undefined. */

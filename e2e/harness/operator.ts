@@ -41,12 +41,11 @@ export async function startOperator(
   // The operator always runs the ExternalBackend controller, which needs its CRD.
   if (opts.installCrd ?? true)
     await installCrd(kubeconfig, { allowAllAddresses: opts.allowAllAddresses ?? true });
-  // With admin credentials (the CRD installed by them), optionally as the chart's
-  // ServiceAccount under its RBAC and write guard instead (chartidentity.ts).
-  const identity =
-    (opts.installCrd ?? true) && wantsServiceAccount()
-      ? await chartServiceAccount(kubeconfig, args)
-      : kubeconfig;
+  // Given the admin's credentials, optionally as the chart's ServiceAccount under its RBAC and
+  // write guard instead (chartidentity.ts).
+  const identity = wantsServiceAccount(kubeconfig)
+    ? await chartServiceAccount(kubeconfig, args)
+    : kubeconfig;
   const metricsPort = await freePort();
   const probePort = await freePort();
   const fd = openSync(logPath, 'a');
