@@ -3,6 +3,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, openSync } from 'node:fs';
 import { request } from 'node:https';
 import { setTimeout as delay } from 'node:timers/promises';
+import { chartServiceAccount, wantsServiceAccount } from './chartidentity.ts';
 import { installCrd } from './crd.ts';
 import { freePort } from './ports.ts';
 import { tail } from './processes.ts';
@@ -47,6 +48,11 @@ export async function startOperator(
   // The operator always runs the ExternalBackend controller, which needs its CRD.
   if (opts.installCrd ?? true)
     await installCrd(kubeconfig, { allowAllAddresses: opts.allowAllAddresses ?? true });
+  // Given the admin's credentials, optionally as the chart's ServiceAccount under its RBAC and
+  // write guard instead (chartidentity.ts).
+  const identity = wantsServiceAccount(kubeconfig)
+    ? await chartServiceAccount(kubeconfig, args)
+    : kubeconfig;
   const metricsPort = await freePort();
   const probePort = await freePort();
   const fd = openSync(logPath, 'a');
@@ -54,7 +60,7 @@ export async function startOperator(
     process.execPath,
     [
       main,
-      `--kubeconfig=${kubeconfig}`,
+      `--kubeconfig=${identity}`,
       `--metrics-bind-address=127.0.0.1:${metricsPort}`,
       `--health-probe-bind-address=127.0.0.1:${probePort}`,
       ...(opts.secureMetrics === true ? [] : ['--metrics-secure=false']),

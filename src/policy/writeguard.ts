@@ -1,0 +1,267 @@
+// The write guard: two ValidatingAdmissionPolicies, bound to outrigger's own ServiceAccount, that
+// let it write only the Services, Endpoints and EndpointSlices it manages. RBAC cannot say "only
+// objects owned by an ExternalBackend" (it grants a verb on every object of a resource), so a
+// compromised operator process, or a bug in its ownership checks, could otherwise rewrite any
+// Service's endpoints in the cluster. The rules repeat what the code writes (externalbackend/
+// desired.ts, endpoints/desired.ts, controllers/*), and nothing more:
+//
+// - `<name>` (no params) judges the object itself: a backend's objects carry a controller
+//   ownerReference to an ExternalBackend (the same one before and after an update), its labels,
+//   and the Service shape outrigger creates; selector-mode Endpoints carry outrigger's managed-by
+//   label, in the selector-mode namespaces, and never over an object another controller owns.
+// - `<name>-owners` (each ExternalBackend of the namespace as a param, evaluated once per param,
+//   all must pass) ties an object to the backend named in its ownerReference: the Service,
+//   Endpoints and slices must be those of that backend's Service (spec.service.name, default its
+//   name), and taking over an Endpoints nobody manages needs the backend's adopt annotation. This
+//   is what stops a slice owned by a backend the operator controls from naming a victim Service.
+//
+// What neither can check (no admission policy can read another object at will) is in SECURITY.md.
+import { adoptEndpointsAnnotation, apiVersion, group, kind } from '../externalbackend/schema.ts';
+import {
+  labelAppManagedBy,
+  labelEndpointsManagedBy,
+  labelServiceName,
+  labelSkipMirror,
+  labelSliceManagedBy,
+  managerName,
+} from '../externalbackend/desired.ts';
+
+export interface WriteGuardOptions {
+  /** The ServiceAccount the operator runs as. */
+  readonly serviceAccount: { readonly namespace: string; readonly name: string };
+  /** Namespaces of selector mode: 'all', or a list ([] is `--selector-mode=off`). */
+  readonly selectorNamespaces: 'all' | readonly string[];
+  /** `--watch-namespaces`: the namespaces of ExternalBackends ([] means all). */
+  readonly backendNamespaces: readonly string[];
+}
+
+/**
+ * CEL of the parts that depend on the installation, for the chart's template to put Helm
+ * expressions in their place (src/externalbackend/render.ts).
+ */
+export interface WriteGuardCel {
+  readonly isOperator: string;
+  readonly selectorScope: string;
+  readonly backendScope: string;
+}
+
+const str = (s: string): string => JSON.stringify(s);
+
+// The same text as Helm's toJson, so that the chart's rendering and this one are equal.
+const inNamespaces = (namespaces: readonly string[]): string =>
+  `request.namespace in ${JSON.stringify(namespaces)}`;
+
+export function writeGuardCel(o: WriteGuardOptions): WriteGuardCel {
+  const user = `system:serviceaccount:${o.serviceAccount.namespace}:${o.serviceAccount.name}`;
+  return {
+    isOperator: `request.userInfo.username == ${str(user)}`,
+    selectorScope:
+      o.selectorNamespaces === 'all'
+        ? 'true'
+        : o.selectorNamespaces.length === 0
+          ? 'false'
+          : inNamespaces(o.selectorNamespaces),
+    backendScope: o.backendNamespaces.length === 0 ? 'true' : inNamespaces(o.backendNamespaces),
+  };
+}
+
+const label = (o: string, key: string): string => `${o}.metadata.?labels[?${str(key)}].orValue('')`;
+
+/** Whether o's controller ownerReference is an ExternalBackend. */
+const backendOwned = (o: string): string =>
+  `${o} != null && ${o}.metadata.?ownerReferences.orValue([]).exists(r, r.?controller.orValue(false) && r.kind == ${str(kind)} && r.apiVersion.startsWith(${str(`${group}/`)}))`;
+
+/** The uid of o's controller ownerReference if it is an ExternalBackend, else ''. */
+const backendOwner = (o: string): string =>
+  `${backendOwned(o)} ? ${o}.metadata.ownerReferences.filter(r, r.?controller.orValue(false))[0].uid : ''`;
+
+const controlled = (o: string): string =>
+  `${o}.metadata.?ownerReferences.orValue([]).exists(r, r.?controller.orValue(false))`;
+
+const resources = ['services', 'endpoints', 'endpointslices'] as const;
+
+/**
+ * The labels a backend's objects must carry (a Service only when created: a later patch of its
+ * ports is no reason to refuse it if someone took the label off).
+ */
+export const backendLabels: Readonly<
+  Record<(typeof resources)[number], Readonly<Record<string, string>>>
+> = {
+  services: { [labelAppManagedBy]: 'outrigger' },
+  endpoints: { [labelEndpointsManagedBy]: managerName, [labelSkipMirror]: 'true' },
+  endpointslices: { [labelSliceManagedBy]: managerName },
+};
+
+/** What follows the Service's name in a slice's name (externalbackend/slices.ts). */
+export const sliceSuffix = '^-outrigger-ipv[46](-[1-9][0-9]{0,5})?$';
+
+const labelsOf = (r: (typeof resources)[number]): string =>
+  Object.entries(backendLabels[r])
+    .map(([k, v]) => `${label('object', k)} == ${str(v)}`)
+    .join(' && ');
+
+const matchConstraints = (operations: readonly string[]) => ({
+  resourceRules: [
+    { apiGroups: [''], apiVersions: ['v1'], operations, resources: ['services', 'endpoints'] },
+    {
+      apiGroups: ['discovery.k8s.io'],
+      apiVersions: ['*'],
+      operations,
+      resources: ['endpointslices'],
+    },
+  ],
+});
+
+type Manifest = Record<string, unknown>;
+
+export function writeGuardPolicies(
+  name: string,
+  options: WriteGuardOptions | WriteGuardCel,
+): { policies: Manifest[]; bindings: Manifest[] } {
+  const c = 'isOperator' in options ? options : writeGuardCel(options);
+  const op = (o: string): string => `request.operation == ${str(o)}`;
+  // A Service outrigger writes reaches no further than its backend: no selector (the pods'
+  // Endpoints are the endpoints controller's), no node ports or load balancer, and no externalIPs,
+  // which would take traffic to those addresses from every node (CVE-2020-8554).
+  const svcShape =
+    "!has(object.spec.selector) && object.spec.?type.orValue('ClusterIP') == 'ClusterIP' && size(object.spec.?externalIPs.orValue([])) == 0";
+  const objectPolicy: Manifest = {
+    apiVersion: 'admissionregistration.k8s.io/v1',
+    kind: 'ValidatingAdmissionPolicy',
+    metadata: { name },
+    spec: {
+      failurePolicy: 'Fail',
+      matchConstraints: matchConstraints(['CREATE', 'UPDATE', 'DELETE']),
+      matchConditions: [{ name: 'outrigger-serviceaccount', expression: c.isOperator }],
+      variables: [
+        { name: 'resource', expression: 'request.resource.resource' },
+        { name: 'backendScope', expression: c.backendScope },
+        { name: 'selectorScope', expression: c.selectorScope },
+        { name: 'newOwner', expression: backendOwner('object') },
+        { name: 'oldOwner', expression: backendOwner('oldObject') },
+        // A backend's own object: an ExternalBackend as controller, the same one before and
+        // after (a created object has no other owner).
+        {
+          name: 'ownedWrite',
+          expression: [
+            `${op('CREATE')} ? variables.newOwner != '' && size(object.metadata.ownerReferences) == 1`,
+            `${op('UPDATE')} ? variables.newOwner != '' && variables.newOwner == variables.oldOwner`,
+            "variables.oldOwner != ''",
+          ].join(' : '),
+        },
+        {
+          // The seed migration's take-over of an Endpoints nobody manages: no controller
+          // ownerReference, no endpoints controller's label but outrigger's (an orphan of a backend
+          // deleted with --cascade=orphan). Whether the backend asked for it (its adopt annotation)
+          // only the second policy, which reads the backend, can tell.
+          name: 'adoption',
+          expression: `variables.resource == 'endpoints' && ${op('UPDATE')} && variables.newOwner != '' && !(${controlled('oldObject')}) && ${label('oldObject', labelEndpointsManagedBy)} in ['', ${str(managerName)}]`,
+        },
+        {
+          name: 'backendLabels',
+          expression: `object == null || (variables.resource == 'services' ? (${op('UPDATE')} || ${labelsOf('services')}) && ${svcShape} : variables.resource == 'endpoints' ? ${labelsOf('endpoints')} : ${labelsOf('endpointslices')} && ${label('object', labelServiceName)} != '' && object.metadata.name.startsWith(${label('object', labelServiceName)} + '-outrigger-ipv') && object.metadata.name.substring(size(${label('object', labelServiceName)})).matches(${str(sliceSuffix)}))`,
+        },
+        {
+          name: 'backendWrite',
+          expression:
+            'variables.backendScope && (variables.ownedWrite || variables.adoption) && variables.backendLabels',
+        },
+        {
+          // Selector mode: the Endpoints of a selector Service (which admission cannot read), with
+          // outrigger's label, never over an object another controller owns, owners kept as found.
+          name: 'selectorWrite',
+          expression: `variables.resource == 'endpoints' && variables.selectorScope && (${op('CREATE')} ? ${label('object', labelEndpointsManagedBy)} == ${str(managerName)} && size(object.metadata.?ownerReferences.orValue([])) == 0 : ${op('UPDATE')} ? ${label('object', labelEndpointsManagedBy)} == ${str(managerName)} && !(${controlled('oldObject')}) && object.metadata.?ownerReferences.orValue([]) == oldObject.metadata.?ownerReferences.orValue([]) : !(${controlled('oldObject')}))`,
+        },
+      ],
+      validations: resources.map((r) => ({
+        expression: `variables.resource != ${str(r)} || variables.backendWrite${r === 'endpoints' ? ' || variables.selectorWrite' : ''}`,
+        reason: 'Forbidden',
+        messageExpression: `'outrigger may ' + request.operation.lowerAscii() + ' ${r === 'services' ? 'Services' : r === 'endpoints' ? 'Endpoints' : 'EndpointSlices'} only ' + ${str(ruleText(r))} + ': ' + request.namespace + '/' + request.name + ' is not one'`,
+      })),
+    },
+  };
+  const ownerPolicy: Manifest = {
+    apiVersion: 'admissionregistration.k8s.io/v1',
+    kind: 'ValidatingAdmissionPolicy',
+    metadata: { name: `${name}-owners` },
+    spec: {
+      failurePolicy: 'Fail',
+      paramKind: { apiVersion, kind },
+      matchConstraints: matchConstraints(['CREATE', 'UPDATE']),
+      matchConditions: [
+        { name: 'outrigger-serviceaccount', expression: c.isOperator },
+        { name: 'backend-owned', expression: backendOwned('object') },
+      ],
+      variables: [
+        {
+          name: 'owner',
+          expression: 'object.metadata.ownerReferences.filter(r, r.?controller.orValue(false))[0]',
+        },
+        // This evaluation's param is the owner, by uid or by name: a reference that borrows one
+        // of them must carry the other too.
+        {
+          name: 'mine',
+          expression:
+            'params.metadata.uid == variables.owner.uid || params.metadata.name == variables.owner.name',
+        },
+        {
+          name: 'service',
+          expression: 'params.spec.?service.?name.orValue(params.metadata.name)',
+        },
+        {
+          name: 'target',
+          expression: `request.resource.resource == 'endpointslices' ? ${label('object', labelServiceName)} : object.metadata.name`,
+        },
+      ],
+      validations: [
+        {
+          expression:
+            '!variables.mine || (params.metadata.uid == variables.owner.uid && params.metadata.name == variables.owner.name)',
+          reason: 'Forbidden',
+          messageExpression: `'the ownerReference of ' + request.namespace + '/' + request.name + ' names ${kind} ' + variables.owner.name + ' with uid ' + variables.owner.uid + ', which is not that ${kind}'`,
+        },
+        {
+          expression: '!variables.mine || variables.target == variables.service',
+          reason: 'Forbidden',
+          messageExpression: `'${kind} ' + params.metadata.name + ' publishes the endpoints of Service ' + variables.service + ', not of ' + variables.target + ': outrigger may write only the objects of that Service for it'`,
+        },
+        {
+          expression: `!variables.mine || request.operation != 'UPDATE' || oldObject.metadata.?ownerReferences.orValue([]).exists(r, r.uid == variables.owner.uid) || params.metadata.?annotations[?${str(adoptEndpointsAnnotation)}].orValue('') == 'true'`,
+          reason: 'Forbidden',
+          messageExpression: `'${kind} ' + params.metadata.name + ' does not carry ${adoptEndpointsAnnotation}=true: outrigger may not take over ' + request.namespace + '/' + request.name`,
+        },
+      ],
+    },
+  };
+  const binding = (policy: string, paramRef?: Manifest): Manifest => ({
+    apiVersion: 'admissionregistration.k8s.io/v1',
+    kind: 'ValidatingAdmissionPolicyBinding',
+    metadata: { name: policy },
+    spec: {
+      policyName: policy,
+      validationActions: ['Deny'],
+      ...(paramRef !== undefined ? { paramRef } : {}),
+    },
+  });
+  return {
+    policies: [objectPolicy, ownerPolicy],
+    bindings: [
+      binding(name),
+      // Every ExternalBackend of the request's namespace. None there: nothing to tie the object
+      // to, and the first policy has judged it already (a backend created a moment ago may not
+      // have reached the API server's param cache yet; refusing would fail its first writes).
+      binding(`${name}-owners`, {
+        selector: {},
+        parameterNotFoundAction: 'Allow',
+      }),
+    ],
+  };
+}
+
+function ruleText(r: (typeof resources)[number]): string {
+  const owned = `owned (a controller ownerReference) by an ${kind} in a namespace it watches, carrying its labels`;
+  if (r === 'services') return `${owned}, selectorless, of type ClusterIP and without externalIPs`;
+  if (r === 'endpoints')
+    return `${owned}, or (selector mode, in its namespaces) labelled ${labelEndpointsManagedBy}=${managerName} and not controlled by anything else`;
+  return `${owned}, named <service>-outrigger-ipv4|ipv6[-n] after the Service in ${labelServiceName}`;
+}
