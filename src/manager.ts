@@ -171,7 +171,12 @@ export async function runManager(
     true,
     config.syncPeriodMs,
   );
-  const pods = informer('pods', sharedNamespaces, podClient(kc), transformPod);
+  // Pods only where something reads them: selector mode, or ExternalBackend podSelector when it
+  // is served. Without either, no pods informer exists (the chart then grants no pods access).
+  const pods =
+    mode.kind !== 'off' || config.podSelector
+      ? informer('pods', sharedNamespaces, podClient(kc), transformPod)
+      : undefined;
   const eps = informer('endpoints', sharedNamespaces, endpointsClient(kc), transformEndpoints);
   const backends = informer(
     'externalbackends',
@@ -210,7 +215,8 @@ export async function runManager(
   followBackendNamespaces({
     backends,
     withBackends: [services, eps],
-    withPodSelectors: [pods],
+    // Selector mode's scope is fixed; only a served podSelector makes pods follow backends.
+    withPodSelectors: pods !== undefined && config.podSelector ? [pods] : [],
     withProbeRefs: [secrets, configMaps],
     selectorNamespaces: followed,
     inBackendScope,
@@ -271,6 +277,7 @@ export async function runManager(
 
   const controllers: { name: string; controller: Controller; run(): Promise<void> }[] = [];
   if (mode.kind !== 'off') {
+    if (pods === undefined) throw new Error('selector mode runs without a pods informer');
     endpoints = new EndpointsController({
       services,
       pods,
@@ -293,6 +300,8 @@ export async function runManager(
     endpoints: eps,
     slices,
     pods,
+    podSelector: config.podSelector,
+    healthCheckReaderRole: config.healthCheckReaderRole,
     policies,
     namespaces: namespaceInformer,
     secrets,

@@ -21,7 +21,12 @@ type NameStatus = NonNullable<ExternalBackendStatus['dnsNames']>[number];
 
 /** Why Ready is False: each way a backend can fail to serve has its own reason. */
 export type Problem =
-  'InvalidSpec' | 'ServiceNotFound' | 'ServiceHasSelector' | 'EndpointsConflict' | 'WriteFailed';
+  | 'InvalidSpec'
+  | 'PodSelectorDisabled'
+  | 'ServiceNotFound'
+  | 'ServiceHasSelector'
+  | 'EndpointsConflict'
+  | 'WriteFailed';
 
 export type ReadyReason = 'AddressesReady' | 'NoReadyAddresses' | 'FailingOpen' | Problem;
 
@@ -581,6 +586,20 @@ export function planStatus(input: StatusInput): {
     else if (before !== undefined)
       events.push({ type: 'Normal', reason: 'Ready', message: ready.message });
   }
+  // A check that cannot run (a Secret or ConfigMap unreadable or missing) is said once, when the
+  // reason first appears or changes: its addresses fail only after unhealthyThreshold probes, and
+  // the Ready reason may not change at all.
+  const refusedText = (c: string): string => `health check cannot run: ${c}`;
+  if (
+    input.problem === undefined &&
+    input.checkRefused !== undefined &&
+    before?.message?.includes(refusedText(input.checkRefused)) !== true
+  )
+    events.push({
+      type: 'Warning',
+      reason: 'HealthCheckCannotRun',
+      message: refusedText(input.checkRefused),
+    });
   // Said once when the migration state changes, not at every reconcile while it lasts.
   const held = input.previous?.conditions?.find((c) => c.type === foreignEndpointsConditionType);
   if (input.foreignEndpoints !== undefined && held?.reason !== input.foreignEndpoints.reason)

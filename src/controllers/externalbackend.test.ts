@@ -1,0 +1,25 @@
+import { describe, expect, it } from '@jest/globals';
+import { notGranted } from './externalbackend.ts';
+
+describe('notGranted', () => {
+  it('names the namespace and gives the RoleBinding for the ServiceAccount the API server named', () => {
+    const message =
+      'secrets is forbidden: User "system:serviceaccount:outrigger-system:outrigger" cannot list resource "secrets" in API group "" in the namespace "payments"';
+    expect(
+      notGranted(
+        'Secret',
+        'payments',
+        { code: 403, message, since: 0 },
+        'outrigger-health-check-reader',
+      ),
+    ).toBe(
+      'outrigger may not read Secrets in namespace payments (403 Forbidden); to let health checks read the labelled ones, run: kubectl create rolebinding outrigger-health-check-reader --namespace=payments --clusterrole=outrigger-health-check-reader --serviceaccount=outrigger-system:outrigger',
+    );
+  });
+
+  it('leaves the ServiceAccount to fill in when the refusal does not name one', () => {
+    expect(notGranted('ConfigMap', 'a', { code: 403, message: 'forbidden', since: 0 })).toContain(
+      '--serviceaccount=<outrigger-namespace>:<outrigger-serviceaccount>',
+    );
+  });
+});
