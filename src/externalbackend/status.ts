@@ -593,7 +593,7 @@ export function planStatus(input: StatusInput): {
   if (
     input.problem === undefined &&
     input.checkRefused !== undefined &&
-    before?.message?.includes(refusedText(input.checkRefused)) !== true
+    before?.message.includes(refusedText(input.checkRefused)) !== true
   )
     events.push({
       type: 'Warning',
