@@ -17,6 +17,18 @@ describe('notGranted', () => {
     );
   });
 
+  it('reads the ServiceAccount from a Status body quoted as JSON', () => {
+    const message = JSON.stringify(
+      JSON.stringify({
+        message:
+          'secrets is forbidden: User "system:serviceaccount:ops:outrigger" cannot list resource "secrets"',
+      }),
+    );
+    expect(notGranted('Secret', 'a', { code: 403, message, since: 0 })).toContain(
+      '--serviceaccount=ops:outrigger',
+    );
+  });
+
   it('leaves the ServiceAccount to fill in when the refusal does not name one', () => {
     expect(notGranted('ConfigMap', 'a', { code: 403, message: 'forbidden', since: 0 })).toContain(
       '--serviceaccount=<outrigger-namespace>:<outrigger-serviceaccount>',

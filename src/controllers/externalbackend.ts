@@ -167,7 +167,8 @@ export function notGranted(
   f: ListFailure,
   role = 'outrigger-health-check-reader',
 ): string {
-  const sa = /User "system:serviceaccount:([^:"]+):([^:"]+)"/.exec(f.message);
+  // The message may hold the API server's Status as JSON, escaped once or twice (\\" for ").
+  const sa = /User \\*"system:serviceaccount:([^:"\\]+):([^:"\\]+)\\*"/.exec(f.message);
   const subject =
     sa === null
       ? '<outrigger-namespace>:<outrigger-serviceaccount>'
