@@ -27,6 +27,7 @@ import {
 import { loadAll } from 'js-yaml';
 import { apiVersion, group, plural, version } from '../src/externalbackend/schema.ts';
 import { ensureHelm } from './harness/binaries.ts';
+import { kubectl } from './harness/crd.ts';
 import { startCluster, type Cluster } from './harness/controlplane.ts';
 import { startOperator, type OperatorProcess } from './harness/operator.ts';
 import { makeCa } from './harness/pki.ts';
@@ -857,6 +858,19 @@ local('the Helm chart', () => {
         secretsBoundClusterWide: false,
         podSelectorFlag: '--pod-selector=false',
       });
+      // What the ServiceAccount may do, as `kubectl auth can-i --list` tells an administrator, in
+      // a namespace that granted nothing: no Secret, ConfigMap or pod anywhere.
+      const elsewhere = await createTestNamespace(kc, 'cani');
+      const list = kubectl(cluster.kubeconfigPath, [
+        'auth',
+        'can-i',
+        '--list',
+        `--as=${saUser}`,
+        `--namespace=${elsewhere}`,
+      ]);
+      console.log(`kubectl auth can-i --list --as=${saUser} (default install):\n${list}`);
+      expect(list).not.toMatch(/^(secrets|configmaps|pods)\b/m);
+      expect(list).toMatch(/^nodes\b/m);
       // A release installed by the chart before these choices existed: one ClusterRole that reads
       // pods and Secrets everywhere, and no annotations. Upgrading it without naming the choices
       // keeps both, so running checks and podSelector backends go on working.
