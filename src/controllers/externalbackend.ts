@@ -167,7 +167,7 @@ export function notGranted(
   f: ListFailure,
   role = 'outrigger-health-check-reader',
 ): string {
-  // The message may hold the API server's Status as JSON, escaped once or twice (\\" for ").
+  // The message may carry the API server's Status as JSON text, its quotes escaped once or twice.
   const sa = /User \\*"system:serviceaccount:([^:"\\]+):([^:"\\]+)\\*"/.exec(f.message);
   const subject =
     sa === null
