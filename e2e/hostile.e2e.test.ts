@@ -1293,11 +1293,9 @@ suite('hostile input from namespace editors', () => {
       () => (operatorExited = true),
     );
     const secretValue = 'h0stile-s3cret-value';
-    const ed = editors.get('tenant-a');
-    if (ed === undefined) throw new Error('no editor in tenant-a');
-    // The namespace's editor labels its Secret for health checks, but nobody bound outrigger's
+    // The namespace's owner labels its Secret for health checks, but nobody bound outrigger's
     // reader role in tenant-a: the label alone is not consent.
-    await ed.core.createNamespacedSecret({
+    await core.createNamespacedSecret({
       namespace: 'tenant-a',
       body: {
         metadata: { name: 'api-token', labels: { 'outrigger.dev/health-check': 'true' } },
