@@ -1264,7 +1264,7 @@ suite('hostile input from namespace editors', () => {
 
   // Last: it replaces the admin-run operator with one running as the chart's ServiceAccount under
   // the chart's default RBAC, which reads no namespace's Secrets until that namespace grants it.
-  it('a Secret in a namespace that did not grant access: the check says how to grant, nothing is read, nothing else waits', async () => {
+  it('a Secret in a namespace that did not grant access: the check says how to grant, nothing is read, nothing else waits; a grant withdrawn is said before anything changes', async () => {
     await core.createNamespacedServiceAccount({
       namespace: 'default',
       body: { metadata: { name: 'outrigger' } },
@@ -1283,6 +1283,9 @@ suite('hostile input from namespace editors', () => {
         '--max-probe-targets-per-namespace=160',
         '--pod-selector=false',
         '--health-check-reader-role=outrigger-health-check-reader',
+        // Quiet watches re-established often: a withdrawn grant shows within seconds (an open
+        // watch outlives a change of RBAC until it ends).
+        '--watch-stall-timeout=3s',
         '--zap-log-level=debug',
       ],
       join(cluster.dir ?? '/tmp', 'outrigger-hostile-sa.log'),
@@ -1368,7 +1371,30 @@ suite('hostile input from namespace editors', () => {
             : undefined,
         60_000,
       );
+      // The grant withdrawn: the check goes on with what it read, and says so before a restart
+      // would turn it into a check that cannot run.
+      await kc.makeApiClient(RbacAuthorizationV1Api).deleteNamespacedRoleBinding({
+        namespace: 'tenant-a',
+        name: 'outrigger-health-check-reader',
+      });
+      const lost = await statusOf(
+        'tenant-a',
+        'secret-header',
+        (st) => {
+          const m = st.conditions?.find((c) => c.type === 'Ready')?.message ?? '';
+          return m.includes('goes on with the values it read before') ? st : undefined;
+        },
+        30_000,
+      );
+      expect(lost.addresses?.[0]?.state).toBe('Healthy');
+      expect(lost.conditions?.find((c) => c.type === 'Ready')?.message).toContain(grant);
+      await waitFor('the HealthCheckSourcesLost Event', async () =>
+        (await core.listNamespacedEvent({ namespace: 'tenant-a' })).items.find(
+          (e) => e.reason === 'HealthCheckSourcesLost' && e.involvedObject.name === 'secret-header',
+        ),
+      );
       expect(readFileSync(operator.logPath, 'utf8')).not.toContain(secretValue);
+      expect(operatorExited).toBe(false);
     } finally {
       await web.stop();
     }

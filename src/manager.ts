@@ -46,7 +46,7 @@ import { policyWriter } from './kube/policywriter.ts';
 import { probeRefLabel } from './health/kinds/index.ts';
 import type { Logger } from './log.ts';
 import { createMetrics, type Metrics } from './metrics.ts';
-import { inClusterNamespace, observeRequests } from './kube/client.ts';
+import { inClusterNamespace, observeRequests, serviceAccountOf } from './kube/client.ts';
 import { version as outriggerVersion } from './version.ts';
 import { LeaderElector } from './kube/leaderelection.ts';
 import { sleep, untilAborted } from './signals.ts';
@@ -293,6 +293,7 @@ export async function runManager(
     const ec = endpoints;
     controllers.push({ name: 'endpoints', controller: ec.controller, run: () => ec.run() });
   }
+  const self = serviceAccountOf(kubeConfig);
   const lookup = dnsLookup({ servers: config.dnsServers, timeoutMs: config.dnsTimeoutMs });
   const xbc = new ExternalBackendController({
     backends,
@@ -302,6 +303,7 @@ export async function runManager(
     pods,
     podSelector: config.podSelector,
     healthCheckReaderRole: config.healthCheckReaderRole,
+    ...(self === undefined ? {} : { serviceAccount: self }),
     policies,
     namespaces: namespaceInformer,
     secrets,

@@ -29,6 +29,18 @@ describe('notGranted', () => {
     );
   });
 
+  it('names the ServiceAccount outrigger knows it runs as when the refusal does not (a watch)', () => {
+    expect(
+      notGranted(
+        'Secret',
+        'a',
+        { code: 403, message: 'Forbidden', since: 0 },
+        'r',
+        'ops:outrigger',
+      ),
+    ).toContain('--clusterrole=r --serviceaccount=ops:outrigger');
+  });
+
   it('leaves the ServiceAccount to fill in when the refusal does not name one', () => {
     expect(notGranted('ConfigMap', 'a', { code: 403, message: 'forbidden', since: 0 })).toContain(
       '--serviceaccount=<outrigger-namespace>:<outrigger-serviceaccount>',

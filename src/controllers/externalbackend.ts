@@ -87,6 +87,8 @@ export interface ExternalBackendControllerOptions {
    * (--health-check-reader-role), named in the status of a check refused that read.
    */
   readonly healthCheckReaderRole?: string;
+  /** The ServiceAccount outrigger runs as ("<namespace>:<name>"), when known, for that hint. */
+  readonly serviceAccount?: string;
   /** ExternalBackendPolicies (there is at most one, "cluster") and Namespaces, for the policy. */
   readonly policies: Informer<CachedPolicy>;
   readonly namespaces: Informer<CachedNamespace>;
@@ -166,13 +168,14 @@ export function notGranted(
   namespace: string,
   f: ListFailure,
   role = 'outrigger-health-check-reader',
+  self?: string,
 ): string {
   // The message may carry the API server's Status as JSON text, its quotes escaped once or twice.
   const sa = /User \\*"system:serviceaccount:([^:"\\]+):([^:"\\]+)\\*"/.exec(f.message);
   const subject =
-    sa === null
-      ? '<outrigger-namespace>:<outrigger-serviceaccount>'
-      : `${sa[1] ?? ''}:${sa[2] ?? ''}`;
+    sa !== null
+      ? `${sa[1] ?? ''}:${sa[2] ?? ''}`
+      : (self ?? '<outrigger-namespace>:<outrigger-serviceaccount>');
   return `outrigger may not read ${kind}s in namespace ${namespace} (403 Forbidden); to let health checks read the labelled ones, run: kubectl create rolebinding outrigger-health-check-reader --namespace=${namespace} --clusterrole=${role} --serviceaccount=${subject}`;
 }
 
@@ -364,6 +367,16 @@ export class ExternalBackendController {
       [o.configMaps, 'ConfigMap'],
     ] as const) {
       const on = onSource(k);
+      // A namespace's list starting or ceasing to fail (a grant made or withdrawn): its backends
+      // that read this kind say so (see sourcesLost and notGranted).
+      inf.onFailureChange((ns) => {
+        for (const xb of o.backends.list(ns))
+          if (
+            o.inScope(xb.metadata?.namespace ?? '') &&
+            this.probeRefs(xb).some((r) => r.kind === k)
+          )
+            q.add(objectKey(xb));
+      });
       inf.addHandlers({
         add: on,
         update: (_old, obj) => {
@@ -489,6 +502,7 @@ export class ExternalBackendController {
       drainUnmatched: plan.drainUnmatched,
       leftOut: plan.leftOut,
       checkRefused: plan.checkRefused,
+      checkSourcesLost: this.sourcesLost(namespace, this.probeRefs(xb)),
       policyFrozen: plan.policyFrozen,
       foreignEndpoints: plan.foreignEndpoints,
       problem: outcome.problem,
@@ -538,6 +552,22 @@ export class ExternalBackendController {
     return isPermanent(f) || this.now().getTime() - f.since >= cacheFailureGraceMs ? f : undefined;
   }
 
+  /**
+   * Why the Secrets or ConfigMaps a check has already read can no longer be listed (403: the
+   * namespace's grant was withdrawn, or an upgrade stopped reading them cluster-wide). The cache
+   * keeps what it read, so the check goes on unchanged; status says so before a restart would
+   * turn it into a check that cannot run.
+   */
+  private sourcesLost(namespace: string, refs: readonly ProbeRef[]): string | undefined {
+    for (const r of refs) {
+      const inf = r.kind === 'Secret' ? this.o.secrets : this.o.configMaps;
+      const f = inf.failure(namespace);
+      if (f?.code === 403 && inf.get(namespace, r.name) !== undefined)
+        return `${r.kind} ${r.name}: ${notGranted(r.kind, namespace, f, this.o.healthCheckReaderRole, this.o.serviceAccount)}`;
+    }
+    return undefined;
+  }
+
   /** What the backend's checks read, from the labelled Secrets and ConfigMaps of its namespace. */
   private refsOf(namespace: string): ProbeRefs {
     const cache = (r: ProbeRef): Informer<CachedProbeSource> =>
@@ -558,7 +588,14 @@ export class ExternalBackendController {
         if (inf.hasSyncedNamespace(namespace)) return undefined;
         const f = this.listFailure(inf, namespace);
         if (f === undefined) return undefined;
-        if (f.code === 403) return notGranted(r.kind, namespace, f, this.o.healthCheckReaderRole);
+        if (f.code === 403)
+          return notGranted(
+            r.kind,
+            namespace,
+            f,
+            this.o.healthCheckReaderRole,
+            this.o.serviceAccount,
+          );
         return `${r.kind}s cannot be listed: ${f.message}`;
       },
     };
