@@ -1344,6 +1344,16 @@ suite('hostile input from namespace editors', () => {
       expect(JSON.stringify(await statusOf('tenant-a', 'secret-header', (st) => st))).not.toContain(
         secretValue,
       );
+      // podSelector with pods not granted (this suite does not apply the chart's podSelector
+      // admission policy, as an install with it turned off would not): held, and said.
+      await create('tenant-a', 'bypass-pods', {
+        ...port(5432),
+        podSelector: { matchLabels: { app: 'db' } },
+      });
+      const held = await statusOf('tenant-a', 'bypass-pods', (st) =>
+        st.conditions?.find((c) => c.type === 'Ready' && c.reason === 'PodSelectorDisabled'),
+      );
+      expect(held.message).toContain('spec.podSelector is not enabled in this installation');
       // Other namespaces are not held: the canary is checked and detected as before.
       expect(await canaryDetectionMs()).toBeLessThan(10_000);
       expect(operatorExited).toBe(false);
