@@ -10,6 +10,7 @@
 // in the host's blackhole route for 10.250.0.0/16; documentation, cloud and cluster addresses are
 // only ever denied, never probed.
 import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
@@ -1262,6 +1263,154 @@ suite('hostile input from namespace editors', () => {
     );
     expect(results.length).toBeGreaterThanOrEqual(40);
   }, 60_000);
+
+  // Last: it replaces the admin-run operator with one running as the chart's ServiceAccount under
+  // the chart's default RBAC, which reads no namespace's Secrets until that namespace grants it.
+  it('a Secret in a namespace that did not grant access: the check says how to grant, nothing is read, nothing else waits; a grant withdrawn is said before anything changes', async () => {
+    await core.createNamespacedServiceAccount({
+      namespace: 'default',
+      body: { metadata: { name: 'outrigger' } },
+    });
+    const saPath = await serviceAccountKubeconfig(
+      kc,
+      'default',
+      'outrigger',
+      cluster.dir ?? '/tmp',
+    );
+    await operator.stop();
+    operatorExited = false;
+    operator = await startOperator(
+      saPath,
+      [
+        '--max-probe-targets-per-namespace=160',
+        '--pod-selector=false',
+        '--health-check-reader-role=outrigger-health-check-reader',
+        // Quiet watches re-established often: a withdrawn grant shows within seconds (an open
+        // watch outlives a change of RBAC until it ends).
+        '--watch-stall-timeout=3s',
+        '--zap-log-level=debug',
+      ],
+      join(cluster.dir ?? '/tmp', 'outrigger-hostile-sa.log'),
+      { installCrd: false },
+    );
+    operator.exited.then(
+      () => (operatorExited = true),
+      () => (operatorExited = true),
+    );
+    const secretValue = 'h0stile-s3cret-value';
+    // The namespace's owner labels its Secret for health checks, but nobody bound outrigger's
+    // reader role in tenant-a: the label alone is not consent.
+    await core.createNamespacedSecret({
+      namespace: 'tenant-a',
+      body: {
+        metadata: { name: 'api-token', labels: { 'outrigger.dev/health-check': 'true' } },
+        stringData: { token: secretValue },
+      },
+    });
+    const web = await net.serve(canaryIP, 9080, 'http');
+    try {
+      await create('tenant-a', 'secret-header', {
+        ports: [{ name: 'p', port: 9080 }],
+        addresses: [{ ip: canaryIP }],
+        healthCheck: {
+          http: {
+            port: 'p',
+            headers: [
+              { name: 'X-Token', valueFrom: { secretKeyRef: { name: 'api-token', key: 'token' } } },
+            ],
+          },
+          ...fast,
+        },
+      });
+      const grant =
+        'kubectl create rolebinding outrigger-health-check-reader --namespace=tenant-a --clusterrole=outrigger-health-check-reader --serviceaccount=default:outrigger';
+      const message = await statusOf('tenant-a', 'secret-header', (st) => {
+        const m = st.conditions?.find((c) => c.type === 'Ready')?.message ?? '';
+        return m.includes(grant) ? m : undefined;
+      });
+      expect(message).toContain(
+        'Secret api-token cannot be read: outrigger may not read Secrets in namespace tenant-a (403 Forbidden)',
+      );
+      const warned = await waitFor('the HealthCheckCannotRun Event', async () =>
+        (await core.listNamespacedEvent({ namespace: 'tenant-a' })).items.find(
+          (e) => e.reason === 'HealthCheckCannotRun' && e.involvedObject.name === 'secret-header',
+        ),
+      );
+      expect(warned.message).toContain(grant);
+      // Nothing read: the API server refused the list, and the value is nowhere outrigger writes.
+      const log = readFileSync(operator.logPath, 'utf8');
+      expect(log).toMatch(
+        /"informer":"secrets".*"namespace":"tenant-a".*403|403.*"informer":"secrets"/,
+      );
+      expect(log).not.toContain(secretValue);
+      expect(JSON.stringify(await statusOf('tenant-a', 'secret-header', (st) => st))).not.toContain(
+        secretValue,
+      );
+      // podSelector with pods not granted (this suite does not apply the chart's podSelector
+      // admission policy, as an install with it turned off would not): held, and said.
+      await create('tenant-a', 'bypass-pods', {
+        ...port(5432),
+        podSelector: { matchLabels: { app: 'db' } },
+      });
+      const held = await statusOf('tenant-a', 'bypass-pods', (st) =>
+        st.conditions?.find((c) => c.type === 'Ready' && c.reason === 'PodSelectorDisabled'),
+      );
+      expect(held.message).toContain('spec.podSelector is not enabled in this installation');
+      // Other namespaces are not held: the canary is checked and detected as before.
+      expect(await canaryDetectionMs()).toBeLessThan(10_000);
+      expect(operatorExited).toBe(false);
+      expect(await operator.metric('outrigger_unhandled_errors_total')).toBe(0);
+      // The namespace grants it: picked up without a restart, the check runs.
+      await kc.makeApiClient(RbacAuthorizationV1Api).createNamespacedRoleBinding({
+        namespace: 'tenant-a',
+        body: {
+          metadata: { name: 'outrigger-health-check-reader' },
+          roleRef: {
+            apiGroup: 'rbac.authorization.k8s.io',
+            kind: 'ClusterRole',
+            name: 'outrigger-health-check-reader',
+          },
+          subjects: [{ kind: 'ServiceAccount', name: 'outrigger', namespace: 'default' }],
+        },
+      });
+      await statusOf(
+        'tenant-a',
+        'secret-header',
+        (st) =>
+          st.addresses?.[0]?.state === 'Healthy' &&
+          st.conditions?.find((c) => c.type === 'Ready')?.message.includes('cannot run') === false
+            ? true
+            : undefined,
+        60_000,
+      );
+      // The grant withdrawn: the check goes on with what it read, and says so before a restart
+      // would turn it into a check that cannot run.
+      await kc.makeApiClient(RbacAuthorizationV1Api).deleteNamespacedRoleBinding({
+        namespace: 'tenant-a',
+        name: 'outrigger-health-check-reader',
+      });
+      const lost = await statusOf(
+        'tenant-a',
+        'secret-header',
+        (st) => {
+          const m = st.conditions?.find((c) => c.type === 'Ready')?.message ?? '';
+          return m.includes('goes on with the values it read before') ? st : undefined;
+        },
+        30_000,
+      );
+      expect(lost.addresses?.[0]?.state).toBe('Healthy');
+      expect(lost.conditions?.find((c) => c.type === 'Ready')?.message).toContain(grant);
+      await waitFor('the HealthCheckSourcesLost Event', async () =>
+        (await core.listNamespacedEvent({ namespace: 'tenant-a' })).items.find(
+          (e) => e.reason === 'HealthCheckSourcesLost' && e.involvedObject.name === 'secret-header',
+        ),
+      );
+      expect(readFileSync(operator.logPath, 'utf8')).not.toContain(secretValue);
+      expect(operatorExited).toBe(false);
+    } finally {
+      await web.stop();
+    }
+  }, 180_000);
 });
 
 /** Probes in flight now, from the scheduler's lag histogram count minus results (approximation). */

@@ -2,6 +2,14 @@ import { describe, expect, it } from '@jest/globals';
 import { ConfigError, envName, flags, helpText, parseConfig } from './config.ts';
 
 describe('parseConfig', () => {
+  it('turns podSelector off, which the chart does unless it is enabled', () => {
+    expect(parseConfig(['--pod-selector=false']).podSelector).toBe(false);
+    expect(
+      parseConfig(['--health-check-reader-role=r-outrigger-health-check-reader'])
+        .healthCheckReaderRole,
+    ).toBe('r-outrigger-health-check-reader');
+  });
+
   it('applies controller-runtime style defaults', () => {
     expect(parseConfig([])).toEqual({
       metricsBindAddress: ':8080',
@@ -17,6 +25,8 @@ describe('parseConfig', () => {
       retryPeriodMs: 2000,
       watchNamespaces: [],
       selectorMode: { kind: 'off' },
+      podSelector: true,
+      healthCheckReaderRole: 'outrigger-health-check-reader',
       concurrentEndpointSyncs: 5,
       endpointUpdatesBatchPeriodMs: 0,
       concurrentExternalBackendSyncs: 5,

@@ -210,6 +210,17 @@ export const flags: readonly FlagSpec[] = [
     help: 'Own the Endpoints of selector Services: "off", "all", or a comma-separated list of namespaces.',
   },
   {
+    name: 'pod-selector',
+    boolean: true,
+    default: 'true',
+    help: 'Serve ExternalBackend spec.podSelector (watches pods in the namespaces that use it). With false, no pods are watched unless selector mode needs them, and a backend that selects pods says it is not enabled.',
+  },
+  {
+    name: 'health-check-reader-role',
+    default: 'outrigger-health-check-reader',
+    help: 'The ClusterRole a namespace binds to let health checks read its labelled Secrets and ConfigMaps; named in the status of a backend whose check cannot read them.',
+  },
+  {
     name: 'concurrent-endpoint-syncs',
     default: '5',
     help: 'Endpoints syncs run at once (kube-controller-manager flag of the same name).',
@@ -335,6 +346,8 @@ const rawSchema = z.object({
   'leader-elect-retry-period': duration,
   'watch-namespaces': namespaceList,
   'selector-mode': selectorMode,
+  'pod-selector': booleanValue,
+  'health-check-reader-role': dnsSubdomainName,
   'concurrent-endpoint-syncs': positiveInt,
   'endpoint-updates-batch-period': duration,
   'concurrent-externalbackend-syncs': positiveInt,
@@ -417,6 +430,10 @@ export interface Config {
   /** Empty means every namespace. */
   readonly watchNamespaces: readonly string[];
   readonly selectorMode: SelectorMode;
+  /** Whether ExternalBackend spec.podSelector is served (and pods watched for it). */
+  readonly podSelector: boolean;
+  /** The ClusterRole to name when a namespace has not granted Secret and ConfigMap reads. */
+  readonly healthCheckReaderRole: string;
   readonly concurrentEndpointSyncs: number;
   /** Milliseconds. */
   readonly endpointUpdatesBatchPeriodMs: number;
@@ -533,6 +550,8 @@ export function parseConfig(
     retryPeriodMs: v['leader-elect-retry-period'],
     watchNamespaces: v['watch-namespaces'],
     selectorMode: v['selector-mode'],
+    podSelector: v['pod-selector'],
+    healthCheckReaderRole: v['health-check-reader-role'],
     concurrentEndpointSyncs: v['concurrent-endpoint-syncs'],
     endpointUpdatesBatchPeriodMs: v['endpoint-updates-batch-period'],
     concurrentExternalBackendSyncs: v['concurrent-externalbackend-syncs'],

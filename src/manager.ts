@@ -46,7 +46,7 @@ import { policyWriter } from './kube/policywriter.ts';
 import { probeRefLabel } from './health/kinds/index.ts';
 import type { Logger } from './log.ts';
 import { createMetrics, type Metrics } from './metrics.ts';
-import { inClusterNamespace, observeRequests } from './kube/client.ts';
+import { inClusterNamespace, observeRequests, serviceAccountOf } from './kube/client.ts';
 import { version as outriggerVersion } from './version.ts';
 import { LeaderElector } from './kube/leaderelection.ts';
 import { sleep, untilAborted } from './signals.ts';
@@ -218,7 +218,12 @@ export async function runManager(
     true,
     config.syncPeriodMs,
   );
-  const pods = informer('pods', sharedNamespaces, podClient(kc), transformPod);
+  // Pods only where something reads them: selector mode, or ExternalBackend podSelector when it
+  // is served. Without either, no pods informer exists (the chart then grants no pods access).
+  const pods =
+    mode.kind !== 'off' || config.podSelector
+      ? informer('pods', sharedNamespaces, podClient(kc), transformPod)
+      : undefined;
   const eps = informer('endpoints', sharedNamespaces, endpointsClient(kc), transformEndpoints);
   const backends = informer(
     'externalbackends',
@@ -257,7 +262,8 @@ export async function runManager(
   followBackendNamespaces({
     backends,
     withBackends: [services, eps],
-    withPodSelectors: [pods],
+    // Selector mode's scope is fixed; only a served podSelector makes pods follow backends.
+    withPodSelectors: pods !== undefined && config.podSelector ? [pods] : [],
     withProbeRefs: [secrets, configMaps],
     selectorNamespaces: followed,
     inBackendScope,
@@ -318,6 +324,7 @@ export async function runManager(
 
   const controllers: { name: string; controller: Controller; run(): Promise<void> }[] = [];
   if (mode.kind !== 'off') {
+    if (pods === undefined) throw new Error('selector mode runs without a pods informer');
     endpoints = new EndpointsController({
       services,
       pods,
@@ -333,6 +340,7 @@ export async function runManager(
     const ec = endpoints;
     controllers.push({ name: 'endpoints', controller: ec.controller, run: () => ec.run() });
   }
+  const self = serviceAccountOf(kubeConfig);
   const lookup = dnsLookup({ servers: config.dnsServers, timeoutMs: config.dnsTimeoutMs });
   const xbc = new ExternalBackendController({
     backends,
@@ -340,6 +348,9 @@ export async function runManager(
     endpoints: eps,
     slices,
     pods,
+    podSelector: config.podSelector,
+    healthCheckReaderRole: config.healthCheckReaderRole,
+    ...(self === undefined ? {} : { serviceAccount: self }),
     policies,
     namespaces: namespaceInformer,
     secrets,

@@ -81,7 +81,20 @@ export interface ExternalBackendControllerOptions {
   readonly endpoints: Informer<V1Endpoints>;
   /** Only the slices outrigger manages (label-selected watch). */
   readonly slices: Informer<V1EndpointSlice>;
-  readonly pods: Informer<CachedPod>;
+  /**
+   * Pods, where a backend selects them (and selector mode's scope); undefined when neither
+   * spec.podSelector is served nor selector mode runs (then no pods are watched at all).
+   */
+  readonly pods: Informer<CachedPod> | undefined;
+  /** Whether spec.podSelector is served (--pod-selector); default: whenever pods is given. */
+  readonly podSelector?: boolean;
+  /**
+   * The ClusterRole a namespace binds to let checks read its Secrets and ConfigMaps
+   * (--health-check-reader-role), named in the status of a check refused that read.
+   */
+  readonly healthCheckReaderRole?: string;
+  /** The ServiceAccount outrigger runs as ("<namespace>:<name>"), when known, for that hint. */
+  readonly serviceAccount?: string;
   /** ExternalBackendPolicies (there is at most one, "cluster") and Namespaces, for the policy. */
   readonly policies: Informer<CachedPolicy>;
   readonly namespaces: Informer<CachedNamespace>;
@@ -149,6 +162,28 @@ const cacheWaitMs = 100;
 
 /** How long a failing Secret or ConfigMap list may hold a backend back (see listFailure). */
 const cacheFailureGraceMs = 30_000;
+
+/**
+ * What a check says when its namespace has not granted outrigger reads of its Secrets or
+ * ConfigMaps: the grant is a RoleBinding the namespace's owner creates (the consent, enforced by
+ * the API server), and the message gives the command. The ServiceAccount is the one the API server
+ * names in its refusal, so the command binds whoever outrigger really runs as.
+ */
+export function notGranted(
+  kind: ProbeRef['kind'],
+  namespace: string,
+  f: ListFailure,
+  role = 'outrigger-health-check-reader',
+  self?: string,
+): string {
+  // The message may carry the API server's Status as JSON text, its quotes escaped once or twice.
+  const sa = /User \\*"system:serviceaccount:([^:"\\]+):([^:"\\]+)\\*"/.exec(f.message);
+  const subject =
+    sa !== null
+      ? `${sa[1] ?? ''}:${sa[2] ?? ''}`
+      : (self ?? '<outrigger-namespace>:<outrigger-serviceaccount>');
+  return `outrigger may not read ${kind}s in namespace ${namespace} (403 Forbidden); to let health checks read the labelled ones, run: kubectl create rolebinding outrigger-health-check-reader --namespace=${namespace} --clusterrole=${role} --serviceaccount=${subject}`;
+}
 
 /** An apply outrigger made: the resourceVersion the cache showed then, and what was written. */
 interface AppliedMemo {
@@ -338,6 +373,16 @@ export class ExternalBackendController {
       [o.configMaps, 'ConfigMap'],
     ] as const) {
       const on = onSource(k);
+      // A namespace's list starting or ceasing to fail (a grant made or withdrawn): its backends
+      // that read this kind say so (see sourcesLost and notGranted).
+      inf.onFailureChange((ns) => {
+        for (const xb of o.backends.list(ns))
+          if (
+            o.inScope(xb.metadata?.namespace ?? '') &&
+            this.probeRefs(xb).some((r) => r.kind === k)
+          )
+            q.add(objectKey(xb));
+      });
       inf.addHandlers({
         add: on,
         update: (_old, obj) => {
@@ -346,7 +391,7 @@ export class ExternalBackendController {
         delete: on,
       });
     }
-    o.pods.addHandlers({
+    o.pods?.addHandlers({
       add: (p) => {
         onPod([p]);
       },
@@ -423,6 +468,27 @@ export class ExternalBackendController {
       });
       return;
     }
+    if (parsed.data.podSelector !== undefined && !this.podSelectorServed()) {
+      // Admission refuses podSelector in such an install; one that got past it (created before
+      // the switch, or with the admission policy off) is held as it is, neither published anew
+      // nor withdrawn, and says why: outrigger holds no permission to read pods.
+      this.applyProbes(key, []);
+      this.resolver.want(key, []);
+      await this.finish(xb, key, {
+        generation,
+        previous,
+        views: [],
+        counts: { ready: 0, total: 0 },
+        failOpen: false,
+        problem: {
+          reason: 'PodSelectorDisabled',
+          message:
+            'spec.podSelector is not enabled in this installation (outrigger runs with --pod-selector=false, chart value podSelector.enabled, and may not read pods): remove podSelector, or ask the platform team to enable it; what was published before stays as it is',
+        },
+        now,
+      });
+      return;
+    }
     if (!this.cachesCover(namespace, parsed.data, this.probeRefs(xb))) {
       // The namespace has only just started being watched (its first backend): publishing now
       // would publish without the pods or the Service, so wait for its caches.
@@ -442,6 +508,7 @@ export class ExternalBackendController {
       drainUnmatched: plan.drainUnmatched,
       leftOut: plan.leftOut,
       checkRefused: plan.checkRefused,
+      checkSourcesLost: this.sourcesLost(namespace, this.probeRefs(xb)),
       policyFrozen: plan.policyFrozen,
       nodeGrants: plan.nodeGrants,
       foreignEndpoints: plan.foreignEndpoints,
@@ -452,6 +519,10 @@ export class ExternalBackendController {
       throw outcome.failure instanceof Error
         ? outcome.failure
         : new Error(errorMessage(outcome.failure));
+  }
+
+  private podSelectorServed(): boolean {
+    return this.o.pods !== undefined && this.o.podSelector !== false;
   }
 
   private cachesCover(
@@ -468,7 +539,7 @@ export class ExternalBackendController {
     return (
       this.o.services.hasSyncedNamespace(namespace) &&
       this.o.endpoints.hasSyncedNamespace(namespace) &&
-      (spec.podSelector === undefined || this.o.pods.hasSyncedNamespace(namespace)) &&
+      (spec.podSelector === undefined || this.o.pods?.hasSyncedNamespace(namespace) === true) &&
       refsCovered(this.o.secrets, 'Secret') &&
       refsCovered(this.o.configMaps, 'ConfigMap')
     );
@@ -486,6 +557,22 @@ export class ExternalBackendController {
     const f = inf.failure(namespace);
     if (f === undefined) return undefined;
     return isPermanent(f) || this.now().getTime() - f.since >= cacheFailureGraceMs ? f : undefined;
+  }
+
+  /**
+   * Why the Secrets or ConfigMaps a check has already read can no longer be listed (403: the
+   * namespace's grant was withdrawn, or an upgrade stopped reading them cluster-wide). The cache
+   * keeps what it read, so the check goes on unchanged; status says so before a restart would
+   * turn it into a check that cannot run.
+   */
+  private sourcesLost(namespace: string, refs: readonly ProbeRef[]): string | undefined {
+    for (const r of refs) {
+      const inf = r.kind === 'Secret' ? this.o.secrets : this.o.configMaps;
+      const f = inf.failure(namespace);
+      if (f?.code === 403 && inf.get(namespace, r.name) !== undefined)
+        return `${r.kind} ${r.name}: ${notGranted(r.kind, namespace, f, this.o.healthCheckReaderRole, this.o.serviceAccount)}`;
+    }
+    return undefined;
   }
 
   /** What the backend's checks read, from the labelled Secrets and ConfigMaps of its namespace. */
@@ -507,7 +594,16 @@ export class ExternalBackendController {
           return `key ${r.key} is larger than ${String(maxProbeSourceValueBytes / 1024)} KiB, more than any check reads`;
         if (inf.hasSyncedNamespace(namespace)) return undefined;
         const f = this.listFailure(inf, namespace);
-        return f === undefined ? undefined : `${r.kind}s cannot be listed: ${f.message}`;
+        if (f === undefined) return undefined;
+        if (f.code === 403)
+          return notGranted(
+            r.kind,
+            namespace,
+            f,
+            this.o.healthCheckReaderRole,
+            this.o.serviceAccount,
+          );
+        return `${r.kind}s cannot be listed: ${f.message}`;
       },
     };
   }
@@ -555,7 +651,7 @@ export class ExternalBackendController {
       slices,
       ownedServices: this.o.services.list(namespace).filter((s) => ownership(s, ref) === 'ours'),
       ownedEndpoints: this.o.endpoints.list(namespace).filter((e) => ownership(e, ref) === 'ours'),
-      pods: spec.podSelector === undefined ? [] : this.o.pods.list(namespace),
+      pods: spec.podSelector === undefined ? [] : (this.o.pods?.list(namespace) ?? []),
       adoptEndpoints: xb.metadata?.annotations?.[adoptEndpointsAnnotation] === 'true',
       maxEndpointsPerSlice: this.o.maxEndpointsPerSlice,
       now: now.getTime(),

@@ -63,6 +63,7 @@ describe('readyCondition', () => {
     });
     for (const reason of [
       'InvalidSpec',
+      'PodSelectorDisabled',
       'ServiceNotFound',
       'ServiceHasSelector',
       'EndpointsConflict',
@@ -497,5 +498,38 @@ describe('NodeAddressesGranted', () => {
     const gone = planStatus({ ...base, previous: first.status, now: t1 });
     expect(granted(gone.status)).toBeUndefined();
     expect(gone.events).toEqual([]);
+  });
+});
+
+describe('a health check that cannot run', () => {
+  const input = (
+    checkRefused: string | undefined,
+    previous?: ReturnType<typeof planStatus>['status'],
+  ) => ({
+    generation: 1,
+    previous,
+    views: [],
+    counts: { ready: 0, total: 0 },
+    failOpen: false,
+    checkRefused,
+    now: t1,
+  });
+  const why = 'caBundle: Secret ca cannot be read: outrigger may not read Secrets in namespace a';
+
+  it('says so once in an Event, and again only when the reason changes', () => {
+    const first = planStatus(input(why));
+    expect(first.events).toContainEqual({
+      type: 'Warning',
+      reason: 'HealthCheckCannotRun',
+      message: `health check cannot run: ${why}`,
+    });
+    expect(first.status?.conditions?.find((c) => c.type === 'Ready')?.message).toContain(why);
+    const again = planStatus(input(why, first.status));
+    expect(again.events.filter((e) => e.reason === 'HealthCheckCannotRun')).toEqual([]);
+    const other = planStatus(input(`${why} (changed)`, first.status));
+    expect(other.events.map((e) => e.reason)).toContain('HealthCheckCannotRun');
+    expect(planStatus(input(undefined, first.status)).events.map((e) => e.reason)).not.toContain(
+      'HealthCheckCannotRun',
+    );
   });
 });

@@ -21,7 +21,12 @@ type NameStatus = NonNullable<ExternalBackendStatus['dnsNames']>[number];
 
 /** Why Ready is False: each way a backend can fail to serve has its own reason. */
 export type Problem =
-  'InvalidSpec' | 'ServiceNotFound' | 'ServiceHasSelector' | 'EndpointsConflict' | 'WriteFailed';
+  | 'InvalidSpec'
+  | 'PodSelectorDisabled'
+  | 'ServiceNotFound'
+  | 'ServiceHasSelector'
+  | 'EndpointsConflict'
+  | 'WriteFailed';
 
 export type ReadyReason = 'AddressesReady' | 'NoReadyAddresses' | 'FailingOpen' | Problem;
 
@@ -52,6 +57,11 @@ export interface ReadyInput {
   readonly leftOut?: number | undefined;
   /** Why the health check cannot run (a Secret or ConfigMap it names cannot be read). */
   readonly checkRefused?: string | undefined;
+  /**
+   * Why the Secrets or ConfigMaps the check reads can no longer be listed (a grant withdrawn),
+   * while it goes on with the values read before: said before anything changes for the check.
+   */
+  readonly checkSourcesLost?: string | undefined;
   /** Why address-policy decisions are frozen (grants missing or unreadable), when they are. */
   readonly policyFrozen?: string | undefined;
   /** The Endpoints is held by another writer (see ForeignEndpoints). */
@@ -74,6 +84,9 @@ const listed = (
     .join(', ');
   return hit.length > max ? `${shown} and ${hit.length - max} more` : shown;
 };
+
+const lostText = (why: string): string =>
+  `health check goes on with the values it read before, until outrigger restarts: ${why}`;
 
 export function readyCondition(i: ReadyInput): {
   status: 'True' | 'False';
@@ -99,6 +112,7 @@ export function readyCondition(i: ReadyInput): {
       ? `address policy frozen (${i.policyFrozen}): published addresses stay, new ones wait`
       : '',
     i.checkRefused !== undefined ? `health check cannot run: ${i.checkRefused}` : '',
+    i.checkSourcesLost !== undefined ? lostText(i.checkSourcesLost) : '',
     unhealthy ? `unhealthy: ${unhealthy}` : '',
     draining ? `draining: ${draining}` : '',
     denied ? `denied, not published: ${denied}` : '',
@@ -620,6 +634,30 @@ export function planStatus(input: StatusInput): {
     else if (before !== undefined)
       events.push({ type: 'Normal', reason: 'Ready', message: ready.message });
   }
+  // A check that cannot run (a Secret or ConfigMap unreadable or missing) is said once, when the
+  // reason first appears or changes: its addresses fail only after unhealthyThreshold probes, and
+  // the Ready reason may not change at all.
+  const refusedText = (c: string): string => `health check cannot run: ${c}`;
+  if (
+    input.problem === undefined &&
+    input.checkRefused !== undefined &&
+    before?.message.includes(refusedText(input.checkRefused)) !== true
+  )
+    events.push({
+      type: 'Warning',
+      reason: 'HealthCheckCannotRun',
+      message: refusedText(input.checkRefused),
+    });
+  if (
+    input.problem === undefined &&
+    input.checkSourcesLost !== undefined &&
+    before?.message.includes(lostText(input.checkSourcesLost)) !== true
+  )
+    events.push({
+      type: 'Warning',
+      reason: 'HealthCheckSourcesLost',
+      message: lostText(input.checkSourcesLost),
+    });
   // Said once when the migration state changes, not at every reconcile while it lasts.
   const held = input.previous?.conditions?.find((c) => c.type === foreignEndpointsConditionType);
   if (input.foreignEndpoints !== undefined && held?.reason !== input.foreignEndpoints.reason)

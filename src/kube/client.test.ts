@@ -2,7 +2,8 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from '@jest/globals';
-import { loadKubeConfig } from './client.ts';
+import { KubeConfig } from '@kubernetes/client-node';
+import { loadKubeConfig, serviceAccountOf } from './client.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'outrigger-kc-'));
 afterAll(() => {
@@ -35,5 +36,28 @@ describe('loadKubeConfig', () => {
       JSON.stringify({ apiVersion: 'v1', kind: 'Config', clusters: [], users: [], contexts: [] }),
     );
     expect(() => loadKubeConfig(path)).toThrow('no Kubernetes cluster configured');
+  });
+});
+
+describe('serviceAccountOf', () => {
+  const jwt = (claims: object): string =>
+    `e30.${Buffer.from(JSON.stringify(claims)).toString('base64url')}.sig`;
+  const kcWith = (token: string): KubeConfig => {
+    const kc = new KubeConfig();
+    kc.loadFromOptions({
+      clusters: [{ name: 'c', server: 'https://127.0.0.1:6443' }],
+      users: [{ name: 'u', token }],
+      contexts: [{ name: 'x', cluster: 'c', user: 'u' }],
+      currentContext: 'x',
+    });
+    return kc;
+  };
+
+  it("reads the ServiceAccount from the token's subject, and nothing from other tokens", () => {
+    expect(serviceAccountOf(kcWith(jwt({ sub: 'system:serviceaccount:ops:outrigger' })))).toBe(
+      'ops:outrigger',
+    );
+    expect(serviceAccountOf(kcWith(jwt({ sub: 'alice' })))).toBeUndefined();
+    expect(serviceAccountOf(kcWith('not-a-jwt'))).toBeUndefined();
   });
 });

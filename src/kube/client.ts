@@ -38,6 +38,28 @@ export function inClusterNamespace(
   }
 }
 
+/**
+ * The ServiceAccount ("<namespace>:<name>") the client authenticates as, read from its token's
+ * claims (not verified: it only fills in messages that tell a person which account to bind), or
+ * undefined when it uses no ServiceAccount token.
+ */
+export function serviceAccountOf(kc: KubeConfig): string | undefined {
+  const user = kc.getCurrentUser() as { token?: string; tokenFile?: string } | null;
+  let token = user?.token;
+  try {
+    if (token === undefined && user?.tokenFile !== undefined)
+      token = readFileSync(user.tokenFile, 'utf8').trim();
+    const claims: unknown = JSON.parse(
+      Buffer.from(token?.split('.')[1] ?? '', 'base64url').toString('utf8'),
+    );
+    const sub = (claims as { sub?: unknown } | null)?.sub;
+    const m = typeof sub === 'string' ? /^system:serviceaccount:([^:]+):([^:]+)$/.exec(sub) : null;
+    return m === null ? undefined : `${m[1] ?? ''}:${m[2] ?? ''}`;
+  } catch {
+    return undefined;
+  }
+}
+
 /** Told about every API request a client made: its method and status code ("<error>" if none). */
 export type RequestObserver = (method: string, code: string, seconds: number, host: string) => void;
 

@@ -127,6 +127,7 @@ const cluster = '*';
 export class Informer<T extends CachedObject> {
   private readonly byNamespace = new Map<string, Map<string, T>>();
   private readonly handlers: EventHandlers<T>[] = [];
+  private readonly failureHandlers: ((namespace: string | undefined) => void)[] = [];
   private readonly syncedScopes = new Set<string>();
   /** Why each scope's last list or watch failed, until it lists again; the latest last. */
   private readonly scopeFailures = new Map<string, ListFailure>();
@@ -186,6 +187,30 @@ export class Informer<T extends CachedObject> {
 
   get name(): string {
     return this.opts.name;
+  }
+
+  /**
+   * Told when a scope starts failing, fails with another status, or recovers: a failure brings
+   * no object event, and a cache that cannot list any more keeps what it had, so whoever reads
+   * it and reports on it learns of the change here.
+   */
+  onFailureChange(cb: (namespace: string | undefined) => void): void {
+    this.failureHandlers.push(cb);
+  }
+
+  private failureChanged(namespace: string | undefined): void {
+    for (const cb of this.failureHandlers) {
+      try {
+        cb(namespace);
+      } catch (err) {
+        this.opts.onError?.('informer-handler', err);
+      }
+    }
+  }
+
+  private clearFailure(scope: string): void {
+    if (!this.scopeFailures.delete(scope)) return;
+    this.failureChanged(scope === cluster ? undefined : scope);
   }
 
   addHandlers(h: EventHandlers<T>): void {
@@ -283,7 +308,7 @@ export class Informer<T extends CachedObject> {
           rv = await this.relist(namespace, signal);
           if (isAborted(signal)) return;
           this.syncedScopes.add(scope);
-          this.scopeFailures.delete(scope);
+          this.clearFailure(scope);
         }
         const started = Date.now();
         const { resourceVersion, events } = await this.watch(namespace, rv, signal).catch(
@@ -298,7 +323,7 @@ export class Informer<T extends CachedObject> {
         rv = resourceVersion;
         if (!quick) {
           backoffMs = 800;
-          this.scopeFailures.delete(scope);
+          this.clearFailure(scope);
           continue;
         }
         throw new Error('the watch ended at once with no events');
@@ -311,7 +336,8 @@ export class Informer<T extends CachedObject> {
         }
         const code = (err as { code?: unknown; statusCode?: unknown } | null) ?? {};
         const status = typeof code.code === 'number' ? code.code : code.statusCode;
-        const since = this.scopeFailures.get(scope)?.since ?? Date.now();
+        const before = this.scopeFailures.get(scope);
+        const since = before?.since ?? Date.now();
         // Deleted first, so that the latest failure comes last (see failure()).
         this.scopeFailures.delete(scope);
         this.scopeFailures.set(scope, {
@@ -319,6 +345,7 @@ export class Informer<T extends CachedObject> {
           message: err instanceof Error ? err.message : String(err),
           since,
         });
+        if (before === undefined || before.code !== status) this.failureChanged(namespace);
         const wait = backoffMs * (0.5 + Math.random());
         this.opts.log.warn(
           {
