@@ -495,6 +495,40 @@ local('the write guard', () => {
       );
     });
 
+    it('refuses a grant object of its own: it may write only the compiled one', async () => {
+      const asSa = asOperator.makeApiClient(CustomObjectsApi);
+      const grant = (name: string) => ({
+        apiVersion: 'outrigger.dev/v1alpha1',
+        kind: 'ExternalBackendPolicy',
+        metadata: { name },
+        spec: { rules: [{ name: 'all', namespaceSelector: {}, cidrs: ['0.0.0.0/0'] }] },
+      });
+      // RBAC lets the ServiceAccount create any ExternalBackendPolicy (create cannot be limited
+      // to a name); the guard refuses every name but the compiled object's.
+      await refused(
+        asSa.createClusterCustomObject({
+          group,
+          version,
+          plural: 'externalbackendpolicies',
+          body: grant('mine'),
+        }),
+        'may write only the ExternalBackendPolicy outrigger-effective',
+      );
+      // The compiled object itself passes the guard (a dry run: the operator owns its content).
+      await asSa
+        .createClusterCustomObject({
+          group,
+          version,
+          plural: 'externalbackendpolicies',
+          body: grant('outrigger-effective'),
+          dryRun: 'All',
+        })
+        .catch((e: unknown) => {
+          // Already there (the operator compiled it): a conflict is not the guard's refusal.
+          if (!(e instanceof Error) || !/409|AlreadyExists|already exists/.test(e.message)) throw e;
+        });
+    });
+
     it('refuses a slice of a backend it controls that names a victim Service', async () => {
       // The slice the backend may have passes: impersonation and RBAC allow the request, and
       // the refusals below are the guard's.

@@ -1,4 +1,4 @@
-// The write guard: two ValidatingAdmissionPolicies, bound to outrigger's own ServiceAccount, that
+// The write guard: three ValidatingAdmissionPolicies, bound to outrigger's own ServiceAccount, that
 // let it write only the Services, Endpoints and EndpointSlices it manages. RBAC cannot say "only
 // objects owned by an ExternalBackend" (it grants a verb on every object of a resource), so a
 // compromised operator process, or a bug in its ownership checks, could otherwise rewrite any
@@ -14,9 +14,11 @@
 //   Endpoints and slices must be those of that backend's Service (spec.service.name, default its
 //   name), and taking over an Endpoints nobody manages needs the backend's adopt annotation. This
 //   is what stops a slice owned by a backend the operator controls from naming a victim Service.
+// - `<name>-grants` lets it write only the compiled grant object among ExternalBackendPolicies.
 //
 // What neither can check (no admission policy can read another object at will) is in SECURITY.md.
 import { adoptEndpointsAnnotation, apiVersion, group, kind } from '../externalbackend/schema.ts';
+import { effectivePolicyName } from './schema.ts';
 import {
   labelAppManagedBy,
   labelEndpointsManagedBy,
@@ -233,6 +235,35 @@ export function writeGuardPolicies(
       ],
     },
   };
+  // RBAC cannot limit `create` to a name, so the operator's ClusterRole may create any
+  // ExternalBackendPolicy: a compromised process could grant itself (and every tenant) any range
+  // through a grant object of its own. The only one it writes is the compiled one.
+  const grantsPolicy: Manifest = {
+    apiVersion: 'admissionregistration.k8s.io/v1',
+    kind: 'ValidatingAdmissionPolicy',
+    metadata: { name: `${name}-grants` },
+    spec: {
+      failurePolicy: 'Fail',
+      matchConstraints: {
+        resourceRules: [
+          {
+            apiGroups: [group],
+            apiVersions: ['*'],
+            operations: ['CREATE', 'UPDATE', 'DELETE'],
+            resources: ['externalbackendpolicies'],
+          },
+        ],
+      },
+      matchConditions: [{ name: 'outrigger-serviceaccount', expression: c.isOperator }],
+      validations: [
+        {
+          expression: `request.name == ${str(effectivePolicyName)}`,
+          reason: 'Forbidden',
+          messageExpression: `'outrigger may write only the ExternalBackendPolicy ${effectivePolicyName} (the grants it compiles), not ' + request.name`,
+        },
+      ],
+    },
+  };
   const binding = (policy: string, paramRef?: Manifest): Manifest => ({
     apiVersion: 'admissionregistration.k8s.io/v1',
     kind: 'ValidatingAdmissionPolicyBinding',
@@ -244,7 +275,7 @@ export function writeGuardPolicies(
     },
   });
   return {
-    policies: [objectPolicy, ownerPolicy],
+    policies: [objectPolicy, ownerPolicy, grantsPolicy],
     bindings: [
       binding(name),
       // Every ExternalBackend of the request's namespace. None there: nothing to tie the object
@@ -254,6 +285,7 @@ export function writeGuardPolicies(
         selector: {},
         parameterNotFoundAction: 'Allow',
       }),
+      binding(`${name}-grants`),
     ],
   };
 }
