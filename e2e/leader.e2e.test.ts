@@ -17,9 +17,11 @@ import {
   isWrite,
   startApiProxy,
   type ApiProxy,
+  type ProxiedRequest,
 } from './harness/apiproxy.ts';
 import { installCrd } from './harness/crd.ts';
 import { startOperator, type OperatorProcess } from './harness/operator.ts';
+import { idle } from './harness/witness.ts';
 import { createTestNamespace, waitFor } from './helpers.ts';
 
 const local = process.env.USE_EXISTING_CLUSTER === 'true' ? describe.skip : describe;
@@ -99,6 +101,9 @@ const holder = async (): Promise<string | undefined> => {
 const proxiedWrites = (proxy: ApiProxy) =>
   proxy.requests.filter((r) => isWrite()(r) && !isLeaseRequest()(r));
 
+const describeRequest = (r: ProxiedRequest): string =>
+  `${r.verb} ${r.resource ?? r.path}/${r.name ?? ''} ${String(r.status ?? '')}`;
+
 const isLeader = async (p: OperatorProcess): Promise<boolean> =>
   (await p.metric('leader_election_master_status', { name: leaseName })) === 1;
 
@@ -137,36 +142,54 @@ const published = (name: string, timeoutMs = 30_000): Promise<unknown> =>
 
 local('leader election', () => {
   it('only the leader writes; a standby takes over when the leader is killed', async () => {
-    const a = await replica();
-    const b = await replica();
-    const leader = await leaderOf([a, b]);
-    const standby = leader === a ? b : a;
-    await backend('first');
-    await published('first');
-    expect(await writes(leader)).toBeGreaterThan(0);
-    expect(await writes(standby)).toBe(0);
-    expect(await isLeader(standby)).toBe(false);
+    // Each replica behind a recording proxy of its own: the API server's view of who wrote what.
+    const pa = await startApiProxy(cluster);
+    const pb = await startApiProxy(cluster);
+    try {
+      const a = await replica({ kubeconfig: pa.kubeconfigPath });
+      const b = await replica({ kubeconfig: pb.kubeconfigPath });
+      const leader = await leaderOf([a, b]);
+      const standby = leader === a ? b : a;
+      const [leaderProxy, standbyProxy] = leader === a ? [pa, pb] : [pb, pa];
+      await backend('first');
+      await published('first');
+      // The leader's work for it is done (status written after the slices) before the window closes.
+      await idle(leader, 'externalbackend');
+      expect(proxiedWrites(leaderProxy).length).toBeGreaterThan(0);
+      // The standby had its caches synced before 'first' was created (it reported ready) and has
+      // been watching since: it saw the same change and wrote nothing.
+      expect(proxiedWrites(standbyProxy).map(describeRequest)).toEqual([]);
+      // Second witness: the replicas' own counts agree.
+      expect(await writes(leader)).toBeGreaterThan(0);
+      expect(await writes(standby)).toBe(0);
+      expect(await isLeader(standby)).toBe(false);
 
-    const killedAt = Date.now();
-    await leader.kill();
-    await waitFor(
-      'the standby to lead',
-      () => isLeader(standby).then((l) => (l ? true : undefined)),
-      30_000,
-      50,
-    );
-    const takeoverMs = Date.now() - killedAt;
-    await backend('second');
-    await published('second');
-    const servingMs = Date.now() - killedAt;
-    console.log(
-      `leader killed (SIGKILL) → standby leads after ${String(takeoverMs)} ms, its first write within ${String(servingMs)} ms ` +
-        `(lease ${String(timing.lease)} ms, renew deadline ${String(timing.renew)} ms, retry ${String(timing.retry)} ms)`,
-    );
-    // A killed leader cannot release its lease: the standby must wait for it to expire.
-    expect(takeoverMs).toBeGreaterThanOrEqual(timing.lease - timing.retry);
-    const lease = await leases.readNamespacedLease({ namespace: 'default', name: leaseName });
-    expect(lease.spec?.leaseTransitions).toBe(1);
+      const killedAt = Date.now();
+      await leader.kill();
+      await waitFor(
+        'the standby to lead',
+        () => isLeader(standby).then((l) => (l ? true : undefined)),
+        30_000,
+        50,
+      );
+      const takeoverMs = Date.now() - killedAt;
+      await backend('second');
+      await published('second');
+      const servingMs = Date.now() - killedAt;
+      console.log(
+        `leader killed (SIGKILL) → standby leads after ${String(takeoverMs)} ms, its first write within ${String(servingMs)} ms ` +
+          `(lease ${String(timing.lease)} ms, renew deadline ${String(timing.renew)} ms, retry ${String(timing.retry)} ms)`,
+      );
+      // A killed leader cannot release its lease: the standby must wait for it to expire.
+      expect(takeoverMs).toBeGreaterThanOrEqual(timing.lease - timing.retry);
+      const lease = await leases.readNamespacedLease({ namespace: 'default', name: leaseName });
+      expect(lease.spec?.leaseTransitions).toBe(1);
+      // Once leading, the former standby's writes do reach its proxy: the witness above can see them.
+      expect(proxiedWrites(standbyProxy).length).toBeGreaterThan(0);
+    } finally {
+      await pa.close();
+      await pb.close();
+    }
   }, 90_000);
 
   it('a leader that shuts down releases the lease, so a standby takes over without waiting', async () => {
@@ -209,13 +232,14 @@ local('leader election', () => {
 
   it('renews its lease while its first sync is slower than the lease: no standby takes over', async () => {
     const proxy = await startApiProxy(cluster);
+    const pb = await startApiProxy(cluster);
     try {
       // Every list the first replica makes takes three lease durations.
       const slowMs = 3 * timing.lease;
       proxy.fault(isList(), { kind: 'delay', ms: slowMs });
       const a = await replica({ kubeconfig: proxy.kubeconfigPath, readyTimeoutMs: 0 });
       const first = await waitFor('the first replica to take the lease', holder, 30_000, 50);
-      const b = await replica();
+      const b = await replica({ kubeconfig: pb.kubeconfigPath });
       const holders = new Set<string>();
       let bLed = false;
       const until = Date.now() + slowMs + timing.lease;
@@ -229,6 +253,9 @@ local('leader election', () => {
       );
       expect([...holders]).toEqual([first]);
       expect(bLed).toBe(false);
+      // What the API server got from the standby over the whole window: Lease requests only.
+      expect(proxiedWrites(pb).map(describeRequest)).toEqual([]);
+      // Second witness: its own count.
       expect(await writes(b)).toBe(0);
       // Once synced, the first replica is the one that serves.
       await backend('slow-sync');
@@ -237,6 +264,7 @@ local('leader election', () => {
       expect(proxiedWrites(proxy).length).toBeGreaterThan(0);
     } finally {
       await proxy.close();
+      await pb.close();
     }
   }, 120_000);
 

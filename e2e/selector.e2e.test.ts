@@ -12,6 +12,7 @@ import {
 } from '@kubernetes/client-node';
 import { startCluster, type Cluster } from './harness/controlplane.ts';
 import { startOperator, type OperatorProcess } from './harness/operator.ts';
+import { idle, recordWrites } from './harness/witness.ts';
 import { createRunningPod, createTestNamespace, waitFor, writePodStatus } from './helpers.ts';
 
 let cluster: Cluster;
@@ -83,12 +84,20 @@ local('selector mode', () => {
       await readyPod(ns, 'web-1', '10.244.0.1');
       await service(ns);
     }
-    await run([`--selector-mode=${inScope}`]);
+    const outside = await recordWrites(kc, ['endpoints'], outOfScope);
+    const op = await run([`--selector-mode=${inScope}`]);
     await waitFor('Endpoints in the namespace in scope', async () =>
       readyIPs(await endpoints(inScope)).length === 1 ? true : undefined,
     );
-    // Give the operator time it would need to act on the other namespace, then check it did not.
-    await new Promise((r) => setTimeout(r, 1500));
+    // A Service created after start-up in scope and reconciled: every key queued before it was
+    // handed out first, whatever its namespace (a namespace already waiting has its turn first).
+    await service(inScope, 'marker');
+    await waitFor('the marker Service reconciled', async () =>
+      readyIPs(await endpoints(inScope, 'marker')).length === 1 ? true : undefined,
+    );
+    await idle(op, 'endpoints');
+    outside.stop();
+    expect(outside.writes).toEqual([]);
     expect(await endpoints(outOfScope)).toBeUndefined();
   }, 60_000);
 
@@ -107,12 +116,26 @@ local('selector mode', () => {
       body: body('upstreams', { 'endpoints.kubernetes.io/managed-by': 'endpoint-controller' }),
     });
     await core.createNamespacedEndpoints({ namespace: ns, body: body('by-hand', {}) });
+    const seen = await recordWrites(kc, ['endpoints'], ns);
     const op = await run(['--selector-mode=all']);
     await waitFor('our orphan to be deleted', async () =>
       (await endpoints(ns, 'ours')) === undefined ? true : undefined,
     );
+    // The start-up clean-up queues the keys of the Endpoints it manages before it starts; a Service
+    // created later, reconciled, with the controller idle after it, shows the clean-up is over.
+    await readyPod(ns, 'web-1', '10.244.0.1');
+    await service(ns, 'marker');
+    await waitFor('the marker Service reconciled', async () =>
+      readyIPs(await endpoints(ns, 'marker')).length === 1 ? true : undefined,
+    );
+    await idle(op, 'endpoints');
+    seen.stop();
+    expect(seen.writesExcept('endpoints/marker').map((w) => w.replace(/ by .*/, ''))).toEqual([
+      'endpoints/ours DELETED',
+    ]);
     expect(await endpoints(ns, 'upstreams')).toBeDefined();
     expect(await endpoints(ns, 'by-hand')).toBeDefined();
+    // Second witness: outrigger's own count agrees.
     expect(await op.metric('outrigger_endpoint_writes_total', { operation: 'delete' })).toBe(1);
   }, 60_000);
 
@@ -193,12 +216,22 @@ local('selector mode', () => {
       readyIPs(await endpoints(ns)).length === 2 ? true : undefined,
     );
     await first.stop();
+    const seen = await recordWrites(kc, ['endpoints'], ns);
     const second = await run(['--selector-mode=all']);
-    await new Promise((r) => setTimeout(r, 2000));
+    // The Service in sync was queued at start-up, before this one: once this one is reconciled and
+    // the controller is idle, the first had its turn and its chance to write.
+    await service(ns, 'marker');
+    await waitFor('the marker Service reconciled', async () =>
+      readyIPs(await endpoints(ns, 'marker')).length === 2 ? true : undefined,
+    );
+    await idle(second, 'endpoints');
+    seen.stop();
+    expect(seen.writesExcept('endpoints/marker')).toEqual([]);
     expect(
       await second.metric('controller_runtime_reconcile_total', { controller: 'endpoints' }),
-    ).toBeGreaterThan(0);
-    expect(await second.metric('outrigger_endpoint_writes_total')).toBe(0);
+    ).toBeGreaterThanOrEqual(2);
+    // Second witness: outrigger counts one write, the marker's.
+    expect(await second.metric('outrigger_endpoint_writes_total')).toBe(1);
   }, 60_000);
 
   it('recovers its watches after kube-apiserver restarts', async () => {

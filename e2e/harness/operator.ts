@@ -14,7 +14,10 @@ export interface OperatorProcess {
   readonly pid: number;
   readonly metricsUrl: string;
   readonly logPath: string;
-  /** Scrapes /metrics and returns the sum of the samples of `name` matching `labels`. */
+  /**
+   * Scrapes /metrics and returns the sum of the samples of `name` matching `labels` (0 when the
+   * family is exposed but has no such series yet); throws when no family `name` is exposed.
+   */
   metric(name: string, labels?: Record<string, string>): Promise<number>;
   /** SIGTERM, then waits for exit; resolves with the exit code. */
   stop(): Promise<number | null>;
@@ -89,16 +92,7 @@ export async function startOperator(
     metricsUrl,
     logPath,
     async metric(name, labels = {}) {
-      const text = await (await fetch(metricsUrl)).text();
-      let sum = 0;
-      for (const line of text.split('\n')) {
-        const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{([^}]*)\})? (\S+)$/.exec(line);
-        if (m?.[1] !== name) continue;
-        const have = new Map<string, string>();
-        for (const x of (m[3] ?? '').matchAll(/(\w+)="([^"]*)"/g)) have.set(x[1] ?? '', x[2] ?? '');
-        if (Object.entries(labels).every(([k, v]) => have.get(k) === v)) sum += Number(m[4]);
-      }
-      return sum;
+      return sumSamples(await (await fetch(metricsUrl)).text(), name, labels, metricsUrl);
     },
     async stop() {
       if (child.exitCode === null) child.kill('SIGTERM');
@@ -110,6 +104,52 @@ export async function startOperator(
     },
     exited,
   };
+}
+
+/** A histogram's or summary's samples carry a suffix after their family's name. */
+const sampleSuffixes: Record<string, readonly string[]> = {
+  histogram: ['_bucket', '_sum', '_count'],
+  summary: ['_sum', '_count'],
+};
+
+/**
+ * The sum of the samples of `name` in a Prometheus text exposition whose labels include `labels`.
+ * A family the exposition declares (# HELP / # TYPE) with no matching series is 0: a labelled
+ * counter that has not counted yet. A name no declared family has is an error, so that a renamed
+ * or never-registered metric cannot read as "nothing happened".
+ */
+export function sumSamples(
+  exposition: string,
+  name: string,
+  labels: Record<string, string> = {},
+  source = 'the exposition',
+): number {
+  const types = new Map<string, string>();
+  for (const m of exposition.matchAll(/^# (?:HELP|TYPE) ([a-zA-Z_:][a-zA-Z0-9_:]*)(?: (\S+))?/gm)) {
+    const family = m[1] ?? '';
+    if (!types.has(family) || m[0].startsWith('# TYPE')) types.set(family, m[2] ?? '');
+  }
+  const declared =
+    types.has(name) ||
+    Object.entries(sampleSuffixes).some(([type, suffixes]) =>
+      suffixes.some((x) => name.endsWith(x) && types.get(name.slice(0, -x.length)) === type),
+    );
+  if (!declared) {
+    const prefix = name.split('_').slice(0, 2).join('_');
+    const near = [...types.keys()].filter((f) => f.startsWith(prefix));
+    throw new Error(
+      `metric ${name} is not exposed by ${source}; families starting with ${prefix}: ${near.length > 0 ? near.join(', ') : 'none'}`,
+    );
+  }
+  let sum = 0;
+  for (const line of exposition.split('\n')) {
+    const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{([^}]*)\})? (\S+)$/.exec(line);
+    if (m?.[1] !== name) continue;
+    const have = new Map<string, string>();
+    for (const x of (m[3] ?? '').matchAll(/(\w+)="([^"]*)"/g)) have.set(x[1] ?? '', x[2] ?? '');
+    if (Object.entries(labels).every(([k, v]) => have.get(k) === v)) sum += Number(m[4]);
+  }
+  return sum;
 }
 
 export interface Scrape {
