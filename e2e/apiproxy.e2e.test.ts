@@ -15,7 +15,14 @@ import {
   type ApiProxy,
 } from './harness/apiproxy.ts';
 import { startCluster, type Cluster } from './harness/controlplane.ts';
-import { apiError, createTestNamespace, waitFor, describeUnless, localOnly } from './helpers.ts';
+import {
+  apiError,
+  createTestNamespace,
+  waitFor,
+  describeUnless,
+  localOnly,
+  teardown,
+} from './helpers.ts';
 
 const local = describeUnless(localOnly);
 
@@ -37,8 +44,10 @@ beforeAll(async () => {
 
 afterAll(async () => {
   if (process.env.USE_EXISTING_CLUSTER === 'true') return;
-  await proxy.close();
-  await cluster.stop();
+  await teardown(
+    () => proxy.close(),
+    () => cluster.stop(),
+  );
 });
 
 interface WatchEvent {

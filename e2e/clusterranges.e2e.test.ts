@@ -17,6 +17,7 @@ import {
   waitFor,
   describeUnless,
   localOnly,
+  teardown,
 } from './helpers.ts';
 
 const local = describeUnless(localOnly);
@@ -56,9 +57,11 @@ beforeAll(async () => {
 
 afterAll(async () => {
   if (process.env.USE_EXISTING_CLUSTER === 'true') return;
-  await operator.stop();
-  await proxy.close();
-  await cluster.stop();
+  await teardown(
+    () => operator.stop(),
+    () => proxy.close(),
+    () => cluster.stop(),
+  );
 });
 
 async function status(ns: string, name: string): Promise<ExternalBackendStatus | undefined> {

@@ -8,7 +8,7 @@ import { startCluster, type Cluster } from './harness/controlplane.ts';
 import { startOperator, type OperatorProcess } from './harness/operator.ts';
 import { runScenario } from './differential/runner.ts';
 import { loadCorpus } from './differential/scenario.ts';
-import { describeUnless, localOnly } from './helpers.ts';
+import { describeUnless, localOnly, teardown } from './helpers.ts';
 
 const only = process.env.OUTRIGGER_SCENARIOS?.split(',').filter(Boolean);
 const corpus = loadCorpus().filter((s) => only === undefined || only.includes(s.name));
@@ -34,8 +34,11 @@ beforeAll(async () => {
 
 afterAll(async () => {
   if (existing) return;
-  await operator.stop();
-  await Promise.all([upstream.stop(), outrigger.stop()]);
+  await teardown(
+    () => operator.stop(),
+    () => upstream.stop(),
+    () => outrigger.stop(),
+  );
 });
 
 const local = describeUnless(localOnly);

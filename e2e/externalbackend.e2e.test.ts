@@ -28,6 +28,7 @@ import {
   waitFor,
   writePodStatus,
   describeUnless,
+  teardown,
 } from './helpers.ts';
 
 const skipReason =
@@ -71,11 +72,16 @@ beforeAll(async () => {
 afterAll(async () => {
   if (skipReason !== undefined) return;
   // The operator goes first: no probe may outlive the namespace its addresses live in.
-  await operator.stop();
-  if (process.env.OUTRIGGER_E2E_LOG_COPY)
-    copyFileSync(operator.logPath, process.env.OUTRIGGER_E2E_LOG_COPY);
-  await net.remove();
-  await cluster.stop();
+  await teardown(
+    () => operator.stop(),
+    () => {
+      if (process.env.OUTRIGGER_E2E_LOG_COPY)
+        copyFileSync(operator.logPath, process.env.OUTRIGGER_E2E_LOG_COPY);
+      return Promise.resolve();
+    },
+    () => net.remove(),
+    () => cluster.stop(),
+  );
 }, 60_000);
 
 type Spec = Record<string, unknown>;

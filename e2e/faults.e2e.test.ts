@@ -30,7 +30,7 @@ import {
 } from './harness/netns.ts';
 import { Replica, overlaps, type Write } from './faults/replica.ts';
 import { World } from './faults/world.ts';
-import { describeUnless, localOnly, waitFor } from './helpers.ts';
+import { describeUnless, localOnly, teardown, waitFor } from './helpers.ts';
 
 const full = process.env.FAULTS === 'full';
 const skipReason = localOnly ?? netnsUnavailable();
@@ -207,7 +207,7 @@ afterAll(async () => {
   await Promise.allSettled(proxies.map((p) => p.close()));
   await Promise.allSettled([farm.stop()]);
   await Promise.allSettled([net.remove()]);
-  await cluster.stop();
+  await teardown(() => cluster.stop());
 }, 120_000);
 
 local('faults under churn', () => {

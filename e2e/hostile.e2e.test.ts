@@ -44,6 +44,7 @@ import {
   serviceAccountKubeconfig,
   waitFor,
   describeUnless,
+  teardown,
 } from './helpers.ts';
 
 const skipReason =
@@ -234,9 +235,11 @@ beforeAll(async () => {
 afterAll(async () => {
   if (skipReason !== undefined) return;
   // The operator goes first: no probe may outlive the namespace its addresses live in.
-  await operator.stop();
-  await net.remove();
-  await cluster.stop();
+  await teardown(
+    () => operator.stop(),
+    () => net.remove(),
+    () => cluster.stop(),
+  );
 }, 60_000);
 
 // --- helpers --------------------------------------------------------------------------------

@@ -16,6 +16,7 @@ import {
   writePodStatus,
   describeUnless,
   localOnly,
+  teardown,
 } from './helpers.ts';
 
 const managedBy = 'endpoints.kubernetes.io/managed-by';
@@ -37,8 +38,10 @@ beforeAll(async () => {
 
 afterAll(async () => {
   if (process.env.USE_EXISTING_CLUSTER === 'true') return;
-  await operator?.stop();
-  await cluster.stop();
+  await teardown(
+    async () => operator?.stop(),
+    () => cluster.stop(),
+  );
 });
 
 const readyIPs = (ep: V1Endpoints | undefined): string[] =>
