@@ -55,9 +55,11 @@ export default class ShuffledE2eSequencer extends BaseSequencer {
     const rest = tests.filter((t) => !isE2e(t));
     if (e2e.length === 0) return super.sort(tests);
     const seed = e2eSeed();
-    // The reporter runs in this process and prints the seed at the start and at the end of the run.
-    globalThis[seedKey] = seed;
     const key = (t) => relative(t.context.config.rootDir, t.path);
-    return [...super.sort(rest), ...shuffle(e2e, seed, key)];
+    const order = shuffle(e2e, seed, key);
+    // The reporter runs in this process: it prints the seed and the order at the start of the run,
+    // the seed again at the end.
+    globalThis[seedKey] = { seed, files: order.map(key) };
+    return [...super.sort(rest), ...order];
   }
 }

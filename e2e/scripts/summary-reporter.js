@@ -23,9 +23,16 @@ const fullVersions = [
 ];
 
 export default class SummaryReporter {
-  /** @param {unknown} _globalConfig @param {{ label?: string }} options */
-  constructor(_globalConfig, options) {
+  /** @param {{ testNamePattern?: string }} globalConfig @param {{ label?: string }} options */
+  constructor(globalConfig, options) {
     this.label = options.label ?? 'jest';
+    // Tests that `-t <pattern>` leaves out are reported as skipped too: those are the caller's
+    // choice, counted apart ("filtered out") and never a failure.
+    this.namePattern =
+      globalConfig.testNamePattern !== undefined && globalConfig.testNamePattern !== ''
+        ? new RegExp(globalConfig.testNamePattern, 'i')
+        : undefined;
+    this.filtered = 0;
     this.allowSkips = process.env.OUTRIGGER_ALLOW_SKIPS === '1';
     /** @type {string[]} */
     this.skipped = [];
@@ -33,16 +40,22 @@ export default class SummaryReporter {
     this.error = undefined;
   }
 
+  /** @returns {{ seed: number, files: string[] } | undefined} */
+  order() {
+    return /** @type {Record<symbol, { seed: number, files: string[] } | undefined>} */ (
+      globalThis
+    )[seedKey];
+  }
+
   seed() {
-    const s = /** @type {Record<symbol, unknown>} */ (globalThis)[seedKey];
-    return typeof s === 'number' ? s : undefined;
+    return this.order()?.seed;
   }
 
   onRunStart() {
-    const seed = this.seed();
-    if (seed !== undefined)
+    const o = this.order();
+    if (o !== undefined)
       process.stdout.write(
-        `\n${this.label}: e2e files in shuffled order, seed ${String(seed)} (replay: E2E_SEED=${String(seed)})\n`,
+        `\n${this.label}: e2e files in shuffled order, seed ${String(o.seed)} (replay: E2E_SEED=${String(o.seed)}): ${o.files.map((f) => f.replace(/^e2e\//, '').replace(/\.e2e\.test\.ts$/, '')).join(' ')}\n`,
       );
   }
 
@@ -50,13 +63,16 @@ export default class SummaryReporter {
   onTestResult(_test, result) {
     const file = result.testFilePath.replace(`${process.cwd()}/`, '');
     for (const t of result.testResults)
-      if (t.status === 'pending' || t.status === 'skipped' || t.status === 'todo')
-        this.skipped.push(`${file}: ${t.fullName}`);
+      if (t.status === 'pending' || t.status === 'skipped' || t.status === 'todo') {
+        if (this.namePattern !== undefined && !this.namePattern.test(t.fullName)) this.filtered++;
+        else this.skipped.push(`${file}: ${t.fullName}`);
+      }
   }
 
   /** @param {unknown} _contexts @param {{ numPassedTests: number, numFailedTests: number, numPendingTests: number, numTodoTests: number, numRuntimeErrorTestSuites: number }} r */
   onRunComplete(_contexts, r) {
-    const skipped = r.numPendingTests + r.numTodoTests;
+    const skipped = r.numPendingTests + r.numTodoTests - this.filtered;
+    const filtered = this.filtered > 0 ? `, ${String(this.filtered)} filtered out by -t` : '';
     const broken =
       r.numRuntimeErrorTestSuites > 0
         ? `, ${String(r.numRuntimeErrorTestSuites)} test file(s) failed to run`
@@ -69,7 +85,7 @@ export default class SummaryReporter {
       out.push(`${this.label}: skipped tests:`, ...this.skipped.map((s) => `  ${s}`));
       if (!this.allowSkips) {
         out.push(
-          `${this.label}: FAILED: ${String(skipped)} test(s) skipped. The suites above switched themselves off (their warnings say why: root, ip netns, nft, runc, USE_EXISTING_CLUSTER). Set OUTRIGGER_ALLOW_SKIPS=1 to accept that.`,
+          `${this.label}: FAILED: ${String(skipped)} test(s) skipped. Each name above says why (no root, no \`ip netns\`, no nft or runc, USE_EXISTING_CLUSTER=true). Set OUTRIGGER_ALLOW_SKIPS=1 to accept that.`,
         );
         this.error = new Error(
           `${String(skipped)} test(s) skipped without OUTRIGGER_ALLOW_SKIPS=1`,
@@ -80,7 +96,7 @@ export default class SummaryReporter {
     if (seed !== undefined && notRun.length > 0)
       out.push(`${this.label}: full versions, not part of this run: ${notRun.join('; ')}`);
     out.push(
-      `${this.label}: ${String(r.numPassedTests + r.numFailedTests)} executed (${String(r.numPassedTests)} passed, ${String(r.numFailedTests)} failed), ${String(skipped)} skipped${allowed}${broken}${order}`,
+      `${this.label}: ${String(r.numPassedTests + r.numFailedTests)} executed (${String(r.numPassedTests)} passed, ${String(r.numFailedTests)} failed), ${String(skipped)} skipped${allowed}${filtered}${broken}${order}`,
     );
     process.stdout.write(`\n${out.join('\n')}\n`);
   }
