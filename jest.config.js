@@ -1,5 +1,7 @@
 // Two projects: `unit` covers pure logic and runs in parallel; `e2e` runs against a real
-// kube-apiserver and etcd started by e2e/harness, one test file at a time (see e2e/scripts/test.ts).
+// kube-apiserver and etcd started by e2e/harness, one test file at a time, in an order shuffled by
+// a printed seed (e2e/scripts/sequencer.js). The summary reporter fails a run that skipped a test
+// unless OUTRIGGER_ALLOW_SKIPS=1.
 const esm = {
   extensionsToTreatAsEsm: ['.ts'],
   moduleNameMapper: { '^(\\.{1,2}/.*)\\.js$': '$1' },
@@ -11,6 +13,7 @@ const esm = {
 
 /** @type {import('jest').Config} */
 export default {
+  testSequencer: '<rootDir>/e2e/scripts/sequencer.js',
   reporters: [
     'default',
     ['<rootDir>/e2e/scripts/summary-reporter.js', { label: process.env.TEST_SUITE ?? 'jest' }],

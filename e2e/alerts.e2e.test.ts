@@ -25,7 +25,13 @@ import { makeCa, makeLeaf } from './harness/pki.ts';
 import { freePort } from './harness/ports.ts';
 import { ProcessGroup, tail, type ManagedProcess } from './harness/processes.ts';
 import { jobPlaceholder, panels, renderDashboard } from './scripts/dashboard.ts';
-import { createExternalBackend, fastTcpBackend, teardown, waitFor } from './helpers.ts';
+import {
+  createExternalBackend,
+  fastTcpBackend,
+  teardown,
+  waitFor,
+  describeUnless,
+} from './helpers.ts';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const rulesFile = join(root, 'charts/outrigger/rules/outrigger.rules.yaml');
@@ -56,7 +62,7 @@ const skipReason =
   process.env.USE_EXISTING_CLUSTER === 'true'
     ? 'needs its own control plane (backends live in network namespaces on this machine)'
     : netnsUnavailable();
-const suite = skipReason === undefined ? describe : describe.skip;
+const suite = describeUnless(skipReason);
 
 let cluster: Cluster;
 let net: BackendNetwork;

@@ -3,7 +3,7 @@
 // client as it would from a misbehaving API server or network.
 import { request } from 'node:https';
 import { setTimeout as delay } from 'node:timers/promises';
-import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { afterAll, beforeAll, expect, it } from '@jest/globals';
 import { CoreV1Api, KubeConfig, Watch } from '@kubernetes/client-node';
 import {
   allOf,
@@ -15,9 +15,16 @@ import {
   type ApiProxy,
 } from './harness/apiproxy.ts';
 import { startCluster, type Cluster } from './harness/controlplane.ts';
-import { apiError, createTestNamespace, waitFor } from './helpers.ts';
+import {
+  apiError,
+  createTestNamespace,
+  waitFor,
+  describeUnless,
+  localOnly,
+  teardown,
+} from './helpers.ts';
 
-const local = process.env.USE_EXISTING_CLUSTER === 'true' ? describe.skip : describe;
+const local = describeUnless(localOnly);
 
 let cluster: Cluster;
 let proxy: ApiProxy;
@@ -37,8 +44,10 @@ beforeAll(async () => {
 
 afterAll(async () => {
   if (process.env.USE_EXISTING_CLUSTER === 'true') return;
-  await proxy.close();
-  await cluster.stop();
+  await teardown(
+    () => proxy.close(),
+    () => cluster.stop(),
+  );
 });
 
 interface WatchEvent {

@@ -24,9 +24,10 @@ import {
   valueRows,
 } from './scripts/chart-docs.ts';
 import { panels } from './scripts/dashboard.ts';
+import { describeUnless, localOnly } from './helpers.ts';
 
 const repoRoot = fileURLToPath(new URL('..', import.meta.url));
-const local = process.env.USE_EXISTING_CLUSTER === 'true' ? describe.skip : describe;
+const local = describeUnless(localOnly);
 const kubeVersion = '1.36.3';
 const release = 'edge';
 const releaseNs = 'platform';

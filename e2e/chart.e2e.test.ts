@@ -37,10 +37,12 @@ import {
   serviceAccountKubeconfig,
   waitFor,
   writePodStatus,
+  describeUnless,
+  localOnly,
 } from './helpers.ts';
 
 const chartDir = fileURLToPath(new URL('../charts/outrigger', import.meta.url));
-const local = process.env.USE_EXISTING_CLUSTER === 'true' ? describe.skip : describe;
+const local = describeUnless(localOnly);
 const release = 'outrigger';
 const releaseNs = 'outrigger-system';
 const leaseName = 'outrigger-leader';

@@ -3,7 +3,7 @@
 // operator talks to the API server through a proxy that answers its Node requests with 403, as a
 // missing RBAC rule would. No health checks: nothing is probed.
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { afterAll, beforeAll, expect, it } from '@jest/globals';
 import { CoreV1Api, CustomObjectsApi, type KubeConfig } from '@kubernetes/client-node';
 import type { ExternalBackendStatus } from '../src/externalbackend/schema.ts';
 import { apiVersion, group, plural, version } from '../src/externalbackend/schema.ts';
@@ -11,9 +11,16 @@ import { anyOf, isList, isWatch, startApiProxy, type ApiProxy } from './harness/
 import { startCluster, type Cluster } from './harness/controlplane.ts';
 import { installCrd } from './harness/crd.ts';
 import { startOperator, type OperatorProcess } from './harness/operator.ts';
-import { createTestNamespace, outriggerSliceIPs, waitFor } from './helpers.ts';
+import {
+  createTestNamespace,
+  outriggerSliceIPs,
+  waitFor,
+  describeUnless,
+  localOnly,
+  teardown,
+} from './helpers.ts';
 
-const local = process.env.USE_EXISTING_CLUSTER === 'true' ? describe.skip : describe;
+const local = describeUnless(localOnly);
 
 let cluster: Cluster;
 let kc: KubeConfig;
@@ -50,9 +57,11 @@ beforeAll(async () => {
 
 afterAll(async () => {
   if (process.env.USE_EXISTING_CLUSTER === 'true') return;
-  await operator.stop();
-  await proxy.close();
-  await cluster.stop();
+  await teardown(
+    () => operator.stop(),
+    () => proxy.close(),
+    () => cluster.stop(),
+  );
 });
 
 async function status(ns: string, name: string): Promise<ExternalBackendStatus | undefined> {

@@ -6,7 +6,7 @@
 // built from it: nothing here looks at outrigger's objects to decide what passed.
 import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
-import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { afterAll, beforeAll, expect, it } from '@jest/globals';
 import { CustomObjectsApi } from '@kubernetes/client-node';
 import { apiVersion, group, plural, version } from '../src/externalbackend/schema.ts';
 import { ensureDataPlaneBinary } from './harness/binaries.ts';
@@ -15,10 +15,10 @@ import { dataPlaneUnavailable, nodeRange, startNode, type Node } from './harness
 import { startEtcdMembers, type EtcdMembers } from './harness/etcdmembers.ts';
 import { createBackendNetwork, type BackendNetwork } from './harness/netns.ts';
 import { startOperator, type OperatorProcess } from './harness/operator.ts';
-import { teardown, waitFor } from './helpers.ts';
+import { teardown, waitFor, describeUnless } from './helpers.ts';
 
 const skipReason = dataPlaneUnavailable();
-const suite = skipReason === undefined ? describe : describe.skip;
+const suite = describeUnless(skipReason);
 
 const check = { intervalSeconds: 1, timeoutSeconds: 1, healthyThreshold: 2, unhealthyThreshold: 2 };
 /** The detection bound the ExternalBackend promises: interval × unhealthyThreshold + timeout. */

@@ -8,7 +8,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
-import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { afterAll, beforeAll, expect, it } from '@jest/globals';
 import {
   CoreV1Api,
   CustomObjectsApi,
@@ -28,10 +28,10 @@ import {
   startIngressController,
   type Reply,
 } from './harness/ingress.ts';
-import { teardown, waitFor } from './helpers.ts';
+import { teardown, waitFor, describeUnless } from './helpers.ts';
 
 const skipReason = dataPlaneUnavailable();
-const suite = skipReason === undefined ? describe : describe.skip;
+const suite = describeUnless(skipReason);
 
 const check = { intervalSeconds: 1, timeoutSeconds: 1, healthyThreshold: 2, unhealthyThreshold: 2 };
 const detectionMs =

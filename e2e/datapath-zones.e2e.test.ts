@@ -4,7 +4,7 @@
 // its own zone's servers, fall back to the others when its zone has none ready, and skip a drained
 // server while others are ready.
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { afterAll, beforeAll, expect, it } from '@jest/globals';
 import {
   CoreV1Api,
   CustomObjectsApi,
@@ -16,10 +16,10 @@ import { startCluster, type Cluster } from './harness/controlplane.ts';
 import { dataPlaneUnavailable, nodeRange, startNode, type Node } from './harness/dataplane.ts';
 import { createBackendNetwork, type BackendNetwork, type Server } from './harness/netns.ts';
 import { startOperator, type OperatorProcess } from './harness/operator.ts';
-import { teardown, waitFor } from './helpers.ts';
+import { teardown, waitFor, describeUnless } from './helpers.ts';
 
 const skipReason = dataPlaneUnavailable();
-const suite = skipReason === undefined ? describe : describe.skip;
+const suite = describeUnless(skipReason);
 const zoneLabel = 'topology.kubernetes.io/zone';
 const ns = 'zones';
 const port = 8080;

@@ -3,11 +3,12 @@
 // set-up and after every step. Set OUTRIGGER_SCENARIOS=a,b to run only some.
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { afterAll, beforeAll, expect, it } from '@jest/globals';
 import { startCluster, type Cluster } from './harness/controlplane.ts';
 import { startOperator, type OperatorProcess } from './harness/operator.ts';
 import { runScenario } from './differential/runner.ts';
 import { loadCorpus } from './differential/scenario.ts';
+import { describeUnless, localOnly, teardown } from './helpers.ts';
 
 const only = process.env.OUTRIGGER_SCENARIOS?.split(',').filter(Boolean);
 const corpus = loadCorpus().filter((s) => only === undefined || only.includes(s.name));
@@ -33,11 +34,14 @@ beforeAll(async () => {
 
 afterAll(async () => {
   if (existing) return;
-  await operator.stop();
-  await Promise.all([upstream.stop(), outrigger.stop()]);
+  await teardown(
+    () => operator.stop(),
+    () => upstream.stop(),
+    () => outrigger.stop(),
+  );
 });
 
-const local = process.env.USE_EXISTING_CLUSTER === 'true' ? describe.skip : describe;
+const local = describeUnless(localOnly);
 
 local('outrigger matches the upstream endpoints controller', () => {
   it('has a corpus of at least 40 scenarios', () => {

@@ -4,7 +4,7 @@
 // ranges (DNS rebinding), and no answer at all (the server stopped).
 import { createServer, type Server as NetServer } from 'node:net';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { afterAll, beforeAll, expect, it } from '@jest/globals';
 import {
   CoreV1Api,
   CustomObjectsApi,
@@ -24,13 +24,19 @@ import {
 } from './harness/netns.ts';
 import { startOperator, type OperatorProcess } from './harness/operator.ts';
 import { freePort } from './harness/ports.ts';
-import { createTestNamespace, serviceAccountKubeconfig, teardown, waitFor } from './helpers.ts';
+import {
+  createTestNamespace,
+  serviceAccountKubeconfig,
+  teardown,
+  waitFor,
+  describeUnless,
+} from './helpers.ts';
 
 const skipReason =
   process.env.USE_EXISTING_CLUSTER === 'true'
     ? 'needs its own control plane (backends live in network namespaces on this machine)'
     : netnsUnavailable();
-const suite = skipReason === undefined ? describe : describe.skip;
+const suite = describeUnless(skipReason);
 
 /** How long a failing name keeps its last answer (--dns-stale-timeout). */
 const staleMs = 10_000;

@@ -4,7 +4,7 @@
 import { spawnSync } from 'node:child_process';
 import { copyFileSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { afterAll, beforeAll, expect, it } from '@jest/globals';
 import {
   ApiException,
   CoreV1Api,
@@ -22,13 +22,20 @@ import { apiVersion, group, plural, version } from '../src/externalbackend/schem
 import { startCluster, type Cluster } from './harness/controlplane.ts';
 import { createBackendNetwork, netnsUnavailable, type BackendNetwork } from './harness/netns.ts';
 import { startOperator, type OperatorProcess } from './harness/operator.ts';
-import { createRunningPod, createTestNamespace, waitFor, writePodStatus } from './helpers.ts';
+import {
+  createRunningPod,
+  createTestNamespace,
+  waitFor,
+  writePodStatus,
+  describeUnless,
+  teardown,
+} from './helpers.ts';
 
 const skipReason =
   process.env.USE_EXISTING_CLUSTER === 'true'
     ? 'needs its own control plane (backends live in network namespaces on this machine)'
     : netnsUnavailable();
-const suite = skipReason === undefined ? describe : describe.skip;
+const suite = describeUnless(skipReason);
 
 let cluster: Cluster;
 let kc: KubeConfig;
@@ -65,11 +72,16 @@ beforeAll(async () => {
 afterAll(async () => {
   if (skipReason !== undefined) return;
   // The operator goes first: no probe may outlive the namespace its addresses live in.
-  await operator.stop();
-  if (process.env.OUTRIGGER_E2E_LOG_COPY)
-    copyFileSync(operator.logPath, process.env.OUTRIGGER_E2E_LOG_COPY);
-  await net.remove();
-  await cluster.stop();
+  await teardown(
+    () => operator.stop(),
+    () => {
+      if (process.env.OUTRIGGER_E2E_LOG_COPY)
+        copyFileSync(operator.logPath, process.env.OUTRIGGER_E2E_LOG_COPY);
+      return Promise.resolve();
+    },
+    () => net.remove(),
+    () => cluster.stop(),
+  );
 }, 60_000);
 
 type Spec = Record<string, unknown>;

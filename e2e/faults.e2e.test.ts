@@ -30,11 +30,12 @@ import {
 } from './harness/netns.ts';
 import { Replica, overlaps, type Write } from './faults/replica.ts';
 import { World } from './faults/world.ts';
-import { waitFor } from './helpers.ts';
+import { describeUnless, localOnly, teardown, waitFor } from './helpers.ts';
 
 const full = process.env.FAULTS === 'full';
-const skip = process.env.USE_EXISTING_CLUSTER === 'true' || netnsUnavailable() !== undefined;
-const local = skip ? describe.skip : describe;
+const skipReason = localOnly ?? netnsUnavailable();
+const skip = skipReason !== undefined;
+const local = describeUnless(skipReason);
 const times = (short: number, long: number): number => (full ? long : short);
 const churnRate = 5;
 const lease = { duration: 4000, renew: 3000, retry: 500 };
@@ -206,7 +207,7 @@ afterAll(async () => {
   await Promise.allSettled(proxies.map((p) => p.close()));
   await Promise.allSettled([farm.stop()]);
   await Promise.allSettled([net.remove()]);
-  await cluster.stop();
+  await teardown(() => cluster.stop());
 }, 120_000);
 
 local('faults under churn', () => {

@@ -13,7 +13,7 @@ import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { afterAll, beforeAll, expect, it } from '@jest/globals';
 import {
   ApiException,
   CoreV1Api,
@@ -44,13 +44,15 @@ import {
   outriggerSliceIPs,
   serviceAccountKubeconfig,
   waitFor,
+  describeUnless,
+  teardown,
 } from './helpers.ts';
 
 const skipReason =
   process.env.USE_EXISTING_CLUSTER === 'true'
     ? 'needs its own control plane (backends live in network namespaces on this machine)'
     : netnsUnavailable();
-const suite = skipReason === undefined ? describe : describe.skip;
+const suite = describeUnless(skipReason);
 const chartDir = fileURLToPath(new URL('../charts/outrigger', import.meta.url));
 
 let cluster: Cluster;
@@ -234,9 +236,11 @@ beforeAll(async () => {
 afterAll(async () => {
   if (skipReason !== undefined) return;
   // The operator goes first: no probe may outlive the namespace its addresses live in.
-  await operator.stop();
-  await net.remove();
-  await cluster.stop();
+  await teardown(
+    () => operator.stop(),
+    () => net.remove(),
+    () => cluster.stop(),
+  );
 }, 60_000);
 
 // --- helpers --------------------------------------------------------------------------------

@@ -33,10 +33,16 @@ import {
 } from './harness/dataplane.ts';
 import { createBackendNetwork, type BackendNetwork } from './harness/netns.ts';
 import { runcUnavailable, runPod, type Container } from './harness/runc.ts';
-import { createExternalBackend, fastTcpBackend, teardown, waitFor } from './helpers.ts';
+import {
+  createExternalBackend,
+  fastTcpBackend,
+  teardown,
+  waitFor,
+  describeUnless,
+} from './helpers.ts';
 
 const skipReason = dataPlaneUnavailable() ?? runcUnavailable();
-const suite = skipReason === undefined ? describe : describe.skip;
+const suite = describeUnless(skipReason);
 const chartDir = fileURLToPath(new URL('../charts/outrigger', import.meta.url));
 const releaseNs = 'outrigger-system';
 

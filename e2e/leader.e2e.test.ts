@@ -2,7 +2,7 @@
 // leader writes; a standby takes over when the leader dies (measured), at once when it shuts down
 // cleanly, and a leader that loses its lease exits before it can contradict the new one.
 import { join } from 'node:path';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
+import { afterAll, afterEach, beforeAll, expect, it } from '@jest/globals';
 import {
   CoordinationV1Api,
   CustomObjectsApi,
@@ -22,9 +22,9 @@ import {
 import { installCrd } from './harness/crd.ts';
 import { startOperator, type OperatorProcess } from './harness/operator.ts';
 import { idle } from './harness/witness.ts';
-import { createTestNamespace, waitFor } from './helpers.ts';
+import { createTestNamespace, waitFor, describeUnless, localOnly } from './helpers.ts';
 
-const local = process.env.USE_EXISTING_CLUSTER === 'true' ? describe.skip : describe;
+const local = describeUnless(localOnly);
 const leaseName = 'outrigger-leader';
 // Short timings so the test is quick; the ratios are the defaults' (15 s / 10 s / 2 s).
 const timing = {

@@ -12,7 +12,7 @@ import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { afterAll, beforeAll, expect, it } from '@jest/globals';
 import {
   ApiextensionsV1Api,
   CoreV1Api,
@@ -28,7 +28,13 @@ import { ensureHelm } from './harness/binaries.ts';
 import { createGrant } from './harness/crd.ts';
 import { startCluster, type Cluster } from './harness/controlplane.ts';
 import { startOperator, type OperatorProcess } from './harness/operator.ts';
-import { createTestNamespace, serviceAccountKubeconfig, waitFor } from './helpers.ts';
+import {
+  createTestNamespace,
+  serviceAccountKubeconfig,
+  waitFor,
+  describeUnless,
+  localOnly,
+} from './helpers.ts';
 
 const chartDir = fileURLToPath(new URL('../charts/outrigger', import.meta.url));
 /**
@@ -38,7 +44,7 @@ const chartDir = fileURLToPath(new URL('../charts/outrigger', import.meta.url));
 const previousChart = fileURLToPath(
   new URL('./fixtures/outrigger-chart-8f194d9.tgz', import.meta.url),
 );
-const local = process.env.USE_EXISTING_CLUSTER === 'true' ? describe.skip : describe;
+const local = describeUnless(localOnly);
 const release = 'outrigger';
 const releaseNs = 'outrigger-system';
 const crdNames = ['externalbackends.outrigger.dev', 'externalbackendpolicies.outrigger.dev'];

@@ -15,7 +15,7 @@ import {
   type Scrape,
 } from './harness/operator.ts';
 import { makeCa, makeLeaf } from './harness/pki.ts';
-import { createExternalBackend, createTestNamespace, waitFor } from './helpers.ts';
+import { createExternalBackend, createTestNamespace, waitFor, teardown } from './helpers.ts';
 
 let cluster: Cluster;
 let kc: KubeConfig;
@@ -84,8 +84,10 @@ beforeAll(async () => {
 }, 180_000);
 
 afterAll(async () => {
-  await op.stop();
-  await cluster.stop();
+  await teardown(
+    () => op.stop(),
+    () => cluster.stop(),
+  );
 });
 
 describe('secure metrics', () => {

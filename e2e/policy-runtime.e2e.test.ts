@@ -16,7 +16,7 @@
 //
 // Network discipline: every address is in this test's network namespace (10.250.n.x).
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { afterAll, beforeAll, expect, it } from '@jest/globals';
 import {
   CoreV1Api,
   CustomObjectsApi,
@@ -41,13 +41,14 @@ import {
   outriggerSliceIPs,
   teardown,
   waitFor,
+  describeUnless,
 } from './helpers.ts';
 
 const skipReason =
   process.env.USE_EXISTING_CLUSTER === 'true'
     ? 'needs its own control plane (it writes the kubernetes Service endpoints)'
     : netnsUnavailable();
-const suite = skipReason === undefined ? describe : describe.skip;
+const suite = describeUnless(skipReason);
 
 let cluster: Cluster;
 let kc: KubeConfig;

@@ -4,7 +4,7 @@
 // condition, an Event and a metric when a server's certificate is rotated to a short-lived one.
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { afterAll, beforeAll, expect, it } from '@jest/globals';
 import { CoreV1Api, CustomObjectsApi, KubeConfig } from '@kubernetes/client-node';
 import type { ExternalBackendStatus } from '../src/externalbackend/schema.ts';
 import { apiVersion, group, plural, version } from '../src/externalbackend/schema.ts';
@@ -13,13 +13,13 @@ import { startCluster, type Cluster } from './harness/controlplane.ts';
 import { createBackendNetwork, netnsUnavailable, type BackendNetwork } from './harness/netns.ts';
 import type { ManagedProcess } from './harness/processes.ts';
 import { startOperator, type OperatorProcess } from './harness/operator.ts';
-import { createTestNamespace, teardown, waitFor } from './helpers.ts';
+import { createTestNamespace, teardown, waitFor, describeUnless } from './helpers.ts';
 
 const skipReason =
   process.env.USE_EXISTING_CLUSTER === 'true'
     ? 'needs its own control plane (backends live in network namespaces on this machine)'
     : netnsUnavailable();
-const suite = skipReason === undefined ? describe : describe.skip;
+const suite = describeUnless(skipReason);
 
 const day = 86_400_000;
 const serverName = 'db.probes.test';

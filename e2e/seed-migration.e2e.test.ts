@@ -17,7 +17,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { promisify } from 'node:util';
-import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { afterAll, beforeAll, expect, it } from '@jest/globals';
 import {
   CoreV1Api,
   CustomObjectsApi,
@@ -34,11 +34,11 @@ import { dataPlaneUnavailable, startNode, type Node } from './harness/dataplane.
 import { startEtcdMembers, type EtcdMembers } from './harness/etcdmembers.ts';
 import { createBackendNetwork, type BackendNetwork } from './harness/netns.ts';
 import { startOperator, type OperatorProcess } from './harness/operator.ts';
-import { teardown, waitFor } from './helpers.ts';
+import { teardown, waitFor, describeUnless } from './helpers.ts';
 
 const run = promisify(execFile);
 const skipReason = dataPlaneUnavailable();
-const suite = skipReason === undefined ? describe : describe.skip;
+const suite = describeUnless(skipReason);
 
 const ns = 'kube-system';
 const name = 'etcd-k8s';

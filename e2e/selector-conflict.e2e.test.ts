@@ -5,16 +5,24 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
-import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { afterAll, beforeAll, expect, it } from '@jest/globals';
 import { CoreV1Api, type KubeConfig, type V1Endpoints } from '@kubernetes/client-node';
 import { startCluster, type Cluster } from './harness/controlplane.ts';
 import { startOperator, type OperatorProcess } from './harness/operator.ts';
-import { createRunningPod, createTestNamespace, waitFor, writePodStatus } from './helpers.ts';
+import {
+  createRunningPod,
+  createTestNamespace,
+  waitFor,
+  writePodStatus,
+  describeUnless,
+  localOnly,
+  teardown,
+} from './helpers.ts';
 
 const managedBy = 'endpoints.kubernetes.io/managed-by';
 // Needs kube-controller-manager of its own; on an existing cluster its endpoints controller runs
 // anyway, but this suite would fight it in namespaces it does not own.
-const local = process.env.USE_EXISTING_CLUSTER === 'true' ? describe.skip : describe;
+const local = describeUnless(localOnly);
 
 let cluster: Cluster;
 let kc: KubeConfig;
@@ -30,8 +38,10 @@ beforeAll(async () => {
 
 afterAll(async () => {
   if (process.env.USE_EXISTING_CLUSTER === 'true') return;
-  await operator?.stop();
-  await cluster.stop();
+  await teardown(
+    async () => operator?.stop(),
+    () => cluster.stop(),
+  );
 });
 
 const readyIPs = (ep: V1Endpoints | undefined): string[] =>

@@ -2,7 +2,7 @@
 // namespace scoping, start-up clean-up of our own orphans only, Warning events on failed writes,
 // zero writes after a restart, and recovery of the watches across a kube-apiserver restart.
 import { join } from 'node:path';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
+import { afterAll, afterEach, beforeAll, expect, it } from '@jest/globals';
 import {
   AdmissionregistrationV1Api,
   ApiException,
@@ -13,13 +13,20 @@ import {
 import { startCluster, type Cluster } from './harness/controlplane.ts';
 import { startOperator, type OperatorProcess } from './harness/operator.ts';
 import { idle, recordWrites } from './harness/witness.ts';
-import { createRunningPod, createTestNamespace, waitFor, writePodStatus } from './helpers.ts';
+import {
+  createRunningPod,
+  createTestNamespace,
+  waitFor,
+  writePodStatus,
+  describeUnless,
+  localOnly,
+} from './helpers.ts';
 
 let cluster: Cluster;
 let kc: KubeConfig;
 let core: CoreV1Api;
 let operator: OperatorProcess | undefined;
-const local = process.env.USE_EXISTING_CLUSTER === 'true' ? describe.skip : describe;
+const local = describeUnless(localOnly);
 
 beforeAll(async () => {
   if (process.env.USE_EXISTING_CLUSTER === 'true') return;

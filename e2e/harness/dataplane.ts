@@ -17,7 +17,7 @@ import { fileURLToPath } from 'node:url';
 import { CoreV1Api, DiscoveryV1Api, KubeConfig } from '@kubernetes/client-node';
 import type { Cluster } from './controlplane.ts';
 import { ensureDataPlaneBinary } from './binaries.ts';
-import { ip, subnetInUse } from './netns.ts';
+import { chooseSubnet, ip } from './netns.ts';
 import { ProcessGroup, until, type ManagedProcess } from './processes.ts';
 
 const forwardScript = fileURLToPath(new URL('../fixtures/tcp-forward.ts', import.meta.url));
@@ -122,8 +122,8 @@ export async function startNode(cluster: Cluster, opts: NodeOptions): Promise<No
   const kubeProxyBin = ensureDataPlaneBinary('kube-proxy');
   const coreDnsBin = (opts.coreDns ?? true) ? ensureDataPlaneBinary('coredns') : undefined;
 
-  let n = 1 + (process.pid % 200);
-  while (subnetInUse(n, '10.249')) n = (n % 250) + 1;
+  // A real node (e2e/harness/node.ts) puts its pods on 10.248.<n>.0/24, n the node's own.
+  const n = chooseSubnet('10.249', ['10.248']);
   const netns = `outrigger-node-${String(process.pid)}-${String(n)}`;
   const hostVeth = `ornode${String(n)}h`;
   const nodeVeth = `ornode${String(n)}n`;

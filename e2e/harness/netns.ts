@@ -6,6 +6,7 @@
 // Network discipline: a blackhole route for 10.250.0.0/16 and fd00:250::/32 makes sure that once a
 // namespace is gone, probes to its addresses die on this host instead of following the default route.
 import { spawn, spawnSync, type ChildProcessByStdio } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import type { Readable, Writable } from 'node:stream';
 import { createInterface } from 'node:readline';
 import { connect } from 'node:net';
@@ -93,12 +94,42 @@ export interface BackendNetwork {
   remove(): Promise<void>;
 }
 
-/** Whether the host already routes `<prefix>.<n>.0/24` (another run's namespace uses it). */
+/**
+ * Whether the host already routes `<prefix>.<n>.0/24` or any part of it, in any routing table
+ * (another run's namespace, an address of its own): such a subnet is not ours to take.
+ */
 export function subnetInUse(n: number, prefix = '10.250'): boolean {
-  const r = spawnSync('ip', ['-4', 'route', 'show', `${prefix}.${String(n)}.0/24`], {
-    encoding: 'utf8',
-  });
+  const r = spawnSync(
+    'ip',
+    ['-4', 'route', 'show', 'table', 'all', 'root', `${prefix}.${String(n)}.0/24`],
+    { encoding: 'utf8' },
+  );
+  if (r.status !== 0) throw new Error(`ip route show failed: ${r.stderr.trim()}`);
   return r.stdout.trim() !== '';
+}
+
+/**
+ * What makes this caller's subnets differ from another's: the Jest test file (Jest's `expect`
+ * state; e2e files all run in one process, so the pid alone gave every file the same subnet and
+ * veth names, and a file could inherit what the previous one left on them) and the process.
+ */
+function origin(): string {
+  const jestExpect = (globalThis as { expect?: { getState?: () => { testPath?: string } } }).expect;
+  const where = jestExpect?.getState?.().testPath ?? process.argv[1] ?? '';
+  return `${where}:${String(process.pid)}`;
+}
+
+/**
+ * A free n (1..250) for `<prefix>.<n>.0/24` and every one of `alsoFree` (`<p>.<n>.0/24`): the
+ * first tried is a hash of the test file, the process and the prefix, then the next ones in turn.
+ */
+export function chooseSubnet(prefix: string, alsoFree: readonly string[] = []): number {
+  const start = createHash('sha256').update(`${origin()}:${prefix}`).digest().readUInt32LE(0);
+  for (let i = 0; i < 250; i++) {
+    const n = ((start + i) % 250) + 1;
+    if (![prefix, ...alsoFree].some((p) => subnetInUse(n, p))) return n;
+  }
+  throw new Error(`every subnet ${prefix}.1-250.0/24 is in use on this host`);
 }
 
 async function accepts(host: string, port: number): Promise<boolean> {
@@ -129,8 +160,7 @@ export function createBackendNetwork(
 ): BackendNetwork {
   const why = netnsUnavailable();
   if (why !== undefined) throw new Error(why);
-  let n = 1 + (process.pid % 200);
-  while (subnetInUse(n)) n = (n % 250) + 1;
+  const n = chooseSubnet('10.250');
   const name = `outrigger-${String(process.pid)}-${String(n)}`;
   const host = `orh${String(n)}x${String(process.pid % 10000)}`;
   const peer = `orn${String(n)}x${String(process.pid % 10000)}`;
