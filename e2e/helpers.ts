@@ -13,8 +13,18 @@ import {
 import { apiVersion, group, plural, version } from '../src/externalbackend/schema.ts';
 
 /**
+ * Whether `err` is a failed assertion (jest's JestAssertionError carries `matcherResult`): a retry
+ * must never take one for "not yet", or a wait would turn a wrong answer into a later success.
+ */
+export function isAssertionError(err: unknown): boolean {
+  return typeof err === 'object' && err !== null && 'matcherResult' in err;
+}
+
+/**
  * Polls `fn` until it returns a value other than undefined, or throws after `timeoutMs` with the
- * last error or value it saw, so that a failing wait says what it was waiting for.
+ * last error or value it saw, so that a failing wait says what it was waiting for. A failed
+ * assertion inside `fn` is thrown at once, not retried (the lint config also forbids `expect`
+ * there: a condition to wait for is a returned value).
  */
 export async function waitFor<T>(
   what: string,
@@ -30,6 +40,7 @@ export async function waitFor<T>(
       if (v !== undefined) return v;
       last = undefined;
     } catch (err) {
+      if (isAssertionError(err)) throw err;
       last = err;
     }
     if (Date.now() > deadline) {
