@@ -172,7 +172,11 @@ export async function serviceAccountKubeconfig(
   return path;
 }
 
-/** The addresses in the IPv4 EndpointSlice outrigger writes for a Service, or [] when it has none. */
+/**
+ * The addresses in the IPv4 EndpointSlice outrigger writes for a Service, or [] when there is no
+ * such slice (404) or it lists none. Any other failure throws: a refused or failed read must not
+ * read as "withdrawn".
+ */
 export async function outriggerSliceIPs(
   kc: KubeConfig,
   namespace: string,
@@ -183,8 +187,9 @@ export async function outriggerSliceIPs(
       .makeApiClient(DiscoveryV1Api)
       .readNamespacedEndpointSlice({ namespace, name: `${service}-outrigger-ipv4` });
     return (s.endpoints ?? []).flatMap((e) => e.addresses);
-  } catch {
-    return [];
+  } catch (err) {
+    if (err instanceof ApiException && err.code === 404) return [];
+    throw err;
   }
 }
 
