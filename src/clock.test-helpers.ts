@@ -36,11 +36,11 @@ export class FakeClock implements Clock {
   setTimeout(fn: () => void, ms: number): Timer {
     const t = { id: this.nextId++, at: this.time + Math.max(0, ms), fn };
     this.pending.push(t);
-    return t.id;
+    return t as unknown as Timer;
   }
 
   clearTimeout(timer: Timer): void {
-    this.pending = this.pending.filter((t) => t.id !== timer);
+    this.pending = this.pending.filter((t) => (t as unknown) !== timer);
   }
 
   /** How many timers are set and have not fired. */

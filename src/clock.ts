@@ -2,8 +2,12 @@
 // it: the real clock in production, a fake one in unit tests, so that what those tests prove is
 // the order and spacing the code decides, not how busy the machine running them was.
 
+declare const timerBrand: unique symbol;
+
 /** A pending timer, as `setTimeout` returned it; only good for `clearTimeout` of the same clock. */
-export type Timer = unknown;
+export interface Timer {
+  readonly [timerBrand]: true;
+}
 
 export interface Clock {
   /** Milliseconds since the epoch (Date.now). */
@@ -14,9 +18,9 @@ export interface Clock {
 
 export const realClock: Clock = {
   now: () => Date.now(),
-  setTimeout: (fn, ms) => setTimeout(fn, ms),
+  setTimeout: (fn, ms) => setTimeout(fn, ms) as unknown as Timer,
   clearTimeout: (timer) => {
-    clearTimeout(timer as NodeJS.Timeout);
+    clearTimeout(timer as unknown as NodeJS.Timeout);
   },
 };
 
