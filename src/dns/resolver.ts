@@ -153,7 +153,8 @@ export class NameResolver {
       e.expiry = this.clock.setTimeout(
         () => {
           withConcern({ dnsName: e.name }, () => {
-            if (!isStopped(e)) this.update(e, expire(e.resolution, this.clock.now()), this.clock.now());
+            if (!isStopped(e))
+              this.update(e, expire(e.resolution, this.clock.now()), this.clock.now());
           });
         },
         Math.max(0, next.keptUntil - now),
