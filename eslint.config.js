@@ -26,6 +26,20 @@ export default tseslint.config(
     },
   },
   {
+    // A retry helper retries what throws: an `expect` inside one would have its failure taken for
+    // "not yet" and retried until it happened to pass. Wait for a value, then assert on it.
+    files: ['e2e/**/*.ts'],
+    rules: {
+      'no-restricted-syntax': [
+        'error',
+        ...['waitFor', 'until', 'eventually', 'retry', 'step'].map((name) => ({
+          selector: `CallExpression[callee.name='${name}'] CallExpression[callee.name='expect']`,
+          message: `expect inside ${name}(): its retry would swallow the failure; wait for a value, then assert`,
+        })),
+      ],
+    },
+  },
+  {
     files: ['**/*.js'],
     ...tseslint.configs.disableTypeChecked,
     languageOptions: {

@@ -19,7 +19,13 @@ export default {
     ['<rootDir>/e2e/scripts/summary-reporter.js', { label: process.env.TEST_SUITE ?? 'jest' }],
   ],
   projects: [
-    { ...esm, displayName: 'unit', testMatch: ['<rootDir>/src/**/*.test.ts'] },
+    {
+      ...esm,
+      displayName: 'unit',
+      testMatch: ['<rootDir>/src/**/*.test.ts'],
+      // A seed for fast-check from FC_SEED, or a random one it prints on failure.
+      setupFiles: ['<rootDir>/src/fastcheck.test-helpers.ts'],
+    },
     {
       ...esm,
       displayName: 'e2e',

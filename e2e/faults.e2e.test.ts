@@ -12,12 +12,14 @@ import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import {
+  ApiException,
   CoordinationV1Api,
   CoreV1Api,
   CustomObjectsApi,
   DiscoveryV1Api,
   type KubeConfig,
 } from '@kubernetes/client-node';
+import { labelManagedBy, managedByOutrigger } from '../src/endpoints/desired.ts';
 import { group, plural, version } from '../src/externalbackend/schema.ts';
 import { startCluster, type Cluster } from './harness/controlplane.ts';
 import { isWatch, isList, anyOf, startApiProxy, type ApiProxy } from './harness/apiproxy.ts';
@@ -417,34 +419,47 @@ local('faults under churn', () => {
     const ns = world.namespaces[0] ?? '';
     const core = kc.makeApiClient(CoreV1Api);
     const discovery = kc.makeApiClient(DiscoveryV1Api);
-    let overwrites = 0;
+    // Conflicts with outrigger's own writes (409) are expected and retried; anything else fails.
+    const retry = (err: unknown): undefined => {
+      if (err instanceof ApiException && err.code === 409) return undefined;
+      throw err;
+    };
+    const overwrites = { endpoints: 0, slices: 0 };
     await underChurn('second writer on owned objects', async () => {
       const until = Date.now() + times(6000, 15_000);
       while (Date.now() < until) {
-        try {
+        await (async () => {
           const ep = await core.readNamespacedEndpoints({ namespace: ns, name: 'xb-0' });
           await core.replaceNamespacedEndpoints({
             namespace: ns,
             name: 'xb-0',
             body: { ...ep, subsets: [{ addresses: [{ ip: '192.0.2.99' }], ports: [{ port: 1 }] }] },
           });
-          const s = await discovery.readNamespacedEndpointSlice({
+          overwrites.endpoints++;
+        })().catch(retry);
+        await (async () => {
+          // Whichever of its slices exists now (churn edits which families a backend has).
+          const { items } = await discovery.listNamespacedEndpointSlice({
             namespace: ns,
-            name: 'xb-0-outrigger-ipv4',
+            labelSelector: `kubernetes.io/service-name=xb-0,endpointslice.kubernetes.io/managed-by=controller.outrigger.dev`,
           });
+          const s = items[0];
+          if (s === undefined) return;
+          const ip = s.addressType === 'IPv6' ? '2001:db8::98' : '192.0.2.98';
           await discovery.replaceNamespacedEndpointSlice({
             namespace: ns,
-            name: 'xb-0-outrigger-ipv4',
-            body: { ...s, endpoints: [{ addresses: ['192.0.2.98'], conditions: { ready: true } }] },
+            name: s.metadata?.name ?? '',
+            body: { ...s, endpoints: [{ addresses: [ip], conditions: { ready: true } }] },
           });
-          overwrites += 2;
-        } catch {
-          // A conflict with outrigger's own write: try again.
-        }
+          overwrites.slices++;
+        })().catch(retry);
         await delay(300);
       }
-      return `${String(overwrites)} overwrites by the other writer`;
+      return `${String(overwrites.endpoints)} Endpoints and ${String(overwrites.slices)} slice overwrites by the other writer`;
     });
+    // The fault happened: the other writer's writes landed (and underChurn found them undone).
+    expect(overwrites.endpoints).toBeGreaterThan(0);
+    expect(overwrites.slices).toBeGreaterThan(0);
   }, 300_000);
 
   it('a foreign EndpointSlice for the same Service appears, and outrigger leaves it alone', async () => {
@@ -516,8 +531,19 @@ local('faults under churn', () => {
     await underChurn(
       'hand-written Endpoints races the create',
       async () => {
+        const handWritten = (name: string) =>
+          core.createNamespacedEndpoints({
+            namespace: ns,
+            body: {
+              metadata: { name },
+              subsets: [{ addresses: [{ ip: '192.0.2.66' }], ports: [{ port: 80 }] }],
+            },
+          });
         for (let i = 0; i < times(2, 5); i++) {
           const name = `race-${String(i)}`;
+          // The first round writes the hand-written Endpoints before the backend exists, so that
+          // "left alone" is proved every run; the others race and either side may win.
+          let ep = i === 0 ? await handWritten(name) : undefined;
           await objects.createNamespacedCustomObject({
             ...where,
             body: {
@@ -528,20 +554,19 @@ local('faults under churn', () => {
             },
           });
           try {
-            const ep = await core
-              .createNamespacedEndpoints({
-                namespace: ns,
-                body: {
-                  metadata: { name },
-                  subsets: [{ addresses: [{ ip: '192.0.2.66' }], ports: [{ port: 80 }] }],
-                },
-              })
-              .catch((err: unknown) => {
-                if (String(err).includes('409')) return undefined;
-                throw err;
-              });
+            ep ??= await handWritten(name).catch((err: unknown) => {
+              if (err instanceof ApiException && err.code === 409) return undefined;
+              throw err;
+            });
             if (ep === undefined) {
-              outcomes.push('outrigger first');
+              // outrigger first: the hand-written create was refused, and what stands is
+              // outrigger's own Endpoints, without the hand-written address.
+              const mine = await core.readNamespacedEndpoints({ namespace: ns, name });
+              expect(mine.metadata?.labels?.[labelManagedBy]).toBe(managedByOutrigger);
+              expect(
+                (mine.subsets ?? []).flatMap((s) => (s.addresses ?? []).map((a) => a.ip)),
+              ).not.toContain('192.0.2.66');
+              outcomes.push('outrigger first: the hand-written create refused');
               continue;
             }
             // outrigger must leave it alone (publishing its own slice beside it) and say so. (Once the backend is deleted, its Service

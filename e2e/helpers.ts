@@ -46,8 +46,18 @@ export function itUnless(
 }
 
 /**
+ * Whether `err` is a failed assertion (jest's JestAssertionError carries `matcherResult`): a retry
+ * must never take one for "not yet", or a wait would turn a wrong answer into a later success.
+ */
+export function isAssertionError(err: unknown): boolean {
+  return typeof err === 'object' && err !== null && 'matcherResult' in err;
+}
+
+/**
  * Polls `fn` until it returns a value other than undefined, or throws after `timeoutMs` with the
- * last error or value it saw, so that a failing wait says what it was waiting for.
+ * last error or value it saw, so that a failing wait says what it was waiting for. A failed
+ * assertion inside `fn` is thrown at once, not retried (the lint config also forbids `expect`
+ * there: a condition to wait for is a returned value).
  */
 export async function waitFor<T>(
   what: string,
@@ -63,6 +73,7 @@ export async function waitFor<T>(
       if (v !== undefined) return v;
       last = undefined;
     } catch (err) {
+      if (isAssertionError(err)) throw err;
       last = err;
     }
     if (Date.now() > deadline) {
@@ -194,7 +205,11 @@ export async function serviceAccountKubeconfig(
   return path;
 }
 
-/** The addresses in the IPv4 EndpointSlice outrigger writes for a Service, or [] when it has none. */
+/**
+ * The addresses in the IPv4 EndpointSlice outrigger writes for a Service, or [] when there is no
+ * such slice (404) or it lists none. Any other failure throws: a refused or failed read must not
+ * read as "withdrawn".
+ */
 export async function outriggerSliceIPs(
   kc: KubeConfig,
   namespace: string,
@@ -205,8 +220,9 @@ export async function outriggerSliceIPs(
       .makeApiClient(DiscoveryV1Api)
       .readNamespacedEndpointSlice({ namespace, name: `${service}-outrigger-ipv4` });
     return (s.endpoints ?? []).flatMap((e) => e.addresses);
-  } catch {
-    return [];
+  } catch (err) {
+    if (err instanceof ApiException && err.code === 404) return [];
+    throw err;
   }
 }
 

@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from '@jest/globals';
-import { setTimeout as delay } from 'node:timers/promises';
+import { FakeClock } from '../clock.test-helpers.ts';
 import type { LookupOutcome } from './resolution.ts';
 import { NameResolver } from './resolver.ts';
 
@@ -18,7 +18,9 @@ function scripted() {
 }
 
 let resolver: NameResolver | undefined;
+let clock = new FakeClock(0);
 afterEach(async () => {
+  clock = new FakeClock(0);
   await resolver?.stop();
 });
 
@@ -31,20 +33,22 @@ describe('the name resolver', () => {
       lookup: dns.lookup,
       limits,
       concurrency: 4,
+      clock,
       refreshMs: 60_000,
       onChange: (_name, owners) => changes.push([...owners].sort()),
     });
     resolver.want('ns/one', ['a.example.com']);
     resolver.want('ns/two', ['a.example.com']);
-    await delay(10);
+    await clock.advance(10);
     expect(resolver.get('a.example.com')?.ips).toEqual(['192.0.2.1']);
     expect(changes).toEqual([['ns/one', 'ns/two']]);
-    // Asked again at the TTL floor, and an unchanged answer is not reported.
-    await delay(100);
-    expect(dns.asked.length).toBeGreaterThanOrEqual(3);
+    // Asked again at the TTL floor (30 ms; the answer's TTL is 0), and an unchanged answer is
+    // not reported.
+    await clock.advance(100);
+    expect(dns.asked).toHaveLength(4);
     expect(changes).toHaveLength(1);
     dns.answers.set('a.example.com', ['192.0.2.2']);
-    await delay(80);
+    await clock.advance(20);
     expect(resolver.get('a.example.com')?.ips).toEqual(['192.0.2.2']);
     expect(changes).toHaveLength(2);
   });
@@ -55,19 +59,20 @@ describe('the name resolver', () => {
       lookup: dns.lookup,
       limits,
       concurrency: 4,
+      clock,
       refreshMs: 60_000,
       onChange: () => undefined,
     });
     resolver.want('ns/one', ['a.example.com', 'b.example.com']);
     resolver.want('ns/two', ['b.example.com']);
-    await delay(50);
+    await clock.advance(50);
     resolver.want('ns/one', []);
     expect(resolver.get('a.example.com')).toBeUndefined();
     expect(resolver.get('b.example.com')).toBeDefined();
     resolver.want('ns/two', []);
     expect(resolver.size).toBe(0);
     const count = dns.asked.length;
-    await delay(100);
+    await clock.advance(100);
     expect(dns.asked.length).toBe(count);
   });
 
@@ -79,18 +84,24 @@ describe('the name resolver', () => {
       lookup: dns.lookup,
       limits,
       concurrency: 4,
+      clock,
       refreshMs: 100,
       onChange: () => {
         reports++;
       },
     });
     resolver.want('ns/one', ['a.example.com']);
-    await delay(20);
+    await clock.advance(0);
     const first = resolver.get('a.example.com')?.resolvedAt;
     expect(reports).toBe(1);
-    await delay(250);
-    expect(reports).toBeGreaterThanOrEqual(2);
-    expect(resolver.get('a.example.com')?.resolvedAt).toBeGreaterThan(first ?? Infinity);
+    // Lookups at 30, 60 and 90 ms give the same answer: not news yet.
+    await clock.advance(90);
+    expect(reports).toBe(1);
+    // The one at 120 ms is 100 ms after the last report: reported again.
+    await clock.advance(30);
+    expect(reports).toBe(2);
+    expect(resolver.get('a.example.com')?.resolvedAt).toBe(120);
+    expect(first).toBe(0);
   });
 
   it('keeps one namespace with many names from holding every lookup slot', async () => {
@@ -110,6 +121,7 @@ describe('the name resolver', () => {
       },
       limits,
       concurrency: 4,
+      clock,
       refreshMs: 60_000,
       onChange: () => undefined,
     });
@@ -117,9 +129,9 @@ describe('the name resolver', () => {
       'noisy/many',
       Array.from({ length: 50 }, (_, i) => `n${String(i)}.example.com`),
     );
-    await delay(10);
+    await clock.advance(10);
     resolver.want('quiet/one', ['q.example.com']);
-    await delay(10);
+    await clock.advance(10);
     expect(started).toContain('q.example.com');
     expect(started.length).toBeLessThanOrEqual(4);
     open = true;
@@ -141,6 +153,7 @@ describe('the name resolver', () => {
             }),
       limits,
       concurrency: 4,
+      clock,
       refreshMs: 60_000,
       onChange: () => undefined,
     });
@@ -150,7 +163,7 @@ describe('the name resolver', () => {
       'shared.example.com',
     ]);
     resolver.want('quiet/one', ['shared.example.com']);
-    await delay(50);
+    await clock.advance(50);
     expect(resolver.get('shared.example.com')?.state).toBe('Resolved');
     open = true;
     for (const r of hanging) r();

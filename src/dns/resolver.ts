@@ -2,6 +2,7 @@
 // list it, asked again when its answer's TTL runs out (within a floor and a ceiling), through a
 // pool that is fair across namespaces so that one namespace's thousand names cannot delay another's.
 // Like the probe scheduler, it holds state the reconciler reads (get) and tells it when to look.
+import { realClock, type Clock, type Timer } from '../clock.ts';
 import { withConcern } from '../errors.ts';
 import { FairPool, type Tenant } from '../health/fairpool.ts';
 import {
@@ -31,7 +32,8 @@ export interface NameResolverOptions {
   readonly onLookup?: (outcome: LookupOutcome, seconds: number) => void;
   /** An error escaped a lookup or onChange (a bug); the name keeps its schedule. */
   readonly onError?: (name: string, err: unknown) => void;
-  readonly now?: () => number;
+  /** Times lookups, TTLs and stale bounds; the real clock by default. */
+  readonly clock?: Clock;
 }
 
 interface Entry {
@@ -42,9 +44,9 @@ interface Entry {
   /** The result as last reported through onChange, to tell whether the next one is news. */
   reported: Resolution;
   reportedAt: number;
-  timer: NodeJS.Timeout | undefined;
+  timer: Timer | undefined;
   /** Fires when a Stale answer's bound passes, whether or not a lookup has finished by then. */
-  expiry: NodeJS.Timeout | undefined;
+  expiry: Timer | undefined;
   stopped: boolean;
 }
 
@@ -65,12 +67,12 @@ export class NameResolver {
   private readonly perNamespace = new Map<string, number>();
   private readonly pool: FairPool;
   private readonly o: NameResolverOptions;
-  private readonly now: () => number;
+  private readonly clock: Clock;
 
   constructor(o: NameResolverOptions) {
     this.o = o;
     this.pool = new FairPool({ concurrency: o.concurrency });
-    this.now = o.now ?? Date.now;
+    this.clock = o.clock ?? realClock;
   }
 
   /** What is known of a name; undefined when no backend lists it. */
@@ -108,7 +110,7 @@ export class NameResolver {
           owners: new Set(),
           resolution: pending(name),
           reported: pending(name),
-          reportedAt: this.now(),
+          reportedAt: this.clock.now(),
           timer: undefined,
           expiry: undefined,
           stopped: false,
@@ -137,21 +139,22 @@ export class NameResolver {
 
   private stopOne(e: Entry): void {
     e.stopped = true;
-    if (e.timer !== undefined) clearTimeout(e.timer);
-    if (e.expiry !== undefined) clearTimeout(e.expiry);
+    if (e.timer !== undefined) this.clock.clearTimeout(e.timer);
+    if (e.expiry !== undefined) this.clock.clearTimeout(e.expiry);
   }
 
   /** Takes a new state of a name, and tells its owners when it is news (or a refresh is due). */
   private update(e: Entry, next: Resolution, now: number): void {
     const changed = !sameResolution(e.reported, next) || now - e.reportedAt >= this.o.refreshMs;
     e.resolution = next;
-    if (e.expiry !== undefined) clearTimeout(e.expiry);
+    if (e.expiry !== undefined) this.clock.clearTimeout(e.expiry);
     e.expiry = undefined;
     if (next.state === 'Stale' && next.keptUntil !== undefined) {
-      e.expiry = setTimeout(
+      e.expiry = this.clock.setTimeout(
         () => {
           withConcern({ dnsName: e.name }, () => {
-            if (!isStopped(e)) this.update(e, expire(e.resolution, this.now()), this.now());
+            if (!isStopped(e))
+              this.update(e, expire(e.resolution, this.clock.now()), this.clock.now());
           });
         },
         Math.max(0, next.keptUntil - now),
@@ -164,7 +167,7 @@ export class NameResolver {
   }
 
   private schedule(e: Entry, delayMs: number): void {
-    e.timer = setTimeout(() => {
+    e.timer = this.clock.setTimeout(() => {
       withConcern({ dnsName: e.name }, () => {
         this.dispatch(e);
       });
@@ -200,7 +203,7 @@ export class NameResolver {
         const outcome = await this.o.lookup(e.name);
         this.o.onLookup?.(outcome, (performance.now() - started) / 1000);
         if (isStopped(e)) return;
-        const now = this.now();
+        const now = this.clock.now();
         const step = nextResolution(e.resolution, outcome, now, this.o.limits);
         next = step.nextInMs;
         this.update(e, step.resolution, now);

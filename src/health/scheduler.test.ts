@@ -1,87 +1,131 @@
-import { createServer, type AddressInfo, type Server } from 'node:net';
-import { setTimeout as delay } from 'node:timers/promises';
 import { afterEach, describe, expect, it } from '@jest/globals';
+import { FakeClock, settle } from '../clock.test-helpers.ts';
 import { DenyList } from '../net/denylist.ts';
-import { ProbeScheduler } from './scheduler.ts';
+import type { ProbeResult } from './probe.ts';
+import { ProbeScheduler, type Target } from './scheduler.ts';
 
-let server: Server | undefined;
+// The schedule runs on a fake clock and the probes are scripted: what these tests prove is when
+// the scheduler probes and what it makes of the answers, whatever the machine's load. The real
+// probes are tested in probe.test.ts.
+
 let scheduler: ProbeScheduler | undefined;
 
 afterEach(async () => {
   await scheduler?.stop();
-  server?.close();
+  scheduler = undefined;
 });
 
-async function until(what: string, cond: () => boolean, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await delay(10);
-  }
-}
+const ok = (extra: Partial<ProbeResult> = {}): ProbeResult => ({
+  ok: true,
+  seconds: 0,
+  message: '',
+  ...extra,
+});
 
-async function listen(port = 0): Promise<number> {
-  server = createServer((s) => s.end());
-  await new Promise<void>((r) => server?.listen(port, '127.0.0.1', r));
-  return (server.address() as AddressInfo).port;
+function target(key: string, extra: Partial<Target> = {}): Target {
+  return {
+    key,
+    tenant: ['ns', 'xb'],
+    spec: { kind: 'tcp', ip: '192.0.2.1', port: 80 },
+    intervalMs: 100,
+    timeoutMs: 50,
+    thresholds: { healthyThreshold: 1, unhealthyThreshold: 1 },
+    ...extra,
+  };
 }
 
 describe('ProbeScheduler', () => {
   it('moves a target to Unhealthy after the threshold and back after recovery, reporting transitions', async () => {
-    const port = await listen();
+    const clock = new FakeClock(0);
+    let up = true;
     const transitions: string[] = [];
     scheduler = new ProbeScheduler({
       denyList: new DenyList([]),
       concurrency: 4,
+      clock,
+      // No jitter: the first probe half-way through the first interval, then one per interval.
+      random: () => 0.5,
+      probe: () => Promise.resolve(up ? ok() : { ok: false, seconds: 0, message: 'refused' }),
       onResult: (_k, h, _r, changed) => {
         // The counters at the moment of the change show the thresholds at work.
         if (changed)
           transitions.push(
-            `${h.state} after ${h.state === 'Unhealthy' ? h.failures : h.successes}`,
+            `${h.state} after ${String(h.state === 'Unhealthy' ? h.failures : h.successes)} at ${String(clock.now())}`,
           );
       },
     });
-    const target = {
-      key: 'ns/xb/127.0.0.1',
-      tenant: ['ns', 'xb'] as const,
-      spec: { kind: 'tcp', ip: '127.0.0.1', port } as const,
-      intervalMs: 50,
-      timeoutMs: 40,
-      thresholds: { healthyThreshold: 2, unhealthyThreshold: 3 },
-    };
-    scheduler.upsert(target);
-    await until('healthy', () => transitions.length === 1);
-    server?.close();
-    await until('unhealthy', () => transitions.length === 2);
-    await listen(port);
-    await until('healthy again', () => transitions.length === 3);
-    expect(transitions).toEqual(['Healthy after 1', 'Unhealthy after 3', 'Healthy after 2']);
+    scheduler.upsert(
+      target('ns/xb/192.0.2.1', { thresholds: { healthyThreshold: 2, unhealthyThreshold: 3 } }),
+    );
+    await clock.advance(50);
+    expect(transitions).toEqual(['Healthy after 1 at 50']);
+    up = false;
+    // Probes at 150 and 250 fail without a change; the third, at 350, crosses the threshold.
+    await clock.advance(299);
+    expect(transitions).toHaveLength(1);
+    await clock.advance(1);
+    up = true;
+    await clock.advance(200);
+    expect(transitions).toEqual([
+      'Healthy after 1 at 50',
+      'Unhealthy after 3 at 350',
+      'Healthy after 2 at 550',
+    ]);
   });
 
-  it('keeps health across an unchanged upsert and forgets removed targets', async () => {
-    const port = await listen();
+  it('spreads first probes over the interval and jitters the next by ±10 %', async () => {
+    const clock = new FakeClock(0);
+    const rolls = [0, 0, 1, 0.5];
+    const at: number[] = [];
     scheduler = new ProbeScheduler({
       denyList: new DenyList([]),
       concurrency: 1,
+      clock,
+      random: () => rolls.shift() ?? 0.5,
+      probe: () => {
+        at.push(clock.now());
+        return Promise.resolve(ok());
+      },
       onResult: () => undefined,
     });
-    const target = {
-      key: 'k',
-      tenant: ['ns', 'xb'] as const,
-      spec: { kind: 'tcp', ip: '127.0.0.1', port } as const,
-      intervalMs: 30,
-      timeoutMs: 20,
-      thresholds: { healthyThreshold: 1, unhealthyThreshold: 1 },
-    };
-    scheduler.upsert(target);
-    await until('healthy', () => scheduler?.health('k')?.state === 'Healthy');
-    scheduler.upsert({ ...target });
+    scheduler.upsert(target('k'));
+    await clock.advance(400);
+    // At once (roll 0), then 90 ms (−10 %), 110 ms (+10 %), 100 ms later.
+    expect(at).toEqual([0, 90, 200, 300, 400]);
+  });
+
+  it('keeps health across an unchanged upsert and forgets removed targets', async () => {
+    const clock = new FakeClock(0);
+    let probes = 0;
+    scheduler = new ProbeScheduler({
+      denyList: new DenyList([]),
+      concurrency: 1,
+      clock,
+      random: () => 0.5,
+      probe: () => {
+        probes++;
+        return Promise.resolve(ok());
+      },
+      onResult: () => undefined,
+    });
+    scheduler.upsert(target('k'));
+    await clock.advance(50);
     expect(scheduler.health('k')?.state).toBe('Healthy');
+    // The same definition again: left running as it is (one timer, no probe now).
+    scheduler.upsert(target('k'));
+    await settle();
+    expect(scheduler.health('k')?.state).toBe('Healthy');
+    expect(clock.timers).toBe(1);
+    expect(probes).toBe(1);
     scheduler.retain(new Set());
     expect(scheduler.keys()).toEqual([]);
+    expect(clock.timers).toBe(0);
+    await clock.advance(1000);
+    expect(probes).toBe(1);
   });
 
   it("keeps the certificate expiry the probes saw in the address's health, and reports a new one as a change", async () => {
+    const clock = new FakeClock(0);
     const notAfter = Date.UTC(2030, 0, 1);
     const script = [notAfter, notAfter + 1000, undefined];
     let n = 0;
@@ -90,86 +134,74 @@ describe('ProbeScheduler', () => {
     scheduler = new ProbeScheduler({
       denyList: new DenyList([]),
       concurrency: 1,
+      clock,
+      random: () => 0.5,
       onResult: (_t, h, _r, changed) => {
         seen.push(h.certificateNotAfter);
         changes.push(changed);
       },
       probe: () => {
         const cert = script[Math.min(n++, script.length - 1)];
-        return Promise.resolve({
-          ok: true,
-          seconds: 0,
-          message: '',
-          ...(cert !== undefined ? { certificateNotAfter: cert } : {}),
-        });
+        return Promise.resolve(ok(cert !== undefined ? { certificateNotAfter: cert } : {}));
       },
     });
-    scheduler.upsert({
-      key: 'k',
-      tenant: ['ns', 'xb'] as const,
-      spec: { kind: 'tls', ip: '192.0.2.1', port: 443, tls: {} } as const,
-      intervalMs: 10,
-      timeoutMs: 10,
-      thresholds: { healthyThreshold: 1, unhealthyThreshold: 1 },
-    });
-    await until('three probes', () => seen.length >= 3);
+    const tls = { kind: 'tls', ip: '192.0.2.1', port: 443, tls: {} } as const;
+    scheduler.upsert(target('k', { spec: tls, intervalMs: 10, timeoutMs: 10 }));
+    // Probes at 5, 15 and 25 ms.
+    await clock.advance(25);
     // The third probe saw no certificate: the last one seen stays, and nothing changed.
-    expect(seen.slice(0, 3)).toEqual([notAfter, notAfter + 1000, notAfter + 1000]);
+    expect(seen).toEqual([notAfter, notAfter + 1000, notAfter + 1000]);
     // The first turned Unknown into Healthy; the second saw another certificate.
-    expect(changes.slice(0, 3)).toEqual([true, true, false]);
+    expect(changes).toEqual([true, true, false]);
     // Redefined (another port), the target keeps its state but forgets the certificate.
-    scheduler.upsert({
-      key: 'k',
-      tenant: ['ns', 'xb'] as const,
-      spec: { kind: 'tls', ip: '192.0.2.1', port: 8443, tls: {} } as const,
-      intervalMs: 60_000,
-      timeoutMs: 10,
-      thresholds: { healthyThreshold: 1, unhealthyThreshold: 1 },
-    });
+    scheduler.upsert(
+      target('k', { spec: { ...tls, port: 8443 }, intervalMs: 60_000, timeoutMs: 10 }),
+    );
     expect(scheduler.health('k')).toMatchObject({ state: 'Healthy' });
     expect(scheduler.health('k')).not.toHaveProperty('certificateNotAfter');
   });
 
-  it('never runs more probes at once than its concurrency', async () => {
+  it('never runs more probes at once than its concurrency, and reports the wait for a slot as lag', async () => {
+    const clock = new FakeClock(0);
     let active = 0;
     let max = 0;
-    server = createServer((s) => {
-      active++;
-      max = Math.max(max, active);
-      setTimeout(() => {
-        active--;
-        s.end();
-      }, 30);
-    });
-    await new Promise<void>((r) => server?.listen(0, '127.0.0.1', r));
-    const port = (server.address() as AddressInfo).port;
+    const release: (() => void)[] = [];
+    const lags: number[] = [];
     scheduler = new ProbeScheduler({
       denyList: new DenyList([]),
       concurrency: 2,
+      clock,
+      random: () => 0.5,
+      onLag: (s) => lags.push(s),
       onResult: () => undefined,
+      probe: () => {
+        active++;
+        max = Math.max(max, active);
+        return new Promise((resolve) =>
+          release.push(() => {
+            active--;
+            resolve(ok());
+          }),
+        );
+      },
     });
-    // A TCP probe succeeds on connect; count connections the server sees at once instead.
-    for (let i = 0; i < 10; i++) {
-      scheduler.upsert({
-        key: `k${i}`,
-        tenant: ['ns', 'xb'] as const,
-        spec: {
-          kind: 'http',
-          ip: '127.0.0.1',
-          port,
-          path: '/',
-          scheme: 'HTTP',
-          method: 'GET',
-          expectedStatuses: ['200-599'],
-          headers: [],
-        },
-        intervalMs: 20,
-        timeoutMs: 100,
-        thresholds: { healthyThreshold: 1, unhealthyThreshold: 1 },
-      });
+    // Ten namespaces (one namespace may hold only half the pool), all due at 500 ms; two slots.
+    for (let i = 0; i < 10; i++)
+      scheduler.upsert(
+        target(`k${String(i)}`, { tenant: [`ns${String(i)}`, 'xb'], intervalMs: 1000 }),
+      );
+    await clock.advance(500);
+    expect(active).toBe(2);
+    // Each probe that finishes, 5 ms later, lets one waiting probe start.
+    for (let i = 0; i < 8; i++) {
+      await clock.advance(5);
+      release.shift()?.();
+      await settle();
+      expect(active).toBe(2);
     }
-    await until('probes to run', () => max > 0);
-    await delay(300);
-    expect(max).toBeLessThanOrEqual(2);
+    expect(max).toBe(2);
+    // How long each waited for its slot.
+    expect(lags).toEqual([0, 0, 0.005, 0.01, 0.015, 0.02, 0.025, 0.03, 0.035, 0.04]);
+    for (const r of release.splice(0)) r();
   });
 });

@@ -1,3 +1,4 @@
+import { realClock, type Clock, type Timer } from '../clock.ts';
 import { withConcern } from '../errors.ts';
 import type { DenyList } from '../net/denylist.ts';
 import { FairPool, type Tenant } from './fairpool.ts';
@@ -49,7 +50,8 @@ export interface SchedulerOptions {
    * target keeps its schedule either way.
    */
   readonly onError?: (target: Target, err: unknown) => void;
-  readonly now?: () => number;
+  /** Times the schedule and the health transitions; the real clock by default. */
+  readonly clock?: Clock;
   readonly random?: () => number;
   /** Runs one probe; the real prober by default (tests substitute a scripted one). */
   readonly probe?: typeof probe;
@@ -63,7 +65,7 @@ function isStopped(run: Running): boolean {
 interface Running {
   target: Target;
   health: AddressHealth;
-  timer: NodeJS.Timeout | undefined;
+  timer: Timer | undefined;
   stopped: boolean;
 }
 
@@ -78,14 +80,14 @@ export class ProbeScheduler {
   private readonly targets = new Map<string, Running>();
   private readonly pool: FairPool;
   private readonly o: SchedulerOptions;
-  private readonly now: () => number;
+  private readonly clock: Clock;
   private readonly random: () => number;
   private readonly probe: typeof probe;
 
   constructor(o: SchedulerOptions) {
     this.o = o;
     this.pool = new FairPool({ concurrency: o.concurrency });
-    this.now = o.now ?? Date.now;
+    this.clock = o.clock ?? realClock;
     this.random = o.random ?? Math.random;
     this.probe = o.probe ?? probe;
   }
@@ -111,7 +113,7 @@ export class ProbeScheduler {
     const kept = existing?.health;
     const health =
       kept === undefined
-        ? initialHealth(this.now(), target.initialState ?? 'Unknown')
+        ? initialHealth(this.clock.now(), target.initialState ?? 'Unknown')
         : {
             state: kept.state,
             successes: kept.successes,
@@ -146,13 +148,13 @@ export class ProbeScheduler {
 
   private stopOne(run: Running): void {
     run.stopped = true;
-    if (run.timer !== undefined) clearTimeout(run.timer);
+    if (run.timer !== undefined) this.clock.clearTimeout(run.timer);
   }
 
   private schedule(run: Running, delayMs: number): void {
-    run.timer = setTimeout(() => {
+    run.timer = this.clock.setTimeout(() => {
       withConcern({ probe: run.target.key }, () => {
-        this.dispatch(run, this.now());
+        this.dispatch(run, this.clock.now());
       });
     }, delayMs);
   }
@@ -162,7 +164,7 @@ export class ProbeScheduler {
     this.pool
       .run(t.tenant, async () => {
         if (run.stopped) return;
-        this.o.onLag?.(Math.max(0, this.now() - due) / 1000);
+        this.o.onLag?.(Math.max(0, this.clock.now() - due) / 1000);
         try {
           const result = await this.probe(
             t.spec,
@@ -177,7 +179,7 @@ export class ProbeScheduler {
             run.health,
             result.ok,
             t.thresholds,
-            this.now(),
+            this.clock.now(),
             result.message,
             result.certificateNotAfter,
           );

@@ -1,3 +1,5 @@
+import { realClock, type Clock } from '../clock.ts';
+
 /**
  * Per-key retry delays as client-go's DefaultControllerRateLimiter computes them: the larger of an
  * exponential per-key backoff (5 ms · 2^failures, capped at 1000 s) and an overall token bucket
@@ -42,7 +44,7 @@ export class TokenBucket implements RateLimiter {
   private readonly burst: number;
   private readonly now: () => number;
 
-  constructor(perSecond = 10, burst = 100, now: () => number = Date.now) {
+  constructor(perSecond = 10, burst = 100, now: () => number = () => realClock.now()) {
     this.perSecond = perSecond;
     this.burst = burst;
     this.now = now;
@@ -88,6 +90,6 @@ export class MaxOf implements RateLimiter {
   }
 }
 
-export function defaultControllerRateLimiter(): RateLimiter {
-  return new MaxOf(new ExponentialBackoff(), new TokenBucket());
+export function defaultControllerRateLimiter(clock: Clock = realClock): RateLimiter {
+  return new MaxOf(new ExponentialBackoff(), new TokenBucket(10, 100, () => clock.now()));
 }

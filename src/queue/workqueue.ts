@@ -1,4 +1,5 @@
 import PQueue from 'p-queue';
+import { realClock, type Clock, type Timer } from '../clock.ts';
 import { defaultControllerRateLimiter, type RateLimiter } from './ratelimit.ts';
 
 /** Observations a queue reports, named after client-go's workqueue metrics. */
@@ -27,7 +28,8 @@ export interface WorkQueueOptions {
   readonly ownerOf?: (key: string) => string;
   readonly rateLimiter?: RateLimiter;
   readonly metrics?: QueueMetrics;
-  readonly now?: () => number;
+  /** Times delays (addAfter, rate-limited adds) and the latency metrics; the real clock by default. */
+  readonly clock?: Clock;
   /** Called when a handler throws; handlers are expected to catch their own errors. */
   readonly onHandlerError?: (key: string, err: unknown) => void;
 }
@@ -72,10 +74,10 @@ export class WorkQueue {
   private readonly dirty = new Set<string>();
   private readonly processing = new Map<string, number>();
   private readonly addedAt = new Map<string, number>();
-  private readonly waiting = new Map<string, { at: number; timer: NodeJS.Timeout }>();
+  private readonly waiting = new Map<string, { at: number; timer: Timer }>();
   private readonly rateLimiter: RateLimiter;
   private readonly metrics: QueueMetrics;
-  private readonly now: () => number;
+  private readonly clock: Clock;
   private readonly onHandlerError: (key: string, err: unknown) => void;
   private shuttingDown = false;
   private pool: PQueue | undefined;
@@ -83,9 +85,9 @@ export class WorkQueue {
 
   constructor(opts: WorkQueueOptions = {}) {
     this.ownerOf = opts.ownerOf ?? (() => '');
-    this.rateLimiter = opts.rateLimiter ?? defaultControllerRateLimiter();
+    this.clock = opts.clock ?? realClock;
+    this.rateLimiter = opts.rateLimiter ?? defaultControllerRateLimiter(this.clock);
     this.metrics = opts.metrics ?? noMetrics;
-    this.now = opts.now ?? Date.now;
     this.onHandlerError =
       opts.onHandlerError ??
       ((key, err) => {
@@ -107,7 +109,7 @@ export class WorkQueue {
     if (this.shuttingDown || this.dirty.has(key)) return;
     this.metrics.add();
     this.dirty.add(key);
-    this.addedAt.set(key, this.now());
+    this.addedAt.set(key, this.clock.now());
     if (this.processing.has(key)) return;
     this.push(key);
     this.metrics.depth(this.len());
@@ -121,11 +123,11 @@ export class WorkQueue {
       this.add(key);
       return;
     }
-    const at = this.now() + delayMs;
+    const at = this.clock.now() + delayMs;
     const existing = this.waiting.get(key);
     if (existing !== undefined && existing.at <= at) return;
-    if (existing !== undefined) clearTimeout(existing.timer);
-    const timer = setTimeout(() => {
+    if (existing !== undefined) this.clock.clearTimeout(existing.timer);
+    const timer = this.clock.setTimeout(() => {
       this.waiting.delete(key);
       this.add(key);
     }, delayMs);
@@ -170,7 +172,7 @@ export class WorkQueue {
   /** Stops accepting keys; keys in flight finish, queued and delayed ones are dropped. */
   shutDown(): void {
     this.shuttingDown = true;
-    for (const { timer } of this.waiting.values()) clearTimeout(timer);
+    for (const { timer } of this.waiting.values()) this.clock.clearTimeout(timer);
     this.waiting.clear();
     this.byOwner.clear();
     this.turns = new Fifo();
@@ -216,7 +218,7 @@ export class WorkQueue {
     while (!this.shuttingDown && pool.pending + pool.size < pool.concurrency) {
       const key = this.pop();
       if (key === undefined) break;
-      const started = this.now();
+      const started = this.clock.now();
       this.metrics.queueLatency((started - (this.addedAt.get(key) ?? started)) / 1000);
       this.metrics.depth(this.len());
       this.addedAt.delete(key);
@@ -239,7 +241,7 @@ export class WorkQueue {
   }
 
   private done(key: string, started: number): void {
-    this.metrics.workDuration((this.now() - started) / 1000);
+    this.metrics.workDuration((this.clock.now() - started) / 1000);
     this.processing.delete(key);
     if (this.dirty.has(key)) {
       this.push(key);
