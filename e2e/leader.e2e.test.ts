@@ -316,20 +316,33 @@ local('leader election', () => {
     await leaderOf([a]);
     // Someone else takes the lease (as a partitioned leader would find on its return). MicroTime
     // needs six fractional digits, which client-node's Date serialization does not give.
-    const lease = await leases.readNamespacedLease({ namespace: 'default', name: leaseName });
-    await leases.replaceNamespacedLease({
-      namespace: 'default',
-      name: leaseName,
-      body: {
-        ...lease,
-        spec: {
-          ...lease.spec,
-          holderIdentity: 'intruder',
-          leaseDurationSeconds: 60,
-          renewTime: '2026-01-01T00:00:00.000000Z' as unknown as Date,
-        },
-      },
-    });
+    // The leader renews every retry period: a replace between our read and write conflicts
+    // (409), and is made again from a fresh read.
+    for (let attempt = 1; ; attempt++) {
+      const lease = await leases.readNamespacedLease({ namespace: 'default', name: leaseName });
+      const replaced = await leases
+        .replaceNamespacedLease({
+          namespace: 'default',
+          name: leaseName,
+          body: {
+            ...lease,
+            spec: {
+              ...lease.spec,
+              holderIdentity: 'intruder',
+              leaseDurationSeconds: 60,
+              renewTime: '2026-01-01T00:00:00.000000Z' as unknown as Date,
+            },
+          },
+        })
+        .then(
+          () => true,
+          (err: unknown) => {
+            if ((err as { code?: number }).code !== 409 || attempt >= 20) throw err;
+            return false;
+          },
+        );
+      if (replaced) break;
+    }
     const takenAt = Date.now();
     expect(await a.exited).toBe(1);
     const exitMs = Date.now() - takenAt;
