@@ -604,6 +604,55 @@ local('the write guard', () => {
       );
     });
 
+    it('refuses a made-up owner the garbage collector could not resolve, and a change of owners', async () => {
+      // An owner at a version the API server does not serve is never resolved by the garbage
+      // collector (it retries forever): such an object would outlive everything.
+      await refused(
+        sa.discovery.createNamespacedEndpointSlice({
+          namespace: nsB,
+          // Without blockOwnerDeletion, which the API server would check against the version.
+          body: ownedSlice('victim-outrigger-ipv4', 'victim', {
+            apiVersion: 'outrigger.dev/v0',
+            kind: 'ExternalBackend',
+            name: 'ghost',
+            uid: '22222222-2222-2222-2222-222222222222',
+            controller: true,
+          }),
+        }),
+        'may create EndpointSlices only',
+      );
+      // Its own slice, with a second (non-controller) owner added: refused, since the extra
+      // reference would keep the slice alive once its backend is gone.
+      await sa.discovery.createNamespacedEndpointSlice({
+        namespace: nsB,
+        body: ownedSlice('own-outrigger-ipv4', 'own'),
+      });
+      await refused(
+        sa.discovery.patchNamespacedEndpointSlice(
+          {
+            namespace: nsB,
+            name: 'own-outrigger-ipv4',
+            body: {
+              metadata: {
+                ownerReferences: [
+                  ownerRef,
+                  {
+                    apiVersion: 'v1',
+                    kind: 'Node',
+                    name: 'n1',
+                    uid: '33333333-3333-3333-3333-333333333333',
+                  },
+                ],
+              },
+            },
+          },
+          merge,
+        ),
+        'may update EndpointSlices only',
+      );
+      await discovery.deleteNamespacedEndpointSlice({ namespace: nsB, name: 'own-outrigger-ipv4' });
+    });
+
     it('refuses to take over an Endpoints without the opt-in, and Services it should not make', async () => {
       const takeover: V1Endpoints = {
         metadata: {

@@ -53,6 +53,7 @@ import { sleep, untilAborted } from './signals.ts';
 import { errorReporter, installLastResort } from './errors.ts';
 import {
   closeServer,
+  metricsMinTlsVersion,
   serveMetrics,
   serveProbes,
   type Check,
@@ -435,7 +436,13 @@ export async function runManager(
           secure.keyPair,
           (pair: KeyPair) => {
             if ('setSecureContext' in metricsServer) {
-              metricsServer.setSecureContext({ cert: pair.cert, key: pair.key });
+              // Every TLS option again: setSecureContext replaces the context whole, and would
+              // drop the minimum version otherwise.
+              metricsServer.setSecureContext({
+                cert: pair.cert,
+                key: pair.key,
+                minVersion: metricsMinTlsVersion,
+              });
               log.info({ path: config.metricsCertPath }, 'metrics certificate reloaded');
             }
           },

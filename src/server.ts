@@ -100,13 +100,16 @@ export async function serveMetrics(
   if (secure === undefined) return listen(createServer(handle), addr);
   // HTTP/1.1 only (Node's https), TLS 1.2 at least, as controller-runtime's metrics server.
   const server = createHttpsServer(
-    { cert: secure.keyPair.cert, key: secure.keyPair.key, minVersion: 'TLSv1.2' },
+    { cert: secure.keyPair.cert, key: secure.keyPair.key, minVersion: metricsMinTlsVersion },
     handle,
   );
   return listen(server, addr);
 }
 
 export type MetricsServer = Server | HttpsServer;
+
+/** The metrics server's lowest TLS version, also when a renewed certificate is swapped in. */
+export const metricsMinTlsVersion = 'TLSv1.2';
 
 /** Serves /healthz (liveness) and /readyz (readiness) from named checks; "0" disables it. */
 export async function serveProbes(

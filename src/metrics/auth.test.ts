@@ -52,6 +52,38 @@ describe('MetricsAuthorizer', () => {
     expect(t.calls).toEqual({ authn: 0, authz: 0 });
   });
 
+  it('keeps serving a token allowed before while junk tokens keep the review budget spent, or a review fails', async () => {
+    let now = 0;
+    const t = table(users);
+    const a = new MetricsAuthorizer(t.reviewer, {
+      allowTtlMs: 60_000,
+      staleAllowedMs: 600_000,
+      reviewsPerSecond: 1,
+      reviewBurst: 1,
+      now: () => now,
+    });
+    expect((await a.review('Bearer prom', 'get', '/metrics')).outcome).toBe('allowed');
+    // Past its TTL, with the budget spent by a stranger's junk token at the same moment.
+    now = 61_000;
+    expect((await a.review('Bearer junk-1', 'get', '/metrics')).outcome).toBe('unauthenticated');
+    expect((await a.review('Bearer junk-2', 'get', '/metrics')).outcome).toBe('throttled');
+    expect(await a.review('Bearer prom', 'get', '/metrics')).toMatchObject({
+      outcome: 'allowed',
+      cached: true,
+    });
+    // A review that fails keeps the last answer too, and does not replace it.
+    now = 120_000;
+    t.fail(true);
+    expect((await a.review('Bearer prom', 'get', '/metrics')).outcome).toBe('allowed');
+    // Long past it (the stale window), a spent budget is a 429 for it as for anyone.
+    now = 60_000 + 600_001;
+    t.fail(false);
+    expect((await a.review('Bearer junk-3', 'get', '/metrics')).outcome).toBe('unauthenticated');
+    expect((await a.review('Bearer prom', 'get', '/metrics')).outcome).toBe('throttled');
+    // A stranger's token was never allowed: no stale answer for it.
+    expect((await a.review('Bearer other', 'get', '/metrics')).outcome).toBe('throttled');
+  });
+
   it('allows, forbids and rejects, and answers repeats from memory until their TTL', async () => {
     let now = 0;
     const t = table(users);

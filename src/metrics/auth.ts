@@ -75,6 +75,14 @@ export interface AuthOptions {
    * token or grant is refused again within this time.
    */
   readonly allowTtlMs?: number;
+  /**
+   * How long after its answer expired an allowed token is still served while a fresh review
+   * cannot be had (the review budget is spent, or the review failed). Without it, a stranger who
+   * keeps the budget spent with junk tokens would lock Prometheus out once its answer expired,
+   * and with it every alert; with it, a revoked grant can outlive the revocation by this much
+   * during such a flood or an API outage.
+   */
+  readonly staleAllowedMs?: number;
   /** How long a refused token (invalid, or not granted) stays refused without asking again. */
   readonly denyTtlMs?: number;
   /** How long a failed review (API error, timeout) is repeated from memory instead of retried. */
@@ -107,7 +115,7 @@ const maxTokenLength = 16 * 1024;
  * refused from memory for a while; uncached reviews are capped in flight and in rate, so a flood of
  * random tokens turns into 429s rather than a TokenReview storm that would compete with the
  * operator's own API requests. A token already allowed keeps being answered from memory during
- * such a flood, so Prometheus's scrapes go on.
+ * such a flood, also after its answer expired (staleAllowedMs), so Prometheus's scrapes go on.
  */
 export class MetricsAuthorizer {
   private readonly reviewer: Reviewer;
@@ -124,6 +132,7 @@ export class MetricsAuthorizer {
     this.reviewer = reviewer;
     this.o = {
       allowTtlMs: 60_000,
+      staleAllowedMs: 600_000,
       denyTtlMs: 10_000,
       errorTtlMs: 2_000,
       maxAllowed: 256,
@@ -148,13 +157,19 @@ export class MetricsAuthorizer {
     const now = this.o.now();
     const hit = this.allowed.get(key) ?? this.denied.get(key);
     if (hit !== undefined && hit.expires > now) return { ...hit.decision, cached: true };
+    const lastAllowed = this.allowed.get(key);
+    const stale: Decision | undefined =
+      lastAllowed !== undefined && lastAllowed.expires + this.o.staleAllowedMs > now
+        ? { ...lastAllowed.decision, cached: true }
+        : undefined;
     const shared = this.pending.get(key);
     if (shared !== undefined) return shared;
     if (this.inFlight >= this.o.maxInFlight || !this.takeToken(now))
-      return { outcome: 'throttled', cached: false };
+      return stale ?? { outcome: 'throttled', cached: false };
     this.inFlight++;
     const p = this.ask(token, verb, path)
       .then((decision) => {
+        if (decision.outcome === 'error' && stale !== undefined) return stale;
         this.remember(key, decision);
         return decision;
       })

@@ -69,9 +69,13 @@ export function writeGuardCel(o: WriteGuardOptions): WriteGuardCel {
 
 const label = (o: string, key: string): string => `${o}.metadata.?labels[?${str(key)}].orValue('')`;
 
-/** Whether o's controller ownerReference is an ExternalBackend. */
+/**
+ * Whether o's controller ownerReference is an ExternalBackend, at the version the CRD serves: a
+ * version the garbage collector cannot map (outrigger.dev/v0) would make an owner it never
+ * resolves, so a made-up owner's object would never be collected.
+ */
 const backendOwned = (o: string): string =>
-  `${o} != null && ${o}.metadata.?ownerReferences.orValue([]).exists(r, r.?controller.orValue(false) && r.kind == ${str(kind)} && r.apiVersion.startsWith(${str(`${group}/`)}))`;
+  `${o} != null && ${o}.metadata.?ownerReferences.orValue([]).exists(r, r.?controller.orValue(false) && r.kind == ${str(kind)} && r.apiVersion == ${str(apiVersion)})`;
 
 /** The uid of o's controller ownerReference if it is an ExternalBackend, else ''. */
 const backendOwner = (o: string): string =>
@@ -147,7 +151,9 @@ export function writeGuardPolicies(
           name: 'ownedWrite',
           expression: [
             `${op('CREATE')} ? variables.newOwner != '' && size(object.metadata.ownerReferences) == 1`,
-            `${op('UPDATE')} ? variables.newOwner != '' && variables.newOwner == variables.oldOwner`,
+            // Owners unchanged: an extra reference (to a Node, say) would keep the object alive
+            // once its backend is gone.
+            `${op('UPDATE')} ? variables.newOwner != '' && variables.newOwner == variables.oldOwner && object.metadata.ownerReferences == oldObject.metadata.ownerReferences`,
             "variables.oldOwner != ''",
           ].join(' : '),
         },
@@ -157,7 +163,7 @@ export function writeGuardPolicies(
           // deleted with --cascade=orphan). Whether the backend asked for it (its adopt annotation)
           // only the second policy, which reads the backend, can tell.
           name: 'adoption',
-          expression: `variables.resource == 'endpoints' && ${op('UPDATE')} && variables.newOwner != '' && !(${controlled('oldObject')}) && ${label('oldObject', labelEndpointsManagedBy)} in ['', ${str(managerName)}]`,
+          expression: `variables.resource == 'endpoints' && ${op('UPDATE')} && variables.newOwner != '' && size(object.metadata.ownerReferences) == 1 && !(${controlled('oldObject')}) && ${label('oldObject', labelEndpointsManagedBy)} in ['', ${str(managerName)}]`,
         },
         {
           name: 'backendLabels',
