@@ -87,6 +87,25 @@ export function clusterRanges(i: ClusterRangeInputs): DeniedRange[] {
         });
     }
   }
+  // kube-apiserver listens on every address of its host (both families, every interface), while
+  // the kubernetes Service lists one per host: every address of a Node that carries an API server
+  // address is the API server's too, on its ports (all of them if a slice names none).
+  const apiHosts = new Set(i.apiServer.flatMap((s) => s.addresses.map(host)));
+  const apiPorts = i.apiServer.some((s) => (s.ports ?? []).length === 0)
+    ? []
+    : [...new Set(i.apiServer.flatMap((s) => s.ports ?? []))].sort((x, y) => x - y);
+  for (const n of i.nodes) {
+    const hosts = n.addresses.map(host).filter((h): h is string => h !== undefined);
+    if (!hosts.some((h) => apiHosts.has(h))) continue;
+    for (const h of hosts)
+      if (!apiHosts.has(h))
+        out.push({
+          cidr: h,
+          source: `the API server (Node ${n.metadata?.name ?? ''} carries its address)`,
+          kind: 'apiserver',
+          ports: apiPorts,
+        });
+  }
   const why = [...i.unavailable].map(([src, reason]) => `${describeSource[src]}: ${reason}`);
   if (why.length > 0) {
     const source = `private range, denied because cluster ranges are unknown (${why.join('; ')})`;
@@ -222,7 +241,15 @@ export class ClusterRanges {
       apiServer: this.o.apiServer.list(),
       unavailable,
     });
-    this.apiServerUnknown = unavailable.get('apiserver');
+    // Synced but empty (no endpoints reconciler, the slice deleted) is as unknown as not synced:
+    // a Node grant could otherwise reach the API server's port on every node.
+    this.apiServerUnknown =
+      unavailable.get('apiserver') ??
+      (!this.o.apiServer.hasSynced()
+        ? 'not listed yet'
+        : !this.o.apiServer.list().some((sl) => sl.addresses.length > 0)
+          ? 'the kubernetes Service lists no endpoints'
+          : undefined);
     const signature = JSON.stringify(discovered);
     if (signature === this.signature) return;
     const wasUnavailable = this.signature.includes('"kind":"fallback"');

@@ -294,3 +294,42 @@ describe('CidrIndex', () => {
     expect(hits).toBe(1000);
   });
 });
+
+describe('clusterRanges: the API server on every address of its Node', () => {
+  const cp: CachedNode = {
+    metadata: { name: 'cp-1' },
+    podCIDRs: [],
+    addresses: ['10.0.0.5', 'fd00:10::5', '172.31.9.5'],
+  };
+  const worker: CachedNode = { metadata: { name: 'w-1' }, podCIDRs: [], addresses: ['10.0.0.6'] };
+  const apiServer: CachedSliceAddresses[] = [
+    { metadata: { name: 'kubernetes' }, addresses: ['10.0.0.5'], ports: [6443] },
+  ];
+  const d = new DenyList(
+    clusterRanges({ serviceCIDRs: [], nodes: [cp, worker], apiServer, unavailable: new Map() }),
+  );
+
+  it.each(['10.0.0.5', 'fd00:10::5', '172.31.9.5'])(
+    'a Node grant never reaches 6443 on %s, an address of the node the API server runs on',
+    (ip) => {
+      expect(d.denies(ip, { ports: [6443] })).toContain("the API server's port is never granted");
+      expect(d.denies(ip, { ports: [2379] })).toBeUndefined();
+    },
+  );
+
+  it("leaves another node's addresses to the grant on every port", () => {
+    expect(d.denies('10.0.0.6', { ports: [6443] })).toBeUndefined();
+  });
+
+  it('denies every port of such a node when a slice of the API server names none', () => {
+    const portless = new DenyList(
+      clusterRanges({
+        serviceCIDRs: [],
+        nodes: [cp],
+        apiServer: [{ metadata: { name: 'kubernetes' }, addresses: ['10.0.0.5'] }],
+        unavailable: new Map(),
+      }),
+    );
+    expect(portless.denies('fd00:10::5', { ports: [2379] })).toContain('every port is');
+  });
+});
