@@ -25,13 +25,8 @@ import { makeCa, makeLeaf } from './harness/pki.ts';
 import { freePort } from './harness/ports.ts';
 import { ProcessGroup, tail, type ManagedProcess } from './harness/processes.ts';
 import { jobPlaceholder, panels, renderDashboard } from './scripts/dashboard.ts';
-import {
-  createExternalBackend,
-  fastTcpBackend,
-  teardown,
-  waitFor,
-  describeUnless,
-} from './helpers.ts';
+import { createExternalBackend, fastTcpBackend, teardown, waitFor } from './helpers.ts';
+import { describeUnless } from './skips.ts';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const rulesFile = join(root, 'charts/outrigger/rules/outrigger.rules.yaml');

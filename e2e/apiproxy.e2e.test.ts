@@ -15,14 +15,8 @@ import {
   type ApiProxy,
 } from './harness/apiproxy.ts';
 import { startCluster, type Cluster } from './harness/controlplane.ts';
-import {
-  apiError,
-  createTestNamespace,
-  waitFor,
-  describeUnless,
-  localOnly,
-  teardown,
-} from './helpers.ts';
+import { apiError, createTestNamespace, waitFor, teardown } from './helpers.ts';
+import { describeUnless, localOnly } from './skips.ts';
 
 const local = describeUnless(localOnly);
 

@@ -24,7 +24,7 @@ import {
   valueRows,
 } from './scripts/chart-docs.ts';
 import { panels } from './scripts/dashboard.ts';
-import { describeUnless, localOnly } from './helpers.ts';
+import { describeUnless, localOnly } from './skips.ts';
 
 const repoRoot = fileURLToPath(new URL('..', import.meta.url));
 const local = describeUnless(localOnly);

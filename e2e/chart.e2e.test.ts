@@ -37,9 +37,8 @@ import {
   serviceAccountKubeconfig,
   waitFor,
   writePodStatus,
-  describeUnless,
-  localOnly,
 } from './helpers.ts';
+import { describeUnless, localOnly } from './skips.ts';
 
 const chartDir = fileURLToPath(new URL('../charts/outrigger', import.meta.url));
 const local = describeUnless(localOnly);

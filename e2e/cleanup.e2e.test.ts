@@ -11,7 +11,8 @@ import { portIsFree } from './harness/ports.ts';
 import { ip } from './harness/netns.ts';
 import { ruleset, rulesetChanges } from './harness/nftables.ts';
 import { isAlive } from './harness/processes.ts';
-import { describeUnless, itUnless, localOnly, waitFor } from './helpers.ts';
+import { waitFor } from './helpers.ts';
+import { describeUnless, itUnless, localOnly } from './skips.ts';
 
 interface Footprint {
   dir: string | undefined;

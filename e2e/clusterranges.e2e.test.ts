@@ -11,14 +11,8 @@ import { anyOf, isList, isWatch, startApiProxy, type ApiProxy } from './harness/
 import { startCluster, type Cluster } from './harness/controlplane.ts';
 import { installCrd } from './harness/crd.ts';
 import { startOperator, type OperatorProcess } from './harness/operator.ts';
-import {
-  createTestNamespace,
-  outriggerSliceIPs,
-  waitFor,
-  describeUnless,
-  localOnly,
-  teardown,
-} from './helpers.ts';
+import { createTestNamespace, outriggerSliceIPs, waitFor, teardown } from './helpers.ts';
+import { describeUnless, localOnly } from './skips.ts';
 
 const local = describeUnless(localOnly);
 

@@ -15,7 +15,8 @@ import { dataPlaneUnavailable, nodeRange, startNode, type Node } from './harness
 import { startEtcdMembers, type EtcdMembers } from './harness/etcdmembers.ts';
 import { createBackendNetwork, type BackendNetwork } from './harness/netns.ts';
 import { startOperator, type OperatorProcess } from './harness/operator.ts';
-import { teardown, waitFor, describeUnless } from './helpers.ts';
+import { teardown, waitFor } from './helpers.ts';
+import { describeUnless } from './skips.ts';
 
 const skipReason = dataPlaneUnavailable();
 const suite = describeUnless(skipReason);

@@ -28,7 +28,8 @@ import {
   startIngressController,
   type Reply,
 } from './harness/ingress.ts';
-import { teardown, waitFor, describeUnless } from './helpers.ts';
+import { teardown, waitFor } from './helpers.ts';
+import { describeUnless } from './skips.ts';
 
 const skipReason = dataPlaneUnavailable();
 const suite = describeUnless(skipReason);

@@ -16,7 +16,8 @@ import { startCluster, type Cluster } from './harness/controlplane.ts';
 import { dataPlaneUnavailable, nodeRange, startNode, type Node } from './harness/dataplane.ts';
 import { createBackendNetwork, type BackendNetwork, type Server } from './harness/netns.ts';
 import { startOperator, type OperatorProcess } from './harness/operator.ts';
-import { teardown, waitFor, describeUnless } from './helpers.ts';
+import { teardown, waitFor } from './helpers.ts';
+import { describeUnless } from './skips.ts';
 
 const skipReason = dataPlaneUnavailable();
 const suite = describeUnless(skipReason);

@@ -8,7 +8,8 @@ import { startCluster, type Cluster } from './harness/controlplane.ts';
 import { startOperator, type OperatorProcess } from './harness/operator.ts';
 import { runScenario } from './differential/runner.ts';
 import { loadCorpus } from './differential/scenario.ts';
-import { describeUnless, localOnly, teardown } from './helpers.ts';
+import { teardown } from './helpers.ts';
+import { describeUnless, localOnly } from './skips.ts';
 
 const only = process.env.OUTRIGGER_SCENARIOS?.split(',').filter(Boolean);
 const corpus = loadCorpus().filter((s) => only === undefined || only.includes(s.name));

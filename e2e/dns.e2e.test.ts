@@ -24,13 +24,8 @@ import {
 } from './harness/netns.ts';
 import { startOperator, type OperatorProcess } from './harness/operator.ts';
 import { freePort } from './harness/ports.ts';
-import {
-  createTestNamespace,
-  serviceAccountKubeconfig,
-  teardown,
-  waitFor,
-  describeUnless,
-} from './helpers.ts';
+import { createTestNamespace, serviceAccountKubeconfig, teardown, waitFor } from './helpers.ts';
+import { describeUnless } from './skips.ts';
 
 const skipReason =
   process.env.USE_EXISTING_CLUSTER === 'true'

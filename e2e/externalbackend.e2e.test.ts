@@ -27,9 +27,9 @@ import {
   createTestNamespace,
   waitFor,
   writePodStatus,
-  describeUnless,
   teardown,
 } from './helpers.ts';
+import { describeUnless } from './skips.ts';
 
 const skipReason =
   process.env.USE_EXISTING_CLUSTER === 'true'

@@ -32,7 +32,8 @@ import {
 } from './harness/netns.ts';
 import { Replica, overlaps, type Write } from './faults/replica.ts';
 import { World } from './faults/world.ts';
-import { describeUnless, localOnly, teardown, waitFor } from './helpers.ts';
+import { teardown, waitFor } from './helpers.ts';
+import { describeUnless, localOnly } from './skips.ts';
 
 const full = process.env.FAULTS === 'full';
 const skipReason = localOnly ?? netnsUnavailable();

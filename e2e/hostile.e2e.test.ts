@@ -44,9 +44,9 @@ import {
   outriggerSliceIPs,
   serviceAccountKubeconfig,
   waitFor,
-  describeUnless,
   teardown,
 } from './helpers.ts';
+import { describeUnless } from './skips.ts';
 
 const skipReason =
   process.env.USE_EXISTING_CLUSTER === 'true'

@@ -33,13 +33,8 @@ import {
 } from './harness/dataplane.ts';
 import { createBackendNetwork, type BackendNetwork } from './harness/netns.ts';
 import { runcUnavailable, runPod, type Container } from './harness/runc.ts';
-import {
-  createExternalBackend,
-  fastTcpBackend,
-  teardown,
-  waitFor,
-  describeUnless,
-} from './helpers.ts';
+import { createExternalBackend, fastTcpBackend, teardown, waitFor } from './helpers.ts';
+import { describeUnless } from './skips.ts';
 
 const skipReason = dataPlaneUnavailable() ?? runcUnavailable();
 const suite = describeUnless(skipReason);

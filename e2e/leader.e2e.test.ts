@@ -22,7 +22,8 @@ import {
 import { installCrd } from './harness/crd.ts';
 import { startOperator, type OperatorProcess } from './harness/operator.ts';
 import { idle } from './harness/witness.ts';
-import { createTestNamespace, waitFor, describeUnless, localOnly } from './helpers.ts';
+import { createTestNamespace, waitFor } from './helpers.ts';
+import { describeUnless, localOnly } from './skips.ts';
 
 const local = describeUnless(localOnly);
 const leaseName = 'outrigger-leader';

@@ -28,13 +28,8 @@ import { ensureHelm } from './harness/binaries.ts';
 import { createGrant } from './harness/crd.ts';
 import { startCluster, type Cluster } from './harness/controlplane.ts';
 import { startOperator, type OperatorProcess } from './harness/operator.ts';
-import {
-  createTestNamespace,
-  serviceAccountKubeconfig,
-  waitFor,
-  describeUnless,
-  localOnly,
-} from './helpers.ts';
+import { createTestNamespace, serviceAccountKubeconfig, waitFor } from './helpers.ts';
+import { describeUnless, localOnly } from './skips.ts';
 
 const chartDir = fileURLToPath(new URL('../charts/outrigger', import.meta.url));
 /**

@@ -41,8 +41,8 @@ import {
   outriggerSliceIPs,
   teardown,
   waitFor,
-  describeUnless,
 } from './helpers.ts';
+import { describeUnless } from './skips.ts';
 
 const skipReason =
   process.env.USE_EXISTING_CLUSTER === 'true'

@@ -13,7 +13,8 @@ import { startCluster, type Cluster } from './harness/controlplane.ts';
 import { createBackendNetwork, netnsUnavailable, type BackendNetwork } from './harness/netns.ts';
 import type { ManagedProcess } from './harness/processes.ts';
 import { startOperator, type OperatorProcess } from './harness/operator.ts';
-import { createTestNamespace, teardown, waitFor, describeUnless } from './helpers.ts';
+import { createTestNamespace, teardown, waitFor } from './helpers.ts';
+import { describeUnless } from './skips.ts';
 
 const skipReason =
   process.env.USE_EXISTING_CLUSTER === 'true'

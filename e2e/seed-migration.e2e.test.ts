@@ -34,7 +34,8 @@ import { dataPlaneUnavailable, startNode, type Node } from './harness/dataplane.
 import { startEtcdMembers, type EtcdMembers } from './harness/etcdmembers.ts';
 import { createBackendNetwork, type BackendNetwork } from './harness/netns.ts';
 import { startOperator, type OperatorProcess } from './harness/operator.ts';
-import { teardown, waitFor, describeUnless } from './helpers.ts';
+import { teardown, waitFor } from './helpers.ts';
+import { describeUnless } from './skips.ts';
 
 const run = promisify(execFile);
 const skipReason = dataPlaneUnavailable();

@@ -14,10 +14,9 @@ import {
   createTestNamespace,
   waitFor,
   writePodStatus,
-  describeUnless,
-  localOnly,
   teardown,
 } from './helpers.ts';
+import { describeUnless, localOnly } from './skips.ts';
 
 const managedBy = 'endpoints.kubernetes.io/managed-by';
 // Needs kube-controller-manager of its own; on an existing cluster its endpoints controller runs

@@ -13,14 +13,8 @@ import {
 import { startCluster, type Cluster } from './harness/controlplane.ts';
 import { startOperator, type OperatorProcess } from './harness/operator.ts';
 import { idle, recordWrites } from './harness/witness.ts';
-import {
-  createRunningPod,
-  createTestNamespace,
-  waitFor,
-  writePodStatus,
-  describeUnless,
-  localOnly,
-} from './helpers.ts';
+import { createRunningPod, createTestNamespace, waitFor, writePodStatus } from './helpers.ts';
+import { describeUnless, localOnly } from './skips.ts';
 
 let cluster: Cluster;
 let kc: KubeConfig;
