@@ -4,7 +4,6 @@
 // Prints figures with ratios and writes them as JSON (--out) for the results page. Asserts
 // nothing: goals are printed next to the figures, not enforced.
 import { mkdirSync, writeFileSync } from 'node:fs';
-import { cpus, release, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { setTimeout as delay } from 'node:timers/promises';
@@ -12,6 +11,7 @@ import { CoreV1Api, CustomObjectsApi, type KubeConfig } from '@kubernetes/client
 import PQueue from 'p-queue';
 import { startCluster, type Cluster } from '../harness/controlplane.ts';
 import { installCrd } from '../harness/crd.ts';
+import { provenance } from '../harness/provenance.ts';
 import { startOperator, type OperatorProcess } from '../harness/operator.ts';
 import {
   EndpointsTracker,
@@ -75,6 +75,8 @@ export interface ControllerFigures {
 
 export interface BenchResult {
   readonly date: string;
+  /** The commit measured; absent in results from before it was recorded. */
+  readonly commit?: string;
   readonly machine: string;
   readonly pods: number;
   readonly services: number;
@@ -426,6 +428,8 @@ async function measure(
   }
 }
 
+// Taken before the run so that edits made while it runs do not mark the result dirty.
+const measured = provenance();
 const w = workload(podsWanted, servicesWanted);
 const sizes = w.services.map((s) => s.size);
 log(
@@ -442,8 +446,7 @@ const probes = skip.has('probes')
       log,
     });
 const result: BenchResult = {
-  date: new Date().toISOString(),
-  machine: machine(),
+  ...measured,
   pods: w.pods,
   services: w.services.length,
   loadMs: o?.loadMs ?? u?.loadMs ?? NaN,
@@ -459,9 +462,4 @@ if (args.out !== undefined) {
   const file = join(args.out, `bench-${String(w.pods)}.json`);
   writeFileSync(file, `${JSON.stringify(result, null, 2)}\n`);
   log(`wrote ${file}`);
-}
-
-function machine(): string {
-  const cpu = cpus();
-  return `${String(cpu.length)} × ${cpu[0]?.model.trim() ?? 'CPU'}, ${String(Math.round(totalmem() / 2 ** 30))} GiB, Linux ${release()}, Node ${process.version}`;
 }

@@ -178,7 +178,7 @@ export function renderResults(r: BenchResult): string {
   const parts = [
     `## ${String(r.pods)} pods, ${String(r.services)} Services`,
     '',
-    `${r.machine}; loaded in ${fmt(r.loadMs / 1000, 1)} s; ${r.date}`,
+    `${r.machine}; loaded in ${fmt(r.loadMs / 1000, 1)} s; ${r.date}; commit ${r.commit ?? 'not recorded'}`,
     '',
     markdownTable(['', 'kube-controller-manager', 'outrigger', 'ratio', 'goal'], tableRows(r)),
   ];
