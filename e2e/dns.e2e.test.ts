@@ -26,6 +26,7 @@ import { startOperator, type OperatorProcess } from './harness/operator.ts';
 import { freePort } from './harness/ports.ts';
 import { createTestNamespace, serviceAccountKubeconfig, teardown, waitFor } from './helpers.ts';
 import { describeUnless } from './skips.ts';
+import { claim } from './harness/claims.ts';
 
 const skipReason =
   process.env.USE_EXISTING_CLUSTER === 'true'
@@ -245,8 +246,11 @@ suite('ExternalBackends named by DNS', () => {
     console.log(
       `DNS change → new addresses published (${String(answers.length)} changes, record TTL ${String(recordTtlSeconds)} s, --dns-min-ttl=500ms): after the server first answered ${fmt(afterAnswer)}; after the zone file changed ${fmt(afterWrite)}`,
     );
-    // The bound: one TTL floor (the next lookup) plus a reconcile, with room for a loaded machine.
-    expect(Math.max(...afterAnswer)).toBeLessThan(10_000);
+    claim(
+      'dns-change-published',
+      Math.max(...afterAnswer),
+      `max of ${String(answers.length)} changes`,
+    );
     const events = await waitFor('an Event for the changed answer', async () => {
       const e = await eventReasons(ns, 'web');
       return e.some((x) => x.startsWith('DNSAnswerChanged: web.dns.test resolves to'))

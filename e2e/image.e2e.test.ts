@@ -35,6 +35,7 @@ import { createBackendNetwork, type BackendNetwork } from './harness/netns.ts';
 import { runcUnavailable, runPod, type Container } from './harness/runc.ts';
 import { createExternalBackend, fastTcpBackend, teardown, waitFor } from './helpers.ts';
 import { describeUnless } from './skips.ts';
+import { claim } from './harness/claims.ts';
 
 const skipReason = dataPlaneUnavailable() ?? runcUnavailable();
 const suite = describeUnless(skipReason);
@@ -135,6 +136,9 @@ suite('the image, run as the chart runs it', () => {
     console.log(
       `image ${image.reference}: ${mib(image.layer.size)} compressed, ${mib(image.unpackedBytes)} unpacked, built in ${(image.buildMs / 1000).toFixed(1)} s (${image.manifest.digest})`,
     );
+    const inMiB = (n: number) => Math.round((n / 1048576) * 10) / 10;
+    claim('image-compressed-size', inMiB(image.layer.size));
+    claim('image-unpacked-size', inMiB(image.unpackedBytes));
     // The same inputs again (the app as built above): the same layer, byte for byte.
     const again = buildImage({ out: join(cluster.dir ?? '', 'image-again'), build: false });
     expect(again.layer.digest).toBe(image.layer.digest);
@@ -222,9 +226,7 @@ suite('the image, run as the chart runs it', () => {
       );
       readyAfter.push(Date.now() - ([...started.values()][i] ?? 0));
     }
-    console.log(
-      `container start → /readyz: ${readyAfter.map((ms) => `${String(ms)} ms`).join(', ')}`,
-    );
+    for (const ms of readyAfter) claim('container-ready', ms, 'runc run → /readyz');
     for (const c of apiSyns) expect(c.read()).toBeGreaterThan(0);
 
     // It runs as the chart and the image say: uid 1000 (the image's user: the chart sets

@@ -40,6 +40,7 @@ import { isAlive } from './harness/processes.ts';
 import { createBackendNetwork, type BackendNetwork, type Server } from './harness/netns.ts';
 import { ruleset, rulesetChanges } from './harness/nftables.ts';
 import { createExternalBackend, fastTcpBackend, teardown, waitFor } from './helpers.ts';
+import { claim } from './harness/claims.ts';
 
 const missing =
   process.env.USE_EXISTING_CLUSTER === 'true'
@@ -334,6 +335,7 @@ beforeAll(async () => {
     dir: join(dir, 'node'),
     images: [{ archive: image.archive, repository }],
   });
+  claim('node-schedulable', Date.now() - started);
   console.log(
     `real node schedulable in ${String(Date.now() - started)} ms (${Object.entries(node.startupMs)
       .map(([phase, ms]) => `${phase} ${String(ms)}`)
@@ -569,9 +571,7 @@ describe('a real node', () => {
     const names = pods.map((p) => p.metadata?.name ?? '');
     expect(names.filter((n) => holder.startsWith(`${n}_`))).toHaveLength(1);
     expect(pods[0]?.spec?.containers[0]?.securityContext?.readOnlyRootFilesystem).toBe(true);
-    console.log(
-      `helm install --wait: ${String(installMs)} ms to two Ready replicas; leader ${holder}`,
-    );
+    claim('node-helm-install-ready', installMs, `helm install --wait; leader ${holder}`);
     // Prometheus' view: /metrics through the metrics Service (kube-proxy picks a replica), over
     // HTTPS verified as the ServiceMonitor verifies it (the chart's CA, the Service's name), with
     // a ServiceAccount token the operator reviews: refused without it.
@@ -684,7 +684,7 @@ http.createServer((req, res) => {
       30_000,
       100,
     );
-    console.log(`dead server out of kube-proxy's rules after ${String(Date.now() - t0)} ms`);
+    claim('node-dead-server-out', Date.now() - t0, "dead server out of kube-proxy's rules");
     for (let i = 0; i < 10; i++) expect(await ask()).toBe(alive);
     // The health checks came from an operator pod, on the node's pod network.
     const operatorIps = (
@@ -763,6 +763,7 @@ http.createServer((req, res) => {
     const failedWhile = after(killedAt).filter((r) => r.t < killedAt + removedAfter && !r.ok);
     // Once kube-proxy has the new rules (and its sync period), every request is served.
     const failedAfter = after(killedAt + removedAfter + 1500).filter((r) => !r.ok);
+    claim('node-leader-killed-dead-server-out', removedAfter);
     console.log(
       `leader SIGKILLed with a server dying: dead server out of kube-proxy after ${String(removedAfter)} ms; ` +
         `${String(failedWhile.length)} of ${String(after(killedAt).filter((r) => r.t < killedAt + removedAfter).length)} requests failed meanwhile; ` +
@@ -799,8 +800,10 @@ http.createServer((req, res) => {
       60_000,
       100,
     );
-    console.log(
-      `leader pod ${leader.metadata?.name ?? ''} deleted: ${next.split('_')[0] ?? ''} leads after ${String(Date.now() - deletedAt)} ms`,
+    claim(
+      'node-leader-pod-deleted',
+      Date.now() - deletedAt,
+      `leader pod ${leader.metadata?.name ?? ''} deleted: ${next.split('_')[0] ?? ''} leads`,
     );
     await server0.stop();
   }, 180_000);

@@ -7,6 +7,10 @@
 // (root, `ip netns`, nft, runc) or when USE_EXISTING_CLUSTER=true, and a green run that skipped the
 // data path proves nothing about it. OUTRIGGER_ALLOW_SKIPS=1 accepts skips for people who know they
 // lack those (no root, a kind cluster); the closing line then says so, and names what was skipped.
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
 const seedKey = Symbol.for('outrigger.e2eSeed');
 
 /**
@@ -38,6 +42,37 @@ export default class SummaryReporter {
     this.skipped = [];
     /** @type {Error | undefined} */
     this.error = undefined;
+    // Figures the docs state, measured by the tests through e2e/harness/claims.ts: a file per run,
+    // named here so that every test file of the run appends to the same one.
+    if (this.label === 'e2e') {
+      process.env.OUTRIGGER_FIGURES ??= join(
+        tmpdir(),
+        `outrigger-figures-${String(process.pid)}.jsonl`,
+      );
+      writeFileSync(process.env.OUTRIGGER_FIGURES, '');
+    }
+  }
+
+  /** Each measured figure beside what the docs say and the bound its test holds it to. */
+  figures() {
+    const file = process.env.OUTRIGGER_FIGURES;
+    if (this.label !== 'e2e' || file === undefined || !existsSync(file)) return [];
+    /** @type {Map<string, { unit: string, stated: number, bound: number, measured: number[] }>} */
+    const byId = new Map();
+    for (const line of readFileSync(file, 'utf8').split('\n').filter(Boolean)) {
+      const f = JSON.parse(line);
+      const e = byId.get(f.id) ?? { unit: f.unit, stated: f.stated, bound: f.bound, measured: [] };
+      e.measured.push(f.measured);
+      byId.set(f.id, e);
+    }
+    if (byId.size === 0) return [];
+    return [
+      `${this.label}: figures the docs state (e2e/claims.ts), measured in this run (${file}):`,
+      ...[...byId].map(
+        ([id, e]) =>
+          `  ${id}: ${e.measured.join(', ')} ${e.unit} (docs: ${String(e.stated)}, bound ${String(e.bound)})`,
+      ),
+    ];
   }
 
   /** @returns {{ seed: number, files: string[] } | undefined} */
@@ -80,7 +115,7 @@ export default class SummaryReporter {
     const seed = this.seed();
     const order = seed === undefined ? '' : `, e2e seed ${String(seed)}`;
     const allowed = skipped > 0 && this.allowSkips ? ' (allowed by OUTRIGGER_ALLOW_SKIPS=1)' : '';
-    const out = [];
+    const out = this.figures();
     if (skipped > 0) {
       out.push(`${this.label}: skipped tests:`, ...this.skipped.map((s) => `  ${s}`));
       if (!this.allowSkips) {
