@@ -32,10 +32,14 @@ import {
 } from './harness/netns.ts';
 import { Replica, overlaps, type Write } from './faults/replica.ts';
 import { World } from './faults/world.ts';
+import { faultsTable, writeFaultsPage, type FaultRow } from './faults/page.ts';
+import { provenance } from './harness/provenance.ts';
 import { teardown, waitFor } from './helpers.ts';
 import { describeUnless, localOnly } from './skips.ts';
 
 const full = process.env.FAULTS === 'full';
+/** Taken at the start, so that edits made while the suite runs do not mark its page dirty. */
+const measured = provenance();
 const skipReason = localOnly ?? netnsUnavailable();
 const skip = skipReason !== undefined;
 const local = describeUnless(skipReason);
@@ -52,16 +56,7 @@ let dir: string;
 const replicas: Replica[] = [];
 const proxies: ApiProxy[] = [];
 
-interface Row {
-  readonly fault: string;
-  readonly runs: number;
-  readonly convergeMs: number;
-  readonly writes: number;
-  readonly restarts: number;
-  readonly lost: number;
-  readonly foreign: number;
-  readonly note: string;
-}
+type Row = FaultRow;
 const rows: Row[] = [];
 
 function replicaArgs(l: typeof lease = lease): string[] {
@@ -195,16 +190,18 @@ beforeAll(async () => {
 afterAll(async () => {
   if (skip) return;
   // The table first: it is the run's result, and must be printed even if a clean-up step hangs.
-  const header = `| fault | runs | converge (ms) | writes | restarts | lost | foreign touched | note |\n|---|--:|--:|--:|--:|--:|--:|---|`;
-  const table = [
-    header,
-    ...rows.map(
-      (r) =>
-        `| ${r.fault} | ${String(r.runs)} | ${String(r.convergeMs)} | ${String(r.writes)} | ${String(r.restarts)} | ${String(r.lost)} | ${String(r.foreign)} | ${r.note} |`,
-    ),
-  ].join('\n');
+  const table = faultsTable(rows);
   writeFileSync(join(process.cwd(), 'e2e', 'faults', 'last-run.md'), `${table}\n`);
   process.stdout.write(`\nfault matrix (${full ? 'full' : 'short'}):\n${table}\n`);
+  const out = process.env.OUTRIGGER_RESULTS_OUT;
+  if (out !== undefined && out !== '' && rows.length > 0)
+    process.stdout.write(
+      `wrote ${writeFaultsPage(out, rows, {
+        full,
+        provenance: measured,
+        setup: `Every fault ran under churn at ${String(churnRate)} changes a second over 2 namespaces, 6 selector Services with 36 pods, and 6 ExternalBackends with 4 addresses each (both families) checked every second. outrigger ran with a ${String(lease.duration / 1000)} s lease, ${String(lease.renew / 1000)} s renew deadline, ${String(lease.retry / 1000)} s retry period and \`--watch-stall-timeout=5s\`.`,
+      })}\n`,
+    );
   // Every step runs whatever the others do (the process reapers are the last resort).
   await Promise.allSettled(replicas.map((r) => r.stop()));
   await Promise.allSettled(proxies.map((p) => p.close()));

@@ -31,7 +31,7 @@ function table(header: readonly string[], rows: readonly (readonly string[])[]):
 export function renderMemory(m: MemoryResult): string {
   const out: string[] = [];
   out.push(
-    `${m.machine}; ${m.date}. The chart's memory limit: ${m.chartLimit}.`,
+    `${m.machine}; ${m.date}; commit ${m.commit ?? 'not recorded'}. The chart's memory limit: ${m.chartLimit}.`,
     '',
     '### The V8 heap limit Node picks under a container memory limit',
     '',

@@ -19,7 +19,6 @@
 // (docs/memory.md) and its chart come from e2e/bench/memory-page.ts.
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { cpus, release, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -43,6 +42,7 @@ import {
   type Node,
 } from '../harness/dataplane.ts';
 import { createBackendNetwork, ip, type BackendNetwork } from '../harness/netns.ts';
+import { provenance } from '../harness/provenance.ts';
 import { runcUnavailable, runPod, type Container } from '../harness/runc.ts';
 import { buildImage, unpackImage, type UnpackedImage } from '../image/build.ts';
 import { createExternalBackend, waitFor } from '../helpers.ts';
@@ -77,6 +77,8 @@ const skip = new Set(args.skip.split(',').filter(Boolean));
 const chartDir = fileURLToPath(new URL('../../charts/outrigger', import.meta.url));
 const releaseNs = 'outrigger-system';
 const MiB = 1048576;
+/** Taken at the start, so that edits made while it runs do not mark the result dirty. */
+const measured = provenance('Node 24 in the image');
 
 function log(msg: string): void {
   process.stderr.write(`[memory ${new Date().toISOString().slice(11, 19)}] ${msg}\n`);
@@ -146,6 +148,8 @@ export interface Run {
 
 export interface MemoryResult {
   readonly date: string;
+  /** The commit measured; absent in results from before it was recorded. */
+  readonly commit?: string;
   readonly machine: string;
   readonly chartLimit: string;
   readonly chartRequest: string;
@@ -872,11 +876,6 @@ async function defaultRun(
   };
 }
 
-function machine(): string {
-  const cpu = cpus();
-  return `${String(cpu.length)} × ${cpu[0]?.model.trim() ?? 'CPU'}, ${String(Math.round(totalmem() / 2 ** 30))} GiB, Linux ${release()}, Node 24 in the image`;
-}
-
 /** "512Mi" or "512Mi|--max-old-space-size=384": a limit and optional NODE_OPTIONS. */
 function variants(text: string, chartLimit: string): { limit: string; nodeOptions: string }[] {
   const list = text === '' ? [chartLimit] : text.split(',');
@@ -945,8 +944,7 @@ async function main(): Promise<void> {
         : undefined;
     const save = () => {
       const result: MemoryResult = {
-        date: new Date().toISOString(),
-        machine: machine(),
+        ...measured,
         chartLimit,
         chartRequest,
         heapLimits: heap.length > 0 ? heap : (before?.heapLimits ?? []),

@@ -13,6 +13,7 @@ import { parseArgs } from 'node:util';
 import { startCluster } from '../harness/controlplane.ts';
 import { createBackendNetwork, netnsUnavailable } from '../harness/netns.ts';
 import { startOperator } from '../harness/operator.ts';
+import { provenance } from '../harness/provenance.ts';
 import { World } from '../faults/world.ts';
 import { perMinute, verdict, type Minute, type Sample } from './analysis.ts';
 import { writeReport, type SoakResult } from './report.ts';
@@ -36,6 +37,8 @@ const num = (name: keyof typeof values, v: string | undefined): number => {
   if (!Number.isFinite(n) || n < 0) throw new Error(`--${name} must be a number, not "${v ?? ''}"`);
   return n;
 };
+/** Taken at the start, so that edits made while it runs do not mark the result dirty. */
+const measured = provenance();
 const minutes = num('minutes', values.minutes);
 const warmup = num('warmup', values.warmup ?? String(Math.min(10, Math.floor(minutes / 4))));
 const rate = num('rate', values.rate);
@@ -160,6 +163,7 @@ async function main(): Promise<void> {
         setUpMs: setUp.ms,
         machine: `${String(availableParallelism())} cores, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}`,
         date: new Date().toISOString().slice(0, 10),
+        commit: measured.commit,
         perMinute: mins,
       });
       say(`wrote ${files.map((f) => join(values.out ?? '', f)).join(', ')}`);
