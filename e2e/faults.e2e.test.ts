@@ -199,6 +199,7 @@ afterAll(async () => {
       `wrote ${writeFaultsPage(out, rows, {
         full,
         provenance: measured,
+        note: process.env.OUTRIGGER_RESULTS_NOTE,
         setup: `Every fault ran under churn at ${String(churnRate)} changes a second over 2 namespaces, 6 selector Services with 36 pods, and 6 ExternalBackends with 4 addresses each (both families) checked every second. outrigger ran with a ${String(lease.duration / 1000)} s lease, ${String(lease.renew / 1000)} s renew deadline, ${String(lease.retry / 1000)} s retry period and \`--watch-stall-timeout=5s\`.`,
       })}\n`,
     );

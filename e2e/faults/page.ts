@@ -30,12 +30,18 @@ export function faultsTable(rows: readonly FaultRow[]): string {
 export function writeFaultsPage(
   dir: string,
   rows: readonly FaultRow[],
-  run: { readonly full: boolean; readonly provenance: Provenance; readonly setup: string },
+  run: {
+    readonly full: boolean;
+    readonly provenance: Provenance;
+    readonly setup: string;
+    /** What else ran on the machine meanwhile. */
+    readonly note?: string | undefined;
+  },
 ): string {
   const converge = rows.map((r) => r.convergeMs);
   const page = `# Fault matrix: ${run.full ? 'full' : 'short'} run
 
-Written by \`npm run results -- --only=faults\` (\`${run.full ? 'npm run test:faults' : 'the fault suite'}\`) on ${run.provenance.date.slice(0, 10)}, commit ${run.provenance.commit} (${run.provenance.machine}; kube-apiserver and etcd on loopback). ${run.setup}
+Written by \`npm run results -- --only=faults\` (\`${run.full ? 'npm run test:faults' : 'the fault suite'}\`) on ${run.provenance.date.slice(0, 10)}, commit ${run.provenance.commit} (${run.provenance.machine}; kube-apiserver and etcd on loopback).${run.note ? ` ${run.note}` : ''} ${run.setup}
 
 - **converge**: from the end of the fault (and of the churn) until every Endpoints, EndpointSlice
   and ExternalBackend status equals the state computed from scratch, steadily for one second.

@@ -130,7 +130,14 @@ const steps: Record<string, () => boolean> = {
     npm('bench:page'),
   memory: () => npm('bench:memory'),
   faults: () =>
-    jest({ FAULTS: 'full', OUTRIGGER_RESULTS_OUT: results }, ['e2e/faults.e2e.test.ts']),
+    jest(
+      {
+        FAULTS: 'full',
+        OUTRIGGER_RESULTS_OUT: results,
+        ...(args.note ? { OUTRIGGER_RESULTS_NOTE: args.note } : {}),
+      },
+      ['e2e/faults.e2e.test.ts'],
+    ),
   soak: () => npm('soak', '--', `--minutes=${args['soak-minutes']}`, `--out=${results}`),
 };
 
