@@ -231,6 +231,18 @@ describe('the grpc kind', () => {
     expect(again.message).toBe(refused.message);
   });
 
+  it('never connects again once the probe is over (grpc-js reconnects a closed channel after its backoff)', async () => {
+    // grpc-js keeps a subchannel that failed in backoff when its channel closes, and connects
+    // again when the backoff ends (twice the timeout here): to a backend that may no longer be
+    // allowed, and a second connection the probe never asked for.
+    connections.garbage = 0;
+    const r = await probe(spec({}, garbagePort), 200, open);
+    expect(r.ok).toBe(false);
+    expect(connections.garbage).toBe(1);
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+    expect(connections.garbage).toBe(1);
+  });
+
   it("ignores the environment's proxy settings and goes to the address itself", async () => {
     const saved = { ...process.env };
     connections.proxy = 0;

@@ -113,6 +113,7 @@ class ProbeConnection extends ChannelCredentials {
   readonly #tls: TlsSettings | undefined;
   readonly #sockets = new Set<Socket>();
   #handshake: Handshake | undefined;
+  #over = false;
 
   constructor(ip: string, tls: TlsSettings | undefined) {
     super();
@@ -125,8 +126,15 @@ class ProbeConnection extends ChannelCredentials {
     return this.#handshake;
   }
 
-  /** Ends every connection this probe made, whatever state grpc-js left it in. */
+  /**
+   * Ends every connection this probe made, whatever state grpc-js left it in, and refuses any
+   * later one: grpc-js leaves a subchannel that failed to connect in backoff when its channel
+   * closes, and connects again once the backoff ends (1.14.x), which would reach an address the
+   * probe is done with (and may no longer be allowed to reach). It asks `waitForReady` before it
+   * opens the TCP connection, so refusing there sends nothing.
+   */
   destroy(): void {
+    this.#over = true;
     for (const s of this.#sockets) s.destroy();
     this.#sockets.clear();
   }
@@ -146,6 +154,10 @@ class ProbeConnection extends ChannelCredentials {
   ): ReturnType<ChannelCredentials['_createSecureConnector']> {
     return {
       connect: (socket: Socket) => {
+        if (this.#over) {
+          socket.destroy();
+          return Promise.reject(new Error('the probe is over'));
+        }
         this.#sockets.add(socket);
         const tls = this.#tls;
         if (tls === undefined) return Promise.resolve({ socket, secure: false });
@@ -158,7 +170,8 @@ class ProbeConnection extends ChannelCredentials {
           this.#sockets.add(secured);
         });
       },
-      waitForReady: () => Promise.resolve(),
+      waitForReady: () =>
+        this.#over ? Promise.reject(new Error('the probe is over')) : Promise.resolve(),
       getCallCredentials: () => callCredentials ?? CallCredentials.createEmpty(),
       destroy: () => undefined,
     };
