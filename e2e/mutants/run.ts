@@ -111,7 +111,10 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const)
         // Already gone.
       }
     }
-    if (tree !== undefined) removeWorktree(tree);
+    if (tree !== undefined) {
+      removeWorktree(tree);
+      rmSync(resolve(tree, '..'), { recursive: true, force: true });
+    }
     process.exit(130);
   });
 
