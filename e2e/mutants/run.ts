@@ -22,6 +22,7 @@ import {
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { format, resolveConfig } from 'prettier';
 import { z } from 'zod';
 import { provenance } from '../harness/provenance.ts';
 
@@ -216,14 +217,19 @@ function failureLine(message: string): string {
     .map((l) => l.trim());
   const head = lines.find((l) => l !== '') ?? '';
   const said = lines.filter((l) => /^(Expected|Received)( has value)?:/.test(l)).slice(0, 2);
-  const diff = [
-    lines.find((l) => l.startsWith('- ') && !l.startsWith('- Expected')),
-    lines.find((l) => l.startsWith('+ ') && !l.startsWith('+ Received')),
-  ].filter((l): l is string => l !== undefined);
+  // The first changed lines with a value in them; an opening brace or bracket says little
+  // (a class name that differs, an array that is no longer empty).
+  const changed = (sign: string, header: string): string | undefined => {
+    const all = lines.filter((l) => l.startsWith(`${sign} `) && !l.startsWith(header));
+    return all.find((l) => !/[{[]$/.test(l)) ?? all[0];
+  };
+  const diff = [changed('-', '- Expected'), changed('+', '+ Received')].filter(
+    (l): l is string => l !== undefined,
+  );
   const at = /((?:src|e2e)\/\S+?\.test\.ts:\d+)/.exec(
     lines.find((l) => l.startsWith('at ') && /\.test\.ts:\d+/.test(l)) ?? '',
   )?.[1];
-  const what = (said.length > 0 ? said : diff).map((l) => l.replace(/\s+/g, ' '));
+  const what = (said.length > 0 ? said : diff).map((l) => l.replace(/\s+/g, ' ').slice(0, 120));
   return [head, what.join(' / '), at === undefined ? '' : `(${at})`]
     .filter(Boolean)
     .join(' — ')
@@ -504,7 +510,9 @@ async function main(): Promise<void> {
   if (o.out !== undefined) {
     mkdirSync(o.out, { recursive: true });
     const file = join(o.out, 'mutants.md');
-    writeFileSync(file, page(results, base));
+    // Formatted as the repository's other pages are, so that format:check passes on it.
+    const options = (await resolveConfig(file)) ?? {};
+    writeFileSync(file, await format(page(results, base), { ...options, filepath: file }));
     process.stdout.write(`wrote ${file}\n`);
   }
   const bad = results.filter((r) => r.verdict !== 'killed');
