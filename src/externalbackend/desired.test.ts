@@ -169,6 +169,35 @@ describe('addressViews', () => {
     });
     expect(views[1]).toMatchObject({ state: 'Unhealthy', ready: true });
   });
+
+  it('judges what a DNS name resolves to like a spec address: a name rebound to denied ranges publishes none of them', () => {
+    const s = spec({ addresses: [], dnsNames: [{ name: 'db.example.com' }] });
+    const answer = ['127.0.0.1', '169.254.169.254', '192.0.2.10'];
+    const resolutions = new Map([
+      [
+        'db.example.com',
+        {
+          name: 'db.example.com',
+          state: 'Resolved' as const,
+          ips: answer,
+          leftOut: 0,
+          failures: 0,
+        },
+      ],
+    ]);
+    const { views } = addressViews(
+      s,
+      new Map(),
+      deny,
+      undefined,
+      candidateAddresses({ spec: s, resolutions }),
+    );
+    expect(views.map((v) => [v.ip, v.dnsName, v.state, v.ready])).toEqual([
+      ['127.0.0.1', 'db.example.com', 'Denied', false],
+      ['169.254.169.254', 'db.example.com', 'Denied', false],
+      ['192.0.2.10', 'db.example.com', 'Healthy', true],
+    ]);
+  });
 });
 
 describe('desiredEndpoints and desiredSlices', () => {
