@@ -21,6 +21,8 @@ export interface SoakResult {
   readonly date: string;
   /** The commit measured; absent in results from before it was recorded. */
   readonly commit?: string;
+  /** What else ran on the machine meanwhile. */
+  readonly note?: string;
   readonly perMinute: readonly Minute[];
 }
 
@@ -61,7 +63,7 @@ function page(r: SoakResult): string {
   return `# Soak run: ${String(r.minutes)} minutes of churn
 
 Produced by \`npm run soak -- --minutes=${String(r.minutes)} --out=docs/results\` on ${r.date}
-(${r.machine}; commit ${r.commit ?? 'not recorded'}). Re-render this page from \`soak.json\` with \`npm run soak -- --from=docs/results/soak.json --out=docs/results\`.
+(${r.machine}; commit ${r.commit ?? 'not recorded'}).${r.note ? ` ${r.note}` : ''} Re-render this page from \`soak.json\` with \`npm run soak -- --from=docs/results/soak.json --out=docs/results\`.
 
 **Verdict: ${v.growing ? 'FAIL — the heap keeps growing' : 'PASS'}.** After a ${String(r.warmup)}-minute
 warm-up the heap floor (the lowest heap seen each minute, close to what survives garbage collection)

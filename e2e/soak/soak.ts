@@ -30,6 +30,8 @@ const { values } = parseArgs({
     addresses: { type: 'string', default: '4' },
     rate: { type: 'string', default: '10' },
     from: { type: 'string' },
+    /** What else ran on the machine meanwhile, said on the page. */
+    note: { type: 'string' },
   },
 });
 const num = (name: keyof typeof values, v: string | undefined): number => {
@@ -164,6 +166,7 @@ async function main(): Promise<void> {
         machine: `${String(availableParallelism())} cores, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}`,
         date: new Date().toISOString().slice(0, 10),
         commit: measured.commit,
+        ...(values.note ? { note: values.note } : {}),
         perMinute: mins,
       });
       say(`wrote ${files.map((f) => join(values.out ?? '', f)).join(', ')}`);
