@@ -138,7 +138,14 @@ const steps: Record<string, () => boolean> = {
       },
       ['e2e/faults.e2e.test.ts'],
     ),
-  soak: () => npm('soak', '--', `--minutes=${args['soak-minutes']}`, `--out=${results}`),
+  soak: () =>
+    npm(
+      'soak',
+      '--',
+      `--minutes=${args['soak-minutes']}`,
+      `--out=${results}`,
+      ...(args.note ? [`--note=${args.note}`] : []),
+    ),
 };
 
 if (args['render-claims']) {
