@@ -6,6 +6,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { svgChart, type Panel } from '../soak/plot.ts';
 import type { MemoryResult, Run } from './memory.ts';
+import { writeFormatted } from '../harness/markdown.ts';
 
 const docs = fileURLToPath(new URL('../../docs/', import.meta.url));
 
@@ -183,6 +184,6 @@ if (isMain) {
   const b = text.indexOf(close);
   if (a < 0 || b < a) throw new Error(`docs/memory.md has no ${open} … ${close}`);
   text = `${text.slice(0, a + open.length)}\n\n${renderMemory(result)}\n\n${text.slice(b)}`;
-  writeFileSync(page, text);
+  await writeFormatted(page, text);
   process.stderr.write(`wrote ${page}\n`);
 }

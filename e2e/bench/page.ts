@@ -5,6 +5,7 @@
 import { spawnSync } from 'node:child_process';
 import { readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import { writeFormatted } from '../harness/markdown.ts';
 import type { BenchResult } from './bench.ts';
 import { latencyChart, renderResults, rssChart } from './results.ts';
 
@@ -45,5 +46,5 @@ for (const r of runs) {
   }
   text = `${text.slice(0, a + open.length)}\n${renderResults(r)}\n${text.slice(b)}`;
 }
-writeFileSync(page, text);
+await writeFormatted(page, text);
 process.stderr.write(`wrote ${page}\n`);

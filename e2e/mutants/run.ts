@@ -22,8 +22,8 @@ import {
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { format, resolveConfig } from 'prettier';
 import { z } from 'zod';
+import { writeFormatted } from '../harness/markdown.ts';
 import { provenance } from '../harness/provenance.ts';
 
 const here = fileURLToPath(new URL('.', import.meta.url));
@@ -511,8 +511,7 @@ async function main(): Promise<void> {
     mkdirSync(o.out, { recursive: true });
     const file = join(o.out, 'mutants.md');
     // Formatted as the repository's other pages are, so that format:check passes on it.
-    const options = (await resolveConfig(file)) ?? {};
-    writeFileSync(file, await format(page(results, base), { ...options, filepath: file }));
+    await writeFormatted(file, page(results, base));
     process.stdout.write(`wrote ${file}\n`);
   }
   const bad = results.filter((r) => r.verdict !== 'killed');
