@@ -7,7 +7,7 @@
 // (root, `ip netns`, nft, runc) or when USE_EXISTING_CLUSTER=true, and a green run that skipped the
 // data path proves nothing about it. OUTRIGGER_ALLOW_SKIPS=1 accepts skips for people who know they
 // lack those (no root, a kind cluster); the closing line then says so, and names what was skipped.
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -44,6 +44,9 @@ export default class SummaryReporter {
     this.error = undefined;
     // Figures the docs state, measured by the tests through e2e/harness/claims.ts: a file per run,
     // named here so that every test file of the run appends to the same one.
+    // A file named by the caller (npm run results) is the caller's to keep; one named here goes
+    // once printed.
+    this.ownFigures = this.label === 'e2e' && process.env.OUTRIGGER_FIGURES === undefined;
     if (this.label === 'e2e') {
       process.env.OUTRIGGER_FIGURES ??= join(
         tmpdir(),
@@ -116,6 +119,8 @@ export default class SummaryReporter {
     const order = seed === undefined ? '' : `, e2e seed ${String(seed)}`;
     const allowed = skipped > 0 && this.allowSkips ? ' (allowed by OUTRIGGER_ALLOW_SKIPS=1)' : '';
     const out = this.figures();
+    if (this.ownFigures && process.env.OUTRIGGER_FIGURES !== undefined)
+      rmSync(process.env.OUTRIGGER_FIGURES, { force: true });
     if (skipped > 0) {
       out.push(`${this.label}: skipped tests:`, ...this.skipped.map((s) => `  ${s}`));
       if (!this.allowSkips) {
