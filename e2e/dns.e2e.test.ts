@@ -398,14 +398,19 @@ suite('ExternalBackends named by DNS', () => {
       );
       dns.resume();
       resumed = true;
-      await waitFor(
-        'answered again: published again',
-        async () =>
-          JSON.stringify(await published(ns, 'outage')) === JSON.stringify([`${ip} ready`]) ||
-          undefined,
+      // The slices are written before the status in the same pass, so a read between the two
+      // writes sees the address published and the name still Failed: wait for both.
+      const again = await waitFor(
+        'answered again: published again and the name Resolved',
+        async () => {
+          if (JSON.stringify(await published(ns, 'outage')) !== JSON.stringify([`${ip} ready`]))
+            return undefined;
+          const s = await status(ns, 'outage');
+          return s?.dnsNames?.[0]?.state === 'Resolved' ? s : undefined;
+        },
         30_000,
       );
-      expect((await status(ns, 'outage'))?.dnsNames?.[0]?.state).toBe('Resolved');
+      expect(again.conditions?.find((c) => c.type === 'Ready')?.status).toBe('True');
     } finally {
       if (!resumed) dns.resume();
     }
