@@ -24,7 +24,7 @@ export default {
       displayName: 'unit',
       testMatch: ['<rootDir>/src/**/*.test.ts', '<rootDir>/e2e/*.unit.test.ts'],
       // A seed for fast-check from FC_SEED, or a random one it prints on failure.
-      setupFiles: ['<rootDir>/src/fastcheck.test-helpers.ts'],
+      setupFiles: ['<rootDir>/src/runtime/fastcheck.test-helpers.ts'],
     },
     {
       ...esm,

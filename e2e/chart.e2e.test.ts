@@ -25,7 +25,7 @@ import {
   type V1Role,
 } from '@kubernetes/client-node';
 import { loadAll } from 'js-yaml';
-import { apiVersion, group, plural, version } from '../src/externalbackend/schema.ts';
+import { apiVersion, group, plural, version } from '../src/api/externalbackend.ts';
 import { ensureHelm } from './harness/binaries.ts';
 import { kubectl } from './harness/crd.ts';
 import { startCluster, type Cluster } from './harness/controlplane.ts';

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { afterAll, beforeAll, expect, it } from '@jest/globals';
 import { CustomObjectsApi } from '@kubernetes/client-node';
-import { apiVersion, group, plural, version } from '../src/externalbackend/schema.ts';
+import { apiVersion, group, plural, version } from '../src/api/externalbackend.ts';
 import { ensureDataPlaneBinary } from './harness/binaries.ts';
 import { startCluster, type Cluster } from './harness/controlplane.ts';
 import { dataPlaneUnavailable, nodeRange, startNode, type Node } from './harness/dataplane.ts';

@@ -15,7 +15,7 @@ import {
   NetworkingV1Api,
   type KubeConfig,
 } from '@kubernetes/client-node';
-import { apiVersion, group, plural, version } from '../src/externalbackend/schema.ts';
+import { apiVersion, group, plural, version } from '../src/api/externalbackend.ts';
 import { startCluster, type Cluster } from './harness/controlplane.ts';
 import { dataPlaneUnavailable, startNode, type Node } from './harness/dataplane.ts';
 import { createBackendNetwork, type BackendNetwork, type Server } from './harness/netns.ts';

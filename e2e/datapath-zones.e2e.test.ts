@@ -11,7 +11,7 @@ import {
   PatchStrategy,
   setHeaderOptions,
 } from '@kubernetes/client-node';
-import { apiVersion, group, plural, version } from '../src/externalbackend/schema.ts';
+import { apiVersion, group, plural, version } from '../src/api/externalbackend.ts';
 import { startCluster, type Cluster } from './harness/controlplane.ts';
 import { dataPlaneUnavailable, nodeRange, startNode, type Node } from './harness/dataplane.ts';
 import { createBackendNetwork, type BackendNetwork, type Server } from './harness/netns.ts';

@@ -12,8 +12,8 @@ import {
   KubeConfig,
   RbacAuthorizationV1Api,
 } from '@kubernetes/client-node';
-import type { ExternalBackendStatus } from '../src/externalbackend/schema.ts';
-import { apiVersion, group, plural, version } from '../src/externalbackend/schema.ts';
+import type { ExternalBackendStatus } from '../src/api/externalbackend.ts';
+import { apiVersion, group, plural, version } from '../src/api/externalbackend.ts';
 import { startCluster, type Cluster } from './harness/controlplane.ts';
 import { recordTtlSeconds, startDnsServer, type DnsServer } from './harness/dnsserver.ts';
 import {

@@ -7,6 +7,7 @@
 //
 // `npm test` runs the short version; `npm run test:faults` the full one (FAULTS=full: more
 // repetitions, longer faults).
+import { labelEndpointsManagedBy, managerName } from '../src/api/names.ts';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
@@ -19,8 +20,8 @@ import {
   DiscoveryV1Api,
   type KubeConfig,
 } from '@kubernetes/client-node';
-import { labelManagedBy, managedByOutrigger } from '../src/endpoints/desired.ts';
-import { group, plural, version } from '../src/externalbackend/schema.ts';
+
+import { group, plural, version } from '../src/api/externalbackend.ts';
 import { startCluster, type Cluster } from './harness/controlplane.ts';
 import { isWatch, isList, anyOf, startApiProxy, type ApiProxy } from './harness/apiproxy.ts';
 import { installCrd } from './harness/crd.ts';
@@ -561,7 +562,7 @@ local('faults under churn', () => {
               // outrigger first: the hand-written create was refused, and what stands is
               // outrigger's own Endpoints, without the hand-written address.
               const mine = await core.readNamespacedEndpoints({ namespace: ns, name });
-              expect(mine.metadata?.labels?.[labelManagedBy]).toBe(managedByOutrigger);
+              expect(mine.metadata?.labels?.[labelEndpointsManagedBy]).toBe(managerName);
               expect(
                 (mine.subsets ?? []).flatMap((s) => (s.addresses ?? []).map((a) => a.ip)),
               ).not.toContain('192.0.2.66');

@@ -10,7 +10,7 @@ import {
   KubeConfig,
   type V1Pod,
 } from '@kubernetes/client-node';
-import { apiVersion, group, plural, version } from '../src/externalbackend/schema.ts';
+import { apiVersion, group, plural, version } from '../src/api/externalbackend.ts';
 
 /**
  * Whether `err` is a failed assertion (jest's JestAssertionError carries `matcherResult`): a retry

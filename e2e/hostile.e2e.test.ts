@@ -24,10 +24,10 @@ import {
   RbacAuthorizationV1Api,
   setHeaderOptions,
 } from '@kubernetes/client-node';
-import type { ExternalBackendStatus } from '../src/externalbackend/schema.ts';
-import { apiVersion, group, plural, version } from '../src/externalbackend/schema.ts';
+import type { ExternalBackendStatus } from '../src/api/externalbackend.ts';
+import { apiVersion, group, plural, version } from '../src/api/externalbackend.ts';
 import { probeKindNames } from '../src/health/kinds/index.ts';
-import { effectivePolicyName, policyKind, policyName, policyPlural } from '../src/policy/schema.ts';
+import { effectivePolicyName, policyKind, policyName, policyPlural } from '../src/api/policy.ts';
 import { ensureHelm } from './harness/binaries.ts';
 import { startCluster, type Cluster } from './harness/controlplane.ts';
 import { installCrd, kubectl } from './harness/crd.ts';

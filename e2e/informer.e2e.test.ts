@@ -5,10 +5,10 @@
 import { setTimeout as delay } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
-import type { CachedPod } from '../src/kube/cached.ts';
-import { Informer, type WatchEndReason } from '../src/kube/informer.ts';
-import { podClient, transformPod } from '../src/kube/resources.ts';
-import { createLogger } from '../src/log.ts';
+import type { CachedPod } from '../src/runtime/cached.ts';
+import { Informer, type WatchEndReason } from '../src/runtime/informer.ts';
+import { podClient, transformPod } from '../src/api/resources.ts';
+import { createLogger } from '../src/runtime/log.ts';
 import { allOf, inNamespace, isList, isWatch, startApiProxy } from './harness/apiproxy.ts';
 import { startCluster, type Cluster } from './harness/controlplane.ts';
 import { createRunningPod, createTestNamespace, waitFor, writePodStatus } from './helpers.ts';

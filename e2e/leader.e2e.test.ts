@@ -9,7 +9,7 @@ import {
   DiscoveryV1Api,
   type KubeConfig,
 } from '@kubernetes/client-node';
-import { apiVersion, group, plural, version } from '../src/externalbackend/schema.ts';
+import { apiVersion, group, plural, version } from '../src/api/externalbackend.ts';
 import { startCluster, type Cluster } from './harness/controlplane.ts';
 import {
   isLeaseRequest,

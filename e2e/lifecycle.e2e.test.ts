@@ -22,8 +22,8 @@ import {
   setHeaderOptions,
   type KubeConfig,
 } from '@kubernetes/client-node';
-import { apiVersion, group, plural, version } from '../src/externalbackend/schema.ts';
-import { effectivePolicyName, policyName, policyPlural } from '../src/policy/schema.ts';
+import { apiVersion, group, plural, version } from '../src/api/externalbackend.ts';
+import { effectivePolicyName, policyName, policyPlural } from '../src/api/policy.ts';
 import { ensureHelm } from './harness/binaries.ts';
 import { createGrant } from './harness/crd.ts';
 import { startCluster, type Cluster } from './harness/controlplane.ts';

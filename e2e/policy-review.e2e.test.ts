@@ -15,21 +15,16 @@ import {
   setHeaderOptions,
 } from '@kubernetes/client-node';
 import { join } from 'node:path';
-import { readPolicies, planEffective } from '../src/controllers/effectivepolicy.ts';
-import {
-  group,
-  plural,
-  version,
-  type ExternalBackendStatus,
-} from '../src/externalbackend/schema.ts';
-import { Informer } from '../src/kube/informer.ts';
-import { policyWriter } from '../src/kube/policywriter.ts';
-import { customObjectClient, transformPolicy, type CachedPolicy } from '../src/kube/resources.ts';
-import { createLogger } from '../src/log.ts';
-import { createMetrics } from '../src/metrics.ts';
+import { readPolicies, planEffective } from '../src/controllers/policy/controller.ts';
+import { group, plural, version, type ExternalBackendStatus } from '../src/api/externalbackend.ts';
+import { Informer } from '../src/runtime/informer.ts';
+import { policyWriter } from '../src/controllers/policy/writer.ts';
+import { customObjectClient, transformPolicy, type CachedPolicy } from '../src/api/resources.ts';
+import { createLogger } from '../src/runtime/log.ts';
+import { createMetrics } from '../src/runtime/metrics.ts';
 import { admissionPolicy } from '../src/policy/admission.ts';
 import { compileEffective, loadPolicies, type GrantObject } from '../src/policy/evaluate.ts';
-import { effectivePolicyName, policyKind, policyPlural } from '../src/policy/schema.ts';
+import { effectivePolicyName, policyKind, policyPlural } from '../src/api/policy.ts';
 import { allOf, isWatch, startApiProxy } from './harness/apiproxy.ts';
 import { startCluster, type Cluster } from './harness/controlplane.ts';
 import { installCrd, kubectl } from './harness/crd.ts';

@@ -26,10 +26,10 @@ import {
   type CoreV1Event,
   type KubeConfig,
 } from '@kubernetes/client-node';
-import type { ExternalBackendStatus } from '../src/externalbackend/schema.ts';
-import { group, plural, version } from '../src/externalbackend/schema.ts';
+import type { ExternalBackendStatus } from '../src/api/externalbackend.ts';
+import { group, plural, version } from '../src/api/externalbackend.ts';
 import { probeKindNames } from '../src/health/kinds/index.ts';
-import { policyKind, policyName, policyPlural } from '../src/policy/schema.ts';
+import { policyKind, policyName, policyPlural } from '../src/api/policy.ts';
 import { startCluster, type Cluster } from './harness/controlplane.ts';
 import { installCrd, kubectl } from './harness/crd.ts';
 import { createBackendNetwork, netnsUnavailable, type BackendNetwork } from './harness/netns.ts';

@@ -27,7 +27,7 @@ import {
   type V1EndpointSlice,
   type V1Endpoints,
 } from '@kubernetes/client-node';
-import { group, plural, version } from '../src/externalbackend/schema.ts';
+import { group, plural, version } from '../src/api/externalbackend.ts';
 import { ensureDataPlaneBinary } from './harness/binaries.ts';
 import { startCluster, type Cluster } from './harness/controlplane.ts';
 import { dataPlaneUnavailable, startNode, type Node } from './harness/dataplane.ts';

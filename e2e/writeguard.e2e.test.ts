@@ -30,7 +30,7 @@ import {
   group,
   plural,
   version,
-} from '../src/externalbackend/schema.ts';
+} from '../src/api/externalbackend.ts';
 import { writeGuardPolicies } from '../src/policy/writeguard.ts';
 import { ensureHelm } from './harness/binaries.ts';
 import { createGrant } from './harness/crd.ts';

@@ -1,10 +1,10 @@
 #!/usr/bin/env node
-import { ConfigError, helpText, parseConfig, type Config } from './config.ts';
-import { loadKubeConfig, serverVersion } from './kube/client.ts';
-import { createLogger } from './log.ts';
-import { runManager } from './manager.ts';
-import { shutdownSignal, sleep } from './signals.ts';
-import { version } from './version.ts';
+import { ConfigError, helpText, parseConfig, type Config } from './manager/config.ts';
+import { loadKubeConfig, serverVersion } from './runtime/client.ts';
+import { createLogger } from './runtime/log.ts';
+import { runManager } from './manager/manager.ts';
+import { shutdownSignal, sleep } from './runtime/signals.ts';
+import { version } from './runtime/version.ts';
 
 /** Exit status for a usage error, as Go's flag package uses. */
 const EXIT_USAGE = 2;

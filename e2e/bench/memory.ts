@@ -31,8 +31,8 @@ import {
   type V1PodSpec,
 } from '@kubernetes/client-node';
 import PQueue from 'p-queue';
-import { group, version } from '../../src/externalbackend/schema.ts';
-import { policyKind, policyPlural } from '../../src/policy/schema.ts';
+import { group, version } from '../../src/api/externalbackend.ts';
+import { policyKind, policyPlural } from '../../src/api/policy.ts';
 import { ensureDataPlaneBinary, ensureHelm } from '../harness/binaries.ts';
 import { startCluster, type Cluster } from '../harness/controlplane.ts';
 import {

@@ -15,7 +15,7 @@ import {
   type V1Pod,
 } from '@kubernetes/client-node';
 import { setTimeout as delay } from 'node:timers/promises';
-import { group, plural, version } from '../../src/externalbackend/schema.ts';
+import { group, plural, version } from '../../src/api/externalbackend.ts';
 import type { Farm } from '../harness/netns.ts';
 import { boundPod, writePodStatus } from '../helpers.ts';
 

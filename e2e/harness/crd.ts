@@ -4,9 +4,9 @@
 // allows every address (suites about other things; the deny list still applies).
 import { spawnSync } from 'node:child_process';
 import { ApiextensionsV1Api, CustomObjectsApi, KubeConfig } from '@kubernetes/client-node';
-import { crdPath } from '../../src/externalbackend/render.ts';
-import { group, plural, version } from '../../src/externalbackend/schema.ts';
-import { policyKind, policyName, policyPlural } from '../../src/policy/schema.ts';
+import { crdPath } from '../../src/manager/render.ts';
+import { group, plural, version } from '../../src/api/externalbackend.ts';
+import { policyKind, policyName, policyPlural } from '../../src/api/policy.ts';
 import { waitFor } from '../helpers.ts';
 import { ensureBinaries } from './binaries.ts';
 

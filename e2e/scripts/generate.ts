@@ -2,11 +2,11 @@
 // the chart), the Dockerfile rendered from e2e/image/contents.env, the Grafana dashboard from
 // e2e/scripts/dashboard.ts, and the chart's README and values-schema descriptions from the comments
 // in values.yaml (e2e/scripts/chart-docs.ts). Tests fail when a committed file differs from what
-// this writes (src/externalbackend/crd.test.ts, e2e/image.e2e.test.ts, e2e/alerts.e2e.test.ts,
+// this writes (src/api/crd.test.ts, e2e/image.e2e.test.ts, e2e/alerts.e2e.test.ts,
 // e2e/chart.e2e.test.ts).
 import { writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { generatedFiles } from '../../src/externalbackend/render.ts';
+import { generatedFiles } from '../../src/manager/render.ts';
 import { renderDockerfile } from '../image/dockerfile.ts';
 import {
   readmePath,

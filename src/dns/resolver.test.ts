@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from '@jest/globals';
-import { FakeClock } from '../clock.test-helpers.ts';
+import { FakeClock } from '../runtime/clock.test-helpers.ts';
 import type { LookupOutcome } from './resolution.ts';
 import { NameResolver } from './resolver.ts';
 

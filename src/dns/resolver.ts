@@ -2,9 +2,9 @@
 // list it, asked again when its answer's TTL runs out (within a floor and a ceiling), through a
 // pool that is fair across namespaces so that one namespace's thousand names cannot delay another's.
 // Like the probe scheduler, it holds state the reconciler reads (get) and tells it when to look.
-import { realClock, type Clock, type Timer } from '../clock.ts';
-import { withConcern } from '../errors.ts';
-import { FairPool, type Tenant } from '../health/fairpool.ts';
+import { realClock, type Clock, type Timer } from '../runtime/clock.ts';
+import { withConcern } from '../runtime/errors.ts';
+import { FairPool, type Tenant } from '../runtime/fairpool.ts';
 import {
   expire,
   nextResolution,

@@ -1,3 +1,4 @@
+import { labelEndpointsManagedBy, managerName } from '../api/names.ts';
 import { describe, expect, it } from '@jest/globals';
 import type { V1EndpointAddress, V1Endpoints, V1EndpointSubset } from '@kubernetes/client-node';
 import {
@@ -6,8 +7,6 @@ import {
   desiredSubsets,
   isSelectorService,
   labelHeadless,
-  labelManagedBy,
-  managedByOutrigger,
   planEndpoints,
 } from './desired.ts';
 import { pod, svc } from './fixtures.test-helpers.ts';
@@ -217,7 +216,7 @@ describe('planEndpoints', () => {
     expect(plan.endpoints.metadata).toEqual({
       name: 'web',
       namespace: 'ns',
-      labels: { team: 'x', [labelManagedBy]: managedByOutrigger },
+      labels: { team: 'x', [labelEndpointsManagedBy]: managerName },
       annotations: { [annotationTriggerTime]: '2026-01-01T00:00:00Z' },
     });
   });
@@ -245,7 +244,7 @@ describe('planEndpoints', () => {
         name: 'web',
         namespace: 'ns',
         resourceVersion: '5',
-        labels: { [labelManagedBy]: managedByOutrigger },
+        labels: { [labelEndpointsManagedBy]: managerName },
         annotations: { keep: 'me', [annotationTriggerTime]: 'old' },
       },
       subsets: desiredSubsets(service, [pod('a')]),
@@ -257,7 +256,7 @@ describe('planEndpoints', () => {
     expect(plan.endpoints.metadata?.resourceVersion).toBe('5');
     expect(plan.endpoints.metadata?.labels).toEqual({
       team: 'x',
-      [labelManagedBy]: managedByOutrigger,
+      [labelEndpointsManagedBy]: managerName,
     });
   });
 
@@ -266,7 +265,7 @@ describe('planEndpoints', () => {
       metadata: {
         name: 'web',
         namespace: 'ns',
-        labels: { team: 'x', [labelManagedBy]: 'endpoint-controller' },
+        labels: { team: 'x', [labelEndpointsManagedBy]: 'endpoint-controller' },
       },
       subsets: desiredSubsets(service, [pod('a')]),
     };

@@ -1,6 +1,7 @@
 // (Service, pods, current Endpoints) → what to write, as upstream's syncService decides it.
+import { labelEndpointsManagedBy, managerName } from '../api/names.ts';
 import type { V1EndpointSubset, V1Endpoints } from '@kubernetes/client-node';
-import type { CachedPod, CachedService } from '../kube/cached.ts';
+import type { CachedPod, CachedService } from '../runtime/cached.ts';
 import {
   endpointPort,
   findPort,
@@ -20,14 +21,6 @@ import { formatRFC3339Nano } from './triggertime.ts';
 export const annotationTriggerTime = 'endpoints.kubernetes.io/last-change-trigger-time';
 export const annotationOverCapacity = 'endpoints.kubernetes.io/over-capacity';
 export const labelHeadless = 'service.kubernetes.io/headless';
-export const labelManagedBy = 'endpoints.kubernetes.io/managed-by';
-/**
- * Value of the managed-by label on the Endpoints outrigger writes. Upstream writes
- * `endpoint-controller`; a different value says truthfully which controller owns the object and lets
- * outrigger's start-up clean-up find its own orphans. Label values cannot hold "/", hence the
- * `<name>.<domain>` form upstream also uses (`endpointslice-controller.k8s.io`).
- */
-export const managedByOutrigger = 'controller.outrigger.dev';
 
 /** Whether outrigger's endpoints controller manages this Service at all (upstream's early returns). */
 export function isSelectorService(svc: CachedService): boolean {
@@ -69,10 +62,10 @@ function labelsCorrect(
   epLabels: Record<string, string> | undefined,
   svcLabels: Record<string, string> | undefined,
 ): boolean {
-  if (epLabels?.[labelManagedBy] !== managedByOutrigger) return false;
+  if (epLabels?.[labelEndpointsManagedBy] !== managerName) return false;
   let skipped = 0;
   for (const [k, v] of Object.entries(epLabels)) {
-    if (k === labelHeadless || k === labelManagedBy) skipped++;
+    if (k === labelHeadless || k === labelEndpointsManagedBy) skipped++;
     else if (svcLabels?.[k] !== v) return false;
   }
   return Object.keys(svcLabels ?? {}).length === Object.keys(epLabels).length - skipped;
@@ -130,9 +123,9 @@ export function planEndpoints(
     annotations[annotationTriggerTime] = formatRFC3339Nano(triggerTime);
   if (truncated) annotations[annotationOverCapacity] = 'truncated';
 
-  const labels = without(svcLabels, [labelHeadless, labelManagedBy]);
+  const labels = without(svcLabels, [labelHeadless, labelEndpointsManagedBy]);
   if (isHeadless(svc)) labels[labelHeadless] = '';
-  labels[labelManagedBy] = managedByOutrigger;
+  labels[labelEndpointsManagedBy] = managerName;
 
   const metadata = {
     ...(current?.metadata ?? {

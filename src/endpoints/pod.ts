@@ -1,7 +1,7 @@
 // Per-pod rules of the upstream endpoints controller (kube-controller-manager v1.36:
 // pkg/controller/endpoint and k8s.io/endpointslice/util), re-implemented as pure functions.
 import type { V1EndpointAddress, CoreV1EndpointPort, V1ServicePort } from '@kubernetes/client-node';
-import type { CachedPod, CachedService } from '../kube/cached.ts';
+import type { CachedPod, CachedService } from '../runtime/cached.ts';
 import ipaddr from 'ipaddr.js';
 
 export type IPFamily = 'IPv4' | 'IPv6';

@@ -1,6 +1,6 @@
 import { describe, expect, it } from '@jest/globals';
 import { pod, svc } from './fixtures.test-helpers.ts';
-import { labelSelectorMatches, selectorMatches, servicesForPodEvent } from './selector.ts';
+import { servicesForPodEvent } from './selector.ts';
 
 const services = [
   svc('web', { selector: { app: 'web' } }),
@@ -9,15 +9,6 @@ const services = [
   svc('manual', { selector: null }),
 ];
 const names = (s: Set<string>): string[] => [...s].sort();
-
-describe('selectorMatches', () => {
-  it('needs every selector label; an empty selector matches all; no selector matches nothing', () => {
-    expect(selectorMatches({ app: 'web' }, { app: 'web', x: 'y' })).toBe(true);
-    expect(selectorMatches({ app: 'web', t: 'c' }, { app: 'web' })).toBe(false);
-    expect(selectorMatches({}, undefined)).toBe(true);
-    expect(selectorMatches(undefined, { app: 'web' })).toBe(false);
-  });
-});
 
 describe('servicesForPodEvent', () => {
   it('on add and delete, names every Service selecting the pod', () => {
@@ -52,44 +43,5 @@ describe('servicesForPodEvent', () => {
   it('labels and readiness changing together update the Services of both label sets', () => {
     const moved = pod('a', { labels: { app: 'db' }, ready: false, rv: '2' });
     expect(names(servicesForPodEvent(services, pod('a'), moved))).toEqual(['all', 'web']);
-  });
-});
-
-describe('labelSelectorMatches (metav1.LabelSelector)', () => {
-  const labels = { app: 'web', tier: 'front' };
-  it.each<[string, Parameters<typeof labelSelectorMatches>[0], boolean]>([
-    ['empty selects everything', {}, true],
-    ['matchLabels hit', { matchLabels: { app: 'web' } }, true],
-    ['matchLabels miss', { matchLabels: { app: 'db' } }, false],
-    [
-      'In',
-      { matchExpressions: [{ key: 'tier', operator: 'In', values: ['front', 'back'] }] },
-      true,
-    ],
-    [
-      'In without the key',
-      { matchExpressions: [{ key: 'zone', operator: 'In', values: ['a'] }] },
-      false,
-    ],
-    ['NotIn', { matchExpressions: [{ key: 'tier', operator: 'NotIn', values: ['back'] }] }, true],
-    [
-      'NotIn without the key',
-      { matchExpressions: [{ key: 'zone', operator: 'NotIn', values: ['a'] }] },
-      true,
-    ],
-    ['Exists', { matchExpressions: [{ key: 'app', operator: 'Exists' }] }, true],
-    ['DoesNotExist', { matchExpressions: [{ key: 'app', operator: 'DoesNotExist' }] }, false],
-    [
-      'all must hold',
-      { matchLabels: { app: 'web' }, matchExpressions: [{ key: 'x', operator: 'Exists' }] },
-      false,
-    ],
-    [
-      'unknown operator fails closed',
-      { matchExpressions: [{ key: 'app', operator: 'Gt' }] },
-      false,
-    ],
-  ])('%s', (_name, selector, expected) => {
-    expect(labelSelectorMatches(selector, labels)).toBe(expected);
   });
 });

@@ -1,4 +1,4 @@
-import type { CachedPod, CachedService } from '../kube/cached.ts';
+import type { CachedPod, CachedService } from '../runtime/cached.ts';
 import { podReadyTransitionTime } from './pod.ts';
 
 interface ServiceState {

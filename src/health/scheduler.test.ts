@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from '@jest/globals';
-import { FakeClock, settle } from '../clock.test-helpers.ts';
+import { FakeClock, settle } from '../runtime/clock.test-helpers.ts';
 import { DenyList } from '../net/denylist.ts';
 import type { ProbeResult } from './probe.ts';
 import { ProbeScheduler, type Target } from './scheduler.ts';

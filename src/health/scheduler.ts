@@ -1,7 +1,7 @@
-import { realClock, type Clock, type Timer } from '../clock.ts';
-import { withConcern } from '../errors.ts';
+import { realClock, type Clock, type Timer } from '../runtime/clock.ts';
+import { withConcern } from '../runtime/errors.ts';
 import type { DenyList } from '../net/denylist.ts';
-import { FairPool, type Tenant } from './fairpool.ts';
+import { FairPool, type Tenant } from '../runtime/fairpool.ts';
 import { probe, type ProbeResult, type ProbeSpec } from './probe.ts';
 import {
   initialHealth,

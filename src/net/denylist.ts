@@ -6,7 +6,7 @@ import { CidrIndex, type Addr } from './cidrindex.ts';
  * Addresses a namespace user must not be able to publish or make outrigger probe: Endpoints can
  * steer traffic (CVE-2021-25740), and the health checker is a network client users aim. This is
  * the part that needs no configuration; the cluster's own ranges are discovered by watching (see
- * kube/clusterranges.ts) and administrators add more with --denied-cidrs.
+ * policy/clusterranges.ts) and administrators add more with --denied-cidrs.
  */
 
 /** A denied range and why, in words for status messages ("ServiceCIDR kubernetes"). */

@@ -2,7 +2,7 @@
 // of them misses would let a tenant probe (or publish on) a port no grant allows. Both lists are
 // derived from the kinds registry; this checks each kind of the CRD's healthCheck is in both.
 import { describe, expect, it } from '@jest/globals';
-import { externalBackendSpec } from '../externalbackend/schema.ts';
+import { externalBackendSpec } from '../api/externalbackend.ts';
 import { probeKindNames } from '../health/kinds/index.ts';
 import { admissionPolicy } from './admission.ts';
 import { backendPorts } from './evaluate.ts';

@@ -11,9 +11,9 @@
 // thousands of entries (every Node of a large cluster) into a parameter object already bounded by
 // 1024 rules and CEL's per-call cost, and would still lag the Nodes' changes, which the
 // reconciler follows by watching.
-import { group, plural } from '../externalbackend/schema.ts';
+import { group, plural } from '../api/externalbackend.ts';
 import { probeKindNames, type ProbeKindName } from '../health/kinds/index.ts';
-import { effectivePolicyName, policyKind } from './schema.ts';
+import { effectivePolicyName, policyKind } from '../api/policy.ts';
 
 const selects = [
   '(!has(r.namespaceSelector.matchLabels) || r.namespaceSelector.matchLabels.all(k, k in variables.labels && variables.labels[k] == r.namespaceSelector.matchLabels[k]))',

@@ -1,9 +1,9 @@
 // Whether the address policy lets a namespace register an address, as a pure function. The
 // admission policy (admission.ts) says the same in CEL; the e2e suite checks that both agree.
-import { labelSelectorMatches, type Labels } from '../endpoints/selector.ts';
+import { labelSelectorMatches, type Labels } from '../runtime/labels.ts';
 import { CidrIndex } from '../net/cidrindex.ts';
 import { parseIP } from '../net/denylist.ts';
-import type { ExternalBackendSpec } from '../externalbackend/schema.ts';
+import type { ExternalBackendSpec } from '../api/externalbackend.ts';
 import { probeKindNames } from '../health/kinds/index.ts';
 import {
   effectivePolicyName,
@@ -12,7 +12,7 @@ import {
   policySpec,
   type PolicyRule,
   type PolicySpec,
-} from './schema.ts';
+} from '../api/policy.ts';
 
 /** A rule with its CIDRs parsed once, when the policy is loaded, and the object that holds it. */
 interface LoadedRule {
@@ -127,7 +127,7 @@ export interface Subject {
   readonly ports: readonly number[];
   /**
    * The addresses this backend has published on the ports it publishes now (in its
-   * EndpointSlices, see publishedAddresses in externalbackend/desired.ts), which a frozen policy keeps:
+   * EndpointSlices, see publishedAddresses in controllers/externalbackend/desired.ts), which a frozen policy keeps:
    * nothing is withdrawn for policy reasons, nothing new is published. A new leader rebuilds the
    * set from the slices, so it needs no memory of its own.
    */

@@ -8,8 +8,8 @@ import {
   desiredSlices,
   serviceName,
   type AddressView,
-} from '../externalbackend/desired.ts';
-import { externalBackendSpec } from '../externalbackend/schema.ts';
+} from '../controllers/externalbackend/desired.ts';
+import { externalBackendSpec } from '../api/externalbackend.ts';
 import { backendLabels, sliceSuffix, writeGuardCel, writeGuardPolicies } from './writeguard.ts';
 
 const options = {

@@ -17,8 +17,6 @@
 // - `<name>-grants` lets it write only the compiled grant object among ExternalBackendPolicies.
 //
 // What neither can check (no admission policy can read another object at will) is in SECURITY.md.
-import { adoptEndpointsAnnotation, apiVersion, group, kind } from '../externalbackend/schema.ts';
-import { effectivePolicyName } from './schema.ts';
 import {
   labelAppManagedBy,
   labelEndpointsManagedBy,
@@ -26,7 +24,9 @@ import {
   labelSkipMirror,
   labelSliceManagedBy,
   managerName,
-} from '../externalbackend/desired.ts';
+} from '../api/names.ts';
+import { adoptEndpointsAnnotation, apiVersion, group, kind } from '../api/externalbackend.ts';
+import { effectivePolicyName } from '../api/policy.ts';
 
 export interface WriteGuardOptions {
   /** The ServiceAccount the operator runs as. */
@@ -39,7 +39,7 @@ export interface WriteGuardOptions {
 
 /**
  * CEL of the parts that depend on the installation, for the chart's template to put Helm
- * expressions in their place (src/externalbackend/render.ts).
+ * expressions in their place (src/manager/render.ts).
  */
 export interface WriteGuardCel {
   readonly isOperator: string;
@@ -98,7 +98,7 @@ export const backendLabels: Readonly<
   endpointslices: { [labelSliceManagedBy]: managerName },
 };
 
-/** What follows the Service's name in a slice's name (externalbackend/slices.ts). */
+/** What follows the Service's name in a slice's name (controllers/externalbackend/slices.ts). */
 export const sliceSuffix = '^-outrigger-ipv[46](-[1-9][0-9]{0,5})?$';
 
 const labelsOf = (r: (typeof resources)[number]): string =>

@@ -6,7 +6,7 @@
 import { createHash, X509Certificate } from 'node:crypto';
 import { createSecureContext, type SecureContext } from 'node:tls';
 import { inspect } from 'node:util';
-import { maxProbeSourceValueBytes } from '../../kube/cached.ts';
+import { maxProbeSourceValueBytes } from '../../runtime/cached.ts';
 
 /**
  * The largest bundle accepted: room for a public-roots bundle (about 220 KiB) and then some; the

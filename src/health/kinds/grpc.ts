@@ -17,7 +17,7 @@ import {
 import type { Socket } from 'node:net';
 import { service as healthService } from 'grpc-health-check';
 import { z } from 'zod';
-import { matching, portRef } from '../../externalbackend/fields.ts';
+import { matching, portRef } from '../../runtime/crdfields.ts';
 import { handshake, type Handshake } from './handshake.ts';
 import type { ProbeBase, ProbeKind, ProbeOutcome } from './kind.ts';
 import {

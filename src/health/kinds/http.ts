@@ -4,7 +4,7 @@
 import { request, type ClientRequest, type IncomingMessage } from 'node:http';
 import { connect, type Socket } from 'node:net';
 import { z } from 'zod';
-import { cel, matching, portRef } from '../../externalbackend/fields.ts';
+import { cel, matching, portRef } from '../../runtime/crdfields.ts';
 import { handshake } from './handshake.ts';
 import type { ProbeBase, ProbeKind, ProbeOutcome } from './kind.ts';
 import {

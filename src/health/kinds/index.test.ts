@@ -1,5 +1,5 @@
 import { describe, expect, it } from '@jest/globals';
-import { externalBackendSpec } from '../../externalbackend/schema.ts';
+import { externalBackendSpec } from '../../api/externalbackend.ts';
 import { readCaBundle } from './cabundle.ts';
 import { probeFor, probeKindNames, probeRefsOf } from './index.ts';
 import { makeCa } from './kinds.test-helpers.ts';

@@ -1,9 +1,9 @@
 // What the schema of the TLS options and request headers refuses, with the messages a person
 // sees. zod checks the same rules at run time that the CRD's CEL rules check at admission; the
-// test of the CRD itself (src/externalbackend/crd.test.ts) keeps the two in step with the files.
+// test of the CRD itself (src/api/crd.test.ts) keeps the two in step with the files.
 import { describe, expect, it } from '@jest/globals';
-import { buildCrd } from '../../externalbackend/crd.ts';
-import { externalBackendSpec } from '../../externalbackend/schema.ts';
+import { buildCrd } from '../../api/crd.ts';
+import { externalBackendSpec } from '../../api/externalbackend.ts';
 
 const base = { ports: [{ name: 'web', port: 443 }], addresses: [{ ip: '192.0.2.10' }] };
 

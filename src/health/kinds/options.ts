@@ -3,7 +3,7 @@
 // ConfigMaps become a probe (pure; what cannot be read becomes a refusal, never a weaker probe).
 import { isIP } from 'node:net';
 import { z } from 'zod';
-import { cel, type Rule } from '../../externalbackend/fields.ts';
+import { cel, type Rule } from '../../runtime/crdfields.ts';
 import { CaBundle, readCaBundle } from './cabundle.ts';
 import { probeRefLabel, type ProbeRef, type ProbeRefs } from './kind.ts';
 import { Sensitive } from './sensitive.ts';

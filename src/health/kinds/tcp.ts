@@ -1,7 +1,7 @@
 // The tcp check: a TCP connection to the address opens within the timeout, and is closed at once.
 import { connect } from 'node:net';
 import { z } from 'zod';
-import { portRef } from '../../externalbackend/fields.ts';
+import { portRef } from '../../runtime/crdfields.ts';
 import type { ProbeBase, ProbeKind } from './kind.ts';
 
 const check = z

@@ -1,7 +1,7 @@
 // The tls check: a TCP connection opens and a TLS handshake completes within the timeout (with
 // caBundle, against a certificate that is trusted and names the server), then it is closed.
 import { z } from 'zod';
-import { portRef } from '../../externalbackend/fields.ts';
+import { portRef } from '../../runtime/crdfields.ts';
 import { closeGently, handshake } from './handshake.ts';
 import type { ProbeBase, ProbeKind, ProbeOutcome } from './kind.ts';
 import {

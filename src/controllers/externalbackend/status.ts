@@ -1,0 +1,691 @@
+// The ExternalBackend's status as a pure function of what the reconciler saw, with metav1
+// Condition semantics (lastTransitionTime moves only when status changes), and the address
+// transitions that deserve an Event.
+import { resolvedAtRefreshMs, type Resolution } from '../../dns/resolution.ts';
+import type { AddressState, AddressView } from './desired.ts';
+import {
+  certificateCondition,
+  certificateConditionType,
+  certificateEvent,
+} from './certificates.ts';
+import {
+  drainAnnotation,
+  externalBackendStatus,
+  maxAddresses,
+  type ExternalBackendStatus,
+} from '../../api/externalbackend.ts';
+
+type Condition = NonNullable<ExternalBackendStatus['conditions']>[number];
+type AddressStatus = NonNullable<ExternalBackendStatus['addresses']>[number];
+type NameStatus = NonNullable<ExternalBackendStatus['dnsNames']>[number];
+
+/** Why Ready is False: each way a backend can fail to serve has its own reason. */
+export type Problem =
+  | 'InvalidSpec'
+  | 'PodSelectorDisabled'
+  | 'ServiceNotFound'
+  | 'ServiceHasSelector'
+  | 'EndpointsConflict'
+  | 'WriteFailed';
+
+export type ReadyReason = 'AddressesReady' | 'NoReadyAddresses' | 'FailingOpen' | Problem;
+
+/**
+ * The Service's Endpoints is held by another writer and left alone while the backend's own slices
+ * are published beside the mirrored one: a migration from a hand-written Endpoints in progress.
+ * Reported as condition ForeignEndpoints (True; left out otherwise, as CertificateExpiringSoon is)
+ * rather than as Ready, which keeps saying whether what outrigger publishes serves.
+ */
+export interface ForeignEndpoints {
+  readonly reason: 'EndpointsHeldByAnotherWriter' | 'AdoptionPending';
+  readonly message: string;
+}
+
+export const foreignEndpointsConditionType = 'ForeignEndpoints';
+
+export interface ReadyInput {
+  /** Something stopped the reconciler from publishing; takes precedence over health. */
+  readonly problem?: { readonly reason: Problem; readonly message: string } | undefined;
+  readonly views: readonly AddressView[];
+  readonly counts: { readonly ready: number; readonly total: number };
+  readonly failOpen: boolean;
+  /** The backend's DNS names and what the resolver knows of them. */
+  readonly names?: readonly Resolution[] | undefined;
+  /** Entries of the drain annotation that name nothing the backend has. */
+  readonly drainUnmatched?: readonly string[] | undefined;
+  /** Resolved addresses left out: the backend has more than maxAddresses. */
+  readonly leftOut?: number | undefined;
+  /** Why the health check cannot run (a Secret or ConfigMap it names cannot be read). */
+  readonly checkRefused?: string | undefined;
+  /**
+   * Why the Secrets or ConfigMaps the check reads can no longer be listed (a grant withdrawn),
+   * while it goes on with the values read before: said before anything changes for the check.
+   */
+  readonly checkSourcesLost?: string | undefined;
+  /** Why address-policy decisions are frozen (grants missing or unreadable), when they are. */
+  readonly policyFrozen?: string | undefined;
+  /** The Endpoints is held by another writer (see ForeignEndpoints). */
+  readonly foreignEndpoints?: ForeignEndpoints | undefined;
+  /** Published addresses that are Nodes', each with the grant that allows it. */
+  readonly nodeGrants?: readonly { readonly ip: string; readonly grant: string }[] | undefined;
+}
+
+const listed = (
+  views: readonly AddressView[],
+  state: AddressState | 'Draining',
+  max = 3,
+): string => {
+  const hit = views.filter((v) =>
+    state === 'Draining' ? v.draining === true : v.state === state && v.draining !== true,
+  );
+  const shown = hit
+    .slice(0, max)
+    .map((v) => (v.message ? `${v.ip} (${v.message})` : v.ip))
+    .join(', ');
+  return hit.length > max ? `${shown} and ${hit.length - max} more` : shown;
+};
+
+const lostText = (why: string): string =>
+  `health check goes on with the values it read before, until outrigger restarts: ${why}`;
+
+export function readyCondition(i: ReadyInput): {
+  status: 'True' | 'False';
+  reason: ReadyReason;
+  message: string;
+} {
+  if (i.problem !== undefined)
+    return { status: 'False', reason: i.problem.reason, message: i.problem.message };
+  const { ready, total } = i.counts;
+  const unhealthy = listed(i.views, 'Unhealthy');
+  const denied = listed(i.views, 'Denied');
+  const failing = (i.names ?? [])
+    .filter((n) => n.state === 'Stale' || n.state === 'Failed')
+    .map((n) => `${n.name} (${n.state === 'Stale' ? 'last answer kept' : 'no addresses'})`)
+    .join(', ');
+  const draining = listed(i.views, 'Draining');
+  const unmatched = (i.drainUnmatched ?? [])
+    .slice(0, 3)
+    .map((x) => (x.length > 64 ? `${x.slice(0, 64)}…` : x))
+    .join(', ');
+  const extra = [
+    i.policyFrozen !== undefined
+      ? `address policy frozen (${i.policyFrozen}): published addresses stay, new ones wait`
+      : '',
+    i.checkRefused !== undefined ? `health check cannot run: ${i.checkRefused}` : '',
+    i.checkSourcesLost !== undefined ? lostText(i.checkSourcesLost) : '',
+    unhealthy ? `unhealthy: ${unhealthy}` : '',
+    draining ? `draining: ${draining}` : '',
+    denied ? `denied, not published: ${denied}` : '',
+    failing ? `DNS lookups failing: ${failing}` : '',
+    (i.leftOut ?? 0) > 0
+      ? `${String(i.leftOut)} resolved addresses left out: a backend publishes at most ${String(maxAddresses)}`
+      : '',
+    i.foreignEndpoints !== undefined
+      ? `the Endpoints is held by another writer (condition ${foreignEndpointsConditionType})`
+      : '',
+    unmatched
+      ? `${drainAnnotation} names what this backend does not have: ${unmatched}${(i.drainUnmatched?.length ?? 0) > 3 ? ' and more' : ''}`
+      : '',
+  ]
+    .filter(Boolean)
+    .join('; ');
+  const suffix = extra ? `; ${extra}` : '';
+  if (i.failOpen) {
+    return {
+      status: 'False',
+      reason: 'FailingOpen',
+      message: `every address fails its health check; all ${total} are published anyway because healthCheck.failOpen is true${suffix}`,
+    };
+  }
+  if (ready === 0) {
+    return {
+      status: 'False',
+      reason: 'NoReadyAddresses',
+      message: `0/${total} endpoints ready${suffix}`,
+    };
+  }
+  return {
+    status: 'True',
+    reason: 'AddressesReady',
+    message: `${ready}/${total} endpoints ready${suffix}`,
+  };
+}
+
+/** Sets a condition; lastTransitionTime is kept while status stays the same (metav1 semantics). */
+export function setCondition(
+  conditions: readonly Condition[] | undefined,
+  next: Omit<Condition, 'lastTransitionTime'>,
+  now: Date,
+): Condition[] {
+  const prev = conditions?.find((c) => c.type === next.type);
+  const lastTransitionTime =
+    prev?.status === next.status ? prev.lastTransitionTime : now.toISOString();
+  return [
+    ...(conditions ?? []).filter((c) => c.type !== next.type),
+    { ...next, lastTransitionTime },
+  ];
+}
+
+/** The stored status, or undefined when it is missing or not in the expected shape. */
+export function parseStatus(raw: unknown): ExternalBackendStatus | undefined {
+  const parsed = externalBackendStatus.safeParse(raw ?? {});
+  return parsed.success ? parsed.data : undefined;
+}
+
+function healthMessage(v: AddressView, failOpen: boolean): string {
+  if (v.state === 'Unknown') return v.message === '' ? 'not checked yet' : v.message;
+  if (v.state === 'Unhealthy')
+    return `health check failing: ${v.message}${failOpen ? ' (published: failOpen)' : ''}`;
+  return v.message;
+}
+
+function addressMessage(v: AddressView, failOpen: boolean): string {
+  const health = healthMessage(v, failOpen && v.draining !== true);
+  if (v.draining !== true) return health;
+  return `draining: out of new connections${health ? `; ${health}` : ''}`;
+}
+
+const iso = (ms: number): string => new Date(ms).toISOString();
+
+/** What status says of a name, in words. */
+export function nameMessage(n: Resolution): string {
+  switch (n.state) {
+    case 'Pending':
+      return 'not looked up yet';
+    case 'Resolved':
+      return n.leftOut > 0
+        ? `${String(n.leftOut)} more addresses left out: at most ${String(n.ips.length)} per name are published`
+        : '';
+    case 'Stale':
+      return `lookups fail (${n.error ?? 'no answer'}); the last answer${n.resolvedAt !== undefined ? ` (${iso(n.resolvedAt)})` : ''} stays published${n.keptUntil !== undefined ? ` until ${iso(n.keptUntil)}` : ''}`;
+    case 'Failed':
+      return `lookups fail (${n.error ?? 'no answer'}); nothing of this name is published`;
+  }
+}
+
+/**
+ * A name's status entry. Its resolvedAt moves at every lookup that confirms the answer; status
+ * carries the previous value on until it is resolvedAtRefreshMs old, so that an unchanged answer
+ * does not rewrite status at every TTL.
+ */
+function nameStatus(n: Resolution, prev: NameStatus | undefined): NameStatus {
+  const message = nameMessage(n);
+  const same =
+    prev?.state === n.state &&
+    (prev.addresses ?? []).join() === n.ips.join() &&
+    prev.message === (message || undefined);
+  const prevAt = prev?.resolvedAt === undefined ? undefined : Date.parse(prev.resolvedAt);
+  const resolvedAt =
+    same &&
+    prevAt !== undefined &&
+    n.resolvedAt !== undefined &&
+    n.resolvedAt >= prevAt &&
+    n.resolvedAt - prevAt < resolvedAtRefreshMs
+      ? prevAt
+      : n.resolvedAt;
+  return {
+    name: n.name,
+    state: n.state,
+    ...(n.ips.length > 0 ? { addresses: [...n.ips] } : {}),
+    ...(n.ttlSeconds !== undefined && n.state !== 'Failed' ? { ttlSeconds: n.ttlSeconds } : {}),
+    ...(resolvedAt !== undefined ? { resolvedAt: iso(resolvedAt) } : {}),
+    ...(message ? { message } : {}),
+  };
+}
+
+export interface StatusInput extends ReadyInput {
+  readonly generation: number;
+  /** The Service these are the endpoints of (spec.service.name or the object's name). */
+  readonly service?: string | undefined;
+  readonly previous: ExternalBackendStatus | undefined;
+  readonly now: Date;
+  /** A certificate expiring within this long makes CertificateExpiringSoon True (default 14 days). */
+  readonly certificateWarningMs?: number | undefined;
+}
+
+const defaultCertificateWarningMs = 14 * 86_400_000;
+
+function certificates(i: StatusInput) {
+  return certificateCondition(
+    i.views,
+    i.now.getTime(),
+    i.certificateWarningMs ?? defaultCertificateWarningMs,
+  );
+}
+
+export const policyFrozenType = 'AddressPolicyFrozen';
+export const nodeAddressesGrantedType = 'NodeAddressesGranted';
+
+/**
+ * NodeAddressesGranted: True while addresses of Nodes, which the deny list otherwise keeps out,
+ * are published because an ExternalBackendPolicy rule grants them; the message names each address
+ * and its rule. Left out otherwise (a backend without Node addresses has no such condition).
+ */
+function nodeGrantCondition(
+  i: StatusInput,
+): { status: 'True'; reason: string; message: string } | undefined {
+  const grants = i.nodeGrants ?? [];
+  if (grants.length === 0) return undefined;
+  const shown = [...grants]
+    .sort((a, b) => (a.ip < b.ip ? -1 : a.ip > b.ip ? 1 : 0))
+    .slice(0, 10)
+    .map((g) => `${g.ip} (${g.grant})`)
+    .join('; ');
+  const more = grants.length > 10 ? ` and ${String(grants.length - 10)} more` : '';
+  return {
+    status: 'True',
+    reason: 'GrantedByPolicy',
+    message: `Node addresses published by grant, never on the API server's port: ${shown}${more}`,
+  };
+}
+
+/**
+ * AddressPolicyFrozen: True while the grants are missing or unreadable (what is published stays,
+ * nothing new is published); False once they are read again. Left out until a freeze is first
+ * seen: a backend that never met one has no such condition.
+ */
+function policyFrozenCondition(
+  i: StatusInput,
+): { status: 'True' | 'False'; reason: string; message: string } | undefined {
+  if (i.policyFrozen !== undefined)
+    return {
+      status: 'True',
+      reason: 'GrantsMissing',
+      message: `${i.policyFrozen}: addresses already published stay (health checks still take dead ones out), addresses not yet published wait until the grants can be read`,
+    };
+  if (i.previous?.conditions?.some((c) => c.type === policyFrozenType) !== true) return undefined;
+  return {
+    status: 'False',
+    reason: 'GrantsRead',
+    message: 'the address policy is read: every address is judged by the grants again',
+  };
+}
+
+export function buildStatus(i: StatusInput): ExternalBackendStatus {
+  const prevByIP = new Map((i.previous?.addresses ?? []).map((a) => [a.ip, a]));
+  const addresses: AddressStatus[] = i.views.map((v) => {
+    const prev = prevByIP.get(v.ip);
+    const same = prev?.state === v.state && prev.ready === v.ready && prev.draining === v.draining;
+    const message = addressMessage(v, i.failOpen);
+    return {
+      ip: v.ip,
+      ready: v.ready,
+      state: v.state,
+      ...(v.dnsName !== undefined ? { dnsName: v.dnsName } : {}),
+      ...(v.draining === true ? { draining: true } : {}),
+      ...(v.certificateNotAfter !== undefined
+        ? { certificateNotAfter: new Date(v.certificateNotAfter).toISOString() }
+        : {}),
+      lastTransitionTime:
+        same && prev.lastTransitionTime !== undefined
+          ? prev.lastTransitionTime
+          : i.now.toISOString(),
+      ...(message ? { message } : {}),
+    };
+  });
+  const ready = readyCondition(i);
+  const cert = certificates(i);
+  const frozen = policyFrozenCondition(i);
+  const withReady = setCondition(
+    frozen === undefined
+      ? i.previous?.conditions
+      : setCondition(
+          i.previous?.conditions,
+          { type: policyFrozenType, observedGeneration: i.generation, ...frozen },
+          i.now,
+        ),
+    { type: 'Ready', observedGeneration: i.generation, ...ready },
+    i.now,
+  );
+  return {
+    observedGeneration: i.generation,
+    ...(i.service !== undefined ? { service: i.service } : {}),
+    readyAddresses: i.counts.ready,
+    totalAddresses: i.counts.total,
+    addressSummary: `${i.counts.ready}/${i.counts.total}`,
+    addresses,
+    ...(i.names !== undefined && i.names.length > 0
+      ? {
+          dnsNames: i.names.map((n) =>
+            nameStatus(
+              n,
+              i.previous?.dnsNames?.find((p) => p.name === n.name),
+            ),
+          ),
+        }
+      : {}),
+    // Without a certificate seen (no TLS check) the condition does not apply and is left out;
+    // ForeignEndpoints likewise exists only while another writer holds the Endpoints.
+    conditions: foreignCondition(
+      nodeGrantConditions(
+        cert === undefined
+          ? withReady.filter((c) => c.type !== certificateConditionType)
+          : setCondition(
+              withReady,
+              { type: certificateConditionType, observedGeneration: i.generation, ...cert },
+              i.now,
+            ),
+        i,
+      ),
+      i,
+    ),
+  };
+}
+
+function nodeGrantConditions(conditions: Condition[], i: StatusInput): Condition[] {
+  const granted = nodeGrantCondition(i);
+  if (granted === undefined) return conditions.filter((c) => c.type !== nodeAddressesGrantedType);
+  return setCondition(
+    conditions,
+    { type: nodeAddressesGrantedType, observedGeneration: i.generation, ...granted },
+    i.now,
+  );
+}
+
+function foreignCondition(conditions: Condition[], i: StatusInput): Condition[] {
+  if (i.foreignEndpoints === undefined)
+    return conditions.filter((c) => c.type !== foreignEndpointsConditionType);
+  return setCondition(
+    conditions,
+    {
+      type: foreignEndpointsConditionType,
+      status: 'True',
+      observedGeneration: i.generation,
+      reason: i.foreignEndpoints.reason,
+      message: i.foreignEndpoints.message,
+    },
+    i.now,
+  );
+}
+
+/** JSON with every object's keys sorted: equal values, equal strings, whatever order built them. */
+function canonicalJson(value: unknown): string {
+  return JSON.stringify(value, (_key, v: unknown) =>
+    v !== null && typeof v === 'object' && !Array.isArray(v)
+      ? Object.fromEntries(Object.entries(v).sort(([x], [y]) => (x < y ? -1 : x > y ? 1 : 0)))
+      : v,
+  );
+}
+
+/**
+ * Whether two statuses say the same thing. Only the timestamps of entries that did not change are
+ * carried over by buildStatus, so comparing canonical forms is enough: lists in key order, and
+ * object keys sorted, because a status read back from the API server has its keys in another
+ * order than one buildStatus made (comparing them as built rewrote every status once after each
+ * change and after every restart).
+ */
+export function statusEqual(
+  a: ExternalBackendStatus | undefined,
+  b: ExternalBackendStatus | undefined,
+): boolean {
+  const canon = (s: ExternalBackendStatus | undefined) =>
+    s === undefined
+      ? 'null'
+      : canonicalJson({
+          ...s,
+          addresses: [...(s.addresses ?? [])].sort((x, y) => (x.ip < y.ip ? -1 : 1)),
+          dnsNames: [...(s.dnsNames ?? [])].sort((x, y) => (x.name < y.name ? -1 : 1)),
+          conditions: [...(s.conditions ?? [])].sort((x, y) => (x.type < y.type ? -1 : 1)),
+        });
+  return canon(a) === canon(b);
+}
+
+export interface Transition {
+  readonly ip: string;
+  readonly from: AddressState | undefined;
+  readonly to: AddressState;
+  readonly type: 'Normal' | 'Warning';
+  readonly reason:
+    | 'AddressUnhealthy'
+    | 'AddressHealthy'
+    | 'AddressDenied'
+    | 'AddressDraining'
+    | 'AddressUndrained';
+  readonly message: string;
+  /** The address's own part of the message (the probe error, why it is denied). */
+  readonly detail: string;
+  /** What happens to the address, for aggregated messages. */
+  readonly outcome: string;
+}
+
+/**
+ * Address state changes since the stored status that a person should hear about: an address failing
+ * or recovering, and an address refused by the deny list. First checks (Unknown → Healthy) are quiet.
+ */
+export function addressTransitions(
+  previous: ExternalBackendStatus | undefined,
+  views: readonly AddressView[],
+  failOpen: boolean,
+): Transition[] {
+  const prev = new Map((previous?.addresses ?? []).map((a) => [a.ip, a.state]));
+  const wasDraining = new Set(
+    (previous?.addresses ?? []).filter((a) => a.draining === true).map((a) => a.ip),
+  );
+  const out: Transition[] = [];
+  for (const v of views) {
+    const from = prev.get(v.ip);
+    if (v.draining === true && !wasDraining.has(v.ip))
+      out.push({
+        ip: v.ip,
+        from,
+        to: v.state,
+        type: 'Normal',
+        reason: 'AddressDraining',
+        message: `${v.ip} is draining: published not ready and terminating, it gets no new connections while established ones finish`,
+        detail: '',
+        outcome: 'get no new connections while established ones finish',
+      });
+    else if (v.draining !== true && wasDraining.has(v.ip) && v.state !== 'Denied')
+      out.push({
+        ip: v.ip,
+        from,
+        to: v.state,
+        type: 'Normal',
+        reason: 'AddressUndrained',
+        message: `${v.ip} is no longer draining; ${v.ready ? 'back in the ready set' : 'published as its checks say'}`,
+        detail: '',
+        outcome: 'are no longer draining',
+      });
+    if (from === v.state) continue;
+    if (v.state === 'Unhealthy') {
+      const outcome = failOpen
+        ? 'still published because every address fails and failOpen is true'
+        : 'removed from the ready set';
+      out.push({
+        ip: v.ip,
+        from,
+        to: v.state,
+        type: 'Warning',
+        reason: 'AddressUnhealthy',
+        message: `${v.ip} failed its health check (${v.message}); ${outcome}`,
+        detail: v.message,
+        outcome,
+      });
+    } else if (v.state === 'Healthy' && from === 'Unhealthy') {
+      out.push({
+        ip: v.ip,
+        from,
+        to: v.state,
+        type: 'Normal',
+        reason: 'AddressHealthy',
+        message: `${v.ip} passes its health check again; back in the ready set`,
+        detail: '',
+        outcome: 'back in the ready set',
+      });
+    } else if (v.state === 'Denied') {
+      out.push({
+        ip: v.ip,
+        from,
+        to: v.state,
+        type: 'Warning',
+        reason: 'AddressDenied',
+        message: `${v.ip} is ${v.message}`,
+        detail: v.message.replace(/^denied: /, '').replace(/; not published$/, ''),
+        outcome: 'not published',
+      });
+    }
+  }
+  return out;
+}
+
+/** At most this many addresses are named in one aggregated Event. */
+export const maxNamedInEvent = 10;
+
+/**
+ * The Events for one reconcile's transitions: one per reason. Many addresses of one backend
+ * changing at once (a subnet going dark, a policy revoked) make one Event that names them, not one
+ * Event each.
+ */
+export function transitionEvents(
+  transitions: readonly Transition[],
+): { type: 'Normal' | 'Warning'; reason: Transition['reason']; message: string }[] {
+  const byReason = new Map<Transition['reason'], Transition[]>();
+  for (const t of transitions) byReason.set(t.reason, [...(byReason.get(t.reason) ?? []), t]);
+  const out: { type: 'Normal' | 'Warning'; reason: Transition['reason']; message: string }[] = [];
+  for (const [reason, ts] of byReason) {
+    const first = ts[0];
+    if (first === undefined) continue;
+    if (ts.length === 1) {
+      out.push({ type: first.type, reason, message: first.message });
+      continue;
+    }
+    const named = ts
+      .slice(0, maxNamedInEvent)
+      .map((t) => (t.detail ? `${t.ip} (${t.detail})` : t.ip))
+      .join(', ');
+    const more =
+      ts.length > maxNamedInEvent ? ` and ${String(ts.length - maxNamedInEvent)} more` : '';
+    const what = {
+      AddressUnhealthy: `failed their health check; ${first.outcome}`,
+      AddressHealthy: 'pass their health check again; back in the ready set',
+      AddressDenied: 'are denied and not published',
+      AddressDraining: 'are draining: they get no new connections while established ones finish',
+      AddressUndrained: 'are no longer draining',
+    }[reason];
+    out.push({
+      type: first.type,
+      reason,
+      message: `${String(ts.length)} addresses ${what}: ${named}${more}`,
+    });
+  }
+  return out;
+}
+
+export interface StatusEvent {
+  readonly type: 'Normal' | 'Warning';
+  readonly reason: string;
+  readonly message: string;
+}
+
+const listIPs = (ips: readonly string[] | undefined): string =>
+  ips === undefined || ips.length === 0 ? 'nothing' : ips.join(', ');
+
+/**
+ * What changed in DNS since the stored status that a person should hear about: lookups starting to
+ * fail (the answer kept, then withdrawn) and an answer that changed. A first answer is quiet.
+ */
+export function nameEvents(
+  previous: ExternalBackendStatus | undefined,
+  names: readonly Resolution[],
+): StatusEvent[] {
+  const before = new Map((previous?.dnsNames ?? []).map((n) => [n.name, n]));
+  const out: StatusEvent[] = [];
+  for (const n of names) {
+    const prev = before.get(n.name);
+    if (n.state === 'Stale' || n.state === 'Failed') {
+      if (prev?.state !== n.state)
+        out.push({
+          type: 'Warning',
+          reason: 'DNSLookupFailed',
+          message: `${n.name}: ${nameMessage(n)}`,
+        });
+      continue;
+    }
+    if (n.state !== 'Resolved' || prev === undefined || prev.state === 'Pending') continue;
+    // Back from Stale with the same answer is quiet: status shows it, and nothing changed.
+    const was = prev.addresses ?? [];
+    if (was.length === n.ips.length && was.every((ip, k) => ip === n.ips[k])) continue;
+    out.push({
+      type: 'Normal',
+      reason: 'DNSAnswerChanged',
+      message: `${n.name} resolves to ${listIPs(n.ips)} (was ${prev.state === 'Resolved' ? listIPs(was) : `${prev.state}: ${listIPs(was)}`})`,
+    });
+  }
+  return out;
+}
+
+/**
+ * What one reconcile's outcome means for status: the Events to record (address transitions, the
+ * Ready reason changing) and the status to write, undefined when it is unchanged.
+ */
+export function planStatus(input: StatusInput): {
+  events: StatusEvent[];
+  status: ExternalBackendStatus | undefined;
+} {
+  const events: StatusEvent[] = [
+    ...nameEvents(input.previous, input.names ?? []),
+    ...transitionEvents(addressTransitions(input.previous, input.views, input.failOpen)),
+  ];
+  const ready = readyCondition(input);
+  const before = input.previous?.conditions?.find((c) => c.type === 'Ready');
+  if (before?.reason !== ready.reason) {
+    if (ready.status === 'False')
+      events.push({ type: 'Warning', reason: ready.reason, message: ready.message });
+    else if (before !== undefined)
+      events.push({ type: 'Normal', reason: 'Ready', message: ready.message });
+  }
+  // A check that cannot run (a Secret or ConfigMap unreadable or missing) is said once, when the
+  // reason first appears or changes: its addresses fail only after unhealthyThreshold probes, and
+  // the Ready reason may not change at all.
+  const refusedText = (c: string): string => `health check cannot run: ${c}`;
+  if (
+    input.problem === undefined &&
+    input.checkRefused !== undefined &&
+    before?.message.includes(refusedText(input.checkRefused)) !== true
+  )
+    events.push({
+      type: 'Warning',
+      reason: 'HealthCheckCannotRun',
+      message: refusedText(input.checkRefused),
+    });
+  if (
+    input.problem === undefined &&
+    input.checkSourcesLost !== undefined &&
+    before?.message.includes(lostText(input.checkSourcesLost)) !== true
+  )
+    events.push({
+      type: 'Warning',
+      reason: 'HealthCheckSourcesLost',
+      message: lostText(input.checkSourcesLost),
+    });
+  // Said once when the migration state changes, not at every reconcile while it lasts.
+  const held = input.previous?.conditions?.find((c) => c.type === foreignEndpointsConditionType);
+  if (input.foreignEndpoints !== undefined && held?.reason !== input.foreignEndpoints.reason)
+    events.push({
+      type: 'Warning',
+      reason: input.foreignEndpoints.reason,
+      message: input.foreignEndpoints.message,
+    });
+  const certEvent = certificateEvent(
+    input.previous?.conditions?.find((c) => c.type === certificateConditionType),
+    certificates(input),
+  );
+  if (certEvent !== undefined) events.push(certEvent);
+  const frozenBefore = input.previous?.conditions?.find((c) => c.type === policyFrozenType);
+  const frozenNow = policyFrozenCondition(input);
+  if (frozenNow !== undefined && frozenBefore?.status !== frozenNow.status) {
+    if (frozenNow.status === 'True')
+      events.push({ type: 'Warning', reason: policyFrozenType, message: frozenNow.message });
+    else if (frozenBefore !== undefined)
+      events.push({ type: 'Normal', reason: 'AddressPolicyResumed', message: frozenNow.message });
+  }
+  // Said when what is granted changes (an address or a rule), not at every reconcile.
+  const grantedBefore = input.previous?.conditions?.find(
+    (c) => c.type === nodeAddressesGrantedType,
+  );
+  const grantedNow = nodeGrantCondition(input);
+  if (grantedNow !== undefined && grantedBefore?.message !== grantedNow.message)
+    events.push({ type: 'Normal', reason: nodeAddressesGrantedType, message: grantedNow.message });
+  const status = buildStatus(input);
+  return { events, status: statusEqual(status, input.previous) ? undefined : status };
+}

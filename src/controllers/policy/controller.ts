@@ -1,0 +1,149 @@
+// The address-policy compiler: keeps `outrigger-effective`, the object the admission policy reads,
+// equal to the union of every ExternalBackendPolicy grant object, and reports whether policy
+// decisions are frozen. One key; gather (the grants cache) → plan (pure) → apply (one apply).
+import { Controller } from '../../runtime/runner.ts';
+import { isPermanent, type Informer } from '../../runtime/informer.ts';
+import type { PolicyWriter } from './writer.ts';
+import type { CachedPolicy } from '../../api/resources.ts';
+import type { Logger } from '../../runtime/log.ts';
+import type { Metrics } from '../../runtime/metrics.ts';
+import { compileEffective, loadPolicies, type LoadedPolicy } from '../../policy/evaluate.ts';
+import { effectivePolicyName, maxEffectiveRules, type PolicySpec } from '../../api/policy.ts';
+
+export const controllerName = 'externalbackendpolicy';
+const key = 'cluster/effective';
+/**
+ * A watch that fails for this long (or for good: no RBAC, no CRD) makes the grants unreadable.
+ * A shorter blip is the informer re-listing, during which the last grants still stand.
+ */
+const unreadableAfterMs = 30_000;
+/** How often the compiler looks again without an event: a failing watch sends none. */
+const resyncMs = 10_000;
+const labels = { 'app.kubernetes.io/managed-by': 'outrigger' };
+
+/**
+ * The grants as the cache has them. Unreadable — not listed yet, or a list or watch failing for
+ * good or for long — is "missing", never "no rules": a permission lost during an uninstall must
+ * freeze decisions, not withdraw every tenant's addresses.
+ */
+export function readPolicies(inf: Informer<CachedPolicy>, now: number): LoadedPolicy {
+  const f = inf.failure();
+  if (!inf.hasSynced()) return loadPolicies([], f?.message ?? 'not listed yet');
+  if (f !== undefined && (isPermanent(f) || now - f.since >= unreadableAfterMs))
+    return loadPolicies([], f.message);
+  return loadPolicies(inf.list());
+}
+
+/** Canonical JSON (sorted keys), so that key order never makes an apply. */
+function canonical(value: unknown): string {
+  return JSON.stringify(value, (_k, v: unknown) =>
+    v !== null && typeof v === 'object' && !Array.isArray(v)
+      ? Object.fromEntries(Object.entries(v).sort(([a], [b]) => (a < b ? -1 : 1)))
+      : v,
+  );
+}
+
+export interface EffectivePlan {
+  /** The compiled spec to apply; undefined when the object already says it, or grants are missing. */
+  readonly apply?: PolicySpec;
+  /** The object exists: its rules are replaced whole (see policywriter.ts), not applied over. */
+  readonly replace?: true;
+  /** Why decisions are frozen, when they are. */
+  readonly frozen?: string;
+  /**
+   * Why the compiled object cannot say the grants (more rules than it may hold): nothing is
+   * written, so admission judges by what it last said, and the reconciler alone by the grants.
+   */
+  readonly uncompilable?: string;
+  readonly rules: number;
+}
+
+export function planEffective(
+  policy: LoadedPolicy,
+  current: CachedPolicy | undefined,
+): EffectivePlan {
+  const compiled = compileEffective(policy);
+  if (compiled === undefined)
+    return { frozen: policy.state === 'missing' ? policy.message : 'unknown', rules: 0 };
+  if (compiled.rules.length > maxEffectiveRules)
+    return {
+      uncompilable: `the grant objects hold ${String(compiled.rules.length)} rules, more than the ${String(maxEffectiveRules)} the object ${effectivePolicyName} may hold for admission; merge rules (a rule takes up to 32 CIDRs)`,
+      rules: compiled.rules.length,
+    };
+  const same = current !== undefined && canonical(current.spec ?? {}) === canonical(compiled);
+  if (same) return { rules: compiled.rules.length };
+  return {
+    apply: compiled,
+    ...(current !== undefined ? { replace: true as const } : {}),
+    rules: compiled.rules.length,
+  };
+}
+
+export interface EffectivePolicyOptions {
+  readonly policies: Informer<CachedPolicy>;
+  readonly writer: PolicyWriter;
+  readonly log: Logger;
+  readonly metrics: Metrics;
+  /** Called when decisions freeze or thaw: every backend's status says so. */
+  readonly onFrozenChange: () => void;
+  readonly now?: () => number;
+}
+
+export class EffectivePolicyController {
+  readonly controller: Controller;
+  private readonly o: EffectivePolicyOptions;
+  private frozen: string | undefined;
+  private uncompilable: string | undefined;
+
+  constructor(o: EffectivePolicyOptions) {
+    this.o = o;
+    this.controller = new Controller({
+      name: controllerName,
+      workers: 1,
+      maxRetries: Number.POSITIVE_INFINITY,
+      log: o.log,
+      metrics: o.metrics,
+    });
+    const enqueue = (): void => {
+      this.controller.queue.add(key);
+    };
+    o.policies.addHandlers({ add: enqueue, update: enqueue, delete: enqueue });
+  }
+
+  run(): Promise<void> {
+    this.controller.queue.add(key);
+    return this.controller.run(() => this.reconcile());
+  }
+
+  shutDown(): void {
+    this.controller.shutDown();
+  }
+
+  private async reconcile(): Promise<void> {
+    const now = (this.o.now ?? Date.now)();
+    const policy = readPolicies(this.o.policies, now);
+    const plan = planEffective(policy, this.o.policies.get('', effectivePolicyName));
+    this.o.metrics.addressPolicyFrozen.set(plan.frozen === undefined ? 0 : 1);
+    if (plan.frozen === undefined) this.o.metrics.addressPolicyRules.set(plan.rules);
+    this.o.metrics.addressPolicyUncompilable.set(plan.uncompilable === undefined ? 0 : 1);
+    if (plan.uncompilable !== undefined && plan.uncompilable !== this.uncompilable)
+      this.o.log.error(
+        { why: plan.uncompilable },
+        'the grants cannot be compiled for admission; admission keeps judging by the last compiled grants',
+      );
+    this.uncompilable = plan.uncompilable;
+    if (plan.frozen !== this.frozen) {
+      if (plan.frozen !== undefined)
+        this.o.log.warn(
+          { why: plan.frozen },
+          'address policy frozen: published addresses stay, new ones wait for readable grants',
+        );
+      else if (this.frozen !== undefined) this.o.log.info('address policy readable again');
+      this.frozen = plan.frozen;
+      this.o.onFrozenChange();
+    }
+    this.controller.queue.addAfter(key, resyncMs);
+    if (plan.apply !== undefined)
+      await this.o.writer.applyEffective(plan.apply, labels, plan.replace === true);
+  }
+}

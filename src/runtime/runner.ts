@@ -1,0 +1,107 @@
+import { withConcern } from './errors.ts';
+import type { Logger } from './log.ts';
+import type { Metrics } from './metrics.ts';
+import { WorkQueue } from './workqueue.ts';
+
+export type Reconcile = (key: string) => Promise<void>;
+
+export interface ControllerOptions {
+  readonly name: string;
+  readonly workers: number;
+  /** After this many consecutive failures a key is dropped until its next event (upstream: 15). */
+  readonly maxRetries: number;
+  readonly log: Logger;
+  readonly metrics: Metrics;
+}
+
+/**
+ * The level-based loop of controller-runtime: a key comes off the queue, `reconcile` reads the world
+ * for it, and a failure requeues it with per-key backoff until maxRetries.
+ */
+export class Controller {
+  readonly queue: WorkQueue;
+  private readonly opts: ControllerOptions;
+  private active = 0;
+
+  constructor(opts: ControllerOptions) {
+    this.opts = opts;
+    const queue: WorkQueue = new WorkQueue({
+      // Turns by namespace: a namespace with thousands of objects changing at once cannot make
+      // another's one change wait behind all of them (keys are "namespace/name").
+      ownerOf: (key) => key.slice(0, Math.max(0, key.indexOf('/'))),
+      metrics: opts.metrics.queue(opts.name, () => queue.inFlightSince()),
+      onHandlerError: (key, err) => {
+        opts.log.error({ key, err: String(err) }, 'reconcile handler threw');
+      },
+    });
+    this.queue = queue;
+    opts.metrics.maxConcurrentReconciles.set({ controller: opts.name }, opts.workers);
+  }
+
+  /** Milliseconds the oldest in-flight reconcile has been running (0 when idle). */
+  stuckForMs(): number {
+    const since = this.queue.inFlightSince();
+    return since.length === 0 ? 0 : Date.now() - Math.min(...since);
+  }
+
+  run(reconcile: Reconcile): Promise<void> {
+    const { name, metrics, log, maxRetries } = this.opts;
+    return this.queue.run(this.opts.workers, async (key) => {
+      this.active++;
+      metrics.activeWorkers.set({ controller: name }, this.active);
+      const end = metrics.reconcileTime.startTimer({ controller: name });
+      try {
+        await withConcern({ controller: name, object: key }, () => reconcile(key));
+        this.queue.forget(key);
+        metrics.reconcileTotal.inc({ controller: name, result: 'success' });
+      } catch (err) {
+        metrics.reconcileTotal.inc({ controller: name, result: 'error' });
+        metrics.reconcileErrors.inc({ controller: name });
+        if (isProgrammingError(err)) metrics.reconcilePanics.inc({ controller: name });
+        const retries = this.queue.numRequeues(key);
+        if (retries < maxRetries) {
+          log.info(
+            { controller: name, key, err: errorMessage(err), retries },
+            'reconcile failed; retrying',
+          );
+          this.queue.addRateLimited(key);
+        } else {
+          log.error(
+            { controller: name, key, err: errorMessage(err), retries },
+            'reconcile failed too often; dropping the key until its next change',
+          );
+          this.queue.forget(key);
+          metrics.terminalReconcileErrors.inc({ controller: name });
+        }
+      } finally {
+        end();
+        this.active--;
+        metrics.activeWorkers.set({ controller: name }, this.active);
+      }
+    });
+  }
+
+  shutDown(): void {
+    this.queue.shutDown();
+  }
+}
+
+export function errorMessage(err: unknown): string {
+  if (err !== null && typeof err === 'object' && 'body' in err) {
+    const body = (err as { body?: unknown }).body;
+    try {
+      const parsed = (typeof body === 'string' ? JSON.parse(body) : body) as {
+        message?: unknown;
+      } | null;
+      if (typeof parsed?.message === 'string') return parsed.message;
+    } catch {
+      // Not JSON; fall through.
+    }
+  }
+  return err instanceof Error ? err.message : String(err);
+}
+
+/** What a Go controller would call a panic: an error of the code itself, not of the world. */
+export function isProgrammingError(err: unknown): boolean {
+  return err instanceof TypeError || err instanceof RangeError || err instanceof ReferenceError;
+}
