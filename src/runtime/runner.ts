@@ -3,7 +3,19 @@ import type { Logger } from './log.ts';
 import type { Metrics } from './metrics.ts';
 import { WorkQueue } from './workqueue.ts';
 
-export type Reconcile = (key: string) => Promise<void>;
+/**
+ * What a reconcile asks of the loop once it succeeded: to look at the key again after a while
+ * (a hold-off ending, a certificate nearing its warning window, a batched status write). The
+ * runner alone puts keys back on the queue, as controller-runtime's Result.RequeueAfter.
+ */
+export interface ReconcileResult {
+  readonly requeueAfterMs?: number | undefined;
+}
+
+/** Nothing to look at again until the next event. */
+export const done: ReconcileResult = Object.freeze({});
+
+export type Reconcile = (key: string) => Promise<ReconcileResult>;
 
 export interface ControllerOptions {
   readonly name: string;
@@ -51,8 +63,9 @@ export class Controller {
       metrics.activeWorkers.set({ controller: name }, this.active);
       const end = metrics.reconcileTime.startTimer({ controller: name });
       try {
-        await withConcern({ controller: name, object: key }, () => reconcile(key));
+        const result = await withConcern({ controller: name, object: key }, () => reconcile(key));
         this.queue.forget(key);
+        if (result.requeueAfterMs !== undefined) this.queue.addAfter(key, result.requeueAfterMs);
         metrics.reconcileTotal.inc({ controller: name, result: 'success' });
       } catch (err) {
         metrics.reconcileTotal.inc({ controller: name, result: 'error' });

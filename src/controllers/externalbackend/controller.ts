@@ -15,7 +15,7 @@ import {
   type ProbeRef,
   type ProbeRefs,
 } from '../../health/kinds/index.ts';
-import { Controller, errorMessage } from '../../runtime/runner.ts';
+import { Controller, done, errorMessage } from '../../runtime/runner.ts';
 import {
   denyListJudge,
   ownership,
@@ -404,7 +404,10 @@ export class ExternalBackendController {
   }
 
   run(): Promise<void> {
-    return this.controller.run((key) => this.reconcile(key));
+    return this.controller.run(async (key) => {
+      await this.reconcile(key);
+      return done;
+    });
   }
 
   /** Queues every backend in scope: something they all depend on (the deny list) changed. */

@@ -1,7 +1,7 @@
 // The address-policy compiler: keeps `outrigger-effective`, the object the admission policy reads,
 // equal to the union of every ExternalBackendPolicy grant object, and reports whether policy
 // decisions are frozen. One key; gather (the grants cache) → plan (pure) → apply (one apply).
-import { Controller } from '../../runtime/runner.ts';
+import { Controller, done } from '../../runtime/runner.ts';
 import { isPermanent, type Informer } from '../../runtime/informer.ts';
 import type { PolicyWriter } from './writer.ts';
 import type { CachedPolicy } from '../../api/resources.ts';
@@ -112,7 +112,10 @@ export class EffectivePolicyController {
 
   run(): Promise<void> {
     this.controller.queue.add(key);
-    return this.controller.run(() => this.reconcile());
+    return this.controller.run(async () => {
+      await this.reconcile();
+      return done;
+    });
   }
 
   shutDown(): void {

@@ -7,7 +7,8 @@ import {
   type KubeConfig,
   type V1Endpoints,
 } from '@kubernetes/client-node';
-import type { CachedPod, CachedService } from '../../runtime/cached.ts';
+import type { CachedEndpoints, CachedPod, CachedService } from '../../runtime/cached.ts';
+import { MutationCache } from '../../runtime/mutationcache.ts';
 import { isSelectorService, planEndpoints } from '../../endpoints/desired.ts';
 import {
   decideContest,
@@ -19,7 +20,7 @@ import {
 import { servicesForPodEvent } from '../../endpoints/selector.ts';
 import { selectorMatches } from '../../runtime/labels.ts';
 import { TriggerTimeTracker } from '../../endpoints/triggertime.ts';
-import { Controller } from '../../runtime/runner.ts';
+import { Controller, done, type ReconcileResult } from '../../runtime/runner.ts';
 import type { EventRecorder } from '../../runtime/events.ts';
 import type { Throttle } from '../../runtime/throttle.ts';
 import type { Informer } from '../../runtime/informer.ts';
@@ -104,7 +105,8 @@ export class EndpointsController {
   private readonly o: EndpointsControllerOptions;
   private readonly triggerTimes = new TriggerTimeTracker();
   /** Endpoints resourceVersions we have replaced, so a lagging cache is not mistaken for truth. */
-  private readonly staleVersions = new Map<string, string>();
+  /** Endpoints outrigger wrote that the cache does not show yet. */
+  private readonly writes: MutationCache<CachedEndpoints>;
   /** Services whose deletion we saw: their Endpoints go, whoever wrote them (as upstream). */
   private readonly deletedServices = new Set<string>();
   /** Per Service: whether our write is the last one, and the hold after a conflict (conflict.ts). */
@@ -114,6 +116,7 @@ export class EndpointsController {
 
   constructor(o: EndpointsControllerOptions) {
     this.o = o;
+    this.writes = new MutationCache(o.endpoints);
     this.controller = new Controller({
       name: controllerName,
       workers: o.workers,
@@ -222,15 +225,15 @@ export class EndpointsController {
     this.o.metrics.endpointsContested.set(this.holding.size);
   }
 
-  async reconcile(key: string): Promise<void> {
+  async reconcile(key: string): Promise<ReconcileResult> {
     const [namespace, name] = splitKey(key);
     const svc = this.o.services.get(namespace, name);
     if (svc === undefined) {
       await this.serviceGone(key, namespace, name);
-      return;
+      return done;
     }
     this.deletedServices.delete(key);
-    if (!isSelectorService(svc)) return;
+    if (!isSelectorService(svc)) return done;
 
     const selector = svc.spec?.selector;
     const pods = this.o.pods
@@ -240,10 +243,7 @@ export class EndpointsController {
     // only once the sync has succeeded (see TriggerTimeTracker).
     const trigger = this.triggerTimes.compute(key, svc, pods);
     const current = this.o.endpoints.get(namespace, name);
-    if (
-      current !== undefined &&
-      this.staleVersions.get(key) === current.metadata?.resourceVersion
-    ) {
+    if (current !== undefined && this.writes.isStale(namespace, name)) {
       throw new StaleCacheError(
         `endpoints cache is out of date: resourceVersion ${current.metadata?.resourceVersion ?? ''} was already replaced`,
       );
@@ -283,28 +283,23 @@ export class EndpointsController {
         'EndpointsConflict',
         `Endpoints ${key} was rewritten by ${contest.writer} after outrigger wrote it: two endpoints controllers serve this Service. outrigger writes nothing to it for ${hold} (conflict ${String(contest.state.conflicts)} in a row; each doubles the wait, up to ${formatDuration(maxHoldMs)}). Disable the other controller (kube-controller-manager --controllers=*,-endpoints-controller) or take this namespace out of --selector-mode.`,
       );
-      this.controller.queue.addAfter(key, contest.holdMs);
-      return;
+      return { requeueAfterMs: contest.holdMs };
     }
     if (contest.action === 'hold') {
-      this.controller.queue.addAfter(key, contest.untilMs - now);
-      return;
+      return { requeueAfterMs: contest.untilMs - now };
     }
 
     const plan = planEndpoints(svc, pods, current, trigger.time);
     if (plan.action === 'none') {
       trigger.commit();
-      return;
+      return done;
     }
     const ep = plan.endpoints;
     try {
       if (plan.action === 'create') {
         await this.o.writer.create(ep);
       } else {
-        const updated = await this.o.writer.update(ep);
-        const before = current?.metadata?.resourceVersion;
-        if (before !== undefined && updated.metadata?.resourceVersion !== before)
-          this.staleVersions.set(key, before);
+        this.writes.record(await this.o.writer.update(ep));
       }
       this.setContest(key, wrote(contest.state), false);
       trigger.commit();
@@ -318,7 +313,7 @@ export class EndpointsController {
         'wrote endpoints',
       );
     } catch (err) {
-      if (plan.action === 'create' && isForbiddenNamespaceTerminating(err)) return;
+      if (plan.action === 'create' && isForbiddenNamespaceTerminating(err)) return done;
       const ref = {
         kind: 'Endpoints',
         apiVersion: 'v1',
@@ -343,6 +338,7 @@ export class EndpointsController {
       }
       throw err;
     }
+    return done;
   }
 
   private async serviceGone(key: string, namespace: string, name: string): Promise<void> {
@@ -354,7 +350,7 @@ export class EndpointsController {
     }
     this.deletedServices.delete(key);
     this.triggerTimes.delete(key);
-    this.staleVersions.delete(key);
+    this.writes.forget(namespace, name);
     this.setContest(key, initialState, false);
   }
 }
