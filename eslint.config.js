@@ -1,7 +1,27 @@
 // @ts-check
 import js from '@eslint/js';
+import boundaries from 'eslint-plugin-boundaries';
 import prettier from 'eslint-config-prettier';
 import tseslint from 'typescript-eslint';
+
+const runtime = ['runtime'];
+const base = [...runtime, 'net'];
+const capabilities = [...base, 'health', 'dns'];
+const api = [...capabilities, 'api'];
+const domain = [...api, 'sources', 'policy', 'endpoints'];
+/** Each layer and what it may import besides itself. */
+const layers = [
+  ['runtime', []],
+  ['net', runtime],
+  ['health', base],
+  ['dns', base],
+  ['api', capabilities],
+  ['sources', api],
+  ['policy', api],
+  ['endpoints', api],
+  ['controllers', domain],
+  ['manager', [...domain, 'controllers']],
+];
 
 export default tseslint.config(
   { ignores: ['dist/', 'coverage/', 'node_modules/'] },
@@ -23,6 +43,35 @@ export default tseslint.config(
       // A `void`-discarded promise is still a rejection nobody handles: every fire-and-forget
       // promise must say what happens when it fails.
       '@typescript-eslint/no-floating-promises': ['error', { ignoreVoid: false }],
+    },
+  },
+  {
+    // The layers of src/, lowest first: a module may import its own layer and those below it,
+    // never one above, so the generic machinery never learns of a controller and the API never of
+    // a reconciler (docs/architecture.md). Sibling capabilities stay apart too.
+    // Tests may build on layers above the one they test (a probe kind's test parses a whole spec).
+    files: ['src/**/*.ts'],
+    // src/main.ts, the entry point, sits above every layer and nothing imports it.
+    ignores: ['src/**/*.test.ts', 'src/**/*.test-helpers.ts', 'src/main.ts'],
+    plugins: { boundaries },
+    settings: {
+      'boundaries/include': ['src/**/*.ts'],
+      'boundaries/elements': layers.map(([type]) => ({ type, pattern: `src/${type}` })),
+    },
+    rules: {
+      'boundaries/dependencies': [
+        'error',
+        {
+          default: 'disallow',
+          message:
+            'a module of layer {{from.type}} may not import layer {{to.type}}: see the layers in eslint.config.js',
+          policies: layers.map(([type, below]) => ({
+            from: { element: { type } },
+            allow: { to: { element: { types: { anyOf: [type, ...below] } } } },
+          })),
+        },
+      ],
+      'boundaries/no-unknown-files': 'error',
     },
   },
   {
