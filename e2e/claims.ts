@@ -32,7 +32,7 @@ export interface Claim {
 
 export const claims = {
   'dead-server-unready': {
-    doc: 'README.md',
+    doc: 'docs/guide/status.md',
     says: 'measured by the e2e suite at 1.1–1.7 s with 1 s × 2',
     stated: 1700,
     unit: 'ms',
@@ -41,7 +41,7 @@ export const claims = {
     test: 'e2e/externalbackend.e2e.test.ts',
   },
   'dns-change-published': {
-    doc: 'README.md',
+    doc: 'docs/guide/dns-drain-zones.md',
     says: 'a changed answer is published a median 0.9–1.0 s (max 1.05 s)',
     stated: 1050,
     unit: 'ms',
@@ -50,7 +50,7 @@ export const claims = {
     test: 'e2e/dns.e2e.test.ts',
   },
   'node-range-withdrawn': {
-    doc: 'README.md',
+    doc: 'docs/guide/policy.md',
     says: '(measured: 0.2 s)',
     stated: 200,
     unit: 'ms',
@@ -59,7 +59,7 @@ export const claims = {
     test: 'e2e/hostile.e2e.test.ts',
   },
   'policy-narrowed-withdrawn': {
-    doc: 'README.md',
+    doc: 'docs/guide/policy.md',
     says: 'withdraws what only it allowed, within 0.1–0.6 s',
     stated: 600,
     unit: 'ms',
@@ -68,7 +68,7 @@ export const claims = {
     test: 'e2e/hostile.e2e.test.ts',
   },
   'noisy-neighbour-delay': {
-    doc: 'README.md',
+    doc: 'docs/guide/policy.md',
     says: 'detects a dead server as fast beside 150 hung addresses with 60 s timeouts as alone',
     stated: 0,
     unit: 'ms',
@@ -77,7 +77,7 @@ export const claims = {
     test: 'e2e/hostile.e2e.test.ts',
   },
   'burst-other-tenant-waits': {
-    doc: 'README.md',
+    doc: 'docs/guide/policy.md',
     says: "let another tenant's new backend through after 7 of them",
     stated: 7,
     unit: 'count',
@@ -86,7 +86,7 @@ export const claims = {
     test: 'e2e/hostile.e2e.test.ts',
   },
   'seed-migration-failed-calls': {
-    doc: 'README.md',
+    doc: 'docs/guide/migration.md',
     says: '**no etcdctl call failed**',
     stated: 0,
     unit: 'count',
@@ -95,7 +95,7 @@ export const claims = {
     test: 'e2e/seed-migration.e2e.test.ts',
   },
   'leader-killed-takeover': {
-    doc: 'README.md',
+    doc: 'docs/operations/high-availability.md',
     says: 'a leader killed with SIGKILL is replaced after **4.5–4.8 s**',
     stated: 4800,
     unit: 'ms',
@@ -104,7 +104,7 @@ export const claims = {
     test: 'e2e/leader.e2e.test.ts',
   },
   'leader-stopped-takeover': {
-    doc: 'README.md',
+    doc: 'docs/operations/high-availability.md',
     says: 'its standby leads after **0.4–0.6 s**',
     stated: 600,
     unit: 'ms',
@@ -113,7 +113,7 @@ export const claims = {
     test: 'e2e/leader.e2e.test.ts',
   },
   'leader-unreachable-exit': {
-    doc: 'README.md',
+    doc: 'docs/operations/high-availability.md',
     says: 'a leader whose API server is unreachable exits after **2.4–3.0 s**',
     stated: 3000,
     unit: 'ms',
@@ -122,7 +122,7 @@ export const claims = {
     test: 'e2e/leader.e2e.test.ts',
   },
   'leader-cut-off-last-write': {
-    doc: 'README.md',
+    doc: 'docs/operations/high-availability.md',
     says: 'the last write 2.0–2.9 s after the leader was cut off from its Lease',
     stated: 2900,
     unit: 'ms',
@@ -131,7 +131,7 @@ export const claims = {
     test: 'e2e/leader.e2e.test.ts',
   },
   'image-compressed-size': {
-    doc: 'README.md',
+    doc: 'docs/operations/image.md',
     says: '52.3 MiB compressed',
     stated: 52.3,
     unit: 'MiB',
@@ -140,7 +140,7 @@ export const claims = {
     test: 'e2e/image.e2e.test.ts',
   },
   'image-unpacked-size': {
-    doc: 'README.md',
+    doc: 'docs/operations/image.md',
     says: '175.8 MiB unpacked',
     stated: 175.8,
     unit: 'MiB',
@@ -149,7 +149,7 @@ export const claims = {
     test: 'e2e/image.e2e.test.ts',
   },
   'container-ready': {
-    doc: 'README.md',
+    doc: 'docs/operations/image.md',
     says: '1.1–2.1 s from `runc run` to `/readyz`',
     stated: 2100,
     unit: 'ms',
@@ -158,7 +158,7 @@ export const claims = {
     test: 'e2e/image.e2e.test.ts',
   },
   'node-schedulable': {
-    doc: 'README.md',
+    doc: 'docs/development.md',
     says: 'the node is schedulable 5–8 s after it starts',
     stated: 8000,
     unit: 'ms',
@@ -167,7 +167,7 @@ export const claims = {
     test: 'e2e/node.e2e.test.ts',
   },
   'node-helm-install-ready': {
-    doc: 'README.md',
+    doc: 'docs/development.md',
     says: '`helm install --wait` has two Ready replicas after 7–15 s',
     stated: 15300,
     unit: 'ms',
@@ -176,7 +176,7 @@ export const claims = {
     test: 'e2e/node.e2e.test.ts',
   },
   'node-dead-server-out': {
-    doc: 'README.md',
+    doc: 'docs/development.md',
     says: 'leaves kube-proxy’s rules 0.3–1.1 s after it dies',
     stated: 1100,
     unit: 'ms',
@@ -185,7 +185,7 @@ export const claims = {
     test: 'e2e/node.e2e.test.ts',
   },
   'node-leader-killed-dead-server-out': {
-    doc: 'README.md',
+    doc: 'docs/development.md',
     says: 'with the leader’s process SIGKILLed at the same moment, 14–18 s',
     stated: 18000,
     unit: 'ms',
@@ -194,7 +194,7 @@ export const claims = {
     test: 'e2e/node.e2e.test.ts',
   },
   'node-leader-pod-deleted': {
-    doc: 'README.md',
+    doc: 'docs/development.md',
     says: 'the other replica leads within 0.4–1.8 s',
     stated: 1800,
     unit: 'ms',

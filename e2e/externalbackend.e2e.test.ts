@@ -271,7 +271,7 @@ suite('ExternalBackend with real backends', () => {
       50,
     );
     // Server death → the address out of the EndpointSlice's ready set (intervalSeconds=1,
-    // unhealthyThreshold=2, timeoutSeconds=1), held to what README says.
+    // unhealthyThreshold=2, timeoutSeconds=1), held to what docs/guide/status.md says.
     claim('dead-server-unready', Date.now() - killedAt);
     // The address stays in the slice, not ready, so clients can see it exists.
     expect(allIPs(await slice(ns, 'etcd-k8s-outrigger-ipv4'))).toContain(dead);

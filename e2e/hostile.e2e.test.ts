@@ -1190,7 +1190,8 @@ suite('hostile input from namespace editors', () => {
     );
     const withNoisy = await canaryDetectionMs();
     const bound = (fast.intervalSeconds * fast.unhealthyThreshold + fast.timeoutSeconds + 1) * 1000;
-    // README's claim is "as fast as alone": the difference is held to one interval's phase.
+    // docs/guide/policy.md's claim is "as fast as alone": the difference is held to one
+    // interval's phase.
     claim(
       'noisy-neighbour-delay',
       withNoisy - alone,

@@ -88,7 +88,7 @@ beforeAll(async () => {
     { encoding: 'utf8' },
   );
   if (helm.status !== 0) throw new Error(`helm install failed:\n${helm.stdout}${helm.stderr}`);
-  // A grant object of the platform team's own, as README shows: the CRDs came with the release.
+  // A grant object of the platform team's own, as README's quick start shows: the CRDs came with the release.
   await createGrant(kc, 'tests', [
     {
       name: 'images',

@@ -1,8 +1,8 @@
 // The seed migration, for real and with traffic: the hand-written `etcd-k8s` Service + Endpoints
 // of examples/etcd-k8s (three real etcd members in a network namespace) handed over to an
-// ExternalBackend and back, with the commands README gives, while etcdctl on a node (kube-proxy
-// in nftables mode, CoreDNS) opens a new connection through the Service every ~100 ms.
-// kube-controller-manager runs the endpointslice-mirroring controller (which turns the
+// ExternalBackend and back, with the commands docs/guide/migration.md gives, while etcdctl on a
+// node (kube-proxy in nftables mode, CoreDNS) opens a new connection through the Service every
+// ~100 ms. kube-controller-manager runs the endpointslice-mirroring controller (which turns the
 // hand-written Endpoints into the slice kube-proxy reads) and the garbage collector (which
 // orphans on `kubectl delete --cascade=orphan`). Three witnesses, none of them outrigger:
 // - every etcdctl call's exit status and answer (goal: no failure in cutover and rollback);
@@ -92,7 +92,7 @@ function example(file: string): string {
   return text;
 }
 
-/** kubectl as the README has the user run it; resolves with stdout, throws with stderr. */
+/** kubectl as docs/guide/migration.md has the user run it; resolves with stdout, throws with stderr. */
 async function kubectl(args: readonly string[], input?: string): Promise<string> {
   const argv = [`--kubeconfig=${cluster.kubeconfigPath}`, ...args];
   if (input === undefined) return (await run(cluster.kubectl, argv, { timeout: 60_000 })).stdout;

@@ -83,7 +83,7 @@ export const builtinDeniedRanges: readonly DeniedRange[] = [
   ...builtin('local-use NAT64 (RFC 8215)', '64:ff9b:1::/48'),
 ];
 
-/** The CIDRs of the built-in list, for --help and the README. */
+/** The CIDRs of the built-in list, for --help and the docs (docs/guide/policy.md). */
 export const defaultDeniedCidrs: readonly string[] = builtinDeniedRanges.map((r) => r.cidr);
 
 /**

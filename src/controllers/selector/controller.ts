@@ -1,5 +1,6 @@
 // Selector mode: outrigger's endpoints controller, behaving as kube-controller-manager's
-// endpoints-controller does (see README, "Differences from the built-in controller").
+// endpoints-controller does (see docs/selector-mode.md, "Differences from the built-in
+// controller").
 import { labelEndpointsManagedBy, managerName } from '../../api/names.ts';
 import {
   ApiException,
