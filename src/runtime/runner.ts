@@ -1,3 +1,4 @@
+import { realClock, type Clock } from './clock.ts';
 import { withConcern } from './errors.ts';
 import type { Logger } from './log.ts';
 import type { Metrics } from './metrics.ts';
@@ -24,6 +25,8 @@ export interface ControllerOptions {
   readonly maxRetries: number;
   readonly log: Logger;
   readonly metrics: Metrics;
+  /** Times requeues, backoff and how long a reconcile has been running; the real clock by default. */
+  readonly clock?: Clock;
 }
 
 /**
@@ -33,11 +36,14 @@ export interface ControllerOptions {
 export class Controller {
   readonly queue: WorkQueue;
   private readonly opts: ControllerOptions;
+  private readonly clock: Clock;
   private active = 0;
 
   constructor(opts: ControllerOptions) {
     this.opts = opts;
+    this.clock = opts.clock ?? realClock;
     const queue: WorkQueue = new WorkQueue({
+      clock: this.clock,
       // Turns by namespace: a namespace with thousands of objects changing at once cannot make
       // another's one change wait behind all of them (keys are "namespace/name").
       ownerOf: (key) => key.slice(0, Math.max(0, key.indexOf('/'))),
@@ -53,7 +59,7 @@ export class Controller {
   /** Milliseconds the oldest in-flight reconcile has been running (0 when idle). */
   stuckForMs(): number {
     const since = this.queue.inFlightSince();
-    return since.length === 0 ? 0 : Date.now() - Math.min(...since);
+    return since.length === 0 ? 0 : this.clock.now() - Math.min(...since);
   }
 
   run(reconcile: Reconcile): Promise<void> {
