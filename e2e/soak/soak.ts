@@ -6,7 +6,6 @@
 // largest event-loop stall; exits 1 when the heap keeps growing or the objects are wrong.
 // With --out=DIR it writes the results page (see report.ts); --from=FILE re-renders it from soak.json.
 import { readFileSync } from 'node:fs';
-import { availableParallelism, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
@@ -163,8 +162,8 @@ async function main(): Promise<void> {
         lost: end.lost,
         unhandledErrors: unhandled,
         setUpMs: setUp.ms,
-        machine: `${String(availableParallelism())} cores, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}`,
-        date: new Date().toISOString().slice(0, 10),
+        machine: measured.machine,
+        date: measured.date.slice(0, 10),
         commit: measured.commit,
         ...(values.note ? { note: values.note } : {}),
         perMinute: mins,
