@@ -1,5 +1,6 @@
 import { describe, expect, it } from '@jest/globals';
-import { ConfigError, envName, flags, helpText, parseConfig } from './config.ts';
+import { ConfigError, helpText, parseConfig } from './config.ts';
+import { envName, flags } from './flags.ts';
 
 describe('parseConfig', () => {
   it('turns podSelector off, which the chart does unless it is enabled', () => {
