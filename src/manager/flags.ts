@@ -44,6 +44,8 @@ export interface ChartFlag {
    * stands for the release's full name and `<namespace>` for its namespace.
    */
   readonly default?: string;
+  /** Said after the chart's default in the docs, where the default needs a word. */
+  readonly note?: string;
 }
 
 export interface FlagRow {
@@ -196,11 +198,11 @@ export const flags = [
     boolean: true,
     default: 'true',
     help: 'Serve ExternalBackend spec.podSelector (watches pods in the namespaces that use it). With false, no pods are watched unless selector mode needs them, and a backend that selects pods says it is not enabled.',
-    // Off on a fresh install (no pods permission); an upgrade keeps what the release had.
     chart: {
       value: 'podSelector.enabled',
       template: '{{ include "outrigger.podSelector" . }}',
       default: 'false',
+      note: "on a fresh install (no pods permission); an upgrade keeps the release's",
     },
   },
   {
