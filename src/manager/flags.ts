@@ -15,15 +15,10 @@ import {
 } from './flagvalues.ts';
 
 /**
- * Every flag the operator takes, one row each. The Config type, parsing (config.ts), `--help`,
- * docs/flags.md and the chart's container args (charts/outrigger/templates/_flags.tpl) are all
- * derived from this table (flagdocs.ts writes the last two), so that a flag is added or changed
- * here and nowhere else but where its value is used. Tests fail when a generated file or the
- * chart's values.yaml disagrees with it.
- *
- * The order is the order of `--help`, of the docs and of the chart's args; the chart's args keep the
- * order they had before the table existed, so that a Deployment rendered by this chart is the same
- * as before and an upgrade does not restart the pods for nothing.
+ * Every flag the operator takes, one row each: the Config type, parsing and `--help` (config.ts),
+ * docs/flags.md and the chart's args (flagdocs.ts) derive from it, and tests fail when a generated
+ * file or the chart's values.yaml disagrees. The order is that of `--help`, the docs and the chart's
+ * args, which keep the order they had before the table, so that an upgrade restarts no pod for it.
  */
 
 /** How the chart passes a flag to the container. */
@@ -32,16 +27,13 @@ export interface ChartFlag {
   readonly value?: string;
   /** The value is a list, passed joined by commas. */
   readonly list?: true;
-  /**
-   * The flag's value as a Helm template, where it is not simply the value's (or, without a value,
-   * a fixed `default`).
-   */
+  /** The flag's value as a Helm template, where it is not the value's or a fixed `default`. */
   readonly template?: string;
   /** The chart passes the flag only when this holds. */
   readonly when?: { readonly template: string; readonly text: string };
   /**
-   * The flag's value in a default install where it differs from the binary's default; `<release>`
-   * stands for the release's full name and `<namespace>` for its namespace.
+   * The value in a default install, where not the binary's; `<release>` and `<namespace>` stand
+   * for the release's full name and namespace.
    */
   readonly default?: string;
   /** Said after the chart's default in the docs, where the default needs a word. */
