@@ -19,6 +19,8 @@ import {
  * docs/flags.md and the chart's args (flagdocs.ts) derive from it, and tests fail when a generated
  * file or the chart's values.yaml disagrees. The order is that of `--help`, the docs and the chart's
  * args, which keep the order they had before the table, so that an upgrade restarts no pod for it.
+ * A new flag: a row here, its use where Config is read, a key in values.yaml and its schema if the
+ * chart should set it, then `npm run generate`.
  */
 
 /** How the chart passes a flag to the container. */
