@@ -1,5 +1,6 @@
 import { describe, expect, it } from '@jest/globals';
-import { ConfigError, envName, flags, helpText, parseConfig } from './config.ts';
+import { ConfigError, helpText, parseConfig } from './config.ts';
+import { envName, flags, type FlagRow } from './flags.ts';
 
 describe('parseConfig', () => {
   it('turns podSelector off, which the chart does unless it is enabled', () => {
@@ -211,6 +212,23 @@ describe('help', () => {
   it('lists every flag', () => {
     const text = helpText();
     for (const f of flags) expect(text).toContain(`--${f.name}`);
+  });
+
+  it('prints every row of the table, in order, with its default', () => {
+    const lines = helpText().split('\n');
+    const blocks = lines.flatMap((l, i) =>
+      l.startsWith('  --') ? [{ usage: l, help: lines[i + 1] ?? '' }] : [],
+    );
+    const rows: readonly FlagRow[] = flags;
+    expect(blocks.map((b) => b.usage)).toEqual(
+      rows.map((f) => `  --${f.name}${f.boolean ? '' : ' value'}`),
+    );
+    for (const [i, f] of rows.entries()) {
+      const shown = f.default !== undefined && f.default !== '' ? ` (default "${f.default}")` : '';
+      expect(blocks[i]?.help).toBe(`        ${f.help}${shown}`);
+    }
+    expect(helpText()).toContain('--max-probe-targets-per-namespace value');
+    expect(helpText()).toContain('(default "1000")');
   });
 
   it('derives env names from flag names', () => {
