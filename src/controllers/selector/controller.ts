@@ -25,9 +25,17 @@ import {
   serviceKey,
   startupKeys,
 } from './keys.ts';
-import { holding, planSync, writeFailure, type Observed, type SelectorPlan } from './plan.ts';
+import {
+  holding,
+  planSync,
+  writeFailure,
+  type Observed,
+  type PlannedEvent,
+  type SelectorPlan,
+} from './plan.ts';
 import type { EndpointsWriter } from './writer.ts';
 
+// Where the manager has always found the writer.
 export { endpointsWriter, type EndpointsWriter } from './writer.ts';
 
 export const controllerName = 'endpoints';
@@ -159,7 +167,7 @@ export class EndpointsController {
     };
   }
 
-  /** Does what the plan says, and nothing else; Events of a write only once it has failed. */
+  /** Does what the plan says, and nothing else. */
   private async apply(key: string, o: Observed, plan: SelectorPlan): Promise<ReconcileResult> {
     const { namespace, name } = o;
     if (plan.kind === 'serviceGone') {
@@ -190,12 +198,7 @@ export class EndpointsController {
           },
           'another endpoints controller rewrote Endpoints that outrigger wrote; holding off',
         );
-        this.o.events.event(
-          plan.event.object,
-          plan.event.type,
-          plan.event.reason,
-          plan.event.message,
-        );
+        this.emit(plan.event);
         return { requeueAfterMs: plan.holdMs };
       case 'hold':
         return { requeueAfterMs: plan.requeueAfterMs };
@@ -203,8 +206,19 @@ export class EndpointsController {
         this.triggerTimes.set(key, plan.trigger);
         return done;
       case 'write':
-        break;
+        return this.write(key, plan);
     }
+  }
+
+  /**
+   * The create or update, then what only a successful write may change: outrigger's own write
+   * remembered until the watch shows it, the contest state, the trigger-time memory. A failed
+   * write is reported by the one Event about it, as upstream does, and retried by the queue.
+   */
+  private async write(
+    key: string,
+    plan: Extract<SelectorPlan, { kind: 'write' }>,
+  ): Promise<ReconcileResult> {
     try {
       const written =
         plan.operation === 'create'
@@ -214,8 +228,7 @@ export class EndpointsController {
     } catch (err) {
       const failure = writeFailure(plan, err);
       if (failure === 'ignore') return done;
-      // The one Event of a write, and it reports the failure, as upstream does.
-      this.o.events.event(failure.object, failure.type, failure.reason, failure.message);
+      this.emit(failure);
       throw err;
     }
     this.setContest(key, plan.afterWrite, false);
@@ -230,6 +243,10 @@ export class EndpointsController {
       'wrote endpoints',
     );
     return done;
+  }
+
+  private emit(e: PlannedEvent): void {
+    this.o.events.event(e.object, e.type, e.reason, e.message);
   }
 
   private setContest(key: string, state: ContestState, holding: boolean): void {
