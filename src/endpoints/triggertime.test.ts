@@ -1,14 +1,17 @@
 import { describe, expect, it } from '@jest/globals';
 import { pod, svc } from './fixtures.test-helpers.ts';
-import { formatRFC3339Nano, TriggerTimeTracker } from './triggertime.ts';
+import type { CachedPod, CachedService } from '../runtime/cached.ts';
+import { formatRFC3339Nano, nextTriggerTime, TriggerTimeTracker } from './triggertime.ts';
 
 /** Computes and commits, as a successful sync does. */
 function sync(
   t: TriggerTimeTracker,
-  ...args: Parameters<TriggerTimeTracker['compute']>
+  key: string,
+  service: CachedService,
+  pods: readonly CachedPod[],
 ): Date | undefined {
-  const r = t.compute(...args);
-  r.commit();
+  const r = nextTriggerTime(t.get(key), service, pods);
+  t.set(key, r.state);
   return r.time;
 }
 
@@ -46,7 +49,9 @@ describe('TriggerTimeTracker', () => {
     const t = new TriggerTimeTracker();
     sync(t, 'ns/web', service, [pod('a', { readySince: '2026-01-02T00:00:00Z' })]);
     const moved = [pod('a', { readySince: '2026-01-03T00:00:00Z' })];
-    expect(t.compute('ns/web', service, moved).time).toEqual(new Date('2026-01-03T00:00:00Z'));
+    expect(nextTriggerTime(t.get('ns/web'), service, moved).time).toEqual(
+      new Date('2026-01-03T00:00:00Z'),
+    );
     expect(sync(t, 'ns/web', service, moved)).toEqual(new Date('2026-01-03T00:00:00Z'));
     expect(sync(t, 'ns/web', service, moved)).toBeUndefined();
   });

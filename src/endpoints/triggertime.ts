@@ -1,54 +1,64 @@
 import type { CachedPod, CachedService } from '../runtime/cached.ts';
 import { podReadyTransitionTime } from './pod.ts';
 
-interface ServiceState {
-  serviceTriggerTime: number;
-  podTriggerTimes: Map<string, number>;
+/** What the tracker remembers of one Service after a successful sync. */
+export interface TriggerState {
+  readonly serviceTriggerTime: number;
+  readonly podTriggerTimes: ReadonlyMap<string, number>;
 }
 
 /**
- * Computes `endpoints.kubernetes.io/last-change-trigger-time` as upstream's TriggerTimeTracker does:
+ * `endpoints.kubernetes.io/last-change-trigger-time` as upstream's TriggerTimeTracker computes it:
  * the earliest of the changes seen since the previous sync (a pod's Ready transition that moved
- * forward, or the Service's creation), the Service's creation on its first sync, and nothing (the
- * annotation is then removed) when no such change happened, e.g. when a pod was deleted.
- * In-memory state only, as upstream: after a restart every Service counts as new again.
+ * forward, or the Service's creation), the Service's creation on its first sync (`previous`
+ * undefined), and nothing (the annotation is then removed) when no such change happened, e.g.
+ * when a pod was deleted. Pure: `state` is what to remember once the sync has succeeded.
+ */
+export function nextTriggerTime(
+  previous: TriggerState | undefined,
+  service: CachedService,
+  pods: readonly CachedPod[],
+): { time: Date | undefined; state: TriggerState } {
+  let min: number | undefined;
+  const podTriggerTimes = new Map<string, number>();
+  for (const pod of pods) {
+    const t = podReadyTransitionTime(pod)?.getTime();
+    if (t === undefined || Number.isNaN(t)) continue;
+    const name = pod.metadata?.name ?? '';
+    podTriggerTimes.set(name, t);
+    if (t > (previous?.podTriggerTimes.get(name) ?? Number.NEGATIVE_INFINITY)) {
+      min = min === undefined ? t : Math.min(min, t);
+    }
+  }
+  const created = service.metadata?.creationTimestamp;
+  const serviceTriggerTime = created === undefined ? 0 : new Date(created).getTime();
+  if (serviceTriggerTime > (previous?.serviceTriggerTime ?? Number.NEGATIVE_INFINITY)) {
+    min = min === undefined ? serviceTriggerTime : Math.min(min, serviceTriggerTime);
+  }
+  const state = { serviceTriggerTime, podTriggerTimes };
+  if (previous === undefined) {
+    return { time: created === undefined ? undefined : new Date(created), state };
+  }
+  return { time: min === undefined ? undefined : new Date(min), state };
+}
+
+/**
+ * The per-Service memory behind nextTriggerTime. In-memory only, as upstream: after a restart
+ * every Service counts as new again.
  *
  * One deliberate difference: the new state is kept only when the caller commits it, after its sync
  * has succeeded. Upstream records it even when the sync then fails (conflict, stale cache), so the
  * retry that finally writes carries no trigger time although it publishes the change.
  */
 export class TriggerTimeTracker {
-  private readonly services = new Map<string, ServiceState>();
+  private readonly services = new Map<string, TriggerState>();
 
-  compute(
-    serviceKey: string,
-    service: CachedService,
-    pods: readonly CachedPod[],
-  ): { time: Date | undefined; commit: () => void } {
-    const previous = this.services.get(serviceKey);
-    let min: number | undefined;
-    const podTriggerTimes = new Map<string, number>();
-    for (const pod of pods) {
-      const t = podReadyTransitionTime(pod)?.getTime();
-      if (t === undefined || Number.isNaN(t)) continue;
-      const name = pod.metadata?.name ?? '';
-      podTriggerTimes.set(name, t);
-      if (t > (previous?.podTriggerTimes.get(name) ?? Number.NEGATIVE_INFINITY)) {
-        min = min === undefined ? t : Math.min(min, t);
-      }
-    }
-    const created = service.metadata?.creationTimestamp;
-    const serviceTriggerTime = created === undefined ? 0 : new Date(created).getTime();
-    if (serviceTriggerTime > (previous?.serviceTriggerTime ?? Number.NEGATIVE_INFINITY)) {
-      min = min === undefined ? serviceTriggerTime : Math.min(min, serviceTriggerTime);
-    }
-    const commit = (): void => {
-      this.services.set(serviceKey, { serviceTriggerTime, podTriggerTimes });
-    };
-    if (previous === undefined) {
-      return { time: created === undefined ? undefined : new Date(created), commit };
-    }
-    return { time: min === undefined ? undefined : new Date(min), commit };
+  get(serviceKey: string): TriggerState | undefined {
+    return this.services.get(serviceKey);
+  }
+
+  set(serviceKey: string, state: TriggerState): void {
+    this.services.set(serviceKey, state);
   }
 
   delete(serviceKey: string): void {

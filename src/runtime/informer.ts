@@ -1,6 +1,7 @@
 import { inspect } from 'node:util';
 import { Watch, type KubeConfig } from '@kubernetes/client-node';
 import type { CachedObject } from './cached.ts';
+import { realClock, type Clock } from './clock.ts';
 import { withConcern, type ErrorSource } from './errors.ts';
 import type { Logger } from './log.ts';
 import { isAborted, sleep, untilAborted } from './signals.ts';
@@ -45,6 +46,17 @@ export interface EventHandlers<T> {
   delete?(obj: T): void;
 }
 
+/**
+ * What a controller reads of an informer: its cache, by namespace, and its events. The Informer is
+ * one; informer.test-helpers.ts has an in-memory one that unit tests move by hand.
+ */
+export interface InformerView<T> {
+  get(namespace: string, name: string): T | undefined;
+  /** Objects in one namespace, or in all of them. */
+  list(namespace?: string): T[];
+  addHandlers(h: EventHandlers<T>): void;
+}
+
 export interface InformerOptions<T> {
   readonly name: string;
   readonly kubeConfig: KubeConfig;
@@ -71,6 +83,12 @@ export interface InformerOptions<T> {
    * (old and new the same), so that a change lost anyway is repaired by a reconcile. 0: never.
    */
   readonly resyncPeriodMs?: number;
+  /**
+   * Where every timestamp the informer takes comes from (when a scope began failing, how long a
+   * watch stayed up, the settle deadline): the controllers compare `ListFailure.since` with their
+   * own clock, so both must be the same one. The system clock by default.
+   */
+  readonly clock?: Clock;
 }
 
 export interface ListFailure {
@@ -124,7 +142,7 @@ export class WatchError extends Error {
 /** A scope's key: a namespace, or "*" for the whole cluster. */
 const cluster = '*';
 
-export class Informer<T extends CachedObject> {
+export class Informer<T extends CachedObject> implements InformerView<T> {
   private readonly byNamespace = new Map<string, Map<string, T>>();
   private readonly handlers: EventHandlers<T>[] = [];
   private readonly failureHandlers: ((namespace: string | undefined) => void)[] = [];
@@ -136,9 +154,11 @@ export class Informer<T extends CachedObject> {
   private readonly running = new Map<string, { stop: AbortController; done: Promise<void> }>();
   private runSignal: AbortSignal | undefined;
   private readonly opts: InformerOptions<T>;
+  private readonly clock: Clock;
 
   constructor(opts: InformerOptions<T>) {
     this.opts = opts;
+    this.clock = opts.clock ?? realClock;
     this.wanted = new Set(opts.namespaces ?? [cluster]);
   }
 
@@ -279,8 +299,8 @@ export class Informer<T extends CachedObject> {
    * at most `timeoutMs`; resolves whether it synced.
    */
   async waitSettled(signal: AbortSignal, timeoutMs: number): Promise<boolean> {
-    const deadline = Date.now() + timeoutMs;
-    while (!this.hasSynced() && !isPermanent(this.failure()) && Date.now() < deadline)
+    const deadline = this.clock.now() + timeoutMs;
+    while (!this.hasSynced() && !isPermanent(this.failure()) && this.clock.now() < deadline)
       await sleep(50, signal);
     return this.hasSynced();
   }
@@ -310,16 +330,16 @@ export class Informer<T extends CachedObject> {
           this.syncedScopes.add(scope);
           this.clearFailure(scope);
         }
-        const started = Date.now();
+        const started = this.clock.now();
         const { resourceVersion, events } = await this.watch(namespace, rv, signal).catch(
           (err: unknown) => {
             // A watch that stayed up for a while was healthy: its failure starts a fresh backoff.
-            if (Date.now() - started >= 1000) backoffMs = 800;
+            if (this.clock.now() - started >= 1000) backoffMs = 800;
             throw err;
           },
         );
         if (isAborted(signal)) return;
-        const quick = events === 0 && Date.now() - started < 1000 && resourceVersion === rv;
+        const quick = events === 0 && this.clock.now() - started < 1000 && resourceVersion === rv;
         rv = resourceVersion;
         if (!quick) {
           backoffMs = 800;
@@ -337,7 +357,7 @@ export class Informer<T extends CachedObject> {
         const code = (err as { code?: unknown; statusCode?: unknown } | null) ?? {};
         const status = typeof code.code === 'number' ? code.code : code.statusCode;
         const before = this.scopeFailures.get(scope);
-        const since = before?.since ?? Date.now();
+        const since = before?.since ?? this.clock.now();
         // Deleted first, so that the latest failure comes last (see failure()).
         this.scopeFailures.delete(scope);
         this.scopeFailures.set(scope, {

@@ -2,6 +2,7 @@ import { realClock, type Clock } from './clock.ts';
 import { withConcern } from './errors.ts';
 import type { Logger } from './log.ts';
 import type { Metrics } from './metrics.ts';
+import type { RateLimiter } from './ratelimit.ts';
 import { WorkQueue } from './workqueue.ts';
 
 /**
@@ -27,6 +28,8 @@ export interface ControllerOptions {
   readonly metrics: Metrics;
   /** Times requeues, backoff and how long a reconcile has been running; the real clock by default. */
   readonly clock?: Clock;
+  /** Retry delays of failing keys; client-go's default controller rate limiter by default. */
+  readonly rateLimiter?: RateLimiter;
 }
 
 /**
@@ -44,6 +47,7 @@ export class Controller {
     this.clock = opts.clock ?? realClock;
     const queue: WorkQueue = new WorkQueue({
       clock: this.clock,
+      ...(opts.rateLimiter === undefined ? {} : { rateLimiter: opts.rateLimiter }),
       // Turns by namespace: a namespace with thousands of objects changing at once cannot make
       // another's one change wait behind all of them (keys are "namespace/name").
       ownerOf: (key) => key.slice(0, Math.max(0, key.indexOf('/'))),

@@ -1,8 +1,10 @@
 // The address-policy compiler: keeps `outrigger-effective`, the object the admission policy reads,
 // equal to the union of every ExternalBackendPolicy grant object, and reports whether policy
 // decisions are frozen. One key; gather (the grants cache) → plan (pure) → apply (one apply).
-import { Controller, done } from '../../runtime/runner.ts';
-import { isPermanent, type Informer } from '../../runtime/informer.ts';
+import { Controller, type ReconcileResult } from '../../runtime/runner.ts';
+import { realClock, type Clock } from '../../runtime/clock.ts';
+import { isPermanent, type Informer, type InformerView } from '../../runtime/informer.ts';
+import { ExponentialBackoff, MaxOf, TokenBucket } from '../../runtime/ratelimit.ts';
 import type { PolicyWriter } from './writer.ts';
 import type { CachedPolicy } from '../../api/resources.ts';
 import type { Logger } from '../../runtime/log.ts';
@@ -21,12 +23,16 @@ const unreadableAfterMs = 30_000;
 const resyncMs = 10_000;
 const labels = { 'app.kubernetes.io/managed-by': 'outrigger' };
 
+/** What the compiler reads of the policies informer: its objects and whether it can read them. */
+export type PolicyCache = InformerView<CachedPolicy> &
+  Pick<Informer<CachedPolicy>, 'failure' | 'hasSynced'>;
+
 /**
  * The grants as the cache has them. Unreadable — not listed yet, or a list or watch failing for
  * good or for long — is "missing", never "no rules": a permission lost during an uninstall must
  * freeze decisions, not withdraw every tenant's addresses.
  */
-export function readPolicies(inf: Informer<CachedPolicy>, now: number): LoadedPolicy {
+export function readPolicies(inf: PolicyCache, now: number): LoadedPolicy {
   const f = inf.failure();
   if (!inf.hasSynced()) return loadPolicies([], f?.message ?? 'not listed yet');
   if (f !== undefined && (isPermanent(f) || now - f.since >= unreadableAfterMs))
@@ -80,29 +86,40 @@ export function planEffective(
 }
 
 export interface EffectivePolicyOptions {
-  readonly policies: Informer<CachedPolicy>;
+  readonly policies: PolicyCache;
   readonly writer: PolicyWriter;
   readonly log: Logger;
   readonly metrics: Metrics;
   /** Called when decisions freeze or thaw: every backend's status says so. */
   readonly onFrozenChange: () => void;
-  readonly now?: () => number;
+  /** Times the look-again, retries and the grace before unreadable grants freeze decisions. */
+  readonly clock?: Clock;
 }
 
 export class EffectivePolicyController {
   readonly controller: Controller;
   private readonly o: EffectivePolicyOptions;
+  private readonly clock: Clock;
   private frozen: string | undefined;
   private uncompilable: string | undefined;
 
   constructor(o: EffectivePolicyOptions) {
     this.o = o;
+    this.clock = o.clock ?? realClock;
+    const clock = this.clock;
     this.controller = new Controller({
       name: controllerName,
       workers: 1,
       maxRetries: Number.POSITIVE_INFINITY,
       log: o.log,
       metrics: o.metrics,
+      clock,
+      // A failing apply is retried at least as often as the compiler looks again anyway: the
+      // backoff stops growing at resyncMs instead of client-go's 1000 s.
+      rateLimiter: new MaxOf(
+        new ExponentialBackoff(5, resyncMs),
+        new TokenBucket(10, 100, () => clock.now()),
+      ),
     });
     const enqueue = (): void => {
       this.controller.queue.add(key);
@@ -112,18 +129,15 @@ export class EffectivePolicyController {
 
   run(): Promise<void> {
     this.controller.queue.add(key);
-    return this.controller.run(async () => {
-      await this.reconcile();
-      return done;
-    });
+    return this.controller.run(() => this.reconcile());
   }
 
   shutDown(): void {
     this.controller.shutDown();
   }
 
-  private async reconcile(): Promise<void> {
-    const now = (this.o.now ?? Date.now)();
+  async reconcile(): Promise<ReconcileResult> {
+    const now = this.clock.now();
     const policy = readPolicies(this.o.policies, now);
     const plan = planEffective(policy, this.o.policies.get('', effectivePolicyName));
     this.o.metrics.addressPolicyFrozen.set(plan.frozen === undefined ? 0 : 1);
@@ -145,8 +159,8 @@ export class EffectivePolicyController {
       this.frozen = plan.frozen;
       this.o.onFrozenChange();
     }
-    this.controller.queue.addAfter(key, resyncMs);
     if (plan.apply !== undefined)
       await this.o.writer.applyEffective(plan.apply, labels, plan.replace === true);
+    return { requeueAfterMs: resyncMs };
   }
 }

@@ -1,84 +1,49 @@
 // Selector mode: outrigger's endpoints controller, behaving as kube-controller-manager's
 // endpoints-controller does (see docs/selector-mode.md, "Differences from the built-in
 // controller").
-import { labelEndpointsManagedBy, managerName } from '../../api/names.ts';
-import {
-  ApiException,
-  CoreV1Api,
-  type KubeConfig,
-  type V1Endpoints,
-} from '@kubernetes/client-node';
+//
+// A sync of one Service key is gather (read the caches and the controller's memory of the key) →
+// planSync (pure, plan.ts: every decision) → apply (the one place that writes, records Events and
+// changes the memory). Which keys a watch event concerns is decided in keys.ts.
 import type { CachedEndpoints, CachedPod, CachedService } from '../../runtime/cached.ts';
-import { MutationCache } from '../../runtime/mutationcache.ts';
-import { isSelectorService, planEndpoints } from '../../endpoints/desired.ts';
-import {
-  decideContest,
-  initialState,
-  maxHoldMs,
-  wrote,
-  type ContestState,
-} from '../../endpoints/conflict.ts';
-import { servicesForPodEvent } from '../../endpoints/selector.ts';
-import { selectorMatches } from '../../runtime/labels.ts';
-import { TriggerTimeTracker } from '../../endpoints/triggertime.ts';
-import { Controller, done, type ReconcileResult } from '../../runtime/runner.ts';
+import { realClock, type Clock } from '../../runtime/clock.ts';
 import type { EventRecorder } from '../../runtime/events.ts';
-import type { Throttle } from '../../runtime/throttle.ts';
-import type { Informer } from '../../runtime/informer.ts';
-import { objectKey, splitKey } from '../../runtime/informer.ts';
+import { splitKey, type InformerView } from '../../runtime/informer.ts';
+import { selectorMatches } from '../../runtime/labels.ts';
 import type { Logger } from '../../runtime/log.ts';
 import type { Metrics } from '../../runtime/metrics.ts';
+import { MutationCache } from '../../runtime/mutationcache.ts';
+import { Controller, done, type ReconcileResult } from '../../runtime/runner.ts';
+import { initialState, type ContestState } from '../../endpoints/conflict.ts';
+import { isSelectorService } from '../../endpoints/desired.ts';
+import { TriggerTimeTracker } from '../../endpoints/triggertime.ts';
+import {
+  endpointsDeleteKey,
+  endpointsUpdateKey,
+  otherWriters,
+  podEventKeys,
+  serviceKey,
+  startupKeys,
+} from './keys.ts';
+import {
+  holding,
+  planSync,
+  writeFailure,
+  type Observed,
+  type PlannedEvent,
+  type SelectorPlan,
+} from './plan.ts';
+import type { EndpointsWriter } from './writer.ts';
+
+// Where the manager has always found the writer.
+export { endpointsWriter, type EndpointsWriter } from './writer.ts';
 
 export const controllerName = 'endpoints';
 
-/** The API calls the controller makes; the real one is endpointsWriter(), tests may wrap it. */
-export interface EndpointsWriter {
-  create(ep: V1Endpoints): Promise<V1Endpoints>;
-  update(ep: V1Endpoints): Promise<V1Endpoints>;
-  /** Resolves false when there was nothing to delete. */
-  delete(namespace: string, name: string): Promise<boolean>;
-}
-
-export function endpointsWriter(
-  kc: KubeConfig,
-  metrics: Metrics,
-  throttle: Throttle,
-): EndpointsWriter {
-  const core = kc.makeApiClient(CoreV1Api);
-  const count = async (operation: string): Promise<void> => {
-    await throttle.acquire();
-    metrics.endpointWrites.inc({ kind: 'Endpoints', operation });
-  };
-  return {
-    async create(ep) {
-      await count('create');
-      return core.createNamespacedEndpoints({ namespace: ep.metadata?.namespace ?? '', body: ep });
-    },
-    async update(ep) {
-      await count('update');
-      return core.replaceNamespacedEndpoints({
-        name: ep.metadata?.name ?? '',
-        namespace: ep.metadata?.namespace ?? '',
-        body: ep,
-      });
-    },
-    async delete(namespace, name) {
-      await count('delete');
-      try {
-        await core.deleteNamespacedEndpoints({ name, namespace });
-        return true;
-      } catch (err) {
-        if (err instanceof ApiException && err.code === 404) return false;
-        throw err;
-      }
-    },
-  };
-}
-
 export interface EndpointsControllerOptions {
-  readonly services: Informer<CachedService>;
-  readonly pods: Informer<CachedPod>;
-  readonly endpoints: Informer<V1Endpoints>;
+  readonly services: InformerView<CachedService>;
+  readonly pods: InformerView<CachedPod>;
+  readonly endpoints: InformerView<CachedEndpoints>;
   readonly writer: EndpointsWriter;
   readonly events: EventRecorder;
   /** Whether selector mode covers this namespace. */
@@ -88,24 +53,19 @@ export interface EndpointsControllerOptions {
   readonly batchPeriodMs: number;
   readonly log: Logger;
   readonly metrics: Metrics;
-  /** Clock for the hold after a conflict; tests may replace it. */
-  readonly now?: () => number;
+  /** Times the hold after a conflict and the queue's delays; the system clock by default. */
+  readonly clock?: Clock;
 }
 
 export class StaleCacheError extends Error {
   override name = 'StaleCacheError';
 }
 
-function isForbiddenNamespaceTerminating(err: unknown): boolean {
-  if (!(err instanceof ApiException) || err.code !== 403) return false;
-  return String(err.body).includes('NamespaceTerminating');
-}
-
 export class EndpointsController {
   readonly controller: Controller;
   private readonly o: EndpointsControllerOptions;
+  private readonly clock: Clock;
   private readonly triggerTimes = new TriggerTimeTracker();
-  /** Endpoints resourceVersions we have replaced, so a lagging cache is not mistaken for truth. */
   /** Endpoints outrigger wrote that the cache does not show yet. */
   private readonly writes: MutationCache<CachedEndpoints>;
   /** Services whose deletion we saw: their Endpoints go, whoever wrote them (as upstream). */
@@ -117,6 +77,7 @@ export class EndpointsController {
 
   constructor(o: EndpointsControllerOptions) {
     this.o = o;
+    this.clock = o.clock ?? realClock;
     this.writes = new MutationCache(o.endpoints);
     this.controller = new Controller({
       name: controllerName,
@@ -124,28 +85,28 @@ export class EndpointsController {
       maxRetries: 15,
       log: o.log,
       metrics: o.metrics,
+      clock: this.clock,
     });
     const q = this.controller.queue;
-    const enqueueService = (svc: CachedService): void => {
-      if (o.inScope(svc.metadata?.namespace ?? '')) q.add(objectKey(svc));
+    const add = (key: string | undefined): void => {
+      if (key !== undefined) q.add(key);
     };
     o.services.addHandlers({
-      add: enqueueService,
+      add: (svc) => {
+        add(serviceKey(svc, o.inScope));
+      },
       update: (_old, svc) => {
-        enqueueService(svc);
+        add(serviceKey(svc, o.inScope));
       },
       delete: (svc) => {
-        if (!o.inScope(svc.metadata?.namespace ?? '')) return;
-        this.deletedServices.add(objectKey(svc));
-        q.add(objectKey(svc));
+        const key = serviceKey(svc, o.inScope);
+        if (key !== undefined) this.deletedServices.add(key);
+        add(key);
       },
     });
     const onPod = (oldPod: CachedPod | undefined, newPod: CachedPod | undefined): void => {
-      const ns = (newPod ?? oldPod)?.metadata?.namespace ?? '';
-      if (!o.inScope(ns)) return;
-      for (const name of servicesForPodEvent(o.services.list(ns), oldPod, newPod)) {
-        q.addAfter(`${ns}/${name}`, o.batchPeriodMs);
-      }
+      for (const key of podEventKeys(oldPod, newPod, o.inScope, (ns) => o.services.list(ns)))
+        q.addAfter(key, o.batchPeriodMs);
     };
     o.pods.addHandlers({
       add: (p) => {
@@ -156,36 +117,20 @@ export class EndpointsController {
         onPod(p, undefined);
       },
     });
-    // As upstream, deletions of Endpoints trigger a sync (to recreate them). Unlike upstream, so
-    // does another writer replacing our managed-by label: that is how a second endpoints
-    // controller shows itself (see endpoints/conflict.ts), and reconcile decides what it means.
     o.endpoints.addHandlers({
       update: (old, ep) => {
-        if (
-          old.metadata?.labels?.[labelEndpointsManagedBy] === managerName &&
-          ep.metadata?.labels?.[labelEndpointsManagedBy] !== managerName &&
-          o.inScope(ep.metadata?.namespace ?? '')
-        )
-          q.add(objectKey(ep));
+        add(endpointsUpdateKey(old, ep, o.inScope));
       },
       delete: (ep) => {
-        if (o.inScope(ep.metadata?.namespace ?? '')) q.add(objectKey(ep));
+        add(endpointsDeleteKey(ep, o.inScope));
       },
     });
   }
 
   /** Runs until shutDown(); call once the informers have synced. */
   run(): Promise<void> {
-    // Start-up clean-up of Endpoints we manage whose Service is gone (upstream checks every
-    // Endpoints; we only touch our own).
-    for (const ep of this.o.endpoints.list()) {
-      if (
-        ep.metadata?.labels?.[labelEndpointsManagedBy] === managerName &&
-        this.o.inScope(ep.metadata.namespace ?? '')
-      ) {
-        this.controller.queue.add(objectKey(ep));
-      }
-    }
+    for (const key of startupKeys(this.o.endpoints.list(), this.o.inScope))
+      this.controller.queue.add(key);
     this.warnOfOtherWriters();
     return this.controller.run((key) => this.reconcile(key));
   }
@@ -194,28 +139,114 @@ export class EndpointsController {
     this.controller.shutDown();
   }
 
-  /**
-   * Start-up check, from the cache alone: Endpoints of selector Services in scope that another
-   * controller labelled. Right after selector mode is switched on that is every Endpoints (they are
-   * taken over, one write each); if that controller still runs, they will be rewritten again and
-   * each such fight is reported as a conflict. A warning, not a refusal: the two cases cannot be
-   * told apart from here, and a refusal would stop ExternalBackends too.
-   */
-  private warnOfOtherWriters(): void {
-    const writers = new Map<string, number>();
-    for (const ep of this.o.endpoints.list()) {
-      const ns = ep.metadata?.namespace ?? '';
-      const by = ep.metadata?.labels?.[labelEndpointsManagedBy];
-      if (by === managerName || !this.o.inScope(ns)) continue;
-      const svc = this.o.services.get(ns, ep.metadata?.name ?? '');
-      if (svc === undefined || !isSelectorService(svc)) continue;
-      writers.set(by ?? '', (writers.get(by ?? '') ?? 0) + 1);
+  async reconcile(key: string): Promise<ReconcileResult> {
+    const observed = this.gather(key);
+    const plan = planSync(observed, this.clock.now());
+    return this.apply(key, observed, plan);
+  }
+
+  /** Reads, and changes nothing: the caches, outrigger's own writes, the memory of this key. */
+  private gather(key: string): Observed {
+    const [namespace, name] = splitKey(key);
+    const service = this.o.services.get(namespace, name);
+    const selects = service !== undefined && isSelectorService(service);
+    return {
+      namespace,
+      name,
+      service,
+      serviceDeleted: this.deletedServices.has(key),
+      pods: selects
+        ? this.o.pods
+            .list(namespace)
+            .filter((p) => selectorMatches(service.spec?.selector, p.metadata?.labels))
+        : [],
+      endpoints: this.o.endpoints.get(namespace, name),
+      stale: this.writes.isStale(namespace, name),
+      contest: this.contest.get(key) ?? initialState,
+      trigger: this.triggerTimes.get(key),
+    };
+  }
+
+  /** Does what the plan says, and nothing else. */
+  private async apply(key: string, o: Observed, plan: SelectorPlan): Promise<ReconcileResult> {
+    const { namespace, name } = o;
+    if (plan.kind === 'serviceGone') {
+      if (plan.deleteEndpoints) {
+        await this.o.writer.delete(namespace, name);
+        this.o.log.debug({ service: key }, 'deleted endpoints of a deleted service');
+      }
+      this.deletedServices.delete(key);
+      this.triggerTimes.delete(key);
+      this.writes.forget(namespace, name);
+      this.setContest(key, initialState, false);
+      return done;
     }
-    if (writers.size === 0) return;
-    this.o.log.warn(
-      { managedBy: Object.fromEntries(writers) },
-      'selector mode takes over Endpoints another controller wrote; if kube-controller-manager still runs its endpoints controller for these namespaces, disable it (--controllers=*,-endpoints-controller): each Endpoints it rewrites is reported as EndpointsConflict and held off',
+    this.deletedServices.delete(key);
+    if (plan.kind === 'notSelector') return done;
+    if (plan.kind === 'staleCache') throw new StaleCacheError(plan.error);
+
+    this.setContest(key, plan.contest, holding(plan));
+    switch (plan.kind) {
+      case 'conflict':
+        this.o.metrics.endpointsConflicts.inc();
+        this.o.log.warn(
+          {
+            service: key,
+            writer: plan.writer,
+            conflicts: plan.contest.conflicts,
+            holdMs: plan.holdMs,
+          },
+          'another endpoints controller rewrote Endpoints that outrigger wrote; holding off',
+        );
+        this.emit(plan.event);
+        return { requeueAfterMs: plan.holdMs };
+      case 'hold':
+        return { requeueAfterMs: plan.requeueAfterMs };
+      case 'upToDate':
+        this.triggerTimes.set(key, plan.trigger);
+        return done;
+      case 'write':
+        return this.write(key, plan);
+    }
+  }
+
+  /**
+   * The create or update, then what only a successful write may change: outrigger's own write
+   * remembered until the watch shows it, the contest state, the trigger-time memory. A failed
+   * write is reported by the one Event about it, as upstream does, and retried by the queue.
+   */
+  private async write(
+    key: string,
+    plan: Extract<SelectorPlan, { kind: 'write' }>,
+  ): Promise<ReconcileResult> {
+    try {
+      const written =
+        plan.operation === 'create'
+          ? await this.o.writer.create(plan.endpoints)
+          : await this.o.writer.update(plan.endpoints);
+      this.writes.record(written);
+    } catch (err) {
+      const failure = writeFailure(plan, err);
+      if (failure === 'ignore') return done;
+      this.emit(failure);
+      throw err;
+    }
+    this.setContest(key, plan.afterWrite, false);
+    this.triggerTimes.set(key, plan.trigger);
+    this.o.log.debug(
+      {
+        service: key,
+        action: plan.operation,
+        truncated: plan.truncated,
+        triggerTime: plan.triggerTime?.toISOString(),
+      },
+      'wrote endpoints',
     );
+    return done;
+  }
+
+  private emit(e: PlannedEvent): void {
+    this.o.events.event(e.object, e.type, e.reason, e.message);
   }
 
   private setContest(key: string, state: ContestState, holding: boolean): void {
@@ -226,139 +257,23 @@ export class EndpointsController {
     this.o.metrics.endpointsContested.set(this.holding.size);
   }
 
-  async reconcile(key: string): Promise<ReconcileResult> {
-    const [namespace, name] = splitKey(key);
-    const svc = this.o.services.get(namespace, name);
-    if (svc === undefined) {
-      await this.serviceGone(key, namespace, name);
-      return done;
-    }
-    this.deletedServices.delete(key);
-    if (!isSelectorService(svc)) return done;
-
-    const selector = svc.spec?.selector;
-    const pods = this.o.pods
-      .list(namespace)
-      .filter((p) => selectorMatches(selector, p.metadata?.labels));
-    // Computed on every sync, as upstream, so that the tracker follows no-op syncs too; committed
-    // only once the sync has succeeded (see TriggerTimeTracker).
-    const trigger = this.triggerTimes.compute(key, svc, pods);
-    const current = this.o.endpoints.get(namespace, name);
-    if (current !== undefined && this.writes.isStale(namespace, name)) {
-      throw new StaleCacheError(
-        `endpoints cache is out of date: resourceVersion ${current.metadata?.resourceVersion ?? ''} was already replaced`,
-      );
-    }
-
-    const now = (this.o.now ?? Date.now)();
-    const contest = decideContest(
-      this.contest.get(key) ?? initialState,
-      current === undefined
-        ? { kind: 'absent' }
-        : { kind: 'present', managedBy: current.metadata?.labels?.[labelEndpointsManagedBy] },
-      managerName,
-      now,
+  /**
+   * Start-up check, from the cache alone: Endpoints of selector Services in scope that another
+   * controller labelled. Right after selector mode is switched on that is every Endpoints (they are
+   * taken over, one write each); if that controller still runs, they will be rewritten again and
+   * each such fight is reported as a conflict. A warning, not a refusal: the two cases cannot be
+   * told apart from here, and a refusal would stop ExternalBackends too.
+   */
+  private warnOfOtherWriters(): void {
+    const writers = otherWriters(
+      this.o.endpoints.list(),
+      (ns, n) => this.o.services.get(ns, n),
+      this.o.inScope,
     );
-    this.setContest(key, contest.state, contest.action !== 'write');
-    if (contest.action === 'conflict') {
-      this.o.metrics.endpointsConflicts.inc();
-      const hold = formatDuration(contest.holdMs);
-      this.o.log.warn(
-        {
-          service: key,
-          writer: contest.writer,
-          conflicts: contest.state.conflicts,
-          holdMs: contest.holdMs,
-        },
-        'another endpoints controller rewrote Endpoints that outrigger wrote; holding off',
-      );
-      this.o.events.event(
-        {
-          kind: 'Service',
-          apiVersion: 'v1',
-          namespace,
-          name,
-          ...(svc.metadata?.uid ? { uid: svc.metadata.uid } : {}),
-        },
-        'Warning',
-        'EndpointsConflict',
-        `Endpoints ${key} was rewritten by ${contest.writer} after outrigger wrote it: two endpoints controllers serve this Service. outrigger writes nothing to it for ${hold} (conflict ${String(contest.state.conflicts)} in a row; each doubles the wait, up to ${formatDuration(maxHoldMs)}). Disable the other controller (kube-controller-manager --controllers=*,-endpoints-controller) or take this namespace out of --selector-mode.`,
-      );
-      return { requeueAfterMs: contest.holdMs };
-    }
-    if (contest.action === 'hold') {
-      return { requeueAfterMs: contest.untilMs - now };
-    }
-
-    const plan = planEndpoints(svc, pods, current, trigger.time);
-    if (plan.action === 'none') {
-      trigger.commit();
-      return done;
-    }
-    const ep = plan.endpoints;
-    try {
-      if (plan.action === 'create') {
-        await this.o.writer.create(ep);
-      } else {
-        this.writes.record(await this.o.writer.update(ep));
-      }
-      this.setContest(key, wrote(contest.state), false);
-      trigger.commit();
-      this.o.log.debug(
-        {
-          service: key,
-          action: plan.action,
-          truncated: plan.truncated,
-          triggerTime: trigger.time?.toISOString(),
-        },
-        'wrote endpoints',
-      );
-    } catch (err) {
-      if (plan.action === 'create' && isForbiddenNamespaceTerminating(err)) return done;
-      const ref = {
-        kind: 'Endpoints',
-        apiVersion: 'v1',
-        namespace,
-        name,
-        ...(ep.metadata?.uid ? { uid: ep.metadata.uid } : {}),
-      };
-      if (plan.action === 'create') {
-        this.o.events.event(
-          ref,
-          'Warning',
-          'FailedToCreateEndpoint',
-          `Failed to create endpoint for service ${key}: ${String(err)}`,
-        );
-      } else {
-        this.o.events.event(
-          ref,
-          'Warning',
-          'FailedToUpdateEndpoint',
-          `Failed to update endpoint ${key}: ${String(err)}`,
-        );
-      }
-      throw err;
-    }
-    return done;
+    if (writers.size === 0) return;
+    this.o.log.warn(
+      { managedBy: Object.fromEntries(writers) },
+      'selector mode takes over Endpoints another controller wrote; if kube-controller-manager still runs its endpoints controller for these namespaces, disable it (--controllers=*,-endpoints-controller): each Endpoints it rewrites is reported as EndpointsConflict and held off',
+    );
   }
-
-  private async serviceGone(key: string, namespace: string, name: string): Promise<void> {
-    const ep = this.o.endpoints.get(namespace, name);
-    const ours = ep?.metadata?.labels?.[labelEndpointsManagedBy] === managerName;
-    if (this.deletedServices.has(key) || ours) {
-      await this.o.writer.delete(namespace, name);
-      this.o.log.debug({ service: key }, 'deleted endpoints of a deleted service');
-    }
-    this.deletedServices.delete(key);
-    this.triggerTimes.delete(key);
-    this.writes.forget(namespace, name);
-    this.setContest(key, initialState, false);
-  }
-}
-
-/** 60000 → "1m0s", as Go prints a time.Duration (kubectl users read these). */
-function formatDuration(ms: number): string {
-  const s = Math.round(ms / 1000);
-  const m = Math.floor(s / 60);
-  return m > 0 ? `${String(m)}m${String(s % 60)}s` : `${String(s)}s`;
 }
