@@ -6,7 +6,8 @@ import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import { ConfigError, type Config } from './config.ts';
 import type { Controller } from '../runtime/runner.ts';
-import { EndpointsController, endpointsWriter } from '../controllers/selector/controller.ts';
+import { EndpointsController } from '../controllers/selector/controller.ts';
+import { endpointsWriter } from '../controllers/selector/writer.ts';
 import { ExternalBackendController } from '../controllers/externalbackend/controller.ts';
 
 import { group, maxAddressesPerName, plural, version } from '../api/externalbackend.ts';

@@ -36,7 +36,6 @@ import {
 import type { EndpointsWriter } from './writer.ts';
 
 // Where the manager has always found the writer.
-export { endpointsWriter, type EndpointsWriter } from './writer.ts';
 
 export const controllerName = 'endpoints';
 
