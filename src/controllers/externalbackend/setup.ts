@@ -1,0 +1,122 @@
+import type { KubeConfig, V1EndpointSlice } from '@kubernetes/client-node';
+import { maxAddressesPerName } from '../../api/externalbackend.ts';
+import type { CachedExternalBackend, CachedNamespace, CachedPolicy } from '../../api/resources.ts';
+import { dnsLookup } from '../../dns/lookup.ts';
+import { resolvedAtRefreshMs } from '../../dns/resolution.ts';
+import type { DenyList } from '../../net/denylist.ts';
+import type {
+  CachedEndpoints,
+  CachedPod,
+  CachedProbeSource,
+  CachedService,
+} from '../../runtime/cached.ts';
+import { serviceAccountOf } from '../../runtime/client.ts';
+import type { ErrorSource } from '../../runtime/errors.ts';
+import type { EventRecorder } from '../../runtime/events.ts';
+import type { ControllerHost } from '../../runtime/host.ts';
+import type { Informer } from '../../runtime/informer.ts';
+import type { Logger } from '../../runtime/log.ts';
+import type { Metrics } from '../../runtime/metrics.ts';
+import type { Throttle } from '../../runtime/throttle.ts';
+import { ExternalBackendController } from './controller.ts';
+import { backendWriter } from './writer.ts';
+
+/** The settings this controller reads, named as the flag table's Config keys. */
+export interface ExternalBackendSettings {
+  readonly podSelector: boolean;
+  readonly healthCheckReaderRole: string;
+  readonly maxProbeTargetsPerNamespace: number;
+  readonly maxEndpointsPerSlice: number;
+  readonly certificateWarningMs: number;
+  readonly statusBatchMs: number;
+  readonly maxConcurrentProbes: number;
+  readonly dnsServers: readonly string[];
+  readonly dnsTimeoutMs: number;
+  readonly dnsMinTtlMs: number;
+  readonly dnsMaxTtlMs: number;
+  readonly dnsStaleMs: number;
+  readonly maxConcurrentDnsLookups: number;
+  readonly concurrentExternalBackendSyncs: number;
+}
+
+export interface ExternalBackendSetup {
+  readonly kubeConfig: KubeConfig;
+  readonly settings: ExternalBackendSettings;
+  readonly backends: Informer<CachedExternalBackend>;
+  readonly services: Informer<CachedService>;
+  readonly endpoints: Informer<CachedEndpoints>;
+  readonly slices: Informer<V1EndpointSlice>;
+  readonly pods: Informer<CachedPod> | undefined;
+  readonly policies: Informer<CachedPolicy>;
+  readonly namespaces: Informer<CachedNamespace>;
+  readonly secrets: Informer<CachedProbeSource>;
+  readonly configMaps: Informer<CachedProbeSource>;
+  readonly denyList: Pick<DenyList, 'denies' | 'nodeAddress'>;
+  readonly events: EventRecorder;
+  readonly throttle: Throttle;
+  readonly inScope: (namespace: string) => boolean;
+  readonly report: (source: ErrorSource, err: unknown) => void;
+  readonly log: Logger;
+  readonly metrics: Metrics;
+}
+
+/** Builds the ExternalBackend controller, its prober and resolver, and registers it. */
+export function setupExternalBackend(
+  host: ControllerHost,
+  s: ExternalBackendSetup,
+): ExternalBackendController {
+  const { settings } = s;
+  const self = serviceAccountOf(s.kubeConfig);
+  const lookup = dnsLookup({ servers: settings.dnsServers, timeoutMs: settings.dnsTimeoutMs });
+  const c = new ExternalBackendController({
+    backends: s.backends,
+    services: s.services,
+    endpoints: s.endpoints,
+    slices: s.slices,
+    pods: s.pods,
+    podSelector: settings.podSelector,
+    healthCheckReaderRole: settings.healthCheckReaderRole,
+    ...(self === undefined ? {} : { serviceAccount: self }),
+    policies: s.policies,
+    namespaces: s.namespaces,
+    secrets: s.secrets,
+    configMaps: s.configMaps,
+    maxProbeTargetsPerNamespace: settings.maxProbeTargetsPerNamespace,
+    maxEndpointsPerSlice: settings.maxEndpointsPerSlice,
+    certificateWarningMs: settings.certificateWarningMs,
+    statusBatchMs: settings.statusBatchMs,
+    writer: backendWriter(s.kubeConfig, s.metrics, s.throttle),
+    events: s.events,
+    denyList: s.denyList,
+    probeConcurrency: settings.maxConcurrentProbes,
+    onProbeError: (err) => {
+      s.report('probe', err);
+    },
+    dns: {
+      lookup,
+      limits: {
+        minTtlMs: settings.dnsMinTtlMs,
+        maxTtlMs: settings.dnsMaxTtlMs,
+        staleMs: settings.dnsStaleMs,
+        maxAddresses: maxAddressesPerName,
+      },
+      concurrency: settings.maxConcurrentDnsLookups,
+      refreshMs: resolvedAtRefreshMs,
+    },
+    workers: settings.concurrentExternalBackendSyncs,
+    inScope: s.inScope,
+    log: s.log,
+    metrics: s.metrics,
+  });
+  host.add({
+    name: 'externalbackend',
+    controller: c.controller,
+    run: () => c.run(),
+    shutDown: () => {
+      // Lookups in flight would hold the shutdown for their timeout; cancelled, they fail at once.
+      lookup.cancel();
+      return c.shutDown();
+    },
+  });
+  return c;
+}
