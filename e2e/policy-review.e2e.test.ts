@@ -19,7 +19,8 @@ import { readPolicies, planEffective } from '../src/controllers/policy/controlle
 import { group, plural, version, type ExternalBackendStatus } from '../src/api/externalbackend.ts';
 import { Informer } from '../src/runtime/informer.ts';
 import { policyWriter } from '../src/controllers/policy/writer.ts';
-import { customObjectClient, transformPolicy, type CachedPolicy } from '../src/api/resources.ts';
+import { customObjectClient } from '../src/runtime/listers.ts';
+import { transformPolicy, type CachedPolicy } from '../src/api/resources.ts';
 import { createLogger } from '../src/runtime/log.ts';
 import { createMetrics } from '../src/runtime/metrics.ts';
 import { admissionPolicy } from '../src/policy/admission.ts';

@@ -13,20 +13,24 @@ import {
   podClient,
   probeSourceClient,
   serviceClient,
+} from '../runtime/listers.ts';
+import {
   transformConfigMap,
   transformEndpointSlice,
   transformEndpoints,
-  transformExternalBackend,
   transformNamespace,
   transformNode,
   transformPod,
-  transformPolicy,
   transformSecret,
   transformService,
   transformServiceCIDR,
   transformSliceAddresses,
-  type CachedExternalBackend,
   type CachedNamespace,
+} from '../runtime/transforms.ts';
+import {
+  transformExternalBackend,
+  transformPolicy,
+  type CachedExternalBackend,
   type CachedPolicy,
 } from '../api/resources.ts';
 import { followBackendNamespaces } from '../controllers/externalbackend/scopes.ts';

@@ -1,6 +1,6 @@
 import { describe, expect, it } from '@jest/globals';
 import { clusterRanges } from '../policy/clusterranges.ts';
-import type { CachedNode, CachedServiceCIDR, CachedSliceAddresses } from '../api/resources.ts';
+import type { CachedNode, CachedServiceCIDR, CachedSliceAddresses } from '../runtime/transforms.ts';
 import ipaddr from 'ipaddr.js';
 import { CidrIndex } from './cidrindex.ts';
 import { DenyList, builtinDeniedRanges, fallbackDeniedCidrs } from './denylist.ts';

@@ -16,7 +16,7 @@ import {
   type RangeKind,
 } from '../net/denylist.ts';
 import { isPermanent, type Informer, type ListFailure } from '../runtime/informer.ts';
-import type { CachedNode, CachedServiceCIDR, CachedSliceAddresses } from '../api/resources.ts';
+import type { CachedNode, CachedServiceCIDR, CachedSliceAddresses } from '../runtime/transforms.ts';
 
 export type RangeSource = 'servicecidrs' | 'nodes' | 'apiserver';
 

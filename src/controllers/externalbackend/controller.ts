@@ -59,7 +59,8 @@ import {
   type Informer,
   type ListFailure,
 } from '../../runtime/informer.ts';
-import type { CachedExternalBackend, CachedNamespace, CachedPolicy } from '../../api/resources.ts';
+import type { CachedExternalBackend, CachedPolicy } from '../../api/resources.ts';
+import type { CachedNamespace } from '../../runtime/transforms.ts';
 import {
   backendPorts,
   frozenBecause,

@@ -1,6 +1,7 @@
 import type { KubeConfig, V1EndpointSlice } from '@kubernetes/client-node';
 import { maxAddressesPerName } from '../../api/externalbackend.ts';
-import type { CachedExternalBackend, CachedNamespace, CachedPolicy } from '../../api/resources.ts';
+import type { CachedExternalBackend, CachedPolicy } from '../../api/resources.ts';
+import type { CachedNamespace } from '../../runtime/transforms.ts';
 import { dnsLookup } from '../../dns/lookup.ts';
 import { resolvedAtRefreshMs } from '../../dns/resolution.ts';
 import type { DenyList } from '../../net/denylist.ts';
