@@ -45,7 +45,9 @@ import type {
   CachedService,
 } from '../runtime/cached.ts';
 import type { ErrorSource } from '../runtime/errors.ts';
-import { Informer, type ResourceClient, type WatchEndReason } from '../runtime/informer.ts';
+import { Informer } from '../runtime/informer.ts';
+import { type ResourceClient } from '../runtime/listers.ts';
+import { type WatchEndReason } from '../runtime/watchstream.ts';
 import type { Logger } from '../runtime/log.ts';
 import type { Metrics } from '../runtime/metrics.ts';
 import type { V1EndpointSlice } from '@kubernetes/client-node';

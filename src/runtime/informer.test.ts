@@ -3,7 +3,8 @@ import { KubeConfig } from '@kubernetes/client-node';
 import { pino } from 'pino';
 import type { CachedObject } from './cached.ts';
 import { FakeClock, settle } from './clock.test-helpers.ts';
-import { Informer, type ListPage, type ResourceClient } from './informer.ts';
+import { Informer } from './informer.ts';
+import { type ListPage, type ResourceClient } from './listers.ts';
 
 /** A client whose every list fails as the API server refusing it would. */
 function refusing(code: number): ResourceClient<unknown> & { lists: number } {

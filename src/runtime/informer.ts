@@ -1,10 +1,12 @@
-import { inspect } from 'node:util';
-import { Watch, type KubeConfig } from '@kubernetes/client-node';
+import type { KubeConfig } from '@kubernetes/client-node';
 import type { CachedObject } from './cached.ts';
 import { realClock, type Clock } from './clock.ts';
 import { withConcern, type ErrorSource } from './errors.ts';
 import type { Logger } from './log.ts';
+import { objectKey } from './keys.ts';
+import type { ResourceClient } from './listers.ts';
 import { isAborted, sleep, untilAborted } from './signals.ts';
+import { GoneError, watchOnce, type WatchEndReason } from './watchstream.ts';
 
 /**
  * A list+watch cache written on client-node's streaming `Watch` rather than its `ListWatch`, which
@@ -20,25 +22,6 @@ import { isAborted, sleep, untilAborted } from './signals.ts';
  *   about once a minute, so a healthy quiet watch is never cut);
  * - calls handlers with (old, new) after the cache is updated. Handlers must only enqueue keys.
  */
-
-export interface ListPage<T> {
-  readonly items: readonly T[];
-  readonly resourceVersion: string;
-  readonly continueToken: string | undefined;
-}
-
-export interface ResourceClient<T> {
-  /** Lists one page, cluster-wide when `namespace` is undefined. */
-  list(
-    namespace: string | undefined,
-    limit: number,
-    continueToken: string | undefined,
-  ): Promise<ListPage<T>>;
-  /** The watch URL path, e.g. /api/v1/pods or /api/v1/namespaces/ns/pods. */
-  watchPath(namespace: string | undefined): string;
-  /** Extra watch query parameters, e.g. the labelSelector the list uses too. */
-  readonly watchQuery?: Readonly<Record<string, string>>;
-}
 
 export interface EventHandlers<T> {
   add?(obj: T): void;
@@ -104,39 +87,12 @@ export function isPermanent(f: ListFailure | undefined): boolean {
   return f?.code === 401 || f?.code === 403 || f?.code === 404;
 }
 
-export type WatchEndReason = 'closed' | 'stalled' | 'expired' | 'error';
-
-export function objectKey(obj: CachedObject): string {
-  const { namespace, name = '' } = obj.metadata ?? {};
-  return namespace ? `${namespace}/${name}` : name;
-}
-
-/** The inverse of objectKey for namespaced objects: [namespace, name]. */
-export function splitKey(key: string): [string, string] {
-  const i = key.indexOf('/');
-  return [key.slice(0, i), key.slice(i + 1)];
-}
-
 function deepFreeze<T>(value: T): T {
   if (value !== null && typeof value === 'object' && !Object.isFrozen(value)) {
     Object.freeze(value);
     for (const v of Object.values(value)) deepFreeze(v);
   }
   return value;
-}
-
-class GoneError extends Error {
-  override name = 'GoneError';
-}
-
-/** An ERROR event in a watch stream (other than 410, which is GoneError). */
-export class WatchError extends Error {
-  override name = 'WatchError';
-  readonly code: number | undefined;
-  constructor(code: number | undefined, message: string) {
-    super(`watch error ${code === undefined ? '' : String(code)}: ${message}`);
-    this.code = code;
-  }
 }
 
 /** A scope's key: a namespace, or "*" for the whole cluster. */
@@ -417,99 +373,31 @@ export class Informer<T extends CachedObject> implements InformerView<T> {
     return rv;
   }
 
-  /**
-   * One watch request; resolves with the last resourceVersion (and how many events came) when the
-   * server closes it or it stalls, rejects with GoneError on 410 and with a WatchError for an ERROR
-   * event of any other code.
-   */
+  /** One watch request of a scope, applying its events to the cache as they come. */
   private watch(
     namespace: string | undefined,
     resourceVersion: string,
     signal: AbortSignal,
   ): Promise<{ resourceVersion: string; events: number }> {
-    const w = new Watch(this.opts.kubeConfig);
-    // Watch's inactivity timer (reset on every byte) is our stall watchdog; the field is declared
-    // private in the typings but is the library's only knob for it.
-    (w as unknown as { requestTimeoutMs: number }).requestTimeoutMs =
-      this.opts.stallTimeoutMs ?? 90_000;
-    let rv = resourceVersion;
-    let events = 0;
-    let errorEvent: { code: number | undefined; message: string } | undefined;
-    return new Promise((resolve, reject) => {
-      let request: AbortController | undefined;
-      let finished = false;
-      let recovered: NodeJS.Timeout | undefined;
-      const onAbort = (): void => request?.abort();
-      signal.addEventListener('abort', onAbort, { once: true });
-      const finish = (err: unknown): void => {
-        finished = true;
-        clearTimeout(recovered);
-        signal.removeEventListener('abort', onAbort);
-        const status = (err as { statusCode?: number } | null)?.statusCode;
-        const stalled = (err as { name?: string } | null)?.name === 'TimeoutError';
-        const gone = errorEvent?.code === 410 || status === 410;
-        const reason: WatchEndReason = gone
-          ? 'expired'
-          : errorEvent !== undefined
-            ? 'error'
-            : stalled
-              ? 'stalled'
-              : err == null
-                ? 'closed'
-                : 'error';
-        if (!signal.aborted) this.opts.onWatchEnd?.(reason);
-        if (gone) reject(new GoneError('resource version too old'));
-        else if (signal.aborted) resolve({ resourceVersion: rv, events });
-        else if (errorEvent !== undefined)
-          reject(new WatchError(errorEvent.code, errorEvent.message));
-        else if (err == null || stalled) resolve({ resourceVersion: rv, events });
-        else reject(err instanceof Error ? err : new Error(inspect(err)));
-      };
-      w.watch(
-        this.opts.client.watchPath(namespace),
-        {
-          ...this.opts.client.watchQuery,
-          resourceVersion: rv,
-          allowWatchBookmarks: true,
-          // Like client-go: a random server-side timeout spreads reconnects out.
-          timeoutSeconds: 300 + Math.floor(Math.random() * 300),
-        },
-        (type: string, raw: unknown) => {
-          if (type === 'ERROR') {
-            // A metav1.Status; the server closes the stream after it.
-            const st = raw as { code?: unknown; message?: unknown } | null;
-            errorEvent = {
-              code: typeof st?.code === 'number' ? st.code : undefined,
-              message: typeof st?.message === 'string' ? st.message : 'watch error',
-            };
-            return;
-          }
-          if (signal.aborted) return;
-          events++;
-          const meta = (raw as { metadata?: { resourceVersion?: string } } | null)?.metadata;
-          if (type !== 'BOOKMARK') {
-            const obj = this.project(raw);
-            if (obj !== undefined && type === 'DELETED') this.remove(obj);
-            else if (obj !== undefined) this.upsert(obj);
-          }
-          // Only after the event was applied: a version is never skipped unseen.
-          if (meta?.resourceVersion) rv = meta.resourceVersion;
-        },
-        finish,
-      ).then((controller) => {
-        request = controller;
-        if (signal.aborted) controller.abort();
-        // Connected (a refused watch has finished by now). Once it has stayed up as long as a
-        // watch that is not "quick", the scope follows again from its resourceVersion, missing
-        // nothing: its failure is over. Waiting for the watch to end instead would keep the
-        // failure, and its start time, for the watch's whole life (5-10 minutes), so that readers
-        // that give up on a scope failing for long (the address policy freezes after 30 s)
-        // would give up on one that recovered.
-        if (!finished)
-          recovered = setTimeout(() => {
-            if (!finished && !signal.aborted) this.scopeFailures.delete(namespace ?? cluster);
-          }, 1000).unref();
-      }, finish);
+    return watchOnce({
+      kubeConfig: this.opts.kubeConfig,
+      path: this.opts.client.watchPath(namespace),
+      query: this.opts.client.watchQuery ?? {},
+      resourceVersion,
+      stallTimeoutMs: this.opts.stallTimeoutMs ?? 90_000,
+      signal,
+      onObject: (type, raw) => {
+        const obj = this.project(raw);
+        if (obj !== undefined && type === 'DELETED') this.remove(obj);
+        else if (obj !== undefined) this.upsert(obj);
+      },
+      // Connected and up as long as a watch that is not "quick": the scope follows again from its
+      // resourceVersion, missing nothing, so its failure is over. Waiting for the watch to end
+      // instead would keep the failure, and its start time, for the watch's whole life (5-10
+      // minutes), so that readers that give up on a scope failing for long (the address policy
+      // freezes after 30 s) would give up on one that recovered.
+      onHealthy: () => this.scopeFailures.delete(namespace ?? cluster),
+      onEnd: (reason) => this.opts.onWatchEnd?.(reason),
     });
   }
 

@@ -6,7 +6,25 @@ import {
   DiscoveryV1Api,
   type KubeConfig,
 } from '@kubernetes/client-node';
-import type { ResourceClient } from './informer.ts';
+
+export interface ListPage<T> {
+  readonly items: readonly T[];
+  readonly resourceVersion: string;
+  readonly continueToken: string | undefined;
+}
+
+export interface ResourceClient<T> {
+  /** Lists one page, cluster-wide when `namespace` is undefined. */
+  list(
+    namespace: string | undefined,
+    limit: number,
+    continueToken: string | undefined,
+  ): Promise<ListPage<T>>;
+  /** The watch URL path, e.g. /api/v1/pods or /api/v1/namespaces/ns/pods. */
+  watchPath(namespace: string | undefined): string;
+  /** Extra watch query parameters, e.g. the labelSelector the list uses too. */
+  readonly watchQuery?: Readonly<Record<string, string>>;
+}
 
 function page<T>(list: {
   items: T[];

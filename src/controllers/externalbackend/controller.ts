@@ -52,13 +52,8 @@ import { labelSelectorMatches } from '../../runtime/labels.ts';
 import type { BackendWriter } from './writer.ts';
 import { isAlreadyExists, isConflict } from './writer.ts';
 import type { EventRecorder } from '../../runtime/events.ts';
-import {
-  isPermanent,
-  objectKey,
-  splitKey,
-  type Informer,
-  type ListFailure,
-} from '../../runtime/informer.ts';
+import { isPermanent, type Informer, type ListFailure } from '../../runtime/informer.ts';
+import { objectKey, splitKey } from '../../runtime/keys.ts';
 import type { CachedExternalBackend, CachedPolicy } from '../../api/resources.ts';
 import type { CachedNamespace } from '../../runtime/transforms.ts';
 import {

@@ -8,7 +8,8 @@
 import type { CachedEndpoints, CachedPod, CachedService } from '../../runtime/cached.ts';
 import { realClock, type Clock } from '../../runtime/clock.ts';
 import type { EventRecorder } from '../../runtime/events.ts';
-import { splitKey, type InformerView } from '../../runtime/informer.ts';
+import { splitKey } from '../../runtime/keys.ts';
+import { type InformerView } from '../../runtime/informer.ts';
 import { selectorMatches } from '../../runtime/labels.ts';
 import type { Logger } from '../../runtime/log.ts';
 import type { Metrics } from '../../runtime/metrics.ts';

@@ -2,7 +2,7 @@
 // call these and put the keys on the queue; keys.test.ts holds the cases.
 import { labelEndpointsManagedBy, managerName } from '../../api/names.ts';
 import type { CachedEndpoints, CachedPod, CachedService } from '../../runtime/cached.ts';
-import { objectKey } from '../../runtime/informer.ts';
+import { objectKey } from '../../runtime/keys.ts';
 import { isSelectorService } from '../../endpoints/desired.ts';
 import { servicesForPodEvent } from '../../endpoints/selector.ts';
 
