@@ -5,7 +5,7 @@
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from '@jest/globals';
 import { CoreV1Api, CustomObjectsApi, type KubeConfig } from '@kubernetes/client-node';
-import type { ExternalBackendStatus } from '../src/api/externalbackend.ts';
+import type { ExternalBackendStatus } from '../src/api/externalbackendstatus.ts';
 import { apiVersion, group, plural, version } from '../src/api/externalbackend.ts';
 import { anyOf, isList, isWatch, startApiProxy, type ApiProxy } from './harness/apiproxy.ts';
 import { startCluster, type Cluster } from './harness/controlplane.ts';

@@ -12,7 +12,7 @@ import {
   KubeConfig,
   RbacAuthorizationV1Api,
 } from '@kubernetes/client-node';
-import type { ExternalBackendStatus } from '../src/api/externalbackend.ts';
+import type { ExternalBackendStatus } from '../src/api/externalbackendstatus.ts';
 import { apiVersion, group, plural, version } from '../src/api/externalbackend.ts';
 import { startCluster, type Cluster } from './harness/controlplane.ts';
 import { recordTtlSeconds, startDnsServer, type DnsServer } from './harness/dnsserver.ts';

@@ -17,7 +17,7 @@ import {
   type V1EndpointSlice,
   type V1Endpoints,
 } from '@kubernetes/client-node';
-import type { ExternalBackendStatus } from '../src/api/externalbackend.ts';
+import type { ExternalBackendStatus } from '../src/api/externalbackendstatus.ts';
 import { apiVersion, group, plural, version } from '../src/api/externalbackend.ts';
 import { startCluster, type Cluster } from './harness/controlplane.ts';
 import { createBackendNetwork, netnsUnavailable, type BackendNetwork } from './harness/netns.ts';

@@ -24,7 +24,7 @@ import {
   RbacAuthorizationV1Api,
   setHeaderOptions,
 } from '@kubernetes/client-node';
-import type { ExternalBackendStatus } from '../src/api/externalbackend.ts';
+import type { ExternalBackendStatus } from '../src/api/externalbackendstatus.ts';
 import { apiVersion, group, plural, version } from '../src/api/externalbackend.ts';
 import { probeKindNames } from '../src/health/kinds/index.ts';
 import { effectivePolicyName, policyKind, policyName, policyPlural } from '../src/api/policy.ts';

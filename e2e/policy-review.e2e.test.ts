@@ -16,7 +16,8 @@ import {
 } from '@kubernetes/client-node';
 import { join } from 'node:path';
 import { readPolicies, planEffective } from '../src/controllers/policy/controller.ts';
-import { group, plural, version, type ExternalBackendStatus } from '../src/api/externalbackend.ts';
+import { group, plural, version } from '../src/api/externalbackend.ts';
+import { type ExternalBackendStatus } from '../src/api/externalbackendstatus.ts';
 import { Informer } from '../src/runtime/informer.ts';
 import { policyWriter } from '../src/controllers/policy/writer.ts';
 import { customObjectClient } from '../src/runtime/listers.ts';

@@ -26,7 +26,7 @@ import {
   type CoreV1Event,
   type KubeConfig,
 } from '@kubernetes/client-node';
-import type { ExternalBackendStatus } from '../src/api/externalbackend.ts';
+import type { ExternalBackendStatus } from '../src/api/externalbackendstatus.ts';
 import { group, plural, version } from '../src/api/externalbackend.ts';
 import { probeKindNames } from '../src/health/kinds/index.ts';
 import { policyKind, policyName, policyPlural } from '../src/api/policy.ts';

@@ -6,7 +6,7 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from '@jest/globals';
 import { CoreV1Api, CustomObjectsApi, KubeConfig } from '@kubernetes/client-node';
-import type { ExternalBackendStatus } from '../src/api/externalbackend.ts';
+import type { ExternalBackendStatus } from '../src/api/externalbackendstatus.ts';
 import { apiVersion, group, plural, version } from '../src/api/externalbackend.ts';
 import { makeCa, makeLeaf, type Ca } from '../src/health/kinds/kinds.test-helpers.ts';
 import { startCluster, type Cluster } from './harness/controlplane.ts';

@@ -4,13 +4,13 @@
 import { z } from 'zod';
 import {
   externalBackendSpec,
-  externalBackendStatus,
   group,
   kind,
   plural,
   serviceNamePattern,
   version,
 } from './externalbackend.ts';
+import { externalBackendStatus } from './externalbackendstatus.ts';
 import {
   effectivePolicyName,
   maxRulesPerGrant,

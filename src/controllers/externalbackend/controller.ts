@@ -40,8 +40,8 @@ import {
   drainAnnotation,
   kind,
   type ExternalBackendSpec,
-  type ExternalBackendStatus,
 } from '../../api/externalbackend.ts';
+import { type ExternalBackendStatus } from '../../api/externalbackendstatus.ts';
 import { parseStatus, planStatus, readyCondition, type Problem } from './status.ts';
 import { ProbeScheduler, type Target } from '../../health/scheduler.ts';
 import type { LookupOutcome, Resolution, ResolutionLimits } from '../../dns/resolution.ts';

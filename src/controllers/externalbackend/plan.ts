@@ -37,8 +37,8 @@ import {
   adoptEndpointsAnnotation,
   maxAddresses,
   type ExternalBackendSpec,
-  type ExternalBackendStatus,
 } from '../../api/externalbackend.ts';
+import { type ExternalBackendStatus } from '../../api/externalbackendstatus.ts';
 import type { ForeignEndpoints, Problem } from './status.ts';
 
 export type OwnedKind = 'Service' | 'Endpoints' | 'EndpointSlice';

@@ -8,12 +8,11 @@ import {
   certificateConditionType,
   certificateEvent,
 } from './certificates.ts';
+import { drainAnnotation, maxAddresses } from '../../api/externalbackend.ts';
 import {
-  drainAnnotation,
   externalBackendStatus,
-  maxAddresses,
   type ExternalBackendStatus,
-} from '../../api/externalbackend.ts';
+} from '../../api/externalbackendstatus.ts';
 
 type Condition = NonNullable<ExternalBackendStatus['conditions']>[number];
 type AddressStatus = NonNullable<ExternalBackendStatus['addresses']>[number];

@@ -15,7 +15,8 @@ import {
   type V1Service,
   type V1ServicePort,
 } from '@kubernetes/client-node';
-import { group, plural, version, type ExternalBackendStatus } from '../../api/externalbackend.ts';
+import { group, plural, version } from '../../api/externalbackend.ts';
+import { type ExternalBackendStatus } from '../../api/externalbackendstatus.ts';
 import type { Metrics } from '../../runtime/metrics.ts';
 import type { Throttle } from '../../runtime/throttle.ts';
 
