@@ -13,6 +13,8 @@ import { group, maxAddressesPerName, plural, version } from '../api/externalback
 import { dnsLookup } from '../dns/lookup.ts';
 import { resolvedAtRefreshMs } from '../dns/resolution.ts';
 import { backendWriter } from '../controllers/externalbackend/writer.ts';
+import { backendResolver, backendScheduler } from '../controllers/externalbackend/wiring.ts';
+import { realClock } from '../runtime/clock.ts';
 import { eventRecorder } from '../runtime/events.ts';
 import { Informer, type ResourceClient, type WatchEndReason } from '../runtime/informer.ts';
 import { followBackendNamespaces } from '../controllers/externalbackend/scopes.ts';
@@ -344,6 +346,10 @@ export async function runManager(
   }
   const self = serviceAccountOf(kubeConfig);
   const lookup = dnsLookup({ servers: config.dnsServers, timeoutMs: config.dnsTimeoutMs });
+  // The controller's parts are built here and handed to it; their results wake its backends.
+  const wake = (key: string): void => {
+    xbc.controller.queue.add(key);
+  };
   const xbc = new ExternalBackendController({
     backends,
     services,
@@ -364,21 +370,36 @@ export async function runManager(
     writer: backendWriter(kc, metrics, throttle),
     events,
     denyList: ranges,
-    probeConcurrency: config.maxConcurrentProbes,
-    onProbeError: (err) => {
-      report('probe', err);
-    },
-    dns: {
-      lookup,
-      limits: {
-        minTtlMs: config.dnsMinTtlMs,
-        maxTtlMs: config.dnsMaxTtlMs,
-        staleMs: config.dnsStaleMs,
-        maxAddresses: maxAddressesPerName,
+    scheduler: backendScheduler(
+      {
+        denyList: ranges,
+        concurrency: config.maxConcurrentProbes,
+        metrics,
+        onError: (err) => {
+          report('probe', err);
+        },
       },
-      concurrency: config.maxConcurrentDnsLookups,
-      refreshMs: resolvedAtRefreshMs,
-    },
+      wake,
+    ),
+    resolver: backendResolver(
+      {
+        lookup,
+        limits: {
+          minTtlMs: config.dnsMinTtlMs,
+          maxTtlMs: config.dnsMaxTtlMs,
+          staleMs: config.dnsStaleMs,
+          maxAddresses: maxAddressesPerName,
+        },
+        concurrency: config.maxConcurrentDnsLookups,
+        refreshMs: resolvedAtRefreshMs,
+        metrics,
+        onError: (err) => {
+          report('probe', err);
+        },
+      },
+      wake,
+    ),
+    clock: realClock,
     workers: config.concurrentExternalBackendSyncs,
     inScope: inBackendScope,
     log,

@@ -5,23 +5,15 @@ import type { V1EndpointSlice, V1Endpoints } from '@kubernetes/client-node';
 import type { CachedPod, CachedProbeSource, CachedService } from '../../runtime/cached.ts';
 import { ParsedRefs } from '../../health/kinds/index.ts';
 import { Controller, done, type ReconcileResult } from '../../runtime/runner.ts';
-import { ProbeScheduler } from '../../health/scheduler.ts';
-import type { LookupOutcome, ResolutionLimits } from '../../dns/resolution.ts';
-import { NameResolver } from '../../dns/resolver.ts';
-import type { BackendWriter } from './writer.ts';
-import type { EventRecorder } from '../../runtime/events.ts';
-import { objectKey, splitKey, type Informer } from '../../runtime/informer.ts';
-import type { CachedExternalBackend, CachedNamespace, CachedPolicy } from '../../api/resources.ts';
-import type { Logger } from '../../runtime/log.ts';
-import type { Metrics } from '../../runtime/metrics.ts';
-import type { DenyList } from '../../net/denylist.ts';
+import { realClock } from '../../runtime/clock.ts';
+import { objectKey, splitKey } from '../../runtime/informer.ts';
+import type { CachedExternalBackend } from '../../api/resources.ts';
 import { MutationCache } from '../../runtime/mutationcache.ts';
 import { applyFinish, applyKeep, applyOperations, type ApplyTargets } from './apply.ts';
 import { planAfterFailure, planReconcile } from './decide.ts';
 import { classifyFailure } from './finish.ts';
 import { gather, type GatherSources } from './gather.ts';
 import {
-  backendKeyOfTarget,
   keysForFreedRoom,
   keysForNamespace,
   keysForPods,
@@ -32,79 +24,18 @@ import {
 } from './keys.ts';
 import { unobserve } from './observe.ts';
 import { BackendStates } from './state.ts';
+import type { ExternalBackendControllerOptions, Names, ProbeTargets } from './options.ts';
 
 export { notGranted } from './sources.ts';
 export { CacheLagError, ForeignObjectError } from './finish.ts';
+export type { ExternalBackendControllerOptions } from './options.ts';
 
 export const controllerName = 'externalbackend';
 
-export interface ExternalBackendControllerOptions {
-  readonly backends: Informer<CachedExternalBackend>;
-  readonly services: Informer<CachedService>;
-  readonly endpoints: Informer<V1Endpoints>;
-  /** Only the slices outrigger manages (label-selected watch). */
-  readonly slices: Informer<V1EndpointSlice>;
-  /**
-   * Pods, where a backend selects them (and selector mode's scope); undefined when neither
-   * spec.podSelector is served nor selector mode runs (then no pods are watched at all).
-   */
-  readonly pods: Informer<CachedPod> | undefined;
-  /** Whether spec.podSelector is served (--pod-selector); default: whenever pods is given. */
-  readonly podSelector?: boolean;
-  /**
-   * The ClusterRole a namespace binds to let checks read its Secrets and ConfigMaps
-   * (--health-check-reader-role), named in the status of a check refused that read.
-   */
-  readonly healthCheckReaderRole?: string;
-  /** The ServiceAccount outrigger runs as ("<namespace>:<name>"), when known, for that hint. */
-  readonly serviceAccount?: string;
-  /** ExternalBackendPolicies (there is at most one, "cluster") and Namespaces, for the policy. */
-  readonly policies: Informer<CachedPolicy>;
-  readonly namespaces: Informer<CachedNamespace>;
-  /**
-   * Secrets and ConfigMaps labelled for health checks (probeRefLabel), in the namespaces whose
-   * backends name one: what checks read their CA bundles and header values from.
-   */
-  readonly secrets: Informer<CachedProbeSource>;
-  readonly configMaps: Informer<CachedProbeSource>;
-  /** Most health-check targets one namespace may have. */
-  readonly maxProbeTargetsPerNamespace: number;
-  /** A certificate expiring within this long makes CertificateExpiringSoon True. */
-  readonly certificateWarningMs: number;
-  /** Most endpoints in one EndpointSlice (--max-endpoints-per-slice). */
-  readonly maxEndpointsPerSlice: number;
-  /**
-   * After a status write, further ones for the same backend wait this long, so that the address
-   * transitions of a burst (a subnet going dark) make one write and one Event per reason. Endpoints
-   * and slices are never held back; a spec change (new generation) is written at once.
-   */
-  readonly statusBatchMs: number;
-  readonly writer: BackendWriter;
-  readonly events: EventRecorder;
-  /** The current deny list; it changes as cluster ranges come and go (call enqueueAll then). */
-  readonly denyList: Pick<DenyList, 'denies' | 'nodeAddress'>;
-  readonly probeConcurrency: number;
-  /** An error escaped a probe (a bug): logged and counted by the caller. */
-  readonly onProbeError?: (err: unknown) => void;
-  /** DNS for spec.dnsNames: the one lookup function (see dns/lookup.ts) and its limits. */
-  readonly dns: {
-    readonly lookup: (name: string) => Promise<LookupOutcome>;
-    readonly limits: ResolutionLimits;
-    readonly concurrency: number;
-    /** An unchanged answer is reported (and its resolvedAt written) at most this often. */
-    readonly refreshMs: number;
-  };
-  readonly workers: number;
-  readonly inScope: (namespace: string) => boolean;
-  readonly log: Logger;
-  readonly metrics: Metrics;
-  readonly now?: () => Date;
-}
-
 export class ExternalBackendController {
   readonly controller: Controller;
-  readonly scheduler: ProbeScheduler;
-  readonly resolver: NameResolver;
+  private readonly scheduler: ProbeTargets;
+  private readonly resolver: Names;
   private readonly o: ExternalBackendControllerOptions;
   /** Everything kept per backend between reconciles (forget drops one entry). */
   private readonly states = new BackendStates();
@@ -114,7 +45,7 @@ export class ExternalBackendController {
 
   constructor(o: ExternalBackendControllerOptions) {
     this.o = o;
-    const now = o.now ?? (() => new Date());
+    const clock = o.clock ?? realClock;
     this.controller = new Controller({
       name: controllerName,
       workers: o.workers,
@@ -123,36 +54,8 @@ export class ExternalBackendController {
       metrics: o.metrics,
     });
     const q = this.controller.queue;
-    this.scheduler = new ProbeScheduler({
-      denyList: o.denyList,
-      concurrency: o.probeConcurrency,
-      onResult: (target, _health, result, changed) => {
-        o.metrics.probeDuration.observe({ kind: target.spec.kind }, result.seconds);
-        o.metrics.probeTotal.inc({ result: result.ok ? 'success' : 'failure' });
-        if (changed) q.add(backendKeyOfTarget(target.key));
-      },
-      onLag: (seconds) => {
-        o.metrics.probeScheduleLag.observe(seconds);
-      },
-      onError: (_target, err) => {
-        o.onProbeError?.(err);
-      },
-    });
-    this.resolver = new NameResolver({
-      ...o.dns,
-      onChange: (_name, owners) => {
-        for (const owner of owners) q.add(owner);
-      },
-      onLookup: (outcome, seconds) => {
-        const result =
-          outcome.ips.length > 0 && outcome.errors.length === 0 ? 'success' : 'failure';
-        o.metrics.dnsLookups.inc({ result });
-        o.metrics.dnsLookupDuration.observe(seconds);
-      },
-      onError: (_name, err) => {
-        o.onProbeError?.(err);
-      },
-    });
+    this.scheduler = o.scheduler;
+    this.resolver = o.resolver;
     const backends = new MutationCache(o.backends);
     const endpointWrites = new MutationCache(o.endpoints);
     const sliceWrites = new MutationCache(o.slices);
@@ -176,12 +79,12 @@ export class ExternalBackendController {
       probes: this.scheduler,
       names: this.resolver,
       states: this.states,
-      now: () => now().getTime(),
+      now: () => clock.now(),
       roomFreed: (key) => {
         for (const k of keysForFreedRoom(key, this.states.limited())) q.add(k);
       },
     };
-    this.now = () => now().getTime();
+    this.now = () => clock.now();
     this.watch();
   }
 

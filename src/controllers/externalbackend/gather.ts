@@ -14,7 +14,8 @@ import type { CachedExternalBackend } from '../../api/resources.ts';
 import type { Resolution } from '../../dns/resolution.ts';
 import type { AddressHealth } from '../../health/state.ts';
 import type { CachedPod, CachedService } from '../../runtime/cached.ts';
-import { splitKey, type Informer } from '../../runtime/informer.ts';
+import { splitKey } from '../../runtime/informer.ts';
+import type { Cache } from './options.ts';
 import type { MutationCache } from '../../runtime/mutationcache.ts';
 import { ownership, serviceName, type BackendRef } from './desired.ts';
 import { parseDrainAnnotation } from './drain.ts';
@@ -28,13 +29,13 @@ import type { BackendStates } from './state.ts';
 export interface GatherSources extends CheckSources, PolicySources {
   /** ExternalBackends as outrigger knows them: cached, or with the status it last wrote. */
   readonly backends: MutationCache<CachedExternalBackend>;
-  readonly services: Informer<CachedService>;
-  readonly endpoints: Informer<V1Endpoints>;
+  readonly services: Cache<CachedService>;
+  readonly endpoints: Cache<V1Endpoints>;
   /** Endpoints and slices as outrigger knows them (cache, or its own last write). */
   readonly endpointWrites: MutationCache<V1Endpoints>;
-  readonly slices: Informer<V1EndpointSlice>;
+  readonly slices: Cache<V1EndpointSlice>;
   readonly sliceWrites: MutationCache<V1EndpointSlice>;
-  readonly pods: Informer<CachedPod> | undefined;
+  readonly pods: Cache<CachedPod> | undefined;
   /** Whether spec.podSelector is served (--pod-selector). */
   readonly podSelector: boolean;
   readonly health: (target: string) => AddressHealth | undefined;

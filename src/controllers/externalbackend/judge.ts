@@ -11,13 +11,13 @@ import {
   nodeAddressGrant,
   policyJudge,
 } from '../../policy/evaluate.ts';
-import type { Informer } from '../../runtime/informer.ts';
+import type { Cache } from './options.ts';
 import { readPolicies } from '../policy/controller.ts';
 import { denyListJudge, publishedAddresses, type BackendRef, type Judge } from './desired.ts';
 
 export interface PolicySources {
-  readonly policies: Informer<CachedPolicy>;
-  readonly namespaces: Informer<CachedNamespace>;
+  readonly policies: Cache<CachedPolicy>;
+  readonly namespaces: Cache<CachedNamespace>;
   /** The current deny list; it changes as cluster ranges come and go. */
   readonly denyList: Pick<DenyList, 'denies' | 'nodeAddress'>;
 }

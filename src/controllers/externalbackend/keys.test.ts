@@ -71,8 +71,9 @@ describe('keysForRelated', () => {
 });
 
 describe('keysForPods', () => {
-  const pod = (labels: Record<string, string>): CachedPod =>
-    ({ metadata: { namespace: 'shop', name: 'p', labels } }) as CachedPod;
+  const pod = (labels: Record<string, string>): CachedPod => ({
+    metadata: { namespace: 'shop', name: 'p', labels },
+  });
 
   it('wakes the backends whose podSelector matches either version of the pod', () => {
     expect(keysForPods([pod({ app: 'web' })], all)).toEqual(['shop/web']);

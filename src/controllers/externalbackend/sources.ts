@@ -3,14 +3,15 @@
 // one instant (`now`, the controller's clock, against the informer's failure timestamps).
 import { maxProbeSourceValueBytes, type CachedProbeSource } from '../../runtime/cached.ts';
 import type { ParsedRefs, ProbeRef, ProbeRefs } from '../../health/kinds/index.ts';
-import { isPermanent, type Informer, type ListFailure } from '../../runtime/informer.ts';
+import { isPermanent, type ListFailure } from '../../runtime/informer.ts';
+import type { Cache } from './options.ts';
 
 /** How long a failing Secret or ConfigMap list may hold a backend back (see listFailure). */
 export const cacheFailureGraceMs = 30_000;
 
 export interface CheckSources {
-  readonly secrets: Informer<CachedProbeSource>;
-  readonly configMaps: Informer<CachedProbeSource>;
+  readonly secrets: Cache<CachedProbeSource>;
+  readonly configMaps: Cache<CachedProbeSource>;
   /** What checks made of the labelled values they read, per cached version. */
   readonly parsedRefs: ParsedRefs;
   /** The ClusterRole and ServiceAccount named in the hint of a check refused its reads. */
@@ -40,7 +41,7 @@ export function notGranted(
   return `outrigger may not read ${kind}s in namespace ${namespace} (403 Forbidden); to let health checks read the labelled ones, run: kubectl create rolebinding outrigger-health-check-reader --namespace=${namespace} --clusterrole=${role} --serviceaccount=${subject}`;
 }
 
-function cacheOf(s: CheckSources, k: ProbeRef['kind']): Informer<CachedProbeSource> {
+function cacheOf(s: CheckSources, k: ProbeRef['kind']): Cache<CachedProbeSource> {
   return k === 'Secret' ? s.secrets : s.configMaps;
 }
 
@@ -50,7 +51,7 @@ function cacheOf(s: CheckSources, k: ProbeRef['kind']): Informer<CachedProbeSour
  * other failure (one Secret the API server cannot decrypt fails the whole list until removed).
  */
 export function listFailure(
-  inf: Informer<CachedProbeSource>,
+  inf: Cache<CachedProbeSource>,
   namespace: string,
   now: number,
 ): ListFailure | undefined {

@@ -26,7 +26,10 @@ const labels = { 'app.kubernetes.io/managed-by': 'outrigger' };
  * good or for long — is "missing", never "no rules": a permission lost during an uninstall must
  * freeze decisions, not withdraw every tenant's addresses.
  */
-export function readPolicies(inf: Informer<CachedPolicy>, now: number): LoadedPolicy {
+export function readPolicies(
+  inf: Pick<Informer<CachedPolicy>, 'failure' | 'hasSynced' | 'list'>,
+  now: number,
+): LoadedPolicy {
   const f = inf.failure();
   if (!inf.hasSynced()) return loadPolicies([], f?.message ?? 'not listed yet');
   if (f !== undefined && (isPermanent(f) || now - f.since >= unreadableAfterMs))
