@@ -151,8 +151,10 @@ export class ExternalBackendController {
       [o.secrets, 'Secret'],
       [o.configMaps, 'ConfigMap'],
     ] as const) {
+      // A cluster-wide list (no namespace) failing concerns the backends of every namespace.
       inf.onFailureChange((ns) => {
-        inNamespace(ns, (b) => keysForSourceFailure(k, b));
+        const inScope = o.backends.list(ns).filter((xb) => o.inScope(xb.metadata?.namespace ?? ''));
+        for (const key of keysForSourceFailure(k, inScope)) q.add(key);
       });
       inf.addHandlers(
         on((obj: CachedProbeSource) => {
