@@ -1,6 +1,7 @@
 import { inspect } from 'node:util';
 import { Watch, type KubeConfig } from '@kubernetes/client-node';
 import type { CachedObject } from './cached.ts';
+import { realClock, type Clock } from './clock.ts';
 import { withConcern, type ErrorSource } from './errors.ts';
 import type { Logger } from './log.ts';
 import { isAborted, sleep, untilAborted } from './signals.ts';
@@ -71,6 +72,11 @@ export interface InformerOptions<T> {
    * (old and new the same), so that a change lost anyway is repaired by a reconcile. 0: never.
    */
   readonly resyncPeriodMs?: number;
+  /**
+   * What failures are stamped with (ListFailure.since): controllers compare that stamp with their
+   * own clock, so both must be the same one. The real clock by default.
+   */
+  readonly clock?: Pick<Clock, 'now'>;
 }
 
 export interface ListFailure {
@@ -337,7 +343,7 @@ export class Informer<T extends CachedObject> {
         const code = (err as { code?: unknown; statusCode?: unknown } | null) ?? {};
         const status = typeof code.code === 'number' ? code.code : code.statusCode;
         const before = this.scopeFailures.get(scope);
-        const since = before?.since ?? Date.now();
+        const since = before?.since ?? (this.opts.clock ?? realClock).now();
         // Deleted first, so that the latest failure comes last (see failure()).
         this.scopeFailures.delete(scope);
         this.scopeFailures.set(scope, {

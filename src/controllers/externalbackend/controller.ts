@@ -26,8 +26,6 @@ import { unobserve } from './observe.ts';
 import { BackendStates } from './state.ts';
 import type { ExternalBackendControllerOptions, Names, ProbeTargets } from './options.ts';
 
-export { notGranted } from './sources.ts';
-export { CacheLagError, ForeignObjectError } from './finish.ts';
 export type { ExternalBackendControllerOptions } from './options.ts';
 
 export const controllerName = 'externalbackend';

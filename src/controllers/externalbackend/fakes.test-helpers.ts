@@ -50,6 +50,13 @@ export class FakeCache<T extends CachedObject> implements Cache<T> {
     this.failureHandlers.push(cb);
   }
 
+  /** The scope's list starts failing (a ListFailure) or lists again (undefined). */
+  setFailure(namespace: string | undefined, f: ListFailure | undefined): void {
+    if (f === undefined) this.failures.delete(namespace);
+    else this.failures.set(namespace, f);
+    for (const cb of this.failureHandlers) cb(namespace);
+  }
+
   /** The watch delivers this version of the object. */
   put(obj: T): void {
     const key = `${obj.metadata?.namespace ?? ''}/${obj.metadata?.name ?? ''}`;

@@ -11,7 +11,8 @@ import { labelSliceManagedBy, managerName } from '../../api/names.ts';
 import { adoptEndpointsAnnotation } from '../../api/externalbackend.ts';
 import { annotationOverCapacity } from '../../endpoints/desired.ts';
 import { ownership, type BackendRef } from './desired.ts';
-import { foreignMessage, type BackendPlan, type OwnedKind } from './plan.ts';
+import { foreignMessage } from './foreign.ts';
+import type { BackendPlan, OwnedKind } from './plan.ts';
 
 export interface PlannedEvent {
   readonly type: 'Normal' | 'Warning';
