@@ -1,8 +1,7 @@
 // One reconcile of an ExternalBackend as a pure function: what the reconciler gathered from its
 // caches and the probe scheduler (a BackendWorld) in, every change to make (a BackendPlan) out:
-// probe targets, the Service, the Endpoints, the EndpointSlices, leftovers to delete. The
-// controller applies it in one place and builds the status from the outcome (status.ts).
-import { labelEndpointsManagedBy, labelSliceManagedBy } from '../../api/names.ts';
+// probe targets, the Service, the Endpoints, the EndpointSlices, leftovers to delete. decide.ts
+// turns it into the operations apply.ts performs and the status (status.ts) that follows.
 import { candidateAddresses, type Candidate } from '../../sources/index.ts';
 import { pending, type Resolution } from '../../dns/resolution.ts';
 import { applyDrain } from './drain.ts';
@@ -33,15 +32,13 @@ import {
   type BackendRef,
   type Judge,
 } from './desired.ts';
-import {
-  adoptEndpointsAnnotation,
-  maxAddresses,
-  type ExternalBackendSpec,
-} from '../../api/externalbackend.ts';
+import { maxAddresses, type ExternalBackendSpec } from '../../api/externalbackend.ts';
 import { type ExternalBackendStatus } from '../../api/externalbackendstatus.ts';
 import type { ForeignEndpoints, Problem } from './status.ts';
+import { adoptionBlocker, foreignMessage, heldMessage } from './foreign.ts';
+import type { OwnedKind } from './writer.ts';
 
-export type OwnedKind = 'Service' | 'Endpoints' | 'EndpointSlice';
+export type { OwnedKind };
 
 export interface NodeGrantNote {
   readonly ip: string;
@@ -144,67 +141,6 @@ export interface BackendPlan {
   readonly deletes: readonly ObjectRef[];
   /** The Service was created by someone else and is only read. */
   readonly adopted: boolean;
-}
-
-function controllerOwner(obj: {
-  metadata?: { ownerReferences?: { kind: string; name: string; controller?: boolean }[] };
-}): { kind: string; name: string } | undefined {
-  return obj.metadata?.ownerReferences?.find((o) => o.controller === true);
-}
-
-/** Who manages an object we will not touch, in words for a status message. */
-export function describeManager(obj: V1Endpoints | V1EndpointSlice): string {
-  const owner = controllerOwner(obj);
-  if (owner !== undefined) return `it is owned by ${owner.kind} ${owner.name}`;
-  const labels = obj.metadata?.labels ?? {};
-  const by = labels[labelEndpointsManagedBy] ?? labels[labelSliceManagedBy];
-  if (by !== undefined) return `it is managed by ${by}`;
-  return 'it was written by hand or by another tool';
-}
-
-/**
- * Why an adoption must wait, or undefined when it may go ahead: kube-proxy must already have the
- * backend's own slices, as they will be, and they must say what the health checks found, because
- * marking the Endpoints skip-mirror makes the endpointslice-mirroring controller delete the slice
- * that carries the traffic until then. Addresses never checked are published ready, unverified;
- * those over the namespace's probe-target limit will never be, and do not hold it back.
- */
-export function adoptionBlocker(
-  sliceWrites: number,
-  views: readonly AddressView[],
-  unchecked: ReadonlySet<string>,
-): string | undefined {
-  const waiting = views.filter((v) => v.state === 'Unknown' && !unchecked.has(v.ip));
-  const why = [
-    sliceWrites > 0 ? "outrigger's EndpointSlices are being published" : '',
-    waiting.length > 0
-      ? `${String(waiting.length)} addresses have no health-check verdict yet (${waiting
-          .slice(0, 3)
-          .map((v) => v.ip)
-          .join(', ')}${waiting.length > 3 ? ', …' : ''})`
-      : '',
-  ].filter(Boolean);
-  return why.length === 0 ? undefined : why.join('; ');
-}
-
-function heldMessage(name: string, ep: V1Endpoints, adopt: string | undefined): string {
-  const who =
-    controllerOwner(ep) === undefined &&
-    ep.metadata?.labels?.[labelEndpointsManagedBy] !== undefined
-      ? 'it was left behind by a deleted ExternalBackend'
-      : describeManager(ep);
-  const beside = `Endpoints ${name} is held by another writer (${who}); outrigger leaves it alone and publishes its own EndpointSlices beside the one the endpointslice-mirroring controller makes from it`;
-  if (adopt !== undefined)
-    return `${beside}. It is adopted (${adoptEndpointsAnnotation}) once nothing holds that back: ${adopt}`;
-  return `${beside}. To finish the migration, annotate this ExternalBackend ${adoptEndpointsAnnotation}=true: outrigger then takes the Endpoints over in place, so that readers of Endpoints never see it missing (deleting it works too, but leaves a moment without one)`;
-}
-
-export function foreignMessage(
-  k: OwnedKind,
-  name: string,
-  obj: V1Endpoints | V1EndpointSlice,
-): string {
-  return `${k} ${name} already exists and ${describeManager(obj)}; outrigger will not overwrite it. Delete it to let this ExternalBackend publish the Service's endpoints`;
 }
 
 function probeSpec(spec: ExternalBackendSpec, ip: string, refs: ProbeRefs): ProbeSpec | undefined {

@@ -21,6 +21,8 @@ import type { Metrics } from '../../runtime/metrics.ts';
 import type { Throttle } from '../../runtime/throttle.ts';
 import { ExternalBackendController } from './controller.ts';
 import { backendWriter } from './writer.ts';
+import { backendResolver, backendScheduler } from './wiring.ts';
+import { realClock } from '../../runtime/clock.ts';
 
 /** The settings this controller reads, named as the flag table's Config keys. */
 export interface ExternalBackendSettings {
@@ -69,6 +71,11 @@ export function setupExternalBackend(
   const { settings } = s;
   const self = serviceAccountOf(s.kubeConfig);
   const lookup = dnsLookup({ servers: settings.dnsServers, timeoutMs: settings.dnsTimeoutMs });
+  // The prober and the resolver are built here and handed to the controller; their results wake
+  // its backends.
+  const wake = (key: string): void => {
+    c.controller.queue.add(key);
+  };
   const c = new ExternalBackendController({
     backends: s.backends,
     services: s.services,
@@ -89,21 +96,36 @@ export function setupExternalBackend(
     writer: backendWriter(s.kubeConfig, s.metrics, s.throttle),
     events: s.events,
     denyList: s.denyList,
-    probeConcurrency: settings.maxConcurrentProbes,
-    onProbeError: (err) => {
-      s.report('probe', err);
-    },
-    dns: {
-      lookup,
-      limits: {
-        minTtlMs: settings.dnsMinTtlMs,
-        maxTtlMs: settings.dnsMaxTtlMs,
-        staleMs: settings.dnsStaleMs,
-        maxAddresses: maxAddressesPerName,
+    scheduler: backendScheduler(
+      {
+        denyList: s.denyList,
+        concurrency: settings.maxConcurrentProbes,
+        metrics: s.metrics,
+        onError: (err) => {
+          s.report('probe', err);
+        },
       },
-      concurrency: settings.maxConcurrentDnsLookups,
-      refreshMs: resolvedAtRefreshMs,
-    },
+      wake,
+    ),
+    resolver: backendResolver(
+      {
+        lookup,
+        limits: {
+          minTtlMs: settings.dnsMinTtlMs,
+          maxTtlMs: settings.dnsMaxTtlMs,
+          staleMs: settings.dnsStaleMs,
+          maxAddresses: maxAddressesPerName,
+        },
+        concurrency: settings.maxConcurrentDnsLookups,
+        refreshMs: resolvedAtRefreshMs,
+        metrics: s.metrics,
+        onError: (err) => {
+          s.report('probe', err);
+        },
+      },
+      wake,
+    ),
+    clock: realClock,
     workers: settings.concurrentExternalBackendSyncs,
     inScope: s.inScope,
     log: s.log,

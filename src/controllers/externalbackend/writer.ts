@@ -51,7 +51,15 @@ export interface BackendWriter {
   ): Promise<string | undefined>;
   /** Deletes only the object with this uid; false when it was already gone. */
   delete(kind: OwnedKind, namespace: string, name: string, uid: string): Promise<boolean>;
-  patchStatus(namespace: string, name: string, status: ExternalBackendStatus): Promise<void>;
+  /**
+   * Merge-patches the status; resolves with the resourceVersion the backend has afterwards, which
+   * the mutation cache remembers until the watch delivers it.
+   */
+  patchStatus(
+    namespace: string,
+    name: string,
+    status: ExternalBackendStatus,
+  ): Promise<string | undefined>;
   /**
    * The EndpointSlice of that name as the API server has it, whoever manages it: the reconciler's
    * slice cache holds only slices with outrigger's label, so a create that finds one already there
@@ -146,10 +154,12 @@ export function backendWriter(kc: KubeConfig, metrics: Metrics, throttle: Thrott
     },
     async patchStatus(namespace, name, status) {
       await count('ExternalBackendStatus', 'patch');
-      await custom.patchNamespacedCustomObjectStatus(
+      const out = (await custom.patchNamespacedCustomObjectStatus(
         { group, version, plural, namespace, name, body: { status }, fieldManager },
         mergeOptions,
-      );
+      )) as { metadata?: { resourceVersion?: unknown } } | null;
+      const rv = out?.metadata?.resourceVersion;
+      return typeof rv === 'string' ? rv : undefined;
     },
   };
 }
