@@ -1,6 +1,6 @@
 // What the ExternalBackend controller is built from. Every part it talks to is one of outrigger's
 // own interfaces, so that a unit test can build it from fakes: the caches (what it reads of an
-// informer), the probe scheduler and resolver (built by the manager, see wiring.ts), the writer
+// informer), the probe scheduler and resolver (built by setup.ts, see wiring.ts), the writer
 // and the clock.
 import type { V1EndpointSlice, V1Endpoints } from '@kubernetes/client-node';
 import type { CachedExternalBackend, CachedPolicy } from '../../api/resources.ts';

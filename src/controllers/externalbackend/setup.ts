@@ -1,3 +1,5 @@
+// Builds the ExternalBackend controller from the caches and settings it names: its writer, its
+// probe scheduler and DNS resolver (wiring.ts), and registers it with the manager.
 import type { KubeConfig, V1EndpointSlice } from '@kubernetes/client-node';
 import { maxAddressesPerName } from '../../api/externalbackend.ts';
 import type { CachedExternalBackend, CachedPolicy } from '../../api/resources.ts';

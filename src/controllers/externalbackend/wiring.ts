@@ -1,6 +1,6 @@
 // The probe scheduler and the resolver of spec.dnsNames as the ExternalBackend controller needs
 // them: their results counted in metrics and turned into the backend keys they concern. Built by
-// the manager and handed to the controller, so that a test can hand it fakes instead.
+// setup.ts and handed to the controller, so that a test can hand it fakes instead.
 import type { LookupOutcome, ResolutionLimits } from '../../dns/resolution.ts';
 import { NameResolver } from '../../dns/resolver.ts';
 import { ProbeScheduler } from '../../health/scheduler.ts';
