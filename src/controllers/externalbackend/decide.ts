@@ -7,7 +7,8 @@ import { planFinish, soonest, type Failure, type Finish } from './finish.ts';
 import type { Gathered } from './gather.ts';
 import { planOperations, type Operation, type PlannedEvent } from './operations.ts';
 import { planBackend } from './plan.ts';
-import type { Problem, StatusInput } from './status.ts';
+import type { Problem } from './ready.ts';
+import type { StatusInput } from './status.ts';
 
 /** How soon a backend whose namespace's caches are still filling looks again. */
 export const cacheWaitMs = 100;

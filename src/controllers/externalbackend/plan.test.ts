@@ -8,7 +8,8 @@ import { desiredSlices, endpointsHolder, type BackendRef } from './desired.ts';
 import { adoptionBlocker } from './foreign.ts';
 import { planBackend, targetKey, type BackendWorld } from './plan.ts';
 import { externalBackendSpec, type ExternalBackendSpecInput } from '../../api/externalbackend.ts';
-import { buildStatus, planStatus, foreignEndpointsConditionType } from './status.ts';
+import { buildStatus, planStatus } from './status.ts';
+import { foreignEndpointsConditionType } from './ready.ts';
 
 const ref: BackendRef = { name: 'etcd-k8s', namespace: 'kube-system', uid: 'xb-uid' };
 const ips = ['192.0.2.10', '192.0.2.11', '192.0.2.12'];

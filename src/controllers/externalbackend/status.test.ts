@@ -1,16 +1,8 @@
 import { describe, expect, it } from '@jest/globals';
 import type { AddressView } from './desired.ts';
-import {
-  addressTransitions,
-  buildStatus,
-  parseStatus,
-  planStatus,
-  readyCondition,
-  setCondition,
-  statusEqual,
-  transitionEvents,
-  type Transition,
-} from './status.ts';
+import { addressTransitions, transitionEvents, type Transition } from './statusevents.ts';
+import { buildStatus, parseStatus, planStatus, setCondition, statusEqual } from './status.ts';
+import { readyCondition } from './ready.ts';
 
 const view = (
   ip: string,

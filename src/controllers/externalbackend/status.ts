@@ -2,13 +2,24 @@
 // Condition semantics (lastTransitionTime moves only when status changes), and the address
 // transitions that deserve an Event.
 import { resolvedAtRefreshMs, type Resolution } from '../../dns/resolution.ts';
-import type { AddressState, AddressView } from './desired.ts';
+import type { AddressView } from './desired.ts';
+import {
+  foreignEndpointsConditionType,
+  lostText,
+  readyCondition,
+  type ReadyInput,
+} from './ready.ts';
+import {
+  addressTransitions,
+  nameEvents,
+  transitionEvents,
+  type StatusEvent,
+} from './statusevents.ts';
 import {
   certificateCondition,
   certificateConditionType,
   certificateEvent,
 } from './certificates.ts';
-import { drainAnnotation, maxAddresses } from '../../api/externalbackend.ts';
 import {
   externalBackendStatus,
   type ExternalBackendStatus,
@@ -18,139 +29,6 @@ type Condition = NonNullable<ExternalBackendStatus['conditions']>[number];
 type AddressStatus = NonNullable<ExternalBackendStatus['addresses']>[number];
 type NameStatus = NonNullable<ExternalBackendStatus['dnsNames']>[number];
 
-/** Why Ready is False: each way a backend can fail to serve has its own reason. */
-export type Problem =
-  | 'InvalidSpec'
-  | 'PodSelectorDisabled'
-  | 'ServiceNotFound'
-  | 'ServiceHasSelector'
-  | 'EndpointsConflict'
-  | 'WriteFailed';
-
-export type ReadyReason = 'AddressesReady' | 'NoReadyAddresses' | 'FailingOpen' | Problem;
-
-/**
- * The Service's Endpoints is held by another writer and left alone while the backend's own slices
- * are published beside the mirrored one: a migration from a hand-written Endpoints in progress.
- * Reported as condition ForeignEndpoints (True; left out otherwise, as CertificateExpiringSoon is)
- * rather than as Ready, which keeps saying whether what outrigger publishes serves.
- */
-export interface ForeignEndpoints {
-  readonly reason: 'EndpointsHeldByAnotherWriter' | 'AdoptionPending';
-  readonly message: string;
-}
-
-export const foreignEndpointsConditionType = 'ForeignEndpoints';
-
-export interface ReadyInput {
-  /** Something stopped the reconciler from publishing; takes precedence over health. */
-  readonly problem?: { readonly reason: Problem; readonly message: string } | undefined;
-  readonly views: readonly AddressView[];
-  readonly counts: { readonly ready: number; readonly total: number };
-  readonly failOpen: boolean;
-  /** The backend's DNS names and what the resolver knows of them. */
-  readonly names?: readonly Resolution[] | undefined;
-  /** Entries of the drain annotation that name nothing the backend has. */
-  readonly drainUnmatched?: readonly string[] | undefined;
-  /** Resolved addresses left out: the backend has more than maxAddresses. */
-  readonly leftOut?: number | undefined;
-  /** Why the health check cannot run (a Secret or ConfigMap it names cannot be read). */
-  readonly checkRefused?: string | undefined;
-  /**
-   * Why the Secrets or ConfigMaps the check reads can no longer be listed (a grant withdrawn),
-   * while it goes on with the values read before: said before anything changes for the check.
-   */
-  readonly checkSourcesLost?: string | undefined;
-  /** Why address-policy decisions are frozen (grants missing or unreadable), when they are. */
-  readonly policyFrozen?: string | undefined;
-  /** The Endpoints is held by another writer (see ForeignEndpoints). */
-  readonly foreignEndpoints?: ForeignEndpoints | undefined;
-  /** Published addresses that are Nodes', each with the grant that allows it. */
-  readonly nodeGrants?: readonly { readonly ip: string; readonly grant: string }[] | undefined;
-}
-
-const listed = (
-  views: readonly AddressView[],
-  state: AddressState | 'Draining',
-  max = 3,
-): string => {
-  const hit = views.filter((v) =>
-    state === 'Draining' ? v.draining === true : v.state === state && v.draining !== true,
-  );
-  const shown = hit
-    .slice(0, max)
-    .map((v) => (v.message ? `${v.ip} (${v.message})` : v.ip))
-    .join(', ');
-  return hit.length > max ? `${shown} and ${hit.length - max} more` : shown;
-};
-
-const lostText = (why: string): string =>
-  `health check goes on with the values it read before, until outrigger restarts: ${why}`;
-
-export function readyCondition(i: ReadyInput): {
-  status: 'True' | 'False';
-  reason: ReadyReason;
-  message: string;
-} {
-  if (i.problem !== undefined)
-    return { status: 'False', reason: i.problem.reason, message: i.problem.message };
-  const { ready, total } = i.counts;
-  const unhealthy = listed(i.views, 'Unhealthy');
-  const denied = listed(i.views, 'Denied');
-  const failing = (i.names ?? [])
-    .filter((n) => n.state === 'Stale' || n.state === 'Failed')
-    .map((n) => `${n.name} (${n.state === 'Stale' ? 'last answer kept' : 'no addresses'})`)
-    .join(', ');
-  const draining = listed(i.views, 'Draining');
-  const unmatched = (i.drainUnmatched ?? [])
-    .slice(0, 3)
-    .map((x) => (x.length > 64 ? `${x.slice(0, 64)}…` : x))
-    .join(', ');
-  const extra = [
-    i.policyFrozen !== undefined
-      ? `address policy frozen (${i.policyFrozen}): published addresses stay, new ones wait`
-      : '',
-    i.checkRefused !== undefined ? `health check cannot run: ${i.checkRefused}` : '',
-    i.checkSourcesLost !== undefined ? lostText(i.checkSourcesLost) : '',
-    unhealthy ? `unhealthy: ${unhealthy}` : '',
-    draining ? `draining: ${draining}` : '',
-    denied ? `denied, not published: ${denied}` : '',
-    failing ? `DNS lookups failing: ${failing}` : '',
-    (i.leftOut ?? 0) > 0
-      ? `${String(i.leftOut)} resolved addresses left out: a backend publishes at most ${String(maxAddresses)}`
-      : '',
-    i.foreignEndpoints !== undefined
-      ? `the Endpoints is held by another writer (condition ${foreignEndpointsConditionType})`
-      : '',
-    unmatched
-      ? `${drainAnnotation} names what this backend does not have: ${unmatched}${(i.drainUnmatched?.length ?? 0) > 3 ? ' and more' : ''}`
-      : '',
-  ]
-    .filter(Boolean)
-    .join('; ');
-  const suffix = extra ? `; ${extra}` : '';
-  if (i.failOpen) {
-    return {
-      status: 'False',
-      reason: 'FailingOpen',
-      message: `every address fails its health check; all ${total} are published anyway because healthCheck.failOpen is true${suffix}`,
-    };
-  }
-  if (ready === 0) {
-    return {
-      status: 'False',
-      reason: 'NoReadyAddresses',
-      message: `0/${total} endpoints ready${suffix}`,
-    };
-  }
-  return {
-    status: 'True',
-    reason: 'AddressesReady',
-    message: `${ready}/${total} endpoints ready${suffix}`,
-  };
-}
-
-/** Sets a condition; lastTransitionTime is kept while status stays the same (metav1 semantics). */
 export function setCondition(
   conditions: readonly Condition[] | undefined,
   next: Omit<Condition, 'lastTransitionTime'>,
@@ -427,190 +305,6 @@ export function statusEqual(
           conditions: [...(s.conditions ?? [])].sort((x, y) => (x.type < y.type ? -1 : 1)),
         });
   return canon(a) === canon(b);
-}
-
-export interface Transition {
-  readonly ip: string;
-  readonly from: AddressState | undefined;
-  readonly to: AddressState;
-  readonly type: 'Normal' | 'Warning';
-  readonly reason:
-    | 'AddressUnhealthy'
-    | 'AddressHealthy'
-    | 'AddressDenied'
-    | 'AddressDraining'
-    | 'AddressUndrained';
-  readonly message: string;
-  /** The address's own part of the message (the probe error, why it is denied). */
-  readonly detail: string;
-  /** What happens to the address, for aggregated messages. */
-  readonly outcome: string;
-}
-
-/**
- * Address state changes since the stored status that a person should hear about: an address failing
- * or recovering, and an address refused by the deny list. First checks (Unknown → Healthy) are quiet.
- */
-export function addressTransitions(
-  previous: ExternalBackendStatus | undefined,
-  views: readonly AddressView[],
-  failOpen: boolean,
-): Transition[] {
-  const prev = new Map((previous?.addresses ?? []).map((a) => [a.ip, a.state]));
-  const wasDraining = new Set(
-    (previous?.addresses ?? []).filter((a) => a.draining === true).map((a) => a.ip),
-  );
-  const out: Transition[] = [];
-  for (const v of views) {
-    const from = prev.get(v.ip);
-    if (v.draining === true && !wasDraining.has(v.ip))
-      out.push({
-        ip: v.ip,
-        from,
-        to: v.state,
-        type: 'Normal',
-        reason: 'AddressDraining',
-        message: `${v.ip} is draining: published not ready and terminating, it gets no new connections while established ones finish`,
-        detail: '',
-        outcome: 'get no new connections while established ones finish',
-      });
-    else if (v.draining !== true && wasDraining.has(v.ip) && v.state !== 'Denied')
-      out.push({
-        ip: v.ip,
-        from,
-        to: v.state,
-        type: 'Normal',
-        reason: 'AddressUndrained',
-        message: `${v.ip} is no longer draining; ${v.ready ? 'back in the ready set' : 'published as its checks say'}`,
-        detail: '',
-        outcome: 'are no longer draining',
-      });
-    if (from === v.state) continue;
-    if (v.state === 'Unhealthy') {
-      const outcome = failOpen
-        ? 'still published because every address fails and failOpen is true'
-        : 'removed from the ready set';
-      out.push({
-        ip: v.ip,
-        from,
-        to: v.state,
-        type: 'Warning',
-        reason: 'AddressUnhealthy',
-        message: `${v.ip} failed its health check (${v.message}); ${outcome}`,
-        detail: v.message,
-        outcome,
-      });
-    } else if (v.state === 'Healthy' && from === 'Unhealthy') {
-      out.push({
-        ip: v.ip,
-        from,
-        to: v.state,
-        type: 'Normal',
-        reason: 'AddressHealthy',
-        message: `${v.ip} passes its health check again; back in the ready set`,
-        detail: '',
-        outcome: 'back in the ready set',
-      });
-    } else if (v.state === 'Denied') {
-      out.push({
-        ip: v.ip,
-        from,
-        to: v.state,
-        type: 'Warning',
-        reason: 'AddressDenied',
-        message: `${v.ip} is ${v.message}`,
-        detail: v.message.replace(/^denied: /, '').replace(/; not published$/, ''),
-        outcome: 'not published',
-      });
-    }
-  }
-  return out;
-}
-
-/** At most this many addresses are named in one aggregated Event. */
-export const maxNamedInEvent = 10;
-
-/**
- * The Events for one reconcile's transitions: one per reason. Many addresses of one backend
- * changing at once (a subnet going dark, a policy revoked) make one Event that names them, not one
- * Event each.
- */
-export function transitionEvents(
-  transitions: readonly Transition[],
-): { type: 'Normal' | 'Warning'; reason: Transition['reason']; message: string }[] {
-  const byReason = new Map<Transition['reason'], Transition[]>();
-  for (const t of transitions) byReason.set(t.reason, [...(byReason.get(t.reason) ?? []), t]);
-  const out: { type: 'Normal' | 'Warning'; reason: Transition['reason']; message: string }[] = [];
-  for (const [reason, ts] of byReason) {
-    const first = ts[0];
-    if (first === undefined) continue;
-    if (ts.length === 1) {
-      out.push({ type: first.type, reason, message: first.message });
-      continue;
-    }
-    const named = ts
-      .slice(0, maxNamedInEvent)
-      .map((t) => (t.detail ? `${t.ip} (${t.detail})` : t.ip))
-      .join(', ');
-    const more =
-      ts.length > maxNamedInEvent ? ` and ${String(ts.length - maxNamedInEvent)} more` : '';
-    const what = {
-      AddressUnhealthy: `failed their health check; ${first.outcome}`,
-      AddressHealthy: 'pass their health check again; back in the ready set',
-      AddressDenied: 'are denied and not published',
-      AddressDraining: 'are draining: they get no new connections while established ones finish',
-      AddressUndrained: 'are no longer draining',
-    }[reason];
-    out.push({
-      type: first.type,
-      reason,
-      message: `${String(ts.length)} addresses ${what}: ${named}${more}`,
-    });
-  }
-  return out;
-}
-
-export interface StatusEvent {
-  readonly type: 'Normal' | 'Warning';
-  readonly reason: string;
-  readonly message: string;
-}
-
-const listIPs = (ips: readonly string[] | undefined): string =>
-  ips === undefined || ips.length === 0 ? 'nothing' : ips.join(', ');
-
-/**
- * What changed in DNS since the stored status that a person should hear about: lookups starting to
- * fail (the answer kept, then withdrawn) and an answer that changed. A first answer is quiet.
- */
-export function nameEvents(
-  previous: ExternalBackendStatus | undefined,
-  names: readonly Resolution[],
-): StatusEvent[] {
-  const before = new Map((previous?.dnsNames ?? []).map((n) => [n.name, n]));
-  const out: StatusEvent[] = [];
-  for (const n of names) {
-    const prev = before.get(n.name);
-    if (n.state === 'Stale' || n.state === 'Failed') {
-      if (prev?.state !== n.state)
-        out.push({
-          type: 'Warning',
-          reason: 'DNSLookupFailed',
-          message: `${n.name}: ${nameMessage(n)}`,
-        });
-      continue;
-    }
-    if (n.state !== 'Resolved' || prev === undefined || prev.state === 'Pending') continue;
-    // Back from Stale with the same answer is quiet: status shows it, and nothing changed.
-    const was = prev.addresses ?? [];
-    if (was.length === n.ips.length && was.every((ip, k) => ip === n.ips[k])) continue;
-    out.push({
-      type: 'Normal',
-      reason: 'DNSAnswerChanged',
-      message: `${n.name} resolves to ${listIPs(n.ips)} (was ${prev.state === 'Resolved' ? listIPs(was) : `${prev.state}: ${listIPs(was)}`})`,
-    });
-  }
-  return out;
 }
 
 /**
