@@ -170,3 +170,21 @@ function compareIPs(a: string, b: string): number {
   if (fa !== fb) return fa - fb;
   return a < b ? -1 : a > b ? 1 : 0;
 }
+
+const iso = (ms: number): string => new Date(ms).toISOString();
+
+/** A name's state in words, as status and Events say it. */
+export function nameMessage(n: Resolution): string {
+  switch (n.state) {
+    case 'Pending':
+      return 'not looked up yet';
+    case 'Resolved':
+      return n.leftOut > 0
+        ? `${String(n.leftOut)} more addresses left out: at most ${String(n.ips.length)} per name are published`
+        : '';
+    case 'Stale':
+      return `lookups fail (${n.error ?? 'no answer'}); the last answer${n.resolvedAt !== undefined ? ` (${iso(n.resolvedAt)})` : ''} stays published${n.keptUntil !== undefined ? ` until ${iso(n.keptUntil)}` : ''}`;
+    case 'Failed':
+      return `lookups fail (${n.error ?? 'no answer'}); nothing of this name is published`;
+  }
+}

@@ -1,7 +1,7 @@
 // The ExternalBackend's status as a pure function of what the reconciler saw, with metav1
 // Condition semantics (lastTransitionTime moves only when status changes), and the address
 // transitions that deserve an Event.
-import { resolvedAtRefreshMs, type Resolution } from '../../dns/resolution.ts';
+import { nameMessage, resolvedAtRefreshMs, type Resolution } from '../../dns/resolution.ts';
 import type { AddressView } from './desired.ts';
 import {
   foreignEndpointsConditionType,
@@ -63,22 +63,6 @@ function addressMessage(v: AddressView, failOpen: boolean): string {
 }
 
 const iso = (ms: number): string => new Date(ms).toISOString();
-
-/** What status says of a name, in words. */
-export function nameMessage(n: Resolution): string {
-  switch (n.state) {
-    case 'Pending':
-      return 'not looked up yet';
-    case 'Resolved':
-      return n.leftOut > 0
-        ? `${String(n.leftOut)} more addresses left out: at most ${String(n.ips.length)} per name are published`
-        : '';
-    case 'Stale':
-      return `lookups fail (${n.error ?? 'no answer'}); the last answer${n.resolvedAt !== undefined ? ` (${iso(n.resolvedAt)})` : ''} stays published${n.keptUntil !== undefined ? ` until ${iso(n.keptUntil)}` : ''}`;
-    case 'Failed':
-      return `lookups fail (${n.error ?? 'no answer'}); nothing of this name is published`;
-  }
-}
 
 /**
  * A name's status entry. Its resolvedAt moves at every lookup that confirms the answer; status

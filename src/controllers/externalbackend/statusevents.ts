@@ -3,7 +3,7 @@
 import type { Resolution } from '../../dns/resolution.ts';
 import type { AddressState, AddressView } from './desired.ts';
 import { type ExternalBackendStatus } from '../../api/externalbackendstatus.ts';
-import { nameMessage } from './status.ts';
+import { nameMessage } from '../../dns/resolution.ts';
 
 export interface Transition {
   readonly ip: string;
