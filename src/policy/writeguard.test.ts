@@ -2,13 +2,9 @@
 // that its rules name what the code writes (labels, owner, slice names), so that a change of one
 // without the other fails at once.
 import { describe, expect, it } from '@jest/globals';
-import {
-  desiredEndpoints,
-  desiredService,
-  desiredSlices,
-  serviceName,
-  type AddressView,
-} from '../controllers/externalbackend/desired.ts';
+import { desiredEndpoints, desiredSlices } from '../controllers/externalbackend/desired.ts';
+import { desiredService, serviceName } from '../controllers/externalbackend/service.ts';
+import { type AddressView } from '../controllers/externalbackend/addresses.ts';
 import { externalBackendSpec } from '../api/externalbackend.ts';
 import { backendLabels, sliceSuffix, writeGuardCel, writeGuardPolicies } from './writeguard.ts';
 

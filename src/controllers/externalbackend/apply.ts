@@ -9,7 +9,7 @@ import type { EventRecorder } from '../../runtime/events.ts';
 import type { Metrics } from '../../runtime/metrics.ts';
 import type { MutationCache } from '../../runtime/mutationcache.ts';
 import type { ReconcilePlan } from './decide.ts';
-import type { BackendRef } from './desired.ts';
+import type { BackendRef } from './owner.ts';
 import { CacheLagError, ForeignObjectError, type Finish } from './finish.ts';
 import { observe } from './observe.ts';
 import { onSliceTaken, type Operation, type PlannedEvent } from './operations.ts';

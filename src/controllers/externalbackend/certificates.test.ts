@@ -5,7 +5,7 @@ import {
   nextCertificateCheckMs,
   soonestExpiry,
 } from './certificates.ts';
-import type { AddressView } from './desired.ts';
+import type { AddressView } from './addresses.ts';
 import { planStatus } from './status.ts';
 
 const day = 86_400_000;

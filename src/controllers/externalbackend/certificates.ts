@@ -1,7 +1,7 @@
 // Certificate expiry as a pure function of the address views: the CertificateExpiringSoon
 // condition, its Events, the soonest expiry for the metric, and when to look again. The probes of
 // TLS-speaking checks report each server's leaf certificate (see health/kinds/handshake.ts).
-import type { AddressView } from './desired.ts';
+import type { AddressView } from './addresses.ts';
 
 export const certificateConditionType = 'CertificateExpiringSoon';
 

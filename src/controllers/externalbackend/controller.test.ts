@@ -14,7 +14,7 @@ import { createLogger } from '../../runtime/log.ts';
 import { createMetrics } from '../../runtime/metrics.ts';
 import { ExternalBackendController } from './controller.ts';
 import { CacheLagError } from './finish.ts';
-import { ownerReference } from './desired.ts';
+import { ownerReference } from './owner.ts';
 import {
   apiError,
   FakeCache,

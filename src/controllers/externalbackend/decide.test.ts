@@ -7,7 +7,7 @@ import { labelSliceManagedBy, managerName } from '../../api/names.ts';
 import { externalBackendSpec } from '../../api/externalbackend.ts';
 import { annotationOverCapacity } from '../../endpoints/desired.ts';
 import { cacheWaitMs, planAfterFailure, planReconcile } from './decide.ts';
-import { ownerReference, type BackendRef } from './desired.ts';
+import { ownerReference, type BackendRef } from './owner.ts';
 import {
   CacheLagError,
   ForeignObjectError,

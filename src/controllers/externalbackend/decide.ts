@@ -2,7 +2,7 @@
 // is forgotten, the probe targets and DNS names it keeps, the writes (operations.ts), the status
 // and Events (finish.ts), and when to look again. apply.ts executes the result and nothing else.
 import type { Target } from '../../health/scheduler.ts';
-import { serviceName } from './desired.ts';
+import { serviceName } from './service.ts';
 import { planFinish, soonest, type Failure, type Finish } from './finish.ts';
 import type { Gathered } from './gather.ts';
 import { planOperations, type Operation, type PlannedEvent } from './operations.ts';

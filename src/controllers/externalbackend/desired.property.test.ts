@@ -7,7 +7,8 @@ import { describe, expect, it } from '@jest/globals';
 import type { V1EndpointSlice, V1Endpoints } from '@kubernetes/client-node';
 import fc from 'fast-check';
 import type { AddressHealth, HealthState } from '../../health/state.ts';
-import { addressViews, desiredEndpoints, desiredSlices, publishedCounts } from './desired.ts';
+import { addressViews, publishedCounts } from './addresses.ts';
+import { desiredEndpoints, desiredSlices } from './desired.ts';
 import { externalBackendSpec } from '../../api/externalbackend.ts';
 import { buildStatus, parseStatus, planStatus } from './status.ts';
 

@@ -8,20 +8,17 @@ import { describe, expect, it } from '@jest/globals';
 import type { V1EndpointSlice, V1Service } from '@kubernetes/client-node';
 import { initialHealth, observe, type AddressHealth } from '../../health/state.ts';
 import { DenyList, defaultDeniedCidrs } from '../../net/denylist.ts';
+import { addressViews, denyListJudge, publishedAddresses, publishedCounts } from './addresses.ts';
+import { decideService } from './service.ts';
 import {
-  addressViews,
-  denyListJudge,
-  decideService,
   desiredEndpoints,
   desiredSlices,
   endpointsUpToDate,
-  ownership,
   podSubsets,
-  publishedAddresses,
-  publishedCounts,
   planBackendSlices,
   sliceEndpoints,
 } from './desired.ts';
+import { ownership } from './owner.ts';
 import { pod, svc } from '../../endpoints/fixtures.test-helpers.ts';
 import { externalBackendSpec, type ExternalBackendSpecInput } from '../../api/externalbackend.ts';
 import { candidateAddresses, noResolutions } from '../../sources/index.ts';

@@ -1,6 +1,12 @@
-// What an ExternalBackend should make exist, as pure functions: the Service decision, which
-// addresses are published, and the Endpoints and EndpointSlices to write. The reconciler gathers
-// the inputs from its caches and writes only what differs.
+// The Endpoints and EndpointSlices an ExternalBackend should make exist, as pure functions of its
+// spec and the address views (addresses.ts); the Service is service.ts's, ownership owner.ts's.
+// The reconciler gathers the inputs from its caches and writes only what differs.
+import { ownerReference, type BackendRef } from './owner.ts';
+
+import type { AddressView } from './addresses.ts';
+
+import { serviceName } from './service.ts';
+
 import {
   labelAppManagedBy,
   labelEndpointsManagedBy,
@@ -9,7 +15,7 @@ import {
   labelSliceManagedBy,
   managerName,
 } from '../../api/names.ts';
-import { candidateAddresses, noResolutions, type Candidate } from '../../sources/index.ts';
+
 import type {
   V1Endpoint,
   V1EndpointAddress,
@@ -17,22 +23,20 @@ import type {
   V1EndpointSubset,
   V1Endpoints,
   V1OwnerReference,
-  V1Service,
-  V1ServicePort,
 } from '@kubernetes/client-node';
+
 import type { CachedPod, CachedService } from '../../runtime/cached.ts';
+
 import { annotationOverCapacity, desiredSubsets } from '../../endpoints/desired.ts';
+
 import { parseIP } from '../../endpoints/pod.ts';
+
 import { labelSelectorMatches } from '../../runtime/labels.ts';
-import {
-  countAddresses,
-  repackSubsets,
-  subsetsEqual,
-  truncateSubsets,
-} from '../../endpoints/subsets.ts';
-import { isReady, type AddressHealth } from '../../health/state.ts';
-import type { DenyList } from '../../net/denylist.ts';
-import { apiVersion, kind, type ExternalBackendSpec } from '../../api/externalbackend.ts';
+
+import { repackSubsets, subsetsEqual, truncateSubsets } from '../../endpoints/subsets.ts';
+
+import { type ExternalBackendSpec } from '../../api/externalbackend.ts';
+
 import {
   planSlices,
   portsFingerprint,
@@ -41,286 +45,6 @@ import {
   type OwnedSlice,
   type SlicePlan,
 } from './slices.ts';
-
-export interface BackendRef {
-  readonly name: string;
-  readonly namespace: string;
-  readonly uid: string;
-}
-
-export function ownerReference(xb: BackendRef): V1OwnerReference {
-  return {
-    apiVersion,
-    kind,
-    name: xb.name,
-    uid: xb.uid,
-    controller: true,
-    blockOwnerDeletion: true,
-  };
-}
-
-/** Whether an object is ours (owned by this ExternalBackend), free to take, or someone else's. */
-export function ownership(
-  obj:
-    | {
-        metadata?: {
-          ownerReferences?: readonly V1OwnerReference[];
-          labels?: Readonly<Record<string, string>>;
-        };
-      }
-    | undefined,
-  xb: BackendRef,
-): 'absent' | 'ours' | 'foreign' {
-  if (obj === undefined) return 'absent';
-  if (obj.metadata?.ownerReferences?.some((o) => o.uid === xb.uid)) return 'ours';
-  return 'foreign';
-}
-
-/**
- * The external addresses this backend has published, which a frozen address policy keeps: the
- * endpoints of its own slices (by owner) that are not pods, in slices that carry every port the
- * backend publishes now (number and protocol). Pod endpoints are left out: a pod's address is
- * published because it is a selected pod, never because a grant allowed it, and a pod address
- * written in spec.addresses must not pass as "published" (pod ranges are not always in the deny
- * list, and the pod may go while its address stays). Ports are part of what a grant allows:
- * while frozen, an address published on 5432 must not start being published on 22.
- */
-export function publishedAddresses(
-  slices: readonly V1EndpointSlice[],
-  xb: BackendRef,
-  spec: Pick<ExternalBackendSpec, 'ports'>,
-): Set<string> {
-  const out = new Set<string>();
-  for (const s of slices) {
-    if (ownership(s, xb) !== 'ours') continue;
-    const carried = s.ports ?? [];
-    const carriesAll = spec.ports.every((p) =>
-      carried.some((c) => c.port === p.port && (c.protocol ?? 'TCP') === p.protocol),
-    );
-    if (!carriesAll) continue;
-    for (const e of s.endpoints ?? [])
-      if (e.targetRef?.kind !== 'Pod') for (const ip of e.addresses) out.add(ip);
-  }
-  return out;
-}
-
-/**
- * Who holds an Endpoints that is not this backend's: another controller (a controller owner
- * reference, or the managed-by label of an endpoints controller other than outrigger) or nobody
- * in particular — written by hand, by kubectl or a GitOps tool, or left behind by an
- * ExternalBackend deleted with --cascade=orphan (outrigger's label, no owner). Only the latter
- * may stand beside a backend during a migration, and be adopted on the backend's opt-in: a
- * controller would fight over it.
- */
-export function endpointsHolder(obj: {
-  metadata?: {
-    ownerReferences?: readonly V1OwnerReference[];
-    labels?: Readonly<Record<string, string>>;
-  };
-}): 'controller' | 'unmanaged' {
-  if (obj.metadata?.ownerReferences?.some((o) => o.controller === true)) return 'controller';
-  const by = obj.metadata?.labels?.[labelEndpointsManagedBy];
-  return by === undefined || by === managerName ? 'unmanaged' : 'controller';
-}
-
-export function serviceName(xb: BackendRef, spec: ExternalBackendSpec): string {
-  return spec.service.name ?? xb.name;
-}
-
-export function desiredService(xb: BackendRef, spec: ExternalBackendSpec): V1Service {
-  return {
-    apiVersion: 'v1',
-    kind: 'Service',
-    metadata: {
-      name: serviceName(xb, spec),
-      namespace: xb.namespace,
-      labels: { [labelAppManagedBy]: 'outrigger' },
-      ownerReferences: [ownerReference(xb)],
-    },
-    spec: {
-      ...(spec.service.clusterIP === 'None' ? { clusterIP: 'None' } : {}),
-      ports: spec.ports.map((p) => ({
-        name: p.name,
-        port: p.port,
-        targetPort: p.port,
-        protocol: p.protocol,
-        ...(p.appProtocol !== undefined ? { appProtocol: p.appProtocol } : {}),
-      })),
-    },
-  };
-}
-
-export type ServiceDecision =
-  | { readonly action: 'create'; readonly service: V1Service }
-  | { readonly action: 'update'; readonly ports: V1ServicePort[] }
-  | { readonly action: 'none'; readonly adopted: boolean }
-  | {
-      readonly action: 'refuse';
-      readonly reason: 'ServiceNotFound' | 'ServiceHasSelector';
-      readonly message: string;
-    };
-
-function samePorts(a: CachedService, b: CachedService): boolean {
-  const key = (s: CachedService): string =>
-    JSON.stringify(
-      (s.spec?.ports ?? [])
-        .map((p) => [
-          p.name ?? '',
-          p.port,
-          String(p.targetPort ?? p.port),
-          p.protocol ?? 'TCP',
-          p.appProtocol ?? '',
-        ])
-        .sort(),
-    );
-  return key(a) === key(b);
-}
-
-/**
- * Creates and owns a selectorless Service when none exists (if allowed), keeps an owned one's ports
- * in line, adopts (reads only) an existing selectorless one, and refuses one with a selector: its
- * Endpoints belong to the endpoints controller.
- */
-export function decideService(
-  xb: BackendRef,
-  spec: ExternalBackendSpec,
-  existing: CachedService | undefined,
-): ServiceDecision {
-  const name = serviceName(xb, spec);
-  const want = desiredService(xb, spec);
-  if (existing === undefined) {
-    if (spec.service.create) return { action: 'create', service: want };
-    return {
-      action: 'refuse',
-      reason: 'ServiceNotFound',
-      message: `Service ${name} does not exist and spec.service.create is false`,
-    };
-  }
-  if (existing.spec?.selector !== undefined) {
-    return {
-      action: 'refuse',
-      reason: 'ServiceHasSelector',
-      message: `Service ${name} has a selector; its Endpoints belong to the endpoints controller. Remove the selector or name another Service`,
-    };
-  }
-  if (ownership(existing, xb) === 'ours') {
-    if (samePorts(existing, want)) return { action: 'none', adopted: false };
-    return { action: 'update', ports: want.spec?.ports ?? [] };
-  }
-  return { action: 'none', adopted: true };
-}
-
-export type AddressState = 'Healthy' | 'Unhealthy' | 'Unknown' | 'Denied';
-
-export interface AddressView {
-  readonly ip: string;
-  readonly nodeName?: string;
-  readonly hostname?: string;
-  /** The spec.dnsNames entry it was resolved from. */
-  readonly dnsName?: string;
-  readonly zone?: string;
-  readonly state: AddressState;
-  /** Published as ready (after fail-open); never for a draining address. */
-  readonly ready: boolean;
-  /** Drained: published not ready but terminating, and serving while its checks pass. */
-  readonly draining?: true;
-  /** For a draining address: whether it would be ready but for the drain. */
-  readonly serving?: boolean;
-  readonly message: string;
-  readonly since?: number;
-  /** The notAfter (ms) of the certificate its TLS-speaking check saw last. */
-  readonly certificateNotAfter?: number;
-}
-
-/**
- * Why an address may not be published (the deny list, the address policy), or undefined when it
- * may. Never called with anything but a candidate address (see sources/).
- */
-export type Judge = (ip: string) => string | undefined;
-
-/**
- * Which addresses are published and how. Denied addresses are never published. Without a health
- * check every other address is ready; with one, unhealthy ones are not ready — unless no checked
- * address passes, at least one fails, and failOpen is on, when all are published as ready, because
- * a probe-side outage must not blackhole the Service. Addresses in `unchecked` (over the namespace's
- * probe-target limit) are published not ready, with `uncheckedMessage`.
- */
-export function addressViews(
-  spec: ExternalBackendSpec,
-  health: ReadonlyMap<string, AddressHealth>,
-  judge: Judge,
-  unchecked: { readonly ips: ReadonlySet<string>; readonly message: string } = {
-    ips: new Set(),
-    message: '',
-  },
-  candidates: readonly Candidate[] = candidateAddresses({ spec, resolutions: noResolutions }),
-): { views: AddressView[]; failOpen: boolean } {
-  const views: AddressView[] = candidates.map((a) => {
-    const extra = {
-      ...(a.nodeName !== undefined ? { nodeName: a.nodeName } : {}),
-      ...(a.hostname !== undefined ? { hostname: a.hostname } : {}),
-      ...(a.dnsName !== undefined ? { dnsName: a.dnsName } : {}),
-      ...(a.zone !== undefined ? { zone: a.zone } : {}),
-    };
-    const denied = judge(a.ip);
-    if (denied !== undefined) {
-      return {
-        ip: a.ip,
-        ...extra,
-        state: 'Denied',
-        ready: false,
-        message: `${denied}; not published`,
-      };
-    }
-    if (spec.healthCheck === undefined)
-      return { ip: a.ip, ...extra, state: 'Healthy', ready: true, message: '' };
-    if (unchecked.ips.has(a.ip))
-      return { ip: a.ip, ...extra, state: 'Unknown', ready: false, message: unchecked.message };
-    const h = health.get(a.ip);
-    const state = h?.state ?? 'Unknown';
-    return {
-      ip: a.ip,
-      ...extra,
-      state,
-      ready: h === undefined || isReady(h),
-      message: h?.message ?? '',
-      ...(h ? { since: h.since } : {}),
-      ...(h?.certificateNotAfter !== undefined
-        ? { certificateNotAfter: h.certificateNotAfter }
-        : {}),
-    };
-  });
-  const drained = new Set(candidates.filter((a) => a.drain === true).map((a) => a.ip));
-  // Drained addresses are out of rotation on purpose: they neither trigger fail-open nor are
-  // brought back by it.
-  const checked = views.filter(
-    (v) => v.state !== 'Denied' && !unchecked.ips.has(v.ip) && !drained.has(v.ip),
-  );
-  // Addresses not checked yet do not hold fail-open off: when the prober itself is cut off, an
-  // address added meanwhile would otherwise be the Service's only ready endpoint, unverified,
-  // while every other one is out.
-  const failOpen =
-    spec.healthCheck?.failOpen === true &&
-    checked.some((v) => v.state === 'Unhealthy') &&
-    !checked.some((v) => v.state === 'Healthy');
-  return {
-    views: views.map((v): AddressView => {
-      if (v.state === 'Denied') return v;
-      if (drained.has(v.ip)) return { ...v, ready: false, draining: true, serving: v.ready };
-      if (failOpen && !unchecked.ips.has(v.ip)) return { ...v, ready: true };
-      return v;
-    }),
-    failOpen,
-  };
-}
-
-/** A Judge from the deny list alone ("denied: <why>"). */
-export function denyListJudge(denyList: Pick<DenyList, 'denies'>): Judge {
-  return (ip) => {
-    const why = denyList.denies(ip);
-    return why === undefined ? undefined : `denied: ${why}`;
-  };
-}
 
 function metadata(xb: BackendRef, name: string, labels: Record<string, string>) {
   return { name, namespace: xb.namespace, labels, ownerReferences: [ownerReference(xb)] };
@@ -363,19 +87,6 @@ export function podSubsets(
     },
   };
   return desiredSubsets(svc, selected);
-}
-
-/** Ready and total endpoints that will be published: addresses not denied, plus selected pods. */
-export function publishedCounts(
-  views: readonly AddressView[],
-  pods: readonly V1EndpointSubset[],
-): { ready: number; total: number } {
-  const published = views.filter((v) => v.state !== 'Denied');
-  const pod = countAddresses(pods);
-  return {
-    ready: published.filter((v) => v.ready).length + pod.ready,
-    total: published.length + pod.ready + pod.notReady,
-  };
 }
 
 /** Endpoints/<service>: published addresses, skip-mirror because outrigger writes the slices. */

@@ -1,6 +1,7 @@
 import { describe, expect, it } from '@jest/globals';
 import { initialHealth, observe, type AddressHealth } from '../../health/state.ts';
-import { addressViews, desiredEndpoints, sliceEndpoints } from './desired.ts';
+import { addressViews } from './addresses.ts';
+import { desiredEndpoints, sliceEndpoints } from './desired.ts';
 import { applyDrain, maxDrainEntries, parseDrainAnnotation } from './drain.ts';
 import { externalBackendSpec } from '../../api/externalbackend.ts';
 import { candidateAddresses, noResolutions } from '../../sources/index.ts';

@@ -3,7 +3,7 @@
 import type { V1EndpointSlice, V1Endpoints } from '@kubernetes/client-node';
 import { labelEndpointsManagedBy, labelSliceManagedBy } from '../../api/names.ts';
 import { adoptEndpointsAnnotation } from '../../api/externalbackend.ts';
-import type { AddressView } from './desired.ts';
+import type { AddressView } from './addresses.ts';
 import type { OwnedKind } from './writer.ts';
 
 function controllerOwner(obj: {

@@ -14,7 +14,8 @@ import {
 } from '../../policy/evaluate.ts';
 import type { Cache } from './options.ts';
 import { readPolicies } from '../policy/controller.ts';
-import { denyListJudge, publishedAddresses, type BackendRef, type Judge } from './desired.ts';
+import { denyListJudge, publishedAddresses, type Judge } from './addresses.ts';
+import { type BackendRef } from './owner.ts';
 
 export interface PolicySources {
   readonly policies: Cache<CachedPolicy>;

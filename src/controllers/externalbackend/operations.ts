@@ -10,7 +10,7 @@ import type {
 import { labelSliceManagedBy, managerName } from '../../api/names.ts';
 import { adoptEndpointsAnnotation } from '../../api/externalbackend.ts';
 import { annotationOverCapacity } from '../../endpoints/desired.ts';
-import { ownership, type BackendRef } from './desired.ts';
+import { ownership, type BackendRef } from './owner.ts';
 import { foreignMessage } from './foreign.ts';
 import type { BackendPlan, OwnedKind } from './plan.ts';
 

@@ -4,7 +4,8 @@ import { labelEndpointsManagedBy, labelSkipMirror, managerName } from '../../api
 import { describe, expect, it } from '@jest/globals';
 import type { V1EndpointSlice, V1Endpoints } from '@kubernetes/client-node';
 import { initialHealth, observe, type AddressHealth } from '../../health/state.ts';
-import { desiredSlices, endpointsHolder, type BackendRef } from './desired.ts';
+import { desiredSlices } from './desired.ts';
+import { endpointsHolder, type BackendRef } from './owner.ts';
 import { adoptionBlocker } from './foreign.ts';
 import { planBackend, targetKey, type BackendWorld } from './plan.ts';
 import { externalBackendSpec, type ExternalBackendSpecInput } from '../../api/externalbackend.ts';

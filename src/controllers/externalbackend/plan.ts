@@ -15,23 +15,16 @@ import type { CachedPod, CachedService } from '../../runtime/cached.ts';
 import { noRefs, probeFor, type ProbeRefs, type ProbeSpec } from '../../health/kinds/index.ts';
 import type { Target } from '../../health/scheduler.ts';
 import { initialHealth, type AddressHealth } from '../../health/state.ts';
+import { addressViews, publishedCounts, type AddressView, type Judge } from './addresses.ts';
+import { decideService, desiredService, serviceName } from './service.ts';
 import {
-  addressViews,
-  decideService,
   desiredEndpoints,
-  desiredService,
-  endpointsHolder,
   endpointsUpToDate,
-  ownership,
   planBackendSlices,
   podSubsets,
-  publishedCounts,
-  serviceName,
   sliceEndpoints,
-  type AddressView,
-  type BackendRef,
-  type Judge,
 } from './desired.ts';
+import { endpointsHolder, ownership, type BackendRef } from './owner.ts';
 import { maxAddresses, type ExternalBackendSpec } from '../../api/externalbackend.ts';
 import { type ExternalBackendStatus } from '../../api/externalbackendstatus.ts';
 import type { ForeignEndpoints, Problem } from './ready.ts';

@@ -1,7 +1,7 @@
 // The Ready condition of an ExternalBackend as a pure function of what the reconciler saw: each
 // way a backend can fail to serve has its own reason, and its message names what to do.
 import type { Resolution } from '../../dns/resolution.ts';
-import type { AddressState, AddressView } from './desired.ts';
+import type { AddressState, AddressView } from './addresses.ts';
 import { drainAnnotation, maxAddresses } from '../../api/externalbackend.ts';
 
 /** Why Ready is False: each way a backend can fail to serve has its own reason. */

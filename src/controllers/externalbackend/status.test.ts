@@ -1,5 +1,5 @@
 import { describe, expect, it } from '@jest/globals';
-import type { AddressView } from './desired.ts';
+import type { AddressView } from './addresses.ts';
 import { addressTransitions, transitionEvents, type Transition } from './statusevents.ts';
 import { buildStatus, parseStatus, planStatus, setCondition, statusEqual } from './status.ts';
 import { readyCondition } from './ready.ts';

@@ -2,7 +2,7 @@
 // Condition semantics (lastTransitionTime moves only when status changes), and the address
 // transitions that deserve an Event.
 import { nameMessage, resolvedAtRefreshMs, type Resolution } from '../../dns/resolution.ts';
-import type { AddressView } from './desired.ts';
+import type { AddressView } from './addresses.ts';
 import {
   foreignEndpointsConditionType,
   lostText,

@@ -1,7 +1,7 @@
 // The Events a status change earns: address transitions (healthy, unhealthy, denied, drained)
 // and DNS names failing or answering again, each said once, with the addresses it concerns.
 import type { Resolution } from '../../dns/resolution.ts';
-import type { AddressState, AddressView } from './desired.ts';
+import type { AddressState, AddressView } from './addresses.ts';
 import { type ExternalBackendStatus } from '../../api/externalbackendstatus.ts';
 import { nameMessage } from '../../dns/resolution.ts';
 
