@@ -1,5 +1,6 @@
 import type { CachedObject } from './cached.ts';
-import type { EventHandlers, InformerView, ListFailure } from './informer.ts';
+import type { EventHandlers, InformerView } from './store.ts';
+import type { ListFailure } from './informer.ts';
 
 function deepFreeze<T>(value: T): T {
   if (value !== null && typeof value === 'object' && !Object.isFrozen(value)) {

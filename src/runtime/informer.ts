@@ -4,6 +4,7 @@ import { realClock, type Clock } from './clock.ts';
 import { withConcern, type ErrorSource } from './errors.ts';
 import type { Logger } from './log.ts';
 import { objectKey } from './keys.ts';
+import { Store, type EventHandlers, type InformerView } from './store.ts';
 import type { ResourceClient } from './listers.ts';
 import { isAborted, sleep, untilAborted } from './signals.ts';
 import { GoneError, watchOnce, type WatchEndReason } from './watchstream.ts';
@@ -22,23 +23,6 @@ import { GoneError, watchOnce, type WatchEndReason } from './watchstream.ts';
  *   about once a minute, so a healthy quiet watch is never cut);
  * - calls handlers with (old, new) after the cache is updated. Handlers must only enqueue keys.
  */
-
-export interface EventHandlers<T> {
-  add?(obj: T): void;
-  update?(oldObj: T, newObj: T): void;
-  delete?(obj: T): void;
-}
-
-/**
- * What a controller reads of an informer: its cache, by namespace, and its events. The Informer is
- * one; informer.test-helpers.ts has an in-memory one that unit tests move by hand.
- */
-export interface InformerView<T> {
-  get(namespace: string, name: string): T | undefined;
-  /** Objects in one namespace, or in all of them. */
-  list(namespace?: string): T[];
-  addHandlers(h: EventHandlers<T>): void;
-}
 
 export interface InformerOptions<T> {
   readonly name: string;
@@ -99,8 +83,7 @@ function deepFreeze<T>(value: T): T {
 const cluster = '*';
 
 export class Informer<T extends CachedObject> implements InformerView<T> {
-  private readonly byNamespace = new Map<string, Map<string, T>>();
-  private readonly handlers: EventHandlers<T>[] = [];
+  private readonly store: Store<T>;
   private readonly failureHandlers: ((namespace: string | undefined) => void)[] = [];
   private readonly syncedScopes = new Set<string>();
   /** Why each scope's last list or watch failed, until it lists again; the latest last. */
@@ -116,6 +99,7 @@ export class Informer<T extends CachedObject> implements InformerView<T> {
     this.opts = opts;
     this.clock = opts.clock ?? realClock;
     this.wanted = new Set(opts.namespaces ?? [cluster]);
+    this.store = new Store(opts.name, opts.onError);
   }
 
   /**
@@ -144,8 +128,7 @@ export class Informer<T extends CachedObject> implements InformerView<T> {
       this.running.delete(scope);
       this.syncedScopes.delete(scope);
       this.scopeFailures.delete(scope);
-      if (scope === cluster) this.byNamespace.clear();
-      else this.byNamespace.delete(scope);
+      this.store.drop(scope === cluster ? undefined : scope);
     }
     for (const scope of this.wanted) {
       if (this.running.has(scope)) continue;
@@ -190,7 +173,7 @@ export class Informer<T extends CachedObject> implements InformerView<T> {
   }
 
   addHandlers(h: EventHandlers<T>): void {
-    this.handlers.push(h);
+    this.store.addHandlers(h);
   }
 
   /**
@@ -213,21 +196,16 @@ export class Informer<T extends CachedObject> implements InformerView<T> {
   }
 
   get(namespace: string, name: string): T | undefined {
-    return this.byNamespace.get(namespace)?.get(name);
+    return this.store.get(namespace, name);
   }
 
   /** Objects in one namespace (the by-namespace index), or in all of them. */
   list(namespace?: string): T[] {
-    if (namespace !== undefined) return [...(this.byNamespace.get(namespace)?.values() ?? [])];
-    const out: T[] = [];
-    for (const m of this.byNamespace.values()) out.push(...m.values());
-    return out;
+    return this.store.list(namespace);
   }
 
   size(): number {
-    let n = 0;
-    for (const m of this.byNamespace.values()) n += m.size;
-    return n;
+    return this.store.size();
   }
 
   /** Runs until `signal` aborts. */
@@ -246,7 +224,7 @@ export class Informer<T extends CachedObject> implements InformerView<T> {
     while (!signal.aborted) {
       await sleep(period * (0.9 + Math.random() * 0.2), signal);
       if (isAborted(signal)) return;
-      for (const obj of this.list()) this.notify(obj, (h) => h.update?.(obj, obj));
+      this.store.redeliver();
     }
   }
 
@@ -360,7 +338,7 @@ export class Informer<T extends CachedObject> implements InformerView<T> {
         const obj = this.project(raw);
         if (obj === undefined) continue;
         seen.add(objectKey(obj));
-        this.upsert(obj);
+        this.store.upsert(obj);
       }
       token = page.continueToken;
       rv = page.resourceVersion;
@@ -368,7 +346,7 @@ export class Informer<T extends CachedObject> implements InformerView<T> {
 
     for (const existing of this.list(namespace)) {
       if (this.inScope(existing, namespace) && !seen.has(objectKey(existing)))
-        this.remove(existing);
+        this.store.remove(existing);
     }
     return rv;
   }
@@ -388,8 +366,8 @@ export class Informer<T extends CachedObject> implements InformerView<T> {
       signal,
       onObject: (type, raw) => {
         const obj = this.project(raw);
-        if (obj !== undefined && type === 'DELETED') this.remove(obj);
-        else if (obj !== undefined) this.upsert(obj);
+        if (obj !== undefined && type === 'DELETED') this.store.remove(obj);
+        else if (obj !== undefined) this.store.upsert(obj);
       },
       // Connected and up as long as a watch that is not "quick": the scope follows again from its
       // resourceVersion, missing nothing, so its failure is over. Waiting for the watch to end
@@ -415,49 +393,5 @@ export class Informer<T extends CachedObject> implements InformerView<T> {
       );
       return undefined;
     }
-  }
-
-  /** Calls every handler; one that throws is reported and does not stop the others. */
-  private notify(obj: T, call: (h: EventHandlers<T>) => void): void {
-    withConcern({ informer: this.name, object: objectKey(obj) }, () => {
-      for (const h of this.handlers) {
-        try {
-          call(h);
-        } catch (err) {
-          this.opts.onError?.('informer-handler', err);
-        }
-      }
-    });
-  }
-
-  private upsert(obj: T): void {
-    const ns = obj.metadata?.namespace ?? '';
-    const name = obj.metadata?.name ?? '';
-    let m = this.byNamespace.get(ns);
-    if (m === undefined) {
-      m = new Map();
-      this.byNamespace.set(ns, m);
-    }
-    const old = m.get(name);
-    m.set(name, obj);
-    if (old !== undefined && old.metadata?.uid !== obj.metadata?.uid) {
-      // Same name, new object: the old one was deleted while we were not watching.
-      this.notify(old, (h) => h.delete?.(old));
-      this.notify(obj, (h) => h.add?.(obj));
-    } else if (old === undefined) {
-      this.notify(obj, (h) => h.add?.(obj));
-    } else {
-      this.notify(obj, (h) => h.update?.(old, obj));
-    }
-  }
-
-  private remove(obj: T): void {
-    const ns = obj.metadata?.namespace ?? '';
-    const m = this.byNamespace.get(ns);
-    const old = m?.get(obj.metadata?.name ?? '');
-    if (m === undefined || old === undefined) return;
-    m.delete(obj.metadata?.name ?? '');
-    if (m.size === 0) this.byNamespace.delete(ns);
-    this.notify(obj, (h) => h.delete?.(obj));
   }
 }

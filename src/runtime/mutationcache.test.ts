@@ -1,5 +1,5 @@
 import { describe, expect, it } from '@jest/globals';
-import type { EventHandlers } from './informer.ts';
+import type { EventHandlers } from './store.ts';
 import { MutationCache, type WatchedCache } from './mutationcache.ts';
 
 interface Obj {

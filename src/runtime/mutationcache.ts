@@ -1,5 +1,5 @@
 import type { CachedObject } from './cached.ts';
-import type { EventHandlers } from './informer.ts';
+import type { EventHandlers } from './store.ts';
 
 /** What a mutation cache needs of an informer: reads, and to be told of every change it sees. */
 export interface WatchedCache<T> {

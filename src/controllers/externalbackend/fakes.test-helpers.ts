@@ -9,7 +9,8 @@ import type { Target } from '../../health/scheduler.ts';
 import type { AddressHealth } from '../../health/state.ts';
 import type { CachedObject } from '../../runtime/cached.ts';
 import type { EventRecorder } from '../../runtime/events.ts';
-import type { EventHandlers, ListFailure } from '../../runtime/informer.ts';
+import type { EventHandlers } from '../../runtime/store.ts';
+import type { ListFailure } from '../../runtime/informer.ts';
 import type { Cache, Names, ProbeTargets } from './options.ts';
 import type { BackendWriter, OwnedKind } from './writer.ts';
 

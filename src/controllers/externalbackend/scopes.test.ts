@@ -1,6 +1,6 @@
 // Which namespaces the shared caches watch as ExternalBackends come and go.
 import { describe, expect, it } from '@jest/globals';
-import type { EventHandlers } from '../../runtime/informer.ts';
+import type { EventHandlers } from '../../runtime/store.ts';
 import type { CachedExternalBackend } from '../../api/resources.ts';
 import { followBackendNamespaces } from './scopes.ts';
 

@@ -3,7 +3,8 @@
 // decisions are frozen. One key; gather (the grants cache) → plan (pure) → apply (one apply).
 import { Controller, type ReconcileResult } from '../../runtime/runner.ts';
 import { realClock, type Clock } from '../../runtime/clock.ts';
-import { isPermanent, type Informer, type InformerView } from '../../runtime/informer.ts';
+import { isPermanent, type Informer } from '../../runtime/informer.ts';
+import { type InformerView } from '../../runtime/store.ts';
 import { ExponentialBackoff, MaxOf, TokenBucket } from '../../runtime/ratelimit.ts';
 import type { PolicyWriter } from './writer.ts';
 import type { CachedPolicy } from '../../api/resources.ts';
