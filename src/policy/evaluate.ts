@@ -127,7 +127,7 @@ export interface Subject {
   readonly ports: readonly number[];
   /**
    * The addresses this backend has published on the ports it publishes now (in its
-   * EndpointSlices, see publishedAddresses in controllers/externalbackend/desired.ts), which a frozen policy keeps:
+   * EndpointSlices, see publishedAddresses in controllers/externalbackend/addresses.ts), which a frozen policy keeps:
    * nothing is withdrawn for policy reasons, nothing new is published. A new leader rebuilds the
    * set from the slices, so it needs no memory of its own.
    */

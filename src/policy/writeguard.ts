@@ -2,8 +2,8 @@
 // let it write only the Services, Endpoints and EndpointSlices it manages. RBAC cannot say "only
 // objects owned by an ExternalBackend" (it grants a verb on every object of a resource), so a
 // compromised operator process, or a bug in its ownership checks, could otherwise rewrite any
-// Service's endpoints in the cluster. The rules repeat what the code writes (externalbackend/
-// desired.ts, endpoints/desired.ts, controllers/*), and nothing more:
+// Service's endpoints in the cluster. The rules repeat what the code writes (the label names in
+// api/names.ts; controllers/externalbackend/ and endpoints/desired.ts), and nothing more:
 //
 // - `<name>` (no params) judges the object itself: a backend's objects carry a controller
 //   ownerReference to an ExternalBackend (the same one before and after an update), its labels,

@@ -1,5 +1,5 @@
 // What the informers keep of each kind: narrow types of their own, so that reading a field the
-// transform in resources.ts drops is a compile error rather than an `undefined` at run time. Every
+// transform in transforms.ts drops is a compile error rather than an `undefined` at run time. Every
 // field is read-only: cached objects are shared and frozen. The client library's full types
 // (V1Pod, V1Service) are assignable to these, so pure functions accept either.
 import type {

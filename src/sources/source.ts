@@ -2,7 +2,7 @@
 // it, what outrigger has learnt about the world) into candidate addresses; every candidate then
 // goes through the same judge (deny list, address policy), health checks and publication, whatever
 // its source. Pods selected by spec.podSelector are not a source of this kind: their readiness is
-// the pods' own and they are neither judged nor probed (see podSubsets in ../desired.ts).
+// the pods' own and they are neither judged nor probed (see podSubsets in controllers/externalbackend/desired.ts).
 import type { Resolution } from '../dns/resolution.ts';
 import type { ExternalBackendSpec } from '../api/externalbackend.ts';
 
