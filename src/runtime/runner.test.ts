@@ -53,6 +53,50 @@ describe('Controller (the runner)', () => {
     await running;
   });
 
+  it('keeps the look a failed reconcile planned, even once the key is dropped from backoff', async () => {
+    const { clock, controller, runs } = setup(0);
+    const results: ReconcileResult[] = [
+      { error: new Error('one write failed'), requeueAfterMs: 30_000 },
+      done,
+    ];
+    const running = controller.run(() => {
+      runs.push(String(clock.now()));
+      return Promise.resolve(results.shift() ?? done);
+    });
+    const start = clock.now();
+    controller.queue.add('ns/a');
+    await clock.advance(29_999);
+    expect(runs).toEqual([String(start)]);
+    await clock.advance(1);
+    expect(runs).toEqual([String(start), String(start + 30_000)]);
+    await clock.advance(60 * 60_000);
+    expect(runs).toHaveLength(2);
+    controller.shutDown();
+    await running;
+  });
+
+  it('retries a failed reconcile after the sooner of its backoff and its planned look', async () => {
+    const { clock, controller, runs } = setup(3);
+    const results: ReconcileResult[] = [
+      { error: new Error('one write failed'), requeueAfterMs: 60_000 },
+      done,
+    ];
+    const running = controller.run(() => {
+      runs.push(String(clock.now()));
+      return Promise.resolve(results.shift() ?? done);
+    });
+    const start = clock.now();
+    controller.queue.add('ns/a');
+    await clock.advance(1000);
+    expect(runs).toHaveLength(2);
+    expect(Number(runs[1]) - start).toBeLessThan(1000);
+    // The retry planned afresh (done): the earlier plan's look does not come on its own.
+    await clock.advance(60 * 60_000);
+    expect(runs).toHaveLength(2);
+    controller.shutDown();
+    await running;
+  });
+
   it('says how long the oldest reconcile has been running, by its clock', async () => {
     const { clock, controller } = setup();
     let release = (): void => undefined;

@@ -6,12 +6,19 @@ import type { RateLimiter } from './ratelimit.ts';
 import { WorkQueue } from './workqueue.ts';
 
 /**
- * What a reconcile asks of the loop once it succeeded: to look at the key again after a while
- * (a hold-off ending, a certificate nearing its warning window, a batched status write). The
- * runner alone puts keys back on the queue, as controller-runtime's Result.RequeueAfter.
+ * What a reconcile asks of the loop: to look at the key again after a while (a hold-off ending,
+ * a certificate nearing its warning window, a batched status write), as controller-runtime's
+ * Result.RequeueAfter. The runner alone puts keys back on the queue.
+ *
+ * `error` is a failure the reconcile planned around (one write failed, the rest of the plan was
+ * applied): the key is retried with backoff like a thrown error, and the planned look comes
+ * too, whichever is sooner. controller-runtime drops the result of a failed reconcile; here the
+ * planned look survives, because a key that fails maxRetries times is dropped from backoff and a
+ * certificate warning or a hold-off ending would otherwise wait for an unrelated event.
  */
 export interface ReconcileResult {
   readonly requeueAfterMs?: number | undefined;
+  readonly error?: unknown;
 }
 
 /** Nothing to look at again until the next event. */
@@ -67,35 +74,26 @@ export class Controller {
   }
 
   run(reconcile: Reconcile): Promise<void> {
-    const { name, metrics, log, maxRetries } = this.opts;
+    const { name, metrics } = this.opts;
     return this.queue.run(this.opts.workers, async (key) => {
       this.active++;
       metrics.activeWorkers.set({ controller: name }, this.active);
       const end = metrics.reconcileTime.startTimer({ controller: name });
+      let result: ReconcileResult;
       try {
-        const result = await withConcern({ controller: name, object: key }, () => reconcile(key));
-        this.queue.forget(key);
-        if (result.requeueAfterMs !== undefined) this.queue.addAfter(key, result.requeueAfterMs);
-        metrics.reconcileTotal.inc({ controller: name, result: 'success' });
+        result = await withConcern({ controller: name, object: key }, () => reconcile(key));
       } catch (err) {
-        metrics.reconcileTotal.inc({ controller: name, result: 'error' });
-        metrics.reconcileErrors.inc({ controller: name });
-        if (isProgrammingError(err)) metrics.reconcilePanics.inc({ controller: name });
-        const retries = this.queue.numRequeues(key);
-        if (retries < maxRetries) {
-          log.info(
-            { controller: name, key, err: errorMessage(err), retries },
-            'reconcile failed; retrying',
-          );
-          this.queue.addRateLimited(key);
-        } else {
-          log.error(
-            { controller: name, key, err: errorMessage(err), retries },
-            'reconcile failed too often; dropping the key until its next change',
-          );
+        result = { error: err ?? new Error('reconcile threw without a reason') };
+      }
+      try {
+        if (result.error === undefined) {
           this.queue.forget(key);
-          metrics.terminalReconcileErrors.inc({ controller: name });
+          metrics.reconcileTotal.inc({ controller: name, result: 'success' });
+        } else {
+          this.failed(key, result.error);
         }
+        // After the backoff's add: the queue keeps whichever of the two comes sooner.
+        if (result.requeueAfterMs !== undefined) this.queue.addAfter(key, result.requeueAfterMs);
       } finally {
         end();
         this.active--;
@@ -106,6 +104,29 @@ export class Controller {
 
   shutDown(): void {
     this.queue.shutDown();
+  }
+
+  /** Counts a failure and retries the key with backoff, or drops it after maxRetries. */
+  private failed(key: string, err: unknown): void {
+    const { name, metrics, log, maxRetries } = this.opts;
+    metrics.reconcileTotal.inc({ controller: name, result: 'error' });
+    metrics.reconcileErrors.inc({ controller: name });
+    if (isProgrammingError(err)) metrics.reconcilePanics.inc({ controller: name });
+    const retries = this.queue.numRequeues(key);
+    if (retries < maxRetries) {
+      log.info(
+        { controller: name, key, err: errorMessage(err), retries },
+        'reconcile failed; retrying',
+      );
+      this.queue.addRateLimited(key);
+    } else {
+      log.error(
+        { controller: name, key, err: errorMessage(err), retries },
+        'reconcile failed too often; dropping the key until its next change',
+      );
+      this.queue.forget(key);
+      metrics.terminalReconcileErrors.inc({ controller: name });
+    }
   }
 }
 

@@ -9,6 +9,11 @@ export interface EventHandlers<T> {
   add?(obj: T): void;
   update?(oldObj: T, newObj: T): void;
   delete?(obj: T): void;
+  /**
+   * The informer stopped watching a namespace (undefined: all of them) and forgot its objects
+   * without a delete event each; memories kept per object end here.
+   */
+  dropped?(namespace: string | undefined): void;
 }
 
 /**
@@ -55,10 +60,21 @@ export class Store<T extends CachedObject> implements InformerView<T> {
     return n;
   }
 
-  /** Forgets a namespace's objects, or all (undefined), telling no handler: nobody watches them. */
+  /**
+   * Forgets a namespace's objects, or all (undefined), with no delete event for each: whoever
+   * dropped the namespace no longer cares about them. Handlers keeping memory per object hear
+   * `dropped` once.
+   */
   drop(namespace: string | undefined): void {
     if (namespace === undefined) this.byNamespace.clear();
     else this.byNamespace.delete(namespace);
+    for (const h of this.handlers) {
+      try {
+        h.dropped?.(namespace);
+      } catch (err) {
+        this.onError?.('informer-handler', err);
+      }
+    }
   }
 
   upsert(obj: T): void {

@@ -108,9 +108,11 @@ async function run(t: ApplyTargets, ref: BackendRef, op: Operation): Promise<voi
         throw err;
       }
       if (after !== undefined) {
+        // The precondition held, so the write replaced exactly the version the plan read.
+        const read = op.obj.metadata?.resourceVersion;
         const wrote = { ...op.obj, metadata: { ...op.obj.metadata, resourceVersion: after } };
-        if (op.kind === 'Endpoints') t.endpointWrites.record(wrote);
-        else t.sliceWrites.record(wrote as V1EndpointSlice);
+        if (op.kind === 'Endpoints') t.endpointWrites.record(wrote, read);
+        else t.sliceWrites.record(wrote as V1EndpointSlice, read);
       }
       say(t, ref, op.events);
       return;
@@ -135,6 +137,7 @@ export async function applyFinish(
   key: string,
   ref: BackendRef,
   finish: Finish,
+  read: string | undefined,
 ): Promise<void> {
   const state = t.states.get(key);
   t.states.update(key, {
@@ -144,13 +147,15 @@ export async function applyFinish(
   const at = t.now();
   const rv = await t.writer.patchStatus(ref.namespace, ref.name, finish.status);
   t.states.update(key, { statusWrittenAt: at });
+  // The status was judged against the version gather read; a backend changed since is not ours
+  // to paper over, and the mutation cache would refuse it anyway.
   const current = t.backends.get(ref.namespace, ref.name);
-  if (current !== undefined) {
+  if (current !== undefined && current.metadata?.resourceVersion === read) {
     // The version the write made, which the watch will deliver; unknown, none (never the old one).
     const metadata = { ...current.metadata };
     delete metadata.resourceVersion;
     if (rv !== undefined) metadata.resourceVersion = rv;
-    t.backends.record({ ...current, status: finish.status, metadata });
+    t.backends.record({ ...current, status: finish.status, metadata }, read);
   }
   say(t, ref, finish.events);
 }

@@ -8,6 +8,7 @@ import { Controller, done, type ReconcileResult } from '../../runtime/runner.ts'
 import { realClock } from '../../runtime/clock.ts';
 import { objectKey, splitKey } from '../../runtime/keys.ts';
 import type { CachedExternalBackend } from '../../api/resources.ts';
+import { kind } from '../../api/externalbackend.ts';
 import { MutationCache } from '../../runtime/mutationcache.ts';
 import { applyFinish, applyKeep, applyOperations, type ApplyTargets } from './apply.ts';
 import { planAfterFailure, planReconcile } from './decide.ts';
@@ -50,6 +51,7 @@ export class ExternalBackendController {
       maxRetries: 15,
       log: o.log,
       metrics: o.metrics,
+      clock,
     });
     const q = this.controller.queue;
     this.scheduler = o.scheduler;
@@ -174,6 +176,12 @@ export class ExternalBackendController {
       if (this.o.inScope(xb.metadata?.namespace ?? '')) this.controller.queue.add(objectKey(xb));
   }
 
+  /** outrigger's own writes its caches do not show yet (backends, Endpoints, slices). */
+  get unseenWrites(): number {
+    const s = this.sources;
+    return s.backends.size + s.endpointWrites.size + s.sliceWrites.size;
+  }
+
   async shutDown(): Promise<void> {
     this.controller.shutDown();
     await Promise.all([this.scheduler.stop(), this.resolver.stop()]);
@@ -191,9 +199,10 @@ export class ExternalBackendController {
     const failed = await applyOperations(this.targets, ref, plan.operations);
     const failure = failed === undefined ? undefined : classifyFailure(failed);
     if (failure !== undefined) plan = planAfterFailure(g, plan, failure);
-    if (plan.finish !== undefined) await applyFinish(this.targets, key, ref, plan.finish);
-    if (failure?.retry !== undefined) throw failure.retry;
-    return { requeueAfterMs: plan.requeueAfterMs };
+    if (plan.finish !== undefined) {
+      await applyFinish(this.targets, key, ref, plan.finish, g.backend?.resourceVersion);
+    }
+    return { requeueAfterMs: plan.requeueAfterMs, error: failure?.retry };
   }
 
   /** Drops everything kept for a backend that is gone. */
@@ -205,5 +214,12 @@ export class ExternalBackendController {
     this.resolver.want(key, []);
     unobserve(this.o.metrics, namespace, name, was.readySeries);
     this.sources.backends.forget(namespace, name);
+    // Its Endpoints and slices go with it (garbage collection), but their deletions may never
+    // be watched (a namespace going out of scope): the memory of its writes ends here.
+    const owned = (o: V1Endpoints | V1EndpointSlice): boolean =>
+      o.metadata?.namespace === namespace &&
+      o.metadata.ownerReferences?.some((r) => r.kind === kind && r.name === name) === true;
+    this.sources.endpointWrites.forgetWhere(owned);
+    this.sources.sliceWrites.forgetWhere(owned);
   }
 }

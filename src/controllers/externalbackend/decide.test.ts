@@ -61,6 +61,7 @@ function world(over: Partial<BackendWorld> = {}): BackendWorld {
 function gathered(facts: Partial<BackendFacts> = {}, w: BackendWorld | null = world()) {
   const backend: BackendFacts = {
     ref,
+    resourceVersion: '7',
     generation: 1,
     previous: undefined,
     spec: externalBackendSpec.safeParse(spec),

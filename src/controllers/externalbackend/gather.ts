@@ -66,6 +66,8 @@ export interface Gathered {
 
 export interface BackendFacts {
   readonly ref: BackendRef;
+  /** The resourceVersion read (outrigger's own status write while the cache lags it). */
+  readonly resourceVersion: string | undefined;
   readonly generation: number;
   readonly previous: ExternalBackendStatus | undefined;
   readonly spec: ParsedSpec;
@@ -95,6 +97,7 @@ export function gather(s: GatherSources, key: string, now: number): Gathered {
     sourcesCover(s, namespace, refs, now);
   const facts: BackendFacts = {
     ref,
+    resourceVersion: xb.metadata?.resourceVersion,
     generation: xb.metadata?.generation ?? 0,
     previous,
     spec,

@@ -106,5 +106,5 @@ export interface ExternalBackendControllerOptions {
    * The time every decision compares with, including the informers' failure timestamps (give
    * the informers the same clock). The real clock by default.
    */
-  readonly clock?: Pick<Clock, 'now'>;
+  readonly clock?: Clock;
 }

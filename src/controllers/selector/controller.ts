@@ -224,7 +224,11 @@ export class EndpointsController {
         plan.operation === 'create'
           ? await this.o.writer.create(plan.endpoints)
           : await this.o.writer.update(plan.endpoints);
-      this.writes.record(written);
+      // An update's precondition held, so it replaced exactly the version the plan read.
+      this.writes.record(
+        written,
+        plan.operation === 'create' ? undefined : plan.endpoints.metadata?.resourceVersion,
+      );
     } catch (err) {
       const failure = writeFailure(plan, err);
       if (failure === 'ignore') return done;
