@@ -9,6 +9,7 @@ import type { CachedPod } from '../src/runtime/cached.ts';
 import { Informer } from '../src/runtime/informer.ts';
 import { type WatchEndReason } from '../src/runtime/watchstream.ts';
 import { podClient } from '../src/runtime/listers.ts';
+import { restClient } from '../src/runtime/rest.ts';
 import { transformPod } from '../src/runtime/transforms.ts';
 import { createLogger } from '../src/runtime/log.ts';
 import { allOf, inNamespace, isList, isWatch, startApiProxy } from './harness/apiproxy.ts';
@@ -36,8 +37,7 @@ describe('Informer', () => {
     await createRunningPod(core, b, 'in-b', { ip: '10.244.4.2', ready: true });
     const informer = new Informer<CachedPod>({
       name: 'pods',
-      kubeConfig: kc,
-      client: podClient(kc),
+      client: podClient(restClient(kc)),
       transform: transformPod,
       namespaces: [a],
       log: createLogger('error'),
@@ -97,8 +97,7 @@ describe('Informer', () => {
     const release = proxy.fault(allOf(isList('pods'), inNamespace(a)), { kind: 'hang' });
     const informer = new Informer<CachedPod>({
       name: 'pods',
-      kubeConfig: pkc,
-      client: podClient(pkc),
+      client: podClient(restClient(pkc)),
       transform: transformPod,
       namespaces: [a, b],
       log: createLogger('error'),
@@ -150,8 +149,7 @@ describe('Informer', () => {
     const events: string[] = [];
     const informer = new Informer<CachedPod>({
       name: 'pods',
-      kubeConfig: kc,
-      client: podClient(kc),
+      client: podClient(restClient(kc)),
       transform: transformPod,
       namespaces: [ns],
       log: createLogger('error'),
@@ -208,8 +206,7 @@ describe('Informer', () => {
     let resynced = 0;
     const informer = new Informer<CachedPod>({
       name: 'pods',
-      kubeConfig: pkc,
-      client: podClient(pkc),
+      client: podClient(restClient(pkc)),
       transform: transformPod,
       namespaces: [ns],
       log: createLogger('error'),

@@ -21,6 +21,7 @@ import { type ExternalBackendStatus } from '../src/api/externalbackendstatus.ts'
 import { Informer } from '../src/runtime/informer.ts';
 import { policyWriter } from '../src/controllers/policy/writer.ts';
 import { customObjectClient } from '../src/runtime/listers.ts';
+import { restClient } from '../src/runtime/rest.ts';
 import { transformPolicy, type CachedPolicy } from '../src/api/resources.ts';
 import { createLogger } from '../src/runtime/log.ts';
 import { createMetrics } from '../src/runtime/metrics.ts';
@@ -91,8 +92,7 @@ describe('address policy review', () => {
     pkc.loadFromFile(proxy.kubeconfigPath);
     const informer = new Informer<CachedPolicy>({
       name: 'externalbackendpolicies',
-      kubeConfig: pkc,
-      client: customObjectClient(pkc, group, version, policyPlural),
+      client: customObjectClient(restClient(pkc), group, version, policyPlural),
       transform: transformPolicy,
       log: createLogger('error'),
     });

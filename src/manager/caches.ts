@@ -1,6 +1,5 @@
 // The informers the controllers read, each scoped to what outrigger manages rather than the
 // cluster, and the namespace-following that widens the shared ones as ExternalBackends appear.
-import type { KubeConfig } from '@kubernetes/client-node';
 import { labelSliceManagedBy, managerName } from '../api/names.ts';
 import { group, plural, version } from '../api/externalbackend.ts';
 import { policyPlural } from '../api/policy.ts';
@@ -52,6 +51,7 @@ import type { Logger } from '../runtime/log.ts';
 import type { Metrics } from '../runtime/metrics.ts';
 import type { V1EndpointSlice } from '@kubernetes/client-node';
 import type { Config } from './config.ts';
+import type { Rest } from '../runtime/rest.ts';
 
 export type RunnableInformer = Pick<
   Informer<CachedObject>,
@@ -78,7 +78,8 @@ export interface Caches {
 
 export interface CacheContext {
   readonly config: Config;
-  readonly kubeConfig: KubeConfig;
+  /** The lean client the lists go through. */
+  readonly rest: Rest;
   readonly log: Logger;
   readonly metrics: Metrics;
   readonly report: (source: ErrorSource, err: unknown) => void;
@@ -87,7 +88,7 @@ export interface CacheContext {
 }
 
 export function createCaches(ctx: CacheContext): Caches {
-  const { config, kubeConfig: kc, log, metrics } = ctx;
+  const { config, rest, log, metrics } = ctx;
   const mode = config.selectorMode;
   const selectorNamespaces = mode.kind === 'namespaces' ? mode.namespaces : undefined;
   const backendNamespaces = config.watchNamespaces.length > 0 ? config.watchNamespaces : undefined;
@@ -107,7 +108,6 @@ export function createCaches(ctx: CacheContext): Caches {
   ): Informer<T> => {
     const inf = new Informer<T>({
       name,
-      kubeConfig: kc,
       namespaces,
       log,
       client,
@@ -127,7 +127,7 @@ export function createCaches(ctx: CacheContext): Caches {
   const services = informer(
     'services',
     followed,
-    serviceClient(kc),
+    serviceClient(rest),
     transformService,
     true,
     config.syncPeriodMs,
@@ -136,13 +136,13 @@ export function createCaches(ctx: CacheContext): Caches {
   // is served. Without either, no pods informer exists (the chart then grants no pods access).
   const pods =
     mode.kind !== 'off' || config.podSelector
-      ? informer('pods', followed, podClient(kc), transformPod)
+      ? informer('pods', followed, podClient(rest), transformPod)
       : undefined;
-  const endpoints = informer('endpoints', followed, endpointsClient(kc), transformEndpoints);
+  const endpoints = informer('endpoints', followed, endpointsClient(rest), transformEndpoints);
   const backends = informer(
     'externalbackends',
     backendNamespaces,
-    customObjectClient(kc, group, version, plural),
+    customObjectClient(rest, group, version, plural),
     transformExternalBackend,
     true,
     config.syncPeriodMs,
@@ -150,7 +150,7 @@ export function createCaches(ctx: CacheContext): Caches {
   const slices = informer(
     'endpointslices',
     backendNamespaces,
-    endpointSliceClient(kc, `${labelSliceManagedBy}=${managerName}`),
+    endpointSliceClient(rest, `${labelSliceManagedBy}=${managerName}`),
     transformEndpointSlice,
   );
 
@@ -161,14 +161,14 @@ export function createCaches(ctx: CacheContext): Caches {
   const secrets = informer(
     'secrets',
     [],
-    probeSourceClient(kc, 'secrets', probeSelector),
+    probeSourceClient(rest, 'secrets', probeSelector),
     transformSecret,
     false,
   );
   const configMaps = informer(
     'configmaps',
     [],
-    probeSourceClient(kc, 'configmaps', probeSelector),
+    probeSourceClient(rest, 'configmaps', probeSelector),
     transformConfigMap,
     false,
   );
@@ -195,15 +195,15 @@ export function createCaches(ctx: CacheContext): Caches {
     serviceCIDRs: informer(
       'servicecidrs',
       undefined,
-      customObjectClient(kc, 'networking.k8s.io', 'v1', 'servicecidrs'),
+      customObjectClient(rest, 'networking.k8s.io', 'v1', 'servicecidrs'),
       transformServiceCIDR,
       false,
     ),
-    nodes: informer('nodes', undefined, nodeClient(kc), transformNode, false),
+    nodes: informer('nodes', undefined, nodeClient(rest), transformNode, false),
     apiServer: informer(
       'apiserver-endpointslices',
       ['default'],
-      endpointSliceClient(kc, 'kubernetes.io/service-name=kubernetes'),
+      endpointSliceClient(rest, 'kubernetes.io/service-name=kubernetes'),
       transformSliceAddresses,
       false,
     ),
@@ -219,14 +219,14 @@ export function createCaches(ctx: CacheContext): Caches {
   const policies = informer(
     'externalbackendpolicies',
     undefined,
-    customObjectClient(kc, group, version, policyPlural),
+    customObjectClient(rest, group, version, policyPlural),
     transformPolicy,
     false,
   );
   const namespaces = informer(
     'namespaces',
     undefined,
-    namespaceClient(kc),
+    namespaceClient(rest),
     transformNamespace,
     false,
   );

@@ -6,7 +6,8 @@ import { hostname } from 'node:os';
 import { setupExternalBackend } from '../controllers/externalbackend/setup.ts';
 import { setupPolicy } from '../controllers/policy/setup.ts';
 import { setupSelector } from '../controllers/selector/setup.ts';
-import { inClusterNamespace, observeRequests } from '../runtime/client.ts';
+import { inClusterNamespace, observeRequests, type RequestObserver } from '../runtime/client.ts';
+import { restClient } from '../runtime/rest.ts';
 import { errorReporter, installLastResort } from '../runtime/errors.ts';
 import { eventRecorder } from '../runtime/events.ts';
 import type { Runnable } from '../runtime/host.ts';
@@ -57,14 +58,14 @@ export async function runManager(
   stop: AbortSignal,
 ): Promise<void> {
   const metrics = createMetrics();
-  const kc = observeRequests(
-    kubeConfig,
-    (method, code, seconds, host) => {
-      metrics.restRequests.inc({ method, code });
-      metrics.restRequestDuration.observe({ verb: method, host }, seconds);
-    },
-    `outrigger/${outriggerVersion} (${process.platform}/${process.arch})`,
-  );
+  const observe: RequestObserver = (method, code, seconds, host) => {
+    metrics.restRequests.inc({ method, code });
+    metrics.restRequestDuration.observe({ verb: method, host }, seconds);
+  };
+  const userAgent = `outrigger/${outriggerVersion} (${process.platform}/${process.arch})`;
+  const kc = observeRequests(kubeConfig, observe, userAgent);
+  // The objects handled in volume go through the lean client; everything else through client-node.
+  const rest = restClient(kubeConfig, { observe, userAgent });
   const report = errorReporter(log, (source) => {
     metrics.unhandledErrors.inc({ source });
   });
@@ -91,7 +92,14 @@ export async function runManager(
   const inSelectorScope = (ns: string): boolean =>
     mode.kind === 'all' || (selectorNamespaces?.includes(ns) ?? false);
   const inBackendScope = (ns: string): boolean => backendNamespaces?.includes(ns) ?? true;
-  const caches = createCaches({ config, kubeConfig: kc, log, metrics, report, inBackendScope });
+  const caches = createCaches({
+    config,
+    rest,
+    log,
+    metrics,
+    report,
+    inBackendScope,
+  });
   let rangesReady = false;
   readyz.push({
     name: 'cluster-ranges',
@@ -104,7 +112,7 @@ export async function runManager(
   if (mode.kind !== 'off') {
     if (caches.pods === undefined) throw new Error('selector mode runs without a pods informer');
     setupSelector(host, {
-      kubeConfig: kc,
+      rest,
       services: caches.services,
       pods: caches.pods,
       endpoints: caches.endpoints,
@@ -119,6 +127,7 @@ export async function runManager(
   }
   const xbc = setupExternalBackend(host, {
     kubeConfig: kc,
+    rest,
     settings: config,
     backends: caches.backends,
     services: caches.services,

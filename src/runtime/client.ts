@@ -66,8 +66,9 @@ export type RequestObserver = (method: string, code: string, seconds: number, ho
 /**
  * A KubeConfig whose API clients report each request, for client-go's rest_client_requests_total.
  * client-node offers no hook for responses with their request's method, so its default HTTP library
- * is wrapped; the rest of makeApiClient is as client-node's own. Watches use their own fetch and
- * are not counted (their restarts are outrigger_informer_watch_restarts_total).
+ * is wrapped; the rest of makeApiClient is as client-node's own. The lean client (rest.ts) reports
+ * to the same observer; watches are not counted (their restarts are
+ * outrigger_informer_watch_restarts_total).
  */
 export function observeRequests(
   kc: KubeConfig,

@@ -1,5 +1,4 @@
 import { describe, expect, it } from '@jest/globals';
-import { KubeConfig } from '@kubernetes/client-node';
 import { pino } from 'pino';
 import type { CachedObject } from './cached.ts';
 import { FakeClock, settle } from './clock.test-helpers.ts';
@@ -14,7 +13,7 @@ function refusing(code: number): ResourceClient<unknown> & { lists: number } {
       client.lists++;
       return Promise.reject(Object.assign(new Error(`HTTP ${String(code)}`), { code }));
     },
-    watchPath: () => '/api/v1/pods',
+    watch: () => Promise.reject(new Error('no watch without a list')),
   };
   return client;
 }
@@ -25,7 +24,6 @@ describe('Informer', () => {
     const client = refusing(403);
     const informer = new Informer<CachedObject>({
       name: 'pods',
-      kubeConfig: new KubeConfig(),
       client,
       transform: (raw) => raw as CachedObject,
       log: pino({ level: 'silent' }),

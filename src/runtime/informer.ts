@@ -1,4 +1,3 @@
-import type { KubeConfig } from '@kubernetes/client-node';
 import type { CachedObject } from './cached.ts';
 import { realClock, type Clock } from './clock.ts';
 import { withConcern, type ErrorSource } from './errors.ts';
@@ -10,7 +9,7 @@ import { isAborted, sleep, untilAborted } from './signals.ts';
 import { GoneError, watchOnce, type WatchEndReason } from './watchstream.ts';
 
 /**
- * A list+watch cache written on client-node's streaming `Watch` rather than its `ListWatch`, which
+ * A list+watch cache written on the lean client (rest.ts) rather than client-node's `ListWatch`, which
  * keeps whole objects (no transform hook), stops for good on any error but 410, keys deletions by
  * name only and gives update handlers no old object. This one:
  * - transforms every object before caching it (drop what no reconciler reads) and freezes it;
@@ -26,7 +25,6 @@ import { GoneError, watchOnce, type WatchEndReason } from './watchstream.ts';
 
 export interface InformerOptions<T> {
   readonly name: string;
-  readonly kubeConfig: KubeConfig;
   readonly client: ResourceClient<unknown>;
   /** Project a raw API object (typed list item or watch JSON) to what the cache keeps. */
   readonly transform: (raw: unknown) => T;
@@ -358,9 +356,7 @@ export class Informer<T extends CachedObject> implements InformerView<T> {
     signal: AbortSignal,
   ): Promise<{ resourceVersion: string; events: number }> {
     return watchOnce({
-      kubeConfig: this.opts.kubeConfig,
-      path: this.opts.client.watchPath(namespace),
-      query: this.opts.client.watchQuery ?? {},
+      stream: (w) => this.opts.client.watch(namespace, w),
       resourceVersion,
       stallTimeoutMs: this.opts.stallTimeoutMs ?? 90_000,
       signal,

@@ -1,7 +1,7 @@
-// One watch request on client-node's streaming `Watch`, with what its callback API leaves to the
-// caller: a stall watchdog, ERROR events and 410 told apart from a normal close, and why it ended.
+// One watch request on the lean client's stream (rest.ts), with what a raw stream leaves to the
+// caller: ERROR events and 410 told apart from a normal close, bookmarks, and why it ended.
 import { inspect } from 'node:util';
-import { Watch, type KubeConfig } from '@kubernetes/client-node';
+import type { WatchRequest } from './rest.ts';
 
 export type WatchEndReason = 'closed' | 'stalled' | 'expired' | 'error';
 
@@ -21,10 +21,8 @@ export class WatchError extends Error {
 }
 
 export interface WatchOnce {
-  readonly kubeConfig: KubeConfig;
-  /** The watch URL path, e.g. /api/v1/namespaces/ns/pods. */
-  readonly path: string;
-  readonly query: Readonly<Record<string, string>>;
+  /** Opens the watch: a ResourceClient's, for one scope. */
+  readonly stream: (w: WatchRequest) => Promise<void>;
   readonly resourceVersion: string;
   /** No byte for this long: the watch is taken for stalled and ended (bookmarks come ~1/min). */
   readonly stallTimeoutMs: number;
@@ -44,23 +42,15 @@ export interface WatchOnce {
  */
 export function watchOnce(o: WatchOnce): Promise<{ resourceVersion: string; events: number }> {
   const { signal } = o;
-  const w = new Watch(o.kubeConfig);
-  // Watch's inactivity timer (reset on every byte) is our stall watchdog; the field is declared
-  // private in the typings but is the library's only knob for it.
-  (w as unknown as { requestTimeoutMs: number }).requestTimeoutMs = o.stallTimeoutMs;
   let rv = o.resourceVersion;
   let events = 0;
   let errorEvent: { code: number | undefined; message: string } | undefined;
   return new Promise((resolve, reject) => {
-    let request: AbortController | undefined;
     let finished = false;
     let healthy: NodeJS.Timeout | undefined;
-    const onAbort = (): void => request?.abort();
-    signal.addEventListener('abort', onAbort, { once: true });
     const finish = (err: unknown): void => {
       finished = true;
       clearTimeout(healthy);
-      signal.removeEventListener('abort', onAbort);
       const status = (err as { statusCode?: number } | null)?.statusCode;
       const stalled = (err as { name?: string } | null)?.name === 'TimeoutError';
       const gone = errorEvent?.code === 410 || status === 410;
@@ -81,16 +71,21 @@ export function watchOnce(o: WatchOnce): Promise<{ resourceVersion: string; even
       else if (err == null || stalled) resolve({ resourceVersion: rv, events });
       else reject(err instanceof Error ? err : new Error(inspect(err)));
     };
-    w.watch(
-      o.path,
-      {
-        ...o.query,
+    o.stream({
+      query: {
         resourceVersion: rv,
-        allowWatchBookmarks: true,
+        allowWatchBookmarks: 'true',
         // Like client-go: a random server-side timeout spreads reconnects out.
         timeoutSeconds: 300 + Math.floor(Math.random() * 300),
       },
-      (type: string, raw: unknown) => {
+      signal,
+      stallTimeoutMs: o.stallTimeoutMs,
+      onConnected: () => {
+        healthy = setTimeout(() => {
+          if (!finished && !signal.aborted) o.onHealthy();
+        }, 1000).unref();
+      },
+      onEvent: (type, raw) => {
         if (type === 'ERROR') {
           // A metav1.Status; the server closes the stream after it.
           const st = raw as { code?: unknown; message?: unknown } | null;
@@ -107,15 +102,8 @@ export function watchOnce(o: WatchOnce): Promise<{ resourceVersion: string; even
         // Only after the event was applied: a version is never skipped unseen.
         if (meta?.resourceVersion) rv = meta.resourceVersion;
       },
-      finish,
-    ).then((controller) => {
-      request = controller;
-      if (signal.aborted) controller.abort();
-      // Connected (a refused watch has finished by now).
-      if (!finished)
-        healthy = setTimeout(() => {
-          if (!finished && !signal.aborted) o.onHealthy();
-        }, 1000).unref();
+    }).then(() => {
+      finish(null);
     }, finish);
   });
 }

@@ -25,6 +25,7 @@ import { ExternalBackendController } from './controller.ts';
 import { backendWriter } from './writer.ts';
 import { backendResolver, backendScheduler } from './wiring.ts';
 import { realClock } from '../../runtime/clock.ts';
+import type { Rest } from '../../runtime/rest.ts';
 
 /** The settings this controller reads, named as the flag table's Config keys. */
 export interface ExternalBackendSettings {
@@ -46,6 +47,7 @@ export interface ExternalBackendSettings {
 
 export interface ExternalBackendSetup {
   readonly kubeConfig: KubeConfig;
+  readonly rest: Rest;
   readonly settings: ExternalBackendSettings;
   readonly backends: Informer<CachedExternalBackend>;
   readonly services: Informer<CachedService>;
@@ -95,7 +97,7 @@ export function setupExternalBackend(
     maxEndpointsPerSlice: settings.maxEndpointsPerSlice,
     certificateWarningMs: settings.certificateWarningMs,
     statusBatchMs: settings.statusBatchMs,
-    writer: backendWriter(s.kubeConfig, s.metrics, s.throttle),
+    writer: backendWriter(s.rest, s.metrics, s.throttle),
     events: s.events,
     denyList: s.denyList,
     scheduler: backendScheduler(

@@ -4,12 +4,6 @@
 // outrigger sets and leave everything else (other managers' labels, annotations) alone.
 import {
   ApiException,
-  CoreV1Api,
-  CustomObjectsApi,
-  DiscoveryV1Api,
-  PatchStrategy,
-  setHeaderOptions,
-  type KubeConfig,
   type V1EndpointSlice,
   type V1Endpoints,
   type V1Service,
@@ -18,6 +12,7 @@ import {
 import { group, plural, version } from '../../api/externalbackend.ts';
 import { type ExternalBackendStatus } from '../../api/externalbackendstatus.ts';
 import type { Metrics } from '../../runtime/metrics.ts';
+import { objectPath, type Rest } from '../../runtime/rest.ts';
 import type { Throttle } from '../../runtime/throttle.ts';
 
 export const fieldManager = 'outrigger';
@@ -79,12 +74,29 @@ export function isAlreadyExists(err: unknown): boolean {
 /** A precondition (resourceVersion) failed: same status code as AlreadyExists, for writes. */
 export const isConflict = isAlreadyExists;
 
-export function backendWriter(kc: KubeConfig, metrics: Metrics, throttle: Throttle): BackendWriter {
-  const core = kc.makeApiClient(CoreV1Api);
-  const discovery = kc.makeApiClient(DiscoveryV1Api);
-  const custom = kc.makeApiClient(CustomObjectsApi);
-  const applyOptions = setHeaderOptions('Content-Type', PatchStrategy.ServerSideApply);
-  const mergeOptions = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
+const paths: Record<OwnedKind, { prefix: string; resource: string }> = {
+  Service: { prefix: '/api/v1', resource: 'services' },
+  Endpoints: { prefix: '/api/v1', resource: 'endpoints' },
+  EndpointSlice: { prefix: '/apis/discovery.k8s.io/v1', resource: 'endpointslices' },
+};
+
+const pathOf = (kind: OwnedKind, namespace: string, name?: string): string =>
+  objectPath(paths[kind].prefix, paths[kind].resource, namespace, name);
+
+const applyPatch = 'application/apply-patch+yaml';
+const mergePatch = 'application/merge-patch+json';
+
+interface Versioned {
+  readonly metadata?: { readonly resourceVersion?: unknown };
+}
+
+const versionOf = (out: Versioned | undefined): string | undefined => {
+  const rv = out?.metadata?.resourceVersion;
+  return typeof rv === 'string' ? rv : undefined;
+};
+
+/** The writer on the lean client: objects go out as the JSON they are (see runtime/rest.ts). */
+export function backendWriter(rest: Rest, metrics: Metrics, throttle: Throttle): BackendWriter {
   const count = async (kind: OwnedKind | 'ExternalBackendStatus', operation: string) => {
     await throttle.acquire();
     metrics.endpointWrites.inc({ kind, operation });
@@ -96,49 +108,47 @@ export function backendWriter(kc: KubeConfig, metrics: Metrics, throttle: Thrott
   return {
     async create(kind, obj) {
       await count(kind, 'create');
-      const { namespace } = where(obj);
-      if (kind === 'Service')
-        await core.createNamespacedService({ namespace, body: obj, fieldManager });
-      else if (kind === 'Endpoints')
-        await core.createNamespacedEndpoints({ namespace, body: obj, fieldManager });
-      else
-        await discovery.createNamespacedEndpointSlice({
-          namespace,
-          body: obj as V1EndpointSlice,
-          fieldManager,
-        });
+      await rest.request('POST', pathOf(kind, where(obj).namespace), {
+        query: { fieldManager },
+        body: obj,
+      });
     },
     async apply(kind, obj) {
       await count(kind, 'apply');
-      const params = { ...where(obj), body: obj, fieldManager, force: true };
-      const out =
-        kind === 'Endpoints'
-          ? await core.patchNamespacedEndpoints(params, applyOptions)
-          : await discovery.patchNamespacedEndpointSlice(params, applyOptions);
-      return out.metadata?.resourceVersion;
+      const { namespace, name } = where(obj);
+      // The desired objects name their apiVersion and kind, as server-side apply requires.
+      return versionOf(
+        await rest.request<Versioned>('PATCH', pathOf(kind, namespace, name), {
+          query: { fieldManager, force: 'true' },
+          body: obj,
+          contentType: applyPatch,
+        }),
+      );
     },
     async setServicePorts(namespace, name, ports) {
       await count('Service', 'patch');
-      await core.patchNamespacedService(
-        { namespace, name, body: { spec: { ports } }, fieldManager },
-        mergeOptions,
-      );
+      await rest.request('PATCH', pathOf('Service', namespace, name), {
+        query: { fieldManager },
+        body: { spec: { ports } },
+        contentType: mergePatch,
+      });
     },
     async removeAnnotation(kind, namespace, name, key) {
       await count(kind, 'patch');
-      const out = await core.patchNamespacedEndpoints(
-        { namespace, name, body: { metadata: { annotations: { [key]: null } } }, fieldManager },
-        mergeOptions,
+      return versionOf(
+        await rest.request<Versioned>('PATCH', pathOf(kind, namespace, name), {
+          query: { fieldManager },
+          body: { metadata: { annotations: { [key]: null } } },
+          contentType: mergePatch,
+        }),
       );
-      return out.metadata?.resourceVersion;
     },
     async delete(kind, namespace, name, uid) {
       await count(kind, 'delete');
-      const params = { name, namespace, body: { preconditions: { uid } } };
       try {
-        if (kind === 'Service') await core.deleteNamespacedService(params);
-        else if (kind === 'Endpoints') await core.deleteNamespacedEndpoints(params);
-        else await discovery.deleteNamespacedEndpointSlice(params);
+        await rest.request('DELETE', pathOf(kind, namespace, name), {
+          body: { preconditions: { uid } },
+        });
         return true;
       } catch (err) {
         if (isNotFound(err)) return false;
@@ -146,20 +156,23 @@ export function backendWriter(kc: KubeConfig, metrics: Metrics, throttle: Thrott
       }
     },
     async findSlice(namespace, name) {
-      const list = await discovery.listNamespacedEndpointSlice({
-        namespace,
-        fieldSelector: `metadata.name=${name}`,
-      });
-      return list.items[0];
+      const list = await rest.request<{ items?: V1EndpointSlice[] | null }>(
+        'GET',
+        pathOf('EndpointSlice', namespace),
+        { query: { fieldSelector: `metadata.name=${name}` } },
+      );
+      return list.items?.[0];
     },
     async patchStatus(namespace, name, status) {
       await count('ExternalBackendStatus', 'patch');
-      const out = (await custom.patchNamespacedCustomObjectStatus(
-        { group, version, plural, namespace, name, body: { status }, fieldManager },
-        mergeOptions,
-      )) as { metadata?: { resourceVersion?: unknown } } | null;
-      const rv = out?.metadata?.resourceVersion;
-      return typeof rv === 'string' ? rv : undefined;
+      const path = `${objectPath(`/apis/${group}/${version}`, plural, namespace, name)}/status`;
+      return versionOf(
+        await rest.request<Versioned>('PATCH', path, {
+          query: { fieldManager },
+          body: { status },
+          contentType: mergePatch,
+        }),
+      );
     },
   };
 }

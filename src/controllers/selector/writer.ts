@@ -1,28 +1,26 @@
 // The API calls selector mode makes: one interface, so that a unit test can pass a fake writer.
-import {
-  ApiException,
-  CoreV1Api,
-  type KubeConfig,
-  type V1Endpoints,
-} from '@kubernetes/client-node';
+import { ApiException, type V1Endpoints } from '@kubernetes/client-node';
 import type { Metrics } from '../../runtime/metrics.ts';
+import { objectPath, type Rest } from '../../runtime/rest.ts';
 import type { Throttle } from '../../runtime/throttle.ts';
+import { transformEndpoints } from '../../runtime/transforms.ts';
 
 export interface EndpointsWriter {
-  /** Resolves with the object the server stored (its resourceVersion the new one). */
+  /** Resolves with the object the server stored (its resourceVersion the new one), as cached. */
   create(ep: V1Endpoints): Promise<V1Endpoints>;
   update(ep: V1Endpoints): Promise<V1Endpoints>;
   /** Resolves false when there was nothing to delete. */
   delete(namespace: string, name: string): Promise<boolean>;
 }
 
-/** The writer against the API server: every call waits its turn in the shared write budget. */
-export function endpointsWriter(
-  kc: KubeConfig,
-  metrics: Metrics,
-  throttle: Throttle,
-): EndpointsWriter {
-  const core = kc.makeApiClient(CoreV1Api);
+const endpoints = (namespace: string, name?: string): string =>
+  objectPath('/api/v1', 'endpoints', namespace, name);
+
+/**
+ * The writer against the API server: every call waits its turn in the shared write budget. The
+ * Endpoints go out as the JSON they are and come back as the informer would cache them.
+ */
+export function endpointsWriter(rest: Rest, metrics: Metrics, throttle: Throttle): EndpointsWriter {
   const count = async (operation: string): Promise<void> => {
     await throttle.acquire();
     metrics.endpointWrites.inc({ kind: 'Endpoints', operation });
@@ -30,20 +28,18 @@ export function endpointsWriter(
   return {
     async create(ep) {
       await count('create');
-      return core.createNamespacedEndpoints({ namespace: ep.metadata?.namespace ?? '', body: ep });
+      const ns = ep.metadata?.namespace ?? '';
+      return transformEndpoints(await rest.request('POST', endpoints(ns), { body: ep }));
     },
     async update(ep) {
       await count('update');
-      return core.replaceNamespacedEndpoints({
-        name: ep.metadata?.name ?? '',
-        namespace: ep.metadata?.namespace ?? '',
-        body: ep,
-      });
+      const path = endpoints(ep.metadata?.namespace ?? '', ep.metadata?.name ?? '');
+      return transformEndpoints(await rest.request('PUT', path, { body: ep }));
     },
     async delete(namespace, name) {
       await count('delete');
       try {
-        await core.deleteNamespacedEndpoints({ name, namespace });
+        await rest.request('DELETE', endpoints(namespace, name));
         return true;
       } catch (err) {
         if (err instanceof ApiException && err.code === 404) return false;

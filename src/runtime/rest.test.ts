@@ -1,0 +1,137 @@
+// The lean client against a real HTTP server on loopback: what it sends, what it makes of what
+// comes back, and that it reuses its connection and its auth headers.
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { afterEach, describe, expect, it } from '@jest/globals';
+import { ApiException, KubeConfig } from '@kubernetes/client-node';
+import { restClient } from './rest.ts';
+
+interface Seen {
+  method: string;
+  url: string;
+  headers: http.IncomingHttpHeaders;
+  body: string;
+  port: number;
+}
+
+let server: http.Server | undefined;
+
+afterEach(async () => {
+  server?.closeAllConnections();
+  await new Promise((r) => server?.close(r));
+  server = undefined;
+});
+
+async function serve(
+  reply: (s: Seen, res: http.ServerResponse) => void,
+): Promise<{ seen: Seen[]; url: string }> {
+  const seen: Seen[] = [];
+  server = http.createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      const s = {
+        method: req.method ?? '',
+        url: req.url ?? '',
+        headers: req.headers,
+        body: Buffer.concat(chunks).toString('utf8'),
+        port: req.socket.remotePort ?? 0,
+      };
+      seen.push(s);
+      reply(s, res);
+    });
+  });
+  await new Promise<void>((r) => server?.listen(0, '127.0.0.1', r));
+  const { port } = server.address() as AddressInfo;
+  return { seen, url: `http://127.0.0.1:${String(port)}` };
+}
+
+function kubeConfig(server: string, token: string): KubeConfig {
+  const kc = new KubeConfig();
+  kc.loadFromOptions({
+    clusters: [{ name: 'c', server, skipTLSVerify: true }],
+    users: [{ name: 'u', token }],
+    contexts: [{ name: 'x', cluster: 'c', user: 'u' }],
+    currentContext: 'x',
+  });
+  return kc;
+}
+
+const json = (res: http.ServerResponse, code: number, body: unknown): void => {
+  res.writeHead(code, { 'Content-Type': 'application/json' });
+  res.end(JSON.stringify(body));
+};
+
+describe('restClient', () => {
+  it('sends JSON with the query, its auth and user agent, and parses the reply', async () => {
+    const { seen, url } = await serve((_s, res) => {
+      json(res, 200, { items: [{ metadata: { name: 'a' } }], metadata: { resourceVersion: '7' } });
+    });
+    const observed: string[] = [];
+    const rest = restClient(kubeConfig(url, 'tok-1'), {
+      userAgent: 'outrigger/test',
+      observe: (method, code) => observed.push(`${method} ${code}`),
+    });
+    const out = await rest.request<{ items: unknown[] }>('GET', '/api/v1/pods', {
+      query: { limit: 500, continue: undefined, labelSelector: 'a=b' },
+    });
+    expect(out.items).toEqual([{ metadata: { name: 'a' } }]);
+    await rest.request('PATCH', '/api/v1/namespaces/n/endpoints/e', {
+      body: { metadata: { annotations: { k: null } } },
+      contentType: 'application/merge-patch+json',
+    });
+    expect(seen.map((s) => `${s.method} ${s.url}`)).toEqual([
+      'GET /api/v1/pods?limit=500&labelSelector=a%3Db',
+      'PATCH /api/v1/namespaces/n/endpoints/e',
+    ]);
+    expect(seen[0]?.headers.authorization).toBe('Bearer tok-1');
+    expect(seen[0]?.headers['user-agent']).toBe('outrigger/test');
+    expect(seen[1]?.headers['content-type']).toBe('application/merge-patch+json');
+    expect(JSON.parse(seen[1]?.body ?? '')).toEqual({ metadata: { annotations: { k: null } } });
+    expect(observed).toEqual(['GET 200', 'PATCH 200']);
+    // One connection, kept alive, for both requests.
+    expect(seen[1]?.port).toBe(seen[0]?.port);
+  });
+
+  it("rejects with client-node's ApiException, its code and the Status message", async () => {
+    const { url } = await serve((_s, res) => {
+      json(res, 409, { kind: 'Status', code: 409, message: 'the object has been modified' });
+    });
+    const rest = restClient(kubeConfig(url, 't'));
+    const err = await rest.request('PUT', '/api/v1/namespaces/n/endpoints/e', { body: {} }).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(err).toBeInstanceOf(ApiException);
+    expect((err as ApiException<string>).code).toBe(409);
+    expect((err as ApiException<string>).message).toContain('the object has been modified');
+  });
+
+  it('asks client-node for auth again after a 401, once, and keeps it otherwise', async () => {
+    const { seen, url } = await serve((s, res) => {
+      if (s.headers.authorization === 'Bearer rotated') json(res, 200, {});
+      else json(res, 401, { kind: 'Status', code: 401, message: 'Unauthorized' });
+    });
+    const kc = kubeConfig(url, 'old');
+    const rest = restClient(kc, { authTtlMs: 3_600_000 });
+    await expect(rest.request('GET', '/api/v1/pods')).rejects.toBeInstanceOf(ApiException);
+    expect(seen.map((s) => s.headers.authorization)).toEqual(['Bearer old', 'Bearer old']);
+    // The token file was rotated: the kubeconfig now gives another token.
+    kc.loadFromOptions({ ...kc, users: [{ name: 'u', token: 'rotated' }] });
+    await rest.request('GET', '/api/v1/pods');
+    await rest.request('GET', '/api/v1/pods');
+    expect(seen.map((s) => s.headers.authorization)).toEqual([
+      'Bearer old',
+      'Bearer old',
+      'Bearer old',
+      'Bearer rotated',
+      'Bearer rotated',
+    ]);
+  });
+
+  it('fails a request that gets no response in time', async () => {
+    const { url } = await serve(() => undefined);
+    const rest = restClient(kubeConfig(url, 't'), { timeoutMs: 200 });
+    await expect(rest.request('GET', '/api/v1/pods')).rejects.toThrow('no response in 200 ms');
+  });
+});

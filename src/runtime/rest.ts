@@ -1,0 +1,306 @@
+// The lean path to the API server for what outrigger reads and writes in volume (lists of Pods,
+// Services, Endpoints, EndpointSlices, ExternalBackends; Endpoints and slice writes): JSON text in,
+// plain objects out. client-node's generated clients run every object through its typed models
+// both ways (ObjectSerializer walks each field of each pod of a 500-item page), rebuild their
+// middleware chain and re-read the CA and key material for every request; none of that is needed
+// to send JSON the caller already holds in the shape the API server speaks. client-node still
+// does the configuration and the authentication: its TLS material is taken once, its auth
+// headers at most once a minute (client-go's cached token source re-reads a token file as
+// often), and again at once after a 401.
+import http from 'node:http';
+import https from 'node:https';
+import { ApiException, type KubeConfig } from '@kubernetes/client-node';
+import type { RequestObserver } from './client.ts';
+
+export type Query = Readonly<Record<string, string | number | undefined>>;
+
+export interface RestRequest {
+  readonly query?: Query;
+  /** Sent as JSON (already a string: sent as it is). */
+  readonly body?: unknown;
+  /** Content-Type of the body; application/json unless a patch type is named. */
+  readonly contentType?: string;
+  readonly signal?: AbortSignal;
+}
+
+export interface WatchRequest {
+  readonly query: Query;
+  readonly signal: AbortSignal;
+  /** No byte for this long (connecting included): the watch fails with a TimeoutError. */
+  readonly stallTimeoutMs: number;
+  /** Once the server has accepted the watch (200). */
+  readonly onConnected: () => void;
+  /** Each event, in order, as the API server sent it. */
+  readonly onEvent: (type: string, object: unknown) => void;
+}
+
+export interface Rest {
+  /** Resolves with the parsed response body; rejects with client-node's ApiException on a non-2xx. */
+  request<T>(method: string, path: string, r?: RestRequest): Promise<T>;
+  /**
+   * A watch (GET with watch=true), its body read line by line. Resolves when the server closes
+   * the stream or the signal stops it; rejects with an ApiException (and `statusCode`) for a
+   * refused watch, an Error named TimeoutError after a stall, or the connection's error.
+   */
+  watch(path: string, w: WatchRequest): Promise<void>;
+}
+
+export interface RestOptions {
+  readonly observe?: RequestObserver;
+  readonly userAgent?: string;
+  /** A request with no response for this long fails (the typed clients wait forever). */
+  readonly timeoutMs?: number;
+  /** How long auth headers are reused before client-node is asked again. */
+  readonly authTtlMs?: number;
+  readonly now?: () => number;
+}
+
+const defaultTimeoutMs = 60_000;
+const defaultAuthTtlMs = 60_000;
+
+export function restClient(kc: KubeConfig, o: RestOptions = {}): Rest {
+  const cluster = kc.getCurrentCluster();
+  if (cluster === null) throw new Error('no active cluster');
+  const base = new URL(cluster.server);
+  const secure = base.protocol === 'https:';
+  const now = o.now ?? Date.now;
+  const timeoutMs = o.timeoutMs ?? defaultTimeoutMs;
+  const authTtlMs = o.authTtlMs ?? defaultAuthTtlMs;
+  let agent: http.Agent | undefined;
+  let auth: { headers: Record<string, string>; at: number } | undefined;
+
+  /** TLS material and auth headers from client-node; the agent is built once and kept alive. */
+  const connection = async (): Promise<{ agent: http.Agent; headers: Record<string, string> }> => {
+    if (agent !== undefined && auth !== undefined && now() - auth.at < authTtlMs) {
+      return { agent, headers: auth.headers };
+    }
+    const opts: https.RequestOptions = {};
+    await kc.applyToHTTPSOptions(opts);
+    const headers: Record<string, string> = {};
+    for (const [k, v] of Object.entries(opts.headers ?? {}))
+      if (v !== undefined) headers[k] = Array.isArray(v) ? v.join(', ') : String(v);
+    if (typeof opts.auth === 'string')
+      headers.Authorization = `Basic ${Buffer.from(opts.auth).toString('base64')}`;
+    auth = { headers, at: now() };
+    // Through a proxy, client-node's own agent (it speaks the proxy protocols); else one kept
+    // alive, so a burst of writes reuses its connections instead of handshaking for each.
+    agent ??=
+      cluster.proxyUrl !== undefined && opts.agent instanceof http.Agent
+        ? opts.agent
+        : secure
+          ? new https.Agent({ keepAlive: true, ...pickTls(opts) })
+          : new http.Agent({ keepAlive: true });
+    return { agent, headers };
+  };
+
+  const once = async <T>(method: string, path: string, r: RestRequest): Promise<T> => {
+    const { agent: a, headers } = await connection();
+    const url = new URL(path, base);
+    for (const [k, v] of Object.entries(r.query ?? {}))
+      if (v !== undefined) url.searchParams.set(k, String(v));
+    const body =
+      r.body === undefined
+        ? undefined
+        : typeof r.body === 'string'
+          ? r.body
+          : JSON.stringify(r.body);
+    const started = performance.now();
+    const observe = (code: string): void =>
+      o.observe?.(method, code, (performance.now() - started) / 1000, url.host);
+    return new Promise<T>((resolve, reject) => {
+      const req = (secure ? https : http).request(
+        url,
+        {
+          method,
+          agent: a,
+          headers: {
+            ...headers,
+            Accept: 'application/json',
+            ...(o.userAgent !== undefined ? { 'User-Agent': o.userAgent } : {}),
+            ...(body !== undefined
+              ? {
+                  'Content-Type': r.contentType ?? 'application/json',
+                  'Content-Length': Buffer.byteLength(body),
+                }
+              : {}),
+          },
+          ...(r.signal !== undefined ? { signal: r.signal } : {}),
+          timeout: timeoutMs,
+        },
+        (res) => {
+          const chunks: Buffer[] = [];
+          res.on('data', (c: Buffer) => chunks.push(c));
+          res.on('error', (err) => {
+            observe('<error>');
+            reject(err);
+          });
+          res.on('end', () => {
+            const code = res.statusCode ?? 0;
+            observe(String(code));
+            const text = Buffer.concat(chunks).toString('utf8');
+            if (code < 200 || code > 299) {
+              reject(apiException(code, text, res.headers));
+              return;
+            }
+            try {
+              resolve((text === '' ? undefined : JSON.parse(text)) as T);
+            } catch (err) {
+              reject(err instanceof Error ? err : new Error(String(err)));
+            }
+          });
+        },
+      );
+      req.on('timeout', () => {
+        req.destroy(new Error(`${method} ${url.pathname}: no response in ${String(timeoutMs)} ms`));
+      });
+      req.on('error', (err) => {
+        observe('<error>');
+        reject(err);
+      });
+      req.end(body);
+    });
+  };
+
+  const watchOnce = async (path: string, w: WatchRequest): Promise<void> => {
+    const { agent: a, headers } = await connection();
+    const url = new URL(path, base);
+    url.searchParams.set('watch', 'true');
+    for (const [k, v] of Object.entries(w.query))
+      if (v !== undefined) url.searchParams.set(k, String(v));
+    return new Promise<void>((resolve, reject) => {
+      let timer: NodeJS.Timeout | undefined;
+      let settled = false;
+      const end = (err?: Error): void => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        req.destroy();
+        if (err === undefined) resolve();
+        else reject(err);
+      };
+      // Reset on every byte: bookmarks come about once a minute on a quiet watch.
+      const stallWatch = (): void => {
+        clearTimeout(timer);
+        timer = setTimeout(() => {
+          const err = new Error(
+            `watch ${url.pathname}: nothing for ${String(w.stallTimeoutMs)} ms`,
+          );
+          err.name = 'TimeoutError';
+          end(err);
+        }, w.stallTimeoutMs);
+        timer.unref();
+      };
+      const req = (secure ? https : http).request(
+        url,
+        {
+          method: 'GET',
+          agent: a,
+          headers: {
+            ...headers,
+            Accept: 'application/json',
+            ...(o.userAgent !== undefined ? { 'User-Agent': o.userAgent } : {}),
+          },
+          signal: w.signal,
+        },
+        (res) => {
+          const code = res.statusCode ?? 0;
+          if (code !== 200) {
+            const chunks: Buffer[] = [];
+            res.on('data', (c: Buffer) => chunks.push(c));
+            res.on('end', () => {
+              const text = Buffer.concat(chunks).toString('utf8');
+              end(Object.assign(apiException(code, text, res.headers), { statusCode: code }));
+            });
+            res.on('error', end);
+            return;
+          }
+          stallWatch();
+          w.onConnected();
+          res.setEncoding('utf8');
+          let partial = '';
+          res.on('data', (chunk: string) => {
+            stallWatch();
+            const text = partial + chunk;
+            let start = 0;
+            for (let nl = text.indexOf('\n'); nl !== -1; nl = text.indexOf('\n', start)) {
+              const line = text.slice(start, nl);
+              start = nl + 1;
+              if (line.trim() === '') continue;
+              try {
+                const event = JSON.parse(line) as { type?: unknown; object?: unknown };
+                w.onEvent(typeof event.type === 'string' ? event.type : '', event.object);
+              } catch (err) {
+                // A line that does not parse is a broken stream: watch again from the last
+                // version seen rather than skip an event.
+                end(err instanceof Error ? err : new Error(String(err)));
+                return;
+              }
+            }
+            partial = text.slice(start);
+          });
+          res.on('end', () => {
+            end();
+          });
+          res.on('close', () => {
+            end();
+          });
+          res.on('error', end);
+        },
+      );
+      req.on('error', end);
+      stallWatch();
+      req.end();
+    });
+  };
+
+  return {
+    watch: watchOnce,
+    async request<T>(method: string, path: string, r: RestRequest = {}): Promise<T> {
+      try {
+        return await once<T>(method, path, r);
+      } catch (err) {
+        // A token rotated since the headers were taken: ask client-node again, once.
+        if (!(err instanceof ApiException) || err.code !== 401) throw err;
+        auth = undefined;
+        return once<T>(method, path, r);
+      }
+    },
+  };
+}
+
+/** The path of a namespaced collection, or of one object in it when `name` is given. */
+export function objectPath(prefix: string, resource: string, namespace: string, name?: string) {
+  const collection = `${prefix}/namespaces/${encodeURIComponent(namespace)}/${resource}`;
+  return name === undefined ? collection : `${collection}/${encodeURIComponent(name)}`;
+}
+
+function pickTls(o: https.RequestOptions): https.AgentOptions {
+  const out: https.AgentOptions = {};
+  if (o.ca !== undefined) out.ca = o.ca;
+  if (o.cert !== undefined) out.cert = o.cert;
+  if (o.key !== undefined) out.key = o.key;
+  if (o.pfx !== undefined) out.pfx = o.pfx;
+  if (o.passphrase !== undefined) out.passphrase = o.passphrase;
+  if (o.servername !== undefined) out.servername = o.servername;
+  if (o.rejectUnauthorized !== undefined) out.rejectUnauthorized = o.rejectUnauthorized;
+  return out;
+}
+
+/** The error client-node's typed clients throw, so that every caller's checks hold for both. */
+function apiException(
+  code: number,
+  body: string,
+  headers: http.IncomingHttpHeaders,
+): ApiException<string> {
+  let message = body;
+  try {
+    const parsed = JSON.parse(body) as { message?: unknown } | null;
+    if (typeof parsed?.message === 'string') message = parsed.message;
+  } catch {
+    // Not a Status object; the body is the message.
+  }
+  const flat: Record<string, string> = {};
+  for (const [k, v] of Object.entries(headers))
+    if (v !== undefined) flat[k] = Array.isArray(v) ? v.join(', ') : v;
+  return new ApiException(code, message, body, flat);
+}
