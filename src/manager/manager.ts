@@ -204,13 +204,19 @@ export async function runManager(
     log.error({ lease: config.leaderElectionId }, 'leader election lost; exiting');
     process.exit(1);
   };
+  // The lease is renewed until the controllers have drained, not only until the stop signal
+  // (controller-runtime cancels leader election after its runnables stop): a drain longer than
+  // the renew deadline would otherwise end this replica's leadership before its last writes, and
+  // leave the lease to expire instead of being handed over.
+  const leaseStop = new AbortController();
+  let holding: Promise<unknown> = Promise.resolve();
   const acquired = (): Promise<boolean> =>
     elector === undefined
       ? Promise.resolve(true)
       : elector.acquire(stop).then((ok) => {
           // Renew from the moment the lease is held, also while caches are still syncing.
           if (ok)
-            elector.hold(stop).then(onHold, (err: unknown) => {
+            holding = elector.hold(leaseStop.signal).then(onHold, (err: unknown) => {
               report('unhandledRejection', err);
             });
           return ok;
@@ -245,6 +251,8 @@ export async function runManager(
   // Every controller stops taking keys at once; then each drains what it has in flight.
   await Promise.all(controllers.map((c) => Promise.resolve(c.shutDown())));
   await controllersDone;
+  leaseStop.abort();
+  await holding;
   if (elected) await elector?.release();
   informerStop.abort();
   await Promise.all([...running, rangesRunning]);

@@ -267,11 +267,15 @@ export class LeaderElector {
     return 'stopped';
   }
 
-  /** Gives the lease up so a standby takes over at once instead of waiting for it to expire. */
+  /**
+   * Gives the lease up so a standby takes over at once instead of waiting for it to expire. The
+   * write is a compare-and-swap on the version this replica last wrote, so a lease someone else
+   * has taken since is never given away (that write fails with 409); a renewal that is merely
+   * late still releases, which only brings the handover sooner.
+   */
   async release(): Promise<void> {
     const lease = this.lease;
-    // Never give away a lease that is no longer ours (after a loss, another replica holds it).
-    if (lease === undefined || !this.isLeading()) return;
+    if (lease === undefined || !this.leading) return;
     this.leading = false;
     const { namespace, name } = this.o;
     try {
