@@ -76,9 +76,12 @@ export function restClient(kc: KubeConfig, o: RestOptions = {}): Rest {
     }
     const opts: https.RequestOptions = {};
     await kc.applyToHTTPSOptions(opts);
-    const headers: Record<string, string> = {};
-    for (const [k, v] of Object.entries(opts.headers ?? {}))
-      if (v !== undefined) headers[k] = Array.isArray(v) ? v.join(', ') : String(v);
+    // Every request's headers but its body's, built once per auth refresh.
+    const headers: Record<string, string> = {
+      ...flatHeaders(opts.headers ?? {}),
+      Accept: 'application/json',
+      ...(o.userAgent !== undefined ? { 'User-Agent': o.userAgent } : {}),
+    };
     if (typeof opts.auth === 'string')
       headers.Authorization = `Basic ${Buffer.from(opts.auth).toString('base64')}`;
     auth = { headers, at: now() };
@@ -93,11 +96,16 @@ export function restClient(kc: KubeConfig, o: RestOptions = {}): Rest {
     return { agent, headers };
   };
 
+  const urlOf = (path: string, query: Query): URL => {
+    const url = new URL(path, base);
+    for (const [k, v] of Object.entries(query))
+      if (v !== undefined) url.searchParams.set(k, String(v));
+    return url;
+  };
+
   const once = async <T>(method: string, path: string, r: RestRequest): Promise<T> => {
     const { agent: a, headers } = await connection();
-    const url = new URL(path, base);
-    for (const [k, v] of Object.entries(r.query ?? {}))
-      if (v !== undefined) url.searchParams.set(k, String(v));
+    const url = urlOf(path, r.query ?? {});
     const body =
       r.body === undefined
         ? undefined
@@ -115,8 +123,6 @@ export function restClient(kc: KubeConfig, o: RestOptions = {}): Rest {
           agent: a,
           headers: {
             ...headers,
-            Accept: 'application/json',
-            ...(o.userAgent !== undefined ? { 'User-Agent': o.userAgent } : {}),
             ...(body !== undefined
               ? {
                   'Content-Type': r.contentType ?? 'application/json',
@@ -163,10 +169,7 @@ export function restClient(kc: KubeConfig, o: RestOptions = {}): Rest {
 
   const watchOnce = async (path: string, w: WatchRequest): Promise<void> => {
     const { agent: a, headers } = await connection();
-    const url = new URL(path, base);
-    url.searchParams.set('watch', 'true');
-    for (const [k, v] of Object.entries(w.query))
-      if (v !== undefined) url.searchParams.set(k, String(v));
+    const url = urlOf(path, { ...w.query, watch: 'true' });
     return new Promise<void>((resolve, reject) => {
       let timer: NodeJS.Timeout | undefined;
       let settled = false;
@@ -195,11 +198,7 @@ export function restClient(kc: KubeConfig, o: RestOptions = {}): Rest {
         {
           method: 'GET',
           agent: a,
-          headers: {
-            ...headers,
-            Accept: 'application/json',
-            ...(o.userAgent !== undefined ? { 'User-Agent': o.userAgent } : {}),
-          },
+          headers,
           signal: w.signal,
         },
         (res) => {
@@ -299,8 +298,14 @@ function apiException(
   } catch {
     // Not a Status object; the body is the message.
   }
+  return new ApiException(code, message, body, flatHeaders(headers));
+}
+
+/** Node's header values (a number, a list) as the single strings fetch-style code expects. */
+function flatHeaders(headers: object): Record<string, string> {
   const flat: Record<string, string> = {};
-  for (const [k, v] of Object.entries(headers))
-    if (v !== undefined) flat[k] = Array.isArray(v) ? v.join(', ') : v;
-  return new ApiException(code, message, body, flat);
+  for (const [k, v] of Object.entries(headers) as [string, unknown][])
+    if (Array.isArray(v)) flat[k] = v.join(', ');
+    else if (typeof v === 'string' || typeof v === 'number') flat[k] = String(v);
+  return flat;
 }
