@@ -2,17 +2,35 @@
 // kube-controller-manager's on the same workload, each on a fresh local control plane, one after
 // the other so that they never share the two cores; then outrigger's health checks at scale.
 // Prints figures with ratios and writes them as JSON (--out) for the results page. Asserts
-// nothing: goals are printed next to the figures, not enforced.
-import { mkdirSync, writeFileSync } from 'node:fs';
+// nothing: goals are printed next to the figures, not enforced. The whole is repeated --runs times
+// (3 by default) and every figure is printed as the median with the spread of the runs.
+//
+// outrigger runs as the chart runs it: inside a memory cgroup with the chart's
+// `resources.limits.memory`, so that Node sizes its heap as in a pod; with --trace-gc (every GC
+// pause) and the inspector on loopback (the live heap after a full GC, and a CPU profile of an
+// extra churn at 20 flips/s that no figure is taken from). --main=<tree>/src/main.ts measures
+// another tree's outrigger with this harness: the before side of a before-and-after.
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { setTimeout as delay } from 'node:timers/promises';
 import { CoreV1Api, CustomObjectsApi, type KubeConfig } from '@kubernetes/client-node';
+import { load as loadYaml } from 'js-yaml';
 import PQueue from 'p-queue';
+import {
+  createMemoryCgroup,
+  memoryCgroupUnavailable,
+  quantityBytes,
+  type MemoryCgroup,
+} from '../harness/cgroup.ts';
 import { startCluster, type Cluster } from '../harness/controlplane.ts';
 import { installCrd } from '../harness/crd.ts';
 import { provenance } from '../harness/provenance.ts';
-import { startOperator, type OperatorProcess } from '../harness/operator.ts';
+import { freePort } from '../harness/ports.ts';
+import { startOperator, type OperatorProcess, type StartOptions } from '../harness/operator.ts';
+import { gcFromTrace, type GcFigures } from './gc.ts';
+import { Inspector } from './inspector.ts';
 import {
   EndpointsTracker,
   diffVerbs,
@@ -35,6 +53,8 @@ const { values: args } = parseArgs({
     'probe-seconds': { type: 'string', default: '60' },
     out: { type: 'string' },
     skip: { type: 'string', default: '' },
+    runs: { type: 'string', default: '3' },
+    main: { type: 'string' },
   },
 });
 const podsWanted = Number(args.pods);
@@ -42,6 +62,23 @@ const servicesWanted = Number(args.services);
 const churnRates = args.churn.split(',').filter(Boolean).map(Number);
 const churnSeconds = Number(args['churn-seconds']);
 const skip = new Set(args.skip.split(',').filter(Boolean));
+const runCount = Math.max(1, Number(args.runs));
+
+/** The chart's own memory limit, read from its values: what the benchmark runs outrigger under. */
+export function chartMemoryLimit(): string {
+  const values = loadYaml(
+    readFileSync(
+      fileURLToPath(new URL('../../charts/outrigger/values.yaml', import.meta.url)),
+      'utf8',
+    ),
+  ) as { resources?: { limits?: { memory?: string } } };
+  const limit = values.resources?.limits?.memory;
+  if (limit === undefined) throw new Error('charts/outrigger/values.yaml sets no memory limit');
+  return limit;
+}
+const memoryLimit = chartMemoryLimit();
+const mainOverride = args.main;
+const cgroupWhyNot = memoryCgroupUnavailable();
 
 const unlimited = ['--kube-api-qps=100000', '--kube-api-burst=100000'];
 /** Both controllers run 5 workers by default; the raw-write floor uses as many. */
@@ -56,6 +93,22 @@ export interface Latency {
   readonly triggerP50: number;
   readonly triggerP99: number;
   readonly cpuPer1000: number;
+  /** Readiness changes written (absent in results from before it was recorded). */
+  readonly flips?: number;
+}
+
+/** outrigger under the chart's limit: what the kernel charged, what V8 kept, and its pauses. */
+export interface LimitFigures {
+  readonly limit: string;
+  /** process.constrainedMemory() inside the process: proves Node saw the limit. */
+  readonly constrainedMiB: number;
+  readonly cgroupPeakMiB: number;
+  readonly failcnt: number;
+  readonly oomKills: number;
+  /** The JS heap in use after a full GC, once the churn is over. */
+  readonly liveHeapMiB: number;
+  /** Every GC pause from cold start to the end of the churns (--trace-gc). */
+  readonly gc: Omit<GcFigures, 'promTotalSeconds'>;
 }
 
 export interface ControllerFigures {
@@ -71,15 +124,12 @@ export interface ControllerFigures {
   readonly steadyRssMiB: number;
   readonly heapMiB: number | undefined;
   readonly eventLoopP99Ms: number | undefined;
+  /** Absent for kube-controller-manager, and in results from before outrigger ran under a limit. */
+  readonly underLimit?: LimitFigures;
 }
 
-export interface BenchResult {
-  readonly date: string;
-  /** The commit measured; absent in results from before it was recorded. */
-  readonly commit?: string;
-  readonly machine: string;
-  readonly pods: number;
-  readonly services: number;
+/** One run's figures. */
+export interface BenchRun {
   readonly loadMs: number;
   readonly rawFloorMs: number | undefined;
   readonly upstream: ControllerFigures | undefined;
@@ -89,10 +139,27 @@ export interface BenchResult {
   readonly probes: ProbeFigures | undefined;
 }
 
+/** The first run's figures at the top level (as results from before --runs had them), all in runs. */
+export interface BenchResult extends BenchRun {
+  readonly date: string;
+  /** The commit measured; absent in results from before it was recorded. */
+  readonly commit?: string;
+  readonly machine: string;
+  readonly pods: number;
+  readonly services: number;
+  /** The outrigger measured, when not this tree's (--main). */
+  readonly main?: string;
+  /** Every run, the first included; absent in results from before --runs (one run). */
+  readonly runs?: readonly BenchRun[];
+}
+
 interface Running {
   readonly pid: number;
   stop(): Promise<void>;
   metric?(name: string): Promise<number>;
+  readonly inspector?: Inspector;
+  readonly cgroup?: MemoryCgroup;
+  readonly logPath?: string;
 }
 
 interface UnderTest {
@@ -109,21 +176,56 @@ const upstream: UnderTest = {
   },
 };
 
+let starts = 0;
+
+/**
+ * outrigger as the chart runs it: in a cgroup with the chart's memory limit (when this machine can
+ * make one), with every GC pause logged and the inspector on loopback.
+ */
+export async function startLimited(
+  kubeconfig: string,
+  args: readonly string[],
+  logPath: string,
+): Promise<{ op: OperatorProcess; inspector: Inspector; cgroup: MemoryCgroup | undefined }> {
+  const cgroup =
+    cgroupWhyNot === undefined
+      ? createMemoryCgroup(
+          `outrigger-bench-${String(process.pid)}-${String(starts++)}`,
+          quantityBytes(memoryLimit),
+        )
+      : undefined;
+  const port = await freePort();
+  const opts: StartOptions = {
+    readyTimeoutMs: 600_000,
+    nodeArgs: ['--trace-gc', `--inspect=127.0.0.1:${String(port)}`],
+    ...(cgroup !== undefined ? { wrap: (argv: readonly string[]) => cgroup.wrap(argv) } : {}),
+    ...(mainOverride !== undefined ? { main: mainOverride } : {}),
+  };
+  const op = await startOperator(kubeconfig, args, logPath, opts);
+  const inspector = await Inspector.connect(port);
+  return { op, inspector, cgroup };
+}
+
 const outrigger: UnderTest = {
   name: 'outrigger',
   async start(cluster, extra) {
-    const op: OperatorProcess = await startOperator(
+    const logPath = join(cluster.dir ?? '/tmp', `outrigger-${String(starts)}.log`);
+    const { op, inspector, cgroup } = await startLimited(
       cluster.kubeconfigPath,
       ['--selector-mode=all', ...extra],
-      join(cluster.dir ?? '/tmp', 'outrigger.log'),
-      { readyTimeoutMs: 600_000 },
+      logPath,
     );
     return {
       pid: op.pid,
       stop: async () => {
+        inspector.close();
         await op.stop();
+        cgroup?.remove();
       },
       metric: (name) => op.metric(name),
+      inspector,
+      ...(cgroup !== undefined ? { cgroup } : {}),
+      logPath,
     };
   },
 };
@@ -143,6 +245,31 @@ async function until(what: string, fn: () => boolean, timeoutMs: number): Promis
 }
 
 const sum = (m: Map<string, number>): number => [...m.values()].reduce((a, b) => a + b, 0);
+
+/** Where the first run writes its CPU profile of a churn (--out/profiles); then undefined. */
+let profileOut = args.out !== undefined ? join(args.out, 'profiles') : undefined;
+
+/** What the limit did to a running outrigger: read before it stops (the full GC comes last). */
+async function limitFigures(ctl: Running): Promise<LimitFigures | undefined> {
+  if (ctl.inspector === undefined || ctl.logPath === undefined) return undefined;
+  const constrained = await ctl.inspector.send<{ result: { value?: number } }>('Runtime.evaluate', {
+    expression: 'process.constrainedMemory()',
+    returnByValue: true,
+  });
+  // Read before the full GC below, which would count as a pause of its own.
+  const gc = gcFromTrace(readFileSync(ctl.logPath, 'utf8'));
+  const cg = ctl.cgroup?.stats();
+  const liveHeapMiB = await ctl.inspector.liveHeapMiB();
+  return {
+    limit: ctl.cgroup !== undefined ? memoryLimit : 'none',
+    constrainedMiB: (constrained.result.value ?? NaN) / 2 ** 20,
+    cgroupPeakMiB: cg?.peakMiB ?? NaN,
+    failcnt: cg?.failcnt ?? NaN,
+    oomKills: cg?.oomKills ?? NaN,
+    liveHeapMiB,
+    gc,
+  };
+}
 
 /**
  * `rate` readiness flips per second for `seconds`, spread over the workload's Services (every
@@ -234,6 +361,7 @@ async function churn(
     triggerP50: percentile(t, 50),
     triggerP99: percentile(t, 99),
     cpuPer1000: (cpu / Math.max(1, n)) * 1000,
+    flips: n,
   };
 }
 
@@ -279,17 +407,18 @@ async function rawFloor(kc: KubeConfig, w: Workload, tracker: EndpointsTracker):
 
 /** RSS of outrigger with default flags and one ExternalBackend of 3 addresses, once synced. */
 async function defaultModeRss(cluster: Cluster): Promise<number> {
-  const op = await startOperator(
+  const { op, inspector, cgroup } = await startLimited(
     cluster.kubeconfigPath,
     [],
     join(cluster.dir ?? '/tmp', 'outrigger-default.log'),
-    { readyTimeoutMs: 600_000 },
   );
   try {
     await delay(10_000);
     return sampleProcess(op.pid).rssMiB;
   } finally {
+    inspector.close();
     await op.stop();
+    cgroup?.remove();
   }
 }
 
@@ -374,6 +503,22 @@ async function measure(
       ? (await ctl.metric('nodejs_heap_size_used_bytes')) / 1048576
       : undefined;
     let peak = steady.peakRssMiB;
+    const underLimit = await limitFigures(ctl);
+    if (ctl.inspector !== undefined && profileOut !== undefined && !skip.has('churn')) {
+      // A churn of its own: the sampling profiler's cost stays out of every figure above.
+      await ctl.inspector.startProfile();
+      const l = await churn(kc, w, tracker, ctl.pid, 20, churnSeconds);
+      const profile = await ctl.inspector.stopProfile();
+      mkdirSync(profileOut, { recursive: true });
+      const file = join(profileOut, `flip-${String(w.pods)}.cpuprofile`);
+      writeFileSync(file, JSON.stringify(profile));
+      writeFileSync(
+        join(profileOut, `flip-${String(w.pods)}.json`),
+        `${JSON.stringify({ flips: l.flips, seconds: churnSeconds, rate: 20, main: mainOverride ?? 'this tree' })}\n`,
+      );
+      log(`[${c.name}] CPU profile of ${String(l.flips)} flips: ${file}`);
+      profileOut = undefined;
+    }
     await ctl.stop();
 
     log(`[${c.name}] limiter off: Endpoints deleted, cold start`);
@@ -421,6 +566,7 @@ async function measure(
         steadyRssMiB: steady.rssMiB,
         heapMiB: heap,
         eventLoopP99Ms: eld,
+        ...(underLimit !== undefined ? { underLimit } : {}),
       },
     };
   } finally {
@@ -435,26 +581,40 @@ const sizes = w.services.map((s) => s.size);
 log(
   `workload: ${String(w.pods)} pods, ${String(w.services.length)} Services in ${String(w.namespaces.length)} namespaces; largest ${String(Math.max(...sizes))}, median ${String(sizes.slice().sort((a, b) => a - b)[Math.floor(sizes.length / 2)])}`,
 );
-const u = skip.has('upstream') ? undefined : await measure(upstream, w);
-const o = skip.has('outrigger') ? undefined : await measure(outrigger, w);
-const probes = skip.has('probes')
-  ? undefined
-  : await probeScale({
-      backends: Number(args.backends),
-      addressesPerBackend: Number(args['addresses-per-backend']),
-      seconds: Number(args['probe-seconds']),
-      log,
-    });
+if (cgroupWhyNot !== undefined) log(`outrigger runs without a memory limit: ${cgroupWhyNot}`);
+else log(`outrigger runs under the chart's memory limit, ${memoryLimit}`);
+const runs: BenchRun[] = [];
+for (let i = 0; i < runCount; i++) {
+  if (runCount > 1) log(`run ${String(i + 1)} of ${String(runCount)}`);
+  const u = skip.has('upstream') ? undefined : await measure(upstream, w);
+  const o = skip.has('outrigger') ? undefined : await measure(outrigger, w);
+  const probes = skip.has('probes')
+    ? undefined
+    : await probeScale({
+        backends: Number(args.backends),
+        addressesPerBackend: Number(args['addresses-per-backend']),
+        seconds: Number(args['probe-seconds']),
+        log,
+        start: (kubeconfig, logPath) => startLimited(kubeconfig, [], logPath),
+      });
+  runs.push({
+    loadMs: o?.loadMs ?? u?.loadMs ?? NaN,
+    rawFloorMs: u?.rawFloorMs,
+    upstream: u?.figures,
+    outrigger: o?.figures,
+    defaultModeRssMiB: o?.defaultMode,
+    probes,
+  });
+}
+const [first] = runs;
+if (first === undefined) throw new Error('no run');
 const result: BenchResult = {
   ...measured,
   pods: w.pods,
   services: w.services.length,
-  loadMs: o?.loadMs ?? u?.loadMs ?? NaN,
-  rawFloorMs: u?.rawFloorMs,
-  upstream: u?.figures,
-  outrigger: o?.figures,
-  defaultModeRssMiB: o?.defaultMode,
-  probes,
+  ...(mainOverride !== undefined ? { main: mainOverride } : {}),
+  ...first,
+  runs,
 };
 process.stdout.write(`${renderResults(result)}\n`);
 if (args.out !== undefined) {

@@ -46,6 +46,7 @@ import { provenance } from '../harness/provenance.ts';
 import { runcUnavailable, runPod, type Container } from '../harness/runc.ts';
 import { buildImage, unpackImage, type UnpackedImage } from '../image/build.ts';
 import { createExternalBackend, waitFor } from '../helpers.ts';
+import { gcFromTrace, type GcFigures } from './gc.ts';
 import { EndpointsTracker } from './observe.ts';
 import { load, podIP, podName, setPodReady, workload } from './workload.ts';
 
@@ -100,20 +101,6 @@ export interface Sample {
   readonly rssMiB: number;
   readonly heapUsedMiB?: number;
   readonly heapTotalMiB?: number;
-}
-
-export interface GcFigures {
-  readonly count: number;
-  readonly totalMs: number;
-  readonly maxMs: number;
-  readonly maxKind: string;
-  /** Major (mark-compact) collections. */
-  readonly majorCount: number;
-  readonly majorMaxMs: number;
-  /** Pauses of 100 ms or more. */
-  readonly over100ms: number;
-  /** prom-client's nodejs_gc_duration_seconds_sum, all kinds (what a dashboard shows). */
-  readonly promTotalSeconds: number | undefined;
 }
 
 export interface Run {
@@ -223,38 +210,6 @@ function sumOf(m: Map<string, number>, name: string, labelFilter = ''): number {
   for (const [k, v] of m)
     if ((k === name || k.startsWith(`${name}{`)) && k.includes(labelFilter)) n += v;
   return n;
-}
-
-/** GC pauses from V8's --trace-gc lines ("... Scavenge ... MB, pooled: 0.0 MB, 1.23 / 0.00 ms"). */
-export function gcFromTrace(logText: string): Omit<GcFigures, 'promTotalSeconds'> {
-  let count = 0;
-  let totalMs = 0;
-  let maxMs = 0;
-  let maxKind = '';
-  let majorCount = 0;
-  let majorMaxMs = 0;
-  let over100ms = 0;
-  for (const line of logText.split('\n')) {
-    const m =
-      /\d+ ms: ([A-Za-z-]+(?: \([^)]*\))?) .*?MB, (?:pooled: [\d.]+ MB, )?([\d.]+) \/ [\d.]+ ms/.exec(
-        line,
-      );
-    if (m === null) continue;
-    const ms = Number(m[2]);
-    const kind = m[1] ?? '';
-    count++;
-    totalMs += ms;
-    if (ms >= 100) over100ms++;
-    if (ms > maxMs) {
-      maxMs = ms;
-      maxKind = kind;
-    }
-    if (kind.startsWith('Mark-Compact') || kind.startsWith('Mark-Sweep')) {
-      majorCount++;
-      majorMaxMs = Math.max(majorMaxMs, ms);
-    }
-  }
-  return { count, totalMs, maxMs, maxKind, majorCount, majorMaxMs, over100ms };
 }
 
 interface Env {

@@ -2,7 +2,10 @@
 // probed every 10 s by outrigger (default flags) against one real TCP listener inside a network
 // namespace this run creates (its addresses are an AnyIP range routed there). Measures the CPU
 // outrigger uses, how late probes start (schedule lag), and status writes per minute when all is
-// well and when every backend's servers die at once and come back.
+// well and when every backend's servers die at once and come back; and what the addresses cost in
+// memory: the live heap after a full GC before the first backend and with every address healthy.
+// The caller starts outrigger (under the chart's memory limit in `npm run bench`).
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { CoreV1Api, CustomObjectsApi } from '@kubernetes/client-node';
@@ -10,8 +13,11 @@ import PQueue from 'p-queue';
 import { startCluster } from '../harness/controlplane.ts';
 import { installCrd } from '../harness/crd.ts';
 import { createBackendNetwork, netnsUnavailable } from '../harness/netns.ts';
-import { startOperator, type OperatorProcess } from '../harness/operator.ts';
+import type { MemoryCgroup } from '../harness/cgroup.ts';
+import type { OperatorProcess } from '../harness/operator.ts';
 import { apiServerMetrics } from './apiserver.ts';
+import { gcFromTrace, type GcFigures } from './gc.ts';
+import type { Inspector } from './inspector.ts';
 import { sampleProcess } from './observe.ts';
 
 export interface ProbeFigures {
@@ -31,6 +37,22 @@ export interface ProbeFigures {
   readonly outageStatusWrites: number;
   readonly outageSliceWrites: number;
   readonly rssMiB: number;
+  /** Requests outrigger made until every address was healthy, and the time its QPS allows them. */
+  readonly readyRequests?: number;
+  readonly readyFloorMs?: number;
+  /** Peak RSS (VmHWM) over the whole run. */
+  readonly peakRssMiB?: number;
+  readonly cgroupPeakMiB?: number;
+  /** The live heap after a full GC: with no backend, and with every address healthy. */
+  readonly liveHeapIdleMiB?: number;
+  readonly liveHeapMiB?: number;
+  readonly gc?: Omit<GcFigures, 'promTotalSeconds'>;
+}
+
+export interface Started {
+  readonly op: OperatorProcess;
+  readonly inspector: Inspector;
+  readonly cgroup: MemoryCgroup | undefined;
 }
 
 const perNamespace = 100;
@@ -76,6 +98,10 @@ export async function probeScale(o: {
   addressesPerBackend: number;
   seconds: number;
   log: (msg: string) => void;
+  start: (kubeconfig: string, logPath: string) => Promise<Started>;
+  /** The client-side limiter's rate and burst outrigger runs with (its defaults). */
+  qps?: number;
+  burst?: number;
 }): Promise<ProbeFigures | undefined> {
   const why = netnsUnavailable();
   if (why !== undefined) {
@@ -86,7 +112,7 @@ export async function probeScale(o: {
   o.log(`probes: ${String(o.backends)} backends × ${String(o.addressesPerBackend)} addresses`);
   const cluster = await startCluster();
   const net = createBackendNetwork(cluster.dir ?? '/tmp', 1);
-  let op: OperatorProcess | undefined;
+  let started: Started | undefined;
   try {
     const kc = cluster.kubeConfig();
     const ips = net.routed(total);
@@ -99,11 +125,11 @@ export async function probeScale(o: {
       (_, i) => `probes-${String(i)}`,
     );
     for (const ns of namespaces) await core.createNamespace({ body: { metadata: { name: ns } } });
-    op = await startOperator(
-      cluster.kubeconfigPath,
-      [],
-      join(cluster.dir ?? '/tmp', 'outrigger-probes.log'),
-    );
+    const logPath = join(cluster.dir ?? '/tmp', 'outrigger-probes.log');
+    started = await o.start(cluster.kubeconfigPath, logPath);
+    const op = started.op;
+    const liveHeapIdleMiB = await started.inspector.liveHeapMiB();
+    const requests0 = await op.metric('rest_client_requests_total');
     const t0 = Date.now();
     const pool = new PQueue({ concurrency: 16 });
     for (let b = 0; b < o.backends; b++) {
@@ -160,7 +186,12 @@ export async function probeScale(o: {
     };
     await waitHealthy((n) => n === total, 'every address healthy');
     const readyMs = Date.now() - t0;
-    o.log(`probes: all ${String(total)} addresses healthy after ${String(readyMs)} ms`);
+    const readyRequests = (await op.metric('rest_client_requests_total')) - requests0;
+    // The limiter lets the burst through at once, then one request per 1/qps.
+    const readyFloorMs = (Math.max(0, readyRequests - (o.burst ?? 30)) / (o.qps ?? 20)) * 1000;
+    o.log(
+      `probes: all ${String(total)} addresses healthy after ${String(readyMs)} ms (${String(readyRequests)} requests: ${readyFloorMs.toFixed(0)} ms at the limiter's rate)`,
+    );
 
     const lag0 = await histogram(op, 'outrigger_probe_schedule_lag_seconds');
     const probes0 = await op.metric('outrigger_probe_total');
@@ -184,7 +215,10 @@ export async function probeScale(o: {
     await delay(5000);
     const status2 = await statusPatches(kc, 'externalbackends', 'status');
     const slices1 = await statusPatches(kc, 'endpointslices', '');
-    const rssMiB = sampleProcess(op.pid).rssMiB;
+    const sample = sampleProcess(op.pid);
+    const gc = gcFromTrace(readFileSync(logPath, 'utf8'));
+    const cgroupPeakMiB = started.cgroup?.stats().peakMiB;
+    const liveHeapMiB = await started.inspector.liveHeapMiB();
     await server.stop();
     return {
       backends: o.backends,
@@ -200,10 +234,19 @@ export async function probeScale(o: {
       outageTransitions: total * 2,
       outageStatusWrites: status2 - status1,
       outageSliceWrites: slices1 - slices0,
-      rssMiB,
+      rssMiB: sample.rssMiB,
+      readyRequests,
+      readyFloorMs,
+      peakRssMiB: sample.peakRssMiB,
+      ...(cgroupPeakMiB !== undefined ? { cgroupPeakMiB } : {}),
+      liveHeapIdleMiB,
+      liveHeapMiB,
+      gc,
     };
   } finally {
-    await op?.stop();
+    started?.inspector.close();
+    await started?.op.stop();
+    started?.cgroup?.remove();
     await net.remove();
     await cluster.stop();
   }

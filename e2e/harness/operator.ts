@@ -40,6 +40,12 @@ export interface StartOptions {
   readonly secureMetrics?: boolean;
   /** How long to wait for /readyz; 0 returns as soon as the process is started. Default 60 s. */
   readonly readyTimeoutMs?: number;
+  /** Flags for node itself (the benchmark's --inspect and --trace-gc). */
+  readonly nodeArgs?: readonly string[];
+  /** Rewrites the command line, e.g. to start it inside a memory cgroup (cgroup.ts). */
+  readonly wrap?: (argv: readonly string[]) => string[];
+  /** Another tree's src/main.ts: the benchmark's before-and-after runs. */
+  readonly main?: string;
 }
 
 export async function startOperator(
@@ -59,18 +65,18 @@ export async function startOperator(
   const metricsPort = await freePort();
   const probePort = await freePort();
   const fd = openSync(logPath, 'a');
-  const child: ChildProcess = spawn(
+  const argv = [
     process.execPath,
-    [
-      main,
-      `--kubeconfig=${identity}`,
-      `--metrics-bind-address=127.0.0.1:${metricsPort}`,
-      `--health-probe-bind-address=127.0.0.1:${probePort}`,
-      ...(opts.secureMetrics === true ? [] : ['--metrics-secure=false']),
-      ...args,
-    ],
-    { stdio: ['ignore', fd, fd] },
-  );
+    ...(opts.nodeArgs ?? []),
+    opts.main ?? main,
+    `--kubeconfig=${identity}`,
+    `--metrics-bind-address=127.0.0.1:${metricsPort}`,
+    `--health-probe-bind-address=127.0.0.1:${probePort}`,
+    ...(opts.secureMetrics === true ? [] : ['--metrics-secure=false']),
+    ...args,
+  ];
+  const [command = '', ...rest] = opts.wrap?.(argv) ?? argv;
+  const child: ChildProcess = spawn(command, rest, { stdio: ['ignore', fd, fd] });
   closeSync(fd);
   const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
   const metricsUrl = `${opts.secureMetrics === true ? 'https' : 'http'}://127.0.0.1:${metricsPort}/metrics`;
