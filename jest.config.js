@@ -22,7 +22,7 @@ export default {
     {
       ...esm,
       displayName: 'unit',
-      testMatch: ['<rootDir>/src/**/*.test.ts', '<rootDir>/e2e/*.unit.test.ts'],
+      testMatch: ['<rootDir>/src/**/*.test.ts', '<rootDir>/e2e/**/*.unit.test.ts'],
       // A seed for fast-check from FC_SEED, or a random one it prints on failure.
       setupFiles: ['<rootDir>/src/runtime/fastcheck.test-helpers.ts'],
     },
