@@ -43,6 +43,8 @@ export default tseslint.config(
       // A `void`-discarded promise is still a rejection nobody handles: every fire-and-forget
       // promise must say what happens when it fails.
       '@typescript-eslint/no-floating-promises': ['error', { ignoreVoid: false }],
+      // `import { type A } from 'm'` keeps `import 'm'` when types are stripped: it loads m.
+      '@typescript-eslint/no-import-type-side-effects': 'error',
     },
   },
   {
@@ -72,6 +74,21 @@ export default tseslint.config(
         },
       ],
       'boundaries/no-unknown-files': 'error',
+      // Loading client-node costs about 80 MiB of RSS (its generated models load whole): outrigger
+      // uses its types only, and runtime/kubeconfig.ts loads it for the rare kubeconfig forms.
+      '@typescript-eslint/no-restricted-imports': [
+        'error',
+        {
+          paths: [
+            {
+              name: '@kubernetes/client-node',
+              allowTypeImports: true,
+              message:
+                'types only: requests go through runtime/rest.ts (see runtime/kubeconfig.ts)',
+            },
+          ],
+        },
+      ],
     },
   },
   {

@@ -11,6 +11,7 @@ import {
   type V1Pod,
 } from '@kubernetes/client-node';
 import { apiVersion, group, plural, version } from '../src/api/externalbackend.ts';
+import { ApiError } from '../src/runtime/rest.ts';
 
 /**
  * Whether `err` is a failed assertion (jest's JestAssertionError carries `matcherResult`): a retry
@@ -63,7 +64,8 @@ export async function apiError(p: Promise<unknown>): Promise<{ code: number; mes
   try {
     await p;
   } catch (err) {
-    if (err instanceof ApiException) {
+    // client-node's error for the test's own calls, outrigger's for its clients'.
+    if (err instanceof ApiException || err instanceof ApiError) {
       const body: unknown = typeof err.body === 'string' ? JSON.parse(err.body) : err.body;
       const message = (body as { message?: unknown } | null)?.message;
       return { code: err.code, message: typeof message === 'string' ? message : String(err.body) };

@@ -7,8 +7,9 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
 import type { CachedPod } from '../src/runtime/cached.ts';
 import { Informer } from '../src/runtime/informer.ts';
-import { type WatchEndReason } from '../src/runtime/watchstream.ts';
+import type { WatchEndReason } from '../src/runtime/watchstream.ts';
 import { podClient } from '../src/runtime/listers.ts';
+import { loadConnection } from '../src/runtime/kubeconfig.ts';
 import { restClient } from '../src/runtime/rest.ts';
 import { transformPod } from '../src/runtime/transforms.ts';
 import { createLogger } from '../src/runtime/log.ts';
@@ -37,7 +38,7 @@ describe('Informer', () => {
     await createRunningPod(core, b, 'in-b', { ip: '10.244.4.2', ready: true });
     const informer = new Informer<CachedPod>({
       name: 'pods',
-      client: podClient(restClient(kc)),
+      client: podClient(restClient(await loadConnection(cluster.kubeconfigPath))),
       transform: transformPod,
       namespaces: [a],
       log: createLogger('error'),
@@ -87,8 +88,7 @@ describe('Informer', () => {
     const b = await createTestNamespace(kc, 'fail-b');
     await createRunningPod(core, a, 'in-a', { ip: '10.244.4.1', ready: true });
     const proxy = await startApiProxy(cluster);
-    const pkc = new KubeConfig();
-    pkc.loadFromFile(proxy.kubeconfigPath);
+    const proxied = restClient(await loadConnection(proxy.kubeconfigPath));
     const unrefuse = proxy.fault(allOf(isList('pods'), inNamespace(b)), {
       kind: 'status',
       code: 403,
@@ -97,7 +97,7 @@ describe('Informer', () => {
     const release = proxy.fault(allOf(isList('pods'), inNamespace(a)), { kind: 'hang' });
     const informer = new Informer<CachedPod>({
       name: 'pods',
-      client: podClient(restClient(pkc)),
+      client: podClient(proxied),
       transform: transformPod,
       namespaces: [a, b],
       log: createLogger('error'),
@@ -149,7 +149,7 @@ describe('Informer', () => {
     const events: string[] = [];
     const informer = new Informer<CachedPod>({
       name: 'pods',
-      client: podClient(restClient(kc)),
+      client: podClient(restClient(await loadConnection(cluster.kubeconfigPath))),
       transform: transformPod,
       namespaces: [ns],
       log: createLogger('error'),
@@ -200,13 +200,12 @@ describe('Informer', () => {
     const ns = await createTestNamespace(kc, 'watchfaults');
     await createRunningPod(core, ns, 'p-0', { ip: '10.244.4.1', ready: true });
     const proxy = await startApiProxy(cluster);
-    const pkc = new KubeConfig();
-    pkc.loadFromFile(proxy.kubeconfigPath);
+    const proxied = restClient(await loadConnection(proxy.kubeconfigPath));
     const ends: WatchEndReason[] = [];
     let resynced = 0;
     const informer = new Informer<CachedPod>({
       name: 'pods',
-      client: podClient(restClient(pkc)),
+      client: podClient(proxied),
       transform: transformPod,
       namespaces: [ns],
       log: createLogger('error'),

@@ -17,10 +17,11 @@ import {
 import { join } from 'node:path';
 import { readPolicies, planEffective } from '../src/controllers/policy/controller.ts';
 import { group, plural, version } from '../src/api/externalbackend.ts';
-import { type ExternalBackendStatus } from '../src/api/externalbackendstatus.ts';
+import type { ExternalBackendStatus } from '../src/api/externalbackendstatus.ts';
 import { Informer } from '../src/runtime/informer.ts';
 import { policyWriter } from '../src/controllers/policy/writer.ts';
 import { customObjectClient } from '../src/runtime/listers.ts';
+import { loadConnection } from '../src/runtime/kubeconfig.ts';
 import { restClient } from '../src/runtime/rest.ts';
 import { transformPolicy, type CachedPolicy } from '../src/api/resources.ts';
 import { createLogger } from '../src/runtime/log.ts';
@@ -88,11 +89,10 @@ describe('address policy review', () => {
       ),
     );
     const proxy = await startApiProxy(cluster);
-    const pkc = new KubeConfig();
-    pkc.loadFromFile(proxy.kubeconfigPath);
+    const proxied = restClient(await loadConnection(proxy.kubeconfigPath));
     const informer = new Informer<CachedPolicy>({
       name: 'externalbackendpolicies',
-      client: customObjectClient(restClient(pkc), group, version, policyPlural),
+      client: customObjectClient(proxied, group, version, policyPlural),
       transform: transformPolicy,
       log: createLogger('error'),
     });
@@ -162,7 +162,10 @@ describe('address policy review', () => {
         grant('team-a', [{ name: 'db', namespaceSelector: {}, cidrs: ['10.251.1.0/24'] }]),
       ];
       const policy = loadPolicies(grants);
-      const writer = policyWriter(kc, createMetrics());
+      const writer = policyWriter(
+        restClient(await loadConnection(cluster.kubeconfigPath)),
+        createMetrics(),
+      );
       let applies = 0;
       for (let i = 0; i < 3; i++) {
         const current = (await objects.getClusterCustomObject({
@@ -206,7 +209,10 @@ describe('address policy review', () => {
     );
     const compiled = compileEffective(loadPolicies(grants));
     expect(compiled?.rules.length).toBe(17 * 64);
-    const writer = policyWriter(kc, createMetrics());
+    const writer = policyWriter(
+      restClient(await loadConnection(cluster.kubeconfigPath)),
+      createMetrics(),
+    );
     const err = await apiError(
       writer.applyEffective(compiled ?? { rules: [] }, {
         'app.kubernetes.io/managed-by': 'outrigger',

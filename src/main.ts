@@ -1,10 +1,12 @@
 #!/usr/bin/env node
 import { ConfigError, helpText, parseConfig, type Config } from './manager/config.ts';
-import { loadKubeConfig, serverVersion } from './runtime/client.ts';
+import { serverVersion } from './runtime/client.ts';
+import { loadConnection } from './runtime/kubeconfig.ts';
+import { restClient } from './runtime/rest.ts';
 import { createLogger } from './runtime/log.ts';
 import { runManager } from './manager/manager.ts';
 import { shutdownSignal, sleep } from './runtime/signals.ts';
-import { version } from './runtime/version.ts';
+import { userAgent, version } from './runtime/version.ts';
 
 /** Exit status for a usage error, as Go's flag package uses. */
 const EXIT_USAGE = 2;
@@ -14,8 +16,12 @@ async function run(config: Config): Promise<number> {
   const stop = shutdownSignal();
   log.info({ version, config }, 'starting outrigger');
 
-  const kc = loadKubeConfig(config.kubeconfig);
-  log.info({ server: kc.getCurrentCluster()?.server }, 'connecting to the API server');
+  const connection = await loadConnection(config.kubeconfig);
+  log.info(
+    { server: connection.server, loader: connection.loader },
+    'connecting to the API server',
+  );
+  const probe = restClient(connection, { userAgent });
   // Keep trying while the API server is unreachable (it may still be starting), with capped backoff.
   for (
     let attempt = 0, delay = 500;
@@ -23,7 +29,7 @@ async function run(config: Config): Promise<number> {
     attempt++, delay = Math.min(delay * 2, 30_000)
   ) {
     try {
-      const v = await serverVersion(kc);
+      const v = await serverVersion(probe);
       log.info({ gitVersion: v.gitVersion, platform: v.platform }, 'connected to the API server');
       break;
     } catch (err) {
@@ -32,7 +38,7 @@ async function run(config: Config): Promise<number> {
     }
   }
 
-  if (!stop.aborted) await runManager(config, kc, log, stop);
+  if (!stop.aborted) await runManager(config, connection, log, stop);
   log.info('received a shutdown signal; exiting');
   return 0;
 }

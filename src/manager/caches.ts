@@ -45,8 +45,8 @@ import type {
 } from '../runtime/cached.ts';
 import type { ErrorSource } from '../runtime/errors.ts';
 import { Informer } from '../runtime/informer.ts';
-import { type ResourceClient } from '../runtime/listers.ts';
-import { type WatchEndReason } from '../runtime/watchstream.ts';
+import type { ResourceClient } from '../runtime/listers.ts';
+import type { WatchEndReason } from '../runtime/watchstream.ts';
 import type { Logger } from '../runtime/log.ts';
 import type { Metrics } from '../runtime/metrics.ts';
 import type { V1EndpointSlice } from '@kubernetes/client-node';

@@ -1,13 +1,13 @@
 // Wiring: the runtime (client, metrics, throttle, Events, lease), the caches, each controller's
 // setup, the HTTP endpoints; then start in order (caches, lease, controllers) and stop in reverse.
-import type { KubeConfig } from '@kubernetes/client-node';
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import { setupExternalBackend } from '../controllers/externalbackend/setup.ts';
 import { setupPolicy } from '../controllers/policy/setup.ts';
 import { setupSelector } from '../controllers/selector/setup.ts';
-import { inClusterNamespace, observeRequests, type RequestObserver } from '../runtime/client.ts';
-import { restClient } from '../runtime/rest.ts';
+import { inClusterNamespace, type RequestObserver } from '../runtime/client.ts';
+import type { Connection } from '../runtime/kubeconfig.ts';
+import { restClient, type Rest } from '../runtime/rest.ts';
 import { errorReporter, installLastResort } from '../runtime/errors.ts';
 import { eventRecorder } from '../runtime/events.ts';
 import type { Runnable } from '../runtime/host.ts';
@@ -16,25 +16,20 @@ import type { Logger } from '../runtime/log.ts';
 import { createMetrics, type Metrics } from '../runtime/metrics.ts';
 import { sleep, untilAborted } from '../runtime/signals.ts';
 import { Throttle } from '../runtime/throttle.ts';
-import { version as outriggerVersion } from '../runtime/version.ts';
+import { userAgent } from '../runtime/version.ts';
 import { createCaches } from './caches.ts';
 import { ConfigError, type Config } from './config.ts';
 import type { Check } from './server.ts';
 import { serve } from './serving.ts';
 
-function leaderElector(
-  config: Config,
-  kc: KubeConfig,
-  log: Logger,
-  metrics: Metrics,
-): LeaderElector {
+function leaderElector(config: Config, rest: Rest, log: Logger, metrics: Metrics): LeaderElector {
   const namespace = config.leaderElectionNamespace ?? inClusterNamespace();
   if (namespace === undefined)
     throw new ConfigError('--leader-election-namespace is required when running outside a cluster');
   const name = config.leaderElectionId;
   metrics.leaderStatus.set({ name }, 0);
   return new LeaderElector({
-    kubeConfig: kc,
+    rest,
     namespace,
     name,
     identity: `${hostname()}_${randomUUID()}`,
@@ -53,7 +48,7 @@ const stuckAfterMs = 5 * 60_000;
 
 export async function runManager(
   config: Config,
-  kubeConfig: KubeConfig,
+  connection: Connection,
   log: Logger,
   stop: AbortSignal,
 ): Promise<void> {
@@ -62,10 +57,7 @@ export async function runManager(
     metrics.restRequests.inc({ method, code });
     metrics.restRequestDuration.observe({ verb: method, host }, seconds);
   };
-  const userAgent = `outrigger/${outriggerVersion} (${process.platform}/${process.arch})`;
-  const kc = observeRequests(kubeConfig, observe, userAgent);
-  // The objects handled in volume go through the lean client; everything else through client-node.
-  const rest = restClient(kubeConfig, { observe, userAgent });
+  const rest = restClient(connection, { observe, userAgent });
   const report = errorReporter(log, (source) => {
     metrics.unhandledErrors.inc({ source });
   });
@@ -77,10 +69,10 @@ export async function runManager(
   // path, so a flood of them never delays a write.
   // Every replica keeps its caches warm; only the leader runs controllers (and so writes and
   // probes), and every write and Event first asks whether the lease is still held.
-  const elector = config.leaderElect ? leaderElector(config, kc, log, metrics) : undefined;
+  const elector = config.leaderElect ? leaderElector(config, rest, log, metrics) : undefined;
   const mayWrite = (): boolean => elector?.isLeading() ?? true;
   const throttle = new Throttle(config.kubeApiQps, config.kubeApiBurst, mayWrite);
-  const events = eventRecorder(kc, log, {
+  const events = eventRecorder(rest, log, {
     mayWrite,
     onResult: (result) => {
       metrics.events.inc({ result });
@@ -126,7 +118,7 @@ export async function runManager(
     });
   }
   const xbc = setupExternalBackend(host, {
-    kubeConfig: kc,
+    connection,
     rest,
     settings: config,
     backends: caches.backends,
@@ -147,7 +139,7 @@ export async function runManager(
     metrics,
   });
   setupPolicy(host, {
-    kubeConfig: kc,
+    rest,
     policies: caches.policies,
     log,
     metrics,
@@ -180,7 +172,7 @@ export async function runManager(
     });
   }
 
-  const serving = await serve(config, kc, log, metrics, { healthz, readyz });
+  const serving = await serve(config, rest, log, metrics, { healthz, readyz });
   log.info(
     {
       metrics: config.metricsBindAddress,

@@ -4,7 +4,12 @@
 // (SubjectAccessReview). Prometheus then needs a token and a ClusterRole granting
 // nonResourceURLs ["/metrics"], the kube-prometheus convention.
 import { createHash } from 'node:crypto';
-import { AuthenticationV1Api, AuthorizationV1Api, type KubeConfig } from '@kubernetes/client-node';
+import type {
+  V1SubjectAccessReview,
+  V1SubjectAccessReviewSpec,
+  V1TokenReview,
+} from '@kubernetes/client-node';
+import type { Rest } from '../runtime/rest.ts';
 
 export interface UserInfo {
   readonly username: string;
@@ -21,12 +26,14 @@ export interface Reviewer {
   authorize(user: UserInfo, verb: string, path: string): Promise<boolean>;
 }
 
-export function kubeReviewer(kc: KubeConfig): Reviewer {
-  const authn = kc.makeApiClient(AuthenticationV1Api);
-  const authz = kc.makeApiClient(AuthorizationV1Api);
+export function kubeReviewer(rest: Rest): Reviewer {
   return {
     async authenticate(token) {
-      const r = await authn.createTokenReview({ body: { spec: { token } } });
+      const r = await rest.request<V1TokenReview>(
+        'POST',
+        '/apis/authentication.k8s.io/v1/tokenreviews',
+        { body: { apiVersion: 'authentication.k8s.io/v1', kind: 'TokenReview', spec: { token } } },
+      );
       const user = r.status?.user;
       if (r.status?.authenticated !== true || user?.username === undefined) return undefined;
       return {
@@ -37,19 +44,26 @@ export function kubeReviewer(kc: KubeConfig): Reviewer {
       };
     },
     async authorize(user, verb, path) {
-      const r = await authz.createSubjectAccessReview({
-        body: {
-          spec: {
-            user: user.username,
-            ...(user.uid !== undefined && { uid: user.uid }),
-            ...(user.groups !== undefined && { groups: [...user.groups] }),
-            ...(user.extra !== undefined && {
-              extra: Object.fromEntries(Object.entries(user.extra).map(([k, v]) => [k, [...v]])),
-            }),
-            nonResourceAttributes: { path, verb },
+      const spec: V1SubjectAccessReviewSpec = {
+        user: user.username,
+        ...(user.uid !== undefined && { uid: user.uid }),
+        ...(user.groups !== undefined && { groups: [...user.groups] }),
+        ...(user.extra !== undefined && {
+          extra: Object.fromEntries(Object.entries(user.extra).map(([k, v]) => [k, [...v]])),
+        }),
+        nonResourceAttributes: { path, verb },
+      };
+      const r = await rest.request<V1SubjectAccessReview>(
+        'POST',
+        '/apis/authorization.k8s.io/v1/subjectaccessreviews',
+        {
+          body: {
+            apiVersion: 'authorization.k8s.io/v1',
+            kind: 'SubjectAccessReview',
+            spec,
           },
         },
-      });
+      );
       return r.status?.allowed === true && r.status.denied !== true;
     },
   };

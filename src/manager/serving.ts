@@ -1,9 +1,9 @@
 // The HTTP side of the manager: /metrics (plain, or TLS with each scrape reviewed), and the
 // /healthz and /readyz probes.
-import type { KubeConfig } from '@kubernetes/client-node';
 import type { Logger } from '../runtime/log.ts';
 import type { Metrics } from '../runtime/metrics.ts';
 import { ConfigError, type Config } from './config.ts';
+import type { Rest } from '../runtime/rest.ts';
 import { MetricsAuthorizer, kubeReviewer } from './metricsauth.ts';
 import { readKeyPair, selfSignedKeyPair, watchKeyPair, type KeyPair } from './metricstls.ts';
 import {
@@ -18,7 +18,7 @@ import {
 /** The certificate and the reviews of the secure metrics endpoint; undefined when it is plain. */
 async function secureMetrics(
   config: Config,
-  kc: KubeConfig,
+  rest: Rest,
   log: Logger,
   metrics: Metrics,
 ): Promise<SecureMetrics | undefined> {
@@ -40,7 +40,7 @@ async function secureMetrics(
       );
     }
   }
-  const authorizer = new MetricsAuthorizer(kubeReviewer(kc));
+  const authorizer = new MetricsAuthorizer(kubeReviewer(rest));
   return {
     keyPair,
     authorizer,
@@ -63,13 +63,13 @@ export interface Serving {
 /** Starts the metrics and probe servers; `close` stops them and the certificate watch. */
 export async function serve(
   config: Config,
-  kc: KubeConfig,
+  rest: Rest,
   log: Logger,
   metrics: Metrics,
   checks: { readonly healthz: Check[]; readonly readyz: Check[] },
 ): Promise<Serving> {
   const { healthz, readyz } = checks;
-  const secure = await secureMetrics(config, kc, log, metrics);
+  const secure = await secureMetrics(config, rest, log, metrics);
   const metricsServer = await serveMetrics(config.metricsBindAddress, metrics.registry, secure);
   const stopCertWatch =
     secure !== undefined && config.metricsCertPath !== '' && metricsServer !== undefined

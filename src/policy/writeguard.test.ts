@@ -4,7 +4,7 @@
 import { describe, expect, it } from '@jest/globals';
 import { desiredEndpoints, desiredSlices } from '../controllers/externalbackend/desired.ts';
 import { desiredService, serviceName } from '../controllers/externalbackend/service.ts';
-import { type AddressView } from '../controllers/externalbackend/addresses.ts';
+import type { AddressView } from '../controllers/externalbackend/addresses.ts';
 import { externalBackendSpec } from '../api/externalbackend.ts';
 import { backendLabels, sliceSuffix, writeGuardCel, writeGuardPolicies } from './writeguard.ts';
 

@@ -1,7 +1,8 @@
 import { hostname } from 'node:os';
-import { CoreV1Api, type KubeConfig, type V1ObjectReference } from '@kubernetes/client-node';
+import type { V1ObjectReference } from '@kubernetes/client-node';
 import type { Logger } from './log.ts';
 import { TokenBucket } from './ratelimit.ts';
+import { objectPath, type Rest } from './rest.ts';
 
 export interface EventRecorder {
   /** Records a core/v1 Event about `object`; never throws and never waits (best effort). */
@@ -57,19 +58,17 @@ export interface PendingEvent {
  * events' place in a queue that drops rather than grows.
  */
 export function eventRecorder(
-  kc: KubeConfig,
+  rest: Rest,
   log: Logger,
   o: EventRecorderOptions = {},
 ): EventRecorder {
-  const core = kc.makeApiClient(CoreV1Api);
   const component = o.component ?? 'outrigger';
   const instance = hostname();
   return boundedEventRecorder(
     async (e) => {
       const namespace = e.object.namespace ?? 'default';
       const ts = new Date(e.at);
-      await core.createNamespacedEvent({
-        namespace,
+      await rest.request('POST', objectPath('/api/v1', 'events', namespace), {
         body: {
           metadata: { generateName: `${e.object.name ?? 'object'}.`, namespace },
           involvedObject: e.object,

@@ -3,7 +3,7 @@ import { pino } from 'pino';
 import type { CachedObject } from './cached.ts';
 import { FakeClock, settle } from './clock.test-helpers.ts';
 import { Informer } from './informer.ts';
-import { type ListPage, type ResourceClient } from './listers.ts';
+import type { ListPage, ResourceClient } from './listers.ts';
 
 /** A client whose every list fails as the API server refusing it would. */
 function refusing(code: number): ResourceClient<unknown> & { lists: number } {

@@ -3,14 +3,9 @@
 // machines); the leader renews every retryPeriod and gives up when it has not renewed for
 // renewDeadline, which is shorter than leaseDuration, so it stops before anyone else may start.
 // client-node has no Lease-based elector, hence this one.
-import {
-  ApiException,
-  CoordinationV1Api,
-  type KubeConfig,
-  type V1Lease,
-  type V1MicroTime,
-} from '@kubernetes/client-node';
+import type { V1Lease } from '@kubernetes/client-node';
 import type { Logger } from './log.ts';
+import { objectPath, statusOf, type Rest } from './rest.ts';
 import { isAborted, sleep } from './signals.ts';
 
 function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
@@ -95,7 +90,7 @@ export function decide(
 }
 
 export interface LeaderElectionOptions {
-  readonly kubeConfig: KubeConfig;
+  readonly rest: Rest;
   readonly namespace: string;
   readonly name: string;
   readonly identity: string;
@@ -107,21 +102,26 @@ export interface LeaderElectionOptions {
   readonly onLeading?: (leading: boolean) => void;
 }
 
-/**
- * client-node types MicroTime as a Date but passes it through its serializer untouched in both
- * directions: reads give the wire string, and a Date is written with millisecond precision, which
- * the API server refuses ("cannot parse .745Z as .000000"). Both are handled here.
- */
+/** A MicroTime on the wire; the API server refuses millisecond precision (".745Z"). */
+type MicroTime = string;
+
 function fromMicroTime(v: unknown): Date | undefined {
-  if (v instanceof Date) return v;
   return typeof v === 'string' && v !== '' ? new Date(v) : undefined;
 }
 
-function toMicroTime(d: Date): V1MicroTime {
-  return d.toISOString().replace(/\.(\d{3})Z$/, '.$1000Z') as unknown as V1MicroTime;
+function toMicroTime(d: Date): MicroTime {
+  return d.toISOString().replace(/\.(\d{3})Z$/, '.$1000Z');
 }
 
-function toRecord(lease: V1Lease): LeaseRecord {
+/** A Lease as the API server sends it: its times are MicroTime strings. */
+type WireLease = Omit<V1Lease, 'spec'> & {
+  spec?: Omit<NonNullable<V1Lease['spec']>, 'acquireTime' | 'renewTime'> & {
+    acquireTime?: MicroTime;
+    renewTime?: MicroTime;
+  };
+};
+
+function toRecord(lease: WireLease): LeaseRecord {
   const s = lease.spec;
   return {
     holderIdentity: s?.holderIdentity ?? '',
@@ -134,9 +134,9 @@ function toRecord(lease: V1Lease): LeaseRecord {
 
 export class LeaderElector {
   private readonly o: LeaderElectionOptions;
-  private readonly api: CoordinationV1Api;
+  private readonly path: string;
   private observation: Observation = { record: undefined, observedAt: 0 };
-  private lease: V1Lease | undefined;
+  private lease: WireLease | undefined;
   /**
    * When the request of the last successful acquire or renewal was sent, on the monotonic clock
    * (a wall-clock step must not stretch how long this replica believes it leads).
@@ -146,7 +146,7 @@ export class LeaderElector {
 
   constructor(o: LeaderElectionOptions) {
     this.o = o;
-    this.api = o.kubeConfig.makeApiClient(CoordinationV1Api);
+    this.path = objectPath('/apis/coordination.k8s.io/v1', 'leases', o.namespace, o.name);
   }
 
   /**
@@ -165,11 +165,11 @@ export class LeaderElector {
   private async tryAcquireOrRenew(): Promise<'held' | 'other' | 'conflict'> {
     const { namespace, name, identity } = this.o;
     const sentAt = performance.now();
-    let current: V1Lease | undefined;
+    let current: WireLease | undefined;
     try {
-      current = await this.api.readNamespacedLease({ namespace, name });
+      current = await this.o.rest.request<WireLease>('GET', this.path);
     } catch (err) {
-      if (!(err instanceof ApiException && err.code === 404)) throw err;
+      if (statusOf(err) !== 404) throw err;
     }
     const record = current === undefined ? undefined : toRecord(current);
     const now = Date.now();
@@ -187,18 +187,18 @@ export class LeaderElector {
     try {
       this.lease =
         d.action === 'create'
-          ? await this.api.createNamespacedLease({
-              namespace,
-              body: { metadata: { name, namespace }, spec },
-            })
-          : await this.api.replaceNamespacedLease({
-              namespace,
-              name,
+          ? await this.o.rest.request<WireLease>(
+              'POST',
+              objectPath('/apis/coordination.k8s.io/v1', 'leases', namespace),
+              { body: { metadata: { name, namespace }, spec } },
+            )
+          : await this.o.rest.request<WireLease>('PUT', this.path, {
               // The resourceVersion makes this a compare-and-swap: a concurrent writer wins.
               body: { ...current, metadata: { ...current?.metadata, name, namespace }, spec },
             });
     } catch (err) {
-      if (err instanceof ApiException && (err.code === 409 || err.code === 422)) return 'conflict';
+      const code = statusOf(err);
+      if (code === 409 || code === 422) return 'conflict';
       throw err;
     }
     this.observation = { record: toRecord(this.lease), observedAt: mono };
@@ -279,9 +279,7 @@ export class LeaderElector {
     this.leading = false;
     const { namespace, name } = this.o;
     try {
-      await this.api.replaceNamespacedLease({
-        namespace,
-        name,
+      await this.o.rest.request('PUT', this.path, {
         body: {
           ...lease,
           spec: {

@@ -1,10 +1,13 @@
 // The lean client against a real HTTP server on loopback: what it sends, what it makes of what
 // comes back, and that it reuses its connection and its auth headers.
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { afterEach, describe, expect, it } from '@jest/globals';
-import { ApiException, KubeConfig } from '@kubernetes/client-node';
-import { restClient } from './rest.ts';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, afterEach, describe, expect, it } from '@jest/globals';
+import { leanKubeconfig, type Connection } from './kubeconfig.ts';
+import { ApiError, restClient } from './rest.ts';
 
 interface Seen {
   method: string;
@@ -46,15 +49,33 @@ async function serve(
   return { seen, url: `http://127.0.0.1:${String(port)}` };
 }
 
-function kubeConfig(server: string, token: string): KubeConfig {
-  const kc = new KubeConfig();
-  kc.loadFromOptions({
-    clusters: [{ name: 'c', server, skipTLSVerify: true }],
-    users: [{ name: 'u', token }],
-    contexts: [{ name: 'x', cluster: 'c', user: 'u' }],
-    currentContext: 'x',
-  });
-  return kc;
+const dir = mkdtempSync(join(tmpdir(), 'outrigger-rest-'));
+afterAll(() => {
+  rmSync(dir, { recursive: true, force: true });
+});
+
+/** A kubeconfig file naming `server`, its token read from a file of its own (tokenFile). */
+function kubeConfig(server: string, token: string): Connection & { rotate(t: string): void } {
+  const tokenFile = join(dir, `token-${String(Math.random()).slice(2)}`);
+  writeFileSync(tokenFile, token);
+  const file = `${tokenFile}.kubeconfig`;
+  writeFileSync(
+    file,
+    JSON.stringify({
+      clusters: [{ name: 'c', cluster: { server, 'insecure-skip-tls-verify': true } }],
+      users: [{ name: 'u', user: { tokenFile } }],
+      contexts: [{ name: 'x', context: { cluster: 'c', user: 'u' } }],
+      'current-context': 'x',
+    }),
+  );
+  const conn = leanKubeconfig(file);
+  if (conn === undefined) throw new Error('the lean loader refused a token kubeconfig');
+  return {
+    ...conn,
+    rotate: (t) => {
+      writeFileSync(tokenFile, t);
+    },
+  };
 }
 
 const json = (res: http.ServerResponse, code: number, body: unknown): void => {
@@ -93,7 +114,7 @@ describe('restClient', () => {
     expect(seen[1]?.port).toBe(seen[0]?.port);
   });
 
-  it("rejects with client-node's ApiException, its code and the Status message", async () => {
+  it('rejects with an ApiError, its code and the Status message', async () => {
     const { url } = await serve((_s, res) => {
       json(res, 409, { kind: 'Status', code: 409, message: 'the object has been modified' });
     });
@@ -102,22 +123,22 @@ describe('restClient', () => {
       () => undefined,
       (e: unknown) => e,
     );
-    expect(err).toBeInstanceOf(ApiException);
-    expect((err as ApiException<string>).code).toBe(409);
-    expect((err as ApiException<string>).message).toContain('the object has been modified');
+    expect(err).toBeInstanceOf(ApiError);
+    expect((err as ApiError).code).toBe(409);
+    expect((err as ApiError).message).toContain('the object has been modified');
   });
 
-  it('asks client-node for auth again after a 401, once, and keeps it otherwise', async () => {
+  it('reads the token file again after a 401, once, and keeps the token otherwise', async () => {
     const { seen, url } = await serve((s, res) => {
       if (s.headers.authorization === 'Bearer rotated') json(res, 200, {});
       else json(res, 401, { kind: 'Status', code: 401, message: 'Unauthorized' });
     });
     const kc = kubeConfig(url, 'old');
     const rest = restClient(kc, { authTtlMs: 3_600_000 });
-    await expect(rest.request('GET', '/api/v1/pods')).rejects.toBeInstanceOf(ApiException);
+    await expect(rest.request('GET', '/api/v1/pods')).rejects.toBeInstanceOf(ApiError);
     expect(seen.map((s) => s.headers.authorization)).toEqual(['Bearer old', 'Bearer old']);
-    // The token file was rotated: the kubeconfig now gives another token.
-    kc.loadFromOptions({ ...kc, users: [{ name: 'u', token: 'rotated' }] });
+    // The kubelet rotated the token file.
+    kc.rotate('rotated');
     await rest.request('GET', '/api/v1/pods');
     await rest.request('GET', '/api/v1/pods');
     expect(seen.map((s) => s.headers.authorization)).toEqual([

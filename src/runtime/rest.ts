@@ -3,14 +3,38 @@
 // plain objects out. client-node's generated clients run every object through its typed models
 // both ways (ObjectSerializer walks each field of each pod of a 500-item page), rebuild their
 // middleware chain and re-read the CA and key material for every request; none of that is needed
-// to send JSON the caller already holds in the shape the API server speaks. client-node still
-// does the configuration and the authentication: its TLS material is taken once, its auth
-// headers at most once a minute (client-go's cached token source re-reads a token file as
-// often), and again at once after a 401.
+// to send JSON the caller already holds in the shape the API server speaks. Every request
+// outrigger makes goes through here. The connection (kubeconfig.ts) gives the TLS material, taken
+// once, and the auth headers, taken at most once a minute (client-go's cached token source
+// re-reads a token file as often) and again at once after a 401.
 import http from 'node:http';
 import https from 'node:https';
-import { ApiException, type KubeConfig } from '@kubernetes/client-node';
 import type { RequestObserver } from './client.ts';
+import type { Connection } from './kubeconfig.ts';
+
+/**
+ * A response other than 2xx. The same fields as client-node's ApiException (`code`, `body`,
+ * `headers`), so that checks written for either read alike; outrigger's own, so that telling a
+ * 404 from a 409 does not load client-node.
+ */
+export class ApiError extends Error {
+  readonly code: number;
+  readonly body: string;
+  readonly headers: Record<string, string>;
+
+  constructor(code: number, message: string, body: string, headers: Record<string, string>) {
+    super(`HTTP-Code: ${String(code)}\nMessage: ${message}`);
+    this.name = 'ApiError';
+    this.code = code;
+    this.body = body;
+    this.headers = headers;
+  }
+}
+
+/** The status code of a refused request, or undefined for any other error. */
+export function statusOf(err: unknown): number | undefined {
+  return err instanceof ApiError ? err.code : undefined;
+}
 
 export type Query = Readonly<Record<string, string | number | undefined>>;
 
@@ -35,11 +59,11 @@ export interface WatchRequest {
 }
 
 export interface Rest {
-  /** Resolves with the parsed response body; rejects with client-node's ApiException on a non-2xx. */
+  /** Resolves with the parsed response body; rejects with an ApiError on a non-2xx. */
   request<T>(method: string, path: string, r?: RestRequest): Promise<T>;
   /**
    * A watch (GET with watch=true), its body read line by line. Resolves when the server closes
-   * the stream or the signal stops it; rejects with an ApiException (and `statusCode`) for a
+   * the stream or the signal stops it; rejects with an ApiError (and `statusCode`) for a
    * refused watch, an Error named TimeoutError after a stall, or the connection's error.
    */
   watch(path: string, w: WatchRequest): Promise<void>;
@@ -50,7 +74,7 @@ export interface RestOptions {
   readonly userAgent?: string;
   /** A request with no response for this long fails (the typed clients wait forever). */
   readonly timeoutMs?: number;
-  /** How long auth headers are reused before client-node is asked again. */
+  /** How long auth headers are reused before the connection is asked again. */
   readonly authTtlMs?: number;
   readonly now?: () => number;
 }
@@ -58,10 +82,8 @@ export interface RestOptions {
 const defaultTimeoutMs = 60_000;
 const defaultAuthTtlMs = 60_000;
 
-export function restClient(kc: KubeConfig, o: RestOptions = {}): Rest {
-  const cluster = kc.getCurrentCluster();
-  if (cluster === null) throw new Error('no active cluster');
-  const base = new URL(cluster.server);
+export function restClient(conn: Connection, o: RestOptions = {}): Rest {
+  const base = new URL(conn.server);
   const secure = base.protocol === 'https:';
   const now = o.now ?? Date.now;
   const timeoutMs = o.timeoutMs ?? defaultTimeoutMs;
@@ -69,13 +91,13 @@ export function restClient(kc: KubeConfig, o: RestOptions = {}): Rest {
   let agent: http.Agent | undefined;
   let auth: { headers: Record<string, string>; at: number } | undefined;
 
-  /** TLS material and auth headers from client-node; the agent is built once and kept alive. */
+  /** TLS material and auth headers from the connection; the agent is built once and kept alive. */
   const connection = async (): Promise<{ agent: http.Agent; headers: Record<string, string> }> => {
     if (agent !== undefined && auth !== undefined && now() - auth.at < authTtlMs) {
       return { agent, headers: auth.headers };
     }
     const opts: https.RequestOptions = {};
-    await kc.applyToHTTPSOptions(opts);
+    await conn.applyToHTTPSOptions(opts);
     // Every request's headers but its body's, built once per auth refresh.
     const headers: Record<string, string> = {
       ...flatHeaders(opts.headers ?? {}),
@@ -88,7 +110,7 @@ export function restClient(kc: KubeConfig, o: RestOptions = {}): Rest {
     // Through a proxy, client-node's own agent (it speaks the proxy protocols); else one kept
     // alive, so a burst of writes reuses its connections instead of handshaking for each.
     agent ??=
-      cluster.proxyUrl !== undefined && opts.agent instanceof http.Agent
+      conn.proxyUrl !== undefined && opts.agent instanceof http.Agent
         ? opts.agent
         : secure
           ? new https.Agent({ keepAlive: true, ...pickTls(opts) })
@@ -145,7 +167,7 @@ export function restClient(kc: KubeConfig, o: RestOptions = {}): Rest {
             observe(String(code));
             const text = Buffer.concat(chunks).toString('utf8');
             if (code < 200 || code > 299) {
-              reject(apiException(code, text, res.headers));
+              reject(apiError(code, text, res.headers));
               return;
             }
             try {
@@ -208,7 +230,7 @@ export function restClient(kc: KubeConfig, o: RestOptions = {}): Rest {
             res.on('data', (c: Buffer) => chunks.push(c));
             res.on('end', () => {
               const text = Buffer.concat(chunks).toString('utf8');
-              end(Object.assign(apiException(code, text, res.headers), { statusCode: code }));
+              end(Object.assign(apiError(code, text, res.headers), { statusCode: code }));
             });
             res.on('error', end);
             return;
@@ -258,8 +280,8 @@ export function restClient(kc: KubeConfig, o: RestOptions = {}): Rest {
       try {
         return await once<T>(method, path, r);
       } catch (err) {
-        // A token rotated since the headers were taken: ask client-node again, once.
-        if (!(err instanceof ApiException) || err.code !== 401) throw err;
+        // A token rotated since the headers were taken: ask the connection again, once.
+        if (statusOf(err) !== 401) throw err;
         auth = undefined;
         return once<T>(method, path, r);
       }
@@ -285,12 +307,7 @@ function pickTls(o: https.RequestOptions): https.AgentOptions {
   return out;
 }
 
-/** The error client-node's typed clients throw, so that every caller's checks hold for both. */
-function apiException(
-  code: number,
-  body: string,
-  headers: http.IncomingHttpHeaders,
-): ApiException<string> {
+function apiError(code: number, body: string, headers: http.IncomingHttpHeaders): ApiError {
   let message = body;
   try {
     const parsed = JSON.parse(body) as { message?: unknown } | null;
@@ -298,7 +315,7 @@ function apiException(
   } catch {
     // Not a Status object; the body is the message.
   }
-  return new ApiException(code, message, body, flatHeaders(headers));
+  return new ApiError(code, message, body, flatHeaders(headers));
 }
 
 /** Node's header values (a number, a list) as the single strings fetch-style code expects. */

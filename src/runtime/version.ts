@@ -8,3 +8,6 @@ export const version: string = (() => {
   const v = (raw as { version?: unknown }).version;
   return typeof v === 'string' ? v : 'unknown';
 })();
+
+/** What outrigger sends as User-Agent, in client-go's form. */
+export const userAgent = `outrigger/${version} (${process.platform}/${process.arch})`;

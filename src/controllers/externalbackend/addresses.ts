@@ -8,7 +8,7 @@ import { isReady, type AddressHealth } from '../../health/state.ts';
 
 import type { DenyList } from '../../net/denylist.ts';
 
-import { type ExternalBackendSpec } from '../../api/externalbackend.ts';
+import type { ExternalBackendSpec } from '../../api/externalbackend.ts';
 import { ownership, type BackendRef } from './owner.ts';
 
 /**

@@ -5,7 +5,7 @@ import { describe, expect, it } from '@jest/globals';
 import type { V1EndpointSlice, V1Endpoints } from '@kubernetes/client-node';
 import { labelEndpointsManagedBy } from '../../api/names.ts';
 import { adoptEndpointsAnnotation } from '../../api/externalbackend.ts';
-import { type ExternalBackendStatus } from '../../api/externalbackendstatus.ts';
+import type { ExternalBackendStatus } from '../../api/externalbackendstatus.ts';
 import type { CachedExternalBackend, CachedPolicy } from '../../api/resources.ts';
 import type { CachedNamespace } from '../../runtime/transforms.ts';
 import type { CachedProbeSource, CachedService } from '../../runtime/cached.ts';

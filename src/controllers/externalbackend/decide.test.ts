@@ -2,7 +2,6 @@
 // Ready reason mapping, the status batch window and what each outcome plans next.
 import { describe, expect, it } from '@jest/globals';
 import type { V1EndpointSlice, V1Endpoints } from '@kubernetes/client-node';
-import { ApiException } from '@kubernetes/client-node';
 import { labelSliceManagedBy, managerName } from '../../api/names.ts';
 import { externalBackendSpec } from '../../api/externalbackend.ts';
 import { annotationOverCapacity } from '../../endpoints/desired.ts';
@@ -18,6 +17,7 @@ import {
 import type { BackendFacts, Gathered } from './gather.ts';
 import { applyOperation, onSliceTaken, planOperations } from './operations.ts';
 import { planBackend, type BackendWorld } from './plan.ts';
+import { ApiError } from '../../runtime/rest.ts';
 
 const ref: BackendRef = { namespace: 'shop', name: 'db', uid: 'db-uid' };
 const spec = externalBackendSpec.parse({
@@ -187,7 +187,7 @@ describe('classifyFailure', () => {
       problem: { reason: 'EndpointsConflict', message: 'theirs' },
       requeueAfterMs: foreignRecheckMs,
     });
-    const api = new ApiException(500, 'boom', JSON.stringify({ message: 'etcd is down' }), {});
+    const api = new ApiError(500, 'boom', JSON.stringify({ message: 'etcd is down' }), {});
     expect(classifyFailure(api)).toEqual({
       problem: { reason: 'WriteFailed', message: 'etcd is down' },
       retry: api,

@@ -35,7 +35,7 @@ import { labelSelectorMatches } from '../../runtime/labels.ts';
 
 import { repackSubsets, subsetsEqual, truncateSubsets } from '../../endpoints/subsets.ts';
 
-import { type ExternalBackendSpec } from '../../api/externalbackend.ts';
+import type { ExternalBackendSpec } from '../../api/externalbackend.ts';
 
 import {
   planSlices,

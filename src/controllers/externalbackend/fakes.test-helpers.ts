@@ -2,7 +2,7 @@
 // the controller itself: caches whose watch delivers only when told (so a test decides how far
 // they lag), a writer that records every call and fails on demand, a scheduler, a resolver and an
 // event recorder. One log of writes and Events shows their order.
-import { ApiException, type V1EndpointSlice, type V1Endpoints } from '@kubernetes/client-node';
+import type { V1EndpointSlice, V1Endpoints } from '@kubernetes/client-node';
 import type { ExternalBackendStatus } from '../../api/externalbackendstatus.ts';
 import type { Resolution } from '../../dns/resolution.ts';
 import type { Target } from '../../health/scheduler.ts';
@@ -13,6 +13,7 @@ import type { EventHandlers } from '../../runtime/store.ts';
 import type { ListFailure } from '../../runtime/informer.ts';
 import type { Cache, Names, ProbeTargets } from './options.ts';
 import type { BackendWriter, OwnedKind } from './writer.ts';
+import { ApiError } from '../../runtime/rest.ts';
 
 export class FakeCache<T extends CachedObject> implements Cache<T> {
   synced = true;
@@ -90,8 +91,8 @@ export type Call =
   | { readonly call: 'patchStatus'; readonly name: string; readonly status: ExternalBackendStatus }
   | { readonly call: 'findSlice'; readonly name: string };
 
-export function apiError(code: number, message = `HTTP ${String(code)}`): ApiException<string> {
-  return new ApiException(code, message, JSON.stringify({ message }), {});
+export function apiError(code: number, message = `HTTP ${String(code)}`): ApiError {
+  return new ApiError(code, message, JSON.stringify({ message }), {});
 }
 
 /**

@@ -6,7 +6,7 @@ import { errorMessage } from '../../runtime/runner.ts';
 import { nextCertificateCheckMs, soonestExpiry } from './certificates.ts';
 import { planStatus, type StatusInput } from './status.ts';
 import { readyCondition, type Problem } from './ready.ts';
-import { type StatusEvent } from './statusevents.ts';
+import type { StatusEvent } from './statusevents.ts';
 
 /** An object we are about to write is already there or newer than our cache: retry quietly. */
 export class CacheLagError extends Error {

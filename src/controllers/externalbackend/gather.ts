@@ -8,7 +8,7 @@ import {
   drainAnnotation,
   type ExternalBackendSpec,
 } from '../../api/externalbackend.ts';
-import { type ExternalBackendStatus } from '../../api/externalbackendstatus.ts';
+import type { ExternalBackendStatus } from '../../api/externalbackendstatus.ts';
 import { parsedSpec, type ParsedSpec } from '../../api/parsed.ts';
 import type { CachedExternalBackend } from '../../api/resources.ts';
 import type { Resolution } from '../../dns/resolution.ts';

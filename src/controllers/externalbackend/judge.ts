@@ -15,7 +15,7 @@ import {
 import type { Cache } from './options.ts';
 import { readPolicies } from '../policy/controller.ts';
 import { denyListJudge, publishedAddresses, type Judge } from './addresses.ts';
-import { type BackendRef } from './owner.ts';
+import type { BackendRef } from './owner.ts';
 
 export interface PolicySources {
   readonly policies: Cache<CachedPolicy>;

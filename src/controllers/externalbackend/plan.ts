@@ -26,7 +26,7 @@ import {
 } from './desired.ts';
 import { endpointsHolder, ownership, type BackendRef } from './owner.ts';
 import { maxAddresses, type ExternalBackendSpec } from '../../api/externalbackend.ts';
-import { type ExternalBackendStatus } from '../../api/externalbackendstatus.ts';
+import type { ExternalBackendStatus } from '../../api/externalbackendstatus.ts';
 import type { ForeignEndpoints, Problem } from './ready.ts';
 import { adoptionBlocker, foreignMessage, heldMessage } from './foreign.ts';
 import type { OwnedKind } from './writer.ts';

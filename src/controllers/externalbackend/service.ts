@@ -3,7 +3,7 @@
 import { labelAppManagedBy } from '../../api/names.ts';
 import type { V1Service, V1ServicePort } from '@kubernetes/client-node';
 import type { CachedService } from '../../runtime/cached.ts';
-import { type ExternalBackendSpec } from '../../api/externalbackend.ts';
+import type { ExternalBackendSpec } from '../../api/externalbackend.ts';
 import { ownerReference, ownership, type BackendRef } from './owner.ts';
 
 export function serviceName(xb: BackendRef, spec: ExternalBackendSpec): string {

@@ -1,6 +1,6 @@
 // Builds the ExternalBackend controller from the caches and settings it names: its writer, its
 // probe scheduler and DNS resolver (wiring.ts), and registers it with the manager.
-import type { KubeConfig, V1EndpointSlice } from '@kubernetes/client-node';
+import type { V1EndpointSlice } from '@kubernetes/client-node';
 import { maxAddressesPerName } from '../../api/externalbackend.ts';
 import type { CachedExternalBackend, CachedPolicy } from '../../api/resources.ts';
 import type { CachedNamespace } from '../../runtime/transforms.ts';
@@ -14,6 +14,7 @@ import type {
   CachedService,
 } from '../../runtime/cached.ts';
 import { serviceAccountOf } from '../../runtime/client.ts';
+import type { Connection } from '../../runtime/kubeconfig.ts';
 import type { ErrorSource } from '../../runtime/errors.ts';
 import type { EventRecorder } from '../../runtime/events.ts';
 import type { ControllerHost } from '../../runtime/host.ts';
@@ -46,7 +47,7 @@ export interface ExternalBackendSettings {
 }
 
 export interface ExternalBackendSetup {
-  readonly kubeConfig: KubeConfig;
+  readonly connection: Connection;
   readonly rest: Rest;
   readonly settings: ExternalBackendSettings;
   readonly backends: Informer<CachedExternalBackend>;
@@ -73,7 +74,7 @@ export function setupExternalBackend(
   s: ExternalBackendSetup,
 ): ExternalBackendController {
   const { settings } = s;
-  const self = serviceAccountOf(s.kubeConfig);
+  const self = serviceAccountOf(s.connection);
   const lookup = dnsLookup({ servers: settings.dnsServers, timeoutMs: settings.dnsTimeoutMs });
   // The prober and the resolver are built here and handed to the controller; their results wake
   // its backends.

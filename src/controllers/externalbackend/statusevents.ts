@@ -2,7 +2,7 @@
 // and DNS names failing or answering again, each said once, with the addresses it concerns.
 import type { Resolution } from '../../dns/resolution.ts';
 import type { AddressState, AddressView } from './addresses.ts';
-import { type ExternalBackendStatus } from '../../api/externalbackendstatus.ts';
+import type { ExternalBackendStatus } from '../../api/externalbackendstatus.ts';
 import { nameMessage } from '../../dns/resolution.ts';
 
 export interface Transition {

@@ -2,17 +2,16 @@
 // object someone else made a moment ago, not yet in our cache, fails with AlreadyExists instead of
 // being merged into; changes to objects we own are server-side applies, which replace only the fields
 // outrigger sets and leave everything else (other managers' labels, annotations) alone.
-import {
-  ApiException,
-  type V1EndpointSlice,
-  type V1Endpoints,
-  type V1Service,
-  type V1ServicePort,
+import type {
+  V1EndpointSlice,
+  V1Endpoints,
+  V1Service,
+  V1ServicePort,
 } from '@kubernetes/client-node';
 import { group, plural, version } from '../../api/externalbackend.ts';
-import { type ExternalBackendStatus } from '../../api/externalbackendstatus.ts';
+import type { ExternalBackendStatus } from '../../api/externalbackendstatus.ts';
 import type { Metrics } from '../../runtime/metrics.ts';
-import { objectPath, type Rest } from '../../runtime/rest.ts';
+import { objectPath, statusOf, type Rest } from '../../runtime/rest.ts';
 import type { Throttle } from '../../runtime/throttle.ts';
 
 export const fieldManager = 'outrigger';
@@ -64,11 +63,11 @@ export interface BackendWriter {
 }
 
 export function isNotFound(err: unknown): boolean {
-  return err instanceof ApiException && err.code === 404;
+  return statusOf(err) === 404;
 }
 
 export function isAlreadyExists(err: unknown): boolean {
-  return err instanceof ApiException && err.code === 409;
+  return statusOf(err) === 409;
 }
 
 /** A precondition (resourceVersion) failed: same status code as AlreadyExists, for writes. */
@@ -83,7 +82,7 @@ const paths: Record<OwnedKind, { prefix: string; resource: string }> = {
 const pathOf = (kind: OwnedKind, namespace: string, name?: string): string =>
   objectPath(paths[kind].prefix, paths[kind].resource, namespace, name);
 
-const applyPatch = 'application/apply-patch+yaml';
+export const applyPatch = 'application/apply-patch+yaml';
 const mergePatch = 'application/merge-patch+json';
 
 interface Versioned {

@@ -4,7 +4,7 @@
 import { Controller, type ReconcileResult } from '../../runtime/runner.ts';
 import { realClock, type Clock } from '../../runtime/clock.ts';
 import { isPermanent, type Informer } from '../../runtime/informer.ts';
-import { type InformerView } from '../../runtime/store.ts';
+import type { InformerView } from '../../runtime/store.ts';
 import { ExponentialBackoff, MaxOf, TokenBucket } from '../../runtime/ratelimit.ts';
 import type { PolicyWriter } from './writer.ts';
 import type { CachedPolicy } from '../../api/resources.ts';

@@ -1,14 +1,14 @@
-import type { KubeConfig } from '@kubernetes/client-node';
 import type { CachedPolicy } from '../../api/resources.ts';
 import type { ControllerHost } from '../../runtime/host.ts';
 import type { Informer } from '../../runtime/informer.ts';
 import type { Logger } from '../../runtime/log.ts';
 import type { Metrics } from '../../runtime/metrics.ts';
+import type { Rest } from '../../runtime/rest.ts';
 import { EffectivePolicyController } from './controller.ts';
 import { policyWriter } from './writer.ts';
 
 export interface PolicySetup {
-  readonly kubeConfig: KubeConfig;
+  readonly rest: Rest;
   readonly policies: Informer<CachedPolicy>;
   readonly log: Logger;
   readonly metrics: Metrics;
@@ -20,7 +20,7 @@ export interface PolicySetup {
 export function setupPolicy(host: ControllerHost, s: PolicySetup): EffectivePolicyController {
   const c = new EffectivePolicyController({
     policies: s.policies,
-    writer: policyWriter(s.kubeConfig, s.metrics),
+    writer: policyWriter(s.rest, s.metrics),
     log: s.log,
     metrics: s.metrics,
     onFrozenChange: s.onFrozenChange,

@@ -4,21 +4,16 @@
 // only the rules outrigger's own field manager set, so a rule written by anyone else (a restore,
 // a GitOps copy, `kubectl edit`) would stay in what admission reads, admitting what no grant
 // allows, and every later apply would find the object still different.
-import {
-  CustomObjectsApi,
-  PatchStrategy,
-  setHeaderOptions,
-  type KubeConfig,
-} from '@kubernetes/client-node';
 import { group, version } from '../../api/externalbackend.ts';
 import type { Metrics } from '../../runtime/metrics.ts';
+import type { Rest } from '../../runtime/rest.ts';
 import {
   effectivePolicyName,
   policyKind,
   policyPlural,
   type PolicySpec,
 } from '../../api/policy.ts';
-import { fieldManager } from '../externalbackend/writer.ts';
+import { applyPatch, fieldManager } from '../externalbackend/writer.ts';
 
 export interface PolicyWriter {
   /** Creates the compiled object, or with `replace` (it exists) replaces its rules whole. */
@@ -29,45 +24,30 @@ export interface PolicyWriter {
   ): Promise<void>;
 }
 
-export function policyWriter(kc: KubeConfig, metrics: Metrics): PolicyWriter {
-  const custom = kc.makeApiClient(CustomObjectsApi);
-  const applyOptions = setHeaderOptions('Content-Type', PatchStrategy.ServerSideApply);
-  const mergePatch = setHeaderOptions('Content-Type', PatchStrategy.MergePatch);
+export function policyWriter(rest: Rest, metrics: Metrics): PolicyWriter {
+  const path = `/apis/${group}/${version}/${policyPlural}/${encodeURIComponent(effectivePolicyName)}`;
   return {
     async applyEffective(spec, labels, replace = false) {
       if (replace) {
         metrics.endpointWrites.inc({ kind: policyKind, operation: 'patch' });
-        await custom.patchClusterCustomObject(
-          {
-            group,
-            version,
-            plural: policyPlural,
-            name: effectivePolicyName,
-            body: { metadata: { labels }, spec },
-            fieldManager,
-          },
-          mergePatch,
-        );
+        await rest.request('PATCH', path, {
+          query: { fieldManager },
+          body: { metadata: { labels }, spec },
+          contentType: 'application/merge-patch+json',
+        });
         return;
       }
       metrics.endpointWrites.inc({ kind: policyKind, operation: 'apply' });
-      await custom.patchClusterCustomObject(
-        {
-          group,
-          version,
-          plural: policyPlural,
-          name: effectivePolicyName,
-          body: {
-            apiVersion: `${group}/${version}`,
-            kind: policyKind,
-            metadata: { name: effectivePolicyName, labels },
-            spec,
-          },
-          fieldManager,
-          force: true,
+      await rest.request('PATCH', path, {
+        query: { fieldManager, force: 'true' },
+        body: {
+          apiVersion: `${group}/${version}`,
+          kind: policyKind,
+          metadata: { name: effectivePolicyName, labels },
+          spec,
         },
-        applyOptions,
-      );
+        contentType: applyPatch,
+      });
     },
   };
 }

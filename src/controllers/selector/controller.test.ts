@@ -2,7 +2,7 @@
 // that the test moves (FakeInformer), a writer that records and can fail, an Event recorder and a
 // clock. The e2e suite proves the same paths against a real API server; these pin the decisions.
 import { afterEach, describe, expect, it } from '@jest/globals';
-import { ApiException, type V1Endpoints, type V1ObjectReference } from '@kubernetes/client-node';
+import type { V1Endpoints, V1ObjectReference } from '@kubernetes/client-node';
 import { pino } from 'pino';
 import { labelEndpointsManagedBy, managerName } from '../../api/names.ts';
 import { baseHoldMs } from '../../endpoints/conflict.ts';
@@ -15,6 +15,7 @@ import { FakeInformer } from '../../runtime/informer.test-helpers.ts';
 import { createMetrics } from '../../runtime/metrics.ts';
 import { EndpointsController, StaleCacheError } from './controller.ts';
 import type { EndpointsWriter } from './writer.ts';
+import { ApiError } from '../../runtime/rest.ts';
 
 interface Call {
   readonly operation: 'create' | 'update' | 'delete';
@@ -240,7 +241,7 @@ describe('EndpointsController, reconcile called directly', () => {
     const t = setup();
     await t.controller.reconcile('ns/web');
     t.pods.set(pod('b', { ips: ['10.0.0.2'], ports, readySince: '2026-01-01T12:00:00Z' }));
-    const conflict = new ApiException(409, 'Conflict', '{"reason":"Conflict"}', {});
+    const conflict = new ApiError(409, 'Conflict', '{"reason":"Conflict"}', {});
     t.writer.fail(conflict);
 
     await expect(t.controller.reconcile('ns/web')).rejects.toBe(conflict);
@@ -281,7 +282,7 @@ describe('EndpointsController, reconcile called directly', () => {
     ]);
 
     t.writer.fail(
-      new ApiException(
+      new ApiError(
         403,
         'Forbidden',
         'unable to create new content in namespace ns because it is being terminated: NamespaceTerminating',

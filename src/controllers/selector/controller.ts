@@ -9,7 +9,7 @@ import type { CachedEndpoints, CachedPod, CachedService } from '../../runtime/ca
 import { realClock, type Clock } from '../../runtime/clock.ts';
 import type { EventRecorder } from '../../runtime/events.ts';
 import { splitKey } from '../../runtime/keys.ts';
-import { type InformerView } from '../../runtime/store.ts';
+import type { InformerView } from '../../runtime/store.ts';
 import { selectorMatches } from '../../runtime/labels.ts';
 import type { Logger } from '../../runtime/log.ts';
 import type { Metrics } from '../../runtime/metrics.ts';

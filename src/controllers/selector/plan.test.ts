@@ -1,11 +1,12 @@
 import { describe, expect, it } from '@jest/globals';
-import { ApiException, type V1Endpoints } from '@kubernetes/client-node';
+import type { V1Endpoints } from '@kubernetes/client-node';
 import { labelEndpointsManagedBy, managerName } from '../../api/names.ts';
 import { baseHoldMs, initialState, type ContestState } from '../../endpoints/conflict.ts';
 import { annotationTriggerTime } from '../../endpoints/desired.ts';
 import { pod, svc } from '../../endpoints/fixtures.test-helpers.ts';
 import { nextTriggerTime } from '../../endpoints/triggertime.ts';
 import { formatDuration, holding, planSync, writeFailure, type Observed } from './plan.ts';
+import { ApiError } from '../../runtime/rest.ts';
 
 const now = Date.UTC(2026, 0, 2);
 const service = svc('web', { created: '2026-01-01T00:00:00Z' });
@@ -162,7 +163,7 @@ describe('writeFailure', () => {
   const create = planSync(observed(), now);
   const update = planSync(observed({ endpoints: endpoints(managerName) }), now);
   if (create.kind !== 'write' || update.kind !== 'write') throw new Error('no write planned');
-  const conflict = new ApiException(409, 'Conflict', '{"reason":"Conflict"}', {});
+  const conflict = new ApiError(409, 'Conflict', '{"reason":"Conflict"}', {});
 
   it('reports a failed update on the Endpoints with upstream reason and message', () => {
     expect(writeFailure(update, conflict)).toEqual({
@@ -181,7 +182,7 @@ describe('writeFailure', () => {
       reason: 'FailedToCreateEndpoint',
       message: 'Failed to create endpoint for service ns/web: Error: boom',
     });
-    const terminating = new ApiException(
+    const terminating = new ApiError(
       403,
       'Forbidden',
       '{"details":{"causes":[{"reason":"NamespaceTerminating"}]}}',

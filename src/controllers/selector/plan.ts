@@ -2,9 +2,10 @@
 // writes, the controller's memory of this key) to what apply must do. Pure, so that every decision
 // of selector mode — upstream's syncService, the contest with another endpoints controller, the
 // trigger time, the Events — is tested here without an API server (plan.test.ts).
-import { ApiException, type V1Endpoints, type V1ObjectReference } from '@kubernetes/client-node';
+import type { V1Endpoints, V1ObjectReference } from '@kubernetes/client-node';
 import { labelEndpointsManagedBy, managerName } from '../../api/names.ts';
 import type { CachedEndpoints, CachedPod, CachedService } from '../../runtime/cached.ts';
+import { statusOf, type ApiError } from '../../runtime/rest.ts';
 import { isSelectorService, planEndpoints } from '../../endpoints/desired.ts';
 import { decideContest, maxHoldMs, wrote, type ContestState } from '../../endpoints/conflict.ts';
 import { nextTriggerTime, type TriggerState } from '../../endpoints/triggertime.ts';
@@ -176,8 +177,7 @@ export function writeFailure(
 }
 
 function isForbiddenNamespaceTerminating(err: unknown): boolean {
-  if (!(err instanceof ApiException) || err.code !== 403) return false;
-  return String(err.body).includes('NamespaceTerminating');
+  return statusOf(err) === 403 && (err as ApiError).body.includes('NamespaceTerminating');
 }
 
 /** 60000 → "1m0s", as Go prints a time.Duration (kubectl users read these). */

@@ -1,7 +1,7 @@
 // The API calls selector mode makes: one interface, so that a unit test can pass a fake writer.
-import { ApiException, type V1Endpoints } from '@kubernetes/client-node';
+import type { V1Endpoints } from '@kubernetes/client-node';
 import type { Metrics } from '../../runtime/metrics.ts';
-import { objectPath, type Rest } from '../../runtime/rest.ts';
+import { objectPath, statusOf, type Rest } from '../../runtime/rest.ts';
 import type { Throttle } from '../../runtime/throttle.ts';
 import { transformEndpoints } from '../../runtime/transforms.ts';
 
@@ -42,7 +42,7 @@ export function endpointsWriter(rest: Rest, metrics: Metrics, throttle: Throttle
         await rest.request('DELETE', endpoints(namespace, name));
         return true;
       } catch (err) {
-        if (err instanceof ApiException && err.code === 404) return false;
+        if (statusOf(err) === 404) return false;
         throw err;
       }
     },

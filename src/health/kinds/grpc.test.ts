@@ -16,7 +16,8 @@ import {
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { DenyList } from '../../net/denylist.ts';
 import { probe } from '../probe.ts';
-import { grpc, maxResponseBytes } from './grpc.ts';
+import { grpc } from './grpc.ts';
+import { maxResponseBytes } from './grpcprobe.ts';
 import { noRefs } from './kind.ts';
 import {
   establishedTo,
