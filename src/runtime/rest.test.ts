@@ -155,4 +155,39 @@ describe('restClient', () => {
     const rest = restClient(kubeConfig(url, 't'), { timeoutMs: 200 });
     await expect(rest.request('GET', '/api/v1/pods')).rejects.toThrow('no response in 200 ms');
   });
+  it('ends a watch that stalls, counting from its last byte, not its first', async () => {
+    let lastSent = 0;
+    const { url } = await serve((_s, res) => {
+      res.writeHead(200, { 'Content-Type': 'application/json' });
+      // An event every 50 ms for 600 ms (past the 300 ms stall limit), then silence.
+      let n = 0;
+      const tick = setInterval(() => {
+        res.write(`${JSON.stringify({ type: 'ADDED', object: { n } })}\n`);
+        lastSent = Date.now();
+        if (++n === 12) clearInterval(tick);
+      }, 50);
+      res.on('close', () => {
+        clearInterval(tick);
+      });
+    });
+    const rest = restClient(kubeConfig(url, 't'));
+    const events: unknown[] = [];
+    const stop = new AbortController();
+    const err = await rest
+      .watch('/api/v1/pods', {
+        query: {},
+        signal: stop.signal,
+        stallTimeoutMs: 300,
+        onConnected: () => undefined,
+        onEvent: (_type, object) => events.push(object),
+      })
+      .then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+    expect(events).toHaveLength(12);
+    expect((err as Error | undefined)?.name).toBe('TimeoutError');
+    // Not before 300 ms of silence after the last event (some slack for timers).
+    expect(Date.now() - lastSent).toBeGreaterThanOrEqual(280);
+  });
 });

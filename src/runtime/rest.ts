@@ -203,9 +203,14 @@ export function restClient(conn: Connection, o: RestOptions = {}): Rest {
         if (err === undefined) resolve();
         else reject(err);
       };
-      // Reset on every byte: bookmarks come about once a minute on a quiet watch.
+      // Reset on every byte: bookmarks come about once a minute on a quiet watch. One timer,
+      // rescheduled in place: a busy watch gets a chunk per event.
       const stallWatch = (): void => {
-        clearTimeout(timer);
+        if (settled) return;
+        if (timer !== undefined) {
+          timer.refresh();
+          return;
+        }
         timer = setTimeout(() => {
           const err = new Error(
             `watch ${url.pathname}: nothing for ${String(w.stallTimeoutMs)} ms`,
