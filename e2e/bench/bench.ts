@@ -12,25 +12,17 @@
 // another tree's outrigger with this harness: the before side of a before-and-after.
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { setTimeout as delay } from 'node:timers/promises';
 import { CoreV1Api, CustomObjectsApi, type KubeConfig } from '@kubernetes/client-node';
-import { load as loadYaml } from 'js-yaml';
 import PQueue from 'p-queue';
-import {
-  createMemoryCgroup,
-  memoryCgroupUnavailable,
-  quantityBytes,
-  type MemoryCgroup,
-} from '../harness/cgroup.ts';
+import type { MemoryCgroup } from '../harness/cgroup.ts';
 import { startCluster, type Cluster } from '../harness/controlplane.ts';
 import { installCrd } from '../harness/crd.ts';
 import { provenance } from '../harness/provenance.ts';
-import { freePort } from '../harness/ports.ts';
-import { startOperator, type OperatorProcess, type StartOptions } from '../harness/operator.ts';
 import { gcFromTrace, type GcFigures } from './gc.ts';
-import { Inspector } from './inspector.ts';
+import type { Inspector } from './inspector.ts';
+import { cgroupWhyNot, memoryLimit, startLimited } from './limited.ts';
 import {
   EndpointsTracker,
   diffVerbs,
@@ -64,21 +56,7 @@ const churnSeconds = Number(args['churn-seconds']);
 const skip = new Set(args.skip.split(',').filter(Boolean));
 const runCount = Math.max(1, Number(args.runs));
 
-/** The chart's own memory limit, read from its values: what the benchmark runs outrigger under. */
-export function chartMemoryLimit(): string {
-  const values = loadYaml(
-    readFileSync(
-      fileURLToPath(new URL('../../charts/outrigger/values.yaml', import.meta.url)),
-      'utf8',
-    ),
-  ) as { resources?: { limits?: { memory?: string } } };
-  const limit = values.resources?.limits?.memory;
-  if (limit === undefined) throw new Error('charts/outrigger/values.yaml sets no memory limit');
-  return limit;
-}
-const memoryLimit = chartMemoryLimit();
 const mainOverride = args.main;
-const cgroupWhyNot = memoryCgroupUnavailable();
 
 const unlimited = ['--kube-api-qps=100000', '--kube-api-burst=100000'];
 /** Both controllers run 5 workers by default; the raw-write floor uses as many. */
@@ -178,34 +156,6 @@ const upstream: UnderTest = {
 
 let starts = 0;
 
-/**
- * outrigger as the chart runs it: in a cgroup with the chart's memory limit (when this machine can
- * make one), with every GC pause logged and the inspector on loopback.
- */
-export async function startLimited(
-  kubeconfig: string,
-  args: readonly string[],
-  logPath: string,
-): Promise<{ op: OperatorProcess; inspector: Inspector; cgroup: MemoryCgroup | undefined }> {
-  const cgroup =
-    cgroupWhyNot === undefined
-      ? createMemoryCgroup(
-          `outrigger-bench-${String(process.pid)}-${String(starts++)}`,
-          quantityBytes(memoryLimit),
-        )
-      : undefined;
-  const port = await freePort();
-  const opts: StartOptions = {
-    readyTimeoutMs: 600_000,
-    nodeArgs: ['--trace-gc', `--inspect=127.0.0.1:${String(port)}`],
-    ...(cgroup !== undefined ? { wrap: (argv: readonly string[]) => cgroup.wrap(argv) } : {}),
-    ...(mainOverride !== undefined ? { main: mainOverride } : {}),
-  };
-  const op = await startOperator(kubeconfig, args, logPath, opts);
-  const inspector = await Inspector.connect(port);
-  return { op, inspector, cgroup };
-}
-
 const outrigger: UnderTest = {
   name: 'outrigger',
   async start(cluster, extra) {
@@ -214,7 +164,9 @@ const outrigger: UnderTest = {
       cluster.kubeconfigPath,
       ['--selector-mode=all', ...extra],
       logPath,
+      { main: mainOverride },
     );
+    starts++;
     return {
       pid: op.pid,
       stop: async () => {
@@ -407,18 +359,17 @@ async function rawFloor(kc: KubeConfig, w: Workload, tracker: EndpointsTracker):
 
 /** RSS of outrigger with default flags and one ExternalBackend of 3 addresses, once synced. */
 async function defaultModeRss(cluster: Cluster): Promise<number> {
-  const { op, inspector, cgroup } = await startLimited(
+  const started = await startLimited(
     cluster.kubeconfigPath,
     [],
     join(cluster.dir ?? '/tmp', 'outrigger-default.log'),
+    { main: mainOverride },
   );
   try {
     await delay(10_000);
-    return sampleProcess(op.pid).rssMiB;
+    return sampleProcess(started.op.pid).rssMiB;
   } finally {
-    inspector.close();
-    await op.stop();
-    cgroup?.remove();
+    await started.stop();
   }
 }
 
@@ -595,7 +546,8 @@ for (let i = 0; i < runCount; i++) {
         addressesPerBackend: Number(args['addresses-per-backend']),
         seconds: Number(args['probe-seconds']),
         log,
-        start: (kubeconfig, logPath) => startLimited(kubeconfig, [], logPath),
+        start: (kubeconfig, logPath) =>
+          startLimited(kubeconfig, [], logPath, { main: mainOverride }),
       });
   runs.push({
     loadMs: o?.loadMs ?? u?.loadMs ?? NaN,

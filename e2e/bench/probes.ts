@@ -13,11 +13,10 @@ import PQueue from 'p-queue';
 import { startCluster } from '../harness/controlplane.ts';
 import { installCrd } from '../harness/crd.ts';
 import { createBackendNetwork, netnsUnavailable } from '../harness/netns.ts';
-import type { MemoryCgroup } from '../harness/cgroup.ts';
 import type { OperatorProcess } from '../harness/operator.ts';
 import { apiServerMetrics } from './apiserver.ts';
 import { gcFromTrace, type GcFigures } from './gc.ts';
-import type { Inspector } from './inspector.ts';
+import type { Limited } from './limited.ts';
 import { sampleProcess } from './observe.ts';
 
 export interface ProbeFigures {
@@ -49,11 +48,7 @@ export interface ProbeFigures {
   readonly gc?: Omit<GcFigures, 'promTotalSeconds'>;
 }
 
-export interface Started {
-  readonly op: OperatorProcess;
-  readonly inspector: Inspector;
-  readonly cgroup: MemoryCgroup | undefined;
-}
+export type Started = Limited;
 
 const perNamespace = 100;
 const intervalSeconds = 10;
@@ -244,9 +239,7 @@ export async function probeScale(o: {
       gc,
     };
   } finally {
-    started?.inspector.close();
-    await started?.op.stop();
-    started?.cgroup?.remove();
+    await started?.stop();
     await net.remove();
     await cluster.stop();
   }
