@@ -10,7 +10,7 @@ import { realClock, type Clock } from '../../runtime/clock.ts';
 import type { EventRecorder } from '../../runtime/events.ts';
 import { splitKey } from '../../runtime/keys.ts';
 import type { InformerView } from '../../runtime/store.ts';
-import { selectorMatches } from '../../runtime/labels.ts';
+import { LabelIndex } from '../../runtime/labelindex.ts';
 import type { Logger } from '../../runtime/log.ts';
 import type { Metrics } from '../../runtime/metrics.ts';
 import { MutationCache } from '../../runtime/mutationcache.ts';
@@ -74,11 +74,14 @@ export class EndpointsController {
   private readonly contest = new Map<string, ContestState>();
   /** Services whose Endpoints we are holding off, for the gauge. */
   private readonly holding = new Set<string>();
+  /** The pods by label pair: a sync reads the pods its selector selects, not the namespace's. */
+  private readonly podsByLabel: LabelIndex<CachedPod>;
 
   constructor(o: EndpointsControllerOptions) {
     this.o = o;
     this.clock = o.clock ?? realClock;
     this.writes = new MutationCache(o.endpoints);
+    this.podsByLabel = new LabelIndex(o.pods);
     this.controller = new Controller({
       name: controllerName,
       workers: o.workers,
@@ -155,11 +158,7 @@ export class EndpointsController {
       name,
       service,
       serviceDeleted: this.deletedServices.has(key),
-      pods: selects
-        ? this.o.pods
-            .list(namespace)
-            .filter((p) => selectorMatches(service.spec?.selector, p.metadata?.labels))
-        : [],
+      pods: selects ? this.podsByLabel.select(namespace, service.spec?.selector) : [],
       endpoints: this.o.endpoints.get(namespace, name),
       stale: this.writes.isStale(namespace, name),
       contest: this.contest.get(key) ?? initialState,
