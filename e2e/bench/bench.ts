@@ -548,6 +548,7 @@ for (let i = 0; i < runCount; i++) {
         log,
         start: (kubeconfig, logPath) =>
           startLimited(kubeconfig, [], logPath, { main: mainOverride }),
+        ...(i === 0 && args.out !== undefined ? { profileOut: join(args.out, 'profiles') } : {}),
       });
   runs.push({
     loadMs: o?.loadMs ?? u?.loadMs ?? NaN,

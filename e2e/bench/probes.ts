@@ -5,7 +5,7 @@
 // well and when every backend's servers die at once and come back; and what the addresses cost in
 // memory: the live heap after a full GC before the first backend and with every address healthy.
 // The caller starts outrigger (under the chart's memory limit in `npm run bench`).
-import { readFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { CoreV1Api, CustomObjectsApi } from '@kubernetes/client-node';
@@ -94,6 +94,8 @@ export async function probeScale(o: {
   seconds: number;
   log: (msg: string) => void;
   start: (kubeconfig: string, logPath: string) => Promise<Started>;
+  /** Where to write a CPU profile of 20 s of steady probing, taken after the measured window. */
+  profileOut?: string;
   /** The client-side limiter's rate and burst outrigger runs with (its defaults). */
   qps?: number;
   burst?: number;
@@ -199,6 +201,16 @@ export async function probeScale(o: {
     const probes1 = await op.metric('outrigger_probe_total');
     const cpu1 = sampleProcess(op.pid).cpuSeconds;
     const status1 = await statusPatches(kc, 'externalbackends', 'status');
+    if (o.profileOut !== undefined) {
+      // Outside the window above: the sampling profiler's cost is in no figure.
+      await started.inspector.startProfile();
+      await delay(20_000);
+      const profile = await started.inspector.stopProfile();
+      mkdirSync(o.profileOut, { recursive: true });
+      const file = join(o.profileOut, `probes-${String(total)}.cpuprofile`);
+      writeFileSync(file, JSON.stringify(profile));
+      o.log(`probes: CPU profile of 20 s of steady probing: ${file}`);
+    }
 
     o.log('probes: every server dies');
     const slices0 = await statusPatches(kc, 'endpointslices', '');
