@@ -99,10 +99,34 @@ describe('loadConnection', () => {
     expect(p.loader).toBe('client-node');
     expect(p.proxyUrl).toBe('http://127.0.0.1:3128');
     expect(p.token()).toBe('t');
+    // Plain http: client-node's rule (refused unless TLS verification is off), never a token in
+    // the clear because the lean loader read the file.
+    expect(leanKubeconfig(kubeconfig({ server: 'http://127.0.0.1:8080' }, { token: 't' }))).toBe(
+      undefined,
+    );
+    const http = await loadConnection(
+      kubeconfig({ server: 'http://127.0.0.1:8080' }, { token: 't' }),
+      {},
+    );
+    expect(http.loader).toBe('client-node');
+    await expect(options(http)).rejects.toThrow('HTTP protocol is not allowed');
     // No user at all: anonymous, client-node's case too.
     expect(leanKubeconfig(kubeconfig({ server: 'https://127.0.0.1:6443' }, undefined))).toBe(
       undefined,
     );
+  });
+
+  it('matches entries by name only: nameless entries and no current context match nothing', () => {
+    const path = join(dir, 'nameless');
+    writeFileSync(
+      path,
+      JSON.stringify({
+        clusters: [{ cluster: { server: 'https://127.0.0.1:1' } }],
+        users: [{ user: { token: 't' } }],
+        contexts: [{ context: {} }],
+      }),
+    );
+    expect(leanKubeconfig(path)).toBeUndefined();
   });
 
   it('takes $KUBECONFIG when no path is given, and refuses when nothing is configured', async () => {

@@ -63,12 +63,13 @@ export function inClusterConnection(
   const tokenFile = join(dir, 'token');
   if (host === undefined || port === undefined || !existsSync(tokenFile)) return undefined;
   const hostPart = host.includes(':') ? `[${host}]` : host;
-  const caFile = join(dir, 'ca.crt');
+  // Read once, as the REST client's agent is built once; the token is read at every refresh.
+  const ca = readFileSync(join(dir, 'ca.crt'));
   return {
     server: `https://${hostPart}:${port}`,
     loader: 'in-cluster',
     applyToHTTPSOptions(opts) {
-      opts.ca = readFileSync(caFile);
+      opts.ca = ca;
       opts.headers = { ...opts.headers, Authorization: `Bearer ${readToken(tokenFile)}` };
       return Promise.resolve();
     },
@@ -109,6 +110,9 @@ export function leanKubeconfig(file: string): Connection | undefined {
   if (doc === null || typeof doc !== 'object') return undefined;
   const named = (list: unknown, name: unknown, key: string): Fields | undefined => {
     if (!Array.isArray(list)) return undefined;
+    // A name must be a non-empty string: an entry without one matches nothing (client-node
+    // refuses such a file, and so does client-node when it reads it instead).
+    if (typeof name !== 'string' || name === '') return undefined;
     const entry = (list as Fields[]).find((e) => e.name === name);
     const value = entry?.[key];
     return value !== null && typeof value === 'object' ? (value as Fields) : undefined;
@@ -117,7 +121,14 @@ export function leanKubeconfig(file: string): Connection | undefined {
   const cluster = named(doc.clusters, context?.cluster, 'cluster');
   // A context without a user is anonymous: client-node's case, like every rarer form.
   const user = named(doc.users, context?.user, 'user');
-  if (cluster === undefined || user === undefined || typeof cluster.server !== 'string')
+  // Only https here: client-node refuses plain http unless TLS verification is off, and a bearer
+  // token must never go out in the clear because of which loader read the file.
+  if (
+    cluster === undefined ||
+    user === undefined ||
+    typeof cluster.server !== 'string' ||
+    !cluster.server.startsWith('https://')
+  )
     return undefined;
   if (Object.keys(cluster).some((k) => !leanClusterKeys.has(k))) return undefined;
   if (Object.keys(user).some((k) => !leanUserKeys.has(k))) return undefined;
@@ -139,13 +150,15 @@ export function leanKubeconfig(file: string): Connection | undefined {
       : tokenFile !== undefined
         ? readToken(tokenFile)
         : undefined;
+  // Read once: the REST client builds its agent once, so a later read would not be used anyway,
+  // and a file briefly missing later must not fail every request.
+  const ca = material(cluster['certificate-authority-data'], cluster['certificate-authority']);
+  const cert = material(user['client-certificate-data'], user['client-certificate']);
+  const key = material(user['client-key-data'], user['client-key']);
   return {
     server,
     loader: 'kubeconfig',
     applyToHTTPSOptions(opts) {
-      const ca = material(cluster['certificate-authority-data'], cluster['certificate-authority']);
-      const cert = material(user['client-certificate-data'], user['client-certificate']);
-      const key = material(user['client-key-data'], user['client-key']);
       if (ca !== undefined) opts.ca = ca;
       if (cert !== undefined) opts.cert = cert;
       if (key !== undefined) opts.key = key;

@@ -23,6 +23,8 @@ export class LabelIndex<T extends Labelled> {
         this.add(obj);
       },
       update: (old, obj) => {
+        // A readiness flip or a resync leaves the labels as they were: nothing to move.
+        if (sameLabels(old.metadata?.labels, obj.metadata?.labels)) return;
         this.remove(old);
         this.add(obj);
       },
@@ -91,6 +93,13 @@ export class LabelIndex<T extends Labelled> {
     }
     if (buckets.size === 0) this.byPair.delete(ns);
   }
+}
+
+function sameLabels(a: Labels | undefined, b: Labels | undefined): boolean {
+  if (a === b) return true;
+  const ka = Object.keys(a ?? {});
+  if (ka.length !== Object.keys(b ?? {}).length) return false;
+  return ka.every((k) => a?.[k] === b?.[k]);
 }
 
 /** "=" cannot appear in a label key, so key=value is unambiguous. */

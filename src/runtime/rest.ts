@@ -118,8 +118,10 @@ export function restClient(conn: Connection, o: RestOptions = {}): Rest {
     return { agent, headers };
   };
 
+  // A server behind a path (a proxy serving several clusters) keeps it in front of every path.
+  const prefix = base.pathname.replace(/\/+$/, '');
   const urlOf = (path: string, query: Query): URL => {
-    const url = new URL(path, base);
+    const url = new URL(`${prefix}${path}`, base);
     for (const [k, v] of Object.entries(query))
       if (v !== undefined) url.searchParams.set(k, String(v));
     return url;

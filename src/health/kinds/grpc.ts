@@ -56,15 +56,29 @@ export interface GrpcProbe extends ProbeBase<'grpc'> {
 
 let client: Promise<typeof import('./grpcprobe.ts')> | undefined;
 
+/**
+ * The client module, loaded once; a failed load is tried again at the next probe rather than
+ * failing every gRPC probe until a restart.
+ */
+function loadClient(): Promise<typeof import('./grpcprobe.ts')> {
+  client ??= import('./grpcprobe.ts').catch((err: unknown) => {
+    client = undefined;
+    throw err;
+  });
+  return client;
+}
+
 async function run(spec: GrpcProbe, timeoutMs: number): Promise<ProbeOutcome> {
-  client ??= import('./grpcprobe.ts');
-  return (await client).runGrpc(spec, timeoutMs);
+  return (await loadClient()).runGrpc(spec, timeoutMs);
 }
 
 export const grpc: ProbeKind<'grpc', typeof check, GrpcProbe> = {
   name: 'grpc',
   check,
   spec: (c, ip, port, refs) => {
+    // Loading blocks the event loop for a moment: do it when a gRPC check is first seen, not
+    // in the middle of a probing round. A failure here is retried by the probe itself.
+    loadClient().catch(() => undefined);
     const base = {
       kind: 'grpc' as const,
       ip,
