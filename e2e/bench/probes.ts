@@ -36,8 +36,14 @@ export interface ProbeFigures {
   readonly outageStatusWrites: number;
   readonly outageSliceWrites: number;
   readonly rssMiB: number;
-  /** Requests outrigger made until every address was healthy, and the time its QPS allows them. */
+  /**
+   * Paced writes outrigger made until every address was healthy (Events, on a budget of their
+   * own, and reads left out; before 2026-12-06 every request was counted), and the time the
+   * limiter needs for them.
+   */
   readonly readyRequests?: number;
+  /** Whether readyRequests counts the paced writes only (absent: every request). */
+  readonly readyPacedOnly?: boolean;
   readonly readyFloorMs?: number;
   /** Peak RSS (VmHWM) over the whole run. */
   readonly peakRssMiB?: number;
@@ -126,7 +132,15 @@ export async function probeScale(o: {
     started = await o.start(cluster.kubeconfigPath, logPath);
     const op = started.op;
     const liveHeapIdleMiB = await started.inspector.liveHeapMiB();
-    const requests0 = await op.metric('rest_client_requests_total');
+    // The limiter paces outrigger's writes; reads are not paced, and Events have a budget of their
+    // own (events.ts), so neither counts toward the floor.
+    const paced = async (): Promise<number> => {
+      let n = 0;
+      for (const method of ['POST', 'PUT', 'PATCH', 'DELETE'])
+        n += await op.metric('rest_client_requests_total', { method });
+      return n - (await op.metric('outrigger_events_total', { result: 'sent' }));
+    };
+    const requests0 = await paced();
     const t0 = Date.now();
     const pool = new PQueue({ concurrency: 16 });
     for (let b = 0; b < o.backends; b++) {
@@ -183,11 +197,11 @@ export async function probeScale(o: {
     };
     await waitHealthy((n) => n === total, 'every address healthy');
     const readyMs = Date.now() - t0;
-    const readyRequests = (await op.metric('rest_client_requests_total')) - requests0;
+    const readyRequests = (await paced()) - requests0;
     // The limiter lets the burst through at once, then one request per 1/qps.
     const readyFloorMs = (Math.max(0, readyRequests - (o.burst ?? 30)) / (o.qps ?? 20)) * 1000;
     o.log(
-      `probes: all ${String(total)} addresses healthy after ${String(readyMs)} ms (${String(readyRequests)} requests: ${readyFloorMs.toFixed(0)} ms at the limiter's rate)`,
+      `probes: all ${String(total)} addresses healthy after ${String(readyMs)} ms (${String(readyRequests)} paced writes: ${readyFloorMs.toFixed(0)} ms at the limiter's rate)`,
     );
 
     const lag0 = await histogram(op, 'outrigger_probe_schedule_lag_seconds');
@@ -243,6 +257,7 @@ export async function probeScale(o: {
       outageSliceWrites: slices1 - slices0,
       rssMiB: sample.rssMiB,
       readyRequests,
+      readyPacedOnly: true,
       readyFloorMs,
       peakRssMiB: sample.peakRssMiB,
       ...(cgroupPeakMiB !== undefined ? { cgroupPeakMiB } : {}),

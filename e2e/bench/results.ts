@@ -329,14 +329,16 @@ export function probeRows(r: BenchResult): string[][] {
   ];
   if (p.readyFloorMs !== undefined)
     rows.push([
-      "  the client-side limiter's floor for the requests it took (QPS 20, burst 30)",
+      p.readyPacedOnly === true
+        ? "  the client-side limiter's floor for the writes it paced (QPS 20, burst 30)"
+        : "  the limiter's time for every request made meanwhile (QPS 20, burst 30; more than its floor: reads and Events are not paced by it)",
       `${show(
         of((q) => (q.readyFloorMs ?? NaN) / 1000),
         's',
         1,
       )} for ${show(
         of((q) => q.readyRequests),
-        'requests',
+        p.readyPacedOnly === true ? 'writes' : 'requests',
         0,
       )}`,
       '',

@@ -111,9 +111,17 @@ export function isValidCIDR(text: string): boolean {
 const v4 = (bytes: readonly number[]): ipaddr.IPv4 =>
   new ipaddr.IPv4([bytes[0] ?? 0, bytes[1] ?? 0, bytes[2] ?? 0, bytes[3] ?? 0]);
 
-function inRange(addr: ipaddr.IPv6, cidr: string): boolean {
-  const r = ipaddr.parseCIDR(cidr);
-  return r[0].kind() === 'ipv6' && addr.match(r);
+/** Parsed once: every probe of an IPv6 address asks embeddedIPv4. */
+const range = (cidr: string): [ipaddr.IPv6, number] => ipaddr.IPv6.parseCIDR(cidr);
+const translated = range('::ffff:0:0:0/96');
+const nat64 = range('64:ff9b::/96');
+const sixToFour = range('2002::/16');
+const teredo = range('2001::/32');
+const compatible = range('::/96');
+const loopbackOrUnspecified = range('::/127');
+
+function inRange(addr: ipaddr.IPv6, r: [ipaddr.IPv6, number]): boolean {
+  return addr.match(r);
 }
 
 /**
@@ -127,10 +135,10 @@ export function embeddedIPv4(addr: ipaddr.IPv6): { ip: ipaddr.IPv4; via: string 
   const b = addr.toByteArray();
   const last = v4(b.slice(12, 16));
   if (addr.isIPv4MappedAddress()) return [{ ip: last, via: 'IPv4-mapped' }];
-  if (inRange(addr, '::ffff:0:0:0/96')) return [{ ip: last, via: 'IPv4-translated' }];
-  if (inRange(addr, '64:ff9b::/96')) return [{ ip: last, via: 'NAT64' }];
-  if (inRange(addr, '2002::/16')) return [{ ip: v4(b.slice(2, 6)), via: '6to4' }];
-  if (inRange(addr, '2001::/32')) {
+  if (inRange(addr, translated)) return [{ ip: last, via: 'IPv4-translated' }];
+  if (inRange(addr, nat64)) return [{ ip: last, via: 'NAT64' }];
+  if (inRange(addr, sixToFour)) return [{ ip: v4(b.slice(2, 6)), via: '6to4' }];
+  if (inRange(addr, teredo)) {
     const client = v4(b.slice(12, 16).map((x) => x ^ 0xff));
     return [
       { ip: client, via: 'Teredo client' },
@@ -138,7 +146,7 @@ export function embeddedIPv4(addr: ipaddr.IPv6): { ip: ipaddr.IPv4; via: string 
     ];
   }
   // ::a.b.c.d, but not :: or ::1, which are denied as themselves.
-  if (inRange(addr, '::/96') && !inRange(addr, '::/127'))
+  if (inRange(addr, compatible) && !inRange(addr, loopbackOrUnspecified))
     return [{ ip: last, via: 'IPv4-compatible' }];
   // ISATAP (RFC 5214): an interface identifier 0000:5efe or 0200:5efe, then the IPv4 address.
   if (b[8] !== undefined && (b[8] & 0xfd) === 0 && b[9] === 0 && b[10] === 0x5e && b[11] === 0xfe)
