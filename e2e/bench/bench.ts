@@ -47,6 +47,8 @@ const { values: args } = parseArgs({
     skip: { type: 'string', default: '' },
     runs: { type: 'string', default: '3' },
     main: { type: 'string' },
+    // Flags for outrigger's node, space-separated: `--node-args=--max-semi-space-size=16`.
+    'node-args': { type: 'string', default: '' },
   },
 });
 const podsWanted = Number(args.pods);
@@ -57,6 +59,7 @@ const skip = new Set(args.skip.split(',').filter(Boolean));
 const runCount = Math.max(1, Number(args.runs));
 
 const mainOverride = args.main;
+const nodeArgs = args['node-args'].split(' ').filter(Boolean);
 
 const unlimited = ['--kube-api-qps=100000', '--kube-api-burst=100000'];
 /** Both controllers run 5 workers by default; the raw-write floor uses as many. */
@@ -127,6 +130,8 @@ export interface BenchResult extends BenchRun {
   readonly services: number;
   /** The outrigger measured, when not this tree's (--main). */
   readonly main?: string;
+  /** Flags outrigger's node ran with beyond the benchmark's own (--node-args). */
+  readonly nodeArgs?: readonly string[];
   /** Every run, the first included; absent in results from before --runs (one run). */
   readonly runs?: readonly BenchRun[];
 }
@@ -164,7 +169,7 @@ const outrigger: UnderTest = {
       cluster.kubeconfigPath,
       ['--selector-mode=all', ...extra],
       logPath,
-      { main: mainOverride },
+      { main: mainOverride, nodeArgs },
     );
     starts++;
     return {
@@ -363,7 +368,7 @@ async function defaultModeRss(cluster: Cluster): Promise<number> {
     cluster.kubeconfigPath,
     [],
     join(cluster.dir ?? '/tmp', 'outrigger-default.log'),
-    { main: mainOverride },
+    { main: mainOverride, nodeArgs },
   );
   try {
     await delay(10_000);
@@ -547,7 +552,7 @@ for (let i = 0; i < runCount; i++) {
         seconds: Number(args['probe-seconds']),
         log,
         start: (kubeconfig, logPath) =>
-          startLimited(kubeconfig, [], logPath, { main: mainOverride }),
+          startLimited(kubeconfig, [], logPath, { main: mainOverride, nodeArgs }),
         ...(i === 0 && args.out !== undefined ? { profileOut: join(args.out, 'profiles') } : {}),
       });
   runs.push({
@@ -566,6 +571,7 @@ const result: BenchResult = {
   pods: w.pods,
   services: w.services.length,
   ...(mainOverride !== undefined ? { main: mainOverride } : {}),
+  ...(nodeArgs.length > 0 ? { nodeArgs } : {}),
   ...first,
   runs,
 };

@@ -44,7 +44,7 @@ export async function startLimited(
   kubeconfig: string,
   args: readonly string[],
   logPath: string,
-  o: { readonly main?: string | undefined } = {},
+  o: { readonly main?: string | undefined; readonly nodeArgs?: readonly string[] } = {},
 ): Promise<Limited> {
   const cgroup =
     cgroupWhyNot === undefined
@@ -56,7 +56,7 @@ export async function startLimited(
   const port = await freePort();
   const opts: StartOptions = {
     readyTimeoutMs: 600_000,
-    nodeArgs: ['--trace-gc', `--inspect=127.0.0.1:${String(port)}`],
+    nodeArgs: ['--trace-gc', `--inspect=127.0.0.1:${String(port)}`, ...(o.nodeArgs ?? [])],
     ...(cgroup !== undefined ? { wrap: (argv: readonly string[]) => cgroup.wrap(argv) } : {}),
     ...(o.main !== undefined ? { main: o.main } : {}),
   };

@@ -397,7 +397,7 @@ export function renderResults(r: BenchResult): string {
   const parts = [
     `## ${String(r.pods)} pods, ${String(r.services)} Services`,
     '',
-    `${r.machine}; loaded in ${fmt(r.loadMs / 1000, 1)} s; ${r.date}; commit ${r.commit ?? 'not recorded'}${r.main !== undefined ? `; outrigger from ${r.main}` : ''}; ${runsOf(r).length > 1 ? `the median of ${String(runsOf(r).length)} runs, their range in brackets` : 'one run'}`,
+    `${r.machine}; loaded in ${fmt(r.loadMs / 1000, 1)} s; ${r.date}; commit ${r.commit ?? 'not recorded'}${r.main !== undefined ? `; outrigger from ${r.main}` : ''}${r.nodeArgs !== undefined ? `; node ${r.nodeArgs.join(' ')}` : ''}; ${runsOf(r).length > 1 ? `the median of ${String(runsOf(r).length)} runs, their range in brackets` : 'one run'}`,
     '',
     markdownTable(['', 'kube-controller-manager', 'outrigger', 'ratio', 'goal'], tableRows(r)),
   ];
