@@ -26,6 +26,7 @@ import {
 } from '@kubernetes/client-node';
 import { loadAll } from 'js-yaml';
 import { apiVersion, group, plural, version } from '../src/api/externalbackend.ts';
+import { labelEndpointsManagedBy, managerName } from '../src/api/names.ts';
 import { ensureHelm } from './harness/binaries.ts';
 import { kubectl } from './harness/crd.ts';
 import { startCluster, type Cluster } from './harness/controlplane.ts';
@@ -1115,6 +1116,33 @@ local('the Helm chart', () => {
             release,
             cluster.dir ?? '/tmp',
           );
+          // The API server applies a changed ValidatingAdmissionPolicy a moment after the upgrade
+          // returns, and the operator starts in well under a second: until the write guard of this
+          // mode is in force, its first selector-mode write is refused by the last mode's guard,
+          // a refusal the scenario rightly counts. Wait until the guard admits (dry run, as the
+          // ServiceAccount) the write this mode allows.
+          if (m.selector) {
+            const sa = new KubeConfig();
+            sa.loadFromFile(saKubeconfig);
+            const saCore = sa.makeApiClient(CoreV1Api);
+            await waitFor('the write guard of this mode', async () => {
+              try {
+                await saCore.createNamespacedEndpoints({
+                  namespace: m.namespace ?? releaseNs,
+                  dryRun: 'All',
+                  body: {
+                    metadata: {
+                      name: 'write-guard-ready',
+                      labels: { [labelEndpointsManagedBy]: managerName },
+                    },
+                  },
+                });
+                return true;
+              } catch {
+                return undefined;
+              }
+            });
+          }
         }, 60_000);
 
         it("is sufficient: as the chart's ServiceAccount, the operator does everything it needs", async () => {
