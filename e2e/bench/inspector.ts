@@ -1,7 +1,55 @@
 // A client of the V8 inspector of a process started with --inspect=127.0.0.1:<port>: the
 // benchmark asks it for a full GC and the heap left after it (what the process really keeps, as
 // opposed to RSS, which also counts what V8 has not collected yet), and for a CPU profile of a
-// window (a readiness churn). Only ever on loopback, and only in the benchmark.
+// window (a readiness churn), and for what a window allocated (the sampling heap profiler). Only
+// ever on loopback, and only in the benchmark.
+
+/** HeapProfiler.SamplingHeapProfile: a tree of call frames with the bytes each allocated itself. */
+export interface AllocationNode {
+  readonly callFrame: {
+    readonly functionName: string;
+    readonly url: string;
+    readonly lineNumber: number;
+  };
+  readonly selfSize: number;
+  readonly children: readonly AllocationNode[];
+}
+
+export interface AllocationProfile {
+  readonly head: AllocationNode;
+}
+
+/** Every byte the profile sampled (an estimate of all that was allocated in its window). */
+export function totalAllocated(profile: AllocationProfile): number {
+  const walk = (n: AllocationNode): number => n.children.reduce((a, c) => a + walk(c), n.selfSize);
+  return walk(profile.head);
+}
+
+/**
+ * The functions that allocated most, with their callers' frame for context: bytes per function
+ * (self), largest first. `url` is shortened to the part after node_modules/ or src/.
+ */
+export function topAllocators(
+  profile: AllocationProfile,
+  top = 15,
+): { readonly where: string; readonly bytes: number }[] {
+  const bytes = new Map<string, number>();
+  const walk = (n: AllocationNode, parent: string): void => {
+    const f = n.callFrame;
+    const file = f.url.replace(/^.*\/(node_modules|src)\//, '').replace(/^file:\/\//, '');
+    const here = `${f.functionName || '(anonymous)'} ${file}:${String(f.lineNumber + 1)}`;
+    if (n.selfSize > 0) {
+      const key = `${here} < ${parent}`;
+      bytes.set(key, (bytes.get(key) ?? 0) + n.selfSize);
+    }
+    for (const c of n.children) walk(c, here);
+  };
+  walk(profile.head, '(root)');
+  return [...bytes]
+    .map(([where, b]) => ({ where, bytes: b }))
+    .sort((a, b) => b.bytes - a.bytes)
+    .slice(0, top);
+}
 
 interface Pending {
   resolve(v: unknown): void;
@@ -83,6 +131,27 @@ export class Inspector {
   async stopProfile(): Promise<unknown> {
     const { profile } = await this.send<{ profile: unknown }>('Profiler.stop');
     await this.send('Profiler.disable');
+    return profile;
+  }
+
+  /**
+   * Starts V8's sampling heap profiler: a sample every `intervalBytes` allocated on average, kept
+   * even once collected, so that `stopAllocations` tells what allocated, not what is left.
+   */
+  async startAllocations(intervalBytes = 16 * 1024): Promise<void> {
+    await this.send('HeapProfiler.enable');
+    await this.send('HeapProfiler.startSampling', {
+      samplingInterval: intervalBytes,
+      includeObjectsCollectedByMajorGC: true,
+      includeObjectsCollectedByMinorGC: true,
+    });
+  }
+
+  async stopAllocations(): Promise<AllocationProfile> {
+    const { profile } = await this.send<{ profile: AllocationProfile }>(
+      'HeapProfiler.stopSampling',
+    );
+    await this.send('HeapProfiler.disable');
     return profile;
   }
 

@@ -1,7 +1,7 @@
 // What the benchmark reads while it runs: a controller process's memory and CPU from /proc, the
 // API server's request counters by verb, and a client-side watch of every Endpoints object that
 // tells when the cluster has converged and how long each readiness change took to show.
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { Watch, type KubeConfig, type V1Endpoints } from '@kubernetes/client-node';
 import { annotationTriggerTime } from '../../src/endpoints/desired.ts';
 import { apiServerMetrics } from './apiserver.ts';
@@ -19,10 +19,72 @@ export function sampleProcess(pid: number): ProcessSample {
   const status = readFileSync(`/proc/${String(pid)}/status`, 'utf8');
   const kb = (field: string): number =>
     Number(new RegExp(`${field}:\\s+(\\d+) kB`).exec(status)?.[1] ?? NaN);
-  const stat = readFileSync(`/proc/${String(pid)}/stat`, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  const ticks = Number(fields[11]) + Number(fields[12]);
+  const { utime, stime } = parseStat(readFileSync(`/proc/${String(pid)}/stat`, 'utf8'));
+  const ticks = utime + stime;
   return { rssMiB: kb('VmRSS') / 1024, peakRssMiB: kb('VmHWM') / 1024, cpuSeconds: ticks / 100 };
+}
+
+/** CPU seconds of one process, split into user and system time and by thread. */
+export interface ThreadCpu {
+  readonly userSeconds: number;
+  readonly systemSeconds: number;
+  /** The thread that runs JavaScript (its id is the process's). */
+  readonly mainSeconds: number;
+  /** Every other thread by its name (V8's GC and compiler helpers, libuv's pool), summed. */
+  readonly others: Readonly<Record<string, number>>;
+}
+
+/** The name and user/system ticks of one /proc stat line (the name may hold spaces and parens). */
+export function parseStat(stat: string): { comm: string; utime: number; stime: number } {
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return {
+    comm: stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')')),
+    utime: Number(fields[11]),
+    stime: Number(fields[12]),
+  };
+}
+
+/**
+ * Where a process's CPU went, from /proc/<pid>/task/<tid>/stat. A thread that exited since an
+ * earlier reading is missing from a later one, so differences are taken name by name.
+ */
+export function sampleThreads(pid: number): ThreadCpu {
+  let user = 0;
+  let system = 0;
+  let main = 0;
+  const others: Record<string, number> = {};
+  for (const tid of readdirSync(`/proc/${String(pid)}/task`)) {
+    let line: string;
+    try {
+      line = readFileSync(`/proc/${String(pid)}/task/${tid}/stat`, 'utf8');
+    } catch {
+      continue; // exited between the listing and the read
+    }
+    const t = parseStat(line);
+    const seconds = (t.utime + t.stime) / 100;
+    user += t.utime / 100;
+    system += t.stime / 100;
+    if (tid === String(pid)) main += seconds;
+    else others[t.comm] = (others[t.comm] ?? 0) + seconds;
+  }
+  return { userSeconds: user, systemSeconds: system, mainSeconds: main, others };
+}
+
+/** `after` less `before`, per second of `seconds`. */
+export function threadCoresBetween(
+  before: ThreadCpu,
+  after: ThreadCpu,
+  seconds: number,
+): ThreadCpu {
+  const others: Record<string, number> = {};
+  for (const [name, s] of Object.entries(after.others))
+    others[name] = (s - (before.others[name] ?? 0)) / seconds;
+  return {
+    userSeconds: (after.userSeconds - before.userSeconds) / seconds,
+    systemSeconds: (after.systemSeconds - before.systemSeconds) / seconds,
+    mainSeconds: (after.mainSeconds - before.mainSeconds) / seconds,
+    others,
+  };
 }
 
 /** Requests the API server has served for a resource, by verb (CREATE, UPDATE, PATCH, LIST...). */

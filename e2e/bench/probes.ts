@@ -16,8 +16,9 @@ import { createBackendNetwork, netnsUnavailable } from '../harness/netns.ts';
 import type { OperatorProcess } from '../harness/operator.ts';
 import { apiServerMetrics } from './apiserver.ts';
 import { gcFromTrace, type GcFigures } from './gc.ts';
+import { topAllocators, totalAllocated } from './inspector.ts';
 import type { Limited } from './limited.ts';
-import { sampleProcess } from './observe.ts';
+import { sampleProcess, sampleThreads, threadCoresBetween, type ThreadCpu } from './observe.ts';
 
 export interface ProbeFigures {
   readonly backends: number;
@@ -52,6 +53,12 @@ export interface ProbeFigures {
   readonly liveHeapIdleMiB?: number;
   readonly liveHeapMiB?: number;
   readonly gc?: Omit<GcFigures, 'promTotalSeconds'>;
+  /** cpuCores split: user and system time, the JavaScript thread and the others by name. */
+  readonly cpuSplit?: ThreadCpu;
+  /** Time the JavaScript thread spent in GC pauses in the window, per second. */
+  readonly gcCores?: number;
+  /** What one probe allocates on the JS heap (sampled, garbage included), in bytes. */
+  readonly allocatedPerProbeBytes?: number;
 }
 
 export type Started = Limited;
@@ -206,15 +213,29 @@ export async function probeScale(o: {
 
     const lag0 = await histogram(op, 'outrigger_probe_schedule_lag_seconds');
     const probes0 = await op.metric('outrigger_probe_total');
+    const gc0 = await op.metric('nodejs_gc_duration_seconds_sum');
     const cpu0 = sampleProcess(op.pid).cpuSeconds;
+    const threads0 = sampleThreads(op.pid);
     const status0 = await statusPatches(kc, 'externalbackends', 'status');
     const w0 = Date.now();
     await delay(o.seconds * 1000);
     const windowSeconds = (Date.now() - w0) / 1000;
+    const threads1 = sampleThreads(op.pid);
+    const cpu1 = sampleProcess(op.pid).cpuSeconds;
     const lag1 = await histogram(op, 'outrigger_probe_schedule_lag_seconds');
     const probes1 = await op.metric('outrigger_probe_total');
-    const cpu1 = sampleProcess(op.pid).cpuSeconds;
+    const gc1 = await op.metric('nodejs_gc_duration_seconds_sum');
+    const cpuSplit = threadCoresBetween(threads0, threads1, windowSeconds);
+    o.log(
+      `probes: ${((cpu1 - cpu0) / windowSeconds).toFixed(3)} cores (user ${cpuSplit.userSeconds.toFixed(3)}, system ${cpuSplit.systemSeconds.toFixed(3)}; JavaScript thread ${cpuSplit.mainSeconds.toFixed(3)}, of it GC pauses ${((gc1 - gc0) / windowSeconds).toFixed(3)}; ${Object.entries(
+        cpuSplit.others,
+      )
+        .filter(([, c]) => c >= 0.0005)
+        .map(([n, c]) => `${n} ${c.toFixed(3)}`)
+        .join(', ')})`,
+    );
     const status1 = await statusPatches(kc, 'externalbackends', 'status');
+    let allocatedPerProbeBytes: number | undefined;
     if (o.profileOut !== undefined) {
       // Outside the window above: the sampling profiler's cost is in no figure.
       await started.inspector.startProfile();
@@ -224,6 +245,25 @@ export async function probeScale(o: {
       const file = join(o.profileOut, `probes-${String(total)}.cpuprofile`);
       writeFileSync(file, JSON.stringify(profile));
       o.log(`probes: CPU profile of 20 s of steady probing: ${file}`);
+      // And what those probes allocate: under the chart's limit V8's young generation is small
+      // (it is sized from the heap limit), so allocation is what the collector's share follows.
+      await started.inspector.startAllocations();
+      const a0 = await op.metric('outrigger_probe_total');
+      await delay(20_000);
+      const allocations = await started.inspector.stopAllocations();
+      const probed = (await op.metric('outrigger_probe_total')) - a0;
+      const allocFile = join(o.profileOut, `probes-${String(total)}.heapprofile`);
+      writeFileSync(allocFile, JSON.stringify(allocations));
+      const top = topAllocators(allocations, 12);
+      const sampled = totalAllocated(allocations);
+      allocatedPerProbeBytes = sampled / Math.max(1, probed);
+      o.log(
+        `probes: sampled allocations in 20 s of steady probing (${String(probed)} probes), ${allocFile}; the largest allocators, bytes per probe:\n${top
+          .map((t) => `  ${(t.bytes / Math.max(1, probed)).toFixed(0).padStart(6)}  ${t.where}`)
+          .join(
+            '\n',
+          )}\n  (everything sampled: ${(sampled / Math.max(1, probed)).toFixed(0)} bytes per probe)`,
+      );
     }
 
     o.log('probes: every server dies');
@@ -249,6 +289,9 @@ export async function probeScale(o: {
       windowSeconds,
       probesPerSecond: (probes1 - probes0) / windowSeconds,
       cpuCores: (cpu1 - cpu0) / windowSeconds,
+      cpuSplit,
+      gcCores: (gc1 - gc0) / windowSeconds,
+      ...(allocatedPerProbeBytes !== undefined && { allocatedPerProbeBytes }),
       lagP50Seconds: quantile(lag0, lag1, 0.5),
       lagP99Seconds: quantile(lag0, lag1, 0.99),
       statusWritesPerMinuteSteady: ((status1 - status0) / windowSeconds) * 60,

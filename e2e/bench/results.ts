@@ -292,6 +292,52 @@ export function probeRows(r: BenchResult): string[][] {
       '',
     ],
     ['CPU used by outrigger', show(cores, 'cores', 3), judged(atMost(0.15, '≤ 0.15 cores'), cores)],
+  ];
+  if (p.cpuSplit !== undefined) {
+    const helpers = of((q) =>
+      q.cpuSplit === undefined
+        ? undefined
+        : Object.values(q.cpuSplit.others).reduce((a, b) => a + b, 0),
+    );
+    rows.push(
+      [
+        '  user / system time',
+        `${show(
+          of((q) => q.cpuSplit?.userSeconds),
+          'cores',
+          3,
+        )} / ${show(
+          of((q) => q.cpuSplit?.systemSeconds),
+          'cores',
+          3,
+        )}`,
+        '',
+      ],
+      [
+        '  JavaScript thread (of it, GC pauses) / other threads (V8 helpers, libuv)',
+        `${show(
+          of((q) => q.cpuSplit?.mainSeconds),
+          'cores',
+          3,
+        )} (${show(
+          of((q) => q.gcCores),
+          'cores',
+          3,
+        )}) / ${show(helpers, 'cores', 3)}`,
+        '',
+      ],
+    );
+  }
+  const allocated = of((q) =>
+    q.allocatedPerProbeBytes !== undefined ? q.allocatedPerProbeBytes / 1024 : undefined,
+  );
+  if (allocated !== undefined)
+    rows.push([
+      '  JS heap allocated per probe (sampled, garbage included)',
+      show(allocated, 'KiB', 1),
+      '',
+    ]);
+  rows.push(
     [
       'probe schedule lag p50 / p99 (histogram bucket)',
       `≤ ${fmt(p.lagP50Seconds * 1000)} ms / ≤ ${fmt(p.lagP99Seconds * 1000)} ms`,
@@ -326,7 +372,7 @@ export function probeRows(r: BenchResult): string[][] {
       ),
       '',
     ],
-  ];
+  );
   if (p.readyFloorMs !== undefined)
     rows.push([
       p.readyPacedOnly === true

@@ -69,6 +69,31 @@ describe('probe', () => {
     expect(closed).toMatchObject({ ok: false, message: 'ECONNREFUSED' });
   });
 
+  it('closes a TCP check with a reset, leaving no TIME_WAIT socket behind', async () => {
+    // The server's side of the connection ends in ECONNRESET, not in an orderly end (FIN).
+    const server = createTcpServer();
+    const ended = new Promise<string>((resolve) => {
+      server.on('connection', (s) => {
+        s.on('error', (e: NodeJS.ErrnoException) => {
+          resolve(e.code ?? e.message);
+        });
+        s.on('end', () => {
+          resolve('end');
+          s.destroy();
+        });
+        s.resume();
+      });
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const port = (server.address() as AddressInfo).port;
+    try {
+      expect((await probe({ kind: 'tcp', ip: '127.0.0.1', port }, 1000, open)).ok).toBe(true);
+      expect(await ended).toBe('ECONNRESET');
+    } finally {
+      server.close();
+    }
+  });
+
   it('judges HTTP by the expected status ranges', async () => {
     expect((await probe(get('/ok'), 1000, open)).ok).toBe(true);
     expect(await probe(get('/down'), 1000, open)).toMatchObject({ ok: false, message: 'HTTP 503' });

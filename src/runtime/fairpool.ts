@@ -72,6 +72,8 @@ interface Entry {
 
 interface Namespace {
   running: number;
+  /** Tasks of its backends that have not started: what `pump` asks of every namespace. */
+  queued: number;
   readonly backends: Ring<Entry>;
 }
 
@@ -102,7 +104,11 @@ export class FairPool {
   run<T>(tenant: Tenant, task: () => Promise<T>): Promise<T> {
     return new Promise<T>((resolve, reject) => {
       const [ns, backend] = tenant;
-      const n = this.namespaces.getOrAdd(ns, () => ({ running: 0, backends: new Ring() }));
+      const n = this.namespaces.getOrAdd(ns, () => ({
+        running: 0,
+        queued: 0,
+        backends: new Ring(),
+      }));
       const b = n.backends.getOrAdd(backend, () => ({ running: 0, tasks: [] }));
       b.tasks.push({
         run: async () => {
@@ -125,6 +131,7 @@ export class FairPool {
         },
       });
       this.queued++;
+      n.queued++;
       this.pump();
     });
   }
@@ -136,6 +143,7 @@ export class FairPool {
         b.tasks.length = 0;
         if (b.running === 0) n.backends.delete(name);
       }
+      n.queued = 0;
       if (n.running === 0) this.namespaces.delete(key);
     }
     this.queued = 0;
@@ -150,14 +158,13 @@ export class FairPool {
 
   private pump(): void {
     while (this.running < this.concurrency) {
-      const picked = this.namespaces.take(
-        (n) => n.running < this.perTenant && [...n.backends.items.values()].some(hasTasks),
-      );
+      const picked = this.namespaces.take((n) => n.running < this.perTenant && n.queued > 0);
       if (picked === undefined) break;
       const b = picked[1].backends.take(hasTasks);
       const task = b?.[1].tasks.shift();
       if (task === undefined) break;
       this.queued--;
+      picked[1].queued--;
       // run() settles its own promise and never rejects.
       task.run().catch(() => undefined);
     }
