@@ -10,7 +10,9 @@ const check = z
       'The port to connect to: a number, or the name of an entry in spec.ports.',
     ),
   })
-  .describe('Checks that a TCP connection to the address opens within timeoutSeconds.');
+  .describe(
+    'Checks that a TCP connection to the address opens within timeoutSeconds; it is closed at once with a reset.',
+  );
 
 export type TcpProbe = ProbeBase<'tcp'>;
 
