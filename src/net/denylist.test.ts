@@ -103,6 +103,27 @@ describe('DenyList: IPv6 forms judged by the IPv4 address they carry', () => {
     expect(() => new DenyList(['10.0.0.0/33'])).toThrow('invalid CIDR "10.0.0.0/33"');
   });
 
+  it('answers a repeated question as it answered it first, whatever came between', () => {
+    const ranges = ['10.0.0.0/8', 'fd00::/8'];
+    const asked = ['10.1.2.3', '11.0.0.1', 'fd00::1', '2001:db8::1', '::ffff:10.0.0.1', 'name', ''];
+    const list = new DenyList(ranges);
+    const first = asked.map((ip) => list.denies(ip));
+    // Enough distinct addresses in between to fill the remembered answers and clear them.
+    for (let i = 0; i < 70_000; i++)
+      list.denies(`11.${String(i >> 16)}.${String((i >> 8) & 255)}.${String(i & 255)}`);
+    expect(asked.map((ip) => list.denies(ip))).toEqual(first);
+    expect(asked.map((ip) => new DenyList(ranges).denies(ip))).toEqual(first);
+    expect(first.map((why) => why !== undefined)).toEqual([
+      true,
+      false,
+      true,
+      false,
+      true,
+      true,
+      true,
+    ]);
+  });
+
   it('names --denied-cidrs entries as such', () => {
     expect(new DenyList(['203.0.113.0/24']).denies('203.0.113.9')).toBe(
       'in 203.0.113.0/24 (--denied-cidrs)',
