@@ -245,8 +245,26 @@ export async function probeScale(o: {
       const file = join(o.profileOut, `probes-${String(total)}.cpuprofile`);
       writeFileSync(file, JSON.stringify(profile));
       o.log(`probes: CPU profile of 20 s of steady probing: ${file}`);
-      // And what those probes allocate: under the chart's limit V8's young generation is small
-      // (it is sized from the heap limit), so allocation is what the collector's share follows.
+    }
+
+    o.log('probes: every server dies');
+    const slices0 = await statusPatches(kc, 'endpointslices', '');
+    await server.stop();
+    await waitHealthy((n) => n === 0, 'every address unhealthy');
+    o.log('probes: every server is back');
+    server = await net.serveAll(7000, 'tcp');
+    await waitHealthy((n) => n === total, 'every address healthy again');
+    await delay(5000);
+    const status2 = await statusPatches(kc, 'externalbackends', 'status');
+    const slices1 = await statusPatches(kc, 'endpointslices', '');
+    const sample = sampleProcess(op.pid);
+    const gc = gcFromTrace(readFileSync(logPath, 'utf8'));
+    const cgroupPeakMiB = started.cgroup?.stats().peakMiB;
+    const liveHeapMiB = await started.inspector.liveHeapMiB();
+    if (o.profileOut !== undefined) {
+      // What a probe allocates: under the chart's limit V8's young generation is small (it is
+      // sized from the heap limit), so allocation is what the collector's share follows. Taken
+      // last: the profiler keeps every sample, which no figure above should count.
       await started.inspector.startAllocations();
       const a0 = await op.metric('outrigger_probe_total');
       await delay(20_000);
@@ -265,21 +283,6 @@ export async function probeScale(o: {
           )}\n  (everything sampled: ${(sampled / Math.max(1, probed)).toFixed(0)} bytes per probe)`,
       );
     }
-
-    o.log('probes: every server dies');
-    const slices0 = await statusPatches(kc, 'endpointslices', '');
-    await server.stop();
-    await waitHealthy((n) => n === 0, 'every address unhealthy');
-    o.log('probes: every server is back');
-    server = await net.serveAll(7000, 'tcp');
-    await waitHealthy((n) => n === total, 'every address healthy again');
-    await delay(5000);
-    const status2 = await statusPatches(kc, 'externalbackends', 'status');
-    const slices1 = await statusPatches(kc, 'endpointslices', '');
-    const sample = sampleProcess(op.pid);
-    const gc = gcFromTrace(readFileSync(logPath, 'utf8'));
-    const cgroupPeakMiB = started.cgroup?.stats().peakMiB;
-    const liveHeapMiB = await started.inspector.liveHeapMiB();
     await server.stop();
     return {
       backends: o.backends,
