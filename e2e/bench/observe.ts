@@ -87,6 +87,16 @@ export function threadCoresBetween(
   };
 }
 
+/**
+ * Seconds the whole machine spent in softirq context (/proc/stat), where the kernel processes
+ * packets: without CONFIG_IRQ_TIME_ACCOUNTING it is also charged to whichever task it interrupted.
+ */
+export function machineSoftirqSeconds(): number {
+  const cpu = readFileSync('/proc/stat', 'utf8').split('\n')[0]?.split(/\s+/) ?? [];
+  // cpu user nice system idle iowait irq softirq ...
+  return Number(cpu[7]) / 100;
+}
+
 /** Requests the API server has served for a resource, by verb (CREATE, UPDATE, PATCH, LIST...). */
 export async function requestsByVerb(
   kc: KubeConfig,

@@ -18,7 +18,13 @@ import { apiServerMetrics } from './apiserver.ts';
 import { gcFromTrace, type GcFigures } from './gc.ts';
 import { topAllocators, totalAllocated } from './inspector.ts';
 import type { Limited } from './limited.ts';
-import { sampleProcess, sampleThreads, threadCoresBetween, type ThreadCpu } from './observe.ts';
+import {
+  machineSoftirqSeconds,
+  sampleProcess,
+  sampleThreads,
+  threadCoresBetween,
+  type ThreadCpu,
+} from './observe.ts';
 
 export interface ProbeFigures {
   readonly backends: number;
@@ -57,6 +63,12 @@ export interface ProbeFigures {
   readonly cpuSplit?: ThreadCpu;
   /** Time the JavaScript thread spent in GC pauses in the window, per second. */
   readonly gcCores?: number;
+  /**
+   * The whole machine's softirq time in the window, per second: the kernel's packet processing of
+   * both ends of every probe (the servers are on this machine), charged to whichever task it
+   * interrupted, outrigger's threads included.
+   */
+  readonly softirqCores?: number;
   /** What one probe allocates on the JS heap (sampled, garbage included), in bytes. */
   readonly allocatedPerProbeBytes?: number;
 }
@@ -216,11 +228,13 @@ export async function probeScale(o: {
     const gc0 = await op.metric('nodejs_gc_duration_seconds_sum');
     const cpu0 = sampleProcess(op.pid).cpuSeconds;
     const threads0 = sampleThreads(op.pid);
+    const softirq0 = machineSoftirqSeconds();
     const status0 = await statusPatches(kc, 'externalbackends', 'status');
     const w0 = Date.now();
     await delay(o.seconds * 1000);
     const windowSeconds = (Date.now() - w0) / 1000;
     const threads1 = sampleThreads(op.pid);
+    const softirqCores = (machineSoftirqSeconds() - softirq0) / windowSeconds;
     const cpu1 = sampleProcess(op.pid).cpuSeconds;
     const lag1 = await histogram(op, 'outrigger_probe_schedule_lag_seconds');
     const probes1 = await op.metric('outrigger_probe_total');
@@ -232,7 +246,9 @@ export async function probeScale(o: {
       )
         .filter(([, c]) => c >= 0.0005)
         .map(([n, c]) => `${n} ${c.toFixed(3)}`)
-        .join(', ')})`,
+        .join(
+          ', ',
+        )}); the machine's softirq time (packets, both ends of every connection) ${softirqCores.toFixed(3)}`,
     );
     const status1 = await statusPatches(kc, 'externalbackends', 'status');
     let allocatedPerProbeBytes: number | undefined;
@@ -294,6 +310,7 @@ export async function probeScale(o: {
       cpuCores: (cpu1 - cpu0) / windowSeconds,
       cpuSplit,
       gcCores: (gc1 - gc0) / windowSeconds,
+      softirqCores,
       ...(allocatedPerProbeBytes !== undefined && { allocatedPerProbeBytes }),
       lagP50Seconds: quantile(lag0, lag1, 0.5),
       lagP99Seconds: quantile(lag0, lag1, 0.99),

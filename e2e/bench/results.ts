@@ -328,6 +328,13 @@ export function probeRows(r: BenchResult): string[][] {
       ],
     );
   }
+  const softirq = of((q) => q.softirqCores);
+  if (softirq !== undefined)
+    rows.push([
+      "  the machine's softirq time (packets of both ends; charged to whichever task it interrupts)",
+      show(softirq, 'cores', 3),
+      '',
+    ]);
   const allocated = of((q) =>
     q.allocatedPerProbeBytes !== undefined ? q.allocatedPerProbeBytes / 1024 : undefined,
   );
