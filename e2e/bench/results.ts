@@ -299,31 +299,17 @@ export function probeRows(r: BenchResult): string[][] {
         ? undefined
         : Object.values(q.cpuSplit.others).reduce((a, b) => a + b, 0),
     );
+    const cores = (f: (q: NonNullable<BenchRun['probes']>) => number | undefined): string =>
+      show(of(f), 'cores', 3);
     rows.push(
       [
         '  user / system time',
-        `${show(
-          of((q) => q.cpuSplit?.userSeconds),
-          'cores',
-          3,
-        )} / ${show(
-          of((q) => q.cpuSplit?.systemSeconds),
-          'cores',
-          3,
-        )}`,
+        `${cores((q) => q.cpuSplit?.userSeconds)} / ${cores((q) => q.cpuSplit?.systemSeconds)}`,
         '',
       ],
       [
         '  JavaScript thread (of it, GC pauses) / other threads (V8 helpers, libuv)',
-        `${show(
-          of((q) => q.cpuSplit?.mainSeconds),
-          'cores',
-          3,
-        )} (${show(
-          of((q) => q.gcCores),
-          'cores',
-          3,
-        )}) / ${show(helpers, 'cores', 3)}`,
+        `${cores((q) => q.cpuSplit?.mainSeconds)} (${cores((q) => q.gcCores)}) / ${show(helpers, 'cores', 3)}`,
         '',
       ],
     );
