@@ -137,6 +137,49 @@ const dnsName = z.object({
     .optional(),
 });
 
+/** Most backup addresses and backup DNS names one backend lists (see spec.backup). */
+export const maxBackupAddresses = 1000;
+export const maxBackupDnsNames = 8;
+
+/**
+ * Servers that carry traffic only while too few primaries are ready (HAProxy's and nginx's
+ * `backup`, Envoy's lower priority). They are a list of their own rather than a flag on each
+ * address so that an outrigger or a CRD from before this field never publishes them as primaries
+ * after a rollback: a structural schema prunes an unknown field even from stored objects when it
+ * reads them, and an older build's parser drops it, so a flag would vanish and leave its address
+ * a primary; a whole list vanishes with its addresses.
+ */
+const backup = z
+  .object({
+    addresses: z
+      .array(address)
+      .max(maxBackupAddresses)
+      .describe(
+        `Backup servers by IP (at most ${String(maxBackupAddresses)}, unique), judged and checked like spec.addresses and published only while backups are needed. An IP also listed as a primary (in spec.addresses or resolved from spec.dnsNames) is a primary.`,
+      )
+      .default([])
+      .meta({ 'x-kubernetes-list-type': 'map', 'x-kubernetes-list-map-keys': ['ip'] }),
+    dnsNames: z
+      .array(dnsName)
+      .max(maxBackupDnsNames)
+      .describe(
+        `Backup servers named by DNS (at most ${String(maxBackupDnsNames)} names), resolved like spec.dnsNames.`,
+      )
+      .default([])
+      .meta({ 'x-kubernetes-list-type': 'map', 'x-kubernetes-list-map-keys': ['name'] }),
+    minReadyPrimaries: z
+      .int()
+      .min(1)
+      .max(maxAddresses)
+      .describe(
+        'Backups are published while fewer primaries than this are ready (default 1), and withdrawn once this many have been ready for healthyThreshold checks. Primaries are spec.addresses, the addresses of spec.dnsNames and selected pods; one not checked yet counts as ready (it is published ready), a draining one does not.',
+      )
+      .default(1),
+  })
+  .describe(
+    'Backup servers: checked all the time, published only while fewer than minReadyPrimaries primaries are ready. When backups are published, failOpen applies to primaries and backups together; a draining backup is published draining.',
+  );
+
 const servicePort = z.object({
   name: dnsLabel
     .max(15)
@@ -298,6 +341,7 @@ export const externalBackendSpec = z
       )
       .default([])
       .meta({ 'x-kubernetes-list-type': 'map', 'x-kubernetes-list-map-keys': ['name'] }),
+    backup: backup.optional(),
     zone: zoneName
       .describe(
         'The zone of every address and DNS name that does not give its own (see spec.addresses[].zone).',
@@ -319,9 +363,20 @@ export const externalBackendSpec = z
         rule: 'size(self.addresses) > 0 || size(self.dnsNames) > 0 || has(self.podSelector)',
         message: 'list at least one address or DNS name, or select pods with podSelector',
       },
+      {
+        rule: '!has(self.backup) || self.backup.dnsNames.all(b, !self.dnsNames.exists(p, p.name == b.name))',
+        message:
+          'a DNS name is either a primary (spec.dnsNames) or a backup (spec.backup.dnsNames), not both',
+        fieldPath: '.backup.dnsNames',
+      },
       ...probeKindNames.map(portNameRule),
     ),
   );
 
 export type ExternalBackendSpec = z.output<typeof externalBackendSpec>;
 export type ExternalBackendSpecInput = z.input<typeof externalBackendSpec>;
+
+/** Every DNS name a backend resolves: its primaries' and its backups'. */
+export function dnsNamesOf(spec: ExternalBackendSpec): string[] {
+  return [...spec.dnsNames, ...(spec.backup?.dnsNames ?? [])].map((n) => n.name);
+}

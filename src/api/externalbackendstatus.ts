@@ -12,7 +12,7 @@ const condition = z.object({
       /^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*\/)?(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])$/,
     )
     .describe(
-      "The condition's type: Ready, CertificateExpiringSoon, or ForeignEndpoints (while a hand-written Endpoints of the Service stands beside the backend's slices).",
+      "The condition's type: Ready, CertificateExpiringSoon, ForeignEndpoints (while a hand-written Endpoints of the Service stands beside the backend's slices), or BackupActive (on a backend with spec.backup: whether backups are published).",
     ),
   status: z.enum(['True', 'False', 'Unknown']).describe('True, False or Unknown.'),
   observedGeneration: z
@@ -30,7 +30,7 @@ const condition = z.object({
     .max(1024)
     .regex(/^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$/)
     .describe(
-      'Why, in CamelCase: AddressesReady, NoReadyAddresses, FailingOpen, EndpointsConflict, WriteFailed, ...; for CertificateExpiringSoon: CertificateExpiresSoon, CertificateExpired or CertificatesValid; for ForeignEndpoints: EndpointsHeldByAnotherWriter or AdoptionPending.',
+      'Why, in CamelCase: AddressesReady, NoReadyAddresses, FailingOpen, EndpointsConflict, WriteFailed, ...; for CertificateExpiringSoon: CertificateExpiresSoon, CertificateExpired or CertificatesValid; for ForeignEndpoints: EndpointsHeldByAnotherWriter or AdoptionPending; for BackupActive: PrimariesNotReady, PrimariesRecovering or PrimariesReady.',
     ),
   message: z.string().max(32768).describe('The reason in words, for people.'),
 });
@@ -64,6 +64,13 @@ export const externalBackendStatus = z
           dnsName: z
             .string()
             .describe('The entry of spec.dnsNames this address was resolved from.')
+            .optional(),
+          backup: z.boolean().describe('Listed under spec.backup.').optional(),
+          standby: z
+            .boolean()
+            .describe(
+              'A backup on standby: checked, not published while enough primaries are ready (condition BackupActive).',
+            )
             .optional(),
           draining: z
             .boolean()

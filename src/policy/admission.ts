@@ -30,6 +30,10 @@ const portsOf = (o: 'object' | 'oldObject'): string => {
   return [`${o}.spec.ports.map(p, p.port)`, ...probeKindNames.map(probe)].join(' + ');
 };
 
+/** The IPs an object lists, primaries then backups (a CEL expression of list<string>). */
+const ipsOf = (o: 'object' | 'oldObject'): string =>
+  `(has(${o}.spec.addresses) ? ${o}.spec.addresses.map(a, a.ip) : []) + (has(${o}.spec.backup) && has(${o}.spec.backup.addresses) ? ${o}.spec.backup.addresses.map(a, a.ip) : [])`;
+
 export function admissionPolicy(name: string): {
   policy: Record<string, unknown>;
   binding: Record<string, unknown>;
@@ -80,6 +84,14 @@ export function admissionPolicy(name: string): {
             name: 'rules',
             expression: `has(params.spec.rules) ? params.spec.rules.filter(r, ${selects} && ${portsAllowed}) : []`,
           },
+          // Every IP the object registers, primaries and backups (spec.backup.addresses): a
+          // backup is published when the primaries fail, so it needs a grant as they do. As
+          // strings, because CEL cannot add lists of two differently declared object types.
+          { name: 'addresses', expression: ipsOf('object') },
+          {
+            name: 'oldAddresses',
+            expression: `oldObject == null ? [] : ${ipsOf('oldObject')}`,
+          },
           {
             name: 'denied',
             // The grant check comes first: it costs rules × CIDRs per address, where the search
@@ -88,7 +100,7 @@ export function admissionPolicy(name: string): {
             // fail closed).
             // Addresses and ports unchanged (a health-check edit): nothing new to judge.
             expression:
-              '(!variables.portsChanged && (has(object.spec.addresses) ? object.spec.addresses : []) == (has(oldObject.spec.addresses) ? oldObject.spec.addresses : [])) ? [] : (has(object.spec.addresses) ? object.spec.addresses : []).filter(a, !variables.rules.exists(r, r.cidrs.exists(c, cidr(c).containsIP(a.ip))) && (variables.portsChanged || !(has(oldObject.spec.addresses) && oldObject.spec.addresses.exists(o, o.ip == a.ip)))).map(a, a.ip)',
+              '(!variables.portsChanged && variables.addresses == variables.oldAddresses) ? [] : variables.addresses.filter(ip, !variables.rules.exists(r, r.cidrs.exists(c, cidr(c).containsIP(ip))) && (variables.portsChanged || !(ip in variables.oldAddresses)))',
           },
         ],
         validations: [

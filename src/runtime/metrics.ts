@@ -20,6 +20,7 @@ export interface Metrics {
   readonly terminalReconcileErrors: Counter<'controller'>;
   readonly backendReady: Gauge<'namespace' | 'name' | 'status' | 'reason'>;
   readonly certificateExpiry: Gauge<'namespace' | 'name'>;
+  readonly backupsActive: Gauge<'namespace' | 'name'>;
   readonly restRequestDuration: Histogram<'verb' | 'host'>;
   readonly reconcileTime: Histogram<'controller'>;
   readonly activeWorkers: Gauge<'controller'>;
@@ -159,6 +160,12 @@ export function createMetrics(opts: { defaultMetrics?: boolean } = {}): Metrics 
     certificateExpiry: new Gauge({
       name: 'outrigger_backend_certificate_expiration_timestamp_seconds',
       help: "The soonest notAfter of the certificates an ExternalBackend's TLS-speaking check sees, in seconds since the epoch",
+      labelNames: ['namespace', 'name'],
+      registers,
+    }),
+    backupsActive: new Gauge({
+      name: 'outrigger_backend_backups_active',
+      help: 'Whether the backup servers of an ExternalBackend are published (1) or stand by (0); only backends with spec.backup have a series',
       labelNames: ['namespace', 'name'],
       registers,
     }),

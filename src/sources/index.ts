@@ -3,12 +3,18 @@
 // to read (dns.ts reads the resolver's answers); judging, probing and publishing follow.
 import type { Resolution } from '../dns/resolution.ts';
 import type { Candidate, SourceInput } from './source.ts';
-import { dnsAddresses } from './dns.ts';
-import { staticAddresses } from './static.ts';
+import { backupDnsAddresses, dnsAddresses } from './dns.ts';
+import { backupStaticAddresses, staticAddresses } from './static.ts';
 
 export type { Candidate, SourceInput } from './source.ts';
 
-export const addressSources = [staticAddresses, dnsAddresses] as const;
+// Primaries first: an IP that is both a primary and a backup is a primary (the first source wins).
+export const addressSources = [
+  staticAddresses,
+  dnsAddresses,
+  backupStaticAddresses,
+  backupDnsAddresses,
+] as const;
 
 /** For callers with no DNS answers (tests, a backend without names). */
 export const noResolutions: ReadonlyMap<string, Resolution> = new Map<string, Resolution>();

@@ -24,6 +24,8 @@ export interface Candidate {
   readonly drain?: boolean;
   /** Its zone, or the backend's spec.zone. */
   readonly zone?: string;
+  /** Listed under spec.backup: published only while backups are needed. */
+  readonly backup?: true;
 }
 
 export interface AddressSource {

@@ -5,6 +5,7 @@ import { candidateAddresses, noResolutions, type Candidate } from '../../sources
 import type { V1EndpointSlice, V1EndpointSubset } from '@kubernetes/client-node';
 import { countAddresses } from '../../endpoints/subsets.ts';
 import { isReady, type AddressHealth } from '../../health/state.ts';
+import { decideBackups, type BackupDecision } from './backups.ts';
 
 import type { DenyList } from '../../net/denylist.ts';
 
@@ -59,6 +60,22 @@ export interface AddressView {
   readonly since?: number;
   /** The notAfter (ms) of the certificate its TLS-speaking check saw last. */
   readonly certificateNotAfter?: number;
+  /** Listed under spec.backup. */
+  readonly backup?: true;
+  /** A backup while the primaries suffice: checked, not published. */
+  readonly standby?: true;
+}
+
+/** Whether an address is in the Endpoints and slices (ready or not). */
+export function isPublished(v: AddressView): boolean {
+  return v.state !== 'Denied' && v.standby !== true;
+}
+
+/** What the backup rule needs beyond the views (see backups.ts). */
+export interface BackupContext {
+  readonly readyPods: number;
+  readonly wasActive: boolean;
+  readonly now: number;
 }
 
 /**
@@ -83,13 +100,15 @@ export function addressViews(
     message: '',
   },
   candidates: readonly Candidate[] = candidateAddresses({ spec, resolutions: noResolutions }),
-): { views: AddressView[]; failOpen: boolean } {
+  backupContext: BackupContext = { readyPods: 0, wasActive: false, now: 0 },
+): { views: AddressView[]; failOpen: boolean; backups?: BackupDecision } {
   const views: AddressView[] = candidates.map((a) => {
     const extra = {
       ...(a.nodeName !== undefined ? { nodeName: a.nodeName } : {}),
       ...(a.hostname !== undefined ? { hostname: a.hostname } : {}),
       ...(a.dnsName !== undefined ? { dnsName: a.dnsName } : {}),
       ...(a.zone !== undefined ? { zone: a.zone } : {}),
+      ...(a.backup === true ? { backup: true as const } : {}),
     };
     const denied = judge(a.ip);
     if (denied !== undefined) {
@@ -120,10 +139,35 @@ export function addressViews(
     };
   });
   const drained = new Set(candidates.filter((a) => a.drain === true).map((a) => a.ip));
+  const backups =
+    spec.backup === undefined
+      ? undefined
+      : decideBackups({
+          minReadyPrimaries: spec.backup.minReadyPrimaries,
+          primaries: views
+            .filter((v) => v.backup !== true && v.state !== 'Denied')
+            .map((v) => {
+              const ready = v.ready && !drained.has(v.ip) && !unchecked.ips.has(v.ip);
+              return {
+                ready,
+                readySince:
+                  spec.healthCheck === undefined ? 0 : v.state === 'Healthy' ? v.since : undefined,
+              };
+            }),
+          readyPods: backupContext.readyPods,
+          wasActive: backupContext.wasActive,
+          now: backupContext.now,
+          settleMs:
+            spec.healthCheck === undefined
+              ? 0
+              : spec.healthCheck.healthyThreshold * spec.healthCheck.intervalSeconds * 1000,
+        });
+  const standby = (v: AddressView): boolean =>
+    v.backup === true && v.state !== 'Denied' && backups?.active !== true;
   // Drained addresses are out of rotation on purpose: they neither trigger fail-open nor are
-  // brought back by it.
+  // brought back by it. Fail-open applies to what is published: backups on standby are not.
   const checked = views.filter(
-    (v) => v.state !== 'Denied' && !unchecked.ips.has(v.ip) && !drained.has(v.ip),
+    (v) => v.state !== 'Denied' && !unchecked.ips.has(v.ip) && !drained.has(v.ip) && !standby(v),
   );
   // Addresses not checked yet do not hold fail-open off: when the prober itself is cut off, an
   // address added meanwhile would otherwise be the Service's only ready endpoint, unverified,
@@ -135,11 +179,13 @@ export function addressViews(
   return {
     views: views.map((v): AddressView => {
       if (v.state === 'Denied') return v;
+      if (standby(v)) return { ...v, ready: false, standby: true };
       if (drained.has(v.ip)) return { ...v, ready: false, draining: true, serving: v.ready };
       if (failOpen && !unchecked.ips.has(v.ip)) return { ...v, ready: true };
       return v;
     }),
     failOpen,
+    ...(backups !== undefined ? { backups } : {}),
   };
 }
 
@@ -151,12 +197,12 @@ export function denyListJudge(denyList: Pick<DenyList, 'denies'>): Judge {
   };
 }
 
-/** Ready and total endpoints that will be published: addresses not denied, plus selected pods. */
+/** Ready and total endpoints that will be published: addresses not denied and not on standby, plus selected pods. */
 export function publishedCounts(
   views: readonly AddressView[],
   pods: readonly V1EndpointSubset[],
 ): { ready: number; total: number } {
-  const published = views.filter((v) => v.state !== 'Denied');
+  const published = views.filter(isPublished);
   const pod = countAddresses(pods);
   return {
     ready: published.filter((v) => v.ready).length + pod.ready,

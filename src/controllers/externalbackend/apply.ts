@@ -19,7 +19,10 @@ import { isAlreadyExists, isConflict, type BackendWriter } from './writer.ts';
 export interface ApplyTargets {
   readonly writer: BackendWriter;
   readonly events: EventRecorder;
-  readonly metrics: Pick<Metrics, 'backendAddresses' | 'backendReady' | 'certificateExpiry'>;
+  readonly metrics: Pick<
+    Metrics,
+    'backendAddresses' | 'backendReady' | 'certificateExpiry' | 'backupsActive'
+  >;
   readonly backends: MutationCache<CachedExternalBackend>;
   readonly endpointWrites: MutationCache<V1Endpoints>;
   readonly sliceWrites: MutationCache<V1EndpointSlice>;

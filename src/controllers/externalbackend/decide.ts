@@ -93,6 +93,7 @@ export function planReconcile(g: Gathered): ReconcilePlan {
     policyFrozen: plan.policyFrozen,
     nodeGrants: plan.nodeGrants,
     foreignEndpoints: plan.foreignEndpoints,
+    backups: plan.backups,
     problem: plan.refused,
   };
   return {

@@ -3,7 +3,7 @@
 // The reconciler gathers the inputs from its caches and writes only what differs.
 import { ownerReference, type BackendRef } from './owner.ts';
 
-import type { AddressView } from './addresses.ts';
+import { isPublished, type AddressView } from './addresses.ts';
 
 import { serviceName } from './service.ts';
 
@@ -102,7 +102,7 @@ export function desiredEndpoints(
     ...(v.nodeName !== undefined ? { nodeName: v.nodeName } : {}),
     ...(v.hostname !== undefined ? { hostname: v.hostname } : {}),
   });
-  const published = views.filter((v) => v.state !== 'Denied');
+  const published = views.filter(isPublished);
   const external: V1EndpointSubset[] =
     published.length === 0
       ? []
@@ -186,7 +186,7 @@ export function sliceEndpoints(
   views: readonly AddressView[],
   pods: readonly V1EndpointSubset[] = [],
 ): Map<AddressType, V1Endpoint[]> {
-  const published = views.filter((v) => v.state !== 'Denied');
+  const published = views.filter(isPublished);
   const familyOf = (ip: string) => parseIP(ip)?.family;
   // kube-proxy reads hints per slice, hence per family.
   const unzoned = new Set([

@@ -7,6 +7,7 @@ import { nextCertificateCheckMs, soonestExpiry } from './certificates.ts';
 import { planStatus, type StatusInput } from './status.ts';
 import { readyCondition, type Problem } from './ready.ts';
 import type { StatusEvent } from './statusevents.ts';
+import { backupsWereActive } from './backups.ts';
 
 /** An object we are about to write is already there or newer than our cache: retry quietly. */
 export class CacheLagError extends Error {
@@ -79,6 +80,8 @@ export interface Observed {
   readonly ready: { readonly status: string; readonly reason: string };
   /** When the soonest certificate expires (seconds since the epoch), if any was seen. */
   readonly certificateExpiry: number | undefined;
+  /** Whether backups are published; undefined for a backend without spec.backup. */
+  readonly backupsActive?: boolean | undefined;
 }
 
 export interface Finish {
@@ -108,17 +111,26 @@ export function planFinish(
     },
     ready: { status: ready.status, reason: ready.reason },
     certificateExpiry: expiry === undefined ? undefined : expiry / 1000,
+    backupsActive: input.backups?.active,
   };
   // Time alone moves a certificate into the warning window: look again when it does.
   const recheck = nextCertificateCheckMs(input.views, now, input.certificateWarningMs ?? 0);
-  const certLook = recheck === undefined ? undefined : Math.min(recheck + 1000, maxTimerMs);
+  const certLook = soonest(
+    recheck === undefined ? undefined : Math.min(recheck + 1000, maxTimerMs),
+    // Time alone makes recovered primaries count for the hand-back: look again when it does.
+    input.backups?.handBackInMs === undefined ? undefined : input.backups.handBackInMs + 50,
+  );
   const { events, status } = planStatus(input);
   if (status === undefined) return { observed, events: [], requeueAfterMs: certLook };
+  // Backups taking over or handing back are written at once, like a spec change: the next
+  // decision reads whether backups are published from this status (see backups.ts), and the
+  // hand-back's wait must not be shortened by a status that has not caught up.
   const wait = statusWaitMs(
     statusWrittenAt,
     statusBatchMs,
     now,
-    status.observedGeneration !== input.previous?.observedGeneration,
+    status.observedGeneration !== input.previous?.observedGeneration ||
+      backupsWereActive(status) !== backupsWereActive(input.previous),
   );
   // Its Events wait too: the write that comes computes them again, for the whole burst.
   if (wait > 0) return { observed, events: [], requeueAfterMs: soonest(certLook, wait) };

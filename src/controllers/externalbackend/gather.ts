@@ -5,6 +5,7 @@
 import type { V1EndpointSlice, V1Endpoints } from '@kubernetes/client-node';
 import {
   adoptEndpointsAnnotation,
+  dnsNamesOf,
   drainAnnotation,
   type ExternalBackendSpec,
 } from '../../api/externalbackend.ts';
@@ -133,9 +134,9 @@ function world(
     .list(namespace)
     .map((c) => s.sliceWrites.get(namespace, c.metadata?.name ?? '') ?? c);
   const resolutions = new Map<string, Resolution>();
-  for (const n of spec.dnsNames) {
-    const r = s.resolution(n.name);
-    if (r !== undefined) resolutions.set(n.name, r);
+  for (const name of dnsNamesOf(spec)) {
+    const r = s.resolution(name);
+    if (r !== undefined) resolutions.set(name, r);
   }
   const limit = s.settings.maxProbeTargetsPerNamespace;
   return {

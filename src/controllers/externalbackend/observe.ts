@@ -5,7 +5,10 @@ import type { Metrics } from '../../runtime/metrics.ts';
 import { addressStates, type Observed } from './finish.ts';
 import type { ReadySeries } from './state.ts';
 
-type BackendMetrics = Pick<Metrics, 'backendAddresses' | 'backendReady' | 'certificateExpiry'>;
+type BackendMetrics = Pick<
+  Metrics,
+  'backendAddresses' | 'backendReady' | 'certificateExpiry' | 'backupsActive'
+>;
 
 /** Sets the backend's series; returns the Ready series it now shows. */
 export function observe(
@@ -29,6 +32,8 @@ export function observe(
   metrics.backendReady.set(ready, 1);
   if (o.certificateExpiry === undefined) metrics.certificateExpiry.remove({ namespace, name });
   else metrics.certificateExpiry.set({ namespace, name }, o.certificateExpiry);
+  if (o.backupsActive === undefined) metrics.backupsActive.remove({ namespace, name });
+  else metrics.backupsActive.set({ namespace, name }, o.backupsActive ? 1 : 0);
   return ready;
 }
 
@@ -43,4 +48,5 @@ export function unobserve(
     metrics.backendAddresses.remove({ namespace, name, state: state.toLowerCase() });
   if (ready !== undefined) metrics.backendReady.remove(ready);
   metrics.certificateExpiry.remove({ namespace, name });
+  metrics.backupsActive.remove({ namespace, name });
 }

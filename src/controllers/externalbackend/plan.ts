@@ -25,11 +25,12 @@ import {
   sliceEndpoints,
 } from './desired.ts';
 import { endpointsHolder, ownership, type BackendRef } from './owner.ts';
-import { maxAddresses, type ExternalBackendSpec } from '../../api/externalbackend.ts';
+import { dnsNamesOf, maxAddresses, type ExternalBackendSpec } from '../../api/externalbackend.ts';
 import type { ExternalBackendStatus } from '../../api/externalbackendstatus.ts';
 import type { ForeignEndpoints, Problem } from './ready.ts';
 import { adoptionBlocker, foreignMessage, heldMessage } from './foreign.ts';
 import type { OwnedKind } from './writer.ts';
+import { backupsWereActive, type BackupDecision } from './backups.ts';
 
 export type { OwnedKind };
 
@@ -109,6 +110,8 @@ export interface BackendPlan {
   readonly unchecked: ReadonlySet<string>;
   readonly views: readonly AddressView[];
   readonly failOpen: boolean;
+  /** Whether backups are published (a backend with spec.backup only). */
+  readonly backups?: BackupDecision;
   readonly counts: { readonly ready: number; readonly total: number };
   /** Why nothing is written (a missing or selector Service, a foreign object in the way). */
   readonly refused?: { readonly reason: Problem; readonly message: string };
@@ -216,7 +219,7 @@ export function planProbes(
 
 export function planBackend(w: BackendWorld): BackendPlan {
   const { ref, spec } = w;
-  const names = spec.dnsNames.map((n) => n.name);
+  const names = dnsNamesOf(spec);
   const drained = applyDrain(
     candidateAddresses(w),
     w.drainEntries,
@@ -224,7 +227,8 @@ export function planBackend(w: BackendWorld): BackendPlan {
   );
   const addresses = drained.candidates.slice(0, maxAddresses);
   const { probes, health, unchecked } = planProbes(w, addresses);
-  const { views, failOpen } = addressViews(
+  const pods = podSubsets(spec, w.service ?? desiredService(ref, spec), w.pods);
+  const { views, failOpen, backups } = addressViews(
     spec,
     health,
     w.judge,
@@ -233,10 +237,14 @@ export function planBackend(w: BackendWorld): BackendPlan {
       message: `not checked: namespace ${ref.namespace} has reached its limit of ${String(w.probeLimit)} health-check targets; published not ready`,
     },
     addresses,
+    {
+      readyPods: new Set(pods.flatMap((p) => (p.addresses ?? []).map((a) => a.ip))).size,
+      wasActive: backupsWereActive(w.previous),
+      now: w.now,
+    },
   );
   const svcName = serviceName(ref, spec);
   const decision = decideService(ref, spec, w.service);
-  const pods = podSubsets(spec, w.service ?? desiredService(ref, spec), w.pods);
   const counts = publishedCounts(views, pods);
   const base = {
     drainUnmatched: drained.unmatched,
@@ -253,6 +261,7 @@ export function planBackend(w: BackendWorld): BackendPlan {
     unchecked,
     views,
     failOpen,
+    ...(backups !== undefined ? { backups } : {}),
     counts,
     sliceCreates: [],
     sliceUpdates: [],

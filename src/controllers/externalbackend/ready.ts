@@ -1,7 +1,8 @@
 // The Ready condition of an ExternalBackend as a pure function of what the reconciler saw: each
 // way a backend can fail to serve has its own reason, and its message names what to do.
 import type { Resolution } from '../../dns/resolution.ts';
-import type { AddressState, AddressView } from './addresses.ts';
+import { isPublished, type AddressState, type AddressView } from './addresses.ts';
+import type { BackupDecision } from './backups.ts';
 import { drainAnnotation, maxAddresses } from '../../api/externalbackend.ts';
 
 /** Why Ready is False: each way a backend can fail to serve has its own reason. */
@@ -53,6 +54,8 @@ export interface ReadyInput {
   readonly foreignEndpoints?: ForeignEndpoints | undefined;
   /** Published addresses that are Nodes', each with the grant that allows it. */
   readonly nodeGrants?: readonly { readonly ip: string; readonly grant: string }[] | undefined;
+  /** Whether backups are published (a backend with spec.backup only). */
+  readonly backups?: BackupDecision | undefined;
 }
 
 const listed = (
@@ -88,6 +91,7 @@ export function readyCondition(i: ReadyInput): {
     .map((n) => `${n.name} (${n.state === 'Stale' ? 'last answer kept' : 'no addresses'})`)
     .join(', ');
   const draining = listed(i.views, 'Draining');
+  const backups = i.views.filter((v) => v.backup === true && isPublished(v)).map((v) => v.ip);
   const unmatched = (i.drainUnmatched ?? [])
     .slice(0, 3)
     .map((x) => (x.length > 64 ? `${x.slice(0, 64)}…` : x))
@@ -98,6 +102,9 @@ export function readyCondition(i: ReadyInput): {
       : '',
     i.checkRefused !== undefined ? `health check cannot run: ${i.checkRefused}` : '',
     i.checkSourcesLost !== undefined ? lostText(i.checkSourcesLost) : '',
+    i.backups?.active === true
+      ? `backups published (${String(i.backups.readyPrimaries)} primaries ready, minReadyPrimaries ${String(i.backups.minReadyPrimaries)})${backups.length > 0 ? `: ${backups.slice(0, 3).join(', ')}${backups.length > 3 ? ` and ${String(backups.length - 3)} more` : ''}` : ', none can be'}`
+      : '',
     unhealthy ? `unhealthy: ${unhealthy}` : '',
     draining ? `draining: ${draining}` : '',
     denied ? `denied, not published: ${denied}` : '',

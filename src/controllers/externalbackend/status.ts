@@ -2,7 +2,8 @@
 // Condition semantics (lastTransitionTime moves only when status changes), and the address
 // transitions that deserve an Event.
 import { nameMessage, resolvedAtRefreshMs, type Resolution } from '../../dns/resolution.ts';
-import type { AddressView } from './addresses.ts';
+import { isPublished, type AddressView } from './addresses.ts';
+import { backupCondition, backupConditionType, backupEvent, backupsWereActive } from './backups.ts';
 import {
   foreignEndpointsConditionType,
   lostText,
@@ -58,6 +59,8 @@ function healthMessage(v: AddressView, failOpen: boolean): string {
 
 function addressMessage(v: AddressView, failOpen: boolean): string {
   const health = healthMessage(v, failOpen && v.draining !== true);
+  if (v.standby === true)
+    return `backup on standby: not published while enough primaries are ready${health ? `; ${health}` : ''}`;
   if (v.draining !== true) return health;
   return `draining: out of new connections${health ? `; ${health}` : ''}`;
 }
@@ -166,13 +169,19 @@ export function buildStatus(i: StatusInput): ExternalBackendStatus {
   const prevByIP = new Map((i.previous?.addresses ?? []).map((a) => [a.ip, a]));
   const addresses: AddressStatus[] = i.views.map((v) => {
     const prev = prevByIP.get(v.ip);
-    const same = prev?.state === v.state && prev.ready === v.ready && prev.draining === v.draining;
+    const same =
+      prev?.state === v.state &&
+      prev.ready === v.ready &&
+      prev.draining === v.draining &&
+      prev.standby === v.standby;
     const message = addressMessage(v, i.failOpen);
     return {
       ip: v.ip,
       ready: v.ready,
       state: v.state,
       ...(v.dnsName !== undefined ? { dnsName: v.dnsName } : {}),
+      ...(v.backup === true ? { backup: true } : {}),
+      ...(v.standby === true ? { standby: true } : {}),
       ...(v.draining === true ? { draining: true } : {}),
       ...(v.certificateNotAfter !== undefined
         ? { certificateNotAfter: new Date(v.certificateNotAfter).toISOString() }
@@ -217,20 +226,44 @@ export function buildStatus(i: StatusInput): ExternalBackendStatus {
       : {}),
     // Without a certificate seen (no TLS check) the condition does not apply and is left out;
     // ForeignEndpoints likewise exists only while another writer holds the Endpoints.
-    conditions: foreignCondition(
-      nodeGrantConditions(
-        cert === undefined
-          ? withReady.filter((c) => c.type !== certificateConditionType)
-          : setCondition(
-              withReady,
-              { type: certificateConditionType, observedGeneration: i.generation, ...cert },
-              i.now,
-            ),
+    conditions: backupConditions(
+      foreignCondition(
+        nodeGrantConditions(
+          cert === undefined
+            ? withReady.filter((c) => c.type !== certificateConditionType)
+            : setCondition(
+                withReady,
+                { type: certificateConditionType, observedGeneration: i.generation, ...cert },
+                i.now,
+              ),
+          i,
+        ),
         i,
       ),
       i,
     ),
   };
+}
+
+/** BackupActive, on a backend with spec.backup only (see backups.ts). */
+function backupStatusCondition(i: StatusInput) {
+  if (i.backups === undefined) return undefined;
+  return backupCondition(
+    i.backups,
+    i.views.filter((v) => v.backup === true && isPublished(v)).map((v) => v.ip),
+  );
+}
+
+function backupConditions(conditions: Condition[], i: StatusInput): Condition[] {
+  const c = backupStatusCondition(i);
+  // A backend held by a problem publishes nothing anew: what the condition said still stands.
+  if (c === undefined && i.problem !== undefined) return conditions;
+  if (c === undefined) return conditions.filter((x) => x.type !== backupConditionType);
+  return setCondition(
+    conditions,
+    { type: backupConditionType, observedGeneration: i.generation, ...c },
+    i.now,
+  );
 }
 
 function nodeGrantConditions(conditions: Condition[], i: StatusInput): Condition[] {
@@ -363,6 +396,11 @@ export function planStatus(input: StatusInput): {
   const grantedNow = nodeGrantCondition(input);
   if (grantedNow !== undefined && grantedBefore?.message !== grantedNow.message)
     events.push({ type: 'Normal', reason: nodeAddressesGrantedType, message: grantedNow.message });
+  const backupNow = backupStatusCondition(input);
+  if (input.problem === undefined && input.backups !== undefined && backupNow !== undefined) {
+    const e = backupEvent(backupsWereActive(input.previous), input.backups, backupNow);
+    if (e !== undefined) events.push(e);
+  }
   const status = buildStatus(input);
   return { events, status: statusEqual(status, input.previous) ? undefined : status };
 }

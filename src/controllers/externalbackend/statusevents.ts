@@ -63,9 +63,12 @@ export function addressTransitions(
       });
     if (from === v.state) continue;
     if (v.state === 'Unhealthy') {
-      const outcome = failOpen
-        ? 'still published because every address fails and failOpen is true'
-        : 'removed from the ready set';
+      const outcome =
+        v.standby === true
+          ? 'a backup on standby, not published either way'
+          : failOpen
+            ? 'still published because every address fails and failOpen is true'
+            : 'removed from the ready set';
       out.push({
         ip: v.ip,
         from,
@@ -83,9 +86,10 @@ export function addressTransitions(
         to: v.state,
         type: 'Normal',
         reason: 'AddressHealthy',
-        message: `${v.ip} passes its health check again; back in the ready set`,
+        message: `${v.ip} passes its health check again; ${v.standby === true ? 'a backup on standby, ready to take over' : 'back in the ready set'}`,
         detail: '',
-        outcome: 'back in the ready set',
+        outcome:
+          v.standby === true ? 'backups on standby, ready to take over' : 'back in the ready set',
       });
     } else if (v.state === 'Denied') {
       out.push({
