@@ -389,6 +389,42 @@ const schemaCases: [string, Spec, string][] = [
     { ...port(), addresses: [{ ip: '192.0.2.1' }, { ip: '192.0.2.1' }] },
     'Duplicate value',
   ],
+  [
+    'a loopback backup',
+    { ...at('192.0.2.1'), backup: { addresses: [{ ip: '127.0.0.1' }] } },
+    'must not be a loopback address',
+  ],
+  [
+    'a metadata-service backup',
+    { ...at('192.0.2.1'), backup: { addresses: [{ ip: '169.254.169.254' }] } },
+    'must not be a link-local address',
+  ],
+  [
+    'a DNS name both a primary and a backup',
+    {
+      ...port(),
+      dnsNames: [{ name: 'db.example.com' }],
+      backup: { dnsNames: [{ name: 'db.example.com' }] },
+    },
+    'either a primary (spec.dnsNames) or a backup',
+  ],
+  [
+    '1001 backup addresses',
+    {
+      ...at('192.0.2.1'),
+      backup: {
+        addresses: Array.from({ length: 1001 }, (_, i) => ({
+          ip: `198.51.${String(100 + (i >> 8))}.${String(i & 255)}`,
+        })),
+      },
+    },
+    'Too many',
+  ],
+  [
+    'minReadyPrimaries 0',
+    { ...at('192.0.2.1'), backup: { addresses: [{ ip: '192.0.2.2' }], minReadyPrimaries: 0 } },
+    'minReadyPrimaries',
+  ],
   ['port 0', at('192.0.2.1', 0), 'should be greater than or equal to 1'],
   [
     'a zero interval',
@@ -546,6 +582,12 @@ suite('hostile input from namespace editors', () => {
       { ...at('192.0.2.10', 5432), healthCheck: { [kind]: { port: 6443 } } },
       'on ports 5432, 6443',
     ]),
+    [
+      'tenant-b',
+      'a backup address outside its grant',
+      { ...at('192.0.2.10', 5432), backup: { addresses: [{ ip: '203.0.113.9' }] } },
+      'has a rule that lets namespace tenant-b register 203.0.113.9',
+    ],
     [
       'tenant-c',
       'any address from a namespace without a grant',
@@ -707,6 +749,30 @@ suite('hostile input from namespace editors', () => {
       });
     }
   }, 120_000);
+
+  it('never publishes a backup the deny list refuses, even while backups are needed', async () => {
+    // The only primary is drained, so backups are needed; the one backup is the API server.
+    await create('tenant-a', 'bk1', {
+      ...port(),
+      addresses: [{ ip: '192.0.2.78', drain: true }],
+      backup: { addresses: [{ ip: '172.20.0.100' }] },
+    });
+    const st = await statusOf('tenant-a', 'bk1', (s) =>
+      s.conditions?.some((c) => c.type === 'BackupActive' && c.status === 'True') === true &&
+      s.addresses?.some((a) => a.ip === '172.20.0.100' && a.state === 'Denied') === true
+        ? s
+        : undefined,
+    );
+    expect(st.conditions?.find((c) => c.type === 'BackupActive')?.message).toContain(
+      'no backup can be published',
+    );
+    expect(await sliceIPs('tenant-a', 'bk1')).toEqual(['192.0.2.78']);
+    results.push({
+      name: 'a backup aimed at the API server, while backups are needed',
+      where: 'runtime',
+      detail: `Denied: ${st.addresses?.find((a) => a.ip === '172.20.0.100')?.message ?? ''}`,
+    });
+  }, 60_000);
 
   it('handles the rest at runtime: selector Services, foreign Endpoints, missing Services, pods of other namespaces, churn', async () => {
     await core.createNamespacedService({
