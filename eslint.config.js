@@ -8,7 +8,7 @@ const runtime = ['runtime'];
 const base = [...runtime, 'net'];
 const capabilities = [...base, 'health', 'dns'];
 const api = [...capabilities, 'api'];
-const domain = [...api, 'sources', 'policy', 'endpoints'];
+const domain = [...api, 'sources', 'policy', 'endpoints', 'quorum'];
 /** Each layer and what it may import besides itself. */
 const layers = [
   ['runtime', []],
@@ -19,6 +19,7 @@ const layers = [
   ['sources', api],
   ['policy', api],
   ['endpoints', api],
+  ['quorum', api],
   ['controllers', domain],
   ['manager', [...domain, 'controllers']],
 ];
