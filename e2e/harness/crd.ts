@@ -7,6 +7,7 @@ import { ApiextensionsV1Api, CustomObjectsApi, KubeConfig } from '@kubernetes/cl
 import { crdPath } from '../../src/manager/render.ts';
 import { group, plural, version } from '../../src/api/externalbackend.ts';
 import { policyKind, policyName, policyPlural } from '../../src/api/policy.ts';
+import { proberReportPlural } from '../../src/api/proberreport.ts';
 import { waitFor } from '../helpers.ts';
 import { ensureBinaries } from './binaries.ts';
 
@@ -14,6 +15,8 @@ export const policyCrdPath = crdPath.replace(
   'externalbackends.yaml',
   'externalbackendpolicies.yaml',
 );
+
+export const proberReportCrdPath = crdPath.replace('externalbackends.yaml', 'proberreports.yaml');
 
 /** A policy that lets every namespace register any address the deny list allows. */
 export const allowAllPolicy = {
@@ -39,7 +42,7 @@ export async function installCrd(
   kubeconfigPath: string,
   o: { allowAllAddresses?: boolean } = {},
 ): Promise<void> {
-  for (const file of [crdPath, policyCrdPath]) {
+  for (const file of [crdPath, policyCrdPath, proberReportCrdPath]) {
     try {
       kubectl(kubeconfigPath, ['apply', '--server-side', '--force-conflicts', '-f', file]);
     } catch (err) {
@@ -49,7 +52,7 @@ export async function installCrd(
   const kc = new KubeConfig();
   kc.loadFromFile(kubeconfigPath);
   const ext = kc.makeApiClient(ApiextensionsV1Api);
-  for (const p of [plural, policyPlural]) {
+  for (const p of [plural, policyPlural, proberReportPlural]) {
     const name = `${p}.${group}`;
     await waitFor(`the CRD ${name} to be established`, async () => {
       const c = await ext.readCustomResourceDefinition({ name });

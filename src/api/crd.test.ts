@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from '@jest/globals';
-import { buildCrd, buildPolicyCrd, structural } from './crd.ts';
+import { buildCrd, buildPolicyCrd, buildProberReportCrd, structural } from './crd.ts';
 import { generatedFiles } from '../manager/render.ts';
 import { externalBackendSpec } from './externalbackend.ts';
 
@@ -119,6 +119,7 @@ describe('kubectl explain', () => {
   it.each([
     ['ExternalBackend', buildCrd()],
     ['ExternalBackendPolicy', buildPolicyCrd()],
+    ['ProberReport', buildProberReportCrd()],
   ])('every field of %s has a description', (_kind, crd) => {
     const schema = (
       crd as {

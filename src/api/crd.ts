@@ -19,6 +19,12 @@ import {
   policyPlural,
   policySpec,
 } from './policy.ts';
+import {
+  proberReportKind,
+  proberReportPlural,
+  proberReportSpec,
+  proberReportStatus,
+} from './proberreport.ts';
 
 type Json = Record<string, unknown>;
 
@@ -209,5 +215,25 @@ export function buildPolicyCrd(): Json {
       },
     ],
     spec: policySpec,
+  });
+}
+
+export function buildProberReportCrd(): Json {
+  return crd({
+    kind: proberReportKind,
+    plural: proberReportPlural,
+    shortNames: ['xbr'],
+    scope: 'Namespaced',
+    description:
+      "ProberReport is one outrigger replica's view of the ExternalBackends it health-checks, written by that replica alone (the object is named after its pod), read by the leader to decide each address's health by a quorum of probers. outrigger writes these; do not edit them.",
+    columns: [
+      { name: 'Node', type: 'string', jsonPath: '.spec.nodeName' },
+      { name: 'Zone', type: 'string', jsonPath: '.spec.zone' },
+      { name: 'Backends', type: 'integer', jsonPath: '.spec.backends.length()' },
+      { name: 'Partitioned', type: 'boolean', jsonPath: '.status.partitioned' },
+      { name: 'Renewed', type: 'date', jsonPath: '.spec.renewTime' },
+    ],
+    spec: proberReportSpec,
+    status: proberReportStatus,
   });
 }

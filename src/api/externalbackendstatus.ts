@@ -66,6 +66,25 @@ export const externalBackendStatus = z
             .describe('The entry of spec.dnsNames this address was resolved from.')
             .optional(),
           backup: z.boolean().describe('Listed under spec.backup.').optional(),
+          probers: z
+            .object({
+              healthy: z.int().describe('Probers that reach it (or have not checked it yet).'),
+              unhealthy: z.int().describe('Probers that see it fail.'),
+              partitioned: z
+                .int()
+                .describe(
+                  'Probers left out of the decision as partitioned (their views are not counted).',
+                )
+                .optional(),
+              unhealthyZones: z
+                .array(z.string())
+                .describe('The zones of the probers that see it fail, where known.')
+                .optional(),
+            })
+            .describe(
+              'How the replicas that check it voted (--probers-per-address above 1): it is unhealthy when more of the counted probers see it fail than reach it.',
+            )
+            .optional(),
           standby: z
             .boolean()
             .describe(

@@ -4,6 +4,7 @@
 import type { KubernetesObject, V1ObjectMeta } from '@kubernetes/client-node';
 import { meta, rec } from '../runtime/transforms.ts';
 import { adoptEndpointsAnnotation, drainAnnotation } from './externalbackend.ts';
+import { proberReportSpec } from './proberreport.ts';
 
 /** An ExternalBackend as cached: spec and status stay raw JSON; the reconciler parses the spec. */
 export interface CachedExternalBackend extends KubernetesObject {
@@ -47,4 +48,42 @@ export interface CachedPolicy extends KubernetesObject {
 export function transformPolicy(raw: unknown): CachedPolicy {
   const r = rec(raw);
   return { metadata: meta(r.metadata), ...(r.spec !== undefined ? { spec: r.spec } : {}) };
+}
+
+/** A ProberReport as cached: its spec parsed once (a report that does not parse covers nothing). */
+export interface CachedProberReport extends KubernetesObject {
+  readonly report?: {
+    readonly nodeName?: string;
+    readonly zone?: string;
+    /** renewTime + leaseDurationSeconds, in ms since the epoch. */
+    readonly expiresAt: number;
+    /** Each covered backend ("<namespace>/<name>") and the addresses seen unhealthy. */
+    readonly backends: ReadonlyMap<string, ReadonlySet<string>>;
+  };
+  readonly partitioned?: boolean;
+}
+
+export function transformProberReport(raw: unknown): CachedProberReport {
+  const r = rec(raw);
+  const parsed = proberReportSpec.safeParse(r.spec);
+  const renew = parsed.success ? Date.parse(parsed.data.renewTime) : Number.NaN;
+  const status = rec(r.status);
+  return {
+    apiVersion: typeof r.apiVersion === 'string' ? r.apiVersion : '',
+    kind: typeof r.kind === 'string' ? r.kind : '',
+    metadata: meta(r.metadata),
+    ...(parsed.success && Number.isFinite(renew)
+      ? {
+          report: {
+            ...(parsed.data.nodeName !== undefined ? { nodeName: parsed.data.nodeName } : {}),
+            ...(parsed.data.zone !== undefined ? { zone: parsed.data.zone } : {}),
+            expiresAt: renew + parsed.data.leaseDurationSeconds * 1000,
+            backends: new Map(
+              parsed.data.backends.map((b) => [b.name, new Set(b.unhealthy ?? [])] as const),
+            ),
+          },
+        }
+      : {}),
+    ...(status.partitioned === true ? { partitioned: true } : {}),
+  };
 }

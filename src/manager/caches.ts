@@ -3,6 +3,7 @@
 import { labelSliceManagedBy, managerName } from '../api/names.ts';
 import { group, plural, version } from '../api/externalbackend.ts';
 import { policyPlural } from '../api/policy.ts';
+import { proberReportPlural } from '../api/proberreport.ts';
 import {
   customObjectClient,
   endpointSliceClient,
@@ -29,8 +30,10 @@ import {
 import {
   transformExternalBackend,
   transformPolicy,
+  transformProberReport,
   type CachedExternalBackend,
   type CachedPolicy,
+  type CachedProberReport,
 } from '../api/resources.ts';
 import { followBackendNamespaces } from '../controllers/externalbackend/scopes.ts';
 import { probeRefLabel } from '../health/kinds/index.ts';
@@ -70,6 +73,8 @@ export interface Caches {
   readonly policies: Informer<CachedPolicy>;
   readonly namespaces: Informer<CachedNamespace>;
   readonly ranges: ClusterRanges;
+  /** Only with --probers-per-address above 1. */
+  readonly proberReports: Informer<CachedProberReport> | undefined;
   /** The informers whose first sync gates readiness. */
   readonly gating: readonly RunnableInformer[];
   /** The informers that may never sync (no RBAC for them): waited for apart, with a bound. */
@@ -85,6 +90,8 @@ export interface CacheContext {
   readonly report: (source: ErrorSource, err: unknown) => void;
   /** Whether ExternalBackends of this namespace are watched. */
   readonly inBackendScope: (namespace: string) => boolean;
+  /** Where ProberReports are read (outrigger's namespace), when several replicas check. */
+  readonly quorumNamespace?: string | undefined;
 }
 
 export function createCaches(ctx: CacheContext): Caches {
@@ -230,7 +237,19 @@ export function createCaches(ctx: CacheContext): Caches {
     transformNamespace,
     false,
   );
+  // A standby's reports, read by the leader and by every standby (for the assignment), only
+  // where several replicas check each address; in outrigger's own namespace.
+  const proberReports =
+    ctx.quorumNamespace === undefined
+      ? undefined
+      : informer(
+          'proberreports',
+          [ctx.quorumNamespace],
+          customObjectClient(rest, group, version, proberReportPlural),
+          transformProberReport,
+        );
   return {
+    proberReports,
     services,
     pods,
     endpoints,

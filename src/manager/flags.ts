@@ -137,6 +137,27 @@ export const flags = [
     chart: { template: '{{ .Release.Namespace }}', default: '<namespace>' },
   },
   {
+    name: 'probers-per-address',
+    key: 'probersPerAddress',
+    schema: wholeNumber(9),
+    default: '1',
+    help: 'How many replicas check each ExternalBackend address: the leader and up to this many less one standbys, chosen per backend. Above 1, each standby reports what it sees in a ProberReport and the leader withdraws an address only when a majority of the probers reporting agree; a replica that alone sees failures across much of what it checks is left out as partitioned. 1: the leader alone checks (no reports).',
+  },
+  {
+    name: 'pod-name',
+    key: 'podName',
+    schema: z.string().max(253),
+    default: '',
+    help: "This replica's pod name, which names its ProberReport (admission binds the report to the pod the token was issued for). Default: $POD_NAME, else the host name.",
+  },
+  {
+    name: 'node-name',
+    key: 'nodeName',
+    schema: z.string().max(253),
+    default: '',
+    help: 'The Node this replica runs on, whose topology.kubernetes.io/zone label is the zone its ProberReport gives. Default: $NODE_NAME.',
+  },
+  {
     name: 'leader-election-id',
     key: 'leaderElectionId',
     schema: dnsSubdomainName,

@@ -18,6 +18,7 @@ import { sleep, untilAborted } from '../runtime/signals.ts';
 import { Throttle } from '../runtime/throttle.ts';
 import { userAgent } from '../runtime/version.ts';
 import { createCaches } from './caches.ts';
+import { podIdentity, Quorum } from './quorum.ts';
 import { ConfigError, type Config } from './config.ts';
 import type { Check } from './server.ts';
 import { serve } from './serving.ts';
@@ -84,6 +85,14 @@ export async function runManager(
   const inSelectorScope = (ns: string): boolean =>
     mode.kind === 'all' || (selectorNamespaces?.includes(ns) ?? false);
   const inBackendScope = (ns: string): boolean => backendNamespaces?.includes(ns) ?? true;
+  const quorumOn = config.probersPerAddress > 1;
+  const quorumNamespace = quorumOn
+    ? (config.leaderElectionNamespace ?? inClusterNamespace())
+    : undefined;
+  if (quorumOn && quorumNamespace === undefined)
+    throw new ConfigError(
+      '--leader-election-namespace is required with --probers-per-address above 1 outside a cluster',
+    );
   const caches = createCaches({
     config,
     rest,
@@ -91,7 +100,21 @@ export async function runManager(
     metrics,
     report,
     inBackendScope,
+    quorumNamespace,
   });
+  const quorum =
+    caches.proberReports === undefined || quorumNamespace === undefined
+      ? undefined
+      : new Quorum({
+          rest,
+          reports: caches.proberReports,
+          namespace: quorumNamespace,
+          ...podIdentity(config),
+          probersPerAddress: config.probersPerAddress,
+          events,
+          log,
+          metrics,
+        });
   let rangesReady = false;
   readyz.push({
     name: 'cluster-ranges',
@@ -117,7 +140,7 @@ export async function runManager(
       metrics,
     });
   }
-  const xbc = setupExternalBackend(host, {
+  const backendSetup = {
     connection,
     rest,
     settings: config,
@@ -137,6 +160,24 @@ export async function runManager(
     report,
     log,
     metrics,
+  };
+  const xbc = setupExternalBackend(host, {
+    ...backendSetup,
+    ...(quorum !== undefined ? { quorum: quorum.view } : {}),
+  });
+  // A standby's prober: the same controller, which only checks what is assigned to it and
+  // reports; it runs until this replica leads (see Quorum.runStandby).
+  const standby =
+    quorum === undefined
+      ? undefined
+      : setupExternalBackend(undefined, { ...backendSetup, standby: quorum.standby });
+  quorum?.watch({
+    leader: (key) => {
+      xbc.controller.queue.add(key);
+    },
+    standby: () => {
+      standby?.enqueueAll();
+    },
   });
   setupPolicy(host, {
     rest,
@@ -149,6 +190,7 @@ export async function runManager(
   });
   caches.ranges.onChange(() => {
     xbc.enqueueAll();
+    standby?.enqueueAll();
   });
   for (const c of controllers) {
     healthz.push({
@@ -187,6 +229,7 @@ export async function runManager(
   const running = [...caches.gating, ...caches.optional].map((i) => i.run(informerStop.signal));
   const rangesRunning = caches.ranges.run(informerStop.signal);
   let controllersDone: Promise<unknown> = Promise.resolve();
+  const quorumStop = new AbortController();
   const started = Date.now();
   const onHold = (result: 'lost' | 'stopped'): void => {
     if (result !== 'lost') return;
@@ -213,17 +256,28 @@ export async function runManager(
             });
           return ok;
         });
-  const [synced, elected] = await Promise.all([
+  const syncing = Promise.all([
+    ...caches.gating.map((i) => i.waitForSync(stop)),
+    // Nothing is published before the deny list and the policy are known (or known missing).
     Promise.all([
-      ...caches.gating.map((i) => i.waitForSync(stop)),
-      // Nothing is published before the deny list and the policy are known (or known missing).
-      Promise.all([
-        caches.ranges.waitReady(stop, 30_000),
-        ...[caches.policies, caches.namespaces].map((inf) => inf.waitSettled(stop, 30_000)),
-      ]).then(() => (rangesReady = true)),
-    ]),
-    acquired(),
+      caches.ranges.waitReady(stop, 30_000),
+      ...[caches.policies, caches.namespaces].map((inf) => inf.waitSettled(stop, 30_000)),
+    ]).then(() => (rangesReady = true)),
   ]);
+  // While it waits for the lease, a replica of a quorum checks what is assigned to it.
+  const standbyStop = new AbortController();
+  const standbyDone =
+    quorum === undefined || standby === undefined
+      ? Promise.resolve()
+      : syncing.then(async (ok) => {
+          if (!ok.every(Boolean) || stop.aborted || standbyStop.signal.aborted) return;
+          await quorum.readZone();
+          log.info({ probersPerAddress: config.probersPerAddress }, 'checking as a standby prober');
+          await quorum.runStandby(standby, standbyStop.signal);
+        });
+  const [synced, elected] = await Promise.all([syncing, acquired()]);
+  standbyStop.abort();
+  await standbyDone;
   // Controllers start only while the lease is held (a renewal may be failing right now).
   while (elected && !mayWrite() && !stop.aborted) await sleep(50, stop);
   if (synced.every(Boolean) && elected && !stop.aborted) {
@@ -235,12 +289,19 @@ export async function runManager(
       },
       'caches synced; starting controllers',
     );
-    controllersDone = Promise.all(controllers.map((c) => c.run()));
+    controllersDone = Promise.all([
+      ...controllers.map((c) => c.run()),
+      quorum === undefined
+        ? undefined
+        : quorum.readZone().then(() => quorum.runLeader(xbc, quorumStop.signal)),
+    ]);
   }
 
   await untilAborted(stop);
   log.info('shutting down: draining in-flight reconciles');
   // Every controller stops taking keys at once; then each drains what it has in flight.
+  quorumStop.abort();
+  standbyStop.abort();
   await Promise.all(controllers.map((c) => Promise.resolve(c.shutDown())));
   await controllersDone;
   leaseStop.abort();

@@ -2,7 +2,7 @@ import { fileURLToPath } from 'node:url';
 import { dump } from 'js-yaml';
 import { admissionPolicy } from '../policy/admission.ts';
 import { writeGuardPolicies } from '../policy/writeguard.ts';
-import { buildCrd, buildPolicyCrd } from '../api/crd.ts';
+import { buildCrd, buildPolicyCrd, buildProberReportCrd } from '../api/crd.ts';
 
 /** Where the generated CRD is committed. */
 export const crdPath = fileURLToPath(
@@ -17,6 +17,10 @@ export function generatedFiles(): { path: string; content: string }[] {
   return [
     { path: crdPath, content: renderCrd() },
     { path: file('crds/outrigger.dev_externalbackendpolicies.yaml'), content: policyCrd },
+    {
+      path: file('crds/outrigger.dev_proberreports.yaml'),
+      content: `${header}${dump(buildProberReportCrd(), { lineWidth: -1, noRefs: true })}`,
+    },
     { path: file('charts/outrigger/templates/crds.yaml'), content: renderCrdTemplate() },
     {
       path: file('charts/outrigger/templates/admission-policy.yaml'),

@@ -21,6 +21,9 @@ export interface Metrics {
   readonly backendReady: Gauge<'namespace' | 'name' | 'status' | 'reason'>;
   readonly certificateExpiry: Gauge<'namespace' | 'name'>;
   readonly backupsActive: Gauge<'namespace' | 'name'>;
+  readonly proberReportWrites: Counter<'reason'>;
+  readonly proberFailingAddresses: Gauge;
+  readonly proberPartitioned: Gauge<'prober'>;
   readonly restRequestDuration: Histogram<'verb' | 'host'>;
   readonly reconcileTime: Histogram<'controller'>;
   readonly activeWorkers: Gauge<'controller'>;
@@ -167,6 +170,25 @@ export function createMetrics(opts: { defaultMetrics?: boolean } = {}): Metrics 
       name: 'outrigger_backend_backups_active',
       help: 'Whether the backup servers of an ExternalBackend are published (1) or stand by (0); only backends with spec.backup have a series',
       labelNames: ['namespace', 'name'],
+      registers,
+    }),
+    // A standby's own view, under names of its own: the shipped alerts read the leader's
+    // decided per-backend series only, never what one prober sees.
+    proberReportWrites: new Counter({
+      name: 'outrigger_prober_report_writes_total',
+      help: "Writes of this replica's ProberReport, by reason: a change of what its checks see (batched) or a renewal",
+      labelNames: ['reason'],
+      registers,
+    }),
+    proberFailingAddresses: new Gauge({
+      name: 'outrigger_prober_failing_addresses',
+      help: "Addresses this replica's own checks see failing, as its ProberReport lists them (standbys only)",
+      registers,
+    }),
+    proberPartitioned: new Gauge({
+      name: 'outrigger_prober_partitioned',
+      help: 'Set by the leader for each replica that reports: 1 while its view is left out of every decision as partitioned',
+      labelNames: ['prober'],
       registers,
     }),
     restRequestDuration: new Histogram({

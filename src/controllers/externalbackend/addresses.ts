@@ -6,6 +6,7 @@ import type { V1EndpointSlice, V1EndpointSubset } from '@kubernetes/client-node'
 import { countAddresses } from '../../endpoints/subsets.ts';
 import { isReady, type AddressHealth } from '../../health/state.ts';
 import { decideBackups, type BackupDecision } from './backups.ts';
+import type { Verdict } from '../../quorum/vote.ts';
 
 import type { DenyList } from '../../net/denylist.ts';
 
@@ -64,6 +65,8 @@ export interface AddressView {
   readonly backup?: true;
   /** A backup while the primaries suffice: checked, not published. */
   readonly standby?: true;
+  /** How the probers voted, where several check it (--probers-per-address). */
+  readonly probers?: Verdict;
 }
 
 /** Whether an address is in the Endpoints and slices (ready or not). */

@@ -13,7 +13,7 @@ import { MutationCache } from '../../runtime/mutationcache.ts';
 import { applyFinish, applyKeep, applyOperations, type ApplyTargets } from './apply.ts';
 import { planAfterFailure, planReconcile } from './decide.ts';
 import { classifyFailure } from './finish.ts';
-import { gather, type GatherSources } from './gather.ts';
+import { gather, type Gathered, type GatherSources } from './gather.ts';
 import {
   keysForFreedRoom,
   keysForNamespace,
@@ -25,7 +25,15 @@ import {
 } from './keys.ts';
 import { unobserve } from './observe.ts';
 import { BackendStates } from './state.ts';
-import type { ExternalBackendControllerOptions, Names, ProbeTargets } from './options.ts';
+import type {
+  ExternalBackendControllerOptions,
+  Names,
+  ProbeTargets,
+  StandbyRole,
+} from './options.ts';
+import type { ExternalBackendStatus } from '../../api/externalbackendstatus.ts';
+import type { Resolution } from '../../dns/resolution.ts';
+import type { AddressHealth } from '../../health/state.ts';
 
 export type { ExternalBackendControllerOptions } from './options.ts';
 
@@ -67,7 +75,9 @@ export class ExternalBackendController {
       parsedRefs: new ParsedRefs(),
       podSelector: o.podSelector !== false,
       health: (t) => this.scheduler.health(t),
-      resolution: (n) => this.resolver.get(n),
+      // A standby checks the addresses the leader resolved (its status), never its own answers.
+      resolution: o.standby === undefined ? (n) => this.resolver.get(n) : statusResolution,
+      ...(o.quorum !== undefined ? { quorum: o.quorum } : {}),
       states: this.states,
       settings: o,
     };
@@ -176,6 +186,15 @@ export class ExternalBackendController {
       if (this.o.inScope(xb.metadata?.namespace ?? '')) this.controller.queue.add(objectKey(xb));
   }
 
+  /** What this replica's own checks cover and see (the quorum reads them). */
+  ownTargets(): Iterable<readonly [string, ReadonlySet<string>]> {
+    return this.states.targets();
+  }
+
+  ownHealth(target: string): AddressHealth | undefined {
+    return this.scheduler.health(target);
+  }
+
   /** outrigger's own writes its caches do not show yet (backends, Endpoints, slices). */
   get unseenWrites(): number {
     const s = this.sources;
@@ -189,6 +208,7 @@ export class ExternalBackendController {
 
   async reconcile(key: string): Promise<ReconcileResult> {
     const g = gather(this.sources, key, this.now());
+    if (this.o.standby !== undefined) return this.reconcileStandby(key, g, this.o.standby);
     let plan = planReconcile(g);
     const ref = g.backend?.ref;
     if (plan.forget || ref === undefined) {
@@ -203,6 +223,38 @@ export class ExternalBackendController {
       await applyFinish(this.targets, key, ref, plan.finish, g.backend?.resourceVersion);
     }
     return { requeueAfterMs: plan.requeueAfterMs, error: failure?.retry };
+  }
+
+  /**
+   * A standby's reconcile: the same plan as the leader's, of which only the probe targets are
+   * kept (for an assigned backend), and what the checks see is reported. Nothing is written.
+   */
+  private reconcileStandby(key: string, g: Gathered, role: StandbyRole): ReconcileResult {
+    const plan = planReconcile(g);
+    const ref = g.backend?.ref;
+    if (plan.forget || ref === undefined) {
+      this.forget(key);
+      role.report(key, undefined);
+      return done;
+    }
+    if (plan.keep === undefined) return { requeueAfterMs: plan.requeueAfterMs };
+    const mine = role.assigned(key);
+    applyKeep(this.targets, key, ref, {
+      ...plan.keep,
+      probes: mine ? plan.keep.probes : [],
+      names: [],
+      events: [],
+    });
+    if (!mine) {
+      role.report(key, undefined);
+      return done;
+    }
+    const failing: string[] = [];
+    for (const t of this.states.get(key).targets)
+      if (this.scheduler.health(t)?.state === 'Unhealthy')
+        failing.push(t.slice(t.lastIndexOf('/') + 1));
+    role.report(key, failing);
+    return done;
   }
 
   /** Drops everything kept for a backend that is gone. */
@@ -222,4 +274,14 @@ export class ExternalBackendController {
     this.sources.endpointWrites.forgetWhere(owned);
     this.sources.sliceWrites.forgetWhere(owned);
   }
+}
+
+/** A name's addresses as the leader's status lists them (what a standby checks). */
+function statusResolution(
+  name: string,
+  status: ExternalBackendStatus | undefined,
+): Resolution | undefined {
+  const n = status?.dnsNames?.find((x) => x.name === name);
+  if (n === undefined) return undefined;
+  return { name, state: n.state, ips: n.addresses ?? [], leftOut: 0, failures: 0 };
 }

@@ -14,6 +14,7 @@ import { parsedSpec, type ParsedSpec } from '../../api/parsed.ts';
 import type { CachedExternalBackend } from '../../api/resources.ts';
 import type { Resolution } from '../../dns/resolution.ts';
 import type { AddressHealth } from '../../health/state.ts';
+import type { Verdict } from '../../quorum/vote.ts';
 import type { CachedPod, CachedService } from '../../runtime/cached.ts';
 import { splitKey } from '../../runtime/keys.ts';
 import type { Cache } from './options.ts';
@@ -41,7 +42,23 @@ export interface GatherSources extends CheckSources, PolicySources {
   /** Whether spec.podSelector is served (--pod-selector). */
   readonly podSelector: boolean;
   readonly health: (target: string) => AddressHealth | undefined;
-  readonly resolution: (name: string) => Resolution | undefined;
+  /**
+   * What a name resolves to. A standby is given the backend's status too: it checks the addresses
+   * the leader resolved, so that every prober votes on the same ones.
+   */
+  readonly resolution: (
+    name: string,
+    status: ExternalBackendStatus | undefined,
+  ) => Resolution | undefined;
+  /** The leader's quorum of probers (--probers-per-address above 1); absent: its own view decides. */
+  readonly quorum?: {
+    decide(
+      backendKey: string,
+      ip: string,
+      own: AddressHealth | undefined,
+      now: number,
+    ): { health: AddressHealth; verdict: Verdict } | undefined;
+  };
   readonly states: BackendStates;
   readonly settings: Settings;
 }
@@ -126,16 +143,21 @@ function world(
   const { namespace } = ref;
   const svcName = serviceName(ref, spec);
   const health = new Map<string, AddressHealth>();
+  const verdicts = new Map<string, Verdict>();
   for (const t of s.states.get(key).targets) {
     const h = s.health(t);
-    if (h !== undefined) health.set(t, h);
+    const ip = t.slice(t.lastIndexOf('/') + 1);
+    const d = s.quorum?.decide(key, ip, h, now);
+    if (d !== undefined) verdicts.set(ip, d.verdict);
+    const decided = d?.health ?? h;
+    if (decided !== undefined) health.set(t, decided);
   }
   const slices = s.slices
     .list(namespace)
     .map((c) => s.sliceWrites.get(namespace, c.metadata?.name ?? '') ?? c);
   const resolutions = new Map<string, Resolution>();
   for (const name of dnsNamesOf(spec)) {
-    const r = s.resolution(name);
+    const r = s.resolution(name, previous);
     if (r !== undefined) resolutions.set(name, r);
   }
   const limit = s.settings.maxProbeTargetsPerNamespace;
@@ -148,6 +170,7 @@ function world(
     ...judgeBackend(s, ref, spec, slices, now),
     refs: refsOf(s, namespace, now),
     health,
+    ...(verdicts.size > 0 ? { verdicts } : {}),
     probeRoom: Math.max(0, limit - s.states.neighbourTargets(key)),
     probeLimit: limit,
     service: s.services.get(namespace, svcName),

@@ -21,6 +21,7 @@ import type { Informer } from '../../runtime/informer.ts';
 import type { Logger } from '../../runtime/log.ts';
 import type { Metrics } from '../../runtime/metrics.ts';
 import type { BackendWriter } from './writer.ts';
+import type { GatherSources } from './gather.ts';
 
 /** What the controller reads of an informer, and is told by it. */
 export type Cache<T extends CachedObject> = Pick<
@@ -99,6 +100,13 @@ export interface ExternalBackendControllerOptions {
   /** Resolves spec.dnsNames; a changed answer wakes its backends (see wiring.ts). */
   readonly resolver: Names;
   readonly workers: number;
+  /** The leader's quorum of probers (see gather.ts); absent: its own checks decide. */
+  readonly quorum?: NonNullable<GatherSources['quorum']>;
+  /**
+   * A standby of a quorum: it checks the backends assigned to it and reports what it sees, and
+   * writes nothing else (no Service, Endpoints, slices, status, Events or backend metrics).
+   */
+  readonly standby?: StandbyRole;
   readonly inScope: (namespace: string) => boolean;
   readonly log: Logger;
   readonly metrics: Metrics;
@@ -107,4 +115,11 @@ export interface ExternalBackendControllerOptions {
    * the informers the same clock). The real clock by default.
    */
   readonly clock?: Clock;
+}
+
+export interface StandbyRole {
+  /** Whether this replica checks the backend (quorum/vote.ts assignProbers). */
+  assigned(backendKey: string): boolean;
+  /** What it sees of the backend: the addresses failing; undefined when it does not check it. */
+  report(backendKey: string, unhealthy: readonly string[] | undefined): void;
 }

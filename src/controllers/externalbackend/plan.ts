@@ -31,6 +31,7 @@ import type { ForeignEndpoints, Problem } from './ready.ts';
 import { adoptionBlocker, foreignMessage, heldMessage } from './foreign.ts';
 import type { OwnedKind } from './writer.ts';
 import { backupsWereActive, type BackupDecision } from './backups.ts';
+import type { Verdict } from '../../quorum/vote.ts';
 
 export type { OwnedKind };
 
@@ -59,8 +60,10 @@ export interface BackendWorld {
   readonly drainEntries: ReadonlySet<string>;
   /** What the resolver knows of the names in spec.dnsNames (absent: not looked up yet). */
   readonly resolutions: ReadonlyMap<string, Resolution>;
-  /** Health of this backend's running probe targets, by target key. */
+  /** Health of this backend's running probe targets, by target key (decided by the quorum). */
   readonly health: ReadonlyMap<string, AddressHealth>;
+  /** How the probers voted on each address, by IP, where standbys report on the backend. */
+  readonly verdicts?: ReadonlyMap<string, Verdict>;
   /** How many probe targets this backend may have: the namespace's limit less its neighbours'. */
   readonly probeRoom: number;
   readonly probeLimit: number;
@@ -228,7 +231,11 @@ export function planBackend(w: BackendWorld): BackendPlan {
   const addresses = drained.candidates.slice(0, maxAddresses);
   const { probes, health, unchecked } = planProbes(w, addresses);
   const pods = podSubsets(spec, w.service ?? desiredService(ref, spec), w.pods);
-  const { views, failOpen, backups } = addressViews(
+  const {
+    views: own,
+    failOpen,
+    backups,
+  } = addressViews(
     spec,
     health,
     w.judge,
@@ -243,6 +250,10 @@ export function planBackend(w: BackendWorld): BackendPlan {
       now: w.now,
     },
   );
+  const views = own.map((v) => {
+    const probers = w.verdicts?.get(v.ip);
+    return probers === undefined || v.state === 'Denied' ? v : { ...v, probers };
+  });
   const svcName = serviceName(ref, spec);
   const decision = decideService(ref, spec, w.service);
   const counts = publishedCounts(views, pods);

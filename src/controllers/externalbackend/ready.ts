@@ -92,6 +92,20 @@ export function readyCondition(i: ReadyInput): {
     .join(', ');
   const draining = listed(i.views, 'Draining');
   const backups = i.views.filter((v) => v.backup === true && isPublished(v)).map((v) => v.ip);
+  const split = i.views.filter(
+    (v) => v.probers !== undefined && v.probers.against > 0 && v.probers.healthy > 0,
+  );
+  const disagree = split
+    .slice(0, 3)
+    .map((v) => {
+      const p = v.probers;
+      const zones =
+        p !== undefined && p.zonesUnhealthy.length > 0
+          ? ` from ${p.zonesUnhealthy.join(', ')}`
+          : '';
+      return `${v.ip} (${String(p?.against ?? 0)} of ${String((p?.against ?? 0) + (p?.healthy ?? 0))} see it fail${zones})`;
+    })
+    .join(', ');
   const unmatched = (i.drainUnmatched ?? [])
     .slice(0, 3)
     .map((x) => (x.length > 64 ? `${x.slice(0, 64)}…` : x))
@@ -106,6 +120,9 @@ export function readyCondition(i: ReadyInput): {
       ? `backups published (${String(i.backups.readyPrimaries)} primaries ready, minReadyPrimaries ${String(i.backups.minReadyPrimaries)})${backups.length > 0 ? `: ${backups.slice(0, 3).join(', ')}${backups.length > 3 ? ` and ${String(backups.length - 3)} more` : ''}` : ', none can be'}`
       : '',
     unhealthy ? `unhealthy: ${unhealthy}` : '',
+    disagree
+      ? `probers disagree on ${disagree}${split.length > 3 ? ` and ${String(split.length - 3)} more` : ''}`
+      : '',
     draining ? `draining: ${draining}` : '',
     denied ? `denied, not published: ${denied}` : '',
     failing ? `DNS lookups failing: ${failing}` : '',

@@ -22,7 +22,8 @@ import type { Informer } from '../../runtime/informer.ts';
 import type { Logger } from '../../runtime/log.ts';
 import type { Metrics } from '../../runtime/metrics.ts';
 import type { Throttle } from '../../runtime/throttle.ts';
-import { ExternalBackendController } from './controller.ts';
+import { ExternalBackendController, type ExternalBackendControllerOptions } from './controller.ts';
+import type { StandbyRole } from './options.ts';
 import { backendWriter } from './writer.ts';
 import { backendResolver, backendScheduler } from './wiring.ts';
 import { realClock } from '../../runtime/clock.ts';
@@ -66,11 +67,18 @@ export interface ExternalBackendSetup {
   readonly report: (source: ErrorSource, err: unknown) => void;
   readonly log: Logger;
   readonly metrics: Metrics;
+  /** The leader's quorum of probers (--probers-per-address above 1). */
+  readonly quorum?: ExternalBackendControllerOptions['quorum'];
+  /** Built as a standby's prober instead: not registered, run by the caller while not leading. */
+  readonly standby?: StandbyRole;
 }
 
-/** Builds the ExternalBackend controller, its prober and resolver, and registers it. */
+/**
+ * Builds the ExternalBackend controller, its prober and resolver, and registers it (a standby's
+ * is returned to the caller instead, which runs it while this replica does not lead).
+ */
 export function setupExternalBackend(
-  host: ControllerHost,
+  host: ControllerHost | undefined,
   s: ExternalBackendSetup,
 ): ExternalBackendController {
   const { settings } = s;
@@ -131,12 +139,14 @@ export function setupExternalBackend(
       wake,
     ),
     clock: realClock,
+    ...(s.quorum !== undefined ? { quorum: s.quorum } : {}),
+    ...(s.standby !== undefined ? { standby: s.standby } : {}),
     workers: settings.concurrentExternalBackendSyncs,
     inScope: s.inScope,
     log: s.log,
     metrics: s.metrics,
   });
-  host.add({
+  host?.add({
     name: 'externalbackend',
     controller: c.controller,
     run: () => c.run(),

@@ -65,6 +65,11 @@ export class BackendStates {
     return this.byKey.size;
   }
 
+  /** Every backend's probe targets (the quorum's view of what this replica checks). */
+  *targets(): IterableIterator<readonly [string, ReadonlySet<string>]> {
+    for (const [key, s] of this.byKey) if (s.targets.size > 0) yield [key, s.targets];
+  }
+
   private count(key: string, before: ReadonlySet<string>, after: ReadonlySet<string>): void {
     const [namespace] = splitKey(key);
     const n = (this.perNamespace.get(namespace) ?? 0) - before.size + after.size;

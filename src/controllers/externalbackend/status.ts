@@ -182,6 +182,18 @@ export function buildStatus(i: StatusInput): ExternalBackendStatus {
       ...(v.dnsName !== undefined ? { dnsName: v.dnsName } : {}),
       ...(v.backup === true ? { backup: true } : {}),
       ...(v.standby === true ? { standby: true } : {}),
+      ...(v.probers !== undefined
+        ? {
+            probers: {
+              healthy: v.probers.healthy,
+              unhealthy: v.probers.against,
+              ...(v.probers.ignored > 0 ? { partitioned: v.probers.ignored } : {}),
+              ...(v.probers.zonesUnhealthy.length > 0
+                ? { unhealthyZones: [...v.probers.zonesUnhealthy] }
+                : {}),
+            },
+          }
+        : {}),
       ...(v.draining === true ? { draining: true } : {}),
       ...(v.certificateNotAfter !== undefined
         ? { certificateNotAfter: new Date(v.certificateNotAfter).toISOString() }

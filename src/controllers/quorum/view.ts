@@ -1,0 +1,143 @@
+// The leader's view of every prober: its own health checks and the standbys' fresh ProberReports,
+// turned into ballots per address (quorum/vote.ts decides). Read by the ExternalBackend
+// controller's gather; it only reads caches and the scheduler, and writes nothing.
+import type { CachedProberReport } from '../../api/resources.ts';
+import type { AddressHealth } from '../../health/state.ts';
+import {
+  decide,
+  dissent,
+  isPartitioned,
+  type Ballot,
+  type Dissent,
+  type Verdict,
+} from '../../quorum/vote.ts';
+
+export interface ReportCache {
+  list(namespace?: string): CachedProberReport[];
+}
+
+export interface QuorumViewOptions {
+  readonly reports: ReportCache;
+  /** This replica's name: its own report (from before it led) is not a standby's. */
+  readonly self: string;
+  readonly zone: () => string | undefined;
+  readonly now: () => number;
+  /** The leader's own checks: each backend's target keys, and a target's health. */
+  readonly ownTargets: () => Iterable<readonly [backendKey: string, targets: ReadonlySet<string>]>;
+  readonly ownHealth: (targetKey: string) => AddressHealth | undefined;
+  /** Partitions are recomputed at most this often (they need every address's ballots). */
+  readonly partitionEveryMs?: number;
+}
+
+/** What the controller needs for one address: its decided health and how the probers voted. */
+export interface Decided {
+  readonly health: AddressHealth;
+  readonly verdict: Verdict;
+}
+
+export class QuorumView {
+  private readonly o: QuorumViewOptions;
+  private partitions: { at: number; set: ReadonlySet<string>; dissent: Map<string, Dissent> } = {
+    at: Number.NEGATIVE_INFINITY,
+    set: new Set(),
+    dissent: new Map(),
+  };
+
+  constructor(o: QuorumViewOptions) {
+    this.o = o;
+  }
+
+  /** The standbys' reports that still count (renewed within their lease). */
+  fresh(): CachedProberReport[] {
+    const now = this.o.now();
+    return this.o.reports
+      .list()
+      .filter(
+        (r) =>
+          r.metadata?.name !== this.o.self && r.report !== undefined && r.report.expiresAt > now,
+      );
+  }
+
+  private ballots(
+    fresh: readonly CachedProberReport[],
+    backendKey: string,
+    ip: string,
+    own: AddressHealth | undefined,
+  ): Ballot[] {
+    const out: Ballot[] = [
+      { prober: this.o.self, unhealthy: own?.state === 'Unhealthy', zone: this.o.zone() },
+    ];
+    for (const r of fresh) {
+      const failing = r.report?.backends.get(backendKey);
+      if (failing === undefined) continue;
+      out.push({
+        prober: r.metadata?.name ?? '',
+        unhealthy: failing.has(ip),
+        zone: r.report?.zone,
+      });
+    }
+    return out;
+  }
+
+  /** The probers left out as partitioned, with every prober's dissent (recomputed when due). */
+  partitioned(): { set: ReadonlySet<string>; dissent: ReadonlyMap<string, Dissent> } {
+    const now = this.o.now();
+    if (now - this.partitions.at < (this.o.partitionEveryMs ?? 1000)) return this.partitions;
+    const fresh = this.fresh();
+    const all: Ballot[][] = [];
+    for (const [backendKey, targets] of this.o.ownTargets())
+      for (const t of targets)
+        all.push(this.ballots(fresh, backendKey, ipOfTarget(t), this.o.ownHealth(t)));
+    const d = dissent(all);
+    this.partitions = {
+      at: now,
+      set: new Set([...d.values()].filter(isPartitioned).map((x) => x.prober)),
+      dissent: d,
+    };
+    return this.partitions;
+  }
+
+  /**
+   * The decided health of one address of a backend, or undefined while no standby reports on the
+   * backend (the leader's own view decides, as with one replica).
+   */
+  decide(
+    backendKey: string,
+    ip: string,
+    own: AddressHealth | undefined,
+    now: number,
+  ): Decided | undefined {
+    const fresh = this.fresh();
+    const ballots = this.ballots(fresh, backendKey, ip, own);
+    if (ballots.length < 2) return undefined;
+    const verdict = decide(ballots, this.partitioned().set);
+    const base = own ?? {
+      state: 'Unknown' as const,
+      successes: 0,
+      failures: 0,
+      since: now,
+      message: '',
+    };
+    if (verdict.unhealthy === (base.state === 'Unhealthy')) return { health: base, verdict };
+    const total = verdict.healthy + verdict.against;
+    return {
+      verdict,
+      health: verdict.unhealthy
+        ? {
+            ...base,
+            state: 'Unhealthy',
+            message: `${String(verdict.against)} of ${String(total)} probers see it fail${base.message ? ` (${base.message})` : ''}`,
+          }
+        : {
+            ...base,
+            state: base.state === 'Unhealthy' ? 'Healthy' : base.state,
+            message: `${String(verdict.healthy)} of ${String(total)} probers reach it${base.message ? `; this one fails: ${base.message}` : ''}`,
+          },
+    };
+  }
+}
+
+/** "<namespace>/<name>/<ip>" → the IP (an IPv6 address has no slash). */
+function ipOfTarget(key: string): string {
+  return key.slice(key.lastIndexOf('/') + 1);
+}
