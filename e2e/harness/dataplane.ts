@@ -43,6 +43,8 @@ export interface NodeOptions {
   readonly labels?: Readonly<Record<string, string>>;
   /** Start CoreDNS in the namespace (default true). */
   readonly coreDns?: boolean;
+  /** Start kube-proxy in the namespace (default true); without it the node only runs programs. */
+  readonly kubeProxy?: boolean;
   /** Leave everything running when this process exits (npm run cluster:up -- --data-plane). */
   readonly persistent?: boolean;
 }
@@ -65,6 +67,8 @@ export interface Node {
   readonly dnsServer: string | undefined;
   /** A kubeconfig that works from inside the namespace (through the forwarder). */
   readonly kubeconfig: string;
+  /** Cuts (true) or restores this node's route to the backends' namespaces, and only its own. */
+  cutBackends(down: boolean): void;
   /** Runs a command inside the namespace and resolves when it exits (or is killed at the timeout). */
   exec(bin: string, args: readonly string[], timeoutMs?: number): Promise<ExecResult>;
   /**
@@ -257,24 +261,28 @@ export async function startNode(cluster: Cluster, opts: NodeOptions): Promise<No
       return p;
     };
 
-    const kubeProxy = inNode(`kube-proxy-${nodeName}`, kubeProxyBin, [
-      `--kubeconfig=${kubeconfig}`,
-      '--proxy-mode=nftables',
-      `--hostname-override=${nodeName}`,
-      `--bind-address=${nodeIp}`,
-      `--nodeport-addresses=${nodeIp}/32`,
-      `--healthz-bind-address=${nodeIp}:10256`,
-      `--metrics-bind-address=${nodeIp}:10249`,
-      // Leave the namespace's conntrack table size alone (it is the host's sysctl).
-      '--conntrack-max-per-core=0',
-      '--v=2',
-    ]);
-    await until(
-      'kube-proxy is healthy',
-      kubeProxy,
-      () => httpOk(`http://${nodeIp}:10256/healthz`),
-      60_000,
-    );
+    const kubeProxy =
+      (opts.kubeProxy ?? true)
+        ? inNode(`kube-proxy-${nodeName}`, kubeProxyBin, [
+            `--kubeconfig=${kubeconfig}`,
+            '--proxy-mode=nftables',
+            `--hostname-override=${nodeName}`,
+            `--bind-address=${nodeIp}`,
+            `--nodeport-addresses=${nodeIp}/32`,
+            `--healthz-bind-address=${nodeIp}:10256`,
+            `--metrics-bind-address=${nodeIp}:10249`,
+            // Leave the namespace's conntrack table size alone (it is the host's sysctl).
+            '--conntrack-max-per-core=0',
+            '--v=2',
+          ])
+        : undefined;
+    if (kubeProxy !== undefined)
+      await until(
+        'kube-proxy is healthy',
+        kubeProxy,
+        () => httpOk(`http://${nodeIp}:10256/healthz`),
+        60_000,
+      );
 
     let dnsServer: string | undefined;
     if (coreDnsBin !== undefined) {
@@ -331,6 +339,15 @@ export async function startNode(cluster: Cluster, opts: NodeOptions): Promise<No
             resolve({ code, stdout, stderr, ms: Date.now() - started });
           });
         }),
+      cutBackends(down) {
+        // The node's own route to the backends' range, replaced by a blackhole: only this node
+        // loses them; the host and every other namespace still reach them.
+        ip(
+          down
+            ? ['netns', 'exec', netns, 'ip', 'route', 'replace', 'blackhole', backendRange]
+            : ['netns', 'exec', netns, 'ip', 'route', 'replace', backendRange, 'via', hostIp],
+        );
+      },
       programmedEndpoints(namespace, service, portName) {
         const r = spawnSync(
           'ip',

@@ -46,6 +46,11 @@ export interface StartOptions {
   readonly wrap?: (argv: readonly string[]) => string[];
   /** Another tree's src/main.ts: the benchmark's before-and-after runs. */
   readonly main?: string;
+  /**
+   * The address its metrics and probes listen on (default 127.0.0.1): a replica wrapped into a
+   * node's namespace listens on the node's address, which the host reaches.
+   */
+  readonly bindHost?: string;
 }
 
 export async function startOperator(
@@ -62,6 +67,7 @@ export async function startOperator(
   const identity = wantsServiceAccount(kubeconfig)
     ? await chartServiceAccount(kubeconfig, args)
     : kubeconfig;
+  const bindHost = opts.bindHost ?? '127.0.0.1';
   const metricsPort = await freePort();
   const probePort = await freePort();
   const fd = openSync(logPath, 'a');
@@ -70,8 +76,8 @@ export async function startOperator(
     ...(opts.nodeArgs ?? []),
     opts.main ?? main,
     `--kubeconfig=${identity}`,
-    `--metrics-bind-address=127.0.0.1:${metricsPort}`,
-    `--health-probe-bind-address=127.0.0.1:${probePort}`,
+    `--metrics-bind-address=${bindHost}:${metricsPort}`,
+    `--health-probe-bind-address=${bindHost}:${probePort}`,
     ...(opts.secureMetrics === true ? [] : ['--metrics-secure=false']),
     ...args,
   ];
@@ -79,14 +85,14 @@ export async function startOperator(
   const child: ChildProcess = spawn(command, rest, { stdio: ['ignore', fd, fd] });
   closeSync(fd);
   const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
-  const metricsUrl = `${opts.secureMetrics === true ? 'https' : 'http'}://127.0.0.1:${metricsPort}/metrics`;
+  const metricsUrl = `${opts.secureMetrics === true ? 'https' : 'http'}://${bindHost}:${metricsPort}/metrics`;
   // Ready means the caches have synced.
   const readyTimeoutMs = opts.readyTimeoutMs ?? 60_000;
   const deadline = Date.now() + readyTimeoutMs;
   for (; readyTimeoutMs > 0;) {
     if (child.exitCode !== null) throw new Error(`outrigger exited early:\n${tail(logPath)}`);
     try {
-      if ((await fetch(`http://127.0.0.1:${probePort}/readyz`)).ok) break;
+      if ((await fetch(`http://${bindHost}:${probePort}/readyz`)).ok) break;
     } catch {
       // Not listening yet.
     }

@@ -27,7 +27,16 @@ export interface QuorumViewOptions {
   readonly ownHealth: (targetKey: string) => AddressHealth | undefined;
   /** Partitions are recomputed at most this often (they need every address's ballots). */
   readonly partitionEveryMs?: number;
+  /**
+   * How long a prober's view must stay implausible before it is left out, and plausible again
+   * before it counts again: a prober that notices a real death a check earlier than the others
+   * is alone for a moment, and is not a partition.
+   */
+  readonly partitionHoldMs?: number;
 }
+
+/** The default hold: longer than one check of the usual intervals, plus a report's batch. */
+export const defaultPartitionHoldMs = 5000;
 
 /** What the controller needs for one address: its decided health and how the probers voted. */
 export interface Decided {
@@ -42,6 +51,8 @@ export class QuorumView {
     set: new Set(),
     dissent: new Map(),
   };
+  /** Since when each prober's view has disagreed with its standing (partitioned or not). */
+  private readonly turning = new Map<string, number>();
 
   constructor(o: QuorumViewOptions) {
     this.o = o;
@@ -89,11 +100,24 @@ export class QuorumView {
       for (const t of targets)
         all.push(this.ballots(fresh, backendKey, ipOfTarget(t), this.o.ownHealth(t)));
     const d = dissent(all);
-    this.partitions = {
-      at: now,
-      set: new Set([...d.values()].filter(isPartitioned).map((x) => x.prober)),
-      dissent: d,
-    };
+    const hold = this.o.partitionHoldMs ?? defaultPartitionHoldMs;
+    const set = new Set<string>();
+    for (const p of new Set([...d.keys(), ...this.partitions.set])) {
+      const was = this.partitions.set.has(p);
+      const x = d.get(p);
+      const implausible = x !== undefined && isPartitioned(x);
+      if (implausible === was) {
+        this.turning.delete(p);
+        if (was) set.add(p);
+        continue;
+      }
+      const since = this.turning.get(p) ?? now;
+      this.turning.set(p, since);
+      // The change stands once it has held for the hold; until then the standing stays.
+      if (now - since >= hold ? implausible : was) set.add(p);
+      if (now - since >= hold) this.turning.delete(p);
+    }
+    this.partitions = { at: now, set, dissent: d };
     return this.partitions;
   }
 
