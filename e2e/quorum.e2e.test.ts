@@ -166,9 +166,9 @@ async function watchWhile<T>(
 ): Promise<{ result: T; withdrawn: number; failingOpen: boolean }> {
   let withdrawn = 0;
   let failingOpen = false;
-  let done = false;
+  const stop = { done: false };
   const poll = (async () => {
-    while (!done) {
+    while (!stop.done) {
       const ready = await readyIps();
       withdrawn = Math.max(withdrawn, addresses.length - ready.length);
       const st = await status();
@@ -181,7 +181,7 @@ async function watchWhile<T>(
     const result = await during();
     return { result, withdrawn, failingOpen };
   } finally {
-    done = true;
+    stop.done = true;
     await poll;
   }
 }
