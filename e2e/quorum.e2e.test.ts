@@ -15,6 +15,7 @@ import {
 } from '@kubernetes/client-node';
 import { apiVersion, group, plural, version } from '../src/api/externalbackend.ts';
 import { proberReportPlural } from '../src/api/proberreport.ts';
+import { defaultPartitionHoldMs } from '../src/controllers/quorum/view.ts';
 import type { ExternalBackendStatus } from '../src/api/externalbackendstatus.ts';
 import { startCluster, type Cluster } from './harness/controlplane.ts';
 import { installCrd } from './harness/crd.ts';
@@ -37,8 +38,11 @@ const detectionMs =
  * its reconcile. The goal is 1 s over the single-prober figure.
  */
 const reportingMs = 1000;
-/** The leader looks at partitions every second, after a standby's report shows its failures. */
-const partitionBoundMs = detectionMs + reportingMs + 1000;
+/**
+ * Marked partitioned: its failures detected and reported, held for the partition hold (a prober
+ * that notices a death a check early is not a partition), and the leader's next look (each second).
+ */
+const partitionBoundMs = detectionMs + reportingMs + defaultPartitionHoldMs + 1000;
 
 let cluster: Cluster;
 let kc: KubeConfig;
