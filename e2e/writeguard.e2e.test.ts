@@ -14,6 +14,7 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import {
   AdmissionregistrationV1Api,
   CoreV1Api,
+  RbacAuthorizationV1Api,
   CustomObjectsApi,
   DiscoveryV1Api,
   KubeConfig,
@@ -33,7 +34,8 @@ import {
 } from '../src/api/externalbackend.ts';
 import { writeGuardPolicies } from '../src/policy/writeguard.ts';
 import { ensureHelm } from './harness/binaries.ts';
-import { createGrant } from './harness/crd.ts';
+import { createGrant, kubectl, proberReportCrdPath } from './harness/crd.ts';
+import { proberReportPlural } from '../src/api/proberreport.ts';
 import { startCluster, type Cluster } from './harness/controlplane.ts';
 import { startOperator, type OperatorProcess } from './harness/operator.ts';
 import {
@@ -809,5 +811,127 @@ local('the write guard', () => {
         'may update Endpoints only',
       );
     });
+  });
+
+  it('lets a replica write only its own ProberReport, by a token bound to its pod', async () => {
+    kubectl(cluster.kubeconfigPath, ['apply', '--server-side', '-f', proberReportCrdPath]);
+    await waitFor('proberreports served', async () => {
+      await objects.listNamespacedCustomObject({
+        group,
+        version,
+        plural: proberReportPlural,
+        namespace: releaseNs,
+      });
+      return true;
+    });
+    // What the chart grants replicas of a quorum (RBAC lets each write every report).
+    const rbac = kc.makeApiClient(RbacAuthorizationV1Api);
+    await rbac.createNamespacedRole({
+      namespace: releaseNs,
+      body: {
+        metadata: { name: 'reports' },
+        rules: [
+          {
+            apiGroups: [group],
+            resources: [proberReportPlural],
+            verbs: ['get', 'create', 'patch', 'update', 'delete'],
+          },
+        ],
+      },
+    });
+    await rbac.createNamespacedRoleBinding({
+      namespace: releaseNs,
+      body: {
+        metadata: { name: 'reports' },
+        roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: 'reports' },
+        subjects: [{ kind: 'ServiceAccount', name: release, namespace: releaseNs }],
+      },
+    });
+    const pod = await core.createNamespacedPod({
+      namespace: releaseNs,
+      body: {
+        metadata: { name: 'replica-1' },
+        spec: { serviceAccountName: release, containers: [{ name: 'c', image: 'outrigger' }] },
+      },
+    });
+    const token = await core.createNamespacedServiceAccountToken({
+      name: release,
+      namespace: releaseNs,
+      body: {
+        spec: {
+          audiences: [],
+          expirationSeconds: 3600,
+          boundObjectRef: {
+            kind: 'Pod',
+            apiVersion: 'v1',
+            name: 'replica-1',
+            uid: pod.metadata?.uid ?? '',
+          },
+        },
+      },
+    });
+    const cl = kc.getCurrentCluster();
+    if (cl === null) throw new Error('no cluster');
+    const replicaKc = new KubeConfig();
+    replicaKc.loadFromOptions({
+      clusters: [cl],
+      users: [{ name: 'replica-1', token: token.status?.token ?? '' }],
+      contexts: [{ name: 'replica-1', cluster: cl.name, user: 'replica-1' }],
+      currentContext: 'replica-1',
+    });
+    const asReplica = replicaKc.makeApiClient(CustomObjectsApi);
+    const report = (name: string) => ({
+      apiVersion,
+      kind: 'ProberReport',
+      metadata: { name },
+      spec: {
+        renewTime: new Date().toISOString(),
+        leaseDurationSeconds: 30,
+        backends: [{ name: 'team/db', unhealthy: ['192.0.2.1'] }],
+      },
+    });
+    const create = (o: CustomObjectsApi, name: string, namespace = releaseNs) =>
+      o.createNamespacedCustomObject({
+        group,
+        version,
+        plural: proberReportPlural,
+        namespace,
+        body: report(name),
+      });
+    await create(asReplica, 'replica-1');
+    const forged = await apiError(create(asReplica, 'replica-2'));
+    expect(forged.message).toContain(
+      'a replica may write only its own ProberReport (replica-1), not replica-2',
+    );
+    const saKc = new KubeConfig();
+    saKc.loadFromFile(saKubeconfig);
+    const unbound = await apiError(create(saKc.makeApiClient(CustomObjectsApi), 'replica-3'));
+    expect(unbound.message).toContain('this token names no pod');
+    // Another replica's report, already there, cannot be rewritten or removed either.
+    await create(objects, 'replica-2');
+    const rewrite = await apiError(
+      asReplica.patchNamespacedCustomObject(
+        {
+          group,
+          version,
+          plural: proberReportPlural,
+          namespace: releaseNs,
+          name: 'replica-2',
+          body: { spec: { backends: [] } },
+        },
+        merge,
+      ),
+    );
+    expect(rewrite.message).toContain('not replica-2');
+    const removal = await apiError(
+      asReplica.deleteNamespacedCustomObject({
+        group,
+        version,
+        plural: proberReportPlural,
+        namespace: releaseNs,
+        name: 'replica-2',
+      }),
+    );
+    expect(removal.message).toContain('not replica-2');
   });
 });

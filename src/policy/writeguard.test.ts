@@ -47,6 +47,7 @@ describe('the write guard', () => {
   it('applies to the operator ServiceAccount only, in the namespaces it works in', () => {
     expect(writeGuardCel(options)).toEqual({
       isOperator: 'request.userInfo.username == "system:serviceaccount:outrigger-system:outrigger"',
+      ownNamespace: 'request.namespace == "outrigger-system"',
       selectorScope: 'request.namespace in ["team-a","team-b"]',
       backendScope: 'true',
     });

@@ -15,6 +15,7 @@
 //   name), and taking over an Endpoints nobody manages needs the backend's adopt annotation. This
 //   is what stops a slice owned by a backend the operator controls from naming a victim Service.
 // - `<name>-grants` lets it write only the compiled grant object among ExternalBackendPolicies.
+// - `<name>-reports` lets each replica write only its own ProberReport (by its pod's token).
 //
 // What neither can check (no admission policy can read another object at will) is in SECURITY.md.
 import {
@@ -27,6 +28,7 @@ import {
 } from '../api/names.ts';
 import { adoptEndpointsAnnotation, apiVersion, group, kind } from '../api/externalbackend.ts';
 import { effectivePolicyName } from '../api/policy.ts';
+import { proberReportPlural } from '../api/proberreport.ts';
 
 export interface WriteGuardOptions {
   /** The ServiceAccount the operator runs as. */
@@ -43,6 +45,8 @@ export interface WriteGuardOptions {
  */
 export interface WriteGuardCel {
   readonly isOperator: string;
+  /** The request is in the operator's own namespace (where its ProberReports live). */
+  readonly ownNamespace: string;
   readonly selectorScope: string;
   readonly backendScope: string;
 }
@@ -57,6 +61,7 @@ export function writeGuardCel(o: WriteGuardOptions): WriteGuardCel {
   const user = `system:serviceaccount:${o.serviceAccount.namespace}:${o.serviceAccount.name}`;
   return {
     isOperator: `request.userInfo.username == ${str(user)}`,
+    ownNamespace: `request.namespace == ${str(o.serviceAccount.namespace)}`,
     selectorScope:
       o.selectorNamespaces === 'all'
         ? 'true'
@@ -270,6 +275,55 @@ export function writeGuardPolicies(
       ],
     },
   };
+  // Every replica runs as the one ServiceAccount, so RBAC lets each write every ProberReport: a
+  // compromised replica could forge the others' votes. A token issued for a pod names that pod
+  // (the user's extra authentication.kubernetes.io/pod-name), and a replica's report is named
+  // after its pod: one replica may write its own report only. The leader's status of a report
+  // (its partition) is a subresource, not matched here.
+  const podName = "request.userInfo.?extra[?'authentication.kubernetes.io/pod-name'].orValue([])";
+  const nodeName = "request.userInfo.?extra[?'authentication.kubernetes.io/node-name'].orValue([])";
+  const reportsPolicy: Manifest = {
+    apiVersion: 'admissionregistration.k8s.io/v1',
+    kind: 'ValidatingAdmissionPolicy',
+    metadata: { name: `${name}-reports` },
+    spec: {
+      failurePolicy: 'Fail',
+      matchConstraints: {
+        resourceRules: [
+          {
+            apiGroups: [group],
+            apiVersions: ['*'],
+            operations: ['CREATE', 'UPDATE', 'DELETE'],
+            resources: [proberReportPlural],
+          },
+        ],
+      },
+      matchConditions: [{ name: 'outrigger-serviceaccount', expression: c.isOperator }],
+      variables: [
+        { name: 'pod', expression: podName },
+        { name: 'node', expression: nodeName },
+      ],
+      validations: [
+        {
+          expression: c.ownNamespace,
+          reason: 'Forbidden',
+          messageExpression: `'outrigger writes ProberReports in its own namespace only, not ' + request.namespace`,
+        },
+        {
+          expression: 'size(variables.pod) == 1 && variables.pod[0] == request.name',
+          reason: 'Forbidden',
+          messageExpression: `size(variables.pod) == 1 ? 'a replica may write only its own ProberReport (' + variables.pod[0] + '), not ' + request.name : 'a ProberReport is written with a token bound to the pod of its replica, whose name it has: this token names no pod'`,
+        },
+        {
+          // Where the token names the Node too, the report may not claim another (its zone).
+          expression:
+            "request.operation == 'DELETE' || size(variables.node) == 0 || !has(object.spec.nodeName) || object.spec.nodeName == variables.node[0]",
+          reason: 'Forbidden',
+          messageExpression: `'a ProberReport names the Node its replica runs on (' + variables.node[0] + ')'`,
+        },
+      ],
+    },
+  };
   const binding = (policy: string, paramRef?: Manifest): Manifest => ({
     apiVersion: 'admissionregistration.k8s.io/v1',
     kind: 'ValidatingAdmissionPolicyBinding',
@@ -281,7 +335,7 @@ export function writeGuardPolicies(
     },
   });
   return {
-    policies: [objectPolicy, ownerPolicy, grantsPolicy],
+    policies: [objectPolicy, ownerPolicy, grantsPolicy, reportsPolicy],
     bindings: [
       binding(name),
       // Every ExternalBackend of the request's namespace. None there: nothing to tie the object
@@ -292,6 +346,7 @@ export function writeGuardPolicies(
         parameterNotFoundAction: 'Allow',
       }),
       binding(`${name}-grants`),
+      binding(`${name}-reports`),
     ],
   };
 }
