@@ -142,6 +142,7 @@ export const flags = [
     schema: wholeNumber(9),
     default: '1',
     help: 'How many replicas check each ExternalBackend address: the leader and up to this many less one standbys, chosen per backend. Above 1, each standby reports what it sees in a ProberReport and the leader withdraws an address only when a majority of the probers reporting agree; a replica that alone sees failures across much of what it checks is left out as partitioned. 1: the leader alone checks (no reports).',
+    chart: { value: 'quorum.probersPerAddress' },
   },
   {
     name: 'pod-name',

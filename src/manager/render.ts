@@ -52,7 +52,8 @@ export function renderCrdTemplate(): string {
 {{- /* dig: an upgrade with --reuse-values from a chart without crds.* sees no defaults for them. */}}
 {{- if dig "crds" "enabled" true .Values.AsMap }}
 ${doc(buildCrd())}---
-${doc(buildPolicyCrd())}{{- end }}
+${doc(buildPolicyCrd())}---
+${doc(buildProberReportCrd())}{{- end }}
 `;
 }
 
