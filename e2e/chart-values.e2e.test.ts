@@ -313,6 +313,7 @@ local('the chart values', () => {
     const repository = [
       'outrigger.dev_externalbackends.yaml',
       'outrigger.dev_externalbackendpolicies.yaml',
+      'outrigger.dev_proberreports.yaml',
     ].map(
       (f) =>
         load(readFileSync(fileURLToPath(new URL(`../crds/${f}`, import.meta.url)), 'utf8')) as Doc,
@@ -740,6 +741,7 @@ local('the chart values', () => {
     const shipped = [
       'outrigger.dev_externalbackends.yaml',
       'outrigger.dev_externalbackendpolicies.yaml',
+      'outrigger.dev_proberreports.yaml',
     ].map((f) => {
       const crd = load(
         readFileSync(fileURLToPath(new URL(`../crds/${f}`, import.meta.url)), 'utf8'),
