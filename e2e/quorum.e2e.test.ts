@@ -91,6 +91,23 @@ beforeAll(async () => {
       },
     },
   });
+  // A backend whose servers take a check from one replica only.
+  await kc.makeApiClient(CustomObjectsApi).createNamespacedCustomObject({
+    group,
+    version,
+    plural,
+    namespace: ns,
+    body: {
+      apiVersion,
+      kind: 'ExternalBackend',
+      metadata: { name: 'fragile' },
+      spec: {
+        ports: [{ name: 'p', port }],
+        addresses: [{ ip: addresses[2] }],
+        healthCheck: { tcp: { port: 'p' }, ...check, maxProbers: 1 },
+      },
+    },
+  });
   for (const node of nodes) {
     const name = `r-${node.nodeName.slice(2)}`;
     const op = await startOperator(
@@ -202,10 +219,9 @@ suite('health by a quorum of three probers', () => {
           plural: proberReportPlural,
           namespace: 'default',
         })) as { items: { spec?: { backends?: { name: string }[] } }[] };
-        return list.items.filter((r) => r.spec?.backends?.some((b) => b.name === `${ns}/db`))
-          .length === 2
-          ? true
-          : undefined;
+        const covering = (b: string) =>
+          list.items.filter((r) => r.spec?.backends?.some((x) => x.name === `${ns}/${b}`)).length;
+        return covering('db') === 2 && covering('fragile') === 0 ? true : undefined;
       },
       60_000,
     );
@@ -221,6 +237,16 @@ suite('health by a quorum of three probers', () => {
       addresses.map(() => ({ healthy: 3, unhealthy: 0 })),
     );
     expect(await readyIps()).toEqual([...addresses].sort());
+    // maxProbers: 1, the leader alone: no standby checks it, and status counts no probers.
+    const fragile = (await kc.makeApiClient(CustomObjectsApi).getNamespacedCustomObject({
+      group,
+      version,
+      plural,
+      namespace: ns,
+      name: 'fragile',
+    })) as { status?: ExternalBackendStatus };
+    expect(fragile.status?.addresses?.[0]).toMatchObject({ ip: addresses[2], ready: true });
+    expect(fragile.status?.addresses?.[0]?.probers).toBeUndefined();
   }, 120_000);
 
   it.each(['a standby', 'the leader'])(
@@ -309,6 +335,17 @@ suite('health by a quorum of three probers', () => {
   it('a real death is removed within the single-prober bound plus the reporting delay', async () => {
     const target = addresses[1] ?? '';
     await waitFor('all ready', async () => ((await readyIps()).length === 3 ? true : undefined));
+    const lead = await leader();
+    const standbys = [...replicas].filter(([n]) => n !== lead).map(([, r]) => r.op);
+    const changeWrites = async () =>
+      (
+        await Promise.all(
+          standbys.map((op) =>
+            op.metric('outrigger_prober_report_writes_total', { reason: 'change' }),
+          ),
+        )
+      ).reduce((a, b) => a + b, 0);
+    const writesBefore = await changeWrites();
     const killedAt = Date.now();
     await servers.get(target)?.stop();
     servers.delete(target);
@@ -319,11 +356,16 @@ suite('health by a quorum of three probers', () => {
       50,
     );
     const removedMs = Date.now() - killedAt;
+    // Let every standby's view settle (unhealthyThreshold checks, a batch) before counting.
+    await delay(detectionMs + 1000);
+    const writes = (await changeWrites()) - writesBefore;
     const st = await status();
     const a = st.addresses?.find((x) => x.ip === target);
     console.log(
-      `a real death with three probers: withdrawn after ${String(removedMs)} ms (single-prober bound ${String(detectionMs)} ms + reporting ${String(reportingMs)} ms); probers ${JSON.stringify(a?.probers)}`,
+      `a real death with three probers: withdrawn after ${String(removedMs)} ms (single-prober bound ${String(detectionMs)} ms + reporting ${String(reportingMs)} ms); probers ${JSON.stringify(a?.probers)}; report writes for the change: ${String(writes)} (${String(standbys.length)} standbys)`,
     );
+    // One verdict change: one write per standby that sees it (batched), and none besides.
+    expect(writes).toBe(standbys.length);
     expect(removedMs).toBeLessThanOrEqual(detectionMs + reportingMs);
     expect(a?.probers?.unhealthy).toBeGreaterThanOrEqual(2);
     servers.set(target, await net.serve(target, port, 'tcp'));

@@ -236,6 +236,14 @@ const healthCheck = z
         'When no address passes its check and some fail (addresses not checked yet do not count), publish them all as ready (default true): a failure of the checks themselves must not empty the Service.',
       )
       .default(true),
+    maxProbers: z
+      .int()
+      .min(1)
+      .max(9)
+      .describe(
+        "At most this many outrigger replicas check each address, where the installation has several check each (--probers-per-address): 1 asks for the leader alone, for servers that cannot take a check from every replica. Default: the installation's number.",
+      )
+      .optional(),
   })
   .describe(
     `Active health checks of every address (set exactly one of ${kindList}). Without it every address is ready.`,

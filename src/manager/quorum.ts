@@ -86,8 +86,12 @@ export class Quorum {
     });
     const failing = new Map<string, number>();
     this.standby = {
-      assigned: (key) =>
-        assignProbers(key, this.liveStandbys(), c.probersPerAddress - 1).includes(c.podName),
+      assigned: (key, maxProbers) =>
+        assignProbers(
+          key,
+          this.liveStandbys(),
+          Math.min(c.probersPerAddress, maxProbers ?? c.probersPerAddress) - 1,
+        ).includes(c.podName),
       report: (key, unhealthy) => {
         if (unhealthy === undefined) failing.delete(key);
         else failing.set(key, unhealthy.length);

@@ -238,7 +238,11 @@ export class ExternalBackendController {
       return done;
     }
     if (plan.keep === undefined) return { requeueAfterMs: plan.requeueAfterMs };
-    const mine = role.assigned(key);
+    const spec = g.backend?.spec;
+    const mine = role.assigned(
+      key,
+      spec?.success === true ? spec.data.healthCheck?.maxProbers : undefined,
+    );
     applyKeep(this.targets, key, ref, {
       ...plan.keep,
       probes: mine ? plan.keep.probes : [],

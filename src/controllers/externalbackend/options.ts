@@ -118,8 +118,11 @@ export interface ExternalBackendControllerOptions {
 }
 
 export interface StandbyRole {
-  /** Whether this replica checks the backend (quorum/vote.ts assignProbers). */
-  assigned(backendKey: string): boolean;
+  /**
+   * Whether this replica checks the backend (quorum/vote.ts assignProbers), which asks for at
+   * most `maxProbers` probers, the leader included (spec.healthCheck.maxProbers).
+   */
+  assigned(backendKey: string, maxProbers: number | undefined): boolean;
   /** What it sees of the backend: the addresses failing; undefined when it does not check it. */
   report(backendKey: string, unhealthy: readonly string[] | undefined): void;
 }
