@@ -335,6 +335,26 @@ suite('health by a quorum of three probers', () => {
   it('a real death is removed within the single-prober bound plus the reporting delay', async () => {
     const target = addresses[1] ?? '';
     await waitFor('all ready', async () => ((await readyIps()).length === 3 ? true : undefined));
+    // Every standby sees every server up again (the split's cut recovers after healthyThreshold
+    // checks): the writes counted below are this death's only.
+    await waitFor(
+      'reports without failures',
+      async () => {
+        const list = (await kc.makeApiClient(CustomObjectsApi).listNamespacedCustomObject({
+          group,
+          version,
+          plural: proberReportPlural,
+          namespace: 'default',
+        })) as { items: { spec?: { backends?: { unhealthy?: string[] }[] } }[] };
+        return list.items.every((r) =>
+          (r.spec?.backends ?? []).every((b) => (b.unhealthy ?? []).length === 0),
+        )
+          ? true
+          : undefined;
+      },
+      30_000,
+    );
+    await delay(500);
     const lead = await leader();
     const standbys = [...replicas].filter(([n]) => n !== lead).map(([, r]) => r.op);
     const changeWrites = async () =>
