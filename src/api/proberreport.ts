@@ -13,6 +13,13 @@ export const proberReportPlural = 'proberreports';
 export const maxReportBackends = 10_000;
 export const maxReportFailures = 5000;
 
+/**
+ * The longest a report counts after it was last seen to change, whatever its lease says: a
+ * replica's clock (renewTime) and lease are its own claims, and a compromised one could make its
+ * report outlive it.
+ */
+export const maxReportLeaseMs = 60_000;
+
 export const proberReportSpec = z
   .object({
     nodeName: z

@@ -4,7 +4,7 @@
 import type { KubernetesObject, V1ObjectMeta } from '@kubernetes/client-node';
 import { meta, rec } from '../runtime/transforms.ts';
 import { adoptEndpointsAnnotation, drainAnnotation } from './externalbackend.ts';
-import { proberReportSpec } from './proberreport.ts';
+import { maxReportLeaseMs, proberReportSpec } from './proberreport.ts';
 
 /** An ExternalBackend as cached: spec and status stay raw JSON; the reconciler parses the spec. */
 export interface CachedExternalBackend extends KubernetesObject {
@@ -55,7 +55,11 @@ export interface CachedProberReport extends KubernetesObject {
   readonly report?: {
     readonly nodeName?: string;
     readonly zone?: string;
-    /** renewTime + leaseDurationSeconds, in ms since the epoch. */
+    /**
+     * When it stops counting, by this process's clock: when this version of the report was seen
+     * plus its lease (at most maxReportLeaseMs). Neither the writer's clock nor its lease is
+     * trusted further: a renewal is a new version, seen anew.
+     */
     readonly expiresAt: number;
     /** Each covered backend ("<namespace>/<name>") and the addresses seen unhealthy. */
     readonly backends: ReadonlyMap<string, ReadonlySet<string>>;
@@ -67,6 +71,7 @@ export function transformProberReport(raw: unknown): CachedProberReport {
   const r = rec(raw);
   const parsed = proberReportSpec.safeParse(r.spec);
   const renew = parsed.success ? Date.parse(parsed.data.renewTime) : Number.NaN;
+  // Read when the event arrives (a transform runs once per version): the time it was seen.
   const status = rec(r.status);
   return {
     apiVersion: typeof r.apiVersion === 'string' ? r.apiVersion : '',
@@ -77,7 +82,8 @@ export function transformProberReport(raw: unknown): CachedProberReport {
           report: {
             ...(parsed.data.nodeName !== undefined ? { nodeName: parsed.data.nodeName } : {}),
             ...(parsed.data.zone !== undefined ? { zone: parsed.data.zone } : {}),
-            expiresAt: renew + parsed.data.leaseDurationSeconds * 1000,
+            expiresAt:
+              Date.now() + Math.min(parsed.data.leaseDurationSeconds * 1000, maxReportLeaseMs),
             backends: new Map(
               parsed.data.backends.map((b) => [b.name, new Set(b.unhealthy ?? [])] as const),
             ),

@@ -142,7 +142,11 @@ export const flags = [
     schema: wholeNumber(9),
     default: '1',
     help: 'How many replicas check each ExternalBackend address: the leader and up to this many less one standbys, chosen per backend. Above 1, each standby reports what it sees in a ProberReport and the leader withdraws an address only when a majority of the probers reporting agree; a replica that alone sees failures across much of what it checks is left out as partitioned. 1: the leader alone checks (no reports).',
-    chart: { value: 'quorum.probersPerAddress' },
+    // dig: an upgrade with --reuse-values from a chart without quorum.* sees no value for it.
+    chart: {
+      value: 'quorum.probersPerAddress',
+      template: '{{ dig "quorum" "probersPerAddress" 1 .Values.AsMap }}',
+    },
   },
   {
     name: 'pod-name',

@@ -89,6 +89,10 @@ export async function runManager(
   const quorumNamespace = quorumOn
     ? (config.leaderElectionNamespace ?? inClusterNamespace())
     : undefined;
+  if (quorumOn && !config.leaderElect)
+    throw new ConfigError(
+      '--probers-per-address above 1 needs --leader-elect: the standbys that check beside the leader are the replicas that wait for its lease',
+    );
   if (quorumOn && quorumNamespace === undefined)
     throw new ConfigError(
       '--leader-election-namespace is required with --probers-per-address above 1 outside a cluster',
@@ -272,6 +276,8 @@ export async function runManager(
       : syncing.then(async (ok) => {
           if (!ok.every(Boolean) || stop.aborted || standbyStop.signal.aborted) return;
           await quorum.readZone();
+          // The lease may have come meanwhile (the signal is aborted then).
+          if (isAborted(standbyStop.signal)) return;
           log.info({ probersPerAddress: config.probersPerAddress }, 'checking as a standby prober');
           await quorum.runStandby(standby, standbyStop.signal);
         });
@@ -304,6 +310,7 @@ export async function runManager(
   standbyStop.abort();
   await Promise.all(controllers.map((c) => Promise.resolve(c.shutDown())));
   await controllersDone;
+  await quorum?.removing;
   leaseStop.abort();
   await holding;
   if (elected) await elector?.release();
@@ -311,4 +318,9 @@ export async function runManager(
   await Promise.all([...running, rangesRunning]);
   await serving.close();
   uninstallLastResort();
+}
+
+/** Read through a call, so that a check after an await is not narrowed away by the one before. */
+function isAborted(signal: AbortSignal): boolean {
+  return signal.aborted;
 }

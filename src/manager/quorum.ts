@@ -57,6 +57,8 @@ export class Quorum {
   private zone: string | undefined;
   private leader: ExternalBackendController | undefined;
   private partitioned = new Set<string>();
+  /** The probers outrigger_prober_partitioned has a series for. */
+  private withSeries = new Set<string>();
 
   constructor(c: QuorumContext) {
     this.c = c;
@@ -64,6 +66,7 @@ export class Quorum {
     this.view = new QuorumView({
       reports: c.reports,
       self: c.podName,
+      probersPerAddress: c.probersPerAddress,
       zone: () => this.zone,
       now,
       ownTargets: () => this.leader?.ownTargets() ?? [],
@@ -163,6 +166,8 @@ export class Quorum {
    * report is removed, so that its backends go to the other standbys at once.
    */
   async runStandby(controller: ExternalBackendController, signal: AbortSignal): Promise<void> {
+    // Already leading (the lease came before the caches): nothing to check as a standby.
+    if (signal.aborted) return;
     const running = Promise.all([controller.run(), this.writer.run(signal)]);
     // A standby's report expires without an event: the assignment is looked at every second.
     let members = this.liveStandbys().join();
@@ -185,8 +190,13 @@ export class Quorum {
     clearInterval(membership);
     await controller.shutDown();
     await running;
-    await this.writer.remove();
+    // Not waited for: a leader must not wait on an API server that may be why it leads now. The
+    // report expires in any case; the removal only hands its backends over sooner.
+    this.removing = this.writer.remove();
   }
+
+  /** The removal of this replica's report, if one was started (waited for at shutdown). */
+  removing: Promise<void> = Promise.resolve();
 
   /**
    * While leading: which probers are partitioned, looked at every second; a change wakes every
@@ -206,8 +216,14 @@ export class Quorum {
       if (fresh !== reporting) controller.enqueueAll();
       reporting = fresh;
       const { set, dissent } = this.view.partitioned();
-      for (const p of [this.c.podName, ...this.view.fresh().map((r) => r.metadata?.name ?? '')])
+      const probers = new Set([this.c.podName, ...fresh.split(',').filter((p) => p !== '')]);
+      // A replica whose report went (deleted, rescheduled) leaves the metric too: a series stuck
+      // at 1 would keep the alert firing for a replica that no longer exists.
+      for (const p of this.withSeries)
+        if (!probers.has(p)) this.c.metrics.proberPartitioned.remove({ prober: p });
+      for (const p of probers)
         this.c.metrics.proberPartitioned.set({ prober: p }, set.has(p) ? 1 : 0);
+      this.withSeries = probers;
       const before = this.partitioned;
       if (before.size === set.size && [...set].every((p) => before.has(p))) continue;
       this.partitioned = new Set(set);
@@ -223,7 +239,8 @@ export class Quorum {
           { prober: p, partitioned: now, alone: d?.alone, shared: d?.shared },
           message,
         );
-        if (p !== this.c.podName) await this.markReport(p, now, message);
+        // A report that is gone has no status to write and no object for an Event.
+        if (p !== this.c.podName && probers.has(p)) await this.markReport(p, now, message);
       }
     }
     this.leader = undefined;

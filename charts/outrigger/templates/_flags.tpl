@@ -12,7 +12,7 @@
 - --health-probe-bind-address=:{{ .Values.healthProbePort }}
 - --leader-elect={{ .Values.leaderElection.enabled }}
 - --leader-election-namespace={{ .Release.Namespace }}
-- --probers-per-address={{ .Values.quorum.probersPerAddress }}
+- --probers-per-address={{ dig "quorum" "probersPerAddress" 1 .Values.AsMap }}
 - --leader-election-id={{ include "outrigger.leaseName" . }}
 - --leader-elect-lease-duration={{ .Values.leaderElection.leaseDuration }}
 - --leader-elect-renew-deadline={{ .Values.leaderElection.renewDeadline }}

@@ -57,6 +57,7 @@ export interface GatherSources extends CheckSources, PolicySources {
       ip: string,
       own: AddressHealth | undefined,
       now: number,
+      maxProbers: number | undefined,
     ): { health: AddressHealth; verdict: Verdict } | undefined;
   };
   readonly states: BackendStates;
@@ -147,7 +148,7 @@ function world(
   for (const t of s.states.get(key).targets) {
     const h = s.health(t);
     const ip = t.slice(t.lastIndexOf('/') + 1);
-    const d = s.quorum?.decide(key, ip, h, now);
+    const d = s.quorum?.decide(key, ip, h, now, spec.healthCheck?.maxProbers);
     if (d !== undefined) verdicts.set(ip, d.verdict);
     const decided = d?.health ?? h;
     if (decided !== undefined) health.set(t, decided);

@@ -268,8 +268,9 @@ function backupStatusCondition(i: StatusInput) {
 
 function backupConditions(conditions: Condition[], i: StatusInput): Condition[] {
   const c = backupStatusCondition(i);
-  // A backend held by a problem publishes nothing anew: what the condition said still stands.
-  if (c === undefined && i.problem !== undefined) return conditions;
+  // A backend held by a problem (a refused Service, a failed write) publishes nothing anew: what
+  // the condition said still stands, and its change is said once the problem is gone.
+  if (i.problem !== undefined) return conditions;
   if (c === undefined) return conditions.filter((x) => x.type !== backupConditionType);
   return setCondition(
     conditions,

@@ -33,6 +33,8 @@ export class ReportWriter {
   private dirty = false;
   private writtenAt = Number.NEGATIVE_INFINITY;
   private wake: (() => void) | undefined;
+  private failures = 0;
+  private retryAt = 0;
 
   constructor(o: ReportWriterOptions) {
     this.o = o;
@@ -81,37 +83,26 @@ export class ReportWriter {
     );
   }
 
-  /** Writes when something changed (after the batch window) or the lease needs renewing. */
+  /**
+   * Writes when something changed (after the batch window) or the lease needs renewing; after a
+   * failure, not before its backoff (1 s, 2 s, 4 s ... up to the renewal period), so that a report
+   * the API server refuses (too large, say) is not sent again every second.
+   */
   async run(signal: AbortSignal): Promise<void> {
     while (!signal.aborted) {
       const now = this.o.clock.now();
-      const renewDue = this.writtenAt + this.o.renewMs - now;
-      const batchDue = this.writtenAt + this.o.batchMs - now;
-      if ((this.dirty && batchDue <= 0) || renewDue <= 0) {
-        const why = this.dirty ? 'change' : 'renew';
-        this.dirty = false;
-        try {
-          await this.o.rest.request('PATCH', this.path(), {
-            body: JSON.stringify(this.body()),
-            contentType: applyPatch,
-            query: { fieldManager: 'outrigger-prober', force: 'true' },
-          });
-          this.writtenAt = this.o.clock.now();
-          this.o.onWrite?.(why);
-        } catch (err) {
-          // Retried at the next turn; the lease is long enough for several tries.
-          if (why === 'change') this.dirty = true;
-          this.o.log.warn(
-            { err: String(err), report: this.o.name },
-            'writing the prober report failed',
-          );
-          this.writtenAt = this.o.clock.now() - this.o.renewMs + Math.min(this.o.renewMs, 1000);
-        }
+      const due = Math.max(
+        this.retryAt,
+        this.dirty
+          ? Math.min(this.writtenAt + this.o.batchMs, this.writtenAt + this.o.renewMs)
+          : this.writtenAt + this.o.renewMs,
+      );
+      if (due <= now) {
+        await this.write(signal);
         continue;
       }
-      const wait = this.dirty ? Math.max(0, batchDue) : Math.max(0, renewDue);
       await new Promise<void>((resolve) => {
-        const t = setTimeout(done, wait);
+        const t = setTimeout(done, due - now);
         const onAbort = (): void => {
           done();
         };
@@ -127,10 +118,35 @@ export class ReportWriter {
     }
   }
 
+  private async write(signal: AbortSignal): Promise<void> {
+    const why = this.dirty ? 'change' : 'renew';
+    this.dirty = false;
+    try {
+      await this.o.rest.request('PATCH', this.path(), {
+        body: JSON.stringify(this.body()),
+        contentType: applyPatch,
+        signal,
+        query: { fieldManager: 'outrigger-prober', force: 'true' },
+      });
+      this.writtenAt = this.o.clock.now();
+      this.failures = 0;
+      this.retryAt = 0;
+      this.o.onWrite?.(why);
+    } catch (err) {
+      if (why === 'change') this.dirty = true;
+      this.o.log.warn(
+        { err: String(err), report: this.o.name, failures: this.failures + 1 },
+        'writing the prober report failed',
+      );
+      this.retryAt = this.o.clock.now() + Math.min(this.o.renewMs, 1000 * 2 ** this.failures);
+      this.failures++;
+    }
+  }
+
   /** Removes the report (this replica leads now, or stops): its backends go to other standbys. */
   async remove(): Promise<void> {
     try {
-      await this.o.rest.request('DELETE', this.path());
+      await this.o.rest.request('DELETE', this.path(), { signal: AbortSignal.timeout(5000) });
     } catch (err) {
       this.o.log.info(
         { err: String(err), report: this.o.name },

@@ -35,10 +35,12 @@ function view(o: {
   reports: () => CachedProberReport[];
   own: (ip: string) => AddressHealth;
   now: () => number;
+  probersPerAddress?: number;
 }) {
   return new QuorumView({
     reports: { list: () => o.reports() },
     self: 'leader',
+    probersPerAddress: o.probersPerAddress ?? 3,
     zone: () => 'zone-a',
     now: o.now,
     ownTargets: () => [[key, new Set(ips.map((ip) => `${key}/${ip}`))] as const],
@@ -124,5 +126,37 @@ describe('QuorumView', () => {
     v.partitioned();
     now = 9000;
     expect(v.partitioned().set.size).toBe(0);
+  });
+
+  it('counts only the standbys assigned to the backend, and none for a backend that asked for the leader alone', () => {
+    // Two probers per address: the leader and one of the two standbys.
+    const reports = [report('b', [ips[0] ?? ''], 1e9), report('c', [ips[0] ?? ''], 1e9)];
+    const v = view({
+      reports: () => reports,
+      own: () => healthy,
+      now: () => 0,
+      probersPerAddress: 2,
+    });
+    const d = v.decide(key, ips[0] ?? '', healthy, 0);
+    expect((d?.verdict.healthy ?? 0) + (d?.verdict.against ?? 0)).toBe(2);
+    // Both fail it, but only the assigned one's ballot counts: 1–1, it stays.
+    expect(d?.health.state).toBe('Healthy');
+    expect(v.decide(key, ips[0] ?? '', healthy, 0, 1)).toBeUndefined();
+  });
+
+  it('dates a state the leader does not share from when the decision changed', () => {
+    let failing3: string[] = [];
+    const v = view({
+      reports: () => [report('b', failing3, 1e9), report('c', failing3, 1e9)],
+      own: () => failing,
+      now: () => 0,
+    });
+    // The leader has failed it since 0; at 1000 both standbys reach it again: Healthy since 1000.
+    failing3 = [ips[0] ?? ''];
+    expect(v.decide(key, ips[0] ?? '', failing, 500)?.health.state).toBe('Unhealthy');
+    failing3 = [];
+    const back = v.decide(key, ips[0] ?? '', failing, 1000);
+    expect(back?.health).toMatchObject({ state: 'Healthy', since: 1000 });
+    expect(v.decide(key, ips[0] ?? '', failing, 1500)?.health.since).toBe(1000);
   });
 });

@@ -4,6 +4,7 @@
 import type { CachedProberReport } from '../../api/resources.ts';
 import type { AddressHealth } from '../../health/state.ts';
 import {
+  assignProbers,
   decide,
   dissent,
   isPartitioned,
@@ -20,6 +21,8 @@ export interface QuorumViewOptions {
   readonly reports: ReportCache;
   /** This replica's name: its own report (from before it led) is not a standby's. */
   readonly self: string;
+  /** --probers-per-address: the leader and this many less one standbys check a backend. */
+  readonly probersPerAddress: number;
   readonly zone: () => string | undefined;
   readonly now: () => number;
   /** The leader's own checks: each backend's target keys, and a target's health. */
@@ -53,6 +56,8 @@ export class QuorumView {
   };
   /** Since when each prober's view has disagreed with its standing (partitioned or not). */
   private readonly turning = new Map<string, number>();
+  /** Each address's decided state and since when ("<backend>/<ip>"); pruned with the targets. */
+  private readonly flips = new Map<string, { unhealthy: boolean; since: number }>();
 
   constructor(o: QuorumViewOptions) {
     this.o = o;
@@ -69,16 +74,38 @@ export class QuorumView {
       );
   }
 
+  /**
+   * The fresh reports of the standbys assigned to a backend (as they assign themselves): a report
+   * that covers a backend it was not given counts for nothing, so a compromised standby votes on
+   * its own backends only, and not at all on a backend that asked for the leader alone.
+   */
+  private assigned(
+    fresh: readonly CachedProberReport[],
+    backendKey: string,
+    maxProbers: number | undefined,
+  ): CachedProberReport[] {
+    const count = Math.min(this.o.probersPerAddress, maxProbers ?? this.o.probersPerAddress) - 1;
+    const names = new Set(
+      assignProbers(
+        backendKey,
+        fresh.map((r) => r.metadata?.name ?? ''),
+        count,
+      ),
+    );
+    return fresh.filter((r) => names.has(r.metadata?.name ?? ''));
+  }
+
   private ballots(
     fresh: readonly CachedProberReport[],
     backendKey: string,
     ip: string,
     own: AddressHealth | undefined,
+    maxProbers?: number,
   ): Ballot[] {
     const out: Ballot[] = [
       { prober: this.o.self, unhealthy: own?.state === 'Unhealthy', zone: this.o.zone() },
     ];
-    for (const r of fresh) {
+    for (const r of this.assigned(fresh, backendKey, maxProbers)) {
       const failing = r.report?.backends.get(backendKey);
       if (failing === undefined) continue;
       out.push({
@@ -96,9 +123,14 @@ export class QuorumView {
     if (now - this.partitions.at < (this.o.partitionEveryMs ?? 1000)) return this.partitions;
     const fresh = this.fresh();
     const all: Ballot[][] = [];
+    const present = new Set<string>();
     for (const [backendKey, targets] of this.o.ownTargets())
-      for (const t of targets)
+      for (const t of targets) {
+        present.add(t);
         all.push(this.ballots(fresh, backendKey, ipOfTarget(t), this.o.ownHealth(t)));
+      }
+    // A flip's key is its target's ("<namespace>/<name>/<ip>"): gone with the target.
+    for (const k of this.flips.keys()) if (!present.has(k)) this.flips.delete(k);
     const d = dissent(all);
     const hold = this.o.partitionHoldMs ?? defaultPartitionHoldMs;
     const set = new Set<string>();
@@ -130,11 +162,19 @@ export class QuorumView {
     ip: string,
     own: AddressHealth | undefined,
     now: number,
+    maxProbers?: number,
   ): Decided | undefined {
     const fresh = this.fresh();
-    const ballots = this.ballots(fresh, backendKey, ip, own);
+    const ballots = this.ballots(fresh, backendKey, ip, own, maxProbers);
     if (ballots.length < 2) return undefined;
     const verdict = decide(ballots, this.partitioned().set);
+    // When the decided state last changed: the `since` of a state the leader's own checks do not
+    // share (the backup hand-back counts from it, status shows it).
+    const flipKey = `${backendKey}/${ip}`;
+    const flip = this.flips.get(flipKey);
+    if (flip?.unhealthy !== verdict.unhealthy)
+      this.flips.set(flipKey, { unhealthy: verdict.unhealthy, since: now });
+    const decidedSince = this.flips.get(flipKey)?.since ?? now;
     const base = own ?? {
       state: 'Unknown' as const,
       successes: 0,
@@ -149,11 +189,13 @@ export class QuorumView {
       health: verdict.unhealthy
         ? {
             ...base,
+            since: decidedSince,
             state: 'Unhealthy',
             message: `${String(verdict.against)} of ${String(total)} probers see it fail${base.message ? ` (${base.message})` : ''}`,
           }
         : {
             ...base,
+            since: base.state === 'Unhealthy' ? decidedSince : base.since,
             state: base.state === 'Unhealthy' ? 'Healthy' : base.state,
             message: `${String(verdict.healthy)} of ${String(total)} probers reach it${base.message ? `; this one fails: ${base.message}` : ''}`,
           },
