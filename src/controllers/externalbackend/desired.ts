@@ -176,6 +176,20 @@ function sliceEndpoint(a: V1EndpointAddress, conditions: Conditions): V1Endpoint
 }
 
 /**
+ * The zones an address is hinted for: its own, unless every prober of its own zone sees it fail
+ * while probers of other zones reach it (a zone's path to it is cut, not the server); then the
+ * zones that reach it, so that kube-proxy in its own zone, with trafficDistribution PreferSameZone,
+ * sends its connections to the zone's other servers rather than to one it cannot reach.
+ * Measured in e2e/quorum-zones.e2e.test.ts; only probers that are counted (not partitioned) shape it.
+ */
+export function hintZones(v: AddressView, zone: string): string[] {
+  const p = v.probers;
+  if (p === undefined || p.zonesHealthy.length === 0) return [zone];
+  const cut = p.zonesUnhealthy.includes(zone) && !p.zonesHealthy.includes(zone);
+  return cut ? [...p.zonesHealthy] : [zone];
+}
+
+/**
  * Every endpoint to publish in slices, by address family: published addresses, then pods. Each
  * address carries its zone; when every endpoint of its family has one, each also hints its own
  * zone, as the endpointslice controller does for trafficDistribution, so that kube-proxy keeps a
@@ -206,7 +220,7 @@ export function sliceEndpoints(
     ),
     ...(v.zone !== undefined ? { zone: v.zone } : {}),
     ...(v.zone !== undefined && !unzoned.has(familyOf(v.ip))
-      ? { hints: { forZones: [{ name: v.zone }] } }
+      ? { hints: { forZones: hintZones(v, v.zone).map((name) => ({ name })) } }
       : {}),
   }));
   for (const s of pods) {
