@@ -4,7 +4,8 @@
 // zone-b and one in zone-a. When zone-b's path to one of its own servers is cut (in zone-b's node
 // only), the two probers split 1–1 and the server stays published; what decides whether zone-b's
 // clients keep failing is its hint. Measured here: connections from zone-b's node before the
-// probers' verdict (the hint is zone-b) and after (the hint is the zone that reaches it).
+// probers' verdict (both replicas paused: the hint stays zone-b) and after (the hint is the zone
+// that reaches it).
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from '@jest/globals';
 import { CoreV1Api, CustomObjectsApi } from '@kubernetes/client-node';
@@ -105,9 +106,10 @@ beforeAll(async () => {
         [
           '--leader-elect',
           '--leader-election-namespace=default',
-          '--leader-elect-lease-duration=4s',
-          '--leader-elect-renew-deadline=3s',
-          '--leader-elect-retry-period=500ms',
+          // Long enough to hold through the test's pause of both replicas (below).
+          '--leader-elect-lease-duration=40s',
+          '--leader-elect-renew-deadline=30s',
+          '--leader-elect-retry-period=2s',
           '--probers-per-address=2',
           `--pod-name=r-${node.nodeName}`,
           `--node-name=${node.nodeName}`,
@@ -185,10 +187,18 @@ suite('zone hints shaped by the probers', () => {
 
     const route = (op: 'add' | 'del') =>
       ip(['netns', 'exec', nodeB.netns, 'ip', 'route', op, 'blackhole', `${b1}/32`]);
+    // Without the probers' verdict: both replicas paused (SIGSTOP) before the cut, so what is
+    // published stays as it was, hint zone-b included: the steady state of a zone whose path to
+    // one of its own servers is cut, when the hints ignore it.
+    for (const r of replicas) process.kill(r.pid, 'SIGSTOP');
     route('add');
     try {
-      // Before the probers' verdict, zone-b's hint still sends it about half its connections.
-      const before = await failures(nodeB, 20);
+      let before: number;
+      try {
+        before = await failures(nodeB, 20);
+      } finally {
+        for (const r of replicas) process.kill(r.pid, 'SIGCONT');
+      }
       await waitFor(
         'the split in status',
         async () => {
@@ -209,7 +219,7 @@ suite('zone hints shaped by the probers', () => {
       const afterA = await failures(nodeA, 20);
       const a = (await status()).addresses?.find((x) => x.ip === b1);
       console.log(
-        `zone-b cut from ${b1}: ${String(before)}/20 of zone-b's connections failed while its hint was zone-b; ` +
+        `zone-b cut from ${b1}: ${String(before)}/20 of zone-b's connections failed with its hint zone-b (replicas paused); ` +
           `after the probers' verdict (hint zone-a): ${String(afterB)}/40 from zone-b, ${String(afterA)}/20 from zone-a; ` +
           `${b1} published ready: ${String(a?.ready)} (probers ${JSON.stringify(a?.probers)})`,
       );
