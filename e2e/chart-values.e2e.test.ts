@@ -427,6 +427,32 @@ local('the chart values', () => {
     ]);
   });
 
+  it('render a quorum only when asked, and a release from before quorum.* as one prober', () => {
+    const deployment = (values: unknown) => {
+      const r = render(values);
+      expect(r.status).toBe(0);
+      const all = docs(r.out);
+      return { all, text: JSON.stringify(all.find((d) => d.kind === 'Deployment')) };
+    };
+    // A release upgraded with --reuse-values from a chart before quorum.* has no such key.
+    for (const values of [{}, { quorum: null }]) {
+      const { all, text } = deployment(values);
+      expect(text).toContain('--probers-per-address=1');
+      expect(text).not.toContain('POD_NAME');
+      expect(all.some((d) => d.metadata?.name?.endsWith('-prober-reports') === true)).toBe(false);
+    }
+    const three = deployment({ replicaCount: 3, quorum: { probersPerAddress: 3 } });
+    expect(three.text).toContain('--probers-per-address=3');
+    expect(three.text).toContain('"name":"POD_NAME"');
+    expect(three.text).toContain('"fieldPath":"spec.nodeName"');
+    expect(
+      three.all
+        .filter((d) => d.metadata?.name === `${release}-outrigger-prober-reports`)
+        .map((d) => d.kind),
+    ).toEqual(['Role', 'RoleBinding']);
+    expect(admitted(three.all)).toMatchObject({ status: 0 });
+  });
+
   it('render every override users reach for into objects the API server accepts', () => {
     const digest = `sha256:${'a'.repeat(64)}`;
     const values = {
