@@ -15,6 +15,7 @@ import { dataPlaneUnavailable, nodeRange, startNode, type Node } from './harness
 import { createBackendNetwork, type BackendNetwork, type Server } from './harness/netns.ts';
 import { startOperator, type OperatorProcess } from './harness/operator.ts';
 import { teardown, waitFor } from './helpers.ts';
+import { connections, programmed as programmedFor } from './harness/traffic.ts';
 import { describeUnless } from './skips.ts';
 
 const skipReason = dataPlaneUnavailable();
@@ -98,15 +99,8 @@ afterAll(async () => {
 
 const at = (ip: string) => [`${ip}:${String(port)}`];
 
-async function programmed(want: readonly string[], what: string, ms = 60_000): Promise<number> {
-  await waitFor(
-    what,
-    () => Promise.resolve(node.programmedEndpoints(ns, 'db').join() === want.join() || undefined),
-    ms,
-    50,
-  );
-  return Date.now();
-}
+const programmed = (want: readonly string[], what: string, ms = 60_000) =>
+  programmedFor(node, ns, 'db', want, what, ms, 50);
 
 async function backupCondition(): Promise<{ status?: string; reason?: string } | undefined> {
   const xb = (await objects.getNamespacedCustomObject({
@@ -119,36 +113,9 @@ async function backupCondition(): Promise<{ status?: string; reason?: string } |
   return xb.status?.conditions?.find((c) => c.type === 'BackupActive');
 }
 
-/**
- * Opens a connection to the Service every 100 ms for `seconds`, from the node, and returns when
- * each started and whether it connected (a refused or timed-out one fails).
- */
-function connectLoop(seconds: number): Promise<{ at: number; ok: boolean }[]> {
-  const script = `
-    const net = require('node:net');
-    const out = [];
-    const end = Date.now() + ${String(seconds * 1000)};
-    const one = () => {
-      if (Date.now() >= end) { console.log(JSON.stringify(out)); return; }
-      const started = Date.now();
-      const s = net.connect({ host: ${JSON.stringify(clusterIP)}, port: ${String(port)}, timeout: 1000 });
-      let done = false;
-      const next = (ok) => {
-        if (done) return;
-        done = true;
-        s.destroy();
-        out.push({ at: started, ok });
-        setTimeout(one, Math.max(0, 100 - (Date.now() - started)));
-      };
-      s.once('connect', () => next(true));
-      s.once('timeout', () => next(false));
-      s.once('error', () => next(false));
-    };
-    one();`;
-  return node
-    .exec(process.execPath, ['-e', script], (seconds + 15) * 1000)
-    .then((r) => JSON.parse(r.stdout.trim()) as { at: number; ok: boolean }[]);
-}
+/** A connection to the Service every 100 ms for `seconds`, from the node: when each started, and how it went. */
+const connectLoop = (seconds: number) =>
+  connections(node, clusterIP, port, { seconds, spacingMs: 100, timeoutMs: 1000 });
 
 suite('backup servers through kube-proxy', () => {
   it('the backup stands by while the primary serves, takes over when it dies, and hands back when it returns', async () => {

@@ -16,7 +16,8 @@ import { startCluster, type Cluster } from './harness/controlplane.ts';
 import { dataPlaneUnavailable, nodeRange, startNode, type Node } from './harness/dataplane.ts';
 import { createBackendNetwork, type BackendNetwork, type Server } from './harness/netns.ts';
 import { startOperator, type OperatorProcess } from './harness/operator.ts';
-import { teardown, waitFor } from './helpers.ts';
+import { teardown } from './helpers.ts';
+import { connections, programmed as programmedFor } from './harness/traffic.ts';
 import { describeUnless } from './skips.ts';
 
 const skipReason = dataPlaneUnavailable();
@@ -122,29 +123,13 @@ afterAll(async () => {
 
 const at = (...ips: string[]) => ips.map((ip) => `${ip}:${String(port)}`).sort();
 
-async function programmed(node: Node, want: readonly string[], what: string): Promise<void> {
-  await waitFor(
-    what,
-    () => Promise.resolve(node.programmedEndpoints(ns, 'web').join() === want.join() || undefined),
-    60_000,
-  );
-}
+const programmed = (node: Node, want: readonly string[], what: string) =>
+  programmedFor(node, ns, 'web', want, what);
 
 /** Opens `count` connections, one after another, from a node to the Service's ClusterIP. */
 async function connect(node: Node, count: number): Promise<void> {
-  const script = `
-    const net = require('node:net');
-    let left = ${String(count)};
-    const one = () => {
-      const s = net.connect({ host: ${JSON.stringify(clusterIP)}, port: 80, timeout: 2000 });
-      const next = (ok) => { s.destroy(); if (!ok) { console.log('failed'); process.exit(1); } if (--left > 0) one(); else console.log('ok'); };
-      s.once('connect', () => next(true));
-      s.once('timeout', () => next(false));
-      s.once('error', () => next(false));
-    };
-    one();`;
-  const r = await node.exec(process.execPath, ['-e', script], 30_000);
-  expect(r.stdout.trim()).toBe('ok');
+  const attempts = await connections(node, clusterIP, 80, { count, timeoutMs: 2000 });
+  expect(attempts.filter((a) => !a.ok)).toEqual([]);
 }
 
 suite('zones through kube-proxy: trafficDistribution PreferSameZone', () => {

@@ -15,8 +15,9 @@ import { startCluster, type Cluster } from './harness/controlplane.ts';
 import { installCrd } from './harness/crd.ts';
 import { dataPlaneUnavailable, startNode, type Node } from './harness/dataplane.ts';
 import { createBackendNetwork, ip, type BackendNetwork, type Server } from './harness/netns.ts';
-import { startOperator, type OperatorProcess } from './harness/operator.ts';
+import { startReplicaInNode, type OperatorProcess } from './harness/operator.ts';
 import { teardown, waitFor } from './helpers.ts';
+import { connections, programmed as programmedFor } from './harness/traffic.ts';
 import { describeUnless } from './skips.ts';
 
 const skipReason = dataPlaneUnavailable();
@@ -101,26 +102,17 @@ beforeAll(async () => {
   });
   for (const node of [nodeA, nodeB])
     replicas.push(
-      await startOperator(
-        node.kubeconfig,
+      await startReplicaInNode(
+        node,
+        `r-${node.nodeName}`,
         [
-          '--leader-elect',
-          '--leader-election-namespace=default',
           // Long enough to hold through the test's pause of both replicas (below).
           '--leader-elect-lease-duration=40s',
           '--leader-elect-renew-deadline=30s',
           '--leader-elect-retry-period=2s',
           '--probers-per-address=2',
-          `--pod-name=r-${node.nodeName}`,
-          `--node-name=${node.nodeName}`,
-          '--status-batch-period=0',
         ],
         join(dir, `r-${node.nodeName}.log`),
-        {
-          installCrd: false,
-          bindHost: node.ip,
-          wrap: (argv) => ['ip', 'netns', 'exec', node.netns, ...argv],
-        },
       ),
     );
 }, 600_000);
@@ -139,34 +131,12 @@ afterAll(async () => {
 
 const at = (...ips: string[]) => ips.map((x) => `${x}:${String(port)}`).sort();
 
-async function programmed(node: Node, want: readonly string[], what: string): Promise<void> {
-  await waitFor(
-    what,
-    () => Promise.resolve(node.programmedEndpoints(ns, 'web').join() === want.join() || undefined),
-    60_000,
-  );
-}
+const programmed = (node: Node, want: readonly string[], what: string) =>
+  programmedFor(node, ns, 'web', want, what);
 
 /** Opens `count` connections from a node to the Service, one after another; how many failed. */
 async function failures(node: Node, count: number): Promise<number> {
-  const script = `
-    const net = require('node:net');
-    let left = ${String(count)}, failed = 0;
-    const one = () => {
-      const s = net.connect({ host: ${JSON.stringify(clusterIP)}, port: 80, timeout: 1000 });
-      let done = false;
-      const next = (ok) => {
-        if (done) return; done = true; s.destroy();
-        if (!ok) failed++;
-        if (--left > 0) one(); else console.log(String(failed));
-      };
-      s.once('connect', () => next(true));
-      s.once('timeout', () => next(false));
-      s.once('error', () => next(false));
-    };
-    one();`;
-  const r = await node.exec(process.execPath, ['-e', script], 60_000);
-  return Number(r.stdout.trim());
+  return (await connections(node, clusterIP, 80, { count })).filter((a) => !a.ok).length;
 }
 
 async function status(): Promise<ExternalBackendStatus> {

@@ -21,7 +21,7 @@ import { startCluster, type Cluster } from './harness/controlplane.ts';
 import { installCrd } from './harness/crd.ts';
 import { dataPlaneUnavailable, startNode, type Node } from './harness/dataplane.ts';
 import { createBackendNetwork, ip, type BackendNetwork, type Server } from './harness/netns.ts';
-import { startOperator, type OperatorProcess } from './harness/operator.ts';
+import { startReplicaInNode, type OperatorProcess } from './harness/operator.ts';
 import { teardown, waitFor } from './helpers.ts';
 import { describeUnless } from './skips.ts';
 
@@ -110,25 +110,16 @@ beforeAll(async () => {
   });
   for (const node of nodes) {
     const name = `r-${node.nodeName.slice(2)}`;
-    const op = await startOperator(
-      node.kubeconfig,
+    const op = await startReplicaInNode(
+      node,
+      name,
       [
-        '--leader-elect',
-        '--leader-election-namespace=default',
         '--leader-elect-lease-duration=4s',
         '--leader-elect-renew-deadline=3s',
         '--leader-elect-retry-period=500ms',
         '--probers-per-address=3',
-        `--pod-name=${name}`,
-        `--node-name=${node.nodeName}`,
-        '--status-batch-period=0',
       ],
       join(dir, `${name}.log`),
-      {
-        installCrd: false,
-        bindHost: node.ip,
-        wrap: (argv) => ['ip', 'netns', 'exec', node.netns, ...argv],
-      },
     );
     replicas.set(name, { node, op });
   }

@@ -209,3 +209,38 @@ export function scrapeSecure(
     req.end();
   });
 }
+
+/**
+ * One replica of a quorum inside a node's namespace, as its pod on that Node would run: the
+ * node's address and credentials, its pod and Node names, leader election in `default`, and
+ * status written at once. `args` add the rest (lease timings, --probers-per-address).
+ */
+export function startReplicaInNode(
+  node: {
+    readonly netns: string;
+    readonly nodeName: string;
+    readonly ip: string;
+    readonly kubeconfig: string;
+  },
+  name: string,
+  args: readonly string[],
+  logPath: string,
+): Promise<OperatorProcess> {
+  return startOperator(
+    node.kubeconfig,
+    [
+      '--leader-elect',
+      '--leader-election-namespace=default',
+      `--pod-name=${name}`,
+      `--node-name=${node.nodeName}`,
+      '--status-batch-period=0',
+      ...args,
+    ],
+    logPath,
+    {
+      installCrd: false,
+      bindHost: node.ip,
+      wrap: (argv) => ['ip', 'netns', 'exec', node.netns, ...argv],
+    },
+  );
+}

@@ -249,32 +249,13 @@ export function writeGuardPolicies(
   // RBAC cannot limit `create` to a name, so the operator's ClusterRole may create any
   // ExternalBackendPolicy: a compromised process could grant itself (and every tenant) any range
   // through a grant object of its own. The only one it writes is the compiled one.
-  const grantsPolicy: Manifest = {
-    apiVersion: 'admissionregistration.k8s.io/v1',
-    kind: 'ValidatingAdmissionPolicy',
-    metadata: { name: `${name}-grants` },
-    spec: {
-      failurePolicy: 'Fail',
-      matchConstraints: {
-        resourceRules: [
-          {
-            apiGroups: [group],
-            apiVersions: ['*'],
-            operations: ['CREATE', 'UPDATE', 'DELETE'],
-            resources: ['externalbackendpolicies'],
-          },
-        ],
-      },
-      matchConditions: [{ name: 'outrigger-serviceaccount', expression: c.isOperator }],
-      validations: [
-        {
-          expression: `request.name == ${str(effectivePolicyName)}`,
-          reason: 'Forbidden',
-          messageExpression: `'outrigger may write only the ExternalBackendPolicy ${effectivePolicyName} (the grants it compiles), not ' + request.name`,
-        },
-      ],
+  const grantsPolicy = ownResourcePolicy(`${name}-grants`, 'externalbackendpolicies', c, [
+    {
+      expression: `request.name == ${str(effectivePolicyName)}`,
+      reason: 'Forbidden',
+      messageExpression: `'outrigger may write only the ExternalBackendPolicy ${effectivePolicyName} (the grants it compiles), not ' + request.name`,
     },
-  };
+  ]);
   // Every replica runs as the one ServiceAccount, so RBAC lets each write every ProberReport: a
   // compromised replica could forge the others' votes. A token issued for a pod names that pod
   // (the user's extra authentication.kubernetes.io/pod-name), and a replica's report is named
@@ -282,48 +263,34 @@ export function writeGuardPolicies(
   // (its partition) is a subresource, not matched here.
   const podName = "request.userInfo.?extra[?'authentication.kubernetes.io/pod-name'].orValue([])";
   const nodeName = "request.userInfo.?extra[?'authentication.kubernetes.io/node-name'].orValue([])";
-  const reportsPolicy: Manifest = {
-    apiVersion: 'admissionregistration.k8s.io/v1',
-    kind: 'ValidatingAdmissionPolicy',
-    metadata: { name: `${name}-reports` },
-    spec: {
-      failurePolicy: 'Fail',
-      matchConstraints: {
-        resourceRules: [
-          {
-            apiGroups: [group],
-            apiVersions: ['*'],
-            operations: ['CREATE', 'UPDATE', 'DELETE'],
-            resources: [proberReportPlural],
-          },
-        ],
+  const reportsPolicy = ownResourcePolicy(
+    `${name}-reports`,
+    proberReportPlural,
+    c,
+    [
+      {
+        expression: c.ownNamespace,
+        reason: 'Forbidden',
+        messageExpression: `'outrigger writes ProberReports in its own namespace only, not ' + request.namespace`,
       },
-      matchConditions: [{ name: 'outrigger-serviceaccount', expression: c.isOperator }],
-      variables: [
-        { name: 'pod', expression: podName },
-        { name: 'node', expression: nodeName },
-      ],
-      validations: [
-        {
-          expression: c.ownNamespace,
-          reason: 'Forbidden',
-          messageExpression: `'outrigger writes ProberReports in its own namespace only, not ' + request.namespace`,
-        },
-        {
-          expression: 'size(variables.pod) == 1 && variables.pod[0] == request.name',
-          reason: 'Forbidden',
-          messageExpression: `size(variables.pod) == 1 ? 'a replica may write only its own ProberReport (' + variables.pod[0] + '), not ' + request.name : 'a ProberReport is written with a token bound to the pod of its replica, whose name it has: this token names no pod'`,
-        },
-        {
-          // Where the token names the Node too, the report may not claim another (its zone).
-          expression:
-            "request.operation == 'DELETE' || size(variables.node) == 0 || !has(object.spec.nodeName) || object.spec.nodeName == variables.node[0]",
-          reason: 'Forbidden',
-          messageExpression: `'a ProberReport names the Node its replica runs on (' + variables.node[0] + ')'`,
-        },
-      ],
-    },
-  };
+      {
+        expression: 'size(variables.pod) == 1 && variables.pod[0] == request.name',
+        reason: 'Forbidden',
+        messageExpression: `size(variables.pod) == 1 ? 'a replica may write only its own ProberReport (' + variables.pod[0] + '), not ' + request.name : 'a ProberReport is written with a token bound to the pod of its replica, whose name it has: this token names no pod'`,
+      },
+      {
+        // Where the token names the Node too, the report may not claim another (its zone).
+        expression:
+          "request.operation == 'DELETE' || size(variables.node) == 0 || !has(object.spec.nodeName) || object.spec.nodeName == variables.node[0]",
+        reason: 'Forbidden',
+        messageExpression: `'a ProberReport names the Node its replica runs on (' + variables.node[0] + ')'`,
+      },
+    ],
+    [
+      { name: 'pod', expression: podName },
+      { name: 'node', expression: nodeName },
+    ],
+  );
   const binding = (policy: string, paramRef?: Manifest): Manifest => ({
     apiVersion: 'admissionregistration.k8s.io/v1',
     kind: 'ValidatingAdmissionPolicyBinding',
@@ -357,4 +324,38 @@ function ruleText(r: (typeof resources)[number]): string {
   if (r === 'endpoints')
     return `${owned}, or (selector mode, in its namespaces) labelled ${labelEndpointsManagedBy}=${managerName} and not controlled by anything else`;
   return `${owned}, named <service>-outrigger-ipv4|ipv6[-n] after the Service in ${labelServiceName}`;
+}
+
+/**
+ * A policy on the operator's own writes of one resource of outrigger.dev (create, update,
+ * delete; not its subresources).
+ */
+function ownResourcePolicy(
+  name: string,
+  resource: string,
+  c: WriteGuardCel,
+  validations: readonly Manifest[],
+  variables?: readonly Manifest[],
+): Manifest {
+  return {
+    apiVersion: 'admissionregistration.k8s.io/v1',
+    kind: 'ValidatingAdmissionPolicy',
+    metadata: { name },
+    spec: {
+      failurePolicy: 'Fail',
+      matchConstraints: {
+        resourceRules: [
+          {
+            apiGroups: [group],
+            apiVersions: ['*'],
+            operations: ['CREATE', 'UPDATE', 'DELETE'],
+            resources: [resource],
+          },
+        ],
+      },
+      matchConditions: [{ name: 'outrigger-serviceaccount', expression: c.isOperator }],
+      ...(variables !== undefined ? { variables } : {}),
+      validations,
+    },
+  };
 }
