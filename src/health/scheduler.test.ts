@@ -1,6 +1,7 @@
 import { afterEach, describe, expect, it } from '@jest/globals';
 import { FakeClock, settle } from '../runtime/clock.test-helpers.ts';
 import { DenyList } from '../net/denylist.ts';
+import { currentConcern, withConcern } from '../runtime/errors.ts';
 import type { ProbeResult } from './probe.ts';
 import { ProbeScheduler, type Target } from './scheduler.ts';
 
@@ -203,5 +204,46 @@ describe('ProbeScheduler', () => {
     // How long each waited for its slot.
     expect(lags).toEqual([0, 0, 0.005, 0.01, 0.015, 0.02, 0.025, 0.03, 0.035, 0.04]);
     for (const r of release.splice(0)) r();
+  });
+
+  it("runs each probe as its own address's work, also one started by another's finishing", async () => {
+    const clock = new FakeClock(0);
+    const seen: string[] = [];
+    const release: (() => void)[] = [];
+    scheduler = new ProbeScheduler({
+      denyList: new DenyList([]),
+      concurrency: 1,
+      clock,
+      random: () => 0.5,
+      onResult: () => undefined,
+      probe: async (spec) => {
+        seen.push(`${spec.ip} in ${currentConcern()?.probe ?? 'none'}`);
+        await new Promise<void>((resolve) => release.push(resolve));
+        // What the probe's own callbacks see, once its socket answers.
+        seen.push(`${spec.ip} after in ${currentConcern()?.probe ?? 'none'}`);
+        return ok();
+      },
+    });
+    // Added from inside a reconcile's concern, which the probes must not inherit.
+    withConcern({ controller: 'externalbackend', object: 'ns/xb' }, () => {
+      scheduler?.upsert(
+        target('a', { tenant: ['ns1', 'xb'], spec: { kind: 'tcp', ip: '10.0.0.1', port: 80 } }),
+      );
+      scheduler?.upsert(
+        target('b', { tenant: ['ns2', 'xb'], spec: { kind: 'tcp', ip: '10.0.0.2', port: 80 } }),
+      );
+    });
+    await clock.advance(50);
+    // One slot: b waits for a, and starts when a's probe finishes.
+    release.shift()?.();
+    await settle();
+    release.shift()?.();
+    await settle();
+    expect(seen).toEqual([
+      '10.0.0.1 in a',
+      '10.0.0.1 after in a',
+      '10.0.0.2 in b',
+      '10.0.0.2 after in b',
+    ]);
   });
 });

@@ -1,5 +1,5 @@
 import { realClock, type Clock, type Timer } from '../runtime/clock.ts';
-import { withConcern } from '../runtime/errors.ts';
+import { concernRunner } from '../runtime/errors.ts';
 import type { DenyList } from '../net/denylist.ts';
 import { FairPool, type Tenant } from '../runtime/fairpool.ts';
 import { probe, type ProbeResult, type ProbeSpec } from './probe.ts';
@@ -63,10 +63,18 @@ function isStopped(run: Running): boolean {
 }
 
 interface Running {
-  target: Target;
+  readonly target: Target;
   health: AddressHealth;
   timer: Timer | undefined;
   stopped: boolean;
+  /** When the probe waiting in the pool was due (a target has one at a time). */
+  due: number;
+  /**
+   * The timer's callback and the pool's task, made once per target: at a thousand probes a second
+   * what each probe allocates is what the garbage collector costs.
+   */
+  readonly fire: () => void;
+  readonly attempt: () => Promise<void>;
 }
 
 /**
@@ -122,7 +130,21 @@ export class ProbeScheduler {
             message: kept.message,
           };
     if (existing !== undefined) this.stopOne(existing);
-    const run: Running = { target, health, timer: undefined, stopped: false };
+    // Everything a probe runs (its socket's callbacks too) is work on behalf of this address, so
+    // that an error escaping it is reported with the address (see runtime/errors.ts).
+    const inConcern = concernRunner({ probe: target.key });
+    const run: Running = {
+      target,
+      health,
+      timer: undefined,
+      stopped: false,
+      due: 0,
+      fire: () => {
+        run.due = this.clock.now();
+        this.pool.submit(target.tenant, run.attempt);
+      },
+      attempt: () => inConcern(() => this.attempt(run)),
+    };
     this.targets.set(target.key, run);
     this.schedule(run, this.random() * target.intervalMs);
   }
@@ -152,50 +174,43 @@ export class ProbeScheduler {
   }
 
   private schedule(run: Running, delayMs: number): void {
-    run.timer = this.clock.setTimeout(() => {
-      withConcern({ probe: run.target.key }, () => {
-        this.dispatch(run, this.clock.now());
-      });
-    }, delayMs);
+    run.timer = this.clock.setTimeout(run.fire, delayMs);
   }
 
-  private dispatch(run: Running, due: number): void {
+  /** One probe of `run`, from the pool; never rejects. */
+  private async attempt(run: Running): Promise<void> {
+    if (run.stopped) return;
     const t = run.target;
-    this.pool
-      .run(t.tenant, async () => {
-        if (run.stopped) return;
-        this.o.onLag?.(Math.max(0, this.clock.now() - due) / 1000);
-        try {
-          const result = await this.probe(
-            t.spec,
-            t.timeoutMs,
-            this.o.denyList,
-            t.nodeGrant === true ? { ports: [t.spec.port] } : undefined,
-          );
-          // Removed or redefined while the probe ran: its result belongs to nobody.
-          if (isStopped(run)) return;
-          const before = run.health;
-          run.health = observe(
-            run.health,
-            result.ok,
-            t.thresholds,
-            this.clock.now(),
-            result.message,
-            result.certificateNotAfter,
-          );
-          this.o.onResult(
-            t,
-            run.health,
-            result,
-            run.health.state !== before.state ||
-              run.health.certificateNotAfter !== before.certificateNotAfter,
-          );
-        } finally {
-          if (!isStopped(run)) this.schedule(run, t.intervalMs * (1 + (this.random() - 0.5) * 0.2));
-        }
-      })
-      .catch((err: unknown) => {
-        this.o.onError?.(t, err);
-      });
+    try {
+      this.o.onLag?.(Math.max(0, this.clock.now() - run.due) / 1000);
+      const result = await this.probe(
+        t.spec,
+        t.timeoutMs,
+        this.o.denyList,
+        t.nodeGrant === true ? { ports: [t.spec.port] } : undefined,
+      );
+      // Removed or redefined while the probe ran: its result belongs to nobody.
+      if (isStopped(run)) return;
+      const before = run.health;
+      run.health = observe(
+        run.health,
+        result.ok,
+        t.thresholds,
+        this.clock.now(),
+        result.message,
+        result.certificateNotAfter,
+      );
+      this.o.onResult(
+        t,
+        run.health,
+        result,
+        run.health.state !== before.state ||
+          run.health.certificateNotAfter !== before.certificateNotAfter,
+      );
+    } catch (err) {
+      this.o.onError?.(t, err);
+    } finally {
+      if (!isStopped(run)) this.schedule(run, t.intervalMs * (1 + (this.random() - 0.5) * 0.2));
+    }
   }
 }

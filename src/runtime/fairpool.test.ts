@@ -134,4 +134,15 @@ describe('FairPool', () => {
     expect(finished).toBe(1);
     expect(dropped).toBe(false);
   });
+
+  it('forgets idle tenants: a thousand namespaces that came and went leave at most a sweep’s worth', async () => {
+    const pool = new FairPool({ concurrency: 1 });
+    for (let i = 0; i < 3000; i++)
+      await pool.run([`ns-${String(i)}`, 'x'], () => Promise.resolve());
+    expect(pool.tenants).toBeGreaterThan(0);
+    expect(pool.tenants).toBeLessThanOrEqual(1024);
+    await pool.onIdle();
+    pool.clear();
+    expect(pool.tenants).toBe(0);
+  });
 });

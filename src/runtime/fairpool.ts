@@ -21,9 +21,8 @@ export interface FairPoolOptions {
 /** Who a task belongs to: [namespace, backend]. */
 export type Tenant = readonly [string, string];
 
-interface Task {
-  readonly run: () => Promise<void>;
-}
+/** A task the pool starts; it settles its own outcome and never rejects (see `submit`). */
+type Task = () => Promise<void>;
 
 /**
  * Keys that take turns: `take` picks, among the keys `ok` accepts, the one served least recently
@@ -47,6 +46,11 @@ class Ring<V> {
   delete(key: string): void {
     this.items.delete(key);
     this.served.delete(key);
+  }
+
+  /** Records that `key` was served now, as `take` does for the key it picks. */
+  touch(key: string): void {
+    this.served.set(key, this.turn++);
   }
 
   take(ok: (v: V) => boolean): [string, V] | undefined {
@@ -78,6 +82,16 @@ interface Namespace {
 }
 
 const hasTasks = (e: Entry): boolean => e.tasks.length > 0;
+const newNamespace = (): Namespace => ({ running: 0, queued: 0, backends: new Ring() });
+const newEntry = (): Entry => ({ running: 0, tasks: [] });
+
+/**
+ * How many tasks finish between two sweeps of the entries of tenants with nothing running and
+ * nothing queued. An entry is kept that long rather than deleted when its last task ends: at a
+ * thousand probes a second most tasks run alone, and building and deleting their tenant's entries
+ * (and resizing the maps that hold them) for each was a third of what a probe allocated.
+ */
+const sweepEvery = 1024;
 
 export class FairPool {
   private readonly concurrency: number;
@@ -85,6 +99,7 @@ export class FairPool {
   private readonly namespaces = new Ring<Namespace>();
   private running = 0;
   private queued = 0;
+  private finished = 0;
   private idle: (() => void)[] = [];
 
   constructor(o: FairPoolOptions) {
@@ -100,40 +115,42 @@ export class FairPool {
     return this.running;
   }
 
+  /** Namespaces remembered: those with work, and the idle ones the next sweep forgets. */
+  get tenants(): number {
+    return this.namespaces.items.size;
+  }
+
   /** Queues `task` for `tenant`; resolves or rejects with it once it has run. */
   run<T>(tenant: Tenant, task: () => Promise<T>): Promise<T> {
     return new Promise<T>((resolve, reject) => {
-      const [ns, backend] = tenant;
-      const n = this.namespaces.getOrAdd(ns, () => ({
-        running: 0,
-        queued: 0,
-        backends: new Ring(),
-      }));
-      const b = n.backends.getOrAdd(backend, () => ({ running: 0, tasks: [] }));
-      b.tasks.push({
-        run: async () => {
-          this.running++;
-          n.running++;
-          b.running++;
-          try {
-            resolve(await task());
-          } catch (err) {
-            reject(err instanceof Error ? err : new Error(String(err)));
-          } finally {
-            this.running--;
-            n.running--;
-            b.running--;
-            // An entry is kept while it has work so that its turn is remembered.
-            if (b.running === 0 && b.tasks.length === 0) n.backends.delete(backend);
-            if (n.running === 0 && n.backends.items.size === 0) this.namespaces.delete(ns);
-            this.pump();
-          }
-        },
-      });
-      this.queued++;
-      n.queued++;
-      this.pump();
+      this.submit(tenant, () =>
+        task().then(resolve, (err: unknown) => {
+          reject(err instanceof Error ? err : new Error(String(err)));
+        }),
+      );
     });
+  }
+
+  /**
+   * Queues `task` for `tenant` with no promise of its own, for callers that handle its outcome
+   * inside it (the prober: one promise fewer per probe). `task` must not reject; if it does, the
+   * rejection is dropped.
+   */
+  submit(tenant: Tenant, task: Task): void {
+    const [ns, backend] = tenant;
+    const n = this.namespaces.getOrAdd(ns, newNamespace);
+    const b = n.backends.getOrAdd(backend, newEntry);
+    // Nothing waits, so nobody has an earlier turn: start at once, as pump would.
+    if (this.queued === 0 && this.running < this.concurrency && n.running < this.perTenant) {
+      this.namespaces.touch(ns);
+      n.backends.touch(backend);
+      this.start(n, b, task);
+      return;
+    }
+    b.tasks.push(task);
+    this.queued++;
+    n.queued++;
+    this.pump();
   }
 
   /** Drops every task that has not started (their promises never settle). */
@@ -156,19 +173,41 @@ export class FairPool {
     return new Promise((resolve) => this.idle.push(resolve));
   }
 
+  private start(n: Namespace, b: Entry, task: Task): void {
+    this.running++;
+    n.running++;
+    b.running++;
+    const done = (): void => {
+      this.running--;
+      n.running--;
+      b.running--;
+      if (++this.finished % sweepEvery === 0) this.sweep();
+      this.pump();
+    };
+    task().then(done, done);
+  }
+
   private pump(): void {
-    while (this.running < this.concurrency) {
+    while (this.queued > 0 && this.running < this.concurrency) {
       const picked = this.namespaces.take((n) => n.running < this.perTenant && n.queued > 0);
       if (picked === undefined) break;
       const b = picked[1].backends.take(hasTasks);
       const task = b?.[1].tasks.shift();
-      if (task === undefined) break;
+      if (b === undefined || task === undefined) break;
       this.queued--;
       picked[1].queued--;
-      // run() settles its own promise and never rejects.
-      task.run().catch(() => undefined);
+      this.start(picked[1], b[1], task);
     }
     this.settleIdle();
+  }
+
+  /** Forgets the tenants that have nothing running and nothing queued. */
+  private sweep(): void {
+    for (const [key, n] of [...this.namespaces.items]) {
+      for (const [name, b] of [...n.backends.items])
+        if (b.running === 0 && b.tasks.length === 0) n.backends.delete(name);
+      if (n.running === 0 && n.backends.items.size === 0) this.namespaces.delete(key);
+    }
   }
 
   private settleIdle(): void {
