@@ -98,6 +98,17 @@ export interface ControllerFigures {
   readonly convergeWrites: Record<string, number>;
   readonly idleWrites: number;
   readonly convergeUnlimitedMs: number;
+  /**
+   * Where outrigger's cold start with the limiter off went, from its own log: until its first line
+   * (Node starting and loading the code), from there until its caches synced (the lists), and from
+   * there until the client-side watch saw every Endpoints right (the writes). Absent for
+   * kube-controller-manager and in older results.
+   */
+  readonly convergeUnlimitedPhases?: {
+    readonly startMs: number;
+    readonly listMs: number;
+    readonly writeMs: number;
+  };
   readonly churn: readonly Latency[];
   readonly churnUnlimited: Latency | undefined;
   readonly churnWrites: Record<string, number>;
@@ -186,6 +197,38 @@ const outrigger: UnderTest = {
     };
   },
 };
+
+/** The phases of a cold start, from the times of outrigger's first log line and its cache sync. */
+function coldStartPhases(
+  logText: string,
+  startedAt: number,
+  convergedAt: number,
+): ControllerFigures['convergeUnlimitedPhases'] {
+  let first: number | undefined;
+  let synced: number | undefined;
+  for (const line of logText.split('\n')) {
+    if (!line.startsWith('{')) continue;
+    let entry: { ts?: unknown; msg?: unknown };
+    try {
+      entry = JSON.parse(line) as { ts?: unknown; msg?: unknown };
+    } catch {
+      continue;
+    }
+    const at = typeof entry.ts === 'string' ? Date.parse(entry.ts) : NaN;
+    if (Number.isNaN(at)) continue;
+    first ??= at;
+    if (entry.msg === 'caches synced; starting controllers') {
+      synced = at;
+      break;
+    }
+  }
+  if (first === undefined || synced === undefined) return undefined;
+  return {
+    startMs: first - startedAt,
+    listMs: synced - first,
+    writeMs: convergedAt - synced,
+  };
+}
 
 function log(msg: string): void {
   process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${msg}\n`);
@@ -485,6 +528,14 @@ async function measure(
     await until('cold convergence, limiter off', () => tracker.converged, 1_800_000);
     const convergeUnlimitedMs = Date.now() - t1;
     log(`[${c.name}] converged (limiter off) in ${String(convergeUnlimitedMs)} ms`);
+    const phases =
+      ctl.logPath === undefined
+        ? undefined
+        : coldStartPhases(readFileSync(ctl.logPath, 'utf8'), t1, t1 + convergeUnlimitedMs);
+    if (phases !== undefined)
+      log(
+        `[${c.name}]   of it: start ${String(phases.startMs)} ms, lists until the caches synced ${String(phases.listMs)} ms, writes ${String(phases.writeMs)} ms`,
+      );
     let churnUnlimited: Latency | undefined;
     if (!skip.has('churn')) {
       churnUnlimited = await churn(kc, w, tracker, ctl.pid, 50, churnSeconds);
@@ -515,6 +566,7 @@ async function measure(
           (diffVerbs(v1, v2).get('WATCH') ?? 0) -
           (diffVerbs(v1, v2).get('GET') ?? 0),
         convergeUnlimitedMs,
+        ...(phases !== undefined ? { convergeUnlimitedPhases: phases } : {}),
         churn: latencies,
         churnUnlimited,
         churnWrites: Object.fromEntries(diffVerbs(v2, v3)),

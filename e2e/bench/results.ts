@@ -104,6 +104,17 @@ export function tableRows(r: BenchResult): string[][] {
     atMost(1.0, '≤ 1.0×'),
   );
   row('cold convergence, limiter off', (f) => f?.convergeUnlimitedMs, 'ms');
+  if (runs.some((x) => x.outrigger?.convergeUnlimitedPhases !== undefined)) {
+    const phase = (k: 'startMs' | 'listMs' | 'writeMs'): string =>
+      show(spread(runs.map((x) => x.outrigger?.convergeUnlimitedPhases?.[k])), 'ms', 0);
+    rows.push([
+      '  of it: Node starting, the lists until the caches synced, the writes (outrigger’s log)',
+      '',
+      `${phase('startMs')}; ${phase('listMs')}; ${phase('writeMs')}`,
+      '',
+      '',
+    ]);
+  }
   const floor = spread(runs.map((x) => x.rawFloorMs));
   const toFloor = spread(runs.map((x) => ratioOf(x.outrigger?.convergeUnlimitedMs, x.rawFloorMs)));
   rows.push([

@@ -1,5 +1,5 @@
 import { realClock, type Clock, type Timer } from '../runtime/clock.ts';
-import { concernRunner } from '../runtime/errors.ts';
+import { withConcern } from '../runtime/errors.ts';
 import type { DenyList } from '../net/denylist.ts';
 import { FairPool, type Tenant } from '../runtime/fairpool.ts';
 import { probe, type ProbeResult, type ProbeSpec } from './probe.ts';
@@ -130,9 +130,6 @@ export class ProbeScheduler {
             message: kept.message,
           };
     if (existing !== undefined) this.stopOne(existing);
-    // Everything a probe runs (its socket's callbacks too) is work on behalf of this address, so
-    // that an error escaping it is reported with the address (see runtime/errors.ts).
-    const inConcern = concernRunner({ probe: target.key });
     const run: Running = {
       target,
       health,
@@ -143,10 +140,17 @@ export class ProbeScheduler {
         run.due = this.clock.now();
         this.pool.submit(target.tenant, run.attempt);
       },
-      attempt: () => inConcern(() => this.attempt(run)),
+      attempt: () => this.attempt(run),
     };
     this.targets.set(target.key, run);
-    this.schedule(run, this.random() * target.intervalMs);
+    // Everything a probe runs (its socket's callbacks too) is work on behalf of this address, so
+    // that an error escaping it is reported with the address (see runtime/errors.ts). A timer
+    // keeps the context it was set in, and each probe sets the next one, so entering the concern
+    // here, once, covers every probe of the address; the pool runs a task that had to wait in the
+    // context it was submitted from.
+    withConcern({ probe: target.key }, () => {
+      this.schedule(run, this.random() * target.intervalMs);
+    });
   }
 
   remove(key: string): void {

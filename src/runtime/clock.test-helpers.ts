@@ -1,3 +1,4 @@
+import { AsyncResource } from 'node:async_hooks';
 import type { Clock, Timer } from './clock.ts';
 
 interface Pending {
@@ -34,7 +35,8 @@ export class FakeClock implements Clock {
   }
 
   setTimeout(fn: () => void, ms: number): Timer {
-    const t = { id: this.nextId++, at: this.time + Math.max(0, ms), fn };
+    // As Node's timers do, the callback runs in the async context it was set in.
+    const t = { id: this.nextId++, at: this.time + Math.max(0, ms), fn: AsyncResource.bind(fn) };
     this.pending.push(t);
     return t as unknown as Timer;
   }

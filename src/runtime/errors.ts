@@ -25,15 +25,6 @@ export function withConcern<T>(concern: Concern, fn: () => T): T {
   return store.run(concern, fn);
 }
 
-/**
- * A function that runs what it is given as work on behalf of `concern`, for work that recurs (an
- * address's probes): made once, it enters the concern without building a new context each time
- * as `withConcern` does (a map per call, at a thousand probes a second).
- */
-export function concernRunner(concern: Concern): <T>(fn: () => T) => T {
-  return store.run(concern, () => AsyncLocalStorage.snapshot());
-}
-
 export function currentConcern(): Concern | undefined {
   return store.getStore();
 }

@@ -1,4 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it, jest } from '@jest/globals';
+import { currentConcern, withConcern } from './errors.ts';
 import { FairPool } from './fairpool.ts';
 
 beforeEach(() => {
@@ -144,5 +145,20 @@ describe('FairPool', () => {
     await pool.onIdle();
     pool.clear();
     expect(pool.tenants).toBe(0);
+  });
+
+  it('runs a task that had to wait in the context it was submitted from', async () => {
+    const pool = new FairPool({ concurrency: 1 });
+    const seen: (string | undefined)[] = [];
+    const task = (): Promise<void> => {
+      seen.push(currentConcern()?.object);
+      return new Promise((r) => setTimeout(r, 10));
+    };
+    const first = withConcern({ object: 'a' }, () => pool.run(['ns1', 'x'], task));
+    // Started when the first ends, from inside the first's context.
+    const second = withConcern({ object: 'b' }, () => pool.run(['ns2', 'y'], task));
+    await jest.advanceTimersByTimeAsync(20);
+    await Promise.all([first, second]);
+    expect(seen).toEqual(['a', 'b']);
   });
 });

@@ -1,3 +1,5 @@
+import { AsyncResource } from 'node:async_hooks';
+
 /**
  * A bounded pool that is fair across tenants: probes of one namespace (and, within it, of one
  * ExternalBackend) cannot crowd out another's. p-queue offers a global concurrency limit and
@@ -147,7 +149,9 @@ export class FairPool {
       this.start(n, b, task);
       return;
     }
-    b.tasks.push(task);
+    // It starts later, when another task's end frees a slot: bound here, it runs in the context
+    // it was submitted from, not in that other task's (errors are reported with their object).
+    b.tasks.push(AsyncResource.bind(task));
     this.queued++;
     n.queued++;
     this.pump();
