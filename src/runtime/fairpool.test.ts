@@ -161,4 +161,17 @@ describe('FairPool', () => {
     await Promise.all([first, second]);
     expect(seen).toEqual(['a', 'b']);
   });
+
+  it('gets its slot back from a task that throws before returning a promise', async () => {
+    const pool = new FairPool({ concurrency: 1 });
+    const thrown = pool.run(['a', 'x'], () => {
+      throw new Error('at once');
+    });
+    await expect(thrown).rejects.toThrow('at once');
+    pool.submit(['a', 'x'], () => {
+      throw new Error('not a promise');
+    });
+    await expect(pool.run(['a', 'x'], () => Promise.resolve('after'))).resolves.toBe('after');
+    expect(pool.active).toBe(0);
+  });
 });

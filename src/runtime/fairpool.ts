@@ -125,11 +125,14 @@ export class FairPool {
   /** Queues `task` for `tenant`; resolves or rejects with it once it has run. */
   run<T>(tenant: Tenant, task: () => Promise<T>): Promise<T> {
     return new Promise<T>((resolve, reject) => {
-      this.submit(tenant, () =>
-        task().then(resolve, (err: unknown) => {
+      // An async wrapper: a task that throws before returning its promise rejects too.
+      this.submit(tenant, async () => {
+        try {
+          resolve(await task());
+        } catch (err) {
           reject(err instanceof Error ? err : new Error(String(err)));
-        }),
-      );
+        }
+      });
     });
   }
 
@@ -188,7 +191,14 @@ export class FairPool {
       if (++this.finished % sweepEvery === 0) this.sweep();
       this.pump();
     };
-    task().then(done, done);
+    let settled: Promise<void>;
+    try {
+      settled = task();
+    } catch {
+      // submit's contract forbids it; the slot must come back all the same.
+      settled = Promise.resolve();
+    }
+    settled.then(done, done);
   }
 
   private pump(): void {
