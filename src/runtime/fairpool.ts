@@ -138,8 +138,8 @@ export class FairPool {
 
   /**
    * Queues `task` for `tenant` with no promise of its own, for callers that handle its outcome
-   * inside it (the prober: one promise fewer per probe). `task` must not reject; if it does, the
-   * rejection is dropped.
+   * inside it (the prober: one promise fewer per probe). `task` should not reject; if it does, the
+   * rejection is left unhandled, for the process's last-resort handler to report.
    */
   submit(tenant: Tenant, task: Task): void {
     const [ns, backend] = tenant;
@@ -193,12 +193,17 @@ export class FairPool {
     };
     let settled: Promise<void>;
     try {
-      settled = task();
+      // Promise.resolve hands a promise back as it is, and makes anything else one.
+      settled = Promise.resolve(task());
     } catch {
       // submit's contract forbids it; the slot must come back all the same.
       settled = Promise.resolve();
     }
-    settled.then(done, done);
+    settled.then(done, (err: unknown) => {
+      done();
+      // Left unhandled on purpose: the process's last-resort handler reports it with its concern.
+      throw err;
+    });
   }
 
   private pump(): void {
