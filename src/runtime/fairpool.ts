@@ -162,15 +162,12 @@ export class FairPool {
 
   /** Drops every task that has not started (their promises never settle). */
   clear(): void {
-    for (const [key, n] of [...this.namespaces.items]) {
-      for (const [name, b] of [...n.backends.items]) {
-        b.tasks.length = 0;
-        if (b.running === 0) n.backends.delete(name);
-      }
+    for (const n of this.namespaces.items.values()) {
+      for (const b of n.backends.items.values()) b.tasks.length = 0;
       n.queued = 0;
-      if (n.running === 0) this.namespaces.delete(key);
     }
     this.queued = 0;
+    this.sweep();
     this.settleIdle();
   }
 
